@@ -1,0 +1,162 @@
+//! The one error type every store returns.
+
+use std::borrow::Cow;
+
+use crate::{DropId, ReservationId};
+
+/// A boxed source error kept for diagnostics.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a drop does not take reservations right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotActiveReason {
+    /// `now < startsAt`.
+    NotStarted,
+    /// `now ≥ endsAt`.
+    Ended,
+}
+
+/// Everything that can go wrong in dropkit. Each variant has a stable
+/// machine [`code`](DropError::code); transport layers map codes to their
+/// own statuses (drop-ws maps them to HTTP).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DropError {
+    /// No unit is free.
+    #[error("drop {drop_id} is sold out")]
+    OutOfStock {
+        /// The drop.
+        drop_id: DropId,
+    },
+    /// No such drop.
+    #[error("drop {drop_id} not found")]
+    DropNotFound {
+        /// The drop asked for.
+        drop_id: DropId,
+    },
+    /// The drop exists but is outside its sale window.
+    #[error("drop {drop_id} is not active ({})", match reason { NotActiveReason::NotStarted => "not started yet", NotActiveReason::Ended => "ended" })]
+    DropNotActive {
+        /// The drop.
+        drop_id: DropId,
+        /// Before the start or after the end.
+        reason: NotActiveReason,
+    },
+    /// No such reservation.
+    #[error("reservation {reservation_id} not found")]
+    ReservationNotFound {
+        /// The reservation asked for.
+        reservation_id: ReservationId,
+    },
+    /// The hold's window is over (whether or not a sweeper noticed yet).
+    #[error("reservation {reservation_id} has expired")]
+    ReservationExpired {
+        /// The reservation.
+        reservation_id: ReservationId,
+    },
+    /// Someone other than the holder tried to act on the hold.
+    #[error("reservation {reservation_id} belongs to another user")]
+    NotOwner {
+        /// The reservation.
+        reservation_id: ReservationId,
+    },
+    /// The hold was already turned into a purchase.
+    #[error("reservation {reservation_id} was already purchased")]
+    AlreadyPurchased {
+        /// The reservation.
+        reservation_id: ReservationId,
+    },
+    /// The hold was already given back by its owner.
+    #[error("reservation {reservation_id} was already released")]
+    AlreadyReleased {
+        /// The reservation.
+        reservation_id: ReservationId,
+    },
+    /// A caller-supplied value breaks a rule.
+    #[error("invalid {field}: {message}")]
+    InvalidInput {
+        /// The offending field, as named on the wire (camelCase).
+        field: Cow<'static, str>,
+        /// What the rule is.
+        message: Cow<'static, str>,
+    },
+    /// The store cannot be reached or gave up for a transient reason
+    /// (lost connection, deadlock, serialization failure, pool timeout).
+    /// Nothing was changed; the call may be retried.
+    #[error("{store} store unavailable: {source}")]
+    Unavailable {
+        /// Which store (`"postgres"`, …).
+        store: &'static str,
+        /// The underlying failure.
+        #[source]
+        source: BoxError,
+    },
+    /// A fault that retrying will not fix (a broken invariant, a bug, a
+    /// schema mismatch). Reported as a server fault.
+    #[error("{store} store failed: {source}")]
+    Internal {
+        /// Which store.
+        store: &'static str,
+        /// The underlying failure.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl DropError {
+    /// Shorthand for [`DropError::InvalidInput`].
+    pub fn invalid(
+        field: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The stable machine code of this error, e.g. `OUT_OF_STOCK`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::OutOfStock { .. } => "OUT_OF_STOCK",
+            Self::DropNotFound { .. } => "DROP_NOT_FOUND",
+            Self::DropNotActive { .. } => "DROP_NOT_ACTIVE",
+            Self::ReservationNotFound { .. } => "RESERVATION_NOT_FOUND",
+            Self::ReservationExpired { .. } => "RESERVATION_EXPIRED",
+            Self::NotOwner { .. } => "NOT_OWNER",
+            Self::AlreadyPurchased { .. } => "ALREADY_PURCHASED",
+            Self::AlreadyReleased { .. } => "ALREADY_RELEASED",
+            Self::InvalidInput { .. } => "INVALID_INPUT",
+            Self::Unavailable { .. } => "UNAVAILABLE",
+            Self::Internal { .. } => "INTERNAL",
+        }
+    }
+
+    /// Whether retrying the same call may succeed (only [`DropError::Unavailable`]).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
+    /// The field an [`DropError::InvalidInput`] names.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::InvalidInput { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// Every code [`DropError::code`] can return, for documentation and tests.
+pub const ERROR_CODES: &[&str] = &[
+    "OUT_OF_STOCK",
+    "DROP_NOT_FOUND",
+    "DROP_NOT_ACTIVE",
+    "RESERVATION_NOT_FOUND",
+    "RESERVATION_EXPIRED",
+    "NOT_OWNER",
+    "ALREADY_PURCHASED",
+    "ALREADY_RELEASED",
+    "INVALID_INPUT",
+    "UNAVAILABLE",
+    "INTERNAL",
+];

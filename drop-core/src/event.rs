@@ -1,0 +1,174 @@
+//! Committed changes, announced to subscribers.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use crate::{DropId, DropState, ReservationId, Stock, TopPurchaser, Username};
+
+/// Something that changed, announced only after it committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+#[non_exhaustive]
+pub enum DropEvent {
+    /// A drop was created.
+    DropCreated {
+        /// The new drop and its (full) stock.
+        drop: DropState,
+    },
+    /// A hold was taken. Carries its expiry so an expiry scheduler can wake
+    /// early for a hold due sooner than the one it sleeps on.
+    HoldCreated {
+        /// The drop.
+        drop_id: DropId,
+        /// The new hold.
+        reservation_id: ReservationId,
+        /// When it runs out.
+        expires_at: DateTime<Utc>,
+    },
+    /// A drop's counters changed; `stock` is the state after the change.
+    StockChanged {
+        /// The drop.
+        drop_id: DropId,
+        /// Counters after the change.
+        stock: Stock,
+    },
+    /// A hold was purchased.
+    PurchaseCompleted {
+        /// The drop.
+        drop_id: DropId,
+        /// The completed hold.
+        reservation_id: ReservationId,
+        /// The buyer.
+        username: Username,
+        /// The drop's most recent buyers after this purchase, newest first.
+        top_purchasers: Vec<TopPurchaser>,
+    },
+    /// A hold ran out of time.
+    HoldExpired {
+        /// The drop.
+        drop_id: DropId,
+        /// The expired hold.
+        reservation_id: ReservationId,
+    },
+    /// A hold was given back by its owner.
+    HoldReleased {
+        /// The drop.
+        drop_id: DropId,
+        /// The released hold.
+        reservation_id: ReservationId,
+    },
+}
+
+impl DropEvent {
+    /// The drop the event concerns.
+    pub fn drop_id(&self) -> DropId {
+        match self {
+            Self::DropCreated { drop } => drop.drop.id,
+            Self::HoldCreated { drop_id, .. }
+            | Self::StockChanged { drop_id, .. }
+            | Self::PurchaseCompleted { drop_id, .. }
+            | Self::HoldExpired { drop_id, .. }
+            | Self::HoldReleased { drop_id, .. } => *drop_id,
+        }
+    }
+}
+
+/// Some events never reached this subscriber (it fell behind, or the store
+/// lost its feed for a while). State may have changed in ways it did not
+/// hear of: re-read what it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{missed} events were missed; re-read the current state")]
+pub struct EventsLost {
+    /// How many were missed (0 when unknown).
+    pub missed: u64,
+}
+
+type BusItem = Result<DropEvent, EventsLost>;
+
+/// The in-process fan-out every store uses for its event stream: a bounded
+/// broadcast channel. Publishing never blocks; a subscriber that falls
+/// more than `capacity` events behind is told so with [`EventsLost`].
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<BusItem>,
+}
+
+/// Default per-subscriber backlog of an [`EventBus`].
+pub const DEFAULT_EVENT_CAPACITY: usize = 4096;
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new(DEFAULT_EVENT_CAPACITY)
+    }
+}
+
+impl EventBus {
+    /// A bus keeping up to `capacity` events for a slow subscriber.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            tx: broadcast::channel(capacity.max(1)).0,
+        }
+    }
+
+    /// Announces committed events, in order. Call only after the change
+    /// they describe has committed.
+    pub fn publish(&self, events: impl IntoIterator<Item = DropEvent>) {
+        for event in events {
+            // No subscriber is not an error: nobody is listening yet.
+            let _ = self.tx.send(Ok(event));
+        }
+    }
+
+    /// Tells every subscriber that events may have been lost (e.g. after a
+    /// reconnect of a cross-process feed).
+    pub fn publish_lost(&self) {
+        let _ = self.tx.send(Err(EventsLost { missed: 0 }));
+    }
+
+    /// A stream of everything published from now on.
+    pub fn subscribe(&self) -> EventStream {
+        EventStream {
+            inner: BroadcastStream::new(self.tx.subscribe()),
+        }
+    }
+
+    /// How many subscribers are listening.
+    pub fn subscriber_count(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+/// A stream of committed events (`Ok`) and notices of lost events (`Err`).
+pub struct EventStream {
+    inner: BroadcastStream<BusItem>,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream").finish_non_exhaustive()
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Result<DropEvent, EventsLost>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx).map(|item| {
+            item.map(|r| match r {
+                Ok(item) => item,
+                Err(BroadcastStreamRecvError::Lagged(missed)) => Err(EventsLost { missed }),
+            })
+        })
+    }
+}

@@ -1,0 +1,55 @@
+//! # drop-core
+//!
+//! The domain of [dropkit](https://docs.rs/dropkit): limited-edition drops,
+//! the holds buyers take on their units, and the purchases that complete
+//! them.
+//!
+//! - [`model`]: [`Drop`], [`Reservation`], [`Purchase`], [`Stock`] and their
+//!   validated parts ([`Username`], [`Money`], ids).
+//! - [`state`]: the reservation state machine, as plain functions.
+//! - [`InventoryStore`]: the async, object-safe trait every store
+//!   implements, with the invariants it must keep.
+//! - [`DropError`]: the one error type, with a stable code per variant.
+//! - [`DropEvent`], [`EventBus`]: committed changes, fanned out.
+//! - [`Clock`]: the system clock and a manual one for tests.
+//! - [`ExpiryScheduler`]: expires holds when they are due, without polling.
+//! - `testkit` (feature): the conformance suite every store runs.
+//!
+//! ## Implementing a store
+//!
+//! Implement [`InventoryStore`], use [`state::next_status`] to decide every
+//! transition inside your critical section, publish events through an
+//! [`EventBus`] only after the change commits, and stamp the conformance
+//! suite into your tests with [`conformance_suite!`](crate::conformance_suite)
+//! (feature `testkit`).
+
+pub mod clock;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod model;
+pub mod money;
+pub mod scheduler;
+pub mod state;
+pub mod store;
+pub mod username;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{BoxError, DropError, ERROR_CODES, NotActiveReason};
+pub use event::{DEFAULT_EVENT_CAPACITY, DropEvent, EventBus, EventStream, EventsLost};
+pub use ids::{DropId, PurchaseId, ReservationId};
+pub use model::{
+    DEFAULT_HOLD, Drop, DropState, MAX_HOLD, MAX_NAME, MAX_STOCK, MIN_HOLD, NewDrop, Purchase,
+    Reservation, ReservationStatus, Reserved, Stock, TopPurchaser,
+};
+pub use money::Money;
+pub use scheduler::ExpiryScheduler;
+pub use state::{Transition, next_status};
+pub use store::{DropOverview, InventoryStore, InventoryStoreExt, TOP_PURCHASERS};
+pub use username::Username;
+
+/// Re-exported so implementors use the same version.
+pub use async_trait::async_trait;

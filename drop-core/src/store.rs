@@ -1,0 +1,159 @@
+//! The storage contract every backend implements.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    DropError, DropId, DropState, EventStream, NewDrop, Purchase, Reservation, ReservationId,
+    Reserved, TopPurchaser, Username,
+};
+
+/// How many recent buyers a drop lists.
+pub const TOP_PURCHASERS: usize = 3;
+
+/// Storage for drops, holds and purchases.
+///
+/// Object safe: applications hold an `Arc<dyn InventoryStore>`.
+///
+/// # Contract
+///
+/// Every implementation keeps the invariants below under any concurrency,
+/// and proves it by running the conformance suite (`drop_core::testkit`,
+/// feature `testkit`):
+///
+/// 1. No oversell: `reserved + sold ≤ total` at every instant.
+/// 2. A hold past its `expiresAt` never blocks a reserve, even if no
+///    sweeper has run ([`expire_due`](Self::expire_due) is for promptness,
+///    not correctness).
+/// 3. Every hold ends in exactly one terminal state; a purchase exists iff
+///    its hold is purchased; at most one purchase per hold.
+/// 4. At most one active hold per (drop, username).
+/// 5. [`subscribe`](Self::subscribe)rs hear of every committed change and
+///    of nothing that did not commit.
+///
+/// Time is the store's: a clock given to it, or the database's.
+#[async_trait]
+pub trait InventoryStore: Debug + Send + Sync + 'static {
+    /// Validates and creates a drop; emits [`DropEvent::DropCreated`](crate::DropEvent::DropCreated).
+    async fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError>;
+
+    /// Drops that have not ended, soonest start first.
+    async fn list_drops(&self) -> Result<Vec<DropState>, DropError>;
+
+    /// One drop with its stock.
+    async fn get_drop(&self, drop_id: DropId) -> Result<DropState, DropError>;
+
+    /// Holds one unit of `drop_id` for `username`.
+    ///
+    /// If the user already holds an active unit of this drop, that hold is
+    /// returned unchanged with `created: false` (no extension: holding is
+    /// not a way to hoard). Otherwise, when a unit is free (reclaiming
+    /// overdue holds first if none is), a new hold is created. Errors:
+    /// `DROP_NOT_FOUND`, `DROP_NOT_ACTIVE`, `OUT_OF_STOCK`.
+    async fn reserve(&self, drop_id: DropId, username: &Username) -> Result<Reserved, DropError>;
+
+    /// Completes a hold: the owner pays the drop's price. Errors:
+    /// `RESERVATION_NOT_FOUND`, `NOT_OWNER`, `RESERVATION_EXPIRED` (at or
+    /// after `expiresAt`, swept or not), `ALREADY_PURCHASED`,
+    /// `ALREADY_RELEASED`.
+    async fn purchase(
+        &self,
+        reservation_id: ReservationId,
+        username: &Username,
+    ) -> Result<Purchase, DropError>;
+
+    /// The owner gives a hold back; the unit is free again at once.
+    async fn release(
+        &self,
+        reservation_id: ReservationId,
+        username: &Username,
+    ) -> Result<Reservation, DropError>;
+
+    /// A hold, with its status as time sees it (an overdue active hold
+    /// reads as expired).
+    async fn get_reservation(
+        &self,
+        reservation_id: ReservationId,
+    ) -> Result<Reservation, DropError>;
+
+    /// The user's active, unexpired hold on a drop, if any.
+    async fn active_hold(
+        &self,
+        drop_id: DropId,
+        username: &Username,
+    ) -> Result<Option<Reservation>, DropError>;
+
+    /// The drop's most recent buyers, newest first, at most `limit`.
+    async fn top_purchasers(
+        &self,
+        drop_id: DropId,
+        limit: usize,
+    ) -> Result<Vec<TopPurchaser>, DropError>;
+
+    /// Expires up to `limit` holds whose time is up; returns how many.
+    /// Safe to call from any number of tasks or processes at once: each hold
+    /// expires exactly once.
+    async fn expire_due(&self, limit: usize) -> Result<usize, DropError>;
+
+    /// When the earliest active hold runs out, on the store's clock
+    /// (`None` when no hold is active).
+    async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, DropError>;
+
+    /// Committed events from now on.
+    fn subscribe(&self) -> EventStream;
+
+    /// `Ok` when the store can serve requests.
+    async fn health(&self) -> Result<(), DropError> {
+        Ok(())
+    }
+}
+
+/// A drop as a buyer's screen shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DropOverview {
+    /// The drop and its stock.
+    pub state: DropState,
+    /// Its latest buyers, newest first.
+    pub top_purchasers: Vec<TopPurchaser>,
+    /// The viewer's active hold on it, if a viewer was named and holds one.
+    pub user_reservation: Option<Reservation>,
+}
+
+/// Conveniences built on [`InventoryStore`], for every store.
+#[async_trait]
+pub trait InventoryStoreExt: InventoryStore {
+    /// Every drop that has not ended, with its top buyers and `viewer`'s hold.
+    async fn overview(&self, viewer: Option<&Username>) -> Result<Vec<DropOverview>, DropError> {
+        let drops = self.list_drops().await?;
+        let mut out = Vec::with_capacity(drops.len());
+        for state in drops {
+            out.push(self.drop_overview(state, viewer).await?);
+        }
+        Ok(out)
+    }
+
+    /// One drop's overview, from its state.
+    async fn drop_overview(
+        &self,
+        state: DropState,
+        viewer: Option<&Username>,
+    ) -> Result<DropOverview, DropError> {
+        let id = state.drop.id;
+        let top_purchasers = self.top_purchasers(id, TOP_PURCHASERS).await?;
+        let user_reservation = match viewer {
+            Some(user) => self.active_hold(id, user).await?,
+            None => None,
+        };
+        Ok(DropOverview {
+            state,
+            top_purchasers,
+            user_reservation,
+        })
+    }
+}
+
+impl<S: InventoryStore + ?Sized> InventoryStoreExt for S {}

@@ -1,0 +1,887 @@
+//! The store conformance suite (feature `testkit`).
+//!
+//! Every store runs the same cases. A store crate implements [`Harness`]
+//! for a fresh store and stamps the cases into its tests with
+//! [`conformance_suite!`](crate::conformance_suite):
+//!
+//! ```ignore
+//! drop_core::conformance_suite! {
+//!     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+//!     () => MyHarness::new().await
+//! }
+//! ```
+//!
+//! The attribute and the argument list are the caller's, so a database
+//! store can use `#[sqlx::test]` and receive a fresh pool per case:
+//! `(pool: PgPool) => PgHarness::new(pool).await`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::future::join_all;
+
+use crate::{
+    DropError, DropEvent, DropId, DropState, EventStream, InventoryStore, InventoryStoreExt, Money,
+    NewDrop, ReservationId, ReservationStatus, Username,
+};
+
+/// What the suite needs from a store under test.
+#[async_trait]
+pub trait Harness: Send + Sync {
+    /// The store (a fresh, empty one per case).
+    fn store(&self) -> Arc<dyn InventoryStore>;
+
+    /// The store's current time (the manual clock's, or the database's
+    /// approximately).
+    async fn now(&self) -> DateTime<Utc>;
+
+    /// Moves the store's time forward by at least `by`: exactly, for a
+    /// manual clock; by sleeping, for a real one.
+    async fn advance(&self, by: Duration);
+
+    /// Whether [`advance`](Harness::advance) is exact (a manual clock), so
+    /// boundary cases can land exactly on an instant.
+    fn exact_time(&self) -> bool;
+
+    /// The hold duration time-based cases give their drops: long under a
+    /// manual clock, short (a second or less) under a real one.
+    fn hold(&self) -> Duration;
+
+    /// Checks the store's own bookkeeping (counters against records).
+    async fn verify(&self) -> Result<(), String>;
+}
+
+fn user(name: &str) -> Username {
+    Username::parse(name).expect("valid test username")
+}
+
+fn price() -> Money {
+    Money::from_minor(19_999).expect("valid price")
+}
+
+async fn new_drop(h: &dyn Harness, stock: u32) -> DropState {
+    h.store()
+        .create_drop(NewDrop::new("Test drop", price(), stock).hold(h.hold()))
+        .await
+        .expect("create drop")
+}
+
+async fn verify(h: &dyn Harness) {
+    if let Err(e) = h.verify().await {
+        panic!("store bookkeeping is inconsistent: {e}");
+    }
+}
+
+/// How long to wait for an event that should come.
+const EVENT_WAIT: Duration = Duration::from_secs(5);
+
+async fn next_event(events: &mut EventStream) -> DropEvent {
+    loop {
+        match tokio::time::timeout(EVENT_WAIT, events.next()).await {
+            Ok(Some(Ok(e))) => return e,
+            Ok(Some(Err(lost))) => panic!("events lost in a quiet test: {lost}"),
+            Ok(None) => panic!("event stream ended"),
+            Err(_) => panic!("no event within {EVENT_WAIT:?}"),
+        }
+    }
+}
+
+/// The next `n` events.
+async fn next_events(events: &mut EventStream, n: usize) -> Vec<DropEvent> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(next_event(events).await);
+    }
+    out
+}
+
+/// Asserts that the failed operations before this call emitted nothing:
+/// performs a marker change and checks it is the very next event.
+async fn assert_quiet_since(h: &dyn Harness, events: &mut EventStream) {
+    let marker = h
+        .store()
+        .create_drop(NewDrop::new("marker", Money::ZERO, 1))
+        .await
+        .expect("create marker drop");
+    match next_event(events).await {
+        DropEvent::DropCreated { drop } if drop.drop.id == marker.drop.id => {}
+        other => panic!("a failed operation emitted an event: {other:?}"),
+    }
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, DropError>) -> &'static str {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.code(),
+    }
+}
+
+/// Creating, reading and listing drops; the creation event.
+pub async fn create_get_and_list(h: &dyn Harness) {
+    let store = h.store();
+    let mut events = store.subscribe();
+    let created = new_drop(h, 7).await;
+    assert_eq!(created.drop.name, "Test drop");
+    assert_eq!(created.drop.price, price());
+    assert_eq!(created.drop.hold, h.hold());
+    assert_eq!(
+        (
+            created.stock.total,
+            created.stock.reserved,
+            created.stock.sold
+        ),
+        (7, 0, 0)
+    );
+    assert_eq!(created.stock.available(), 7);
+    match next_event(&mut events).await {
+        DropEvent::DropCreated { drop } => assert_eq!(drop, created),
+        other => panic!("expected DropCreated, got {other:?}"),
+    }
+    let got = store.get_drop(created.drop.id).await.unwrap();
+    assert_eq!(got.drop, created.drop);
+    let listed = store.list_drops().await.unwrap();
+    assert!(listed.iter().any(|d| d.drop.id == created.drop.id));
+    // Names are trimmed.
+    let trimmed = store
+        .create_drop(NewDrop::new("  Air Max  ", Money::ZERO, 1))
+        .await
+        .unwrap();
+    assert_eq!(trimmed.drop.name, "Air Max");
+    verify(h).await;
+}
+
+/// Invalid drops are refused with the field named, and announce nothing.
+pub async fn create_rejects_invalid_drops(h: &dyn Harness) {
+    let store = h.store();
+    let mut events = store.subscribe();
+    let now = h.now().await;
+    let ok = NewDrop::new("Fine", price(), 5);
+    let bad = [
+        (
+            NewDrop {
+                name: String::new(),
+                ..ok.clone()
+            },
+            "name",
+        ),
+        (
+            NewDrop {
+                name: "x".repeat(101),
+                ..ok.clone()
+            },
+            "name",
+        ),
+        (
+            NewDrop {
+                total_stock: 0,
+                ..ok.clone()
+            },
+            "totalStock",
+        ),
+        (
+            NewDrop {
+                total_stock: 1_000_001,
+                ..ok.clone()
+            },
+            "totalStock",
+        ),
+        (
+            ok.clone()
+                .starts_at(now + chrono::Duration::hours(2))
+                .ends_at(now + chrono::Duration::hours(1)),
+            "endsAt",
+        ),
+        (ok.clone().hold(Duration::ZERO), "holdSeconds"),
+    ];
+    for (new, field) in bad {
+        let err = store.create_drop(new).await.unwrap_err();
+        assert_eq!(err.code(), "INVALID_INPUT");
+        assert_eq!(err.field(), Some(field), "{err}");
+    }
+    assert_quiet_since(h, &mut events).await;
+}
+
+/// Unknown ids get the not-found codes.
+pub async fn unknown_ids_are_not_found(h: &dyn Harness) {
+    let store = h.store();
+    let alice = user("alice");
+    assert_eq!(code(store.get_drop(DropId::new()).await), "DROP_NOT_FOUND");
+    assert_eq!(
+        code(store.reserve(DropId::new(), &alice).await),
+        "DROP_NOT_FOUND"
+    );
+    assert_eq!(
+        code(store.top_purchasers(DropId::new(), 3).await),
+        "DROP_NOT_FOUND"
+    );
+    let rid = ReservationId::new();
+    assert_eq!(
+        code(store.get_reservation(rid).await),
+        "RESERVATION_NOT_FOUND"
+    );
+    assert_eq!(
+        code(store.purchase(rid, &alice).await),
+        "RESERVATION_NOT_FOUND"
+    );
+    assert_eq!(
+        code(store.release(rid, &alice).await),
+        "RESERVATION_NOT_FOUND"
+    );
+}
+
+/// A reserve holds one unit for the drop's hold duration and says so.
+pub async fn reserve_holds_one_unit(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 3).await;
+    let mut events = store.subscribe();
+    let alice = user("alice");
+    let r = store.reserve(d.drop.id, &alice).await.unwrap();
+    assert!(r.created);
+    let hold = &r.reservation;
+    assert_eq!(hold.status, ReservationStatus::Active);
+    assert_eq!(hold.drop_id, d.drop.id);
+    assert_eq!(hold.username, alice);
+    assert_eq!(
+        (hold.expires_at - hold.created_at).to_std().unwrap(),
+        h.hold(),
+        "expiresAt = createdAt + hold"
+    );
+    let stock = store.get_drop(d.drop.id).await.unwrap().stock;
+    assert_eq!((stock.reserved, stock.sold, stock.available()), (1, 0, 2));
+    assert!(stock.version > d.stock.version);
+    let got = next_events(&mut events, 2).await;
+    assert!(got.iter().any(|e| matches!(e,
+        DropEvent::HoldCreated { reservation_id, expires_at, .. }
+            if *reservation_id == hold.id && *expires_at == hold.expires_at)));
+    assert!(
+        got.iter().any(|e| matches!(e,
+        DropEvent::StockChanged { drop_id, stock: s } if *drop_id == d.drop.id && s.reserved == 1))
+    );
+    assert_eq!(store.get_reservation(hold.id).await.unwrap(), *hold);
+    assert_eq!(
+        store.active_hold(d.drop.id, &alice).await.unwrap().as_ref(),
+        Some(hold)
+    );
+    assert_eq!(
+        store.active_hold(d.drop.id, &user("bob")).await.unwrap(),
+        None
+    );
+    verify(h).await;
+}
+
+/// Reserving again while holding returns the same hold, unchanged, and
+/// announces nothing.
+pub async fn reserve_again_returns_same_hold_unchanged(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 3).await;
+    let alice = user("alice");
+    let first = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
+    h.advance(h.hold() / 4).await;
+    let mut events = store.subscribe();
+    let again = store.reserve(d.drop.id, &alice).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.reservation, first, "the hold must not be extended");
+    assert_eq!(store.get_drop(d.drop.id).await.unwrap().stock.reserved, 1);
+    assert_quiet_since(h, &mut events).await;
+    verify(h).await;
+}
+
+/// Many concurrent reserves by one user give one hold.
+pub async fn one_active_hold_per_user_under_concurrency(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 10).await;
+    let alice = user("alice");
+    let results = join_all((0..32).map(|_| {
+        let store = store.clone();
+        let alice = alice.clone();
+        tokio::spawn(async move { store.reserve(d.drop.id, &alice).await })
+    }))
+    .await;
+    let ids: HashSet<ReservationId> = results
+        .into_iter()
+        .map(|r| r.expect("task").expect("reserve").reservation.id)
+        .collect();
+    assert_eq!(ids.len(), 1, "one user got several holds");
+    assert_eq!(store.get_drop(d.drop.id).await.unwrap().stock.reserved, 1);
+    verify(h).await;
+}
+
+/// The last unit goes to one buyer; the next gets `OUT_OF_STOCK` and
+/// nothing is announced for the refusal.
+pub async fn out_of_stock(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 2).await;
+    store.reserve(d.drop.id, &user("alice")).await.unwrap();
+    store.reserve(d.drop.id, &user("bob")).await.unwrap();
+    let mut events = store.subscribe();
+    assert_eq!(
+        code(store.reserve(d.drop.id, &user("carol")).await),
+        "OUT_OF_STOCK"
+    );
+    assert_quiet_since(h, &mut events).await;
+    let stock = store.get_drop(d.drop.id).await.unwrap().stock;
+    assert_eq!((stock.reserved, stock.available()), (2, 0));
+    verify(h).await;
+}
+
+/// Purchase turns the hold into a sale at the drop's price.
+pub async fn purchase_completes_hold(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 3).await;
+    let alice = user("alice");
+    let hold = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
+    let mut events = store.subscribe();
+    let p = store.purchase(hold.id, &alice).await.unwrap();
+    assert_eq!(p.reservation_id, hold.id);
+    assert_eq!(p.drop_id, d.drop.id);
+    assert_eq!(p.username, alice);
+    assert_eq!(p.amount_paid, price());
+    let after = store.get_reservation(hold.id).await.unwrap();
+    assert_eq!(after.status, ReservationStatus::Purchased);
+    assert_eq!(after.expires_at, hold.expires_at);
+    let stock = store.get_drop(d.drop.id).await.unwrap().stock;
+    assert_eq!((stock.reserved, stock.sold, stock.available()), (0, 1, 2));
+    let got = next_events(&mut events, 2).await;
+    assert!(got.iter().any(|e| matches!(e,
+        DropEvent::PurchaseCompleted { reservation_id, username, top_purchasers, .. }
+            if *reservation_id == hold.id && *username == alice
+               && top_purchasers.first().map(|t| &t.username) == Some(&alice))));
+    assert!(got.iter().any(|e| matches!(e,
+        DropEvent::StockChanged { stock: s, .. } if s.sold == 1 && s.reserved == 0)));
+    assert_eq!(store.active_hold(d.drop.id, &alice).await.unwrap(), None);
+    // Having bought, the user may reserve again: a new hold.
+    let again = store.reserve(d.drop.id, &alice).await.unwrap();
+    assert!(again.created);
+    assert_ne!(again.reservation.id, hold.id);
+    verify(h).await;
+}
+
+/// Every way a purchase can be refused, each announcing nothing.
+pub async fn purchase_refusals(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 5).await;
+    let (alice, bob) = (user("alice"), user("bob"));
+    let held = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
+    let bought = store.reserve(d.drop.id, &bob).await.unwrap().reservation;
+    store.purchase(bought.id, &bob).await.unwrap();
+    let carol = user("carol");
+    let released = store.reserve(d.drop.id, &carol).await.unwrap().reservation;
+    store.release(released.id, &carol).await.unwrap();
+
+    let mut events = store.subscribe();
+    assert_eq!(code(store.purchase(held.id, &bob).await), "NOT_OWNER");
+    assert_eq!(
+        code(store.purchase(bought.id, &bob).await),
+        "ALREADY_PURCHASED"
+    );
+    assert_eq!(
+        code(store.purchase(released.id, &carol).await),
+        "ALREADY_RELEASED"
+    );
+    assert_eq!(
+        code(store.release(bought.id, &bob).await),
+        "ALREADY_PURCHASED"
+    );
+    assert_eq!(code(store.release(held.id, &bob).await), "NOT_OWNER");
+    assert_quiet_since(h, &mut events).await;
+    // The refusals changed nothing.
+    assert_eq!(
+        store.get_reservation(held.id).await.unwrap().status,
+        ReservationStatus::Active
+    );
+    let stock = store.get_drop(d.drop.id).await.unwrap().stock;
+    assert_eq!((stock.reserved, stock.sold), (1, 1));
+    verify(h).await;
+}
+
+/// Release gives the unit back at once.
+pub async fn release_frees_the_unit(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 1).await;
+    let alice = user("alice");
+    let hold = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
+    let mut events = store.subscribe();
+    let released = store.release(hold.id, &alice).await.unwrap();
+    assert_eq!(released.status, ReservationStatus::Released);
+    assert_eq!(released.id, hold.id);
+    let got = next_events(&mut events, 2).await;
+    assert!(got.iter().any(|e| matches!(e,
+        DropEvent::HoldReleased { reservation_id, .. } if *reservation_id == hold.id)));
+    assert!(got.iter().any(|e| matches!(e,
+        DropEvent::StockChanged { stock: s, .. } if s.reserved == 0)));
+    assert_eq!(
+        code(store.release(hold.id, &alice).await),
+        "ALREADY_RELEASED"
+    );
+    // The unit is free for someone else.
+    store.reserve(d.drop.id, &user("bob")).await.unwrap();
+    verify(h).await;
+}
+
+/// At or after `expiresAt` a purchase fails as expired even though no
+/// sweeper has run, and the hold reads as expired.
+pub async fn purchase_after_expiry_fails_without_sweeper(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 2).await;
+    let alice = user("alice");
+    let hold = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
+    h.advance(h.hold()).await;
+    assert_eq!(
+        code(store.purchase(hold.id, &alice).await),
+        "RESERVATION_EXPIRED"
+    );
+    assert_eq!(
+        code(store.release(hold.id, &alice).await),
+        "RESERVATION_EXPIRED"
+    );
+    assert_eq!(
+        store.get_reservation(hold.id).await.unwrap().status,
+        ReservationStatus::Expired
+    );
+    assert_eq!(store.active_hold(d.drop.id, &alice).await.unwrap(), None);
+    let stock = store.get_drop(d.drop.id).await.unwrap().stock;
+    assert_eq!(stock.sold, 0);
+    verify(h).await;
+}
+
+/// Exactly at `expiresAt` (a manual clock lands on it) the hold is expired;
+/// a moment before, it can be bought.
+pub async fn expiry_boundary_is_exact(h: &dyn Harness) {
+    if !h.exact_time() {
+        // A real clock cannot land on an instant; `purchase_racing_expiry`
+        // covers the boundary for such stores.
+        return;
+    }
+    let store = h.store();
+    let d = new_drop(h, 2).await;
+    let (alice, bob) = (user("alice"), user("bob"));
+    let a = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
+    let b = store.reserve(d.drop.id, &bob).await.unwrap().reservation;
+    h.advance(h.hold() - Duration::from_micros(1)).await;
+    store.purchase(a.id, &alice).await.unwrap();
+    h.advance(Duration::from_micros(1)).await;
+    assert_eq!(
+        code(store.purchase(b.id, &bob).await),
+        "RESERVATION_EXPIRED"
+    );
+    verify(h).await;
+}
+
+/// A hold past its expiry that no sweeper touched does not block a reserve
+/// of the last unit.
+pub async fn lazy_reclaim_of_overdue_holds(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 1).await;
+    let (alice, bob) = (user("alice"), user("bob"));
+    let a = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
+    assert_eq!(code(store.reserve(d.drop.id, &bob).await), "OUT_OF_STOCK");
+    h.advance(h.hold()).await;
+    let mut events = store.subscribe();
+    let b = store
+        .reserve(d.drop.id, &bob)
+        .await
+        .expect("overdue hold must not block");
+    assert!(b.created);
+    // The lazy expiry is a committed change like any other: announced.
+    let got = next_events(&mut events, 3).await;
+    assert!(
+        got.iter().any(|e| matches!(e, DropEvent::HoldExpired { reservation_id, .. } if *reservation_id == a.id)),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|e| matches!(e, DropEvent::HoldCreated { reservation_id, .. } if *reservation_id == b.reservation.id)),
+        "{got:?}"
+    );
+    assert_eq!(
+        store.get_reservation(a.id).await.unwrap().status,
+        ReservationStatus::Expired
+    );
+    let stock = store.get_drop(d.drop.id).await.unwrap().stock;
+    assert_eq!((stock.reserved, stock.sold, stock.available()), (1, 0, 0));
+    // And Alice, whose hold lapsed, may queue again like anyone.
+    assert_eq!(code(store.reserve(d.drop.id, &alice).await), "OUT_OF_STOCK");
+    verify(h).await;
+}
+
+/// The sweeper expires due holds once, frees their units and says so;
+/// `next_expiry` points at the earliest active hold.
+pub async fn expire_due_sweeps_once(h: &dyn Harness) {
+    let store = h.store();
+    assert_eq!(store.next_expiry().await.unwrap(), None);
+    let d = new_drop(h, 5).await;
+    let mut holds = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        holds.push(
+            store
+                .reserve(d.drop.id, &user(name))
+                .await
+                .unwrap()
+                .reservation,
+        );
+    }
+    let earliest = holds.iter().map(|r| r.expires_at).min().unwrap();
+    assert_eq!(store.next_expiry().await.unwrap(), Some(earliest));
+    assert_eq!(
+        store.expire_due(100).await.unwrap(),
+        0,
+        "nothing is due yet"
+    );
+    h.advance(h.hold()).await;
+    let mut events = store.subscribe();
+    // In batches: a limit of 2 leaves one for the next call.
+    assert_eq!(store.expire_due(2).await.unwrap(), 2);
+    assert_eq!(store.expire_due(2).await.unwrap(), 1);
+    assert_eq!(store.expire_due(2).await.unwrap(), 0);
+    let got = next_events(&mut events, 4).await;
+    let expired: HashSet<ReservationId> = got
+        .iter()
+        .filter_map(|e| match e {
+            DropEvent::HoldExpired { reservation_id, .. } => Some(*reservation_id),
+            _ => None,
+        })
+        .collect();
+    assert!(expired.len() >= 2, "{got:?}");
+    for r in &holds {
+        assert_eq!(
+            store.get_reservation(r.id).await.unwrap().status,
+            ReservationStatus::Expired
+        );
+    }
+    let stock = store.get_drop(d.drop.id).await.unwrap().stock;
+    assert_eq!((stock.reserved, stock.available()), (0, 5));
+    assert_eq!(store.next_expiry().await.unwrap(), None);
+    verify(h).await;
+}
+
+/// Purchases racing the sweeper at the expiry boundary: every hold ends in
+/// exactly one state and a purchase exists iff its hold is purchased.
+pub async fn purchase_racing_expiry(h: &dyn Harness) {
+    let store = h.store();
+    let n = 40;
+    let d = new_drop(h, n).await;
+    let mut holds = Vec::new();
+    for i in 0..n {
+        let u = user(&format!("user{i}"));
+        holds.push((store.reserve(d.drop.id, &u).await.unwrap().reservation, u));
+    }
+    if h.exact_time() {
+        h.advance(h.hold() - Duration::from_micros(1)).await;
+    } else {
+        // Land close to the boundary so some purchases win and some lose.
+        let now = h.now().await;
+        let left = (holds[0].0.expires_at - now).to_std().unwrap_or_default();
+        tokio::time::sleep(left.saturating_sub(Duration::from_millis(5))).await;
+    }
+    let sweeper = {
+        let store = store.clone();
+        let exact = h.exact_time();
+        tokio::spawn(async move {
+            let mut total = 0;
+            for _ in 0..50 {
+                total += store.expire_due(7).await.unwrap();
+                if !exact {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                } else {
+                    tokio::task::yield_now().await;
+                }
+            }
+            total
+        })
+    };
+    let purchases = join_all(holds.iter().enumerate().map(|(i, (r, u))| {
+        let store = store.clone();
+        let (id, u) = (r.id, u.clone());
+        tokio::spawn(async move {
+            if i % 2 == 0 {
+                tokio::task::yield_now().await;
+            }
+            store.purchase(id, &u).await
+        })
+    }));
+    if h.exact_time() {
+        // Half the purchases may go first; then time runs out.
+        tokio::task::yield_now().await;
+        h.advance(Duration::from_micros(1)).await;
+    }
+    let purchases = purchases.await;
+    let swept = sweeper.await.unwrap();
+    // Whatever the sweeper left, expire now.
+    h.advance(h.hold()).await;
+    let swept = swept + store.expire_due(1000).await.unwrap();
+    let mut bought = 0;
+    for (res, (r, _)) in purchases.into_iter().zip(&holds) {
+        let status = store.get_reservation(r.id).await.unwrap().status;
+        match res.unwrap() {
+            Ok(p) => {
+                assert_eq!(p.reservation_id, r.id);
+                assert_eq!(status, ReservationStatus::Purchased);
+                bought += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), "RESERVATION_EXPIRED", "{e}");
+                assert_eq!(status, ReservationStatus::Expired);
+            }
+        }
+    }
+    assert_eq!(bought + swept, n as usize, "each hold ends exactly once");
+    let stock = store.get_drop(d.drop.id).await.unwrap().stock;
+    assert_eq!((stock.reserved, stock.sold as usize), (0, bought));
+    verify(h).await;
+}
+
+/// Sales windows: before `startsAt` and from `endsAt` on, no reserve;
+/// ended drops leave the list.
+pub async fn sale_windows(h: &dyn Harness) {
+    let store = h.store();
+    let now = h.now().await;
+    let step = chrono::Duration::from_std(h.hold()).unwrap();
+    let alice = user("alice");
+    let upcoming = store
+        .create_drop(
+            NewDrop::new("Soon", price(), 3)
+                .starts_at(now + step)
+                .hold(h.hold()),
+        )
+        .await
+        .unwrap();
+    let ended = store
+        .create_drop(
+            NewDrop::new("Gone", price(), 3)
+                .starts_at(now - step * 4)
+                .ends_at(now - step * 2),
+        )
+        .await
+        .unwrap();
+    let closing = store
+        .create_drop(
+            NewDrop::new("Closing", price(), 3)
+                .ends_at(now + step * 2)
+                .hold(h.hold()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        code(store.reserve(upcoming.drop.id, &alice).await),
+        "DROP_NOT_ACTIVE"
+    );
+    assert_eq!(
+        code(store.reserve(ended.drop.id, &alice).await),
+        "DROP_NOT_ACTIVE"
+    );
+    let listed: HashSet<DropId> = store
+        .list_drops()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.drop.id)
+        .collect();
+    assert!(
+        listed.contains(&upcoming.drop.id),
+        "upcoming drops are listed"
+    );
+    assert!(listed.contains(&closing.drop.id));
+    assert!(
+        !listed.contains(&ended.drop.id),
+        "ended drops are not listed"
+    );
+    // An ended drop can still be read by id.
+    store.get_drop(ended.drop.id).await.unwrap();
+    store.reserve(closing.drop.id, &alice).await.unwrap();
+    h.advance(h.hold() + h.hold() / 10).await;
+    store
+        .reserve(upcoming.drop.id, &alice)
+        .await
+        .expect("open after startsAt");
+    h.advance(h.hold()).await;
+    assert_eq!(
+        code(store.reserve(closing.drop.id, &user("bob")).await),
+        "DROP_NOT_ACTIVE"
+    );
+    let listed: HashSet<DropId> = store
+        .list_drops()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.drop.id)
+        .collect();
+    assert!(!listed.contains(&closing.drop.id));
+    verify(h).await;
+}
+
+/// The three most recent buyers, newest first, also in the purchase event.
+pub async fn top_purchasers_newest_first(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 10).await;
+    assert!(store.top_purchasers(d.drop.id, 3).await.unwrap().is_empty());
+    let names = ["ann", "ben", "cat", "dan"];
+    let mut events = store.subscribe();
+    for name in names {
+        let u = user(name);
+        let r = store.reserve(d.drop.id, &u).await.unwrap().reservation;
+        // Distinct purchase times.
+        h.advance(Duration::from_millis(20)).await;
+        store.purchase(r.id, &u).await.unwrap();
+    }
+    let top = store.top_purchasers(d.drop.id, 3).await.unwrap();
+    let got: Vec<&str> = top.iter().map(|t| t.username.as_str()).collect();
+    assert_eq!(got, ["dan", "cat", "ben"]);
+    assert!(
+        top.windows(2)
+            .all(|w| w[0].purchased_at >= w[1].purchased_at)
+    );
+    let mut last_top = None;
+    let mut seen = 0;
+    while seen < names.len() {
+        if let DropEvent::PurchaseCompleted { top_purchasers, .. } = next_event(&mut events).await {
+            seen += 1;
+            last_top = Some(top_purchasers);
+        }
+    }
+    assert_eq!(last_top.as_ref(), Some(&top));
+    let overview = store.overview(Some(&user("ann"))).await.unwrap();
+    let mine = overview
+        .iter()
+        .find(|o| o.state.drop.id == d.drop.id)
+        .unwrap();
+    assert_eq!(mine.top_purchasers, top);
+    assert_eq!(mine.user_reservation, None);
+    verify(h).await;
+}
+
+/// Stock versions grow with every change.
+pub async fn stock_versions_grow(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 5).await;
+    let alice = user("alice");
+    let v0 = d.stock.version;
+    let r = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
+    let v1 = store.get_drop(d.drop.id).await.unwrap().stock.version;
+    store.purchase(r.id, &alice).await.unwrap();
+    let v2 = store.get_drop(d.drop.id).await.unwrap().stock.version;
+    assert!(v0 < v1 && v1 < v2, "{v0} {v1} {v2}");
+}
+
+/// 1,000 concurrent reserves by distinct users on 100 units: exactly 100
+/// holds, 900 `OUT_OF_STOCK`, exact arithmetic.
+pub async fn stress_concurrent_reserves(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 100).await;
+    let results = join_all((0..1000).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move { store.reserve(d.drop.id, &user(&format!("buyer{i}"))).await })
+    }))
+    .await;
+    let mut granted = HashSet::new();
+    let mut refused = 0;
+    for r in results {
+        match r.expect("task") {
+            Ok(r) => {
+                assert!(r.created);
+                granted.insert(r.reservation.id);
+            }
+            Err(e) if e.code() == "OUT_OF_STOCK" => refused += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(granted.len(), 100);
+    assert_eq!(refused, 900);
+    let stock = store.get_drop(d.drop.id).await.unwrap().stock;
+    assert_eq!(
+        (stock.total, stock.reserved, stock.sold, stock.available()),
+        (100, 100, 0, 0)
+    );
+    verify(h).await;
+}
+
+/// Every error code a store can produce from caller input is produced
+/// somewhere in this suite; this case checks the list is complete.
+pub async fn error_codes_are_stable(_h: &dyn Harness) {
+    let covered = [
+        "OUT_OF_STOCK",
+        "DROP_NOT_FOUND",
+        "DROP_NOT_ACTIVE",
+        "RESERVATION_NOT_FOUND",
+        "RESERVATION_EXPIRED",
+        "NOT_OWNER",
+        "ALREADY_PURCHASED",
+        "ALREADY_RELEASED",
+        "INVALID_INPUT",
+    ];
+    for c in covered {
+        assert!(crate::ERROR_CODES.contains(&c), "{c}");
+    }
+}
+
+/// The store works through `Arc<dyn InventoryStore>` from many tasks.
+pub async fn object_safe_and_shared(h: &dyn Harness) {
+    let store: Arc<dyn InventoryStore> = h.store();
+    let d = new_drop(h, 4).await;
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let u = user(&format!("shopper{i}"));
+                let r = store.reserve(d.drop.id, &u).await?.reservation;
+                store.purchase(r.id, &u).await
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.unwrap().unwrap();
+    }
+    assert_eq!(store.get_drop(d.drop.id).await.unwrap().stock.sold, 4);
+    store.health().await.unwrap();
+    verify(h).await;
+}
+
+/// Stamps every conformance case into the calling module as a test.
+///
+/// `#[attr] (args) => setup`: each case becomes `#[attr] async fn case(args)`
+/// whose body evaluates `setup` (a [`Harness`]) and runs the case on it.
+#[macro_export]
+macro_rules! conformance_suite {
+    (#[$attr:meta] ($($arg:ident : $ty:ty),* $(,)?) => $setup:expr) => {
+        $crate::__conformance_cases! {
+            #[$attr] ($($arg: $ty),*) => $setup;
+            create_get_and_list,
+            create_rejects_invalid_drops,
+            unknown_ids_are_not_found,
+            reserve_holds_one_unit,
+            reserve_again_returns_same_hold_unchanged,
+            one_active_hold_per_user_under_concurrency,
+            out_of_stock,
+            purchase_completes_hold,
+            purchase_refusals,
+            release_frees_the_unit,
+            purchase_after_expiry_fails_without_sweeper,
+            expiry_boundary_is_exact,
+            lazy_reclaim_of_overdue_holds,
+            expire_due_sweeps_once,
+            purchase_racing_expiry,
+            sale_windows,
+            top_purchasers_newest_first,
+            stock_versions_grow,
+            stress_concurrent_reserves,
+            error_codes_are_stable,
+            object_safe_and_shared,
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    (#[$attr:meta] ($($arg:ident : $ty:ty),*) => $setup:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[$attr]
+            async fn $case($($arg: $ty),*) {
+                let harness = $setup;
+                $crate::testkit::$case(&harness).await;
+            }
+        )*
+    };
+}

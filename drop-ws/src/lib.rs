@@ -1,0 +1,1 @@
+//! Real-time fan-out and web layer for dropkit (in progress).

@@ -1,0 +1,2 @@
+//! dropkit placeholder
+pub use drop_core::*;

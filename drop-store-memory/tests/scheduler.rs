@@ -56,12 +56,20 @@ async fn expires_exactly_when_due_and_wakes_for_sooner_holds() {
 
     let long = drop_with_hold(&store, Duration::from_secs(60)).await;
     let short = drop_with_hold(&store, Duration::from_secs(1)).await;
-    let a = store.reserve(long, &user("alice")).await.unwrap().reservation;
+    let a = store
+        .reserve(long, &user("alice"))
+        .await
+        .unwrap()
+        .reservation;
     tokio::time::sleep(Duration::from_secs(5)).await;
     // The scheduler now sleeps towards alice's expiry, 55 s away. A hold due
     // in 1 s must wake it early.
     let mut events = store.subscribe();
-    let b = store.reserve(short, &user("bob")).await.unwrap().reservation;
+    let b = store
+        .reserve(short, &user("bob"))
+        .await
+        .unwrap()
+        .reservation;
     let expired_at = loop {
         match tokio::time::timeout(Duration::from_secs(120), futures_next(&mut events)).await {
             Ok(DropEvent::HoldExpired { reservation_id, .. }) => {
@@ -72,12 +80,21 @@ async fn expires_exactly_when_due_and_wakes_for_sooner_holds() {
             Err(_) => panic!("bob's hold never expired"),
         }
     };
-    let lateness = (expired_at - b.expires_at).to_std().expect("not before its time");
+    let lateness = (expired_at - b.expires_at)
+        .to_std()
+        .expect("not before its time");
     assert!(lateness < Duration::from_millis(50), "late by {lateness:?}");
-    assert_eq!(store.get_reservation(a.id).await.unwrap().status, ReservationStatus::Active);
+    assert_eq!(
+        store.get_reservation(a.id).await.unwrap().status,
+        ReservationStatus::Active
+    );
 
     // Alice's hold expires at its own time, not before.
-    tokio::time::sleep_until(Instant::now() + (a.expires_at - clock.now()).to_std().unwrap() - Duration::from_millis(100)).await;
+    tokio::time::sleep_until(
+        Instant::now() + (a.expires_at - clock.now()).to_std().unwrap()
+            - Duration::from_millis(100),
+    )
+    .await;
     assert_eq!(
         store.get_drop(long).await.unwrap().stock.reserved,
         1,
@@ -85,7 +102,10 @@ async fn expires_exactly_when_due_and_wakes_for_sooner_holds() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(store.get_drop(long).await.unwrap().stock.reserved, 0);
-    assert_eq!(store.get_reservation(a.id).await.unwrap().status, ReservationStatus::Expired);
+    assert_eq!(
+        store.get_reservation(a.id).await.unwrap().status,
+        ReservationStatus::Expired
+    );
 
     cancel.cancel();
     tokio::time::timeout(Duration::from_secs(1), task)
@@ -96,7 +116,11 @@ async fn expires_exactly_when_due_and_wakes_for_sooner_holds() {
 
 async fn futures_next(events: &mut EventStream) -> DropEvent {
     use tokio_stream::StreamExt;
-    events.next().await.expect("stream open").expect("no events lost")
+    events
+        .next()
+        .await
+        .expect("stream open")
+        .expect("no events lost")
 }
 
 /// Counts the sweeps a scheduler makes.
@@ -129,7 +153,11 @@ impl InventoryStore for Counting {
     async fn get_reservation(&self, id: ReservationId) -> Result<Reservation, DropError> {
         self.inner.get_reservation(id).await
     }
-    async fn active_hold(&self, id: DropId, u: &Username) -> Result<Option<Reservation>, DropError> {
+    async fn active_hold(
+        &self,
+        id: DropId,
+        u: &Username,
+    ) -> Result<Option<Reservation>, DropError> {
         self.inner.active_hold(id, u).await
     }
     async fn top_purchasers(&self, id: DropId, n: usize) -> Result<Vec<TopPurchaser>, DropError> {
@@ -169,7 +197,11 @@ async fn sleeps_instead_of_polling_and_sweeps_in_batches() {
     };
     step(Duration::from_secs(3600)).await;
     tokio::task::yield_now().await;
-    assert_eq!(store.sweeps.load(Ordering::SeqCst), 1, "an idle store is not polled");
+    assert_eq!(
+        store.sweeps.load(Ordering::SeqCst),
+        1,
+        "an idle store is not polled"
+    );
 
     let id = store
         .create_drop(NewDrop::new("Burst", Money::ZERO, 100).hold(Duration::from_secs(60)))

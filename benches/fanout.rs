@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench --bench fanout
 //! FANOUT_CLIENTS=1000 FANOUT_RATE=2000 FANOUT_SECS=3 cargo bench --bench fanout
+//! FANOUT_SERVERS=dropkit cargo bench --bench fanout   # one server only (no ratios)
 //! ```
 //!
 //! Each server runs in a child process (this binary again, told its role
@@ -120,7 +121,8 @@ fn driver() {
             secs,
         };
         let mut pair = Vec::new();
-        for role in ["baseline", "dropkit"] {
+        let roles = std::env::var("FANOUT_SERVERS").unwrap_or_else(|_| "baseline,dropkit".into());
+        for role in roles.split(',').map(str::trim) {
             let f = rt.block_on(run_case(role, &case));
             println!(
                 "{:<9} {:>7} {:>9} {:>9} {:>12} {:>14.1} {:>13} {:>9.1} {:>8.0}",
@@ -141,7 +143,9 @@ fn driver() {
     println!();
     let tick_cap = 1000.0 / drop_ws::DEFAULT_TICK.as_millis() as f64;
     for (n, pair) in &results {
-        let (base, ours) = (&pair[0], &pair[1]);
+        let [base, ours] = &pair[..] else {
+            continue;
+        };
         let ratio = |a: Option<u64>, b: Option<u64>| match (a, b) {
             (Some(a), Some(b)) => format!("{:.2}x", a as f64 / b.max(1) as f64),
             _ => "n/a (baseline left updates undelivered)".into(),
@@ -457,6 +461,7 @@ mod server {
     use axum::http::StatusCode;
     use axum::response::Response;
     use axum::routing::{get, post};
+    use axum::serve::ListenerExt;
     use drop_core::{ExpiryScheduler, InventoryStore, Money, NewDrop};
     use drop_store_memory::MemoryStore;
     use drop_ws::DropApi;
@@ -511,6 +516,10 @@ mod server {
                 .spawn(CancellationToken::new());
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             announce(listener.local_addr().unwrap(), &drop.drop.id.to_string());
+            // Small frames must not wait for the previous one's ACK.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(
                 listener,
                 api.router()

@@ -100,23 +100,6 @@ pub struct Subscription {
     pub seen: HashMap<DropId, u64>,
 }
 
-impl Subscription {
-    /// The board's frames newer than what this client has seen, marking
-    /// them seen.
-    pub fn fresh_stock(&mut self) -> Vec<Frame> {
-        let board = self.stock.borrow_and_update().clone();
-        let mut out = Vec::new();
-        for (id, (version, frame)) in board.iter() {
-            let seen = self.seen.entry(*id).or_insert(0);
-            if *version > *seen {
-                *seen = *version;
-                out.push(frame.clone());
-            }
-        }
-        out
-    }
-}
-
 impl Hub {
     /// Loads the live drops from `store` and starts the hub task, which
     /// stops when `cancel` is cancelled.
@@ -352,7 +335,12 @@ impl Hub {
             }
         }
         // Ended drops never change again; keep the board small.
-        board.retain(|id, _| state.drops.get(id).is_some_and(|e| !e.state.drop.is_ended(now)));
+        board.retain(|id, _| {
+            state
+                .drops
+                .get(id)
+                .is_some_and(|e| !e.state.drop.is_ended(now))
+        });
         self.shared.board.send_replace(Arc::new(board));
         if let Some(since) = since {
             self.shared

@@ -6,10 +6,16 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use tokio::sync::broadcast::error::RecvError;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use drop_core::DropId;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
 use crate::app::AppState;
-use crate::hub::Hub;
+use crate::hub::{Frame, Hub, StockBoard};
 
 /// Read buffer per connection. Clients send nothing but control frames, so
 /// a small buffer keeps idle connections cheap (the default is 128 KiB).
@@ -33,18 +39,42 @@ pub(crate) async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -
         .on_upgrade(move |socket| client(socket, app))
 }
 
+/// What a client task listens to. Streams rather than one-shot `recv()`
+/// futures: a pending registration survives the loop's other branches
+/// firing, so each wake-up costs no re-registration on channels that
+/// every client shares.
+struct Live {
+    snapshot: Frame,
+    events: BroadcastStream<Frame>,
+    stock: WatchStream<Arc<StockBoard>>,
+    seen: HashMap<DropId, u64>,
+}
+
+impl Live {
+    fn join(hub: &Hub) -> Live {
+        let sub = hub.subscribe();
+        Live {
+            snapshot: sub.snapshot,
+            events: BroadcastStream::new(sub.frames),
+            stock: WatchStream::from_changes(sub.stock),
+            seen: sub.seen,
+        }
+    }
+}
+
 async fn client(mut socket: WebSocket, app: AppState) {
     let hub = app.hub.clone();
     hub.metrics().ws_connected();
     let _guard = Disconnect(hub.clone());
-    let cancel = app.cancel.clone();
-    let mut sub = hub.subscribe();
-    if !send(&mut socket, Message::Text(sub.snapshot.clone())).await {
+    let cancelled = app.cancel.clone().cancelled_owned();
+    tokio::pin!(cancelled);
+    let mut live = Live::join(&hub);
+    if !send(&mut socket, Message::Text(live.snapshot.clone())).await {
         return;
     }
     loop {
         tokio::select! {
-            () = cancel.cancelled() => {
+            () = &mut cancelled => {
                 let _ = socket
                     .send(Message::Close(Some(CloseFrame {
                         code: GOING_AWAY,
@@ -58,36 +88,40 @@ async fn client(mut socket: WebSocket, app: AppState) {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => {}
             },
-            changed = sub.stock.changed() => {
-                if changed.is_err() {
+            board = live.stock.next() => {
+                let Some(board) = board else {
                     // The hub stopped.
                     return;
-                }
+                };
                 // Only the newest value of each drop: whatever changed
                 // while this client was busy is skipped, not queued.
-                for frame in sub.fresh_stock() {
-                    if !send(&mut socket, Message::Text(frame)).await {
-                        return;
+                for (id, (version, frame)) in board.iter() {
+                    let seen = live.seen.entry(*id).or_insert(0);
+                    if *version > *seen {
+                        *seen = *version;
+                        if !send(&mut socket, Message::Text(frame.clone())).await {
+                            return;
+                        }
                     }
                 }
             }
-            frame = sub.frames.recv() => match frame {
-                Ok(frame) => {
+            frame = live.events.next() => match frame {
+                Some(Ok(frame)) => {
                     if !send(&mut socket, Message::Text(frame)).await {
                         return;
                     }
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    // Too far behind to catch up frame by frame: start
+                Some(Err(BroadcastStreamRecvError::Lagged(missed))) => {
+                    // Too far behind to catch up event by event: start
                     // again from a fresh snapshot.
                     tracing::debug!(missed, "slow WebSocket client resynchronised");
                     hub.metrics().resync();
-                    sub = hub.subscribe();
-                    if !send(&mut socket, Message::Text(sub.snapshot.clone())).await {
+                    live = Live::join(&hub);
+                    if !send(&mut socket, Message::Text(live.snapshot.clone())).await {
                         return;
                     }
                 }
-                Err(RecvError::Closed) => {
+                None => {
                     let _ = socket
                         .send(Message::Close(Some(CloseFrame {
                             code: TRY_AGAIN_LATER,

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use clap::Parser;
 use drop_core::{ExpiryScheduler, InventoryStore, Money, NewDrop};
 use drop_ws::DropApi;
@@ -73,6 +74,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new().merge(api.router()).fallback(assets::serve);
     let listener = tokio::net::TcpListener::bind(opts.bind).await?;
     let addr = listener.local_addr()?;
+    // Live updates are small frames: send each at once rather than wait
+    // for the previous one to be acknowledged.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     println!("dropkit web_drop listening on http://{addr}");
     println!("store: {}", opts.store);
     println!("admin token: {admin_token}");

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use drop_core::{Clock, ExpiryScheduler, InventoryStore};
 use drop_store_memory::MemoryStore;
 use drop_ws::DropApi;
@@ -100,6 +101,9 @@ impl TestServer {
             .spawn(stop_scheduler.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let stop_http = CancellationToken::new();
         let app = api.router();
         let stop = stop_http.clone();

@@ -174,7 +174,54 @@ async fn stock_messages_coalesce_to_the_latest(factory: StoreFactory) {
     server.stop().await;
 }
 
+/// A client that connects and never reads does not hold up the others:
+/// they keep receiving the latest stock while its socket backs up.
+async fn a_stalled_client_does_not_slow_the_others(factory: StoreFactory) {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::with(
+        factory,
+        Settings {
+            tick: Duration::from_millis(20),
+            ..Settings::default()
+        },
+    )
+    .await;
+    let drop = server.create_drop("Crowded", 1000, 60.0).await;
+    let id = drop["id"].as_str().unwrap().to_owned();
+    // A WebSocket handshake, then silence: this client never reads.
+    let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stalled
+        .write_all(
+            b"GET /api/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let (mut live, _) = server.ws().await;
+    // Purchases make discrete events (a queue per client) and stock
+    // changes (latest value only); push far more than a queue holds.
+    for i in 0..300 {
+        let user = format!("buyer_{i}");
+        let (status, hold) = server.reserve(&id, &user).await;
+        assert_eq!(status, 201);
+        let (status, _) = server.purchase(hold["id"].as_str().unwrap(), &user).await;
+        assert_eq!(status, 201);
+    }
+    let last = live
+        .wait_for(WAIT, |m| is_stock_of(&id)(m) && m["soldStock"] == 300)
+        .await;
+    assert_eq!(last["availableStock"], 700);
+    assert_eq!(
+        server.api.hub().client_count(),
+        2,
+        "both clients are still connected"
+    );
+    std::mem::drop(stalled);
+    server.stop().await;
+}
+
 store_tests!(
+    a_stalled_client_does_not_slow_the_others,
     reserve_and_purchase_reach_other_clients,
     expiry_reaches_clients_within_250ms,
     expired_message_names_the_hold,

@@ -248,8 +248,37 @@ async fn health_metrics_and_openapi(factory: StoreFactory) {
     server.stop().await;
 }
 
+async fn cors_allows_only_configured_origins(factory: StoreFactory) {
+    let server = TestServer::with(
+        factory,
+        Settings {
+            cors_origins: vec!["http://localhost:5173"],
+            ..Settings::default()
+        },
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        server
+            .http
+            .request(reqwest::Method::OPTIONS, server.url("/api/reservations"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let res = preflight("http://localhost:5173").await.unwrap();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let res = preflight("http://evil.example").await.unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    server.stop().await;
+}
+
 store_tests!(
     admin_token_rules,
+    cors_allows_only_configured_origins,
     rate_limit_answers_429,
     oversized_bodies_answer_413,
     health_metrics_and_openapi,

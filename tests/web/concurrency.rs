@@ -50,7 +50,7 @@ async fn reserving_twice_returns_the_same_hold(factory: StoreFactory) {
     assert_eq!((s1, s2), (201, 200));
     assert_eq!(first, again, "the hold comes back unchanged");
     let view = server
-        .get(&format!("/api/drops?username=dave"))
+        .get("/api/drops?username=dave")
         .await
         .1
         .as_array()

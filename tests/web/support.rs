@@ -59,6 +59,7 @@ pub(crate) const TOKEN: &str = "test-admin-token";
 pub(crate) struct Settings {
     pub(crate) rate_limit: u32,
     pub(crate) tick: Duration,
+    pub(crate) cors_origins: Vec<&'static str>,
 }
 
 impl Default for Settings {
@@ -66,6 +67,7 @@ impl Default for Settings {
         Self {
             rate_limit: 0,
             tick: Duration::from_millis(50),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -86,14 +88,15 @@ impl TestServer {
 
     pub(crate) async fn with(factory: StoreFactory, settings: Settings) -> Self {
         let backend = factory().await;
-        let api = DropApi::builder(backend.store.clone())
+        let mut builder = DropApi::builder(backend.store.clone())
             .admin_token(TOKEN)
             .rate_limit_per_minute(settings.rate_limit)
             .tick(settings.tick)
-            .clock(backend.clock.clone())
-            .build()
-            .await
-            .expect("api builds");
+            .clock(backend.clock.clone());
+        for origin in settings.cors_origins {
+            builder = builder.cors_origin(origin).expect("valid origin");
+        }
+        let api = builder.build().await.expect("api builds");
         let api = Arc::new(api);
         let stop_scheduler = CancellationToken::new();
         ExpiryScheduler::new(backend.store.clone())

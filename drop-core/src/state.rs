@@ -121,13 +121,14 @@ mod tests {
         let alice = Username::parse("alice").unwrap();
         let bob = Username::parse("bob").unwrap();
         // (from, transition, actor, now, expected status or error code)
-        let table: &[(
+        type Row<'a> = (
             ReservationStatus,
             Transition,
-            &Username,
+            &'a Username,
             i64,
-            Result<ReservationStatus, &str>,
-        )] = &[
+            Result<ReservationStatus, &'static str>,
+        );
+        let table: &[Row<'_>] = &[
             (Active, Purchase, &alice, 59, Ok(Purchased)),
             (Active, Purchase, &alice, 60, Err("RESERVATION_EXPIRED")),
             (Active, Purchase, &bob, 10, Err("NOT_OWNER")),

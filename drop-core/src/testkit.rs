@@ -80,13 +80,11 @@ async fn verify(h: &dyn Harness) {
 const EVENT_WAIT: Duration = Duration::from_secs(5);
 
 async fn next_event(events: &mut EventStream) -> DropEvent {
-    loop {
-        match tokio::time::timeout(EVENT_WAIT, events.next()).await {
-            Ok(Some(Ok(e))) => return e,
-            Ok(Some(Err(lost))) => panic!("events lost in a quiet test: {lost}"),
-            Ok(None) => panic!("event stream ended"),
-            Err(_) => panic!("no event within {EVENT_WAIT:?}"),
-        }
+    match tokio::time::timeout(EVENT_WAIT, events.next()).await {
+        Ok(Some(Ok(e))) => e,
+        Ok(Some(Err(lost))) => panic!("events lost in a quiet test: {lost}"),
+        Ok(None) => panic!("event stream ended"),
+        Err(_) => panic!("no event within {EVENT_WAIT:?}"),
     }
 }
 

@@ -37,6 +37,24 @@ pub(crate) fn memory_store() -> BoxFuture<'static, Backend> {
     })
 }
 
+/// The PostgreSQL store at `DATABASE_URL`. Every case works on drops of
+/// its own, so cases may share one database.
+#[cfg(feature = "postgres")]
+pub(crate) fn postgres_store() -> BoxFuture<'static, Backend> {
+    Box::pin(async {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let store = drop_store_postgres::PgStore::connect(&url)
+            .await
+            .unwrap_or_else(|err| panic!("PostgreSQL at {url}: {err}"));
+        Backend {
+            store: Arc::new(store),
+            // The database keeps the time; the scheduler only sleeps on ours.
+            clock: Arc::new(drop_core::SystemClock),
+        }
+    })
+}
+
 /// Stamps each named case (an `async fn(StoreFactory)` in the calling
 /// module) once per store.
 #[macro_export]
@@ -47,6 +65,15 @@ macro_rules! store_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case($crate::support::memory_store).await
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::support::postgres_store).await
                 }
             )*
         }

@@ -47,13 +47,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .admin_token
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let cancel = CancellationToken::new();
     let mut builder = DropApi::builder(store.clone())
         .admin_token(admin_token.clone())
         .rate_limit_per_minute(opts.rate_limit)
         .default_hold(hold)
-        .clock(opened.clock.clone())
-        .cancel_token(cancel.child_token());
+        .clock(opened.clock.clone());
     for origin in &opts.cors_origin {
         builder = builder.cors_origin(origin)?;
     }

@@ -72,6 +72,10 @@ async fn expiry_reaches_clients_within_250ms(factory: StoreFactory) {
         .wait_for(WAIT, |m| is_stock_of(id)(m) && m["availableStock"] == 3)
         .await;
     let late = Utc::now() - expires_at;
+    eprintln!(
+        "stock came back {} ms after expiresAt",
+        late.num_milliseconds()
+    );
     assert!(
         late <= chrono::Duration::milliseconds(250),
         "stock came back {late} after expiresAt"

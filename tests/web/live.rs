@@ -200,14 +200,18 @@ async fn a_stalled_client_does_not_slow_the_others(factory: StoreFactory) {
         factory,
         Settings {
             tick: Duration::from_millis(20),
+            client_queue: 8,
             ..Settings::default()
         },
     )
     .await;
     let drop = server.create_drop("Crowded", 1000, 60.0).await;
     let id = drop["id"].as_str().unwrap().to_owned();
-    // A WebSocket handshake, then silence: this client never reads.
-    let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // A WebSocket handshake, then silence: this client never reads, and
+    // its small receive window soon stops the server's writes to it.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(server.addr).await.unwrap();
     stalled
         .write_all(
             b"GET /api/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

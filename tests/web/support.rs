@@ -87,6 +87,7 @@ pub(crate) struct Settings {
     pub(crate) rate_limit: u32,
     pub(crate) tick: Duration,
     pub(crate) cors_origins: Vec<&'static str>,
+    pub(crate) client_queue: usize,
 }
 
 impl Default for Settings {
@@ -95,6 +96,7 @@ impl Default for Settings {
             rate_limit: 0,
             tick: Duration::from_millis(50),
             cors_origins: Vec::new(),
+            client_queue: drop_ws::DEFAULT_CLIENT_QUEUE,
         }
     }
 }
@@ -119,6 +121,7 @@ impl TestServer {
             .admin_token(TOKEN)
             .rate_limit_per_minute(settings.rate_limit)
             .tick(settings.tick)
+            .client_queue(settings.client_queue)
             .clock(backend.clock.clone());
         for origin in settings.cors_origins {
             builder = builder.cors_origin(origin).expect("valid origin");

@@ -141,7 +141,7 @@ export function AdminPanel({
         </button>
       </div>
       <form onSubmit={submit} noValidate className="admin-form">
-        <div className="field field-wide">
+        <div className="field field-wide field-narrow">
           <label htmlFor={`${uid}-token`}>Admin token</label>
           <input
             {...field('token')}

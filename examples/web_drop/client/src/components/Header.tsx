@@ -30,7 +30,7 @@ export function Header({
         </div>
         <p className={`conn conn-${connection}`} role="status" data-testid="connection">
           <span className="conn-dot" aria-hidden="true" />
-          {connection === 'live' ? 'Live' : connection === 'connecting' ? 'Connecting…' : 'Disconnected, reconnecting…'}
+          {connection === 'live' ? 'Live' : connection === 'connecting' ? 'Connecting…' : 'Offline, reconnecting…'}
         </p>
         <div className="user">
           <label htmlFor={`${id}-username`} className="user-label">

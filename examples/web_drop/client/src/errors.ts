@@ -10,6 +10,8 @@ const PLAIN: Record<string, string> = {
   ALREADY_PURCHASED: 'That hold was already turned into a purchase.',
   ALREADY_RELEASED: 'That hold was already given back.',
   INVALID_INPUT: 'Some of the details are not valid.',
+  INVALID_JSON: 'The page sent a request the server could not read.',
+  BAD_REQUEST: 'The server could not read that request.',
   RATE_LIMITED: 'Too many tries in a short time. Wait a moment and try again.',
   UNAUTHORIZED: 'The admin token is missing or wrong.',
   FORBIDDEN: 'That admin token is not allowed to do this.',

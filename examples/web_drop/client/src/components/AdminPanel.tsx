@@ -198,9 +198,9 @@ export function AdminPanel({
   );
 }
 
-// "invalid price: must have at most 2 decimals" → "Must have at most 2 decimals."
+// "price: must have at most 2 decimals" → "Must have at most 2 decimals."
 function cleanMessage(message: string, field: string): string {
-  const rest = message.replace(new RegExp(`^\\s*invalid\\s+${field}\\s*:\\s*`, 'i'), '').trim();
+  const rest = message.replace(new RegExp(`^\\s*(invalid\\s+)?${field}\\s*:\\s*`, 'i'), '').trim();
   if (!rest) return 'This value is not valid.';
   const sentence = rest.charAt(0).toUpperCase() + rest.slice(1);
   return /[.!?]$/.test(sentence) ? sentence : `${sentence}.`;

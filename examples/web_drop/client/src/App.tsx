@@ -50,8 +50,15 @@ export function App() {
   const dropsRef = useRef<LiveDrop[]>([]);
   const dropName = (dropId: string) => dropsRef.current.find((d) => d.id === dropId)?.name ?? 'The drop';
 
+  // The local timer and the server's `expired` message both end a hold;
+  // whichever comes first tells the user, once.
+  const toldExpired = useRef(new Set<string>());
   const onHoldExpired = useCallback(
-    (h: Hold) => push('info', 'Your hold ran out', `${dropName(h.dropId)} is back on sale. Reserve again if it is still there.`),
+    (h: Hold) => {
+      if (toldExpired.current.has(h.id)) return;
+      toldExpired.current.add(h.id);
+      push('info', 'Your hold ran out', `${dropName(h.dropId)} is back on sale. Reserve again if it is still there.`);
+    },
     [push],
   );
   const holds = useHolds(username, onHoldExpired);

@@ -52,7 +52,8 @@ function toHold(r: Reservation): Hold | null {
  * when their time is up on the server's clock.
  */
 export function useHolds(username: string, onExpire: (hold: Hold) => void) {
-  const [all, setAll] = useState<Hold[]>(readStored);
+  // Holds that ran out while the page was closed are dropped quietly.
+  const [all, setAll] = useState<Hold[]>(() => readStored().filter((h) => h.expiresAt > serverNow()));
   const expire = useRef(onExpire);
   expire.current = onExpire;
 

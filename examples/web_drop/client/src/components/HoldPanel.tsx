@@ -20,9 +20,9 @@ export function HoldPanel({
 }) {
   const now = useServerNow(200);
   const left = Math.max(0, hold.expiresAt - now);
-  const window = Math.max(1, holdSeconds * 1000);
-  const fraction = Math.min(1, left / window);
-  const urgent = left <= Math.min(10_000, window / 3);
+  const span = Math.max(1, holdSeconds * 1000);
+  const fraction = Math.min(1, left / span);
+  const urgent = left <= Math.min(10_000, span / 3);
   const seconds = Math.ceil(left / 1000);
   return (
     <div className={`hold${urgent ? ' hold-urgent' : ''}`}>

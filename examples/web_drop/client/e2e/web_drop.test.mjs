@@ -299,7 +299,7 @@ describe('web_drop client', () => {
     await shot(a.page, '09-phone');
 
     const field = a.page.getByLabel('Your username');
-    await field.fill('a b');
+    await field.fill('ab');
     assert.equal(await field.getAttribute('aria-invalid'), 'true');
     await a.page.getByText('Use 3 to 50 characters.').waitFor();
     await field.fill('no spaces');
@@ -310,6 +310,27 @@ describe('web_drop client', () => {
     assert.equal(await a.page.evaluate(() => localStorage.getItem('dropkit.username')), 'quin_ok');
     await a.page.reload();
     assert.equal(await a.page.getByLabel('Your username').inputValue(), 'quin_ok');
+  });
+
+  test('the countdown follows the server clock, not a wrong browser clock', async () => {
+    const name = unique('Skewed Clock');
+    await createDrop({ name, price: '75', totalStock: 2, holdSeconds: 30 });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    open.push(context);
+    // This browser's clock is ten minutes fast; the page must not think the
+    // 30-second hold ran out long ago.
+    await context.clock.install({ time: Date.now() + 10 * 60_000 });
+    const page = await context.newPage();
+    await page.goto(BASE);
+    await page.getByLabel('Your username').fill(user('sky'));
+    await waitLive(page);
+    await reserveButton(page, name).click();
+    await card(page, name).getByTestId('countdown').waitFor();
+    const left = await secondsLeft(page, name);
+    assert.ok(left >= 27 && left <= 30, `countdown shows ${left} s with a fast browser clock`);
+    await page.waitForTimeout(1500);
+    assert.ok(await card(page, name).getByRole('button', { name: /^Complete purchase/ }).isEnabled());
+    await shot(page, '10-skewed-clock');
   });
 
   test('stock changes cause no layout shift', async () => {

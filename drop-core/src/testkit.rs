@@ -844,9 +844,9 @@ pub async fn object_safe_and_shared(h: &dyn Harness) {
 /// whose body evaluates `setup` (a [`Harness`]) and runs the case on it.
 #[macro_export]
 macro_rules! conformance_suite {
-    (#[$attr:meta] ($($arg:ident : $ty:ty),* $(,)?) => $setup:expr) => {
+    (#[$attr:meta] ($($args:tt)*) => $setup:expr) => {
         $crate::__conformance_cases! {
-            #[$attr] ($($arg: $ty),*) => $setup;
+            #[$attr] ($($args)*) => $setup;
             create_get_and_list,
             create_rejects_invalid_drops,
             unknown_ids_are_not_found,
@@ -875,10 +875,10 @@ macro_rules! conformance_suite {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    (#[$attr:meta] ($($arg:ident : $ty:ty),*) => $setup:expr; $($case:ident),* $(,)?) => {
+    (#[$attr:meta] $args:tt => $setup:expr; $($case:ident),* $(,)?) => {
         $(
             #[$attr]
-            async fn $case($($arg: $ty),*) {
+            async fn $case $args {
                 let harness = $setup;
                 $crate::testkit::$case(&harness).await;
             }

@@ -1,0 +1,304 @@
+//! One drop and everything about it, behind its own lock.
+//!
+//! All of a drop's holds, purchases and counters live under one
+//! `Mutex`, so a reserve is one short, synchronous critical section that
+//! touches no other drop: a hot drop never slows the others.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use drop_core::{
+    Drop, DropError, DropEvent, DropState, Purchase, PurchaseId, Reservation, ReservationId,
+    ReservationStatus, Reserved, Stock, TopPurchaser, Transition, Username, next_status,
+};
+
+use crate::sync::{Mutex, MutexGuard, lock};
+
+#[derive(Debug)]
+pub(crate) struct DropCell {
+    pub(crate) drop: Drop,
+    state: Mutex<DropInner>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct DropInner {
+    reserved: u32,
+    sold: u32,
+    version: u64,
+    /// Every hold ever taken on this drop, terminal ones included (a
+    /// client may look its hold up after it ends).
+    holds: HashMap<ReservationId, Reservation>,
+    /// The active hold of each user: at most one (invariant 4).
+    active_by_user: HashMap<Username, ReservationId>,
+    /// Active holds by expiry, earliest first.
+    due: BTreeSet<(DateTime<Utc>, ReservationId)>,
+    /// Purchases in commit order.
+    purchases: Vec<Purchase>,
+}
+
+impl DropCell {
+    pub(crate) fn new(drop: Drop) -> Self {
+        Self {
+            drop,
+            state: Mutex::new(DropInner::default()),
+        }
+    }
+
+    fn inner(&self) -> MutexGuard<'_, DropInner> {
+        lock(&self.state)
+    }
+
+    pub(crate) fn state(&self) -> DropState {
+        DropState {
+            drop: self.drop.clone(),
+            stock: self.inner().stock(&self.drop),
+        }
+    }
+
+    /// Reserves one unit for `user` at `now`; `events` receives what
+    /// committed (also on `OUT_OF_STOCK`, when overdue holds were reclaimed).
+    pub(crate) fn reserve(
+        &self,
+        id: ReservationId,
+        user: &Username,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Result<Reserved, DropError> {
+        self.drop.check_active(now)?;
+        let mut g = self.inner();
+        if let Some(existing) = g.active_by_user.get(user).map(|rid| &g.holds[rid])
+            && !existing.is_due(now)
+        {
+            return Ok(Reserved {
+                reservation: existing.clone(),
+                created: false,
+            });
+        }
+        // Reclaim overdue holds (the user's own included) before counting,
+        // so a hold past its time never blocks anyone (invariant 2).
+        let changed = g.expire_due(&self.drop, now, usize::MAX, events) > 0;
+        if g.reserved + g.sold >= self.drop.total_stock {
+            if changed {
+                g.push_stock(&self.drop, events);
+            }
+            return Err(DropError::OutOfStock {
+                drop_id: self.drop.id,
+            });
+        }
+        let hold = Reservation {
+            id,
+            drop_id: self.drop.id,
+            username: user.clone(),
+            status: ReservationStatus::Active,
+            created_at: now,
+            expires_at: self.drop.hold_expiry(now),
+        };
+        g.reserved += 1;
+        g.active_by_user.insert(user.clone(), id);
+        g.due.insert((hold.expires_at, id));
+        g.holds.insert(id, hold.clone());
+        events.push(DropEvent::HoldCreated {
+            drop_id: self.drop.id,
+            reservation_id: id,
+            expires_at: hold.expires_at,
+        });
+        g.push_stock(&self.drop, events);
+        Ok(Reserved {
+            reservation: hold,
+            created: true,
+        })
+    }
+
+    /// Moves hold `id` by `transition` on behalf of `user`.
+    pub(crate) fn transition(
+        &self,
+        id: ReservationId,
+        transition: Transition,
+        user: &Username,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Result<(Reservation, Option<Purchase>), DropError> {
+        let mut g = self.inner();
+        let hold = g
+            .holds
+            .get(&id)
+            .ok_or(DropError::ReservationNotFound { reservation_id: id })?;
+        let to = next_status(hold, transition, Some(user), now)?;
+        let purchase = (to == ReservationStatus::Purchased).then(|| Purchase {
+            id: PurchaseId::new(),
+            reservation_id: id,
+            drop_id: self.drop.id,
+            username: user.clone(),
+            amount_paid: self.drop.price,
+            created_at: now,
+        });
+        let hold = g.finish(id, to);
+        match &purchase {
+            Some(p) => {
+                g.sold += 1;
+                g.purchases.push(p.clone());
+                g.push_stock(&self.drop, events);
+                events.push(DropEvent::PurchaseCompleted {
+                    drop_id: self.drop.id,
+                    reservation_id: id,
+                    username: user.clone(),
+                    top_purchasers: g.top(drop_core::TOP_PURCHASERS),
+                });
+            }
+            None => {
+                events.push(DropEvent::HoldReleased {
+                    drop_id: self.drop.id,
+                    reservation_id: id,
+                });
+                g.push_stock(&self.drop, events);
+            }
+        }
+        Ok((hold, purchase))
+    }
+
+    /// Expires up to `limit` due holds; returns how many.
+    pub(crate) fn expire_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        events: &mut Vec<DropEvent>,
+    ) -> usize {
+        let mut g = self.inner();
+        let n = g.expire_due(&self.drop, now, limit, events);
+        if n > 0 {
+            g.push_stock(&self.drop, events);
+        }
+        n
+    }
+
+    pub(crate) fn next_expiry(&self) -> Option<DateTime<Utc>> {
+        self.inner().due.first().map(|(at, _)| *at)
+    }
+
+    /// A hold with its status as time sees it.
+    pub(crate) fn reservation(&self, id: ReservationId, now: DateTime<Utc>) -> Option<Reservation> {
+        self.inner().holds.get(&id).map(|h| Reservation {
+            status: h.effective_status(now),
+            ..h.clone()
+        })
+    }
+
+    pub(crate) fn active_hold(&self, user: &Username, now: DateTime<Utc>) -> Option<Reservation> {
+        let g = self.inner();
+        let hold = &g.holds[g.active_by_user.get(user)?];
+        (!hold.is_due(now)).then(|| hold.clone())
+    }
+
+    pub(crate) fn top_purchasers(&self, limit: usize) -> Vec<TopPurchaser> {
+        self.inner().top(limit)
+    }
+
+    /// Checks the counters against the records; describes the first mismatch.
+    pub(crate) fn verify(&self) -> Result<(), String> {
+        let g = self.inner();
+        let id = self.drop.id;
+        let count = |s| g.holds.values().filter(|h| h.status == s).count();
+        let active = count(ReservationStatus::Active);
+        let purchased = count(ReservationStatus::Purchased);
+        if g.reserved as usize != active {
+            return Err(format!(
+                "drop {id}: reserved {} but {active} active holds",
+                g.reserved
+            ));
+        }
+        if g.sold as usize != purchased || purchased != g.purchases.len() {
+            return Err(format!(
+                "drop {id}: sold {}, {purchased} purchased holds, {} purchases",
+                g.sold,
+                g.purchases.len()
+            ));
+        }
+        if g.reserved + g.sold > self.drop.total_stock {
+            return Err(format!("drop {id}: oversold"));
+        }
+        if g.active_by_user.len() != active || g.due.len() != active {
+            return Err(format!(
+                "drop {id}: indexes disagree with {active} active holds"
+            ));
+        }
+        for p in &g.purchases {
+            if g.holds.get(&p.reservation_id).map(|h| h.status)
+                != Some(ReservationStatus::Purchased)
+            {
+                return Err(format!(
+                    "drop {id}: purchase {} without a purchased hold",
+                    p.id
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DropInner {
+    fn stock(&self, drop: &Drop) -> Stock {
+        Stock {
+            total: drop.total_stock,
+            reserved: self.reserved,
+            sold: self.sold,
+            version: self.version,
+        }
+    }
+
+    /// Records a change of the counters and announces the new stock.
+    fn push_stock(&mut self, drop: &Drop, events: &mut Vec<DropEvent>) {
+        self.version += 1;
+        events.push(DropEvent::StockChanged {
+            drop_id: drop.id,
+            stock: self.stock(drop),
+        });
+    }
+
+    /// Ends an active hold in `to`, keeping the indexes in step.
+    fn finish(&mut self, id: ReservationId, to: ReservationStatus) -> Reservation {
+        let hold = self.holds.get_mut(&id).expect("hold exists");
+        debug_assert_eq!(hold.status, ReservationStatus::Active);
+        hold.status = to;
+        let hold = hold.clone();
+        self.reserved -= 1;
+        self.active_by_user.remove(&hold.username);
+        self.due.remove(&(hold.expires_at, id));
+        hold
+    }
+
+    fn expire_due(
+        &mut self,
+        drop: &Drop,
+        now: DateTime<Utc>,
+        limit: usize,
+        events: &mut Vec<DropEvent>,
+    ) -> usize {
+        let mut n = 0;
+        while n < limit {
+            match self.due.first() {
+                Some(&(at, id)) if at <= now => {
+                    self.finish(id, ReservationStatus::Expired);
+                    events.push(DropEvent::HoldExpired {
+                        drop_id: drop.id,
+                        reservation_id: id,
+                    });
+                    n += 1;
+                }
+                _ => break,
+            }
+        }
+        n
+    }
+
+    fn top(&self, limit: usize) -> Vec<TopPurchaser> {
+        self.purchases
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|p| TopPurchaser {
+                username: p.username.clone(),
+                purchased_at: p.created_at,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,171 @@
+//! [`MemoryStore`]: the async face of the engine.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use drop_core::{
+    Clock, DEFAULT_EVENT_CAPACITY, DropError, DropId, DropState, EventBus, EventStream,
+    InventoryStore, NewDrop, Purchase, Reservation, ReservationId, Reserved, SystemClock,
+    TopPurchaser, Transition, Username,
+};
+
+use crate::engine::Engine;
+
+/// The in-memory store: the embedded default and the fastest store.
+///
+/// Each drop has its own lock, so operations on different drops never wait
+/// on each other; every operation is a short synchronous critical section
+/// (never held across an `.await`). Time comes from a [`Clock`]. Clones
+/// share the same data.
+///
+/// Everything lives in this process: nothing survives a restart, and
+/// several processes do not share stock (use the PostgreSQL store for that).
+/// Ended holds and purchases are kept so clients can look them up.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    engine: Arc<Engine>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// A store on the system clock.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A store on `clock` (tests pass a [`drop_core::ManualClock`]).
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self::builder().clock(clock).build()
+    }
+
+    /// A builder for the less common settings.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder {
+            clock: Arc::new(SystemClock),
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+        }
+    }
+
+    /// The clock the store keeps time by (give it to the
+    /// [`ExpiryScheduler`](drop_core::ExpiryScheduler)).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.engine.clock().clone()
+    }
+
+    /// Checks every drop's counters against its holds and purchases;
+    /// describes the first mismatch. For tests: it locks each drop in turn.
+    pub fn verify_invariants(&self) -> Result<(), String> {
+        self.engine.verify()
+    }
+}
+
+/// Builds a [`MemoryStore`].
+#[derive(Debug)]
+pub struct MemoryStoreBuilder {
+    clock: Arc<dyn Clock>,
+    event_capacity: usize,
+}
+
+impl MemoryStoreBuilder {
+    /// The time source. Defaults to the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How many events a slow subscriber may fall behind before it is told
+    /// it lost some. Defaults to 4096.
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n;
+        self
+    }
+
+    /// The store.
+    pub fn build(self) -> MemoryStore {
+        MemoryStore {
+            engine: Arc::new(Engine::new(self.clock, EventBus::new(self.event_capacity))),
+        }
+    }
+}
+
+#[async_trait]
+impl InventoryStore for MemoryStore {
+    async fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError> {
+        self.engine.create_drop(new)
+    }
+
+    async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
+        Ok(self.engine.list_drops())
+    }
+
+    async fn get_drop(&self, drop_id: DropId) -> Result<DropState, DropError> {
+        self.engine.get_drop(drop_id)
+    }
+
+    async fn reserve(&self, drop_id: DropId, username: &Username) -> Result<Reserved, DropError> {
+        self.engine.reserve(drop_id, username)
+    }
+
+    async fn purchase(
+        &self,
+        reservation_id: ReservationId,
+        username: &Username,
+    ) -> Result<Purchase, DropError> {
+        let (_, purchase) =
+            self.engine
+                .transition(reservation_id, Transition::Purchase, username)?;
+        Ok(purchase.expect("a purchase transition yields a purchase"))
+    }
+
+    async fn release(
+        &self,
+        reservation_id: ReservationId,
+        username: &Username,
+    ) -> Result<Reservation, DropError> {
+        let (hold, _) = self
+            .engine
+            .transition(reservation_id, Transition::Release, username)?;
+        Ok(hold)
+    }
+
+    async fn get_reservation(
+        &self,
+        reservation_id: ReservationId,
+    ) -> Result<Reservation, DropError> {
+        self.engine.get_reservation(reservation_id)
+    }
+
+    async fn active_hold(
+        &self,
+        drop_id: DropId,
+        username: &Username,
+    ) -> Result<Option<Reservation>, DropError> {
+        self.engine.active_hold(drop_id, username)
+    }
+
+    async fn top_purchasers(
+        &self,
+        drop_id: DropId,
+        limit: usize,
+    ) -> Result<Vec<TopPurchaser>, DropError> {
+        self.engine.top_purchasers(drop_id, limit)
+    }
+
+    async fn expire_due(&self, limit: usize) -> Result<usize, DropError> {
+        Ok(self.engine.expire_due(limit))
+    }
+
+    async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, DropError> {
+        Ok(self.engine.next_expiry())
+    }
+
+    fn subscribe(&self) -> EventStream {
+        self.engine.bus.subscribe()
+    }
+}

@@ -1,0 +1,208 @@
+//! The JSON error every endpoint answers with, and how core errors map to
+//! HTTP statuses.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use drop_core::DropError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error answer: a stable machine code and a sentence.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine code, e.g. `OUT_OF_STOCK`, `INVALID_INPUT`, `RATE_LIMITED`.
+    pub error: Cow<'static, str>,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The offending request field (camelCase), for input errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// An error answer: status, body and the odd header.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+    retry_after: Option<u64>,
+    bearer_challenge: bool,
+}
+
+impl ApiError {
+    /// An error with any status and code.
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                error: code.into(),
+                message: message.into(),
+                field: None,
+            },
+            retry_after: None,
+            bearer_challenge: false,
+        }
+    }
+
+    /// `400 INVALID_INPUT` naming `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = message.into();
+        let mut err = Self::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_INPUT",
+            format!("{field}: {message}"),
+        );
+        err.body.field = Some(field);
+        err
+    }
+
+    /// `429 RATE_LIMITED` with a `Retry-After` of `secs` seconds.
+    pub fn rate_limited(scope: &str, secs: u64) -> Self {
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            format!("too many requests for this {scope}; retry in {secs} s"),
+        );
+        err.retry_after = Some(secs.max(1));
+        err
+    }
+
+    /// `401 UNAUTHORIZED` with a bearer challenge.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        let mut err = Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message);
+        err.bearer_challenge = true;
+        err
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The machine code.
+    pub fn code(&self) -> &str {
+        &self.body.error
+    }
+}
+
+/// The HTTP status of a core error code.
+pub fn status_of(err: &DropError) -> StatusCode {
+    match err {
+        DropError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+        DropError::DropNotFound { .. } | DropError::ReservationNotFound { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        DropError::ReservationExpired { .. } => StatusCode::GONE,
+        DropError::NotOwner { .. } => StatusCode::FORBIDDEN,
+        DropError::OutOfStock { .. }
+        | DropError::DropNotActive { .. }
+        | DropError::AlreadyPurchased { .. }
+        | DropError::AlreadyReleased { .. } => StatusCode::CONFLICT,
+        DropError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<DropError> for ApiError {
+    fn from(err: DropError) -> Self {
+        let status = status_of(&err);
+        if status.is_server_error() {
+            // The source may name hosts or queries: log it, do not send it.
+            tracing::error!(error = %err, source = ?std::error::Error::source(&err), "store failure");
+            let message = if err.is_retryable() {
+                "the store is unavailable; retry shortly"
+            } else {
+                "internal error"
+            };
+            return Self::new(status, err.code(), message);
+        }
+        let mut out = Self::new(status, err.code(), err.to_string());
+        out.body.field = err.field().map(str::to_owned);
+        out
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, Json(self.body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.bearer_challenge {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        res
+    }
+}
+
+/// Turns an error answer that some layer produced without a JSON body
+/// (unknown route, wrong method, timeout, body over the limit, a failed
+/// WebSocket upgrade) into the same `{error, message}` shape as the rest.
+pub(crate) async fn json_errors(res: Response) -> Response {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return res;
+    }
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("NOT_FOUND", "no such endpoint"),
+        StatusCode::METHOD_NOT_ALLOWED => ("METHOD_NOT_ALLOWED", "method not allowed here"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", "request body is too large"),
+        StatusCode::REQUEST_TIMEOUT => ("TIMEOUT", "the request took too long"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("UNSUPPORTED_MEDIA_TYPE", "send JSON"),
+        StatusCode::UPGRADE_REQUIRED => ("UPGRADE_REQUIRED", "this endpoint speaks WebSocket"),
+        s if s.is_server_error() => ("INTERNAL", "internal error"),
+        _ => ("BAD_REQUEST", "bad request"),
+    };
+    let (mut parts, _) = res.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let rebuilt = ApiError::new(status, code, message).into_response();
+    let (new_parts, body) = rebuilt.into_parts();
+    for (name, value) in &new_parts.headers {
+        parts.headers.insert(name, value.clone());
+    }
+    Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drop_core::{DropId, ReservationId};
+
+    #[test]
+    fn codes_map_to_statuses() {
+        let r = ReservationId::new();
+        let d = DropId::new();
+        let table = [
+            (DropError::invalid("name", "x"), 400),
+            (DropError::DropNotFound { drop_id: d }, 404),
+            (DropError::ReservationNotFound { reservation_id: r }, 404),
+            (DropError::ReservationExpired { reservation_id: r }, 410),
+            (DropError::NotOwner { reservation_id: r }, 403),
+            (DropError::OutOfStock { drop_id: d }, 409),
+            (DropError::AlreadyPurchased { reservation_id: r }, 409),
+            (DropError::AlreadyReleased { reservation_id: r }, 409),
+        ];
+        for (err, status) in table {
+            assert_eq!(status_of(&err).as_u16(), status, "{err}");
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! The broadcast hub: turns the store's committed events into WebSocket
+//! frames, coalescing stock updates, and hands every new client a snapshot
+//! and a place in the stream with nothing falling in between.
+//!
+//! One task reads the store's events and keeps a copy of every live drop
+//! (stock, top buyers). Frames are serialized once and shared by all
+//! clients through a bounded broadcast channel, so a slow client costs the
+//! others nothing: when it falls more than the channel's capacity behind it
+//! is told so, and rejoins with a fresh snapshot.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use drop_core::{
+    Clock, DropError, DropEvent, DropId, DropState, EventStream, InventoryStore,
+    InventoryStoreExt, TopPurchaser,
+};
+use futures::FutureExt;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::Metrics;
+use crate::wire::{DropView, TopPurchaserView, WsMessage, time};
+
+/// A serialized message, shared by every client that sends it.
+pub type Frame = Utf8Bytes;
+
+/// Most events handled before the hub looks at its flush timer again.
+const DRAIN_BATCH: usize = 1024;
+
+struct Entry {
+    state: DropState,
+    top: Vec<TopPurchaser>,
+}
+
+#[derive(Default)]
+struct State {
+    drops: HashMap<DropId, Entry>,
+    /// The drops array of the snapshot, serialized; `None` when stale.
+    drops_json: Option<Arc<str>>,
+    dirty: HashSet<DropId>,
+    dirty_since: Option<Instant>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    tx: broadcast::Sender<Frame>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    tick: Duration,
+}
+
+/// A handle on the running hub. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("tick", &self.shared.tick)
+            .field("clients", &self.shared.tx.receiver_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client's place in the stream: the snapshot to send first, then every
+/// frame from `frames`.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The `snapshot` message.
+    pub snapshot: Frame,
+    /// Every frame broadcast after the snapshot was taken.
+    pub frames: broadcast::Receiver<Frame>,
+}
+
+impl Hub {
+    /// Loads the live drops from `store` and starts the hub task, which
+    /// stops when `cancel` is cancelled.
+    ///
+    /// `tick` is the coalescing window: each drop's stock is broadcast at
+    /// most once per tick, always the latest value. `queue` is how many
+    /// frames a client may fall behind before it is resynchronised.
+    pub async fn start(
+        store: Arc<dyn InventoryStore>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        tick: Duration,
+        queue: usize,
+        cancel: CancellationToken,
+    ) -> Result<(Hub, JoinHandle<()>), DropError> {
+        // Subscribe before loading, so no change falls in between.
+        let events = store.subscribe();
+        let hub = Hub {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                tx: broadcast::channel(queue.max(1)).0,
+                clock,
+                metrics,
+                tick,
+            }),
+        };
+        hub.reload(&*store).await?;
+        let task = tokio::spawn(hub.clone().run(store, events, cancel));
+        Ok((hub, task))
+    }
+
+    /// Joins the stream: a snapshot of every live drop and the frames
+    /// broadcast from that instant on.
+    pub fn subscribe(&self) -> Subscription {
+        let mut state = self.lock();
+        let snapshot = self.snapshot_frame(&mut state);
+        // Subscribing under the lock that broadcasts are sent under keeps
+        // the snapshot and the stream gapless and without overlap.
+        let frames = self.shared.tx.subscribe();
+        Subscription { snapshot, frames }
+    }
+
+    /// How many clients are subscribed.
+    pub fn client_count(&self) -> usize {
+        self.shared.tx.receiver_count()
+    }
+
+    /// The coalescing window.
+    pub fn tick(&self) -> Duration {
+        self.shared.tick
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is rebuilt from the store on any doubt; a panic while
+        // holding the lock leaves nothing half-written that matters.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn snapshot_frame(&self, state: &mut State) -> Frame {
+        let now = self.shared.clock.now();
+        let drops = match &state.drops_json {
+            Some(json) => json.clone(),
+            None => {
+                let mut live: Vec<&Entry> = state
+                    .drops
+                    .values()
+                    .filter(|e| !e.state.drop.is_ended(now))
+                    .collect();
+                live.sort_by_key(|e| (e.state.drop.starts_at, e.state.drop.created_at));
+                let views: Vec<DropView> = live
+                    .iter()
+                    .map(|e| DropView::new(&e.state, &e.top, None))
+                    .collect();
+                let json: Arc<str> = serde_json::to_string(&views)
+                    .expect("wire types always serialize")
+                    .into();
+                state.drops_json = Some(json.clone());
+                json
+            }
+        };
+        format!(
+            r#"{{"type":"snapshot","serverTime":"{}","drops":{}}}"#,
+            time(now),
+            drops
+        )
+        .into()
+    }
+
+    fn broadcast(&self, msg: &WsMessage) {
+        // No receiver is fine: nobody is connected.
+        let _ = self.shared.tx.send(msg.to_json().into());
+        self.shared.metrics.frame();
+    }
+
+    /// Re-reads every live drop and resynchronises every client.
+    async fn reload(&self, store: &dyn InventoryStore) -> Result<(), DropError> {
+        let overview = store.overview(None).await?;
+        let mut state = self.lock();
+        state.drops = overview
+            .into_iter()
+            .map(|o| {
+                (
+                    o.state.drop.id,
+                    Entry {
+                        state: o.state,
+                        top: o.top_purchasers,
+                    },
+                )
+            })
+            .collect();
+        state.drops_json = None;
+        state.dirty.clear();
+        state.dirty_since = None;
+        if self.shared.tx.receiver_count() > 0 {
+            let frame = self.snapshot_frame(&mut state);
+            let _ = self.shared.tx.send(frame);
+            self.shared.metrics.frame();
+        }
+        Ok(())
+    }
+
+    /// Applies one event; `false` when the hub's copy can no longer be
+    /// trusted and must be reloaded.
+    fn apply(&self, state: &mut State, event: Result<DropEvent, drop_core::EventsLost>) -> bool {
+        let now = self.shared.clock.now();
+        match event {
+            Err(lost) => {
+                tracing::warn!(%lost, "hub missed store events; reloading");
+                return false;
+            }
+            Ok(DropEvent::DropCreated { drop }) => {
+                let id = drop.drop.id;
+                let view = DropView::new(&drop, &[], None);
+                let fresh = match state.drops.get(&id) {
+                    Some(e) => e.state.stock.version < drop.stock.version,
+                    None => true,
+                };
+                if fresh {
+                    state.drops.insert(
+                        id,
+                        Entry {
+                            state: drop,
+                            top: Vec::new(),
+                        },
+                    );
+                    state.drops_json = None;
+                }
+                self.broadcast(&WsMessage::DropCreated {
+                    server_time: time(now),
+                    drop: view,
+                });
+            }
+            Ok(DropEvent::StockChanged { drop_id, stock }) => {
+                let Some(entry) = state.drops.get_mut(&drop_id) else {
+                    // A drop this hub never heard created (another
+                    // process made it while our feed was down).
+                    return false;
+                };
+                if stock.version > entry.state.stock.version {
+                    entry.state.stock = stock;
+                    state.drops_json = None;
+                    state.dirty.insert(drop_id);
+                    state.dirty_since.get_or_insert_with(Instant::now);
+                }
+            }
+            Ok(DropEvent::PurchaseCompleted {
+                drop_id,
+                username,
+                top_purchasers,
+                ..
+            }) => {
+                if let Some(entry) = state.drops.get_mut(&drop_id) {
+                    entry.top = top_purchasers.clone();
+                    state.drops_json = None;
+                }
+                self.broadcast(&WsMessage::Purchase {
+                    server_time: time(now),
+                    drop_id: drop_id.as_uuid(),
+                    username: username.to_string(),
+                    top_purchasers: top_purchasers.iter().map(TopPurchaserView::from).collect(),
+                });
+            }
+            Ok(DropEvent::HoldExpired {
+                drop_id,
+                reservation_id,
+            }) => {
+                self.shared.metrics.operation("expire", "ok");
+                self.broadcast(&WsMessage::Expired {
+                    server_time: time(now),
+                    drop_id: drop_id.as_uuid(),
+                    reservation_id: reservation_id.as_uuid(),
+                });
+            }
+            Ok(_) => {}
+        }
+        true
+    }
+
+    /// Broadcasts the latest stock of every drop that changed.
+    fn flush(&self) {
+        let now = self.shared.clock.now();
+        let mut state = self.lock();
+        let dirty: Vec<DropId> = state.dirty.drain().collect();
+        let since = state.dirty_since.take();
+        for id in &dirty {
+            if let Some(entry) = state.drops.get(id) {
+                let msg = WsMessage::stock(now, id.as_uuid(), &entry.state.stock);
+                let _ = self.shared.tx.send(msg.to_json().into());
+            }
+        }
+        if let Some(since) = since {
+            self.shared
+                .metrics
+                .flushed(since.elapsed(), dirty.len() as u64);
+        }
+    }
+
+    async fn run(
+        self,
+        store: Arc<dyn InventoryStore>,
+        mut events: EventStream,
+        cancel: CancellationToken,
+    ) {
+        let tick = self.shared.tick;
+        let mut last_flush = Instant::now().checked_sub(tick).unwrap_or_else(Instant::now);
+        let mut next_flush: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                () = sleep_until(next_flush.unwrap_or_else(Instant::now)), if next_flush.is_some() => {
+                    self.flush();
+                    last_flush = Instant::now();
+                    next_flush = None;
+                }
+                event = events.next() => {
+                    let Some(event) = event else {
+                        // The store closed its feed: nothing more will come.
+                        cancel.cancelled().await;
+                        break;
+                    };
+                    let mut trusted = true;
+                    {
+                        let mut state = self.lock();
+                        trusted &= self.apply(&mut state, event);
+                        // Take whatever else is already waiting, so a storm
+                        // is handled in batches rather than one wake-up each.
+                        for _ in 0..DRAIN_BATCH {
+                            match events.next().now_or_never() {
+                                Some(Some(event)) => trusted &= self.apply(&mut state, event),
+                                _ => break,
+                            }
+                        }
+                    }
+                    if !trusted {
+                        self.shared.metrics.resync();
+                        if let Err(err) = self.reload(&*store).await {
+                            tracing::error!(error = %err, "hub reload failed; clients keep the last state");
+                        }
+                    }
+                    let has_dirty = !self.lock().dirty.is_empty();
+                    if has_dirty && next_flush.is_none() {
+                        // Leading edge: the first change after a quiet tick
+                        // goes out at once; later ones wait for the tick.
+                        let due = last_flush + tick;
+                        if Instant::now() >= due {
+                            self.flush();
+                            last_flush = Instant::now();
+                        } else {
+                            next_flush = Some(due);
+                        }
+                    }
+                }
+            }
+        }
+        tracing::debug!("hub stopped");
+    }
+}

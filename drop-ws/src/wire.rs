@@ -1,0 +1,362 @@
+//! The JSON shapes of the API (camelCase), kept apart from the domain
+//! types so the wire stays stable while the domain evolves.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use drop_core::{
+    DropOverview, DropState, Money, NewDrop, Purchase, Reservation, Stock, TopPurchaser,
+};
+use serde::{Deserialize, Serialize, Serializer};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::ApiError;
+
+/// A drop as buyers see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DropView {
+    /// Its id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Price of one unit, a decimal string such as `"199.99"`.
+    #[schema(example = "199.99")]
+    pub price: String,
+    /// Units for sale in all.
+    pub total_stock: u32,
+    /// Units free to reserve now.
+    pub available_stock: u32,
+    /// Units under an active hold.
+    pub reserved_stock: u32,
+    /// Units sold.
+    pub sold_stock: u32,
+    /// Sale opens at this instant (RFC 3339, UTC), or `null` for open now.
+    pub starts_at: Option<String>,
+    /// Sale closes at this instant, or `null` for never.
+    pub ends_at: Option<String>,
+    /// How long a hold lasts, in seconds.
+    #[serde(serialize_with = "seconds")]
+    #[schema(value_type = f64)]
+    pub hold_seconds: Duration,
+    /// The latest buyers, newest first (at most 3).
+    pub top_purchasers: Vec<TopPurchaserView>,
+    /// The viewer's active hold on this drop, when a viewer was named.
+    pub user_reservation: Option<UserHoldView>,
+}
+
+/// One recent buyer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopPurchaserView {
+    /// The buyer.
+    pub username: String,
+    /// When they bought (RFC 3339).
+    pub purchased_at: String,
+}
+
+/// The viewer's own hold, as listed with a drop.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserHoldView {
+    /// The hold's id.
+    pub id: Uuid,
+    /// When it runs out (RFC 3339).
+    pub expires_at: String,
+}
+
+/// A hold.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationView {
+    /// Its id (random).
+    pub id: Uuid,
+    /// The drop held.
+    pub drop_id: Uuid,
+    /// Who holds it.
+    pub username: String,
+    /// `active`, `purchased`, `expired` or `released`.
+    #[schema(example = "active")]
+    pub status: &'static str,
+    /// When it was taken.
+    pub created_at: String,
+    /// When it runs out.
+    pub expires_at: String,
+}
+
+/// A completed purchase.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchaseView {
+    /// Its id.
+    pub id: Uuid,
+    /// The hold it completed.
+    pub reservation_id: Uuid,
+    /// The drop.
+    pub drop_id: Uuid,
+    /// The buyer.
+    pub username: String,
+    /// What was paid, a decimal string.
+    #[schema(example = "199.99")]
+    pub amount_paid: String,
+    /// When.
+    pub created_at: String,
+}
+
+/// `POST /api/drops`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateDropBody {
+    /// Display name, 1–100 characters.
+    pub name: String,
+    /// A JSON number or a decimal string, at most 2 decimals, not negative.
+    #[schema(value_type = String, example = "199.99")]
+    pub price: Money,
+    /// Units for sale, 1–1,000,000.
+    pub total_stock: u32,
+    /// Optional opening instant (RFC 3339).
+    #[serde(default)]
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Optional closing instant (RFC 3339), after `startsAt`.
+    #[serde(default)]
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Optional hold length in seconds (the server's default otherwise).
+    #[serde(default)]
+    pub hold_seconds: Option<f64>,
+}
+
+impl CreateDropBody {
+    /// The domain request, with `default_hold` when none is given.
+    pub(crate) fn into_new_drop(self, default_hold: Duration) -> Result<NewDrop, ApiError> {
+        let hold = match self.hold_seconds {
+            None => default_hold,
+            Some(secs) => Duration::try_from_secs_f64(secs)
+                .map_err(|_| ApiError::invalid("holdSeconds", "must be a positive number"))?,
+        };
+        let mut new = NewDrop::new(self.name, self.price, self.total_stock).hold(hold);
+        new.starts_at = self.starts_at;
+        new.ends_at = self.ends_at;
+        new.validate()?;
+        Ok(new)
+    }
+}
+
+/// `POST /api/reservations`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReserveBody {
+    /// The drop (UUID).
+    pub drop_id: String,
+    /// The buyer: 3–50 of `A–Z a–z 0–9 _`.
+    pub username: String,
+}
+
+/// `POST /api/purchases`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchaseBody {
+    /// The hold to complete (UUID).
+    pub reservation_id: String,
+    /// The hold's owner.
+    pub username: String,
+}
+
+/// `DELETE /api/reservations/{id}` (the username may also come in the query).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseBody {
+    /// The hold's owner.
+    pub username: Option<String>,
+}
+
+/// `?username=` on the drop list and on release.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct UsernameQuery {
+    /// The viewer, to include their own active hold with each drop.
+    pub username: Option<String>,
+}
+
+/// `GET /api/health`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HealthView {
+    /// `"ok"`.
+    pub status: &'static str,
+}
+
+/// An instant as RFC 3339 UTC with millisecond precision.
+pub fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    if d.subsec_nanos() == 0 {
+        s.serialize_u64(d.as_secs())
+    } else {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+impl DropView {
+    /// A drop with its stock, its top buyers and the viewer's hold.
+    pub fn new(
+        state: &DropState,
+        top: &[TopPurchaser],
+        user_reservation: Option<&Reservation>,
+    ) -> Self {
+        let d = &state.drop;
+        let s = &state.stock;
+        Self {
+            id: d.id.as_uuid(),
+            name: d.name.clone(),
+            price: d.price.to_string(),
+            total_stock: s.total,
+            available_stock: s.available(),
+            reserved_stock: s.reserved,
+            sold_stock: s.sold,
+            starts_at: d.starts_at.map(time),
+            ends_at: d.ends_at.map(time),
+            hold_seconds: d.hold,
+            top_purchasers: top.iter().map(TopPurchaserView::from).collect(),
+            user_reservation: user_reservation.map(|r| UserHoldView {
+                id: r.id.as_uuid(),
+                expires_at: time(r.expires_at),
+            }),
+        }
+    }
+}
+
+impl From<&DropOverview> for DropView {
+    fn from(o: &DropOverview) -> Self {
+        Self::new(&o.state, &o.top_purchasers, o.user_reservation.as_ref())
+    }
+}
+
+impl From<&TopPurchaser> for TopPurchaserView {
+    fn from(t: &TopPurchaser) -> Self {
+        Self {
+            username: t.username.to_string(),
+            purchased_at: time(t.purchased_at),
+        }
+    }
+}
+
+impl From<&Reservation> for ReservationView {
+    fn from(r: &Reservation) -> Self {
+        Self {
+            id: r.id.as_uuid(),
+            drop_id: r.drop_id.as_uuid(),
+            username: r.username.to_string(),
+            status: r.status.as_str(),
+            created_at: time(r.created_at),
+            expires_at: time(r.expires_at),
+        }
+    }
+}
+
+impl From<&Purchase> for PurchaseView {
+    fn from(p: &Purchase) -> Self {
+        Self {
+            id: p.id.as_uuid(),
+            reservation_id: p.reservation_id.as_uuid(),
+            drop_id: p.drop_id.as_uuid(),
+            username: p.username.to_string(),
+            amount_paid: p.amount_paid.to_string(),
+            created_at: time(p.created_at),
+        }
+    }
+}
+
+/// Messages on `GET /api/ws`, each with `type` and `serverTime`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum WsMessage {
+    /// Every live or upcoming drop; sent first, and again after a resync.
+    Snapshot {
+        /// The server's clock (RFC 3339), to count down on.
+        server_time: String,
+        /// The drops.
+        drops: Vec<DropView>,
+    },
+    /// A drop's latest stock (coalesced: at most one per drop per tick).
+    Stock {
+        /// The server's clock.
+        server_time: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// Units free.
+        available_stock: u32,
+        /// Units held.
+        reserved_stock: u32,
+        /// Units sold.
+        sold_stock: u32,
+    },
+    /// Someone bought a unit.
+    Purchase {
+        /// The server's clock.
+        server_time: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// The buyer.
+        username: String,
+        /// The drop's latest buyers after this purchase.
+        top_purchasers: Vec<TopPurchaserView>,
+    },
+    /// A hold ran out.
+    Expired {
+        /// The server's clock.
+        server_time: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// The hold.
+        reservation_id: Uuid,
+    },
+    /// A new drop.
+    DropCreated {
+        /// The server's clock.
+        server_time: String,
+        /// The drop.
+        drop: DropView,
+    },
+}
+
+impl WsMessage {
+    /// A stock message from counters.
+    pub fn stock(server_time: DateTime<Utc>, drop_id: Uuid, stock: &Stock) -> Self {
+        Self::Stock {
+            server_time: time(server_time),
+            drop_id,
+            available_stock: stock.available(),
+            reserved_stock: stock.reserved,
+            sold_stock: stock.sold,
+        }
+    }
+
+    /// The message as a JSON text frame.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("wire types always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stock_message_shape() {
+        let stock = Stock {
+            total: 10,
+            reserved: 2,
+            sold: 3,
+            version: 7,
+        };
+        let at = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&WsMessage::stock(at, Uuid::nil(), &stock).to_json()).unwrap();
+        assert_eq!(v["type"], "stock");
+        assert_eq!(v["serverTime"], "2030-03-17T17:46:40.000Z");
+        assert_eq!(v["availableStock"], 5);
+        assert_eq!(v["reservedStock"], 2);
+        assert_eq!(v["soldStock"], 3);
+    }
+}

@@ -1,0 +1,51 @@
+//! Opening the store the options name.
+
+use std::sync::Arc;
+
+use drop_core::{Clock, InventoryStore, SystemClock};
+use drop_store_memory::MemoryStore;
+
+use crate::options::{Options, StoreKind};
+
+/// A store and the clock it keeps time by.
+pub(crate) struct Opened {
+    pub(crate) store: Arc<dyn InventoryStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+pub(crate) async fn open(opts: &Options) -> Result<Opened, Box<dyn std::error::Error>> {
+    match opts.store {
+        StoreKind::Memory => {
+            let store = MemoryStore::new();
+            let clock = store.clock();
+            Ok(Opened {
+                store: Arc::new(store),
+                clock,
+            })
+        }
+        StoreKind::Postgres => {
+            let url = opts
+                .database_url
+                .as_deref()
+                .ok_or("--store postgres needs --database-url or DATABASE_URL")?;
+            postgres(url).await
+        }
+    }
+}
+
+/// The database keeps the time, so the scheduler and `serverTime` use the
+/// system clock and only turn it into sleeps.
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str) -> Result<Opened, Box<dyn std::error::Error>> {
+    let store = drop_store_postgres::PgStore::connect(url).await?;
+    Ok(Opened {
+        store: Arc::new(store),
+        clock: Arc::new(SystemClock),
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(_url: &str) -> Result<Opened, Box<dyn std::error::Error>> {
+    let _ = SystemClock;
+    Err("this build has no PostgreSQL store: run with `--features postgres`".into())
+}

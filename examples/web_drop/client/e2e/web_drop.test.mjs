@@ -3,7 +3,7 @@
 // every check waits on what the page shows, never on fixed sleeps alone.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import {
   BASE,
   HOLD_SECONDS,
@@ -33,16 +33,21 @@ async function shopper(label, viewport) {
   return s;
 }
 
-before(async () => {
-  browser = await launch();
-});
-
-after(async () => {
-  for (const c of open) await c.close().catch(() => {});
-  await browser?.close();
-});
-
 describe('web_drop client', () => {
+  before(async () => {
+    browser = await launch();
+  });
+
+  // Each test's browser contexts close when it ends, so the shoppers of one
+  // test never linger into the next.
+  afterEach(async () => {
+    for (const c of open.splice(0)) await c.close().catch(() => {});
+  });
+
+  after(async () => {
+    await browser?.close();
+  });
+
   test('A reserves; B sees the stock fall within 1 s without reloading', async () => {
     const name = unique('Air Max');
     await createDrop({ name, price: '199.99', totalStock: 5, holdSeconds: 30 });

@@ -14,7 +14,9 @@ export function ActivityFeed({ items }: { items: Activity[] }) {
         <ul className="activity-list" aria-live="polite">
           {items.map((a) => (
             <li key={a.key}>
-              <strong>{a.username}</strong> bought <span className="activity-drop">{a.dropName}</span>
+              <span className="activity-what">
+                <strong>{a.username}</strong> bought <span className="activity-drop">{a.dropName}</span>
+              </span>
               <time dateTime={a.at}>{timeAgo(a.at, now)}</time>
             </li>
           ))}

@@ -15,7 +15,8 @@ export function StockBar({
   return (
     <div className="stock">
       <p className="stock-line">
-        <span className="stock-count" data-testid="available">
+        {/* As wide as the total's digits, so the count never pushes the text beside it. */}
+        <span className="stock-count" data-testid="available" style={{ minWidth: `${String(total).length}ch` }}>
           {available}
         </span>
         <span className="stock-of"> of {total} left</span>

@@ -183,6 +183,23 @@ describe('web_drop client', () => {
     await shot(b.page, '05-sold-out');
   });
 
+  test('a drop that has not started disables Reserve until it opens', async () => {
+    const name = unique('Upcoming');
+    const startsAt = new Date(Date.now() + 4000).toISOString();
+    await createDrop({ name, price: '65', totalStock: 3, holdSeconds: 30, startsAt });
+    const a = await shopper('tia');
+    const button = reserveButton(a.page, name);
+    await button.waitFor();
+    assert.equal((await button.textContent()).trim(), 'Not started yet');
+    assert.ok(await button.isDisabled());
+    assert.match(await card(a.page, name).getByTestId('status').textContent(), /^Opens in 0:0\d$/);
+    await shot(a.page, '06-upcoming');
+    // It opens on time without a reload.
+    await card(a.page, name).getByRole('button', { name: /^Reserve:/ }).waitFor({ timeout: 6000 });
+    assert.ok(await reserveButton(a.page, name).isEnabled());
+    assert.equal(await card(a.page, name).getByTestId('status').textContent(), 'On sale');
+  });
+
   test('the admin form shows API errors by the fields and creates a drop both users see live', async () => {
     const a = await shopper('ivy');
     const b = await shopper('jon');

@@ -43,15 +43,41 @@ type Action =
 
 const ACTIVITY_MAX = 12;
 
+function activityKey(dropId: string, username: string, at: string): string {
+  return `${dropId}:${username}:${at}`;
+}
+
+// The feed starts from the recent buyers the drops already list, so a page
+// opened mid-sale is not empty; later purchases are added as they happen.
+function withRecentBuyers(activity: Activity[], drops: Drop[]): Activity[] {
+  const seen = new Set(activity.map((a) => a.key));
+  const merged = activity.slice();
+  for (const d of drops) {
+    for (const p of d.topPurchasers ?? []) {
+      const key = activityKey(d.id, p.username, p.purchasedAt);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      merged.push({ key, dropId: d.id, dropName: d.name, username: p.username, at: p.purchasedAt });
+    }
+  }
+  return merged.sort((a, b) => Date.parse(b.at) - Date.parse(a.at)).slice(0, ACTIVITY_MAX);
+}
+
 function reducer(state: State, action: Action): State {
   switch (action.type) {
     case 'list':
       // A listing fetched over HTTP may be older than a snapshot that
       // arrived while it was in flight; the snapshot wins.
       if (state.fromSnapshot) return { ...state, loaded: true };
-      return { ...state, drops: action.drops, loaded: true };
+      return { ...state, drops: action.drops, loaded: true, activity: withRecentBuyers(state.activity, action.drops) };
     case 'snapshot':
-      return { ...state, drops: action.drops, fromSnapshot: true, loaded: true };
+      return {
+        ...state,
+        drops: action.drops,
+        fromSnapshot: true,
+        loaded: true,
+        activity: withRecentBuyers(state.activity, action.drops),
+      };
     case 'upsert': {
       const i = state.drops.findIndex((d) => d.id === action.drop.id);
       if (i === -1) return { ...state, drops: [...state.drops, action.drop] };
@@ -79,8 +105,10 @@ function reducer(state: State, action: Action): State {
       const drops = state.drops.map((d) =>
         d.id === action.dropId ? { ...d, topPurchasers: action.topPurchasers } : d,
       );
+      const key = activityKey(action.dropId, action.username, action.at);
+      if (state.activity.some((a) => a.key === key)) return { ...state, drops };
       const item: Activity = {
-        key: `${action.dropId}:${action.username}:${action.at}`,
+        key,
         dropId: action.dropId,
         dropName: drop?.name ?? 'a drop',
         username: action.username,

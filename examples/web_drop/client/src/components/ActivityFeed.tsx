@@ -2,7 +2,7 @@ import type { Activity } from '../useLiveDrops';
 import { timeAgo } from '../format';
 import { useServerNow } from '../useNow';
 
-/** Every purchase heard since the page opened, newest first. */
+/** The latest purchases across all drops, newest first, updated live. */
 export function ActivityFeed({ items }: { items: Activity[] }) {
   const now = useServerNow(1000);
   return (

@@ -124,16 +124,24 @@ export function useHolds(username: string, onExpire: (hold: Hold) => void) {
   );
 
   // Holds end on time even when no `expired` message arrives (the sweeper
-  // may be late, and the server treats a hold past expiresAt as gone).
+  // may be late, and the server treats a hold past expiresAt as gone). The
+  // timer aims at the next expiry and re-aims if the clock estimate moved.
   useEffect(() => {
-    const t = setInterval(() => {
+    if (all.length === 0) return;
+    let timer: ReturnType<typeof setTimeout>;
+    const check = () => {
       const now = serverNow();
       const due = all.filter((h) => h.expiresAt <= now);
-      if (due.length === 0) return;
+      if (due.length === 0) {
+        const next = Math.min(...all.map((h) => h.expiresAt));
+        timer = setTimeout(check, Math.min(1000, Math.max(10, next - now)));
+        return;
+      }
       update((prev) => prev.filter((h) => h.expiresAt > now));
       for (const h of due) if (h.username === username) expire.current(h);
-    }, 200);
-    return () => clearInterval(t);
+    };
+    check();
+    return () => clearTimeout(timer);
   }, [all, username, update]);
 
   const byDrop: Record<string, Hold> = {};

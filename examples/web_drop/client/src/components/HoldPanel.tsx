@@ -19,8 +19,10 @@ export function HoldPanel({
   onRelease: () => void;
 }) {
   const now = useServerNow(200);
-  const left = Math.max(0, hold.expiresAt - now);
   const span = Math.max(1, holdSeconds * 1000);
+  // The clock estimate can lag the server by a message's queueing time;
+  // a hold never has more than its full window left, so never show more.
+  const left = Math.max(0, Math.min(span, hold.expiresAt - now));
   const fraction = Math.min(1, left / span);
   const urgent = left <= Math.min(10_000, span / 3);
   const seconds = Math.ceil(left / 1000);

@@ -122,7 +122,8 @@ describe('web_drop client', () => {
     await checked; // the stored hold is validated with GET /api/reservations/:id
     await card(a.page, name).getByTestId('countdown').waitFor();
     const after = await secondsLeft(a.page, name);
-    assert.ok(after <= before && after >= before - 3, `after refresh ${after}, before ${before}`);
+    // Not reset to the full 30 s: it picks up where it was, less the reload time.
+    assert.ok(after <= before && after >= before - 5, `after refresh ${after}, before ${before}`);
     await waitLive(a.page);
     // Still held after validation, and still counting down.
     await eventually(async () => (await secondsLeft(a.page, name)) < after, 2500, 'the countdown to tick');
@@ -187,7 +188,7 @@ describe('web_drop client', () => {
 
   test('a drop that has not started disables Reserve until it opens', async () => {
     const name = unique('Upcoming');
-    const startsAt = new Date(Date.now() + 4000).toISOString();
+    const startsAt = new Date(Date.now() + 8000).toISOString();
     await createDrop({ name, price: '65', totalStock: 3, holdSeconds: 30, startsAt });
     const a = await shopper('tia');
     const button = reserveButton(a.page, name);
@@ -197,7 +198,7 @@ describe('web_drop client', () => {
     assert.match(await card(a.page, name).getByTestId('status').textContent(), /^Opens in 0:0\d$/);
     await shot(a.page, '06-upcoming');
     // It opens on time without a reload.
-    await card(a.page, name).getByRole('button', { name: /^Reserve:/ }).waitFor({ timeout: 6000 });
+    await card(a.page, name).getByRole('button', { name: /^Reserve:/ }).waitFor({ timeout: 12_000 });
     assert.ok(await reserveButton(a.page, name).isEnabled());
     assert.equal(await card(a.page, name).getByTestId('status').textContent(), 'On sale');
   });
@@ -222,6 +223,9 @@ describe('web_drop client', () => {
     await form.getByLabel('Price').fill('12.345');
     await form.getByRole('button', { name: 'Create drop' }).click();
     await form.getByTestId('error-price').waitFor();
+    const priceError = await form.getByTestId('error-price').textContent();
+    assert.match(priceError, /2 decimals/, 'the server explains the rule');
+    assert.doesNotMatch(priceError, /price:/i, 'shown as a sentence, not as the raw field path');
     assert.equal(await form.getByLabel('Price').getAttribute('aria-invalid'), 'true');
     assert.equal(await card(b.page, name).count(), 0);
 

@@ -198,9 +198,12 @@ export function AdminPanel({
   );
 }
 
-// "price: must have at most 2 decimals" → "Must have at most 2 decimals."
+// "price: invalid price: must have at most 2 decimals" → "Must have at most 2 decimals."
 function cleanMessage(message: string, field: string): string {
-  const rest = message.replace(new RegExp(`^\\s*(invalid\\s+)?${field}\\s*:\\s*`, 'i'), '').trim();
+  // The field may be named more than once ("price: invalid price: …").
+  const prefix = new RegExp(`^\\s*(invalid\\s+)?${field}\\s*:\\s*`, 'i');
+  let rest = message.trim();
+  while (prefix.test(rest)) rest = rest.replace(prefix, '').trim();
   if (!rest) return 'This value is not valid.';
   const sentence = rest.charAt(0).toUpperCase() + rest.slice(1);
   return /[.!?]$/.test(sentence) ? sentence : `${sentence}.`;

@@ -63,9 +63,7 @@ impl Inner {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::unauthorized("use `Authorization: Bearer <admin token>`")
-            })?;
+            .ok_or_else(|| ApiError::unauthorized("use `Authorization: Bearer <admin token>`"))?;
         if !constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -282,7 +280,10 @@ impl DropApi {
     /// The routes: everything under `/api` plus `GET /metrics`.
     pub fn router(&self) -> Router {
         let api = Router::new()
-            .route("/api/drops", get(routes::list_drops).post(routes::create_drop))
+            .route(
+                "/api/drops",
+                get(routes::list_drops).post(routes::create_drop),
+            )
             .route("/api/reservations", post(routes::reserve))
             .route(
                 "/api/reservations/{id}",

@@ -111,7 +111,11 @@ mod tests {
                 "INVALID_INPUT",
                 Some("totalStock"),
             ),
-            (r#"{"dropId":5,"totalStock":1}"#, "INVALID_INPUT", Some("dropId")),
+            (
+                r#"{"dropId":5,"totalStock":1}"#,
+                "INVALID_INPUT",
+                Some("dropId"),
+            ),
             (r#"[]"#, "INVALID_INPUT", Some("body")),
             (r#"{"dropId":"a","totalStock":1} x"#, "INVALID_JSON", None),
         ];
@@ -120,7 +124,10 @@ mod tests {
             assert_eq!(err.code(), code, "{raw}");
             if let Some(field) = field {
                 let body = format!("{err:?}");
-                assert!(body.contains(&format!("field: Some(\"{field}\")")), "{raw}: {body}");
+                assert!(
+                    body.contains(&format!("field: Some(\"{field}\")")),
+                    "{raw}: {body}"
+                );
             }
         }
     }

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use drop_core::{
-    Clock, DropError, DropEvent, DropId, DropState, EventStream, InventoryStore,
-    InventoryStoreExt, TopPurchaser,
+    Clock, DropError, DropEvent, DropId, DropState, EventStream, InventoryStore, InventoryStoreExt,
+    TopPurchaser,
 };
 use futures::FutureExt;
 use tokio::sync::broadcast;
@@ -312,7 +312,9 @@ impl Hub {
         cancel: CancellationToken,
     ) {
         let tick = self.shared.tick;
-        let mut last_flush = Instant::now().checked_sub(tick).unwrap_or_else(Instant::now);
+        let mut last_flush = Instant::now()
+            .checked_sub(tick)
+            .unwrap_or_else(Instant::now);
         let mut next_flush: Option<Instant> = None;
         loop {
             tokio::select! {

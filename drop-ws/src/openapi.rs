@@ -4,8 +4,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::wire::{
-    CreateDropBody, DropView, HealthView, PurchaseBody, PurchaseView, ReleaseBody,
-    ReservationView, ReserveBody, TopPurchaserView, UserHoldView, WsMessage,
+    CreateDropBody, DropView, HealthView, PurchaseBody, PurchaseView, ReleaseBody, ReservationView,
+    ReserveBody, TopPurchaserView, UserHoldView, WsMessage,
 };
 use crate::{ErrorBody, routes};
 

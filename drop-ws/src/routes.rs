@@ -14,8 +14,8 @@ use drop_core::{DropError, InventoryStoreExt, ReservationId, Username};
 use crate::app::AppState;
 use crate::extract::{JsonBody, parse_json};
 use crate::wire::{
-    CreateDropBody, DropView, HealthView, PurchaseBody, PurchaseView, ReleaseBody,
-    ReservationView, ReserveBody, UsernameQuery,
+    CreateDropBody, DropView, HealthView, PurchaseBody, PurchaseView, ReleaseBody, ReservationView,
+    ReserveBody, UsernameQuery,
 };
 use crate::{ApiError, ErrorBody};
 
@@ -257,7 +257,11 @@ pub(crate) async fn not_found() -> ApiError {
 }
 
 /// Records the latency of every request by matched route.
-pub(crate) async fn record_latency(State(app): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn record_latency(
+    State(app): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req
@@ -266,7 +270,11 @@ pub(crate) async fn record_latency(State(app): State<AppState>, req: Request, ne
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let res = next.run(req).await;
-    app.metrics
-        .request(method.as_str(), &route, res.status().as_u16(), started.elapsed());
+    app.metrics.request(
+        method.as_str(),
+        &route,
+        res.status().as_u16(),
+        started.elapsed(),
+    );
     res
 }

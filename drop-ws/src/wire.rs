@@ -269,7 +269,11 @@ impl From<&Purchase> for PurchaseView {
 
 /// Messages on `GET /api/ws`, each with `type` and `serverTime`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum WsMessage {
     /// Every live or upcoming drop; sent first, and again after a resync.
     Snapshot {

@@ -16,7 +16,11 @@ pub(crate) async fn serve(uri: Uri) -> Response {
         return res;
     }
     // Missing files with an extension are real 404s, not client routes.
-    if path.rsplit('/').next().is_some_and(|last| last.contains('.')) {
+    if path
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'))
+    {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
     file("index.html").unwrap_or_else(|| {

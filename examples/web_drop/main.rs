@@ -59,8 +59,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let api = builder.build().await?;
 
     if !opts.no_demo && store.list_drops().await?.is_empty() {
-        let demo = NewDrop::new("Air Drop 1 — Limited", Money::parse_decimal("199.99")?, 25)
-            .hold(hold);
+        let demo =
+            NewDrop::new("Air Drop 1 — Limited", Money::parse_decimal("199.99")?, 25).hold(hold);
         let created = store.create_drop(demo).await?;
         tracing::info!(drop = %created.drop.id, "created the demo drop");
     }
@@ -70,9 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .clock(opened.clock)
         .spawn(scheduler_stop.clone());
 
-    let app = Router::new()
-        .merge(api.router())
-        .fallback(assets::serve);
+    let app = Router::new().merge(api.router()).fallback(assets::serve);
     let listener = tokio::net::TcpListener::bind(opts.bind).await?;
     let addr = listener.local_addr()?;
     println!("dropkit web_drop listening on http://{addr}");

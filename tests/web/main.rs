@@ -1,1 +1,13 @@
-fn main() {}
+//! End-to-end tests of the web API: a real server on an ephemeral port,
+//! real HTTP (reqwest) and WebSocket (tokio-tungstenite) clients.
+//!
+//! Every case is written once over a store factory and stamped for each
+//! store by `store_tests!`.
+
+mod support;
+
+mod admin;
+mod bad_input;
+mod concurrency;
+mod live;
+mod shutdown;

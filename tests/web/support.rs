@@ -1,0 +1,258 @@
+//! A real server on an ephemeral port, and clients for it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drop_core::{Clock, ExpiryScheduler, InventoryStore};
+use drop_store_memory::MemoryStore;
+use drop_ws::DropApi;
+use futures::future::BoxFuture;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// A store and the clock it keeps time by.
+pub(crate) struct Backend {
+    pub(crate) store: Arc<dyn InventoryStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// Makes a fresh, empty store for one test.
+pub(crate) type StoreFactory = fn() -> BoxFuture<'static, Backend>;
+
+pub(crate) fn memory_store() -> BoxFuture<'static, Backend> {
+    Box::pin(async {
+        let store = MemoryStore::new();
+        let clock = store.clock();
+        Backend {
+            store: Arc::new(store),
+            clock,
+        }
+    })
+}
+
+/// Stamps each named case (an `async fn(StoreFactory)` in the calling
+/// module) once per store.
+#[macro_export]
+macro_rules! store_tests {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::support::memory_store).await
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) const TOKEN: &str = "test-admin-token";
+
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) rate_limit: u32,
+    pub(crate) tick: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            rate_limit: 0,
+            tick: Duration::from_millis(50),
+        }
+    }
+}
+
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) http: reqwest::Client,
+    pub(crate) api: Arc<DropApi>,
+    stop_http: CancellationToken,
+    stop_scheduler: CancellationToken,
+    server: JoinHandle<()>,
+}
+
+impl TestServer {
+    pub(crate) async fn start(factory: StoreFactory) -> Self {
+        Self::with(factory, Settings::default()).await
+    }
+
+    pub(crate) async fn with(factory: StoreFactory, settings: Settings) -> Self {
+        let backend = factory().await;
+        let api = DropApi::builder(backend.store.clone())
+            .admin_token(TOKEN)
+            .rate_limit_per_minute(settings.rate_limit)
+            .tick(settings.tick)
+            .clock(backend.clock.clone())
+            .build()
+            .await
+            .expect("api builds");
+        let api = Arc::new(api);
+        let stop_scheduler = CancellationToken::new();
+        ExpiryScheduler::new(backend.store.clone())
+            .clock(backend.clock)
+            .spawn(stop_scheduler.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop_http = CancellationToken::new();
+        let app = api.router();
+        let stop = stop_http.clone();
+        let ws_stop = api.cancel_token().clone();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                stop.cancelled().await;
+                ws_stop.cancel();
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            addr,
+            http: reqwest::Client::new(),
+            api,
+            stop_http,
+            stop_scheduler,
+            server,
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Starts a graceful shutdown and waits until the server has drained.
+    pub(crate) async fn stop(self) {
+        self.stop_http.cancel();
+        self.server.await.expect("server task");
+        self.api.shutdown().await;
+        self.stop_scheduler.cancel();
+    }
+
+    pub(crate) async fn create_drop(&self, name: &str, stock: u32, hold_seconds: f64) -> Value {
+        let res = self
+            .http
+            .post(self.url("/api/drops"))
+            .bearer_auth(TOKEN)
+            .json(&json!({
+                "name": name, "price": "19.99", "totalStock": stock, "holdSeconds": hold_seconds
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "create drop");
+        res.json().await.unwrap()
+    }
+
+    pub(crate) async fn reserve(&self, drop_id: &str, user: &str) -> (u16, Value) {
+        self.post(
+            "/api/reservations",
+            json!({"dropId": drop_id, "username": user}),
+        )
+        .await
+    }
+
+    pub(crate) async fn purchase(&self, reservation_id: &str, user: &str) -> (u16, Value) {
+        self.post(
+            "/api/purchases",
+            json!({"reservationId": reservation_id, "username": user}),
+        )
+        .await
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
+        let res = self.http.get(self.url(path)).send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+
+    pub(crate) async fn drop_view(&self, drop_id: &str) -> Value {
+        let (status, drops) = self.get("/api/drops").await;
+        assert_eq!(status, 200);
+        drops
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == drop_id)
+            .cloned()
+            .expect("drop listed")
+    }
+
+    /// A WebSocket client, after it has read its snapshot.
+    pub(crate) async fn ws(&self) -> (WsClient, Value) {
+        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/ws", self.addr))
+            .await
+            .expect("websocket connects");
+        let mut client = WsClient { stream };
+        let snapshot = client.next(Duration::from_secs(5)).await.expect("snapshot");
+        assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+        assert!(snapshot["serverTime"].is_string());
+        (client, snapshot)
+    }
+}
+
+pub(crate) struct WsClient {
+    pub(crate) stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    /// The next JSON message, or `None` on timeout or close.
+    pub(crate) async fn next(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??
+                .ok()?;
+            match msg {
+                Message::Text(text) => {
+                    return Some(serde_json::from_str(text.as_str()).expect("JSON message"));
+                }
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads until a message matches, or panics after `within`.
+    pub(crate) async fn wait_for(
+        &mut self,
+        within: Duration,
+        what: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(v) if what(&v) => return v,
+                Some(_) => {}
+                None => panic!("no matching WebSocket message within {within:?}"),
+            }
+        }
+    }
+
+    pub(crate) async fn close(mut self) {
+        let _ = self.stream.send(Message::Close(None)).await;
+    }
+}

@@ -62,10 +62,10 @@ export interface NewDrop {
   holdSeconds?: number | string;
 }
 
-/** Codes the client makes up itself when no API answer could be read. */
-export type ClientErrorCode = 'NETWORK' | 'BAD_RESPONSE';
-
-/** An error answer of the API (or a failure to reach it). */
+/**
+ * An error answer of the API, or a failure to reach it (`NETWORK`) or to
+ * read its answer (`BAD_RESPONSE`).
+ */
 export class ApiError extends Error {
   readonly code: string;
   readonly status: number;

@@ -30,9 +30,6 @@ export function plainError(code: string, detail?: string): string {
   return base;
 }
 
-/** Every code the client explains. */
-export const KNOWN_CODES = Object.keys(PLAIN);
-
 function capitalise(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }

@@ -123,6 +123,15 @@ export function useHolds(username: string, onExpire: (hold: Hold) => void) {
     [username, update],
   );
 
+  // Another tab of the same browser may reserve or buy; follow its holds.
+  useEffect(() => {
+    const onStorage = (e: StorageEvent) => {
+      if (e.key === STORAGE_KEY) setAll(readStored());
+    };
+    window.addEventListener('storage', onStorage);
+    return () => window.removeEventListener('storage', onStorage);
+  }, []);
+
   // Holds end on time even when no `expired` message arrives (the sweeper
   // may be late, and the server treats a hold past expiresAt as gone). The
   // timer aims at the next expiry and re-aims if the clock estimate moved.

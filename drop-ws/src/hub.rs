@@ -4,9 +4,18 @@
 //!
 //! One task reads the store's events and keeps a copy of every live drop
 //! (stock, top buyers). Frames are serialized once and shared by all
-//! clients through a bounded broadcast channel, so a slow client costs the
-//! others nothing: when it falls more than the channel's capacity behind it
-//! is told so, and rejoins with a fresh snapshot.
+//! clients, on two paths:
+//!
+//! - **stock** goes on a *board* holding only the latest frame per drop
+//!   (a `watch` channel), republished at most once per tick. A client sends
+//!   whatever is newest when it gets to run, so a slow client skips stale
+//!   values instead of queueing them, and the work per tick is bounded by
+//!   the number of clients, never by the number of changes;
+//! - **discrete events** (purchase, expired, dropCreated) go through a
+//!   bounded broadcast queue. A client that falls more than its capacity
+//!   behind rejoins with a fresh snapshot.
+//!
+//! Either way a slow client costs the others nothing.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -19,7 +28,7 @@ use drop_core::{
     TopPurchaser,
 };
 use futures::FutureExt;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tokio_stream::StreamExt;
@@ -48,9 +57,14 @@ struct State {
     dirty_since: Option<Instant>,
 }
 
+/// The latest stock frame of every drop whose stock changed since start:
+/// `(version, frame)`.
+pub type StockBoard = HashMap<DropId, (u64, Frame)>;
+
 struct Shared {
     state: Mutex<State>,
     tx: broadcast::Sender<Frame>,
+    board: watch::Sender<Arc<StockBoard>>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     tick: Duration,
@@ -71,14 +85,36 @@ impl fmt::Debug for Hub {
     }
 }
 
-/// A client's place in the stream: the snapshot to send first, then every
-/// frame from `frames`.
+/// A client's place in the stream: the snapshot to send first, then the
+/// stock board's newer frames and every discrete event.
 #[derive(Debug)]
 pub struct Subscription {
     /// The `snapshot` message.
     pub snapshot: Frame,
-    /// Every frame broadcast after the snapshot was taken.
+    /// Every discrete event broadcast after the snapshot was taken.
     pub frames: broadcast::Receiver<Frame>,
+    /// The stock board; a frame on it is news when its version is above
+    /// [`seen`](Self::seen)'s.
+    pub stock: watch::Receiver<Arc<StockBoard>>,
+    /// The stock version of each drop as the snapshot showed it.
+    pub seen: HashMap<DropId, u64>,
+}
+
+impl Subscription {
+    /// The board's frames newer than what this client has seen, marking
+    /// them seen.
+    pub fn fresh_stock(&mut self) -> Vec<Frame> {
+        let board = self.stock.borrow_and_update().clone();
+        let mut out = Vec::new();
+        for (id, (version, frame)) in board.iter() {
+            let seen = self.seen.entry(*id).or_insert(0);
+            if *version > *seen {
+                *seen = *version;
+                out.push(frame.clone());
+            }
+        }
+        out
+    }
 }
 
 impl Hub {
@@ -102,6 +138,7 @@ impl Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 tx: broadcast::channel(queue.max(1)).0,
+                board: watch::channel(Arc::new(StockBoard::new())).0,
                 clock,
                 metrics,
                 tick,
@@ -120,7 +157,18 @@ impl Hub {
         // Subscribing under the lock that broadcasts are sent under keeps
         // the snapshot and the stream gapless and without overlap.
         let frames = self.shared.tx.subscribe();
-        Subscription { snapshot, frames }
+        let stock = self.shared.board.subscribe();
+        let seen = state
+            .drops
+            .iter()
+            .map(|(id, e)| (*id, e.state.stock.version))
+            .collect();
+        Subscription {
+            snapshot,
+            frames,
+            stock,
+            seen,
+        }
     }
 
     /// How many clients are subscribed.
@@ -286,18 +334,26 @@ impl Hub {
         true
     }
 
-    /// Broadcasts the latest stock of every drop that changed.
+    /// Puts the latest stock of every drop that changed on the board.
     fn flush(&self) {
         let now = self.shared.clock.now();
         let mut state = self.lock();
+        if state.dirty.is_empty() {
+            return;
+        }
         let dirty: Vec<DropId> = state.dirty.drain().collect();
         let since = state.dirty_since.take();
+        let mut board = StockBoard::clone(&self.shared.board.borrow());
         for id in &dirty {
             if let Some(entry) = state.drops.get(id) {
-                let msg = WsMessage::stock(now, id.as_uuid(), &entry.state.stock);
-                let _ = self.shared.tx.send(msg.to_json().into());
+                let stock = &entry.state.stock;
+                let msg = WsMessage::stock(now, id.as_uuid(), stock);
+                board.insert(*id, (stock.version, msg.to_json().into()));
             }
         }
+        // Ended drops never change again; keep the board small.
+        board.retain(|id, _| state.drops.get(id).is_some_and(|e| !e.state.drop.is_ended(now)));
+        self.shared.board.send_replace(Arc::new(board));
         if let Some(since) = since {
             self.shared
                 .metrics

@@ -39,7 +39,7 @@ async fn client(mut socket: WebSocket, app: AppState) {
     let _guard = Disconnect(hub.clone());
     let cancel = app.cancel.clone();
     let mut sub = hub.subscribe();
-    if !send(&mut socket, Message::Text(sub.snapshot)).await {
+    if !send(&mut socket, Message::Text(sub.snapshot.clone())).await {
         return;
     }
     loop {
@@ -58,6 +58,19 @@ async fn client(mut socket: WebSocket, app: AppState) {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => {}
             },
+            changed = sub.stock.changed() => {
+                if changed.is_err() {
+                    // The hub stopped.
+                    return;
+                }
+                // Only the newest value of each drop: whatever changed
+                // while this client was busy is skipped, not queued.
+                for frame in sub.fresh_stock() {
+                    if !send(&mut socket, Message::Text(frame)).await {
+                        return;
+                    }
+                }
+            }
             frame = sub.frames.recv() => match frame {
                 Ok(frame) => {
                     if !send(&mut socket, Message::Text(frame)).await {

@@ -1,0 +1,146 @@
+// Shared pieces of the end-to-end tests: the browser, the API calls that
+// set a scene up, and lookups into the page by role and label.
+
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+/** The server under test (run.sh starts it). */
+export const BASE = required('WEB_DROP_URL');
+/** Its admin token. */
+export const TOKEN = required('ADMIN_TOKEN');
+/** The default hold it was started with, in seconds. */
+export const HOLD_SECONDS = Number(required('HOLD_SECONDS'));
+
+const SHOTS = join(dirname(fileURLToPath(import.meta.url)), 'screenshots');
+mkdirSync(SHOTS, { recursive: true });
+
+function required(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the tests through e2e/run.sh`);
+  return v;
+}
+
+/** Starts Debian's Chromium (never a downloaded browser). */
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+let counter = 0;
+/** A name no other test uses, so tests never see each other's drops. */
+export function unique(label) {
+  counter += 1;
+  return `${label} ${Date.now().toString(36)}${counter}`;
+}
+
+/** A valid username no other test uses. */
+export function user(label) {
+  counter += 1;
+  return `${label}_${Date.now().toString(36)}${counter}`;
+}
+
+/** Creates a drop through the API (as an admin would) and returns it. */
+export async function createDrop(body) {
+  const res = await fetch(`${BASE}/api/drops`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  assert.equal(res.status, 201, `create drop: ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** Reserves through the API, as another shopper would. */
+export async function apiReserve(dropId, username) {
+  const res = await fetch(`${BASE}/api/reservations`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ dropId, username }),
+  });
+  const json = await res.json();
+  assert.ok(res.status === 201 || res.status === 200, `reserve: ${JSON.stringify(json)}`);
+  return json;
+}
+
+/**
+ * A fresh browser context (its own storage, like a separate person) with the
+ * page open, the username typed and the live feed connected.
+ */
+export async function openAs(browser, username, viewport = { width: 1280, height: 900 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/WebSocket|ERR_CONNECTION|Failed to load resource/.test(m.text())) errors.push(m.text());
+  });
+  await page.goto(BASE);
+  await page.getByLabel('Your username').fill(username);
+  await waitLive(page);
+  return { context, page, errors };
+}
+
+/** Waits until the header says the live feed is connected. */
+export async function waitLive(page, timeout = 10_000) {
+  await page.getByTestId('connection').filter({ hasText: /^Live$/ }).waitFor({ timeout });
+}
+
+/** The card of the drop called `name`. */
+export function card(page, name) {
+  return page.getByRole('article', { name, exact: true });
+}
+
+/** Waits until the card's available count reads `n`. */
+export async function waitAvailable(page, name, n, timeout = 5_000) {
+  await card(page, name)
+    .getByTestId('available')
+    .filter({ hasText: new RegExp(`^${n}$`) })
+    .waitFor({ timeout });
+}
+
+/** The card's available count as a number. */
+export async function available(page, name) {
+  return Number(await card(page, name).getByTestId('available').textContent());
+}
+
+/** Seconds left on the card's countdown. */
+export async function secondsLeft(page, name) {
+  return Number(await card(page, name).getByTestId('countdown').getAttribute('data-seconds'));
+}
+
+/** The Reserve button of a card (its label changes to "Sold out", …). */
+export function reserveButton(page, name) {
+  return card(page, name).getByRole('button', { name: /^(Reserve|Reserving…|Sold out|Not started yet):/ });
+}
+
+/** Saves a screenshot under e2e/screenshots/. */
+export async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+}
+
+/** Polls `fn` until it returns a truthy value or `timeout` ms pass. */
+export async function eventually(fn, timeout, what) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}

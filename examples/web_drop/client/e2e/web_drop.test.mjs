@@ -1,0 +1,404 @@
+// End-to-end tests of the web_drop client in real Chromium against the real
+// example server (see run.sh). Two browser contexts stand for two shoppers;
+// every check waits on what the page shows, never on fixed sleeps alone.
+
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, test } from 'node:test';
+import {
+  BASE,
+  HOLD_SECONDS,
+  TOKEN,
+  apiReserve,
+  available,
+  card,
+  createDrop,
+  eventually,
+  launch,
+  openAs,
+  reserveButton,
+  secondsLeft,
+  shot,
+  unique,
+  user,
+  waitAvailable,
+  waitLive,
+} from './lib.mjs';
+
+let browser;
+const open = [];
+
+async function shopper(label, viewport) {
+  const s = await openAs(browser, user(label), viewport);
+  open.push(s.context);
+  return s;
+}
+
+describe('web_drop client', () => {
+  before(async () => {
+    browser = await launch();
+  });
+
+  // Each test's browser contexts close when it ends, so the shoppers of one
+  // test never linger into the next.
+  afterEach(async () => {
+    for (const c of open.splice(0)) await c.close().catch(() => {});
+  });
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  test('A reserves; B sees the stock fall within 1 s without reloading', async (t) => {
+    const name = unique('Air Max');
+    await createDrop({ name, price: '199.99', totalStock: 5, holdSeconds: 30 });
+    const a = await shopper('ann');
+    const b = await shopper('bob');
+    await waitAvailable(a.page, name, 5);
+    await waitAvailable(b.page, name, 5);
+    assert.equal(await card(a.page, name).getByTestId('live-badge').textContent(), 'Live');
+
+    const started = Date.now();
+    await reserveButton(a.page, name).click();
+    await waitAvailable(b.page, name, 4, 1000);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 1000, `B saw the new stock after ${elapsed} ms`);
+    t.diagnostic(`B saw the new stock ${elapsed} ms after A clicked Reserve`);
+
+    // A holds the unit: countdown, Complete Purchase and Release.
+    const holdCard = card(a.page, name);
+    await holdCard.getByTestId('countdown').waitFor();
+    const left = await secondsLeft(a.page, name);
+    assert.ok(left > 25 && left <= 30, `countdown starts near 30 s, got ${left}`);
+    assert.ok(await holdCard.getByRole('button', { name: /^Complete purchase/ }).isEnabled());
+    assert.ok(await holdCard.getByRole('button', { name: /^Release hold/ }).isEnabled());
+    assert.equal(await b.page.getByTestId('toast-error').count(), 0);
+    await a.page.getByText(`Reserved: ${name}`).waitFor();
+    await shot(a.page, '01-reserve-a');
+    await shot(b.page, '01-reserve-b');
+    assert.deepEqual([...a.errors, ...b.errors], []);
+  });
+
+  test('A purchases; B sees A in the recent buyers and the activity feed', async () => {
+    const name = unique('Dunk Low');
+    await createDrop({ name, price: '110.50', totalStock: 3, holdSeconds: 30 });
+    const a = await shopper('amy');
+    const b = await shopper('ben');
+    const aName = await a.page.getByLabel('Your username').inputValue();
+    await waitAvailable(b.page, name, 3);
+    await card(b.page, name).getByText('No buyers yet').waitFor();
+
+    await reserveButton(a.page, name).click();
+    await card(a.page, name).getByRole('button', { name: /^Complete purchase/ }).click();
+    await a.page.getByText(`Purchased: ${name}`).waitFor();
+    await a.page.getByText('Paid $110.50').waitFor();
+    // The hold is gone and Reserve is back for A.
+    await reserveButton(a.page, name).waitFor();
+
+    const buyers = b.page.getByRole('region', { name: `Recent buyers of ${name}` });
+    await buyers.getByText(aName, { exact: true }).waitFor({ timeout: 2000 });
+    const feed = b.page.getByRole('complementary', { name: 'Live activity' });
+    await feed.getByText(aName).waitFor({ timeout: 2000 });
+    assert.match(await feed.textContent(), new RegExp(`${aName}\\s*bought\\s*${name}`));
+    await waitAvailable(b.page, name, 2);
+    assert.equal(await card(b.page, name).getByTestId('sold').textContent(), '1');
+    await shot(b.page, '02-purchase-b');
+    assert.deepEqual([...a.errors, ...b.errors], []);
+  });
+
+  test('A refreshes during a hold; the countdown continues where it was', async () => {
+    const name = unique('Yeezy');
+    await createDrop({ name, price: '230', totalStock: 2, holdSeconds: 30 });
+    const a = await shopper('cat');
+    await reserveButton(a.page, name).click();
+    await card(a.page, name).getByTestId('countdown').waitFor();
+    await a.page.waitForTimeout(2500);
+    const before = await secondsLeft(a.page, name);
+    assert.ok(before <= 28, `countdown has run before the refresh (${before})`);
+
+    const checked = a.page.waitForRequest(
+      (r) => r.method() === 'GET' && /\/api\/reservations\/[0-9a-f-]{36}$/.test(r.url()),
+    );
+    await a.page.reload();
+    await checked; // the stored hold is validated with GET /api/reservations/:id
+    await card(a.page, name).getByTestId('countdown').waitFor();
+    const after = await secondsLeft(a.page, name);
+    // Not reset to the full 30 s: it picks up where it was, less the reload time.
+    assert.ok(after <= before && after >= before - 5, `after refresh ${after}, before ${before}`);
+    await waitLive(a.page);
+    // Still held after validation, and still counting down.
+    await eventually(async () => (await secondsLeft(a.page, name)) < after, 2500, 'the countdown to tick');
+    assert.ok(await card(a.page, name).getByRole('button', { name: /^Complete purchase/ }).isEnabled());
+    await waitAvailable(a.page, name, 1);
+    await shot(a.page, '03-refresh');
+    assert.deepEqual(a.errors, []);
+  });
+
+  test('a 2-second hold runs out: Reserve comes back and B sees the stock return', async (t) => {
+    const name = unique('Jordan 4');
+    const drop = await createDrop({ name, price: '99.99', totalStock: 1 });
+    assert.equal(drop.holdSeconds, HOLD_SECONDS, 'drops use the server default hold');
+    const a = await shopper('dan');
+    const b = await shopper('eve');
+    await waitAvailable(b.page, name, 1);
+
+    // Note, inside the page, the moment the hold's countdown gives way to Reserve.
+    await a.page.evaluate((dropName) => {
+      window.__reserveBack = null;
+      let held = false;
+      new MutationObserver(() => {
+        const article = [...document.querySelectorAll('article')].find(
+          (el) => el.querySelector('h2')?.textContent === dropName,
+        );
+        if (!article) return;
+        if (article.querySelector('[data-testid=countdown]')) held = true;
+        else if (held && window.__reserveBack === null) window.__reserveBack = Date.now();
+      }).observe(document.body, { subtree: true, childList: true });
+    }, name);
+    const reserved = a.page.waitForResponse(
+      (r) => r.request().method() === 'POST' && r.url().endsWith('/api/reservations'),
+    );
+    const started = Date.now();
+    await reserveButton(a.page, name).click();
+    const hold = await (await reserved).json();
+    await card(a.page, name).getByTestId('countdown').waitFor();
+    await waitAvailable(b.page, name, 0, 1000);
+    assert.ok(await reserveButton(b.page, name).isDisabled(), 'B cannot reserve while A holds the last unit');
+
+    // Back to Reserve for A once the hold is over, on time.
+    await reserveButton(a.page, name).waitFor({ timeout: HOLD_SECONDS * 1000 + 2000 });
+    const ended = Date.now() - started;
+    assert.ok(ended >= HOLD_SECONDS * 1000 - 300, `hold ended early, after ${ended} ms`);
+    // Browser and server share this machine's clock, so the page's moment
+    // compares directly with the hold's expiresAt.
+    const late = (await a.page.evaluate(() => window.__reserveBack)) - Date.parse(hold.expiresAt);
+    assert.ok(late >= -50 && late < 1000, `Reserve came back ${late} ms after expiresAt`);
+    t.diagnostic(`Reserve came back ${late} ms after the hold's expiresAt (${ended} ms after the click)`);
+    assert.ok(await reserveButton(a.page, name).isEnabled());
+    await a.page.getByText('Your hold ran out').waitFor();
+    // B sees the unit back on sale without reloading.
+    await waitAvailable(b.page, name, 1, 3000);
+    assert.ok(await reserveButton(b.page, name).isEnabled());
+    await shot(a.page, '04-expired-a');
+    await shot(b.page, '04-expired-b');
+    assert.deepEqual([...a.errors, ...b.errors], []);
+  });
+
+  test('a sold-out drop disables Reserve and says sold out', async () => {
+    const name = unique('Panda');
+    await createDrop({ name, price: '80', totalStock: 1, holdSeconds: 30 });
+    const a = await shopper('fay');
+    const b = await shopper('gus');
+    await reserveButton(a.page, name).click();
+    await card(a.page, name).getByRole('button', { name: /^Complete purchase/ }).click();
+    await a.page.getByText(`Purchased: ${name}`).waitFor();
+
+    for (const page of [a.page, b.page]) {
+      await waitAvailable(page, name, 0, 2000);
+      const button = reserveButton(page, name);
+      assert.equal((await button.textContent()).trim(), 'Sold out');
+      assert.ok(await button.isDisabled());
+      assert.equal(await card(page, name).getByTestId('status').textContent(), 'Sold out');
+    }
+    // A newcomer loading the page sees it sold out too.
+    const c = await shopper('hal');
+    await waitAvailable(c.page, name, 0);
+    assert.ok(await reserveButton(c.page, name).isDisabled());
+    assert.equal(await card(c.page, name).getByTestId('status').textContent(), 'Sold out');
+    await shot(b.page, '05-sold-out');
+  });
+
+  test('a drop that has not started disables Reserve until it opens', async () => {
+    const name = unique('Upcoming');
+    const startsAt = new Date(Date.now() + 8000).toISOString();
+    await createDrop({ name, price: '65', totalStock: 3, holdSeconds: 30, startsAt });
+    const a = await shopper('tia');
+    const button = reserveButton(a.page, name);
+    await button.waitFor();
+    assert.equal((await button.textContent()).trim(), 'Not started yet');
+    assert.ok(await button.isDisabled());
+    assert.match(await card(a.page, name).getByTestId('status').textContent(), /^Opens in 0:0\d$/);
+    await shot(a.page, '06-upcoming');
+    // It opens on time without a reload.
+    await card(a.page, name).getByRole('button', { name: /^Reserve:/ }).waitFor({ timeout: 12_000 });
+    assert.ok(await reserveButton(a.page, name).isEnabled());
+    assert.equal(await card(a.page, name).getByTestId('status').textContent(), 'On sale');
+  });
+
+  test('the admin form shows API errors by the fields and creates a drop both users see live', async () => {
+    const a = await shopper('ivy');
+    const b = await shopper('jon');
+    const name = unique('Admin Drop');
+    await a.page.getByRole('button', { name: 'Admin', exact: true }).click();
+    const form = a.page.getByRole('region', { name: 'Create a drop' });
+
+    await form.getByLabel('Admin token').fill('wrong-token');
+    await form.getByLabel('Name').fill(name);
+    await form.getByLabel('Price').fill('49.99');
+    await form.getByLabel('Total stock').fill('7');
+    await form.getByRole('button', { name: 'Create drop' }).click();
+    await form.getByTestId('error-token').waitFor();
+    assert.match(await form.getByTestId('error-token').textContent(), /admin token/i);
+    assert.equal(await form.getByLabel('Admin token').getAttribute('aria-invalid'), 'true');
+
+    await form.getByLabel('Admin token').fill(TOKEN);
+    await form.getByLabel('Price').fill('12.345');
+    await form.getByRole('button', { name: 'Create drop' }).click();
+    await form.getByTestId('error-price').waitFor();
+    const priceError = await form.getByTestId('error-price').textContent();
+    assert.match(priceError, /2 decimals/, 'the server explains the rule');
+    assert.doesNotMatch(priceError, /price:/i, 'shown as a sentence, not as the raw field path');
+    assert.equal(await form.getByLabel('Price').getAttribute('aria-invalid'), 'true');
+    assert.equal(await card(b.page, name).count(), 0);
+
+    await form.getByLabel('Price').fill('12.34');
+    await form.getByLabel('Total stock').fill('0');
+    await form.getByRole('button', { name: 'Create drop' }).click();
+    await form.getByTestId('error-totalStock').waitFor();
+    await shot(a.page, '06-admin-errors');
+
+    await form.getByLabel('Total stock').fill('7');
+    await form.getByRole('button', { name: 'Create drop' }).click();
+    await form.getByText(`Created “${name}”.`).waitFor();
+    for (const page of [a.page, b.page]) {
+      await waitAvailable(page, name, 7, 2000);
+      assert.equal(await card(page, name).getByText('$12.34').count(), 1);
+    }
+    assert.equal(await form.getByLabel('Name').inputValue(), '', 'the form is cleared after success');
+    await shot(b.page, '06-admin-created-b');
+    assert.deepEqual([...a.errors, ...b.errors], []);
+  });
+
+  test('Release gives the unit back to everyone at once', async () => {
+    const name = unique('Samba');
+    await createDrop({ name, price: '100', totalStock: 2, holdSeconds: 30 });
+    const a = await shopper('kim');
+    const b = await shopper('lou');
+    await reserveButton(a.page, name).click();
+    await waitAvailable(b.page, name, 1, 1000);
+    await card(a.page, name).getByRole('button', { name: /^Release hold/ }).click();
+    await a.page.getByText('Hold released').waitFor();
+    await reserveButton(a.page, name).waitFor();
+    await waitAvailable(b.page, name, 2, 1000);
+  });
+
+  test('the live feed reconnects after the socket drops and resynchronises from the snapshot', async () => {
+    const name = unique('Gel Lyte');
+    const drop = await createDrop({ name, price: '140', totalStock: 3, holdSeconds: 30 });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    open.push(context);
+    // A switch in front of the real server: while `cut` is set, every
+    // WebSocket the page opens is closed at once, as when the network drops.
+    let cut = false;
+    const live = [];
+    await context.routeWebSocket(/\/api\/ws$/, (ws) => {
+      if (cut) {
+        ws.close({ code: 1001, reason: 'network down' });
+        return;
+      }
+      ws.connectToServer();
+      live.push(ws);
+    });
+    const page = await context.newPage();
+    await page.goto(BASE);
+    await page.getByLabel('Your username').fill(user('max'));
+    await waitLive(page);
+    await waitAvailable(page, name, 3);
+
+    cut = true;
+    for (const ws of live) await ws.close({ code: 1001, reason: 'network down' });
+    await page.getByTestId('connection').filter({ hasText: /reconnecting/i }).waitFor({ timeout: 3000 });
+    assert.match(await card(page, name).getByTestId('live-badge').textContent(), /reconnecting/i);
+    await shot(page, '08-disconnected');
+
+    // While the page is cut off, others take every unit.
+    for (const who of ['nia', 'oli', 'pat']) await apiReserve(drop.id, user(who));
+    assert.equal(await available(page, name), 3, 'no update can arrive while disconnected');
+    // Reserving now meets the real state: sold out, in plain words.
+    await reserveButton(page, name).click();
+    await page.getByTestId('toast-error').filter({ hasText: 'Sold out' }).waitFor();
+
+    cut = false;
+    await waitLive(page, 15_000);
+    await waitAvailable(page, name, 0, 2000);
+    assert.equal(await card(page, name).getByTestId('live-badge').textContent(), 'Live');
+  });
+
+  test('phone width: no sideways scroll, labelled controls, username checked as the server does', async () => {
+    const name = unique('Phone Drop');
+    await createDrop({ name, price: '59.90', totalStock: 4, holdSeconds: 30 });
+    const a = await shopper('quin', { width: 390, height: 844 });
+    await waitAvailable(a.page, name, 4);
+    await reserveButton(a.page, name).click();
+    await card(a.page, name).getByTestId('countdown').waitFor();
+    const widths = await a.page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(widths[0] <= widths[1], `page is ${widths[0]} px wide in a ${widths[1]} px viewport`);
+
+    // Every control has an accessible name.
+    const unnamed = await a.page.evaluate(() =>
+      [...document.querySelectorAll('button, input')]
+        .filter((el) => {
+          const labelled = el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+          const label = el.id && document.querySelector(`label[for="${CSS.escape(el.id)}"]`);
+          const text = el.tagName === 'BUTTON' && el.textContent.trim();
+          return !(labelled || label || text);
+        })
+        .map((el) => el.outerHTML),
+    );
+    assert.deepEqual(unnamed, []);
+    await shot(a.page, '09-phone');
+
+    const field = a.page.getByLabel('Your username');
+    await field.fill('ab');
+    assert.equal(await field.getAttribute('aria-invalid'), 'true');
+    await a.page.getByText('Use 3 to 50 characters.').waitFor();
+    await field.fill('no spaces');
+    await a.page.getByText('Use only letters, digits and underscores.').waitFor();
+    // Without a valid name there is nothing to reserve with.
+    assert.ok(await reserveButton(a.page, name).isDisabled());
+    await field.fill('quin_ok');
+    assert.equal(await a.page.evaluate(() => localStorage.getItem('dropkit.username')), 'quin_ok');
+    await a.page.reload();
+    assert.equal(await a.page.getByLabel('Your username').inputValue(), 'quin_ok');
+  });
+
+  test('the countdown follows the server clock, not a wrong browser clock', async () => {
+    const name = unique('Skewed Clock');
+    await createDrop({ name, price: '75', totalStock: 2, holdSeconds: 30 });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    open.push(context);
+    // This browser's clock is ten minutes fast; the page must not think the
+    // 30-second hold ran out long ago.
+    await context.clock.install({ time: Date.now() + 10 * 60_000 });
+    const page = await context.newPage();
+    await page.goto(BASE);
+    await page.getByLabel('Your username').fill(user('sky'));
+    await waitLive(page);
+    await reserveButton(page, name).click();
+    await card(page, name).getByTestId('countdown').waitFor();
+    const left = await secondsLeft(page, name);
+    assert.ok(left >= 27 && left <= 30, `countdown shows ${left} s with a fast browser clock`);
+    await page.waitForTimeout(1500);
+    assert.ok(await card(page, name).getByRole('button', { name: /^Complete purchase/ }).isEnabled());
+    await shot(page, '10-skewed-clock');
+  });
+
+  test('stock changes cause no layout shift', async () => {
+    const name = unique('Shift Check');
+    const drop = await createDrop({ name, price: '10', totalStock: 12, holdSeconds: 30 });
+    const b = await shopper('ray');
+    await waitAvailable(b.page, name, 12);
+    await b.page.waitForTimeout(500); // let the entry animation finish
+    await b.page.evaluate(() => {
+      window.__shift = 0;
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) if (!e.hadRecentInput) window.__shift += e.value;
+      }).observe({ type: 'layout-shift', buffered: false });
+    });
+    // 12 → 9 → 1 → 0: two digits to one, "Almost gone" appears, sold out.
+    for (let i = 0; i < 12; i++) await apiReserve(drop.id, user(`s${i}`));
+    await waitAvailable(b.page, name, 0, 3000);
+    await b.page.waitForTimeout(300);
+    const shift = await b.page.evaluate(() => window.__shift);
+    assert.equal(shift, 0, `cumulative layout shift ${shift}`);
+  });
+});

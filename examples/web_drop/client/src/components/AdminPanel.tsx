@@ -1,0 +1,210 @@
+import { useId, useState, type FormEvent } from 'react';
+import { ApiError, createDrop, type Drop, type NewDrop } from '../api';
+import { plainError } from '../errors';
+
+const TOKEN_KEY = 'dropkit.adminToken';
+
+type FieldName = 'token' | 'name' | 'price' | 'totalStock' | 'holdSeconds' | 'startsAt' | 'endsAt';
+
+interface FormState {
+  name: string;
+  price: string;
+  totalStock: string;
+  holdSeconds: string;
+  startsAt: string;
+  endsAt: string;
+}
+
+const EMPTY: FormState = { name: '', price: '', totalStock: '', holdSeconds: '', startsAt: '', endsAt: '' };
+
+function readToken(): string {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+// `datetime-local` gives a wall-clock time in the browser's zone; the API
+// wants an instant in UTC.
+function toInstant(local: string): string | undefined {
+  if (!local) return undefined;
+  const d = new Date(local);
+  return Number.isNaN(d.getTime()) ? local : d.toISOString();
+}
+
+/**
+ * Creates drops. The token stays in this tab's session storage only; the
+ * server does all validation and its errors are shown next to the fields.
+ */
+export function AdminPanel({
+  onCreated,
+  onClose,
+}: {
+  onCreated: (drop: Drop) => void;
+  onClose: () => void;
+}) {
+  const [token, setToken] = useState(readToken);
+  const [form, setForm] = useState<FormState>(EMPTY);
+  const [errors, setErrors] = useState<Partial<Record<FieldName, string>>>({});
+  const [formError, setFormError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [created, setCreated] = useState<string | null>(null);
+  const uid = useId();
+
+  const set = (key: keyof FormState) => (e: { target: { value: string } }) => {
+    setForm((f) => ({ ...f, [key]: e.target.value }));
+    setErrors((er) => ({ ...er, [key]: undefined }));
+  };
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setErrors({});
+    setFormError(null);
+    setCreated(null);
+    const trimmedToken = token.trim();
+    if (!trimmedToken) {
+      setErrors({ token: 'Enter the admin token the server was started with.' });
+      return;
+    }
+    const body: NewDrop = {
+      name: form.name,
+      price: form.price.trim(),
+      totalStock: /^\d+$/.test(form.totalStock.trim()) ? Number(form.totalStock.trim()) : form.totalStock,
+    };
+    if (form.holdSeconds.trim())
+      body.holdSeconds = /^\d+(\.\d+)?$/.test(form.holdSeconds.trim())
+        ? Number(form.holdSeconds.trim())
+        : form.holdSeconds;
+    const startsAt = toInstant(form.startsAt);
+    const endsAt = toInstant(form.endsAt);
+    if (startsAt) body.startsAt = startsAt;
+    if (endsAt) body.endsAt = endsAt;
+
+    setBusy(true);
+    try {
+      const { data } = await createDrop(body, trimmedToken);
+      try {
+        sessionStorage.setItem(TOKEN_KEY, trimmedToken);
+      } catch {
+        // Not remembering the token only means asking again.
+      }
+      setForm(EMPTY);
+      setCreated(data.name);
+      onCreated(data);
+    } catch (err) {
+      const api = err instanceof ApiError ? err : new ApiError('NETWORK', String(err), 0);
+      if (api.code === 'UNAUTHORIZED' || api.code === 'FORBIDDEN') {
+        setErrors({ token: plainError(api.code) });
+      } else if (api.code === 'INVALID_INPUT' && api.field && api.field in EMPTY) {
+        setErrors({ [api.field as FieldName]: cleanMessage(api.message, api.field) });
+      } else {
+        setFormError(plainError(api.code, api.message));
+      }
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const field = (name: FieldName) => {
+    const id = `${uid}-${name}`;
+    const err = errors[name];
+    return {
+      id,
+      name,
+      'aria-invalid': err ? true : undefined,
+      'aria-describedby': err ? `${id}-error` : `${id}-help`,
+    } as const;
+  };
+  const errorFor = (name: FieldName, help?: string) => {
+    const id = `${uid}-${name}`;
+    const err = errors[name];
+    if (err)
+      return (
+        <p className="field-error" id={`${id}-error`} data-testid={`error-${name}`}>
+          {err}
+        </p>
+      );
+    return (
+      <p className="field-help" id={`${id}-help`}>
+        {help ?? '\u00a0'}
+      </p>
+    );
+  };
+
+  return (
+    <section className="admin" aria-labelledby={`${uid}-title`}>
+      <div className="admin-head">
+        <h2 id={`${uid}-title`}>Create a drop</h2>
+        <button type="button" className="btn btn-ghost btn-small" onClick={onClose}>
+          Close
+        </button>
+      </div>
+      <form onSubmit={submit} noValidate className="admin-form">
+        <div className="field field-wide field-narrow">
+          <label htmlFor={`${uid}-token`}>Admin token</label>
+          <input
+            {...field('token')}
+            type="password"
+            autoComplete="off"
+            value={token}
+            onChange={(e) => {
+              setToken(e.target.value);
+              setErrors((er) => ({ ...er, token: undefined }));
+            }}
+          />
+          {errorFor('token', 'Kept in this tab only.')}
+        </div>
+        <div className="field field-wide">
+          <label htmlFor={`${uid}-name`}>Name</label>
+          <input {...field('name')} type="text" value={form.name} onChange={set('name')} placeholder="Air Jordan 1 Retro" />
+          {errorFor('name')}
+        </div>
+        <div className="field">
+          <label htmlFor={`${uid}-price`}>Price</label>
+          <input {...field('price')} type="text" inputMode="decimal" value={form.price} onChange={set('price')} placeholder="199.99" />
+          {errorFor('price', 'Up to 2 decimals.')}
+        </div>
+        <div className="field">
+          <label htmlFor={`${uid}-totalStock`}>Total stock</label>
+          <input {...field('totalStock')} type="text" inputMode="numeric" value={form.totalStock} onChange={set('totalStock')} placeholder="100" />
+          {errorFor('totalStock')}
+        </div>
+        <div className="field">
+          <label htmlFor={`${uid}-holdSeconds`}>Hold (seconds)</label>
+          <input {...field('holdSeconds')} type="text" inputMode="numeric" value={form.holdSeconds} onChange={set('holdSeconds')} placeholder="60" />
+          {errorFor('holdSeconds', 'Optional; server default if empty.')}
+        </div>
+        <div className="field">
+          <label htmlFor={`${uid}-startsAt`}>Starts at</label>
+          <input {...field('startsAt')} type="datetime-local" value={form.startsAt} onChange={set('startsAt')} />
+          {errorFor('startsAt', 'Optional; now if empty.')}
+        </div>
+        <div className="field">
+          <label htmlFor={`${uid}-endsAt`}>Ends at</label>
+          <input {...field('endsAt')} type="datetime-local" value={form.endsAt} onChange={set('endsAt')} />
+          {errorFor('endsAt', 'Optional; never if empty.')}
+        </div>
+        <div className="admin-submit field-wide">
+          <button type="submit" className="btn btn-primary" disabled={busy}>
+            {busy ? 'Creating…' : 'Create drop'}
+          </button>
+          <p className="admin-status" role="status" aria-live="polite">
+            {formError ? <span className="field-error">{formError}</span> : created ? `Created “${created}”.` : ''}
+          </p>
+        </div>
+      </form>
+    </section>
+  );
+}
+
+// "price: invalid price: must have at most 2 decimals" → "Must have at most 2 decimals."
+function cleanMessage(message: string, field: string): string {
+  // The field may be named more than once ("price: invalid price: …").
+  const prefix = new RegExp(`^\\s*(invalid\\s+)?${field}\\s*:\\s*`, 'i');
+  let rest = message.trim();
+  while (prefix.test(rest)) rest = rest.replace(prefix, '').trim();
+  if (!rest) return 'This value is not valid.';
+  const sentence = rest.charAt(0).toUpperCase() + rest.slice(1);
+  return /[.!?]$/.test(sentence) ? sentence : `${sentence}.`;
+}

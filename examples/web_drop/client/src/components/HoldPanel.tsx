@@ -1,0 +1,68 @@
+import type { Hold } from '../useHolds';
+import { formatCountdown } from '../format';
+import { useServerNow } from '../useNow';
+
+/** The countdown of a hold with its Complete Purchase and Release buttons. */
+export function HoldPanel({
+  hold,
+  holdSeconds,
+  dropName,
+  busy,
+  onPurchase,
+  onRelease,
+}: {
+  hold: Hold;
+  holdSeconds: number;
+  dropName: string;
+  busy: 'purchase' | 'release' | 'reserve' | null;
+  onPurchase: () => void;
+  onRelease: () => void;
+}) {
+  const now = useServerNow(200);
+  const span = Math.max(1, holdSeconds * 1000);
+  // The clock estimate can lag the server by a message's queueing time;
+  // a hold never has more than its full window left, so never show more.
+  const left = Math.max(0, Math.min(span, hold.expiresAt - now));
+  const fraction = Math.min(1, left / span);
+  const urgent = left <= Math.min(10_000, span / 3);
+  const seconds = Math.ceil(left / 1000);
+  return (
+    <div className={`hold${urgent ? ' hold-urgent' : ''}`}>
+      <div className="hold-head">
+        <span className="hold-label">Held for you</span>
+        <span
+          className="hold-countdown"
+          data-testid="countdown"
+          data-seconds={seconds}
+          role="timer"
+          aria-label={`${seconds} seconds left to buy ${dropName}`}
+        >
+          {formatCountdown(left)}
+        </span>
+      </div>
+      <div className="hold-track" aria-hidden="true">
+        <span className="hold-fill" style={{ transform: `scaleX(${fraction})` }} />
+      </div>
+      <div className="hold-actions">
+        <button
+          type="button"
+          className="btn btn-primary"
+          onClick={onPurchase}
+          disabled={busy !== null || left <= 0}
+          aria-label={`Complete purchase of ${dropName}`}
+        >
+          {busy === 'purchase' ? 'Buying…' : 'Complete Purchase'}
+        </button>
+        <button
+          type="button"
+          className="btn btn-ghost"
+          onClick={onRelease}
+          disabled={busy !== null || left <= 0}
+          aria-label={`Release hold on ${dropName}`}
+        >
+          {busy === 'release' ? 'Releasing…' : 'Release'}
+        </button>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,49 @@
+// Every error code the API (or the network) can produce, in plain words.
+
+const PLAIN: Record<string, string> = {
+  OUT_OF_STOCK: 'Sold out: every unit is reserved or sold. Units come back when holds run out, so keep watching.',
+  DROP_NOT_FOUND: 'That drop no longer exists.',
+  DROP_NOT_ACTIVE: 'That drop is not on sale right now.',
+  RESERVATION_NOT_FOUND: 'Your hold could not be found. It may have ended already.',
+  RESERVATION_EXPIRED: 'Your hold ran out before the purchase went through. The unit is back on sale.',
+  NOT_OWNER: 'That hold belongs to someone else.',
+  ALREADY_PURCHASED: 'That hold was already turned into a purchase.',
+  ALREADY_RELEASED: 'That hold was already given back.',
+  INVALID_INPUT: 'Some of the details are not valid.',
+  INVALID_JSON: 'The page sent a request the server could not read.',
+  BAD_REQUEST: 'The server could not read that request.',
+  RATE_LIMITED: 'Too many tries in a short time. Wait a moment and try again.',
+  UNAUTHORIZED: 'The admin token is missing or wrong.',
+  FORBIDDEN: 'That admin token is not allowed to do this.',
+  PAYLOAD_TOO_LARGE: 'That request is too large for the server.',
+  UNAVAILABLE: 'The server is busy right now. Nothing was changed; try again in a moment.',
+  INTERNAL: 'Something went wrong on the server. Nothing was changed.',
+  NOT_FOUND: 'The server does not know that address.',
+  NETWORK: 'The server could not be reached. Check your connection and try again.',
+  BAD_RESPONSE: 'The server sent an answer the page cannot read.',
+};
+
+/** The plain-words explanation of `code`; `detail` is added for input errors. */
+export function plainError(code: string, detail?: string): string {
+  const base = PLAIN[code] ?? `Something went wrong (${code}).`;
+  if (code === 'INVALID_INPUT' && detail) return `${base} ${capitalise(detail)}.`.replace(/\.\.$/, '.');
+  return base;
+}
+
+function capitalise(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+const TITLES: Record<string, string> = {
+  OUT_OF_STOCK: 'Sold out',
+  RESERVATION_EXPIRED: 'Hold expired',
+  RATE_LIMITED: 'Slow down',
+  DROP_NOT_ACTIVE: 'Not on sale',
+  NETWORK: 'Offline',
+  UNAVAILABLE: 'Server busy',
+};
+
+/** A short toast title for `code` when `action` (e.g. "reserve") failed. */
+export function errorTitle(code: string, action: string): string {
+  return TITLES[code] ?? `Could not ${action}`;
+}

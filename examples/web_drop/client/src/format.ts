@@ -1,0 +1,36 @@
+// Display formatting for money, durations and times.
+
+/** `"199.99"` → `"$199.99"`; the decimal string is shown exactly as sent. */
+export function formatPrice(price: string | number): string {
+  return `$${String(price)}`;
+}
+
+/** Milliseconds left → `m:ss` (or `h:mm:ss` for long waits). */
+export function formatCountdown(ms: number): string {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const ss = String(s).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+/** How long ago `iso` was, relative to `now`, in a short phrase. */
+export function timeAgo(iso: string, now: number): string {
+  const then = Date.parse(iso);
+  if (Number.isNaN(then)) return '';
+  const s = Math.max(0, Math.floor((now - then) / 1000));
+  if (s < 5) return 'just now';
+  if (s < 60) return `${s}s ago`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ago`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h} h ago`;
+  return `${Math.floor(h / 24)} d ago`;
+}
+
+/** A start time as a short local date and time. */
+export function formatWhen(iso: string): string {
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}

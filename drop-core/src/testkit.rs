@@ -80,13 +80,11 @@ async fn verify(h: &dyn Harness) {
 const EVENT_WAIT: Duration = Duration::from_secs(5);
 
 async fn next_event(events: &mut EventStream) -> DropEvent {
-    loop {
-        match tokio::time::timeout(EVENT_WAIT, events.next()).await {
-            Ok(Some(Ok(e))) => return e,
-            Ok(Some(Err(lost))) => panic!("events lost in a quiet test: {lost}"),
-            Ok(None) => panic!("event stream ended"),
-            Err(_) => panic!("no event within {EVENT_WAIT:?}"),
-        }
+    match tokio::time::timeout(EVENT_WAIT, events.next()).await {
+        Ok(Some(Ok(e))) => e,
+        Ok(Some(Err(lost))) => panic!("events lost in a quiet test: {lost}"),
+        Ok(None) => panic!("event stream ended"),
+        Err(_) => panic!("no event within {EVENT_WAIT:?}"),
     }
 }
 
@@ -875,10 +873,12 @@ macro_rules! conformance_suite {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    (#[$attr:meta] ($($arg:ident : $ty:ty),*) => $setup:expr; $($case:ident),* $(,)?) => {
+    // The argument list travels as one token tree: a nested repetition of
+    // its parts inside the repetition over cases would not expand.
+    (#[$attr:meta] $args:tt => $setup:expr; $($case:ident),* $(,)?) => {
         $(
             #[$attr]
-            async fn $case($($arg: $ty),*) {
+            async fn $case $args {
                 let harness = $setup;
                 $crate::testkit::$case(&harness).await;
             }

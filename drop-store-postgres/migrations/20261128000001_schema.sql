@@ -41,17 +41,20 @@ CREATE TABLE IF NOT EXISTS dropkit_reservations (
 );
 
 -- Invariant 4: at most one active hold per (drop, user). Also the index the
--- reserve path uses to find a caller's existing hold.
+-- reserve path uses to find a caller's existing hold. The username leads so
+-- that no plan can use it to walk all of a drop's holds: a lookup by user
+-- stays a lookup even when the statistics are stale.
 CREATE UNIQUE INDEX IF NOT EXISTS dropkit_reservations_one_active
-    ON dropkit_reservations (drop_id, username) WHERE status = 'active';
+    ON dropkit_reservations (username, drop_id) WHERE status = 'active';
 
 -- Due expiries without a scan: the sweeper and next_expiry read this one.
 CREATE INDEX IF NOT EXISTS dropkit_reservations_due
     ON dropkit_reservations (expires_at) WHERE status = 'active';
 
--- Lazy reclaim of one drop's overdue holds.
-CREATE INDEX IF NOT EXISTS dropkit_reservations_drop_due
-    ON dropkit_reservations (drop_id, expires_at) WHERE status = 'active';
+-- No index leads with drop_id on purpose: with stale statistics (a table
+-- that filled up in seconds, as in a flash sale) the planner used such an
+-- index for the per-user lookups and scanned every active hold of the drop
+-- on each reserve. Lazy reclaim reads "dropkit_reservations_due".
 
 CREATE TABLE IF NOT EXISTS dropkit_purchases (
     id             uuid        PRIMARY KEY,

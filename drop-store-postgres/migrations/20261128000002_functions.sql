@@ -70,10 +70,10 @@ BEGIN
     v_reserved := d.reserved - cardinality(o_expired_ids);
     v_free := d.total_stock - v_reserved - d.sold;
 
-    SELECT count(*) INTO v_need
-      FROM unnest(p_users) AS u(name)
-     WHERE NOT EXISTS (SELECT 1 FROM dropkit_reservations r
-                        WHERE r.drop_id = p_drop AND r.username = u.name AND r.status = 'active');
+    -- p_users are distinct and each has at most one active hold here.
+    SELECT cardinality(p_users) - count(*) INTO v_need
+      FROM dropkit_reservations r
+     WHERE r.username = ANY (p_users) AND r.drop_id = p_drop AND r.status = 'active';
 
     -- Lazy reclaim: only when short, only as many as needed.
     IF v_need > v_free THEN

@@ -23,6 +23,7 @@ pub struct PgStoreBuilder {
     pub(crate) listen: bool,
     pub(crate) event_capacity: usize,
     pub(crate) notify_queue: usize,
+    pub(crate) notify_interval: Duration,
 }
 
 impl Default for PgStoreBuilder {
@@ -36,6 +37,7 @@ impl Default for PgStoreBuilder {
             listen: true,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             notify_queue: 65_536,
+            notify_interval: Duration::from_millis(20),
         }
     }
 }
@@ -98,6 +100,15 @@ impl PgStoreBuilder {
     /// 65,536.
     pub fn notify_queue(mut self, n: usize) -> Self {
         self.notify_queue = n.max(1);
+        self
+    }
+
+    /// How long the notifier lets events gather before it sends them to
+    /// other instances in one `NOTIFY` (each is a commit of its own, so this
+    /// caps them at about `1 / interval` per second). Other instances hear
+    /// of changes this much later. Defaults to 20 ms.
+    pub fn notify_interval(mut self, interval: Duration) -> Self {
+        self.notify_interval = interval;
         self
     }
 

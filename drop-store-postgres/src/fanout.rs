@@ -95,6 +95,7 @@ pub(crate) async fn start(
     bus: EventBus,
     instance: Uuid,
     queue: usize,
+    interval: Duration,
     cancel: CancellationToken,
 ) -> Result<Fanout, sqlx::Error> {
     let (tx, rx) = mpsc::channel(queue.max(1));
@@ -112,7 +113,7 @@ pub(crate) async fn start(
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(sqlx::Error::WorkerCrashed),
     }
-    tokio::spawn(notify(pool, instance, rx, lost.clone(), cancel));
+    tokio::spawn(notify(pool, instance, rx, lost.clone(), interval, cancel));
     Ok(Fanout {
         bus,
         remote: Some(tx),
@@ -187,6 +188,7 @@ async fn notify(
     instance: Uuid,
     mut rx: mpsc::Receiver<DropEvent>,
     lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    interval: Duration,
     cancel: CancellationToken,
 ) {
     let mut batch = Vec::new();
@@ -194,6 +196,20 @@ async fn notify(
         tokio::select! {
             () = cancel.cancelled() => return,
             n = rx.recv_many(&mut batch, MAX_DRAIN) => if n == 0 { return },
+        }
+        // Each NOTIFY is a commit competing with the store's own: let
+        // events gather for a moment so a storm costs a few per second.
+        if !interval.is_zero() {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            while batch.len() < MAX_DRAIN {
+                match rx.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
+            }
         }
         let was_lost = lost.swap(false, std::sync::atomic::Ordering::Relaxed);
         for payload in payloads(instance, was_lost, coalesce(std::mem::take(&mut batch))) {

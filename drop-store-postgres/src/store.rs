@@ -90,6 +90,7 @@ impl PgStore {
                 bus,
                 instance,
                 settings.notify_queue,
+                settings.notify_interval,
                 cancel.clone(),
             )
             .await

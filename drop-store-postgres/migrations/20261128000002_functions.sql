@@ -34,6 +34,10 @@ DECLARE
     v_free     integer;
     v_need     integer;
     v_granted  integer;
+    v_id       uuid;
+    v_created  timestamptz;
+    v_expires  timestamptz;
+    v_had      boolean;
 BEGIN
     IF cardinality(p_users) IS DISTINCT FROM cardinality(p_ids) THEN
         RAISE EXCEPTION 'dropkit_reserve: % users but % ids', cardinality(p_users), cardinality(p_ids);
@@ -56,6 +60,73 @@ BEGIN
     END IF;
     IF d.ends_at IS NOT NULL AND v_now >= d.ends_at THEN
         o_outcome := 'ended';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    IF cardinality(p_users) = 1 THEN
+        -- One caller (no group commit, or a lone call): the same rules in
+        -- the fewest statements, since this runs under the drop's lock.
+        SELECT r.id, r.created_at, r.expires_at INTO v_id, v_created, v_expires
+          FROM dropkit_reservations r
+         WHERE r.username = p_users[1] AND r.drop_id = p_drop AND r.status = 'active';
+        v_had := FOUND;
+        IF v_had AND v_expires > v_now THEN
+            o_results := ARRAY['existing'];
+            o_hold_ids := ARRAY[v_id];
+            o_created_at := ARRAY[v_created];
+            o_expires_at := ARRAY[v_expires];
+            o_expired_ids := '{}';
+            o_outcome := 'ok';
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        o_expired_ids := '{}';
+        v_reserved := d.reserved;
+        IF v_had THEN
+            -- The caller's own hold is overdue: it ends now.
+            UPDATE dropkit_reservations SET status = 'expired' WHERE id = v_id;
+            o_expired_ids := ARRAY[v_id];
+            v_reserved := v_reserved - 1;
+        END IF;
+        v_free := d.total_stock - v_reserved - d.sold;
+        IF v_free < 1 THEN
+            WITH x AS (
+                UPDATE dropkit_reservations r SET status = 'expired'
+                 WHERE r.id IN (SELECT o.id FROM dropkit_reservations o
+                                 WHERE o.drop_id = p_drop AND o.status = 'active' AND o.expires_at <= v_now
+                                 ORDER BY o.expires_at
+                                 LIMIT 1
+                                 FOR UPDATE)
+                RETURNING r.id)
+            SELECT coalesce(array_agg(x.id), '{}') INTO v_reclaim FROM x;
+            o_expired_ids := o_expired_ids || v_reclaim;
+            v_reserved := v_reserved - cardinality(v_reclaim);
+            v_free := v_free + cardinality(v_reclaim);
+        END IF;
+        IF v_free < 1 THEN
+            v_granted := 0;
+            o_results := ARRAY['out_of_stock'];
+            o_hold_ids := ARRAY[NULL::uuid];
+            o_created_at := ARRAY[NULL::timestamptz];
+            o_expires_at := ARRAY[NULL::timestamptz];
+        ELSE
+            v_granted := 1;
+            v_expires := v_now + d.hold_micros * interval '1 microsecond';
+            INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at)
+            VALUES (p_ids[1], p_drop, p_users[1], 'active', v_now, v_expires);
+            o_results := ARRAY['created'];
+            o_hold_ids := ARRAY[p_ids[1]];
+            o_created_at := ARRAY[v_now];
+            o_expires_at := ARRAY[v_expires];
+        END IF;
+        IF v_granted > 0 OR cardinality(o_expired_ids) > 0 THEN
+            UPDATE dropkit_drops
+               SET reserved = v_reserved + v_granted, version = version + 1
+             WHERE id = p_drop
+            RETURNING reserved, version INTO o_reserved, o_version;
+        END IF;
+        o_outcome := 'ok';
         RETURN NEXT;
         RETURN;
     END IF;

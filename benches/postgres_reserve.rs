@@ -320,6 +320,10 @@ fn main() {
         .map_or(Duration::from_secs(2), Duration::from_secs_f64);
     // `cargo bench` passes `--bench`; `cargo test --benches` runs a smoke pass.
     let smoke = !std::env::args().any(|a| a == "--bench");
+    // `BENCH_TASKS=32` runs one concurrency only (the targets then skip).
+    let only: Option<usize> = std::env::var("BENCH_TASKS")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let secs = if smoke {
         Duration::from_millis(200)
     } else {
@@ -364,7 +368,10 @@ fn main() {
         );
 
         let mut hot = BTreeMap::new();
-        for &tasks in BATCHED_TASKS {
+        for &tasks in BATCHED_TASKS
+            .iter()
+            .filter(|t| only.is_none_or(|o| o == **t))
+        {
             let mut cases = vec![Algo::Floor, Algo::Batched];
             if TASKS.contains(&tasks) {
                 cases.extend([Algo::CountLock, Algo::Store]);
@@ -389,7 +396,7 @@ fn main() {
             .await
             .expect("analyze");
         let mut big = BTreeMap::new();
-        for &tasks in TASKS {
+        for &tasks in TASKS.iter().filter(|t| only.is_none_or(|o| o == **t)) {
             let on = [
                 (Algo::Floor, bench.fresh_drop("floor").await),
                 (Algo::CountLock, big_theirs),
@@ -400,6 +407,18 @@ fn main() {
         }
         print_table("big drop: 100,000 purchases + 100,000 active holds", &big);
 
+        if only.is_some() {
+            store.close().await;
+            batched.close().await;
+            pool.close().await;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE {db} WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await
+            .expect("drop bench database");
+            return;
+        }
         println!("\n## targets");
         target(
             "(a)/(b) at 32 tasks, empty",

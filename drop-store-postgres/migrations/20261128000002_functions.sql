@@ -42,6 +42,47 @@ BEGIN
     IF cardinality(p_users) IS DISTINCT FROM cardinality(p_ids) THEN
         RAISE EXCEPTION 'dropkit_reserve: % users but % ids', cardinality(p_users), cardinality(p_ids);
     END IF;
+
+    IF cardinality(p_users) = 1 THEN
+        -- One caller, the common case: write the hold first, then take the
+        -- drop row with the very UPDATE that counts it, so the hot row is
+        -- locked only for that UPDATE and the commit (as long as a bare
+        -- counter update). The hold row is invisible to others until then;
+        -- a drop's name, hold and window never change, so they can be read
+        -- unlocked. Anything unusual (an existing hold, no free unit, the
+        -- window) goes the locked way below.
+        SELECT * INTO d FROM dropkit_drops WHERE id = p_drop;
+        v_now := clock_timestamp();
+        IF FOUND
+           AND (d.starts_at IS NULL OR v_now >= d.starts_at)
+           AND (d.ends_at IS NULL OR v_now < d.ends_at) THEN
+            v_expires := v_now + d.hold_micros * interval '1 microsecond';
+            INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at)
+            VALUES (p_ids[1], p_drop, p_users[1], 'active', v_now, v_expires)
+            ON CONFLICT (username, drop_id) WHERE status = 'active' DO NOTHING;
+            IF FOUND THEN
+                UPDATE dropkit_drops
+                   SET reserved = reserved + 1, version = version + 1
+                 WHERE id = p_drop AND reserved + sold < total_stock
+                RETURNING total_stock, reserved, sold, version
+                     INTO o_total, o_reserved, o_sold, o_version;
+                IF FOUND THEN
+                    o_results := ARRAY['created'];
+                    o_hold_ids := ARRAY[p_ids[1]];
+                    o_created_at := ARRAY[v_now];
+                    o_expires_at := ARRAY[v_expires];
+                    o_expired_ids := '{}';
+                    o_outcome := 'ok';
+                    RETURN NEXT;
+                    RETURN;
+                END IF;
+                -- No free unit as counted: take the hold back and decide
+                -- under the lock (overdue holds may be reclaimed).
+                DELETE FROM dropkit_reservations WHERE id = p_ids[1];
+            END IF;
+        END IF;
+    END IF;
+
     SELECT * INTO d FROM dropkit_drops WHERE id = p_drop FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         o_outcome := 'not_found';

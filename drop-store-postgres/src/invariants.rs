@@ -71,6 +71,18 @@ pub(crate) async fn check(pool: &PgPool) -> Result<Vec<String>, DropError> {
     if unpaid > 0 {
         problems.push(format!("{unpaid} purchased holds without a purchase"));
     }
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM dropkit_reservations r \
+                  WHERE NOT EXISTS (SELECT 1 FROM dropkit_drops d WHERE d.id = r.drop_id)) \
+              + (SELECT count(*) FROM dropkit_purchases p \
+                  WHERE NOT EXISTS (SELECT 1 FROM dropkit_drops d WHERE d.id = p.drop_id))",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(map_sqlx)?;
+    if orphans > 0 {
+        problems.push(format!("{orphans} holds or purchases of no drop"));
+    }
     let doubled: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT 1 FROM dropkit_reservations WHERE status = 'active' \
          GROUP BY drop_id, username HAVING count(*) > 1) t",

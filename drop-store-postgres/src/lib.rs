@@ -33,14 +33,23 @@
 //!   `next_expiry`.
 //! - `dropkit_purchases`: unique per hold.
 //!
+//! Holds and purchases carry their drop's id without a foreign key: the
+//! key-share lock a foreign-key check takes on the referenced row would
+//! contend with every update of a hot drop. Drops are never deleted, the
+//! write functions read the drop before writing, and
+//! [`PgStore::verify_invariants`] checks for orphans.
+//!
 //! ## Concurrency
 //!
 //! Every write is one call of a PL/pgSQL function: one round trip, one
-//! short transaction. It locks the drop row first (`FOR NO KEY UPDATE`),
-//! reads the database clock, then moves the counters and the rows
-//! together. No path counts rows. Locks are always taken drop first, hold
-//! second, and the sweeper takes drops in id order, so paths cannot
-//! deadlock one another.
+//! short transaction that moves the counters and the rows together. No
+//! path counts rows. Locks are taken drop row first (`FOR NO KEY UPDATE`),
+//! then hold rows, and the sweeper takes drops in id order. The one
+//! exception is the single-caller reserve: it writes its new hold (a row
+//! nobody else can see yet) and then takes the drop row with the very
+//! `UPDATE` that counts it, so the hot row stays locked no longer than a
+//! bare counter update; when that finds no free unit it takes the hold
+//! back and decides under the lock.
 //!
 //! - **Reserve** returns the caller's active hold unchanged if there is
 //!   one; expires the caller's own overdue hold; and when no unit is free

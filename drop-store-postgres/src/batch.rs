@@ -2,10 +2,10 @@
 //!
 //! While a batch for a drop is in flight, new calls for that drop queue;
 //! when it finishes, the queue (up to the cap) goes as the next batch. A
-//! lone call goes at once: there is no timer. Batches run on their own
-//! task, so a caller that gives up never stalls the others, and every
-//! queued caller gets an answer (the batch's, or an error if the batch
-//! task died).
+//! lone call goes at once, on its caller's task: there is no timer. The
+//! batches queued behind it run on a task of their own, so a caller that
+//! gives up never stalls the others, and every queued caller gets an answer
+//! (the batch's, or an error if the batch task died).
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -77,7 +77,7 @@ where
     /// Queues `req` on `key` and waits for its answer.
     pub(crate) async fn submit(&self, key: K, req: Req) -> Result<Resp, DropError> {
         let (tx, rx) = oneshot::channel();
-        let start = {
+        let lone = {
             let mut lanes = lock(&self.lanes);
             if lanes.closed {
                 return Err(DropError::Unavailable {
@@ -88,21 +88,29 @@ where
             match lanes.lanes.get_mut(&key) {
                 Some(queue) => {
                     queue.push_back((req, tx));
-                    false
+                    None
                 }
                 None => {
-                    lanes.lanes.insert(key, VecDeque::from([(req, tx)]));
-                    true
+                    lanes.lanes.insert(key, VecDeque::new());
+                    Some(req)
                 }
             }
         };
-        if start {
-            tokio::spawn(drive(
-                Arc::clone(&self.lanes),
-                Arc::clone(&self.runner),
+        if let Some(req) = lone {
+            // Nothing in flight for this key: go at once, on the caller's
+            // own task (no hand-over to another task, no added latency).
+            // Whatever happens to this call, the guard hands the callers
+            // that queued meanwhile to a batch task.
+            let _hand_off = HandOff {
+                lanes: Arc::clone(&self.lanes),
+                runner: Arc::clone(&self.runner),
                 key,
-                self.cap,
-            ));
+                cap: self.cap,
+            };
+            return (self.runner)(key, vec![req])
+                .await
+                .pop()
+                .ok_or_else(|| internal("a batch gave no answer"));
         }
         rx.await
             .map_err(|_| internal("a batch task ended without answering"))
@@ -111,6 +119,40 @@ where
     /// Refuses new calls; calls already queued still get their answers.
     pub(crate) fn close(&self) {
         lock(&self.lanes).closed = true;
+    }
+}
+
+/// Ends a lone call's turn: the callers that queued behind it go as the
+/// next batch, on a task of their own; with none, the lane is free again.
+struct HandOff<K: Hash + Eq + Copy + Send + 'static, Req: Send + 'static, Resp: Send + 'static> {
+    lanes: Arc<Mutex<Lanes<K, Req, Resp>>>,
+    runner: Runner<K, Req, Resp>,
+    key: K,
+    cap: usize,
+}
+
+impl<K: Hash + Eq + Copy + Send + 'static, Req: Send + 'static, Resp: Send + 'static> Drop
+    for HandOff<K, Req, Resp>
+{
+    fn drop(&mut self) {
+        let mut lanes = lock(&self.lanes);
+        let waiting = lanes.lanes.get(&self.key).is_some_and(|q| !q.is_empty());
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if waiting => {
+                drop(lanes);
+                rt.spawn(drive(
+                    Arc::clone(&self.lanes),
+                    Arc::clone(&self.runner),
+                    self.key,
+                    self.cap,
+                ));
+            }
+            // Nobody waits, or no runtime is left to run them (their
+            // senders drop with the lane, so they are answered).
+            _ => {
+                lanes.lanes.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -180,7 +222,6 @@ async fn drive<K, Req, Resp>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
@@ -218,19 +259,46 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_batch_answers_everyone_and_the_lane_recovers() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let c = Arc::clone(&calls);
         let g: Arc<Gatherer<u8, u32, u32>> =
             Arc::new(Gatherer::new(8, move |_k, reqs: Vec<u32>| {
-                let n = c.fetch_add(1, Ordering::SeqCst);
                 Box::pin(async move {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    assert!(n != 0, "first batch fails");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    assert!(!reqs.contains(&99), "this batch fails");
                     reqs
                 }) as BatchFuture<u32>
             }));
-        let err = g.submit(1, 1).await.unwrap_err();
-        assert_eq!(err.code(), "INTERNAL");
-        assert_eq!(g.submit(1, 2).await.unwrap(), 2);
+        let first = {
+            let g = Arc::clone(&g);
+            tokio::spawn(async move { g.submit(1, 1).await })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // These two queue behind the first and go together; the batch dies.
+        let (bad, other) = tokio::join!(g.submit(1, 99), g.submit(1, 2));
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        assert_eq!(bad.unwrap_err().code(), "INTERNAL");
+        assert_eq!(other.unwrap_err().code(), "INTERNAL");
+        // The lane is free again.
+        assert_eq!(g.submit(1, 3).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_does_not_stall_the_queue() {
+        let g: Arc<Gatherer<u8, u32, u32>> =
+            Arc::new(Gatherer::new(8, move |_k, reqs: Vec<u32>| {
+                Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    reqs
+                }) as BatchFuture<u32>
+            }));
+        // The lone first call is abandoned mid-flight...
+        let lone = tokio::time::timeout(Duration::from_millis(5), g.submit(1, 1));
+        let queued = async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            g.submit(1, 2).await
+        };
+        let (lone, queued) = tokio::join!(lone, queued);
+        assert!(lone.is_err(), "the first call timed out");
+        // ...and the call queued behind it is still answered.
+        assert_eq!(queued.unwrap(), 2);
     }
 }

@@ -53,7 +53,10 @@ BEGIN
         -- window) goes the locked way below.
         SELECT * INTO d FROM dropkit_drops WHERE id = p_drop;
         v_now := clock_timestamp();
+        -- (A drop that looks sold out skips the optimistic write: a storm
+        -- of refused callers must not write and delete a hold each.)
         IF FOUND
+           AND d.reserved + d.sold < d.total_stock
            AND (d.starts_at IS NULL OR v_now >= d.starts_at)
            AND (d.ends_at IS NULL OR v_now < d.ends_at) THEN
             v_expires := v_now + d.hold_micros * interval '1 microsecond';

@@ -1,1 +1,94 @@
-//! PostgreSQL store for dropkit (in progress).
+//! # drop-store-postgres
+//!
+//! dropkit's [`InventoryStore`](drop_core::InventoryStore) on PostgreSQL,
+//! through sqlx (tokio, TLS by rustls). Several application instances may
+//! share one database: holds and purchases stay exact through the database,
+//! every instance may sweep expiries, and events reach every instance.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), drop_core::DropError> {
+//! use std::sync::Arc;
+//! use drop_core::{ExpiryScheduler, InventoryStore};
+//! use drop_store_postgres::PgStore;
+//!
+//! let store = PgStore::connect("postgres://postgres@127.0.0.1:5432/shop").await?;
+//! let cancel = tokio_util::sync::CancellationToken::new();
+//! ExpiryScheduler::new(Arc::new(store.clone())).spawn(cancel.clone());
+//! # Ok(()) }
+//! ```
+//!
+//! ## Schema
+//!
+//! Embedded migrations (`migrations/`, applied by every constructor and by
+//! [`PgStore::migrate`]) create three tables. The database itself refuses
+//! what must never happen:
+//!
+//! - `dropkit_drops` keeps the counters `reserved` and `sold` with CHECKs
+//!   `reserved ≥ 0`, `sold ≥ 0`, `reserved + sold ≤ total_stock` — no
+//!   oversell even if the code were wrong — and a `version` that grows with
+//!   every change.
+//! - `dropkit_reservations` (holds): a CHECKed status, a partial unique
+//!   index giving at most one active hold per (drop, user), and partial
+//!   indexes on `expires_at` of active holds for the sweeper and
+//!   `next_expiry`.
+//! - `dropkit_purchases`: unique per hold.
+//!
+//! Holds and purchases carry their drop's id without a foreign key: the
+//! key-share lock a foreign-key check takes on the referenced row would
+//! contend with every update of a hot drop. Drops are never deleted, the
+//! write functions read the drop before writing, and
+//! [`PgStore::verify_invariants`] checks for orphans.
+//!
+//! ## Concurrency
+//!
+//! Every write is one call of a PL/pgSQL function: one round trip, one
+//! short transaction that moves the counters and the rows together. No
+//! path counts rows. Locks are taken drop row first (`FOR NO KEY UPDATE`),
+//! then hold rows, and the sweeper takes drops in id order. The one
+//! exception is the single-caller reserve: it writes its new hold (a row
+//! nobody else can see yet) and then takes the drop row with the very
+//! `UPDATE` that counts it, so the hot row stays locked no longer than a
+//! bare counter update; when that finds no free unit it takes the hold
+//! back and decides under the lock.
+//!
+//! - **Reserve** returns the caller's active hold unchanged if there is
+//!   one; expires the caller's own overdue hold; and when no unit is free
+//!   reclaims the drop's overdue holds (as many as needed) before answering
+//!   `OUT_OF_STOCK`, so a late sweeper never blocks a sale.
+//! - **Purchase / release** check owner and expiry by the database's time
+//!   under the locks; a purchase racing the sweeper ends in exactly one
+//!   state.
+//! - **Expiry** takes due holds with `FOR UPDATE SKIP LOCKED`: any number of
+//!   instances may sweep at once and each hold expires exactly once.
+//! - **Group commit** (on by default, [`PgStoreBuilder::group_commit`]):
+//!   while a transaction for a drop is in flight, newly arriving reserves
+//!   (and purchases) of that drop queue; the queue goes as the next batch,
+//!   one transaction granting units in arrival order. One drop row can
+//!   commit only so many updates per second; batching multiplies what each
+//!   commit carries. Each caller still gets its own answer.
+//! - **Faults**: serialization failures, deadlocks and lost connections are
+//!   retried a bounded number of times ([`PgStoreBuilder::retries`]) and
+//!   then reported as `UNAVAILABLE`. Retries reuse the ids chosen for the
+//!   first attempt, so a write that did commit before its answer was lost
+//!   is recognised rather than repeated.
+//! - **Events** are published only after commit: locally at once, to other
+//!   instances through `LISTEN/NOTIFY` by a background notifier that sends
+//!   whatever accumulated as one notification (never one per reservation).
+//!   When the listener's connection drops it reconnects and tells
+//!   subscribers to resync (an [`EventsLost`](drop_core::EventsLost)).
+
+#[macro_use]
+mod rows;
+mod batch;
+mod builder;
+mod error;
+mod fanout;
+mod invariants;
+mod store;
+mod writes;
+
+pub use builder::PgStoreBuilder;
+pub use store::{InvariantViolations, PgStore};
+
+/// Re-exported so users name the same sqlx version.
+pub use sqlx::PgPool;

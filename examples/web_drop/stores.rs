@@ -35,17 +35,10 @@ pub(crate) async fn open(opts: &Options) -> Result<Opened, Box<dyn std::error::E
 
 /// The database keeps the time, so the scheduler and `serverTime` use the
 /// system clock and only turn it into sleeps.
-#[cfg(feature = "postgres")]
 async fn postgres(url: &str) -> Result<Opened, Box<dyn std::error::Error>> {
     let store = drop_store_postgres::PgStore::connect(url).await?;
     Ok(Opened {
         store: Arc::new(store),
         clock: Arc::new(SystemClock),
     })
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn postgres(_url: &str) -> Result<Opened, Box<dyn std::error::Error>> {
-    let _ = SystemClock;
-    Err("this build has no PostgreSQL store: run with `--features postgres`".into())
 }

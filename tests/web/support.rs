@@ -37,22 +37,55 @@ pub(crate) fn memory_store() -> BoxFuture<'static, Backend> {
     })
 }
 
-/// The PostgreSQL store at `DATABASE_URL`. Every case works on drops of
-/// its own, so cases may share one database.
-#[cfg(feature = "postgres")]
+/// A fresh PostgreSQL database for one case, made on the server at
+/// `DATABASE_URL`, so cases run in parallel without seeing each other's
+/// drops. Databases left by earlier runs are dropped first.
 pub(crate) fn postgres_store() -> BoxFuture<'static, Backend> {
     Box::pin(async {
         let url = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let store = drop_store_postgres::PgStore::connect(&url)
+        let admin = sqlx::PgPool::connect(&url)
             .await
             .unwrap_or_else(|err| panic!("PostgreSQL at {url}: {err}"));
+        drop_stale_databases(&admin).await;
+        let name = format!("dropkit_web_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap_or_else(|err| panic!("create database {name}: {err}"));
+        admin.close().await;
+        let (base, _) = url.rsplit_once('/').expect("DATABASE_URL names a database");
+        let store = drop_store_postgres::PgStore::connect(&format!("{base}/{name}"))
+            .await
+            .unwrap_or_else(|err| panic!("PostgreSQL database {name}: {err}"));
         Backend {
             store: Arc::new(store),
             // The database keeps the time; the scheduler only sleeps on ours.
             clock: Arc::new(drop_core::SystemClock),
         }
     })
+}
+
+/// Drops the per-case databases of runs that have finished (no session is
+/// connected to them), once per test process.
+async fn drop_stale_databases(admin: &sqlx::PgPool) {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let stale: Vec<(String,)> = sqlx::query_as(
+            "SELECT datname FROM pg_database d WHERE datname LIKE 'dropkit_web_%' \
+             AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+        )
+        .fetch_all(admin)
+        .await
+        .expect("list stale databases");
+        for (name,) in stale {
+            // Another process may be dropping it too; either way it is gone.
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(admin)
+                .await;
+        }
+    })
+    .await;
 }
 
 /// Stamps each named case (an `async fn(StoreFactory)` in the calling
@@ -68,7 +101,6 @@ macro_rules! store_tests {
                 }
             )*
         }
-        #[cfg(feature = "postgres")]
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,489 @@
+//! Reserve throughput of the PostgreSQL store on one hot drop, against
+//! baselines measured in the same run on the same database:
+//!
+//! - (a) `store`: [`PgStore`] with group commit off (one transaction per reserve);
+//! - (b) `count-lock`: the original's algorithm — lock the drop row, COUNT the
+//!   drop's active holds and its purchases, insert — as one transaction of
+//!   several statements;
+//! - (c) `floor`: a bare `UPDATE … SET reserved = reserved + 1 WHERE id = $1`,
+//!   the database's hot-row floor;
+//! - (d) `batched`: [`PgStore`] with group commit (the default);
+//! - (e) `floor+notify`: the floor with a `pg_notify` in each transaction,
+//!   the cost of announcing every reservation on the hot path.
+//!
+//! First on a fresh drop ("empty"), then on a big drop that already has
+//! 100,000 purchases and 100,000 active holds of other users ("big").
+//! Every figure is printed as a ratio to the floor at the same concurrency.
+//!
+//! ```text
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo bench --bench postgres_reserve
+//! ```
+//!
+//! `BENCH_SECS` sets the measured seconds per case (default 2), run as four
+//! interleaved slices so that outside load falls on every case alike.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use drop_core::{DropId, InventoryStore, Money, NewDrop, Username};
+use drop_store_postgres::PgStore;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+use uuid::Uuid;
+
+const TASKS: &[usize] = &[1, 8, 32, 64];
+const BATCHED_TASKS: &[usize] = &[1, 8, 32, 64, 256];
+const POOL: u32 = 64;
+const WARMUP: Duration = Duration::from_millis(300);
+const ROUNDS: u32 = 4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Algo {
+    Floor,
+    FloorNotify,
+    CountLock,
+    Store,
+    Batched,
+}
+
+impl Algo {
+    fn name(self) -> &'static str {
+        match self {
+            Algo::Floor => "(c) floor",
+            Algo::FloorNotify => "(e) floor+notify",
+            Algo::CountLock => "(b) count-lock",
+            Algo::Store => "(a) store",
+            Algo::Batched => "(d) batched",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Figure {
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+struct Bench {
+    pool: PgPool,
+    store: PgStore,
+    batched: PgStore,
+    secs: Duration,
+}
+
+impl Bench {
+    async fn fresh_drop(&self, name: &str) -> DropId {
+        self.store
+            .create_drop(
+                NewDrop::new(name, Money::from_minor(100).expect("price"), 1_000_000)
+                    .hold(Duration::from_secs(3_600)),
+            )
+            .await
+            .expect("create drop")
+            .drop
+            .id
+    }
+
+    /// Runs the cases in turn, in `ROUNDS` short slices each, so that load
+    /// from elsewhere on the machine falls on all of them alike.
+    async fn interleaved(
+        &self,
+        cases: &[(Algo, DropId)],
+        tasks: usize,
+    ) -> Vec<((usize, Algo), Figure)> {
+        let slice = self.secs / ROUNDS;
+        let mut lat: BTreeMap<Algo, Vec<Duration>> = BTreeMap::new();
+        for round in 0..ROUNDS {
+            for &(algo, drop_id) in cases {
+                let warmup = if round == 0 {
+                    WARMUP
+                } else {
+                    Duration::from_millis(50)
+                };
+                let got = self.run(algo, drop_id, tasks, warmup, slice).await;
+                lat.entry(algo).or_default().extend(got);
+            }
+        }
+        lat.into_iter()
+            .map(|(algo, mut lat)| {
+                lat.sort();
+                let pct = |p: f64| {
+                    lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+                        .copied()
+                        .unwrap_or_default()
+                };
+                let figure = Figure {
+                    per_sec: lat.len() as f64 / (slice * ROUNDS).as_secs_f64(),
+                    p50: pct(0.50),
+                    p99: pct(0.99),
+                };
+                ((tasks, algo), figure)
+            })
+            .collect()
+    }
+
+    /// Runs `tasks` loops of one reserve each against `drop_id` for `secs`
+    /// after a warm-up; the latencies of the reserves done in that time.
+    async fn run(
+        &self,
+        algo: Algo,
+        drop_id: DropId,
+        tasks: usize,
+        warmup: Duration,
+        secs: Duration,
+    ) -> Vec<Duration> {
+        let start = Instant::now();
+        let measure_from = start + warmup;
+        let until = measure_from + secs;
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let pool = self.pool.clone();
+                let store = match algo {
+                    Algo::Batched => self.batched.clone(),
+                    _ => self.store.clone(),
+                };
+                let tag = Uuid::new_v4().simple().to_string();
+                tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut i = 0u64;
+                    loop {
+                        let now = Instant::now();
+                        if now >= until {
+                            break;
+                        }
+                        i += 1;
+                        let name = format!("b{}_{t}_{i}", &tag[..8]);
+                        one(algo, &pool, &store, drop_id, &name).await;
+                        // Counted by completion, so that a case slower
+                        // than the window still shows what it finished.
+                        let done = Instant::now();
+                        if done >= measure_from && done <= until {
+                            lat.push(done - now);
+                        }
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut lat: Vec<Duration> = Vec::new();
+        for h in handles {
+            lat.extend(h.await.expect("bench task"));
+        }
+        lat
+    }
+}
+
+async fn one(algo: Algo, pool: &PgPool, store: &PgStore, drop_id: DropId, name: &str) {
+    match algo {
+        Algo::Floor => {
+            sqlx::query("UPDATE dropkit_drops SET reserved = reserved + 1 WHERE id = $1")
+                .bind(drop_id.as_uuid())
+                .execute(pool)
+                .await
+                .expect("floor update");
+        }
+        Algo::FloorNotify => {
+            let mut tx = pool.begin().await.expect("begin");
+            sqlx::query("UPDATE dropkit_drops SET reserved = reserved + 1 WHERE id = $1")
+                .bind(drop_id.as_uuid())
+                .execute(&mut *tx)
+                .await
+                .expect("floor update");
+            sqlx::query("SELECT pg_notify('dropkit_bench', $1)")
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .expect("notify");
+            tx.commit().await.expect("commit");
+        }
+        Algo::CountLock => {
+            // The original: lock the drop, count what is taken, insert.
+            let mut tx = pool.begin().await.expect("begin");
+            let total: i32 = sqlx::query_scalar(
+                "SELECT total_stock FROM dropkit_drops WHERE id = $1 FOR UPDATE",
+            )
+            .bind(drop_id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await
+            .expect("lock");
+            let held: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM dropkit_reservations \
+                 WHERE drop_id = $1 AND status = 'active' AND expires_at > now()",
+            )
+            .bind(drop_id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await
+            .expect("count holds");
+            let sold: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM dropkit_purchases WHERE drop_id = $1")
+                    .bind(drop_id.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .expect("count purchases");
+            assert!(held + sold < i64::from(total), "bench drop sold out");
+            sqlx::query(
+                "INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at) \
+                 VALUES ($1, $2, $3, 'active', now(), now() + interval '1 hour')",
+            )
+            .bind(Uuid::new_v4())
+            .bind(drop_id.as_uuid())
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .expect("insert hold");
+            tx.commit().await.expect("commit");
+        }
+        Algo::Store | Algo::Batched => {
+            let user = Username::parse(name).expect("username");
+            store.reserve(drop_id, &user).await.expect("reserve");
+        }
+    }
+}
+
+/// A drop with 100,000 purchases and 100,000 active holds of other users.
+async fn big_drop(bench: &Bench, name: &str) -> DropId {
+    let id = bench.fresh_drop(name).await;
+    let mut tx = bench.pool.begin().await.expect("begin");
+    for sql in [
+        "INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at) \
+         SELECT gen_random_uuid(), $1, 'held' || g, 'active', now(), now() + interval '1 hour' \
+         FROM generate_series(1, 100000) g",
+        "INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at) \
+         SELECT gen_random_uuid(), $1, 'sold' || g, 'purchased', now(), now() + interval '1 hour' \
+         FROM generate_series(1, 100000) g",
+        "INSERT INTO dropkit_purchases (id, reservation_id, drop_id, username, amount_minor, created_at) \
+         SELECT gen_random_uuid(), id, drop_id, username, 100, now() FROM dropkit_reservations \
+         WHERE drop_id = $1 AND status = 'purchased'",
+        "UPDATE dropkit_drops SET reserved = reserved + 100000, sold = sold + 100000, \
+         version = version + 1 WHERE id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .expect("seed big drop");
+    }
+    tx.commit().await.expect("commit");
+    id
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn print_table(title: &str, figures: &BTreeMap<(usize, Algo), Figure>) {
+    println!("\n## {title}");
+    println!(
+        "{:>6}  {:<18} {:>10} {:>9} {:>9} {:>10}",
+        "tasks", "case", "reserve/s", "p50 ms", "p99 ms", "× floor"
+    );
+    for (&(tasks, algo), f) in figures {
+        let floor = figures.get(&(tasks, Algo::Floor)).map(|f| f.per_sec);
+        let ratio = floor.map_or("-".to_owned(), |fl| format!("{:.3}", f.per_sec / fl));
+        println!(
+            "{:>6}  {:<18} {:>10.0} {:>9.2} {:>9.2} {:>10}",
+            tasks,
+            algo.name(),
+            f.per_sec,
+            ms(f.p50),
+            ms(f.p99),
+            ratio
+        );
+    }
+}
+
+fn ratio(figures: &BTreeMap<(usize, Algo), Figure>, tasks: usize, a: Algo, b: Algo) -> f64 {
+    figures[&(tasks, a)].per_sec / figures[&(tasks, b)].per_sec
+}
+
+fn target(what: &str, got: f64, want: f64) {
+    let verdict = if got >= want {
+        "reached"
+    } else {
+        "NOT reached"
+    };
+    if got.is_finite() {
+        println!("  {what}: {got:.2} (target ≥ {want}) — {verdict}");
+    } else {
+        println!(
+            "  {what}: the baseline finished nothing in the window (target ≥ {want}) — {verdict}"
+        );
+    }
+}
+
+fn main() {
+    let secs = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .map_or(Duration::from_secs(2), Duration::from_secs_f64);
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs a smoke pass.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    // `BENCH_TASKS=32` runs one concurrency only (the targets then skip).
+    let only: Option<usize> = std::env::var("BENCH_TASKS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let secs = if smoke {
+        Duration::from_millis(200)
+    } else {
+        secs
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let admin_opts: PgConnectOptions = url.parse().expect("DATABASE_URL");
+        let db = format!("dropkit_bench_{}", std::process::id());
+        let mut admin = admin_opts.connect().await.expect("connect to DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&mut admin)
+            .await
+            .expect("create bench database");
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL)
+            .connect_with(admin_opts.clone().database(&db))
+            .await
+            .expect("bench pool");
+        let store = PgStore::builder()
+            .group_commit(false)
+            .build(pool.clone())
+            .await
+            .expect("store");
+        let batched = PgStore::builder().build(pool.clone()).await.expect("store");
+        let bench = Bench {
+            pool: pool.clone(),
+            store: store.clone(),
+            batched: batched.clone(),
+            secs,
+        };
+        println!(
+            "PostgreSQL reserve bench: {} s per case, pool of {POOL}{}",
+            secs.as_secs_f64(),
+            if smoke { " (smoke run)" } else { "" }
+        );
+
+        let mut hot = BTreeMap::new();
+        for &tasks in BATCHED_TASKS
+            .iter()
+            .filter(|t| only.is_none_or(|o| o == **t))
+        {
+            let mut cases = vec![Algo::Floor, Algo::Batched];
+            if TASKS.contains(&tasks) {
+                cases.extend([Algo::CountLock, Algo::Store]);
+            }
+            if tasks == 32 {
+                cases.push(Algo::FloorNotify);
+            }
+            let mut on = Vec::new();
+            for algo in cases {
+                on.push((algo, bench.fresh_drop("hot").await));
+            }
+            hot.extend(bench.interleaved(&on, tasks).await);
+        }
+        print_table("hot drop, empty tables", &hot);
+
+        // Two big drops: the baseline inserts holds without counters, so it
+        // gets its own.
+        let big_ours = big_drop(&bench, "big").await;
+        let big_theirs = big_drop(&bench, "big baseline").await;
+        sqlx::query("ANALYZE")
+            .execute(&pool)
+            .await
+            .expect("analyze");
+        let mut big = BTreeMap::new();
+        for &tasks in TASKS.iter().filter(|t| only.is_none_or(|o| o == **t)) {
+            let on = [
+                (Algo::Floor, bench.fresh_drop("floor").await),
+                (Algo::CountLock, big_theirs),
+                (Algo::Store, big_ours),
+                (Algo::Batched, big_ours),
+            ];
+            big.extend(bench.interleaved(&on, tasks).await);
+        }
+        print_table("big drop: 100,000 purchases + 100,000 active holds", &big);
+
+        if only.is_some() {
+            store.close().await;
+            batched.close().await;
+            pool.close().await;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE {db} WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await
+            .expect("drop bench database");
+            return;
+        }
+        println!("\n## targets");
+        target(
+            "(a)/(b) at 32 tasks, empty",
+            ratio(&hot, 32, Algo::Store, Algo::CountLock),
+            1.8,
+        );
+        target(
+            "(a)/(b) at 32 tasks, big drop",
+            ratio(&big, 32, Algo::Store, Algo::CountLock),
+            10.0,
+        );
+        target(
+            "(a)/(c) at 32 tasks",
+            ratio(&hot, 32, Algo::Store, Algo::Floor),
+            0.7,
+        );
+        target(
+            "(d)/(c) at 32 tasks",
+            ratio(&hot, 32, Algo::Batched, Algo::Floor),
+            5.0,
+        );
+        target(
+            "(d)/(c) at 64 tasks",
+            ratio(&hot, 64, Algo::Batched, Algo::Floor),
+            5.0,
+        );
+        target(
+            "(d)/(a) at 1 task (≥ 0.9 = within 10%)",
+            ratio(&hot, 1, Algo::Batched, Algo::Store),
+            0.9,
+        );
+        for tasks in [32, 64] {
+            let (d, a) = (
+                hot[&(tasks, Algo::Batched)].p99,
+                hot[&(tasks, Algo::Store)].p99,
+            );
+            let verdict = if d <= a { "reached" } else { "NOT reached" };
+            println!(
+                "  p99 (d) vs (a) at {tasks} tasks: {:.2} ms vs {:.2} ms (target ≤) — {verdict}",
+                ms(d),
+                ms(a)
+            );
+        }
+        // Flat or not, each as a share of its own run's floor, so machine
+        // load between the two sections cancels out.
+        let share = |m: &BTreeMap<(usize, Algo), Figure>, algo| ratio(m, 32, algo, Algo::Floor);
+        println!(
+            "  big drop vs empty, as shares of the floor, 32 tasks: (b) {:.3}, (a) {:.2}, (d) {:.2}",
+            share(&big, Algo::CountLock) / share(&hot, Algo::CountLock),
+            share(&big, Algo::Store) / share(&hot, Algo::Store),
+            share(&big, Algo::Batched) / share(&hot, Algo::Batched),
+        );
+        println!(
+            "  NOTIFY per reservation, (e)/(c) at 32 tasks: {:.2}",
+            ratio(&hot, 32, Algo::FloorNotify, Algo::Floor)
+        );
+
+        store.close().await;
+        batched.close().await;
+        pool.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {db} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("drop bench database");
+    });
+}

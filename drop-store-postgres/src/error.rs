@@ -1,0 +1,131 @@
+//! From sqlx errors to [`DropError`]s.
+
+use drop_core::DropError;
+
+/// The store name carried by infrastructure errors.
+pub(crate) const STORE: &str = "postgres";
+
+/// SQLSTATEs after which the same call may succeed: serialization failure,
+/// deadlock, the backend terminated (admin shutdown, crash, cannot connect
+/// now) and every connection exception (class 08).
+fn retryable_sqlstate(code: &str) -> bool {
+    matches!(
+        code,
+        "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300"
+    ) || code.starts_with("08")
+}
+
+/// Whether `err` is transient: retrying the same call may succeed.
+pub(crate) fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| retryable_sqlstate(&c)),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+/// Maps a sqlx error to the store's error. Constraint names that guard an
+/// invariant become the domain error the invariant stands for; transient
+/// faults become [`DropError::Unavailable`]; the rest is
+/// [`DropError::Internal`].
+pub(crate) fn map_sqlx(err: sqlx::Error) -> DropError {
+    // The database refused an oversell, a negative counter or a second
+    // active hold: only a bug in the write paths can get here, so it is a
+    // fault, but a named one.
+    if let sqlx::Error::Database(db) = &err
+        && let Some(
+            name @ ("dropkit_drops_no_oversell"
+            | "dropkit_drops_reserved_nonneg"
+            | "dropkit_drops_sold_nonneg"
+            | "dropkit_reservations_one_active"
+            | "dropkit_purchases_one_per_hold"),
+        ) = db.constraint()
+    {
+        return DropError::Internal {
+            store: STORE,
+            source: format!("invariant guard {name} refused a write: {err}").into(),
+        };
+    }
+    if is_transient(&err) || matches!(err, sqlx::Error::PoolClosed) {
+        DropError::Unavailable {
+            store: STORE,
+            source: Box::new(err),
+        }
+    } else {
+        DropError::Internal {
+            store: STORE,
+            source: Box::new(err),
+        }
+    }
+}
+
+/// A fault that is neither the caller's nor transient.
+pub(crate) fn internal(message: impl Into<String>) -> DropError {
+    DropError::Internal {
+        store: STORE,
+        source: message.into().into(),
+    }
+}
+
+/// A copy of `err` for another caller of the same batch: the domain
+/// variants are rebuilt as they are, infrastructure sources become text.
+pub(crate) fn replicate(err: &DropError) -> DropError {
+    match err {
+        DropError::OutOfStock { drop_id } => DropError::OutOfStock { drop_id: *drop_id },
+        DropError::DropNotFound { drop_id } => DropError::DropNotFound { drop_id: *drop_id },
+        DropError::DropNotActive { drop_id, reason } => DropError::DropNotActive {
+            drop_id: *drop_id,
+            reason: *reason,
+        },
+        DropError::ReservationNotFound { reservation_id } => DropError::ReservationNotFound {
+            reservation_id: *reservation_id,
+        },
+        DropError::ReservationExpired { reservation_id } => DropError::ReservationExpired {
+            reservation_id: *reservation_id,
+        },
+        DropError::NotOwner { reservation_id } => DropError::NotOwner {
+            reservation_id: *reservation_id,
+        },
+        DropError::AlreadyPurchased { reservation_id } => DropError::AlreadyPurchased {
+            reservation_id: *reservation_id,
+        },
+        DropError::AlreadyReleased { reservation_id } => DropError::AlreadyReleased {
+            reservation_id: *reservation_id,
+        },
+        DropError::InvalidInput { field, message } => DropError::InvalidInput {
+            field: field.clone(),
+            message: message.clone(),
+        },
+        DropError::Unavailable { store, source } => DropError::Unavailable {
+            store,
+            source: source.to_string().into(),
+        },
+        other => DropError::Internal {
+            store: STORE,
+            source: other.to_string().into(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates() {
+        for code in ["40001", "40P01", "57P01", "08006", "08003"] {
+            assert!(retryable_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "23514", "42P01", "22P02"] {
+            assert!(!retryable_sqlstate(code), "{code}");
+        }
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(!is_transient(&sqlx::Error::RowNotFound));
+        assert_eq!(map_sqlx(sqlx::Error::PoolTimedOut).code(), "UNAVAILABLE");
+        assert_eq!(map_sqlx(sqlx::Error::RowNotFound).code(), "INTERNAL");
+    }
+}

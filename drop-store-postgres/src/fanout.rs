@@ -1,0 +1,373 @@
+//! Committed events, to this process and to every other instance.
+//!
+//! Locally, events go to an [`EventBus`] right after commit. Across
+//! instances they travel through PostgreSQL `LISTEN/NOTIFY`, off the hot
+//! path: writers hand events to a channel and return; one notifier task per
+//! store drains whatever piled up while its previous `NOTIFY` was in flight
+//! and sends it as one payload (stock snapshots of the same drop coalesced
+//! to the newest). So a storm of reservations costs a handful of
+//! notifications, not one each. Payloads carry the sending instance's id so
+//! an instance skips its own.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use drop_core::{DropEvent, DropId, EventBus};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The notification channel every instance listens on.
+pub(crate) const CHANNEL: &str = "dropkit_events";
+
+/// PostgreSQL refuses payloads of 8000 bytes or more.
+const MAX_PAYLOAD: usize = 7_000;
+
+/// How many events one drain of the queue takes at most.
+const MAX_DRAIN: usize = 4_096;
+
+/// What travels in one notification.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    /// The sending instance.
+    i: Uuid,
+    /// The sender dropped events (its queue overflowed): resync.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    lost: bool,
+    /// Committed events, in commit order.
+    #[serde(default)]
+    e: Vec<DropEvent>,
+}
+
+/// Where writers hand committed events.
+#[derive(Debug, Clone)]
+pub(crate) struct Fanout {
+    bus: EventBus,
+    remote: Option<mpsc::Sender<DropEvent>>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Fanout {
+    pub(crate) fn local_only(bus: EventBus) -> Self {
+        Self {
+            bus,
+            remote: None,
+            lost: Default::default(),
+        }
+    }
+
+    pub(crate) fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// Announces committed events here and (soon) to other instances.
+    pub(crate) fn publish(&self, events: Vec<DropEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some(remote) = &self.remote {
+            for event in &events {
+                if remote.try_send(event.clone()).is_err() {
+                    // Full (the database is slow or gone): other instances
+                    // will be told to resync rather than be slowed down.
+                    self.lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        self.bus.publish(events);
+    }
+
+    /// Tells local subscribers (and other instances) that events may have
+    /// been missed, e.g. after a write whose commit is unknown.
+    pub(crate) fn publish_lost(&self) {
+        self.lost.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.bus.publish_lost();
+    }
+}
+
+/// Starts the notifier and the listener; resolves once the listener
+/// listens, so events sent after this returns are heard.
+pub(crate) async fn start(
+    pool: PgPool,
+    bus: EventBus,
+    instance: Uuid,
+    queue: usize,
+    interval: Duration,
+    cancel: CancellationToken,
+) -> Result<Fanout, sqlx::Error> {
+    let (tx, rx) = mpsc::channel(queue.max(1));
+    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ready_tx, ready_rx) = oneshot::channel();
+    tokio::spawn(listen(
+        pool.clone(),
+        bus.clone(),
+        instance,
+        cancel.clone(),
+        ready_tx,
+    ));
+    match ready_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(sqlx::Error::WorkerCrashed),
+    }
+    tokio::spawn(notify(pool, instance, rx, lost.clone(), interval, cancel));
+    Ok(Fanout {
+        bus,
+        remote: Some(tx),
+        lost,
+    })
+}
+
+/// Keeps the newest stock snapshot per drop; everything else in order.
+fn coalesce(events: Vec<DropEvent>) -> Vec<DropEvent> {
+    let mut newest: HashMap<DropId, u64> = HashMap::new();
+    for e in &events {
+        if let DropEvent::StockChanged { drop_id, stock } = e {
+            let v = newest.entry(*drop_id).or_default();
+            *v = (*v).max(stock.version);
+        }
+    }
+    let mut kept: HashMap<DropId, bool> = HashMap::new();
+    events
+        .into_iter()
+        .filter(|e| match e {
+            DropEvent::StockChanged { drop_id, stock } => {
+                let first = !kept.get(drop_id).copied().unwrap_or(false);
+                if stock.version == newest[drop_id] && first {
+                    kept.insert(*drop_id, true);
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => true,
+        })
+        .collect()
+}
+
+/// Splits events into payloads under PostgreSQL's size limit.
+fn payloads(instance: Uuid, lost: bool, events: Vec<DropEvent>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chunk: Vec<String> = Vec::new();
+    let mut size = 0;
+    let flush = |chunk: &mut Vec<String>, lost: bool, out: &mut Vec<String>| {
+        let head = serde_json::json!({ "i": instance, "lost": lost }).to_string();
+        // {"i":..,"lost":..,"e":[a,b]}
+        let mut s = String::with_capacity(head.len() + 8);
+        s.push_str(&head[..head.len() - 1]);
+        s.push_str(",\"e\":[");
+        s.push_str(&chunk.join(","));
+        s.push_str("]}");
+        out.push(s);
+        chunk.clear();
+    };
+    let mut first = true;
+    for event in events {
+        let Ok(json) = serde_json::to_string(&event) else {
+            continue;
+        };
+        if !chunk.is_empty() && size + json.len() > MAX_PAYLOAD {
+            flush(&mut chunk, lost && first, &mut out);
+            first = false;
+            size = 0;
+        }
+        size += json.len() + 1;
+        chunk.push(json);
+    }
+    if !chunk.is_empty() || (lost && first) {
+        flush(&mut chunk, lost && first, &mut out);
+    }
+    out
+}
+
+async fn notify(
+    pool: PgPool,
+    instance: Uuid,
+    mut rx: mpsc::Receiver<DropEvent>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            n = rx.recv_many(&mut batch, MAX_DRAIN) => if n == 0 { return },
+        }
+        // Each NOTIFY is a commit competing with the store's own: let
+        // events gather for a moment so a storm costs a few per second.
+        if !interval.is_zero() {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            while batch.len() < MAX_DRAIN {
+                match rx.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
+            }
+        }
+        let was_lost = lost.swap(false, std::sync::atomic::Ordering::Relaxed);
+        for payload in payloads(instance, was_lost, coalesce(std::mem::take(&mut batch))) {
+            let mut attempt = 0;
+            loop {
+                let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(&payload)
+                    .execute(&pool)
+                    .await;
+                match sent {
+                    Ok(_) => break,
+                    Err(sqlx::Error::PoolClosed) => return,
+                    Err(e) if attempt < 3 => {
+                        attempt += 1;
+                        tracing::debug!(error = %e, attempt, "NOTIFY failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "NOTIFY failed; other instances will resync");
+                        lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn listen(
+    pool: PgPool,
+    bus: EventBus,
+    instance: Uuid,
+    cancel: CancellationToken,
+    ready: oneshot::Sender<Result<(), sqlx::Error>>,
+) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let connected = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            () = cancel.cancelled() => return,
+            l = connected => match l {
+                Ok(l) => l,
+                Err(e) => {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                    if matches!(e, sqlx::Error::PoolClosed) {
+                        return;
+                    }
+                    tracing::warn!(error = %e, ?backoff, "event listener cannot reconnect yet");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            },
+        };
+        backoff = Duration::from_millis(50);
+        match ready.take() {
+            Some(ready) => {
+                let _ = ready.send(Ok(()));
+            }
+            // Reconnected: whatever was sent meanwhile is gone.
+            None => {
+                tracing::info!("event listener reconnected; subscribers resync");
+                bus.publish_lost();
+            }
+        }
+        loop {
+            let next = tokio::select! {
+                () = cancel.cancelled() => return,
+                n = listener.try_recv() => n,
+            };
+            match next {
+                Ok(Some(n)) => deliver(&bus, instance, n.payload()),
+                Ok(None) => break,
+                Err(sqlx::Error::PoolClosed) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event listener lost its connection");
+                    break;
+                }
+            }
+        }
+        // Events may be missed from here until the reconnect: say so now
+        // as well, so consumers do not wait for the reconnect to resync.
+        bus.publish_lost();
+    }
+}
+
+fn deliver(bus: &EventBus, instance: Uuid, payload: &str) {
+    match serde_json::from_str::<Envelope>(payload) {
+        Ok(env) if env.i == instance => {}
+        Ok(env) => {
+            if env.lost {
+                bus.publish_lost();
+            }
+            bus.publish(env.e);
+        }
+        Err(e) => tracing::warn!(error = %e, "ignoring a malformed event notification"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use drop_core::{ReservationId, Stock};
+
+    use super::*;
+
+    fn stock(drop_id: DropId, version: u64) -> DropEvent {
+        DropEvent::StockChanged {
+            drop_id,
+            stock: Stock {
+                total: 10,
+                reserved: version as u32,
+                sold: 0,
+                version,
+            },
+        }
+    }
+
+    #[test]
+    fn coalesces_stock_per_drop_and_keeps_the_rest() {
+        let (a, b) = (DropId::new(), DropId::new());
+        let hold = DropEvent::HoldExpired {
+            drop_id: a,
+            reservation_id: ReservationId::new(),
+        };
+        let out = coalesce(vec![
+            stock(a, 1),
+            hold.clone(),
+            stock(b, 4),
+            stock(a, 3),
+            stock(a, 2),
+        ]);
+        assert_eq!(out, vec![hold, stock(b, 4), stock(a, 3)]);
+    }
+
+    #[test]
+    fn payloads_stay_under_the_limit_and_round_trip() {
+        let a = DropId::new();
+        let events: Vec<DropEvent> = (0..500).map(|v| stock(a, v)).collect();
+        let me = Uuid::new_v4();
+        let out = payloads(me, true, events.clone());
+        assert!(out.len() > 1);
+        let mut back = Vec::new();
+        for (n, p) in out.iter().enumerate() {
+            assert!(p.len() < 8000);
+            let env: Envelope = serde_json::from_str(p).unwrap();
+            assert_eq!(env.i, me);
+            assert_eq!(env.lost, n == 0);
+            back.extend(env.e);
+        }
+        assert_eq!(back, events);
+    }
+}

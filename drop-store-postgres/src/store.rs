@@ -1,0 +1,441 @@
+//! [`PgStore`]: the [`InventoryStore`] on PostgreSQL.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use drop_core::{
+    DropError, DropEvent, DropId, DropState, EventBus, EventStream, InventoryStore, NewDrop,
+    Purchase, Reservation, ReservationId, Reserved, TopPurchaser, Username, async_trait,
+};
+use sqlx::{PgPool, Row};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use uuid::Uuid;
+
+use crate::batch::{BatchFuture, Gatherer};
+use crate::builder::PgStoreBuilder;
+use crate::error::{internal, map_sqlx};
+use crate::fanout::{self, Fanout};
+use crate::rows;
+use crate::writes::{self, Shared};
+
+/// The migrations, embedded in the binary.
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+type ReserveGate = Gatherer<DropId, Username, Result<Reserved, DropError>>;
+type PurchaseGate = Gatherer<DropId, (ReservationId, Username), Result<Purchase, DropError>>;
+
+/// A dropkit store on PostgreSQL.
+///
+/// Cheap to clone (an `Arc` inside); clones share the pool, the event feed
+/// and the batching queues. Background tasks (the cross-instance event
+/// listener and notifier) stop when the last clone is dropped or on
+/// [`close`](PgStore::close).
+///
+/// See the [crate docs](crate) for the schema, the locking and the
+/// guarantees under concurrency.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Shared,
+    instance: Uuid,
+    reserve_gate: Option<ReserveGate>,
+    purchase_gate: Option<PurchaseGate>,
+    cancel: CancellationToken,
+    _stop_tasks: DropGuard,
+}
+
+impl PgStore {
+    /// Connects to `database_url` with the default settings (a pool of 32,
+    /// group commit on), applies the migrations and starts the event
+    /// listener. TLS is negotiated as the URL's `sslmode` asks (rustls).
+    pub async fn connect(database_url: &str) -> Result<PgStore, DropError> {
+        Self::builder().connect(database_url).await
+    }
+
+    /// Settings beyond the defaults.
+    pub fn builder() -> PgStoreBuilder {
+        PgStoreBuilder::default()
+    }
+
+    /// A store on an existing pool, with the default settings; applies the
+    /// migrations.
+    pub async fn from_pool(pool: PgPool) -> Result<PgStore, DropError> {
+        Self::builder().build(pool).await
+    }
+
+    /// Applies the embedded migrations (forward only; already applied ones
+    /// are skipped, so this is safe to run from every instance at start).
+    pub async fn migrate(pool: &PgPool) -> Result<(), DropError> {
+        MIGRATOR.run(pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => map_sqlx(e),
+            other => internal(format!("migration failed: {other}")),
+        })
+    }
+
+    pub(crate) async fn start(
+        pool: PgPool,
+        settings: &PgStoreBuilder,
+    ) -> Result<PgStore, DropError> {
+        Self::migrate(&pool).await?;
+        let instance = Uuid::new_v4();
+        let cancel = CancellationToken::new();
+        let bus = EventBus::new(settings.event_capacity);
+        let fanout = if settings.listen {
+            fanout::start(
+                pool.clone(),
+                bus,
+                instance,
+                settings.notify_queue,
+                settings.notify_interval,
+                cancel.clone(),
+            )
+            .await
+            .map_err(map_sqlx)?
+        } else {
+            Fanout::local_only(bus)
+        };
+        let shared = Shared {
+            pool,
+            fanout,
+            retries: settings.retries,
+        };
+        let (reserve_gate, purchase_gate) = if settings.group_commit {
+            let s = shared.clone();
+            let reserve: ReserveGate = Gatherer::new(settings.batch_cap, move |drop_id, users| {
+                let s = s.clone();
+                Box::pin(async move { writes::reserve(&s, drop_id, users).await }) as BatchFuture<_>
+            });
+            let s = shared.clone();
+            let purchase: PurchaseGate = Gatherer::new(settings.batch_cap, move |drop_id, reqs| {
+                let s = s.clone();
+                Box::pin(async move { writes::purchase(&s, drop_id, reqs).await }) as BatchFuture<_>
+            });
+            (Some(reserve), Some(purchase))
+        } else {
+            (None, None)
+        };
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                shared,
+                instance,
+                reserve_gate,
+                purchase_gate,
+                _stop_tasks: cancel.clone().drop_guard(),
+                cancel,
+            }),
+        })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.shared.pool
+    }
+
+    /// This instance's id, as carried in its cross-instance events.
+    pub fn instance_id(&self) -> Uuid {
+        self.inner.instance
+    }
+
+    /// Whether concurrent reserves and purchases of a drop are grouped into
+    /// one transaction.
+    pub fn group_commit(&self) -> bool {
+        self.inner.reserve_gate.is_some()
+    }
+
+    /// Shuts the store down: new calls get `UNAVAILABLE`, calls already
+    /// queued are answered, background tasks stop, and the pool closes once
+    /// the connections in use come back.
+    pub async fn close(&self) {
+        if let Some(g) = &self.inner.reserve_gate {
+            g.close();
+        }
+        if let Some(g) = &self.inner.purchase_gate {
+            g.close();
+        }
+        self.inner.cancel.cancel();
+        self.inner.shared.pool.close().await;
+    }
+
+    /// Proves the bookkeeping: every drop's counters equal what its rows
+    /// say (`reserved` = active holds, `sold` = purchased holds =
+    /// purchases), `reserved + sold ≤ total`, every purchase belongs to a
+    /// purchased hold of the same drop and buyer, and no user has two
+    /// active holds on a drop. Reads one consistent snapshot.
+    ///
+    /// Errors with [`DropError::Internal`] whose source is an
+    /// [`InvariantViolations`] listing every problem found.
+    pub async fn verify_invariants(&self) -> Result<(), DropError> {
+        let problems = crate::invariants::check(self.pool()).await?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(DropError::Internal {
+                store: crate::error::STORE,
+                source: Box::new(InvariantViolations { problems }),
+            })
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+}
+
+/// What [`PgStore::verify_invariants`] found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invariants broken: {}", problems.join("; "))]
+pub struct InvariantViolations {
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+#[async_trait]
+impl InventoryStore for PgStore {
+    async fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError> {
+        new.validate()?;
+        let hold_micros = i64::try_from(new.hold.as_micros())
+            .map_err(|_| DropError::invalid("holdSeconds", "too long"))?;
+        let id = DropId::new();
+        const SQL: &str = concat!(
+            "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, starts_at, ends_at, hold_micros) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+            drop_columns!()
+        );
+        let total = i32::try_from(new.total_stock)
+            .map_err(|_| DropError::invalid("totalStock", "too large"))?;
+        let name = new.name.trim();
+        let row = self
+            .shared()
+            .retry(|| {
+                sqlx::query(SQL)
+                    .bind(id.as_uuid())
+                    .bind(name)
+                    .bind(new.price.minor())
+                    .bind(total)
+                    .bind(new.starts_at)
+                    .bind(new.ends_at)
+                    .bind(hold_micros)
+                    .fetch_one(self.pool())
+            })
+            .await?;
+        let state = rows::drop_state(&row)?;
+        self.shared().fanout.publish(vec![DropEvent::DropCreated {
+            drop: state.clone(),
+        }]);
+        Ok(state)
+    }
+
+    async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            drop_columns!(),
+            " FROM dropkit_drops WHERE ends_at IS NULL OR ends_at > clock_timestamp() \
+             ORDER BY coalesce(starts_at, created_at), created_at, id"
+        );
+        let rows = self
+            .shared()
+            .read(|| sqlx::query(SQL).fetch_all(self.pool()))
+            .await?;
+        rows.iter().map(rows::drop_state).collect()
+    }
+
+    async fn get_drop(&self, drop_id: DropId) -> Result<DropState, DropError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            drop_columns!(),
+            " FROM dropkit_drops WHERE id = $1"
+        );
+        let row = self
+            .shared()
+            .read(|| {
+                sqlx::query(SQL)
+                    .bind(drop_id.as_uuid())
+                    .fetch_optional(self.pool())
+            })
+            .await?;
+        match row {
+            Some(row) => rows::drop_state(&row),
+            None => Err(DropError::DropNotFound { drop_id }),
+        }
+    }
+
+    async fn reserve(&self, drop_id: DropId, username: &Username) -> Result<Reserved, DropError> {
+        match &self.inner.reserve_gate {
+            Some(gate) => gate.submit(drop_id, username.clone()).await?,
+            None => writes::reserve(self.shared(), drop_id, vec![username.clone()])
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(internal("reserve gave no answer"))),
+        }
+    }
+
+    async fn purchase(
+        &self,
+        reservation_id: ReservationId,
+        username: &Username,
+    ) -> Result<Purchase, DropError> {
+        // Owner and terminal states never change, so they can be answered
+        // from a plain read without queueing on the drop's lock.
+        let row = self
+            .shared()
+            .read(|| {
+                sqlx::query(
+                    "SELECT drop_id, username, status, expires_at <= clock_timestamp() AS overdue \
+                     FROM dropkit_reservations WHERE id = $1",
+                )
+                .bind(reservation_id.as_uuid())
+                .fetch_optional(self.pool())
+            })
+            .await?;
+        let Some(row) = row else {
+            return Err(DropError::ReservationNotFound { reservation_id });
+        };
+        let owner: String = row.try_get("username").map_err(map_sqlx)?;
+        if owner != username.as_str() {
+            return Err(DropError::NotOwner { reservation_id });
+        }
+        let status: String = row.try_get("status").map_err(map_sqlx)?;
+        let overdue: bool = row.try_get("overdue").map_err(map_sqlx)?;
+        match status.as_str() {
+            "purchased" => return Err(DropError::AlreadyPurchased { reservation_id }),
+            "released" => return Err(DropError::AlreadyReleased { reservation_id }),
+            "expired" => return Err(DropError::ReservationExpired { reservation_id }),
+            _ if overdue => return Err(DropError::ReservationExpired { reservation_id }),
+            _ => {}
+        }
+        let drop_id = DropId::from_uuid(row.try_get("drop_id").map_err(map_sqlx)?);
+        let req = (reservation_id, username.clone());
+        match &self.inner.purchase_gate {
+            Some(gate) => gate.submit(drop_id, req).await?,
+            None => writes::purchase(self.shared(), drop_id, vec![req])
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(internal("purchase gave no answer"))),
+        }
+    }
+
+    async fn release(
+        &self,
+        reservation_id: ReservationId,
+        username: &Username,
+    ) -> Result<Reservation, DropError> {
+        writes::release(self.shared(), reservation_id, username).await
+    }
+
+    async fn get_reservation(
+        &self,
+        reservation_id: ReservationId,
+    ) -> Result<Reservation, DropError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            hold_columns!(),
+            ", clock_timestamp() AS now FROM dropkit_reservations WHERE id = $1"
+        );
+        let row = self
+            .shared()
+            .read(|| {
+                sqlx::query(SQL)
+                    .bind(reservation_id.as_uuid())
+                    .fetch_optional(self.pool())
+            })
+            .await?;
+        let Some(row) = row else {
+            return Err(DropError::ReservationNotFound { reservation_id });
+        };
+        let mut hold = rows::reservation(&row)?;
+        let now: DateTime<Utc> = row.try_get("now").map_err(map_sqlx)?;
+        hold.status = hold.effective_status(now);
+        Ok(hold)
+    }
+
+    async fn active_hold(
+        &self,
+        drop_id: DropId,
+        username: &Username,
+    ) -> Result<Option<Reservation>, DropError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            hold_columns!(),
+            " FROM dropkit_reservations \
+             WHERE drop_id = $1 AND username = $2 AND status = 'active' \
+               AND expires_at > clock_timestamp()"
+        );
+        let row = self
+            .shared()
+            .read(|| {
+                sqlx::query(SQL)
+                    .bind(drop_id.as_uuid())
+                    .bind(username.as_str())
+                    .fetch_optional(self.pool())
+            })
+            .await?;
+        row.as_ref().map(rows::reservation).transpose()
+    }
+
+    async fn top_purchasers(
+        &self,
+        drop_id: DropId,
+        limit: usize,
+    ) -> Result<Vec<TopPurchaser>, DropError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .shared()
+            .read(|| {
+                sqlx::query(
+                    "SELECT p.username, p.created_at FROM dropkit_drops d \
+                     LEFT JOIN LATERAL (SELECT username, created_at FROM dropkit_purchases \
+                        WHERE drop_id = d.id ORDER BY created_at DESC, seq DESC LIMIT $2) p ON true \
+                     WHERE d.id = $1",
+                )
+                .bind(drop_id.as_uuid())
+                .bind(limit)
+                .fetch_all(self.pool())
+            })
+            .await?;
+        if rows.is_empty() {
+            return Err(DropError::DropNotFound { drop_id });
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let name: Option<String> = row.try_get("username").map_err(map_sqlx)?;
+            let at: Option<DateTime<Utc>> = row.try_get("created_at").map_err(map_sqlx)?;
+            if let (Some(name), Some(at)) = (name, at) {
+                out.push(TopPurchaser {
+                    username: rows::username(&name)?,
+                    purchased_at: at,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn expire_due(&self, limit: usize) -> Result<usize, DropError> {
+        writes::expire_due(self.shared(), limit).await
+    }
+
+    async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, DropError> {
+        self.shared()
+            .read(|| {
+                sqlx::query_scalar(
+                    "SELECT min(expires_at) FROM dropkit_reservations WHERE status = 'active'",
+                )
+                .fetch_one(self.pool())
+            })
+            .await
+    }
+
+    fn subscribe(&self) -> EventStream {
+        self.shared().fanout.bus().subscribe()
+    }
+
+    async fn health(&self) -> Result<(), DropError> {
+        self.shared()
+            .read(|| sqlx::query("SELECT 1").execute(self.pool()))
+            .await
+            .map(|_| ())
+    }
+}

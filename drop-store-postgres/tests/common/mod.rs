@@ -1,0 +1,109 @@
+//! Shared test setup: a store on the test's own database.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use drop_core::testkit::Harness;
+use drop_core::{InventoryStore, async_trait};
+use drop_store_postgres::{PgStore, PgStoreBuilder};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// Holds in time-based cases: short, so the suite runs quickly on a real
+/// clock, long enough to outlast a slow round trip.
+pub const HOLD: Duration = Duration::from_millis(400);
+
+/// Holds for the store without group commit: the suite's stress case
+/// (1,000 reserves on one drop) must finish inside one hold, and one
+/// transaction per reserve on a busy machine can take seconds for that.
+pub const UNBATCHED_HOLD: Duration = Duration::from_secs(10);
+
+/// The conformance harness over a [`PgStore`].
+#[derive(Debug)]
+pub struct PgHarness {
+    pub store: PgStore,
+    hold: Duration,
+    dyn_store: Arc<dyn InventoryStore>,
+}
+
+impl PgHarness {
+    /// Group commit on (the default).
+    pub async fn new(pool: PgPool) -> Self {
+        Self::with(pool, PgStore::builder(), HOLD).await
+    }
+
+    /// Group commit off.
+    pub async fn unbatched(pool: PgPool) -> Self {
+        Self::with(pool, PgStore::builder().group_commit(false), UNBATCHED_HOLD).await
+    }
+
+    pub async fn with(pool: PgPool, builder: PgStoreBuilder, hold: Duration) -> Self {
+        let store = builder.build(pool).await.expect("store starts");
+        Self {
+            hold,
+            dyn_store: Arc::new(store.clone()),
+            store,
+        }
+    }
+}
+
+#[async_trait]
+impl Harness for PgHarness {
+    fn store(&self) -> Arc<dyn InventoryStore> {
+        Arc::clone(&self.dyn_store)
+    }
+
+    async fn now(&self) -> DateTime<Utc> {
+        sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(self.store.pool())
+            .await
+            .expect("database clock")
+    }
+
+    async fn advance(&self, by: Duration) {
+        tokio::time::sleep(by).await;
+    }
+
+    fn exact_time(&self) -> bool {
+        false
+    }
+
+    fn hold(&self) -> Duration {
+        self.hold
+    }
+
+    async fn verify(&self) -> Result<(), String> {
+        self.store
+            .verify_invariants()
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A second pool on the same test database, of `size` connections.
+pub async fn pool_like(pool: &PgPool, size: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .expect("second pool")
+}
+
+/// A store on its own pool of `size` connections.
+pub async fn store_on(pool: &PgPool, size: u32, builder: PgStoreBuilder) -> PgStore {
+    builder
+        .build(pool_like(pool, size).await)
+        .await
+        .expect("store starts")
+}
+
+/// Asserts the store's bookkeeping is exact.
+pub async fn assert_invariants(store: &PgStore) {
+    if let Err(e) = store.verify_invariants().await {
+        panic!("{e}");
+    }
+}

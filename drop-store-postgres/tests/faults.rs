@@ -1,0 +1,283 @@
+//! Real faults: backends terminated with `pg_terminate_backend` in the
+//! middle of the store's transactions and under its event listener.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_invariants, store_on};
+use drop_core::{DropError, DropEvent, DropId, InventoryStore, Money, NewDrop, Username};
+use drop_store_postgres::PgStore;
+use futures::StreamExt;
+use futures::future::join_all;
+use sqlx::{PgPool, Postgres, Transaction};
+
+fn user(name: &str) -> Username {
+    Username::parse(name).unwrap()
+}
+
+async fn drop_of(store: &PgStore, stock: u32) -> DropId {
+    store
+        .create_drop(NewDrop::new(
+            "Fragile",
+            Money::from_minor(100).unwrap(),
+            stock,
+        ))
+        .await
+        .unwrap()
+        .drop
+        .id
+}
+
+/// Locks the drop row from outside the store, so the store's next
+/// transaction on it stops half-way, waiting.
+async fn block_drop(pool: &PgPool, drop_id: DropId) -> Transaction<'static, Postgres> {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM dropkit_drops WHERE id = $1 FOR UPDATE")
+        .bind(drop_id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
+}
+
+/// Waits for a backend of this database stuck on a lock inside `function`
+/// (other than those in `spared`, already killed), and terminates it.
+/// Returns its pid.
+async fn kill_waiting(pool: &PgPool, function: &str, spared: &[i32]) -> i32 {
+    let pattern = format!("%{function}%");
+    for _ in 0..1_000 {
+        let pid: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+               AND wait_event_type = 'Lock' AND query LIKE $1 AND NOT (pid = ANY ($2)) LIMIT 1",
+        )
+        .bind(&pattern)
+        .bind(spared)
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if let Some(pid) = pid {
+            let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert!(killed, "could not terminate backend {pid}");
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen: Vec<(i32, Option<String>)> = sqlx::query_as(
+        "SELECT pid, query FROM pg_stat_activity WHERE datname = current_database()",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    panic!("no backend waited inside {function}; backends: {seen:?}");
+}
+
+async fn active_holds(pool: &PgPool, drop_id: DropId) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM dropkit_reservations WHERE drop_id = $1 AND status = 'active'",
+    )
+    .bind(drop_id.as_uuid())
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_backend_killed_mid_reserve_changes_nothing_and_the_store_goes_on(pool: PgPool) {
+    let store = store_on(&pool, 4, PgStore::builder().group_commit(false).retries(0)).await;
+    let drop_id = drop_of(&store, 5).await;
+    let blocker = block_drop(&pool, drop_id).await;
+    let call = {
+        let store = store.clone();
+        tokio::spawn(async move { store.reserve(drop_id, &user("alice")).await })
+    };
+    kill_waiting(&pool, "dropkit_reserve", &[]).await;
+    let err = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the call is answered")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code(), "UNAVAILABLE", "{err}");
+    assert!(err.is_retryable());
+    blocker.rollback().await.unwrap();
+    // All or nothing: nothing.
+    assert_eq!(active_holds(&pool, drop_id).await, 0);
+    assert_eq!(store.get_drop(drop_id).await.unwrap().stock.reserved, 0);
+    // The pool replaced the dead connection; the store works on.
+    let r = store.reserve(drop_id, &user("alice")).await.unwrap();
+    assert!(r.created);
+    store
+        .purchase(r.reservation.id, &user("alice"))
+        .await
+        .unwrap();
+    assert_invariants(&store).await;
+    store.close().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_killed_reserve_is_retried_once_and_takes_one_unit(pool: PgPool) {
+    let store = store_on(&pool, 4, PgStore::builder().group_commit(false)).await;
+    let drop_id = drop_of(&store, 5).await;
+    let blocker = block_drop(&pool, drop_id).await;
+    let call = {
+        let store = store.clone();
+        tokio::spawn(async move { store.reserve(drop_id, &user("alice")).await })
+    };
+    kill_waiting(&pool, "dropkit_reserve", &[]).await;
+    blocker.rollback().await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the call is answered")
+        .unwrap()
+        .expect("the retry succeeds");
+    assert!(r.created);
+    assert_eq!(active_holds(&pool, drop_id).await, 1);
+    assert_invariants(&store).await;
+    store.close().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_backend_killed_mid_purchase_changes_nothing(pool: PgPool) {
+    let store = store_on(&pool, 4, PgStore::builder().group_commit(false).retries(0)).await;
+    let drop_id = drop_of(&store, 5).await;
+    let alice = user("alice");
+    let hold = store.reserve(drop_id, &alice).await.unwrap().reservation;
+    let blocker = block_drop(&pool, drop_id).await;
+    let call = {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move { store.purchase(hold.id, &alice).await })
+    };
+    kill_waiting(&pool, "dropkit_purchase", &[]).await;
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), "UNAVAILABLE");
+    blocker.rollback().await.unwrap();
+    let stock = store.get_drop(drop_id).await.unwrap().stock;
+    assert_eq!((stock.reserved, stock.sold), (1, 0));
+    store.purchase(hold.id, &alice).await.unwrap();
+    assert_invariants(&store).await;
+    store.close().await;
+}
+
+/// Reserves `n` distinct users at once on a batched store: they queue
+/// together while the drop's first transaction is on its way.
+fn batch_of(
+    store: &PgStore,
+    drop_id: DropId,
+    n: usize,
+) -> tokio::task::JoinHandle<Vec<Result<drop_core::Reserved, DropError>>> {
+    let store = store.clone();
+    tokio::spawn(async move {
+        join_all((0..n).map(|i| {
+            let store = store.clone();
+            async move { store.reserve(drop_id, &user(&format!("crowd{i}"))).await }
+        }))
+        .await
+    })
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_backend_killed_during_a_batch_fails_the_whole_batch_and_answers_everyone(pool: PgPool) {
+    let store = store_on(&pool, 4, PgStore::builder().retries(0)).await;
+    let drop_id = drop_of(&store, 100).await;
+    let blocker = block_drop(&pool, drop_id).await;
+    let calls = batch_of(&store, drop_id, 20);
+    // The lone first call, then the batch of the 19 that queued behind it.
+    // Whether the 20 went as one batch or a lone first call and then the
+    // rest, each batch in turn waits on the lock and is killed.
+    let mut killed = vec![kill_waiting(&pool, "dropkit_reserve", &[]).await];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while !calls.is_finished() {
+        killed.push(kill_waiting(&pool, "dropkit_reserve", &killed).await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    blocker.rollback().await.unwrap();
+    let results = tokio::time::timeout(Duration::from_secs(15), calls)
+        .await
+        .expect("every caller is answered")
+        .unwrap();
+    for r in &results {
+        assert_eq!(r.as_ref().unwrap_err().code(), "UNAVAILABLE");
+    }
+    assert_eq!(active_holds(&pool, drop_id).await, 0, "all or nothing");
+    // Later calls succeed.
+    let (granted, _) = {
+        let results = batch_of(&store, drop_id, 20).await.unwrap();
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        (ok, results.len())
+    };
+    assert_eq!(granted, 20);
+    assert_eq!(active_holds(&pool, drop_id).await, 20);
+    assert_invariants(&store).await;
+    store.close().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_batch_whose_backend_dies_is_retried_as_a_whole(pool: PgPool) {
+    let store = store_on(&pool, 4, PgStore::builder()).await;
+    let drop_id = drop_of(&store, 100).await;
+    let blocker = block_drop(&pool, drop_id).await;
+    let calls = batch_of(&store, drop_id, 20);
+    kill_waiting(&pool, "dropkit_reserve", &[]).await;
+    blocker.rollback().await.unwrap();
+    let results = tokio::time::timeout(Duration::from_secs(15), calls)
+        .await
+        .expect("every caller is answered")
+        .unwrap();
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|r| r.created)));
+    assert_eq!(active_holds(&pool, drop_id).await, 20);
+    assert_invariants(&store).await;
+    store.close().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_listener_reconnects_and_tells_subscribers_to_resync(pool: PgPool) {
+    let a = store_on(&pool, 4, PgStore::builder()).await;
+    let b = store_on(&pool, 4, PgStore::builder()).await;
+    let mut on_b = b.subscribe();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%') t",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(killed, 2, "one listener per instance");
+    // B's subscribers hear that events may have been lost...
+    let lost = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(Err(lost)) = on_b.next().await {
+                return lost;
+            }
+        }
+    })
+    .await
+    .expect("a resync notice");
+    assert_eq!(lost.missed, 0);
+    // ...and, once reconnected, hear A again.
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let drop_id = drop_of(&a, 1).await;
+            let wait = tokio::time::sleep(Duration::from_millis(300));
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    () = &mut wait => break,
+                    e = on_b.next() => if let Some(Ok(DropEvent::DropCreated { drop })) = e {
+                        if drop.drop.id == drop_id {
+                            return;
+                        }
+                    },
+                }
+            }
+        }
+    })
+    .await;
+    assert!(heard.is_ok(), "B never heard A after reconnecting");
+    a.close().await;
+    b.close().await;
+}

@@ -267,10 +267,10 @@ async fn the_listener_reconnects_and_tells_subscribers_to_resync(pool: PgPool) {
             loop {
                 tokio::select! {
                     () = &mut wait => break,
-                    e = on_b.next() => if let Some(Ok(DropEvent::DropCreated { drop })) = e {
-                        if drop.drop.id == drop_id {
-                            return;
-                        }
+                    e = on_b.next() => if let Some(Ok(DropEvent::DropCreated { drop })) = e
+                        && drop.drop.id == drop_id
+                    {
+                        return;
                     },
                 }
             }

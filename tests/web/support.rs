@@ -49,7 +49,7 @@ pub(crate) fn postgres_store() -> BoxFuture<'static, Backend> {
             .unwrap_or_else(|err| panic!("PostgreSQL at {url}: {err}"));
         drop_stale_databases(&admin).await;
         let name = format!("dropkit_web_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)
             .await
             .unwrap_or_else(|err| panic!("create database {name}: {err}"));
@@ -80,9 +80,11 @@ async fn drop_stale_databases(admin: &sqlx::PgPool) {
         .expect("list stale databases");
         for (name,) in stale {
             // Another process may be dropping it too; either way it is gone.
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-                .execute(admin)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .execute(admin)
+            .await;
         }
     })
     .await;

@@ -158,7 +158,7 @@ impl PgServer {
         // Big enough not to sell out, held long enough not to expire mid-run.
         let drop = store
             .create_drop(
-                NewDrop::new("Bench", Money::from_minor(100).unwrap(), 10_000_000)
+                NewDrop::new("Bench", Money::from_minor(100).unwrap(), 1_000_000)
                     .hold(Duration::from_secs(3_600)),
             )
             .await

@@ -1,11 +1,25 @@
-//! HTTP throughput and latency of `POST /api/reservations` on the memory
-//! store, against `GET /api/health` on the same server (the framework's
-//! floor), at 64 and 256 connections.
+//! HTTP throughput and latency of `POST /api/reservations` against
+//! `GET /api/health` on the same server (the framework's floor):
+//!
+//! - `memory`: the memory store, at 64 and 256 connections;
+//! - `postgres`: the PostgreSQL store at `DATABASE_URL`, 256 connections,
+//!   with group commit on (the default) and off, both servers up at once
+//!   and their cases run in interleaved slices so that outside load falls
+//!   on all of them alike. Its health check is a `SELECT 1` through the
+//!   store's pool, so that floor includes one database round trip.
 //!
 //! ```text
 //! cargo bench --bench http_reserve
 //! HTTP_BENCH_SECS=5 cargo bench --bench http_reserve   # longer runs
+//! HTTP_BENCH_STORES=postgres DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo bench --bench http_reserve                   # one store only
 //! ```
+//!
+//! `HTTP_BENCH_STORES` is a comma-separated list of `memory` and
+//! `postgres` (default both). The PostgreSQL cases create a fresh database
+//! per server next to `DATABASE_URL`'s (default
+//! `postgres://postgres@127.0.0.1:5432/test`) and drop them at the end; an
+//! unreachable database fails the run.
 //!
 //! The server runs in this process on its own 2-thread runtime; the load
 //! comes from a small tokio client (one task per keep-alive connection,
@@ -20,13 +34,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use drop_core::{InventoryStore, Money, NewDrop};
+use drop_core::{InventoryStore, Money, NewDrop, SystemClock};
 use drop_store_memory::MemoryStore;
+use drop_store_postgres::PgStore;
 use drop_ws::DropApi;
 use hdrhistogram::Histogram;
 use hyper::Method;
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
 
 use support::{Conn, ms};
+
+/// Connections of the PostgreSQL cases.
+const PG_CONNS: usize = 256;
+/// Slices each PostgreSQL case is measured in, interleaved with the others.
+const ROUNDS: u32 = 3;
 
 struct Outcome {
     rps: f64,
@@ -40,23 +64,43 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
+    let stores = std::env::var("HTTP_BENCH_STORES").unwrap_or_else(|_| "memory,postgres".into());
+    let stores: Vec<&str> = stores.split(',').map(str::trim).collect();
+    for s in &stores {
+        assert!(
+            matches!(*s, "memory" | "postgres"),
+            "HTTP_BENCH_STORES: unknown store {s:?} (memory, postgres)"
+        );
+    }
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let (addr, drop_id) = server_rt.block_on(start_server());
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    let serial = Arc::new(AtomicU64::new(0));
+    if stores.contains(&"memory") {
+        memory_cases(secs, &server_rt, &client_rt, &serial);
+    }
+    if stores.contains(&"postgres") {
+        if stores.contains(&"memory") {
+            println!();
+        }
+        postgres_cases(secs, &server_rt, &client_rt, &serial);
+    }
+}
+
+fn memory_cases(secs: f64, server_rt: &Runtime, client_rt: &Runtime, serial: &Arc<AtomicU64>) {
+    let (addr, drop_id) = server_rt.block_on(start_server());
     println!("http_reserve: {secs} s per case, memory store, server and client on this machine");
     println!(
         "{:<22} {:>6} {:>10} {:>9} {:>9} {:>8}",
         "case", "conns", "req/s", "p50 ms", "p99 ms", "errors"
     );
-    let serial = Arc::new(AtomicU64::new(0));
     let mut rows = Vec::new();
     for conns in [64usize, 256] {
         let health = client_rt.block_on(load(addr, conns, secs, None, serial.clone()));
@@ -80,6 +124,180 @@ fn main() {
         );
     }
     let failed: u64 = rows.iter().map(|(_, h, r)| h.failures + r.failures).sum();
+    assert_eq!(failed, 0, "some requests failed");
+}
+
+/// One `DropApi` server on a [`PgStore`] in a database of its own.
+struct PgServer {
+    addr: SocketAddr,
+    drop_id: String,
+    store: PgStore,
+    stop: CancellationToken,
+    served: tokio::task::JoinHandle<()>,
+    db: String,
+}
+
+impl PgServer {
+    /// Creates database `db`, opens the store on it as `web_drop` does (the
+    /// builder's own pool) and serves the API on an ephemeral port.
+    async fn start(
+        admin: &mut PgConnection,
+        admin_opts: &PgConnectOptions,
+        db: String,
+        group_commit: bool,
+    ) -> PgServer {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&mut *admin)
+            .await
+            .expect("create bench database");
+        let store = PgStore::builder()
+            .group_commit(group_commit)
+            .connect_with(admin_opts.clone().database(&db))
+            .await
+            .expect("open the PostgreSQL store");
+        // Big enough not to sell out, held long enough not to expire mid-run.
+        let drop = store
+            .create_drop(
+                NewDrop::new("Bench", Money::from_minor(100).unwrap(), 1_000_000)
+                    .hold(Duration::from_secs(3_600)),
+            )
+            .await
+            .expect("create bench drop");
+        let dyn_store: Arc<dyn InventoryStore> = Arc::new(store.clone());
+        let api = DropApi::builder(dyn_store)
+            .admin_token("bench")
+            .clock(Arc::new(SystemClock))
+            .build()
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = api.router();
+        let stop = CancellationToken::new();
+        let until = stop.clone();
+        let served = tokio::spawn(async move {
+            let api = api;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(until.cancelled_owned())
+            .await
+            .unwrap();
+            api.cancel_token().cancel();
+        });
+        PgServer {
+            addr,
+            drop_id: drop.drop.id.to_string(),
+            store,
+            stop,
+            served,
+            db,
+        }
+    }
+
+    async fn shut(self, admin: &mut PgConnection) {
+        self.stop.cancel();
+        self.served.await.expect("server task");
+        self.store.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            self.db
+        )))
+        .execute(&mut *admin)
+        .await
+        .expect("drop bench database");
+    }
+}
+
+/// The PostgreSQL cases: health and reserve on a server with group commit
+/// on and one with it off, at [`PG_CONNS`] connections.
+fn postgres_cases(secs: f64, server_rt: &Runtime, client_rt: &Runtime, serial: &Arc<AtomicU64>) {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let admin_opts: PgConnectOptions = url.parse().expect("DATABASE_URL");
+    let (mut admin, on, off) = server_rt.block_on(async {
+        let mut admin = admin_opts
+            .connect()
+            .await
+            .expect("connect to DATABASE_URL (is PostgreSQL running?)");
+        let pid = std::process::id();
+        let on = PgServer::start(
+            &mut admin,
+            &admin_opts,
+            format!("dropkit_httpbench_{pid}_on"),
+            true,
+        )
+        .await;
+        let off = PgServer::start(
+            &mut admin,
+            &admin_opts,
+            format!("dropkit_httpbench_{pid}_off"),
+            false,
+        )
+        .await;
+        (admin, on, off)
+    });
+    println!(
+        "http_reserve: {secs} s per case in {ROUNDS} interleaved slices, PostgreSQL store \
+         (pool of 32 per server), {PG_CONNS} connections"
+    );
+    let cases: [(&str, &PgServer, bool); 4] = [
+        ("health, batching on", &on, false),
+        ("reserve, batching on", &on, true),
+        ("health, batching off", &off, false),
+        ("reserve, batching off", &off, true),
+    ];
+    // Unmeasured warm-up: connections, caches, the first batches.
+    for &(_, server, reserve) in &cases {
+        let on = reserve.then(|| server.drop_id.clone());
+        client_rt.block_on(load_hist(server.addr, PG_CONNS, 0.3, on, serial.clone()));
+    }
+    let slice = secs / f64::from(ROUNDS);
+    let mut merged: Vec<(Histogram<u64>, u64, f64)> = cases
+        .iter()
+        .map(|_| (Histogram::new(3).unwrap(), 0, 0.0))
+        .collect();
+    for _ in 0..ROUNDS {
+        for (i, &(_, server, reserve)) in cases.iter().enumerate() {
+            let on = reserve.then(|| server.drop_id.clone());
+            let (hist, failures, took) =
+                client_rt.block_on(load_hist(server.addr, PG_CONNS, slice, on, serial.clone()));
+            merged[i].0.add(hist).unwrap();
+            merged[i].1 += failures;
+            merged[i].2 += took;
+        }
+    }
+    let outcomes: Vec<Outcome> = merged
+        .into_iter()
+        .map(|(hist, failures, took)| outcome(&hist, failures, took))
+        .collect();
+    println!(
+        "{:<22} {:>6} {:>10} {:>9} {:>9} {:>8}",
+        "case", "conns", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    for (&(name, _, _), o) in cases.iter().zip(&outcomes) {
+        print_row(name, PG_CONNS, o);
+    }
+    let [health_on, reserve_on, health_off, reserve_off] = &outcomes[..] else {
+        unreachable!()
+    };
+    println!();
+    println!(
+        "batching on/off: {:.2}x the reservations/s, p99 {:.2}x",
+        reserve_on.rps / reserve_off.rps,
+        reserve_on.p99_us as f64 / reserve_off.p99_us.max(1) as f64
+    );
+    println!(
+        "reserve/health on the same server: batching on {:.2}x, batching off {:.2}x",
+        reserve_on.rps / health_on.rps,
+        reserve_off.rps / health_off.rps
+    );
+    let failed: u64 = outcomes.iter().map(|o| o.failures).sum();
+    server_rt.block_on(async {
+        on.shut(&mut admin).await;
+        off.shut(&mut admin).await;
+    });
     assert_eq!(failed, 0, "some requests failed");
 }
 
@@ -132,6 +350,27 @@ async fn load(
     reserve_on: Option<String>,
     serial: Arc<AtomicU64>,
 ) -> Outcome {
+    let (all, failures, took) = load_hist(addr, conns, secs, reserve_on, serial).await;
+    outcome(&all, failures, took)
+}
+
+fn outcome(all: &Histogram<u64>, failures: u64, took: f64) -> Outcome {
+    Outcome {
+        rps: all.len() as f64 / took,
+        p50_us: all.value_at_quantile(0.50),
+        p99_us: all.value_at_quantile(0.99),
+        failures,
+    }
+}
+
+/// [`load`]'s latencies, failures and seconds taken, unsummarised.
+async fn load_hist(
+    addr: SocketAddr,
+    conns: usize,
+    secs: f64,
+    reserve_on: Option<String>,
+    serial: Arc<AtomicU64>,
+) -> (Histogram<u64>, u64, f64) {
     let mut opened = Vec::with_capacity(conns);
     for _ in 0..conns {
         opened.push(Conn::open(addr).await);
@@ -180,10 +419,5 @@ async fn load(
         failures += f;
     }
     let took = start.elapsed().as_secs_f64();
-    Outcome {
-        rps: all.len() as f64 / took,
-        p50_us: all.value_at_quantile(0.50),
-        p99_us: all.value_at_quantile(0.99),
-        failures,
-    }
+    (all, failures, took)
 }

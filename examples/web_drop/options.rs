@@ -37,6 +37,11 @@ pub(crate) struct Options {
     #[arg(long, env = "DATABASE_URL")]
     pub(crate) database_url: Option<String>,
 
+    /// Turn off the PostgreSQL store's group commit (with --store postgres):
+    /// one transaction per reserve and purchase instead of one per batch.
+    #[arg(long, env = "DROPKIT_NO_GROUP_COMMIT")]
+    pub(crate) no_group_commit: bool,
+
     /// Address to listen on.
     #[arg(long, env = "DROPKIT_BIND", default_value = "127.0.0.1:3000")]
     pub(crate) bind: SocketAddr,

@@ -28,15 +28,18 @@ pub(crate) async fn open(opts: &Options) -> Result<Opened, Box<dyn std::error::E
                 .database_url
                 .as_deref()
                 .ok_or("--store postgres needs --database-url or DATABASE_URL")?;
-            postgres(url).await
+            postgres(url, !opts.no_group_commit).await
         }
     }
 }
 
 /// The database keeps the time, so the scheduler and `serverTime` use the
 /// system clock and only turn it into sleeps.
-async fn postgres(url: &str) -> Result<Opened, Box<dyn std::error::Error>> {
-    let store = drop_store_postgres::PgStore::connect(url).await?;
+async fn postgres(url: &str, group_commit: bool) -> Result<Opened, Box<dyn std::error::Error>> {
+    let store = drop_store_postgres::PgStore::builder()
+        .group_commit(group_commit)
+        .connect(url)
+        .await?;
     Ok(Opened {
         store: Arc::new(store),
         clock: Arc::new(SystemClock),

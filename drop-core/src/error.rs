@@ -160,3 +160,42 @@ pub const ERROR_CODES: &[&str] = &[
     "UNAVAILABLE",
     "INTERNAL",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant has its own code, and `ERROR_CODES` lists exactly them.
+    #[test]
+    fn codes_are_distinct_and_listed() {
+        let (d, r) = (DropId::new(), ReservationId::new());
+        let source = || -> BoxError { "boom".into() };
+        let all = [
+            DropError::OutOfStock { drop_id: d },
+            DropError::DropNotFound { drop_id: d },
+            DropError::DropNotActive {
+                drop_id: d,
+                reason: NotActiveReason::Ended,
+            },
+            DropError::ReservationNotFound { reservation_id: r },
+            DropError::ReservationExpired { reservation_id: r },
+            DropError::NotOwner { reservation_id: r },
+            DropError::AlreadyPurchased { reservation_id: r },
+            DropError::AlreadyReleased { reservation_id: r },
+            DropError::invalid("name", "bad"),
+            DropError::Unavailable {
+                store: "test",
+                source: source(),
+            },
+            DropError::Internal {
+                store: "test",
+                source: source(),
+            },
+        ];
+        let codes: Vec<&str> = all.iter().map(DropError::code).collect();
+        assert_eq!(codes, ERROR_CODES);
+        let retryable: Vec<bool> = all.iter().map(DropError::is_retryable).collect();
+        assert_eq!(retryable.iter().filter(|r| **r).count(), 1);
+        assert!(all[9].is_retryable());
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use drop_core::{
     DropError, DropEvent, DropId, Money, NotActiveReason, Purchase, PurchaseId, Reservation,
-    ReservationId, ReservationStatus, Reserved, TOP_PURCHASERS, TopPurchaser, Username,
+    ReservationId, ReservationStatus, Reserved, Stock, TOP_PURCHASERS, TopPurchaser, Username,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
@@ -28,6 +28,18 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Publishes a write's events followed by the drop's new stock; a write
+    /// that changed nothing publishes nothing.
+    fn publish_with_stock(&self, drop_id: DropId, mut events: Vec<DropEvent>, after: Stock) {
+        if !events.is_empty() {
+            events.push(DropEvent::StockChanged {
+                drop_id,
+                stock: after,
+            });
+        }
+        self.fanout.publish(events);
+    }
+
     /// Runs `op`, retrying transient faults up to the budget with a short
     /// growing pause. Every retried call here is safe to repeat: a write
     /// that did commit before its answer was lost is recognised on the
@@ -80,6 +92,29 @@ fn not_active(drop_id: DropId, outcome: &str) -> Option<DropError> {
         _ => return None,
     };
     Some(DropError::DropNotActive { drop_id, reason })
+}
+
+/// The refusal a hold function reports for one hold, as a `DropError`.
+fn refusal(outcome: &str, reservation_id: ReservationId) -> Option<DropError> {
+    Some(match outcome {
+        "not_found" => DropError::ReservationNotFound { reservation_id },
+        "not_owner" => DropError::NotOwner { reservation_id },
+        "expired" => DropError::ReservationExpired { reservation_id },
+        "already_purchased" => DropError::AlreadyPurchased { reservation_id },
+        "already_released" => DropError::AlreadyReleased { reservation_id },
+        _ => return None,
+    })
+}
+
+/// The drop's counters after a write, from the `o_total`, `o_reserved`,
+/// `o_sold` and `o_version` columns every write function returns.
+fn stock_after(row: &PgRow) -> Result<Stock, DropError> {
+    stock(
+        row.try_get("o_total").map_err(map_sqlx)?,
+        row.try_get("o_reserved").map_err(map_sqlx)?,
+        row.try_get("o_sold").map_err(map_sqlx)?,
+        row.try_get("o_version").map_err(map_sqlx)?,
+    )
 }
 
 fn fail_all<T>(n: usize, err: &DropError) -> Vec<Result<T, DropError>> {
@@ -162,12 +197,7 @@ fn read_reserve(
     let created_at: Times = row.try_get("o_created_at").map_err(map_sqlx)?;
     let expires_at: Times = row.try_get("o_expires_at").map_err(map_sqlx)?;
     let expired: Vec<Uuid> = row.try_get("o_expired_ids").map_err(map_sqlx)?;
-    let after = stock(
-        row.try_get("o_total").map_err(map_sqlx)?,
-        row.try_get("o_reserved").map_err(map_sqlx)?,
-        row.try_get("o_sold").map_err(map_sqlx)?,
-        row.try_get("o_version").map_err(map_sqlx)?,
-    )?;
+    let after = stock_after(row)?;
     if results.len() != ids.len() {
         return Err(crate::error::internal(
             "reserve answered for a different number of users",
@@ -210,13 +240,7 @@ fn read_reserve(
             }
         });
     }
-    if !events.is_empty() {
-        events.push(DropEvent::StockChanged {
-            drop_id,
-            stock: after,
-        });
-    }
-    shared.fanout.publish(events);
+    shared.publish_with_stock(drop_id, events, after);
     Ok(out)
 }
 
@@ -277,12 +301,7 @@ fn read_purchase(
     let price = Money::from_minor(price)?;
     let top_users: Vec<String> = row.try_get("o_top_users").map_err(map_sqlx)?;
     let top_times: Times = row.try_get("o_top_times").map_err(map_sqlx)?;
-    let after = stock(
-        row.try_get("o_total").map_err(map_sqlx)?,
-        row.try_get("o_reserved").map_err(map_sqlx)?,
-        row.try_get("o_sold").map_err(map_sqlx)?,
-        row.try_get("o_version").map_err(map_sqlx)?,
-    )?;
+    let after = stock_after(row)?;
     if results.len() != reqs.len() {
         return Err(crate::error::internal(
             "purchase answered for a different number of holds",
@@ -327,25 +346,17 @@ fn read_purchase(
                 }
                 Ok(p)
             }
-            "not_found" => Err(DropError::ReservationNotFound { reservation_id }),
-            "not_owner" => Err(DropError::NotOwner { reservation_id }),
-            "expired" => Err(DropError::ReservationExpired { reservation_id }),
-            "already_purchased" => Err(DropError::AlreadyPurchased { reservation_id }),
-            "already_released" => Err(DropError::AlreadyReleased { reservation_id }),
-            other => {
-                return Err(crate::error::internal(format!(
-                    "unknown purchase result {other:?}"
-                )));
-            }
+            other => match refusal(other, reservation_id) {
+                Some(e) => Err(e),
+                None => {
+                    return Err(crate::error::internal(format!(
+                        "unknown purchase result {other:?}"
+                    )));
+                }
+            },
         });
     }
-    if !events.is_empty() {
-        events.push(DropEvent::StockChanged {
-            drop_id,
-            stock: after,
-        });
-    }
-    shared.fanout.publish(events);
+    shared.publish_with_stock(drop_id, events, after);
     Ok(out)
 }
 
@@ -379,35 +390,22 @@ pub(crate) async fn release(
     match outcome.as_str() {
         "released" => {
             let released = hold(ReservationStatus::Released)?;
-            let after = stock(
-                row.try_get("o_total").map_err(map_sqlx)?,
-                row.try_get("o_reserved").map_err(map_sqlx)?,
-                row.try_get("o_sold").map_err(map_sqlx)?,
-                row.try_get("o_version").map_err(map_sqlx)?,
-            )?;
-            shared.fanout.publish(vec![
-                DropEvent::HoldReleased {
+            shared.publish_with_stock(
+                released.drop_id,
+                vec![DropEvent::HoldReleased {
                     drop_id: released.drop_id,
                     reservation_id,
-                },
-                DropEvent::StockChanged {
-                    drop_id: released.drop_id,
-                    stock: after,
-                },
-            ]);
+                }],
+                stock_after(&row)?,
+            );
             Ok(released)
         }
         // Only the owner can have released it; after a retry, a release
         // found done is this call's own.
         "already_released" if attempt > 1 => hold(ReservationStatus::Released),
-        "already_released" => Err(DropError::AlreadyReleased { reservation_id }),
-        "already_purchased" => Err(DropError::AlreadyPurchased { reservation_id }),
-        "expired" => Err(DropError::ReservationExpired { reservation_id }),
-        "not_owner" => Err(DropError::NotOwner { reservation_id }),
-        "not_found" => Err(DropError::ReservationNotFound { reservation_id }),
-        other => Err(crate::error::internal(format!(
-            "unknown release outcome {other:?}"
-        ))),
+        other => Err(refusal(other, reservation_id).unwrap_or_else(|| {
+            crate::error::internal(format!("unknown release outcome {other:?}"))
+        })),
     }
 }
 
@@ -436,12 +434,7 @@ pub(crate) async fn expire_due(shared: &Shared, limit: usize) -> Result<usize, D
         }));
         events.push(DropEvent::StockChanged {
             drop_id,
-            stock: stock(
-                row.try_get("o_total").map_err(map_sqlx)?,
-                row.try_get("o_reserved").map_err(map_sqlx)?,
-                row.try_get("o_sold").map_err(map_sqlx)?,
-                row.try_get("o_version").map_err(map_sqlx)?,
-            )?,
+            stock: stock_after(row)?,
         });
     }
     shared.fanout.publish(events);

@@ -76,6 +76,12 @@ impl PgStore {
         })
     }
 
+    /// The embedded migrations, for applications that run their migrations
+    /// themselves (and for upgrade tests that start from an older schema).
+    pub fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
     pub(crate) async fn start(
         pool: PgPool,
         settings: &PgStoreBuilder,

@@ -89,12 +89,24 @@ async fn round(store: &PgStore, drop_id: DropId, round: usize, tag: &str) -> usi
     bought.into_iter().for_each(|p| {
         p.expect("purchase");
     });
-    store.purchase(holds[2].id, &users[2]).await.expect("purchase");
-    store.release(holds[3].id, &users[3]).await.expect("release");
+    store
+        .purchase(holds[2].id, &users[2])
+        .await
+        .expect("purchase");
+    store
+        .release(holds[3].id, &users[3])
+        .await
+        .expect("release");
     calls += 4;
 
     store.get_reservation(holds[4].id).await.expect("hold");
-    assert!(store.active_hold(drop_id, &users[5]).await.unwrap().is_some());
+    assert!(
+        store
+            .active_hold(drop_id, &users[5])
+            .await
+            .unwrap()
+            .is_some()
+    );
     store.top_purchasers(drop_id, 3).await.unwrap();
     store.get_drop(drop_id).await.unwrap();
     store.list_drops().await.unwrap();
@@ -209,7 +221,11 @@ async fn plans_made_on_empty_tables_stay_cheap_when_the_tables_grow(pool: PgPool
 
     // The counters still match the rows (checked by a store of its own,
     // after measuring: the check reads whole tables).
-    let checker = PgStore::builder().listen(false).build(pool.clone()).await.unwrap();
+    let checker = PgStore::builder()
+        .listen(false)
+        .build(pool.clone())
+        .await
+        .unwrap();
     checker.verify_invariants().await.expect("invariants");
 
     let read: BTreeMap<&String, i64> = after

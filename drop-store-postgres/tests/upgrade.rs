@@ -19,7 +19,8 @@ use uuid::Uuid;
 /// The last migration of the first released schema.
 const FIRST_STAGE: i64 = 20261128000002;
 
-/// The store's migrations up to and including `version`.
+/// The store's migrations up to and including `version`, recording their
+/// history where the first stage did: sqlx's default `_sqlx_migrations`.
 fn migrator_up_to(version: i64) -> Migrator {
     let all = PgStore::migrator();
     Migrator {
@@ -113,13 +114,24 @@ async fn a_first_stage_database_with_data_upgrades(pool: PgPool) {
         .await
         .expect("the store migrates an old database and starts");
 
-    // Every migration is recorded, and the write functions now plan each
-    // statement with its arguments.
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+    // Every migration is recorded in dropkit's own history table: the
+    // first stage's rows were moved out of `_sqlx_migrations`, which held
+    // nothing else and is gone.
+    let applied: Vec<i64> = sqlx::query_scalar(
+        "SELECT version FROM _dropkit_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let embedded: Vec<i64> = PgStore::migrator().iter().map(|m| m.version).collect();
+    assert_eq!(applied, embedded);
+    let shared: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(applied as usize, PgStore::migrator().migrations.len());
+    assert_eq!(shared, None);
+
+    // The write functions now plan each statement with its arguments.
     let settings: Vec<(String, Option<Vec<String>>)> = sqlx::query_as(
         "SELECT proname::text, proconfig FROM pg_proc \
           WHERE proname IN ('dropkit_reserve', 'dropkit_purchase', 'dropkit_release', \
@@ -173,4 +185,86 @@ async fn a_first_stage_database_with_data_upgrades(pool: PgPool) {
     let window = fresh.reservation.expires_at - fresh.reservation.created_at;
     assert_eq!(window.to_std().unwrap(), Duration::from_secs(3600));
     assert_invariants(&store).await;
+}
+
+/// A host application's own migrations, as `sqlx::migrate!` would record
+/// them in `_sqlx_migrations`.
+fn app_migrator() -> Migrator {
+    Migrator::with_migrations(vec![sqlx::migrate::Migration::new(
+        1,
+        Cow::Borrowed("app things"),
+        sqlx::migrate::MigrationType::Simple,
+        sqlx::SqlStr::from_static("CREATE TABLE app_things (id bigint PRIMARY KEY)"),
+        false,
+    )])
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_host_apps_migrations_and_dropkits_share_a_database_in_either_order(pool: PgPool) {
+    // The app first, then dropkit, then the app again (its next start).
+    app_migrator().run(&pool).await.unwrap();
+    PgStore::migrate(&pool).await.unwrap();
+    app_migrator()
+        .run(&pool)
+        .await
+        .expect("the app still starts");
+    PgStore::migrate(&pool).await.expect("dropkit still starts");
+    let app_rows: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(app_rows, [1]);
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_old_database_shared_with_a_host_app_keeps_the_apps_history(pool: PgPool) {
+    // The first stage wrote dropkit's history into the app's table, so the
+    // app could only start by ignoring versions it did not know.
+    migrator_up_to(FIRST_STAGE).run(&pool).await.unwrap();
+    let mut tolerant = app_migrator();
+    tolerant.set_ignore_missing(true);
+    tolerant.run(&pool).await.unwrap();
+    assert!(app_migrator().run(&pool).await.is_err(), "the old wall");
+    PgStore::migrate(&pool).await.unwrap();
+    app_migrator()
+        .run(&pool)
+        .await
+        .expect("the app still starts");
+    let app_rows: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(app_rows, [1], "only the app's own history is left there");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_store_told_not_to_migrate_leaves_the_schema_to_the_app(pool: PgPool) {
+    let refused = PgStore::builder()
+        .listen(false)
+        .migrate(false)
+        .build(pool.clone())
+        .await
+        .unwrap()
+        .get_drop(drop_core::DropId::new())
+        .await;
+    // No tables: the store did not create them, so its first query fails.
+    assert!(refused.is_err());
+    let tables: Option<String> = sqlx::query_scalar("SELECT to_regclass('dropkit_drops')::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(tables, None);
+
+    // The app's pipeline runs dropkit's migrator; then the store works.
+    PgStore::migrator().run(&pool).await.unwrap();
+    let store = PgStore::builder()
+        .listen(false)
+        .migrate(false)
+        .build(pool.clone())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_drop(drop_core::DropId::new()).await,
+        Err(DropError::DropNotFound { .. })
+    ));
 }

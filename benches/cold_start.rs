@@ -58,6 +58,8 @@ struct Storm {
     seconds: Vec<u64>,
     failures: u64,
     tuples_per_hold: f64,
+    /// Where those tuples were read: table scans or an index, per hold.
+    by_source: BTreeMap<String, f64>,
 }
 
 /// A `DropApi` server on a [`PgStore`] opened as `web_drop` opens it.
@@ -112,22 +114,24 @@ impl Server {
     }
 }
 
-/// Tuples read from the hold table, by scans and every index, so far.
-async fn tuples_read(conn: &mut PgConnection) -> i64 {
-    sqlx::query_scalar(
-        "SELECT (SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_user_tables \
-                  WHERE relname = 'dropkit_reservations') \
-              + (SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes \
-                  WHERE relname = 'dropkit_reservations')",
+/// Tuples read from the hold table so far, by table scans and each index.
+async fn tuples_read(conn: &mut PgConnection) -> BTreeMap<String, i64> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT 'seq scans', coalesce(seq_tup_read, 0) FROM pg_stat_user_tables \
+          WHERE relname = 'dropkit_reservations' \
+         UNION ALL \
+         SELECT indexrelname, coalesce(idx_tup_read, 0) FROM pg_stat_user_indexes \
+          WHERE relname = 'dropkit_reservations'",
     )
-    .fetch_one(&mut *conn)
+    .fetch_all(&mut *conn)
     .await
-    .unwrap()
+    .unwrap();
+    rows.into_iter().collect()
 }
 
 /// Waits until the server's idle connections have reported their
 /// statistics (PostgreSQL sends them at most once a second).
-async fn settled_tuples(conn: &mut PgConnection) -> i64 {
+async fn settled_tuples(conn: &mut PgConnection) -> BTreeMap<String, i64> {
     let mut last = tuples_read(conn).await;
     loop {
         tokio::time::sleep(Duration::from_millis(1_200)).await;
@@ -348,14 +352,24 @@ fn schema_run(
                     Driver::Store => store_storm(&server.store, drops[&driver], secs, serial).await,
                 };
                 let after = settled_tuples(&mut observer).await;
-                let holds: u64 = (per_sec * secs).round() as u64;
+                let holds = ((per_sec * secs).round() as u64).max(1) as f64;
+                let by_source: BTreeMap<String, f64> = after
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            (v - before.get(k).copied().unwrap_or(0)) as f64 / holds,
+                        )
+                    })
+                    .collect();
                 out.insert(
                     (driver, phase),
                     Storm {
                         per_sec,
                         seconds,
                         failures,
-                        tuples_per_hold: (after - before) as f64 / holds.max(1) as f64,
+                        tuples_per_hold: by_source.values().sum(),
+                        by_source,
                     },
                 );
             }
@@ -484,14 +498,19 @@ fn main() {
         secs,
         &serial,
     );
-    let old = schema_run(
-        &rt,
-        &admin_opts,
-        &format!("dropkit_coldold_{pid}"),
-        true,
-        secs,
-        &serial,
-    );
+    // `COLD_BENCH_OLD=0` skips the comparison with the old plan setting.
+    let old = if std::env::var("COLD_BENCH_OLD").as_deref() == Ok("0") {
+        BTreeMap::new()
+    } else {
+        schema_run(
+            &rt,
+            &admin_opts,
+            &format!("dropkit_coldold_{pid}"),
+            true,
+            secs,
+            &serial,
+        )
+    };
     let floor_after = pgbench_floor(&rt, &admin_opts, &url, &floor_db, secs);
     let floor = (floor_before + floor_after) / 2.0;
     println!("floor: {floor_before:.0} tps before, {floor_after:.0} after, {floor:.0} mean\n");
@@ -514,6 +533,15 @@ fn main() {
                 s.tuples_per_hold,
                 s.seconds
             );
+            let sources: Vec<String> = s
+                .by_source
+                .iter()
+                .filter(|(_, v)| **v >= 0.5)
+                .map(|(k, v)| format!("{k} {v:.1}"))
+                .collect();
+            if !sources.is_empty() {
+                println!("{:<40} tuples/hold by source: {}", "", sources.join(", "));
+            }
         }
     }
     println!();
@@ -535,13 +563,16 @@ fn main() {
             again.per_sec / restarted.per_sec,
             0.8,
         );
-        let old_fresh = &old[&(driver, Phase::Fresh)];
-        let old_restarted = &old[&(driver, Phase::Restarted)];
-        println!(
-            "  old schema for comparison: fresh / restarted {:.2}, fresh / floor {:.2}",
-            old_fresh.per_sec / old_restarted.per_sec,
-            old_fresh.per_sec / floor
-        );
+        if let (Some(old_fresh), Some(old_restarted)) = (
+            old.get(&(driver, Phase::Fresh)),
+            old.get(&(driver, Phase::Restarted)),
+        ) {
+            println!(
+                "  old schema for comparison: fresh / restarted {:.2}, fresh / floor {:.2}",
+                old_fresh.per_sec / old_restarted.per_sec,
+                old_fresh.per_sec / floor
+            );
+        }
     }
     let failed: u64 = fixed.values().chain(old.values()).map(|s| s.failures).sum();
     assert_eq!(failed, 0, "some reserves failed");

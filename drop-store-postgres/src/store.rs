@@ -431,8 +431,14 @@ impl InventoryStore for PgStore {
     async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, DropError> {
         self.shared()
             .read(|| {
+                // The first entry of `dropkit_reservations_due`: the strict
+                // test on `expires_at` matches that index's predicate (see
+                // its migration) and the ordered LIMIT 1 reads one entry,
+                // whatever the statistics say of the table's size.
                 sqlx::query_scalar(
-                    "SELECT min(expires_at) FROM dropkit_reservations WHERE status = 'active'",
+                    "SELECT (SELECT expires_at FROM dropkit_reservations \
+                              WHERE status = 'active' AND expires_at < 'infinity' \
+                              ORDER BY expires_at LIMIT 1)",
                 )
                 .fetch_one(self.pool())
             })

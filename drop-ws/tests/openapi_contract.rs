@@ -16,8 +16,8 @@ use utoipa::OpenApi;
 
 #[test]
 fn the_committed_openapi_document_is_the_servers() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/web_drop/client/openapi.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/web_drop/client/openapi.json");
     let mut served = serde_json::to_string_pretty(&drop_ws::openapi::ApiDoc::openapi())
         .expect("the document serialises");
     served.push('\n');

@@ -16,7 +16,11 @@ use loom::thread;
 use crate::engine::Engine;
 
 fn engine(clock: &ManualClock) -> Arc<Engine> {
-    Arc::new(Engine::new(Arc::new(clock.clone()), EventBus::new(64)))
+    Arc::new(Engine::new(
+        Arc::new(clock.clone()),
+        EventBus::new(64),
+        chrono::TimeDelta::minutes(10),
+    ))
 }
 
 fn user(name: &str) -> Username {
@@ -129,6 +133,74 @@ fn loom_same_user_twice_gets_one_hold() {
         assert_eq!(holds[0].reservation.id, holds[1].reservation.id);
         assert_eq!(holds.iter().filter(|h| h.created).count(), 1);
         assert_eq!(engine.get_drop(id).unwrap().stock.reserved, 1);
+        engine.verify().unwrap();
+    });
+}
+
+/// A reserve that finds the user's hold another reserve has just taken
+/// answers an id a purchase can find: the hold is indexed before the drop
+/// lock is released, so no caller ever holds an id the store cannot look up.
+#[test]
+fn loom_same_user_reserve_answers_an_indexed_hold() {
+    loom::model(|| {
+        let clock = ManualClock::fixed();
+        let engine = engine(&clock);
+        let drop = engine
+            .create_drop(NewDrop::new("Indexed", Money::ZERO, 5))
+            .unwrap();
+        let id = drop.drop.id;
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let engine = engine.clone();
+                thread::spawn(move || {
+                    let alice = user("alice");
+                    let hold = engine.reserve(id, &alice).unwrap().reservation;
+                    // Straight from the answer to a lookup by id, as a
+                    // client buying what it was just given does.
+                    engine.get_reservation(hold.id).map(|r| r.id)
+                })
+            })
+            .collect();
+        for h in handles {
+            let found = h.join().unwrap();
+            assert!(found.is_ok(), "a reserve answered an unknown id: {found:?}");
+        }
+        engine.verify().unwrap();
+    });
+}
+
+/// `active_hold` racing the reserve that creates the hold answers either
+/// nothing or a hold that can be bought.
+#[test]
+fn loom_active_hold_answers_a_purchasable_hold() {
+    loom::model(|| {
+        let clock = ManualClock::fixed();
+        let engine = engine(&clock);
+        let drop = engine
+            .create_drop(NewDrop::new("Visible", Money::ZERO, 5))
+            .unwrap();
+        let id = drop.drop.id;
+        let reserver = {
+            let engine = engine.clone();
+            thread::spawn(move || engine.reserve(id, &user("alice")).unwrap())
+        };
+        let buyer = {
+            let engine = engine.clone();
+            thread::spawn(move || {
+                let alice = user("alice");
+                engine
+                    .active_hold(id, &alice)
+                    .unwrap()
+                    .map(|h| engine.transition(h.id, Transition::Purchase, &alice))
+            })
+        };
+        reserver.join().unwrap();
+        if let Some(bought) = buyer.join().unwrap() {
+            assert!(
+                bought.is_ok(),
+                "active_hold answered an unknown id: {bought:?}"
+            );
+        }
         engine.verify().unwrap();
     });
 }

@@ -306,15 +306,6 @@ pub enum WsMessage {
         /// The drop's latest buyers after this purchase.
         top_purchasers: Vec<TopPurchaserView>,
     },
-    /// A hold ran out.
-    Expired {
-        /// The server's clock.
-        server_time: String,
-        /// The drop.
-        drop_id: Uuid,
-        /// The hold.
-        reservation_id: Uuid,
-    },
     /// A new drop.
     DropCreated {
         /// The server's clock.

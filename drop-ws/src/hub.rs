@@ -296,6 +296,12 @@ impl Hub {
             }
             Ok(tagged) => tagged,
         };
+        // Clients learn of an expiry from the stock it frees. Counted only
+        // where it committed, so that the instances' counters add up to the
+        // number of expiries (those of ended drops included).
+        if matches!(event, DropEvent::HoldExpired { .. }) && origin == Origin::Local {
+            self.shared.metrics.operation("expire", "ok");
+        }
         if !matches!(event, DropEvent::DropCreated { .. })
             && Self::is_forgotten(state, event.drop_id())
         {
@@ -355,12 +361,6 @@ impl Hub {
                     username: username.to_string(),
                     top_purchasers: top_purchasers.iter().map(TopPurchaserView::from).collect(),
                 });
-            }
-            // Clients learn of an expiry from the stock it frees. Counted
-            // only where it committed, so that the instances' counters add
-            // up to the number of expiries.
-            DropEvent::HoldExpired { .. } if origin == Origin::Local => {
-                self.shared.metrics.operation("expire", "ok");
             }
             _ => {}
         }

@@ -95,7 +95,8 @@ async fn ended_drops_are_forgotten() {
     assert!(!sub.snapshot.contains(&ending.to_string()));
     assert!(sub.snapshot.contains(&lasting.to_string()));
 
-    // Its last hold is swept after the end: nothing changes, no reload.
+    // Its last hold is swept after the end: nothing changes, no reload,
+    // but the expiry is counted.
     let before = resyncs(&metrics);
     clock.advance(Duration::from_secs(30));
     assert_eq!(store.expire_due(10).await.unwrap(), 2);
@@ -103,6 +104,13 @@ async fn ended_drops_are_forgotten() {
     assert_eq!(hub.drop_count(), 1);
     assert!(!hub.subscribe().stock.borrow().contains_key(&ending));
     assert_eq!(resyncs(&metrics), before);
+    assert!(
+        metrics
+            .encode()
+            .contains("dropkit_operations_total{op=\"expire\",outcome=\"ok\"} 2\n"),
+        "{}",
+        metrics.encode()
+    );
 }
 
 /// A hub started after a drop ended hears of it only from late events:

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drop_core::{
-    Clock, DropError, EventBus, ManualClock, Money, NewDrop, ReservationStatus, Transition,
-    Username,
+    Clock, DropError, DropEvent, EventBus, EventStream, ManualClock, Money, NewDrop,
+    ReservationStatus, Transition, Username,
 };
+use futures::{FutureExt, StreamExt};
 use loom::thread;
 
 use crate::engine::Engine;
@@ -27,6 +28,16 @@ fn user(name: &str) -> Username {
     Username::parse(name).unwrap()
 }
 
+/// Everything published so far (invariant 5: subscribers hear of every
+/// committed change, and of nothing that did not commit).
+fn heard(events: &mut EventStream) -> Vec<DropEvent> {
+    let mut out = Vec::new();
+    while let Some(Some(event)) = events.next().now_or_never() {
+        out.push(event.expect("no event lost"));
+    }
+    out
+}
+
 /// Three buyers race for the last unit: exactly one wins, stock is exact.
 #[test]
 fn loom_three_threads_race_for_the_last_unit() {
@@ -37,6 +48,7 @@ fn loom_three_threads_race_for_the_last_unit() {
             .create_drop(NewDrop::new("Last one", Money::ZERO, 1))
             .unwrap();
         let id = drop.drop.id;
+        let mut events = engine.bus.subscribe();
         let handles: Vec<_> = ["ann", "ben", "cat"]
             .into_iter()
             .map(|name| {
@@ -55,6 +67,20 @@ fn loom_three_threads_race_for_the_last_unit() {
         let stock = engine.get_drop(id).unwrap().stock;
         assert_eq!((stock.reserved, stock.sold, stock.available()), (1, 0, 0));
         engine.verify().unwrap();
+        // One hold announced, the winner's, and one stock change; the
+        // refusals announced nothing.
+        let winner = results.iter().flatten().next().unwrap().reservation.id;
+        let heard = heard(&mut events);
+        assert!(
+            matches!(
+                &heard[..],
+                [
+                    DropEvent::HoldCreated { reservation_id, .. },
+                    DropEvent::StockChanged { stock, .. },
+                ] if *reservation_id == winner && stock.reserved == 1
+            ),
+            "{heard:?}"
+        );
     });
 }
 
@@ -70,6 +96,7 @@ fn loom_purchase_races_expiry() {
             .unwrap();
         let alice = user("alice");
         let hold = engine.reserve(drop.drop.id, &alice).unwrap().reservation;
+        let mut events = engine.bus.subscribe();
 
         let buyer = {
             let engine = engine.clone();
@@ -109,6 +136,20 @@ fn loom_purchase_races_expiry() {
             u32::from(status == ReservationStatus::Purchased)
         );
         engine.verify().unwrap();
+        // Exactly the ending that committed was announced, once.
+        let heard = heard(&mut events);
+        let count = |f: fn(&DropEvent) -> bool| heard.iter().filter(|e| f(e)).count();
+        let bought = count(|e| matches!(e, DropEvent::PurchaseCompleted { .. }));
+        let expired = count(|e| matches!(e, DropEvent::HoldExpired { .. }));
+        assert_eq!(
+            (bought, expired),
+            match status {
+                ReservationStatus::Purchased => (1, 0),
+                _ => (0, 1),
+            },
+            "{heard:?}"
+        );
+        assert_eq!(count(|e| matches!(e, DropEvent::StockChanged { .. })), 1);
         let _ = clock.now();
     });
 }

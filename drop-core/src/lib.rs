@@ -22,6 +22,7 @@
 //! [`EventBus`] only after the change commits, and stamp the conformance
 //! suite into your tests with [`conformance_suite!`](crate::conformance_suite)
 //! (feature `testkit`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
 pub mod error;
@@ -35,6 +36,7 @@ pub mod store;
 pub mod username;
 
 #[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 
 pub use clock::{Clock, ManualClock, SystemClock};

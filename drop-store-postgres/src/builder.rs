@@ -24,6 +24,7 @@ pub struct PgStoreBuilder {
     pub(crate) event_capacity: usize,
     pub(crate) notify_queue: usize,
     pub(crate) notify_interval: Duration,
+    pub(crate) migrate: bool,
 }
 
 impl Default for PgStoreBuilder {
@@ -38,6 +39,7 @@ impl Default for PgStoreBuilder {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             notify_queue: 65_536,
             notify_interval: Duration::from_millis(20),
+            migrate: true,
         }
     }
 }
@@ -109,6 +111,15 @@ impl PgStoreBuilder {
     /// of changes this much later. Defaults to 20 ms.
     pub fn notify_interval(mut self, interval: Duration) -> Self {
         self.notify_interval = interval;
+        self
+    }
+
+    /// Whether starting the store applies its migrations. Defaults to on.
+    /// Turn it off when the application runs migrations in its own
+    /// pipeline: [`PgStore::migrate`] (or [`PgStore::migrator`]) before the
+    /// store starts.
+    pub fn migrate(mut self, on: bool) -> Self {
+        self.migrate = on;
         self
     }
 

@@ -19,9 +19,13 @@
 //!
 //! ## Schema
 //!
-//! Embedded migrations (`migrations/`, applied by every constructor and by
-//! [`PgStore::migrate`]) create three tables. The database itself refuses
-//! what must never happen:
+//! Embedded migrations (`migrations/`, applied by every constructor unless
+//! [`PgStoreBuilder::migrate`] turns that off, and by [`PgStore::migrate`])
+//! create three tables. Their history lives in [`HISTORY_TABLE`], not in
+//! sqlx's default `_sqlx_migrations`, so an application that keeps its own
+//! migrations in the same database never sees dropkit's versions (nor
+//! dropkit the application's). Migrations are append-only: a released one
+//! is never edited. The database itself refuses what must never happen:
 //!
 //! - `dropkit_drops` keeps the counters `reserved` and `sold` with CHECKs
 //!   `reserved ≥ 0`, `sold ≥ 0`, `reserved + sold ≤ total_stock` — no
@@ -84,10 +88,12 @@ mod builder;
 mod error;
 mod fanout;
 mod invariants;
+mod migrations;
 mod store;
 mod writes;
 
 pub use builder::PgStoreBuilder;
+pub use migrations::HISTORY_TABLE;
 pub use store::{InvariantViolations, PgStore};
 
 /// Re-exported so users name the same sqlx version.

@@ -15,11 +15,9 @@ use crate::batch::{BatchFuture, Gatherer};
 use crate::builder::PgStoreBuilder;
 use crate::error::{internal, map_sqlx};
 use crate::fanout::{self, Fanout};
+use crate::migrations;
 use crate::rows;
 use crate::writes::{self, Shared};
-
-/// The migrations, embedded in the binary.
-pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 type ReserveGate = Gatherer<DropId, Username, Result<Reserved, DropError>>;
 type PurchaseGate = Gatherer<DropId, (ReservationId, Username), Result<Purchase, DropError>>;
@@ -69,18 +67,31 @@ impl PgStore {
 
     /// Applies the embedded migrations (forward only; already applied ones
     /// are skipped, so this is safe to run from every instance at start).
+    /// The history is kept in its own table,
+    /// [`HISTORY_TABLE`](crate::HISTORY_TABLE), so it never mixes with a host
+    /// application's `_sqlx_migrations`; a database whose dropkit history is
+    /// still in `_sqlx_migrations` (made by an earlier version) has it moved
+    /// first.
     pub async fn migrate(pool: &PgPool) -> Result<(), DropError> {
-        MIGRATOR.run(pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => map_sqlx(e),
-            other => internal(format!("migration failed: {other}")),
-        })
+        migrations::run(pool).await
+    }
+
+    /// The embedded migrations, recording their history in
+    /// [`HISTORY_TABLE`](crate::HISTORY_TABLE), for applications that run
+    /// migrations in their own pipeline (with
+    /// [`PgStoreBuilder::migrate`]`(false)` on the store). Prefer
+    /// [`PgStore::migrate`], which also moves an older version's history.
+    pub fn migrator() -> &'static sqlx::migrate::Migrator {
+        &migrations::MIGRATOR
     }
 
     pub(crate) async fn start(
         pool: PgPool,
         settings: &PgStoreBuilder,
     ) -> Result<PgStore, DropError> {
-        Self::migrate(&pool).await?;
+        if settings.migrate {
+            Self::migrate(&pool).await?;
+        }
         let instance = Uuid::new_v4();
         let cancel = CancellationToken::new();
         let bus = EventBus::new(settings.event_capacity);

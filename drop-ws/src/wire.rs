@@ -269,13 +269,12 @@ impl From<&Purchase> for PurchaseView {
 
 /// Messages on `GET /api/ws`, each with `type` and `serverTime`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(
-    tag = "type",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
+// Fields are renamed per variant (not with `rename_all_fields`, which the
+// OpenAPI derive does not read) so the document shows the names sent.
+#[serde(tag = "type", rename_all = "camelCase")]
 pub enum WsMessage {
     /// Every live or upcoming drop; sent first, and again after a resync.
+    #[serde(rename_all = "camelCase")]
     Snapshot {
         /// The server's clock (RFC 3339), to count down on.
         server_time: String,
@@ -283,6 +282,7 @@ pub enum WsMessage {
         drops: Vec<DropView>,
     },
     /// A drop's latest stock (coalesced: at most one per drop per tick).
+    #[serde(rename_all = "camelCase")]
     Stock {
         /// The server's clock.
         server_time: String,
@@ -296,6 +296,7 @@ pub enum WsMessage {
         sold_stock: u32,
     },
     /// Someone bought a unit.
+    #[serde(rename_all = "camelCase")]
     Purchase {
         /// The server's clock.
         server_time: String,
@@ -307,6 +308,7 @@ pub enum WsMessage {
         top_purchasers: Vec<TopPurchaserView>,
     },
     /// A new drop.
+    #[serde(rename_all = "camelCase")]
     DropCreated {
         /// The server's clock.
         server_time: String,

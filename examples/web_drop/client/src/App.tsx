@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import * as api from './api';
 import { ApiError } from './api';
 import { errorTitle, plainError } from './errors';
@@ -63,13 +63,19 @@ export function App() {
     [push],
   );
   const holds = useHolds(username, onHoldExpired);
+  // Callbacks handed to the socket read the latest holds and drops through
+  // refs, updated after each render commits (never during render).
   const holdsRef = useRef(holds);
-  holdsRef.current = holds;
+  useLayoutEffect(() => {
+    holdsRef.current = holds;
+  });
 
   const live = useLiveDrops({
     onResync: () => void holdsRef.current.revalidate(),
   });
-  dropsRef.current = live.drops;
+  useLayoutEffect(() => {
+    dropsRef.current = live.drops;
+  });
   const { loadList } = live;
   const { mergeFromDrops, revalidate } = holds;
 

@@ -1,56 +1,33 @@
 // Types and calls for the web_drop HTTP API (JSON in camelCase, money as
 // decimal strings, times as RFC 3339 UTC).
 
+import type { components } from './api.gen';
+
+// The API's shapes come from its OpenAPI document (`openapi.json`, kept equal
+// to what the server serves by drop-ws's `openapi_contract` test), turned
+// into TypeScript by `npm run gen:api`; CI fails when either is stale.
+type Schemas = components['schemas'];
+
 /** One entry of a drop's recent-buyers list. */
-export interface TopPurchaser {
-  username: string;
-  purchasedAt: string;
-}
+export type TopPurchaser = Schemas['TopPurchaserView'];
 
 /** The caller's active hold on a drop, as listed with the drop. */
-export interface UserReservation {
-  id: string;
-  expiresAt: string;
-}
+export type UserReservation = Schemas['UserHoldView'];
 
 /** A drop with its live stock. */
-export interface Drop {
-  id: string;
-  name: string;
-  price: string;
-  totalStock: number;
-  availableStock: number;
-  reservedStock: number;
-  soldStock: number;
-  startsAt: string | null;
-  endsAt: string | null;
-  holdSeconds: number;
-  topPurchasers: TopPurchaser[];
-  userReservation?: UserReservation | null;
-}
+export type Drop = Schemas['DropView'];
 
 /** The state of a hold. */
 export type ReservationStatus = 'active' | 'purchased' | 'expired' | 'released';
 
 /** A hold on one unit. */
-export interface Reservation {
-  id: string;
-  dropId: string;
-  username: string;
-  status: ReservationStatus;
-  createdAt: string;
-  expiresAt: string;
-}
+export type Reservation = Schemas['ReservationView'];
 
 /** A completed purchase. */
-export interface Purchase {
-  id: string;
-  reservationId: string;
-  dropId: string;
-  username: string;
-  amountPaid: string;
-  createdAt: string;
-}
+export type Purchase = Schemas['PurchaseView'];
+
+/** A message on the live feed (`GET /api/ws`). */
+export type WsMessage = Schemas['WsMessage'];
 
 /** What the admin form sends to create a drop. */
 export interface NewDrop {
@@ -159,10 +136,7 @@ async function call<T>(
 /** Live and upcoming drops, with `username`'s active holds. */
 export function listDrops(username?: string): Promise<Answer<Drop[]>> {
   const q = username ? `?username=${encodeURIComponent(username)}` : '';
-  return call<Drop[] | { drops: Drop[] }>('GET', `/api/drops${q}`).then((a) => ({
-    status: a.status,
-    data: Array.isArray(a.data) ? a.data : a.data.drops,
-  }));
+  return call<Drop[]>('GET', `/api/drops${q}`);
 }
 
 /** Reserves one unit: 201 with a new hold, 200 with the caller's existing one. */

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { getReservation, type Drop, type Reservation } from './api';
 import { serverNow } from './clock';
 
@@ -55,7 +55,9 @@ export function useHolds(username: string, onExpire: (hold: Hold) => void) {
   // Holds that ran out while the page was closed are dropped quietly.
   const [all, setAll] = useState<Hold[]>(() => readStored().filter((h) => h.expiresAt > serverNow()));
   const expire = useRef(onExpire);
-  expire.current = onExpire;
+  useLayoutEffect(() => {
+    expire.current = onExpire;
+  });
 
   const update = useCallback((fn: (holds: Hold[]) => Hold[]) => {
     setAll((prev) => {

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useReducer, useRef } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useReducer, useRef } from 'react';
 import type { Drop, TopPurchaser } from './api';
 import { observeServerTime, resetServerClock } from './clock';
 
@@ -17,7 +17,8 @@ export interface Activity {
 /** A drop as the page keeps it: the API shape plus the newest stock version seen. */
 export type LiveDrop = Drop & { stockVersion?: number };
 
-interface State {
+/** The live feed's state (exported for its unit tests). */
+export interface State {
   drops: LiveDrop[];
   /** Whether a WebSocket snapshot has arrived (it beats any HTTP listing). */
   fromSnapshot: boolean;
@@ -26,7 +27,8 @@ interface State {
   activity: Activity[];
 }
 
-type Action =
+/** What changes the live feed's state. */
+export type Action =
   | { type: 'list'; drops: Drop[] }
   | { type: 'snapshot'; drops: Drop[] }
   | { type: 'upsert'; drop: Drop }
@@ -63,7 +65,8 @@ function withRecentBuyers(activity: Activity[], drops: Drop[]): Activity[] {
   return merged.sort((a, b) => Date.parse(b.at) - Date.parse(a.at)).slice(0, ACTIVITY_MAX);
 }
 
-function reducer(state: State, action: Action): State {
+/** The live feed's state transitions: pure, so they are unit tested. */
+export function reducer(state: State, action: Action): State {
   switch (action.type) {
     case 'list':
       // A listing fetched over HTTP may be older than a snapshot that
@@ -151,7 +154,9 @@ export function useLiveDrops(callbacks: LiveCallbacks) {
     activity: [],
   });
   const cb = useRef(callbacks);
-  cb.current = callbacks;
+  useLayoutEffect(() => {
+    cb.current = callbacks;
+  });
 
   useEffect(() => {
     let ws: WebSocket | null = null;

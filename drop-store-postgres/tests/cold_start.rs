@@ -1,0 +1,244 @@
+//! Plans must not depend on what the tables held when a connection first
+//! ran a statement.
+//!
+//! PostgreSQL may cache a generic plan for a prepared statement (and for
+//! every statement inside a PL/pgSQL function) after five runs and keep it
+//! for the connection's life. A store whose connections served their first
+//! requests on a new database (empty tables, where every plan looks free)
+//! once kept a plan for the batched reserve that read every active hold
+//! through `dropkit_reservations_due` on each batch. This test builds
+//! exactly that situation and measures the plans' shape, not time: the
+//! index and table tuples the store's own statements read per operation
+//! once the tables have grown. A plan that walks the holds reads tens of
+//! thousands of tuples per operation here; the bound below is far below
+//! that and far above what lookups read, so the test cannot flake on a
+//! loaded machine.
+//!
+//! Autovacuum is switched off for the tables so no ANALYZE (which would
+//! make PostgreSQL replan) comes to the rescue: plans must be right on
+//! their own, before any statistics exist, as in the first seconds of a
+//! flash sale on a new database.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::store_on;
+use drop_core::{DropId, InventoryStore, InventoryStoreExt, Money, NewDrop, Username};
+use drop_store_postgres::PgStore;
+use futures::future::join_all;
+use sqlx::{Connection, PgConnection, PgPool};
+
+/// Rows each big table gets before the measured phase.
+const GROWN: i64 = 20_000;
+/// Measured rounds; each runs every kind of operation.
+const ROUNDS: usize = 10;
+/// Concurrent reserves per round: with one pooled connection the first
+/// runs alone and the rest queue behind it as one batch, so both the lone
+/// and the batched reserve paths run every round.
+const CALLERS: usize = 6;
+/// Tuples the store's statements may read per operation, on average. A
+/// lookup reads a handful; the trap read about 20,000 per statement here.
+const MAX_TUPLES_PER_OP: f64 = 50.0;
+
+fn user(name: &str) -> Username {
+    Username::parse(name).unwrap()
+}
+
+/// Tuples read so far from dropkit's hold and purchase tables, by where
+/// they were read (table scans and each index).
+async fn tuples_read(conn: &mut PgConnection) -> BTreeMap<String, i64> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT relname || ' (seq)', coalesce(seq_tup_read, 0) FROM pg_stat_user_tables \
+          WHERE relname IN ('dropkit_reservations', 'dropkit_purchases') \
+         UNION ALL \
+         SELECT indexrelname, coalesce(idx_tup_read, 0) FROM pg_stat_user_indexes \
+          WHERE relname IN ('dropkit_reservations', 'dropkit_purchases')",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    rows.into_iter().collect()
+}
+
+/// One round of every operation a buyer's requests and the sweeper cause;
+/// returns how many store calls it made.
+async fn round(store: &PgStore, drop_id: DropId, round: usize, tag: &str) -> usize {
+    let mut calls = 0;
+    let users: Vec<Username> = (0..CALLERS)
+        .map(|i| user(&format!("{tag}_{round}_{i}")))
+        .collect();
+    let holds = join_all(users.iter().map(|u| store.reserve(drop_id, u))).await;
+    calls += CALLERS;
+    let holds: Vec<_> = holds
+        .into_iter()
+        .map(|r| r.expect("reserve").reservation)
+        .collect();
+    // The same callers again: each gets its hold back unchanged.
+    let again = join_all(users.iter().map(|u| store.reserve(drop_id, u))).await;
+    calls += CALLERS;
+    assert!(again.iter().all(|r| !r.as_ref().expect("reserve").created));
+
+    // Two purchases at once (batched), one alone, one release.
+    let bought = join_all([
+        store.purchase(holds[0].id, &users[0]),
+        store.purchase(holds[1].id, &users[1]),
+    ])
+    .await;
+    bought.into_iter().for_each(|p| {
+        p.expect("purchase");
+    });
+    store
+        .purchase(holds[2].id, &users[2])
+        .await
+        .expect("purchase");
+    store
+        .release(holds[3].id, &users[3])
+        .await
+        .expect("release");
+    calls += 4;
+
+    store.get_reservation(holds[4].id).await.expect("hold");
+    assert!(
+        store
+            .active_hold(drop_id, &users[5])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.top_purchasers(drop_id, 3).await.unwrap();
+    store.get_drop(drop_id).await.unwrap();
+    store.list_drops().await.unwrap();
+    store.overview(Some(&users[5])).await.unwrap();
+    store.expire_due(500).await.unwrap();
+    store.next_expiry().await.unwrap();
+    calls + 8
+}
+
+#[sqlx::test(migrations = false)]
+async fn plans_made_on_empty_tables_stay_cheap_when_the_tables_grow(pool: PgPool) {
+    // One pooled connection: every statement below runs on the connection
+    // that first ran it while the tables were empty.
+    let store = store_on(&pool, 1, PgStore::builder().listen(false)).await;
+    sqlx::raw_sql(
+        "ALTER TABLE dropkit_reservations SET (autovacuum_enabled = false); \
+         ALTER TABLE dropkit_purchases SET (autovacuum_enabled = false); \
+         ALTER TABLE dropkit_drops SET (autovacuum_enabled = false);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let drop_id = store
+        .create_drop(
+            NewDrop::new("Hot", Money::from_minor(100).unwrap(), 1_000_000)
+                .hold(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap()
+        .drop
+        .id;
+
+    // Cold: more than five runs of every statement on empty tables, so
+    // PostgreSQL has made (and would keep) its generic plans.
+    for r in 0..8 {
+        round(&store, drop_id, r, "cold").await;
+    }
+
+    // The flash sale happens elsewhere: the tables fill up. (Through a
+    // connection of our own whose statistics are flushed before measuring.)
+    let mut observer = PgConnection::connect_with(&pool.connect_options())
+        .await
+        .unwrap();
+    sqlx::query(
+        "WITH h AS ( \
+           INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at) \
+           SELECT gen_random_uuid(), $1, 'grown_' || g, \
+                  CASE WHEN g % 2 = 0 THEN 'active' ELSE 'purchased' END, \
+                  now(), now() + interval '1 hour' \
+             FROM generate_series(1, $2 * 2) g \
+           RETURNING id, username, status) \
+         INSERT INTO dropkit_purchases (id, reservation_id, drop_id, username, amount_minor, created_at) \
+         SELECT gen_random_uuid(), h.id, $1, h.username, 100, now() FROM h WHERE h.status = 'purchased'",
+    )
+    .bind(drop_id.as_uuid())
+    .bind(GROWN)
+    .execute(&mut observer)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE dropkit_drops SET reserved = reserved + $2, sold = sold + $2, version = version + 1 \
+          WHERE id = $1",
+    )
+    .bind(drop_id.as_uuid())
+    .bind(GROWN as i32)
+    .execute(&mut observer)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(&mut observer)
+        .await
+        .unwrap();
+
+    let before = tuples_read(&mut observer).await;
+    let mut calls = 0;
+    for r in 0..ROUNDS {
+        calls += round(&store, drop_id, r, "warm").await;
+    }
+    // A backend reports its statistics when it exits: close the store's
+    // pool and wait until its one connection is gone.
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    store.pool().close().await;
+    let mut gone = false;
+    for _ in 0..200 {
+        let alive: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
+                .bind(backend)
+                .fetch_one(&mut observer)
+                .await
+                .unwrap();
+        if !alive {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the store's connection did not close");
+    // Statistics of a backend that just exited may land a moment later.
+    let mut after = tuples_read(&mut observer).await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = tuples_read(&mut observer).await;
+        if now == after {
+            break;
+        }
+        after = now;
+    }
+
+    // The counters still match the rows (checked by a store of its own,
+    // after measuring: the check reads whole tables).
+    let checker = PgStore::builder()
+        .listen(false)
+        .build(pool.clone())
+        .await
+        .unwrap();
+    checker.verify_invariants().await.expect("invariants");
+
+    let read: BTreeMap<&String, i64> = after
+        .iter()
+        .map(|(k, v)| (k, v - before.get(k).copied().unwrap_or(0)))
+        .collect();
+    let total: i64 = read.values().sum();
+    let per_op = total as f64 / calls as f64;
+    println!("{per_op:.1} tuples read per operation over {calls} operations: {read:?}");
+    assert!(
+        per_op <= MAX_TUPLES_PER_OP,
+        "{per_op:.0} tuples read per operation over {calls} operations on tables of \
+         {GROWN} active holds and {GROWN} purchases (at most {MAX_TUPLES_PER_OP}): \
+         a plan made on empty tables is scanning them. By source: {read:#?}"
+    );
+}

@@ -1,7 +1,15 @@
 //! Fan-out: 1,000 and 10,000 WebSocket clients connected while reserves
-//! arrive at a steady rate; dropkit's hub against a plain axum + tokio
-//! broadcast server (one frame per change per client, default settings)
-//! measured in the same run on the same machine.
+//! arrive at a steady rate; dropkit's hub against two plain axum servers
+//! measured in the same run on the same machine:
+//!
+//! - **baseline**: tokio broadcast, one frame per change per client
+//!   (default settings), the way most apps start;
+//! - **floor**: the least a ticked fan-out can do here: a counter behind a
+//!   mutex, one frame serialized per tick (the same 50 ms) into a `watch`,
+//!   and per client a task that sends the latest frame, with nothing else
+//!   (no store, no events, no hub, no middleware). Its p99 is what this
+//!   machine's sockets and scheduler cost for one round of writes to every
+//!   client, plus the tick.
 //!
 //! ```text
 //! cargo bench --bench fanout
@@ -52,6 +60,7 @@ fn main() {
     match std::env::var("FANOUT_ROLE").as_deref() {
         Ok("dropkit") => server::dropkit(),
         Ok("baseline") => server::baseline(),
+        Ok("floor") => server::floor(),
         _ => driver(),
     }
 }
@@ -79,6 +88,10 @@ struct Figures {
     clients: usize,
     kb_per_conn: f64,
     achieved_rate: f64,
+    /// dropkit only: mean time from a committed stock change to the hub
+    /// putting it on the board (its `hub_flush_delay_seconds`), the first
+    /// stage of commit → last client; the rest is the round of writes.
+    flush_mean_us: Option<u64>,
 }
 
 fn driver() {
@@ -121,7 +134,8 @@ fn driver() {
             secs,
         };
         let mut pair = Vec::new();
-        let roles = std::env::var("FANOUT_SERVERS").unwrap_or_else(|_| "baseline,dropkit".into());
+        let roles =
+            std::env::var("FANOUT_SERVERS").unwrap_or_else(|_| "baseline,floor,dropkit".into());
         for role in roles.split(',').map(str::trim) {
             let f = rt.block_on(run_case(role, &case));
             println!(
@@ -136,26 +150,45 @@ fn driver() {
                 f.kb_per_conn,
                 f.achieved_rate
             );
-            pair.push(f);
+            pair.push((role.to_owned(), f));
         }
         results.push((n, pair));
     }
     println!();
     let tick_cap = 1000.0 / drop_ws::DEFAULT_TICK.as_millis() as f64;
     for (n, pair) in &results {
-        let [base, ours] = &pair[..] else {
+        let find = |role: &str| pair.iter().find(|(r, _)| r == role).map(|(_, f)| f);
+        let Some(ours) = find("dropkit") else {
             continue;
         };
         let ratio = |a: Option<u64>, b: Option<u64>| match (a, b) {
             (Some(a), Some(b)) => format!("{:.2}x", a as f64 / b.max(1) as f64),
-            _ => "n/a (baseline left updates undelivered)".into(),
+            _ => "n/a (left updates undelivered)".into(),
         };
-        println!(
-            "{n} clients: dropkit p99 = {} of baseline's; memory per connection {:.2}x; messages per client {:.2}x",
-            ratio(ours.p99_us, base.p99_us),
-            ours.kb_per_conn / base.kb_per_conn.max(0.001),
-            ours.msgs_per_client_s / base.msgs_per_client_s.max(0.001),
-        );
+        if let Some(base) = find("baseline") {
+            println!(
+                "{n} clients: dropkit p99 = {} of baseline's; memory per connection {:.2}x; messages per client {:.2}x",
+                ratio(ours.p99_us, base.p99_us),
+                ours.kb_per_conn / base.kb_per_conn.max(0.001),
+                ours.msgs_per_client_s / base.msgs_per_client_s.max(0.001),
+            );
+        }
+        if let Some(flush) = ours.flush_mean_us {
+            println!(
+                "{n} clients: dropkit stages: commit → board (hub, incl. the tick) mean {} ms; board → last client the rest of p50 {} / p99 {} ms",
+                ms(flush),
+                ours.p50_us.map_or("-".into(), ms),
+                ours.p99_us.map_or("-".into(), ms),
+            );
+        }
+        if let Some(floor) = find("floor") {
+            println!(
+                "{n} clients: dropkit p99 = {} of the floor's, p50 = {} (floor p99 {} ms: one tick plus one round of writes to every client on this machine)",
+                ratio(ours.p99_us, floor.p99_us),
+                ratio(ours.p50_us, floor.p50_us),
+                floor.p99_us.map_or("-".into(), ms),
+            );
+        }
         let p99_ok = ours.p99_us.is_some_and(|p| p < 200_000) && ours.undelivered == 0;
         let msgs_ok = ours.msgs_per_client_s <= tick_cap + 1.0;
         let latest_ok = ours.latest == ours.clients;
@@ -381,6 +414,24 @@ async fn run_case(role: &str, case: &Case) -> Figures {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop.cancel();
+    let flush_mean_us = if role == "dropkit" {
+        let mut conn = Conn::open(server.addr).await;
+        let (_, text) = conn.send_read(Method::GET, "/metrics", None).await;
+        let value = |name: &str| -> Option<f64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        match (
+            value("dropkit_hub_flush_delay_seconds_sum "),
+            value("dropkit_hub_flush_delay_seconds_count "),
+        ) {
+            (Some(sum), Some(n)) if n > 0.0 => Some((sum / n * 1e6) as u64),
+            _ => None,
+        }
+    } else {
+        None
+    };
     let mut heard_all = Vec::with_capacity(case.clients);
     for h in handles {
         heard_all.push(h.await.expect("client task"));
@@ -448,6 +499,7 @@ async fn run_case(role: &str, case: &Case) -> Figures {
         clients: case.clients,
         kb_per_conn,
         achieved_rate: sent.len() as f64 / storm_took.as_secs_f64(),
+        flush_mean_us,
     }
 }
 
@@ -457,7 +509,7 @@ mod server {
 
     use axum::Router;
     use axum::extract::State;
-    use axum::extract::ws::{Message as AxMessage, WebSocket, WebSocketUpgrade};
+    use axum::extract::ws::{Message as AxMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
     use axum::http::StatusCode;
     use axum::response::Response;
     use axum::routing::{get, post};
@@ -555,6 +607,83 @@ mod server {
             announce(listener.local_addr().unwrap(), &drop_id);
             axum::serve(listener, app).await.unwrap();
         });
+    }
+
+    #[derive(Clone)]
+    struct Floor {
+        available: Arc<std::sync::Mutex<u32>>,
+        board: tokio::sync::watch::Sender<Utf8Bytes>,
+        drop_id: Arc<str>,
+    }
+
+    /// The least a ticked fan-out does: one frame per tick, the latest
+    /// value, serialized once; per client, a task that sends it.
+    pub(super) fn floor() {
+        exit_with_parent();
+        runtime().block_on(async {
+            let drop_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+            let state = Floor {
+                available: Arc::new(std::sync::Mutex::new(TOTAL)),
+                board: tokio::sync::watch::channel(Utf8Bytes::from_static("")).0,
+                drop_id: drop_id.clone(),
+            };
+            let ticker = state.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(drop_ws::DEFAULT_TICK);
+                let mut last = TOTAL;
+                loop {
+                    tick.tick().await;
+                    let available = *ticker.available.lock().unwrap();
+                    if available != last {
+                        last = available;
+                        let frame = format!(
+                            r#"{{"type":"stock","dropId":"{}","availableStock":{},"reservedStock":{},"soldStock":0}}"#,
+                            ticker.drop_id,
+                            available,
+                            TOTAL - available
+                        );
+                        ticker.board.send_replace(frame.into());
+                    }
+                }
+            });
+            let app = Router::new()
+                .route("/api/reservations", post(floor_reserve))
+                .route("/api/ws", get(floor_ws))
+                .with_state(state);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            announce(listener.local_addr().unwrap(), &drop_id);
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app).await.unwrap();
+        });
+    }
+
+    async fn floor_reserve(State(s): State<Floor>) -> (StatusCode, String) {
+        // Stamped under the lock, so commit times order the stock values.
+        let created_at = {
+            let mut available = s.available.lock().unwrap();
+            *available -= 1;
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        };
+        (
+            StatusCode::CREATED,
+            format!(r#"{{"createdAt":"{created_at}"}}"#),
+        )
+    }
+
+    async fn floor_ws(State(s): State<Floor>, ws: WebSocketUpgrade) -> Response {
+        ws.read_buffer_size(4096)
+            .write_buffer_size(0)
+            .on_upgrade(move |mut socket| async move {
+                let mut board = s.board.subscribe();
+                while board.changed().await.is_ok() {
+                    let frame = board.borrow_and_update().clone();
+                    if socket.send(AxMessage::Text(frame)).await.is_err() {
+                        break;
+                    }
+                }
+            })
     }
 
     async fn reserve(State(s): State<Plain>) -> (StatusCode, String) {

@@ -94,7 +94,18 @@ pub struct EventsLost {
     pub missed: u64,
 }
 
-type BusItem = Result<DropEvent, EventsLost>;
+/// Where an event's change committed, as far as this process can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// In this process (through this store instance).
+    Local,
+    /// In another instance, relayed here (e.g. through PostgreSQL
+    /// `LISTEN/NOTIFY`). Counting such an event again here would count
+    /// the change once per instance.
+    Remote,
+}
+
+type BusItem = Result<(Origin, DropEvent), EventsLost>;
 
 /// The in-process fan-out every store uses for its event stream: a bounded
 /// broadcast channel. Publishing never blocks; a subscriber that falls
@@ -122,11 +133,21 @@ impl EventBus {
     }
 
     /// Announces committed events, in order. Call only after the change
-    /// they describe has committed.
+    /// they describe has committed, in this process.
     pub fn publish(&self, events: impl IntoIterator<Item = DropEvent>) {
+        self.publish_from(Origin::Local, events);
+    }
+
+    /// Announces events that committed in another instance and were
+    /// relayed here, in order.
+    pub fn publish_remote(&self, events: impl IntoIterator<Item = DropEvent>) {
+        self.publish_from(Origin::Remote, events);
+    }
+
+    fn publish_from(&self, origin: Origin, events: impl IntoIterator<Item = DropEvent>) {
         for event in events {
             // No subscriber is not an error: nobody is listening yet.
-            let _ = self.tx.send(Ok(event));
+            let _ = self.tx.send(Ok((origin, event)));
         }
     }
 
@@ -160,15 +181,77 @@ impl std::fmt::Debug for EventStream {
     }
 }
 
+impl EventStream {
+    /// The same stream with each event's [`Origin`], for consumers that
+    /// must count a change once across instances (metrics).
+    pub fn with_origin(self) -> OriginEventStream {
+        OriginEventStream { inner: self.inner }
+    }
+}
+
+fn poll_bus(
+    inner: &mut BroadcastStream<BusItem>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<(Origin, DropEvent), EventsLost>>> {
+    Pin::new(inner).poll_next(cx).map(|item| {
+        item.map(|r| match r {
+            Ok(item) => item,
+            Err(BroadcastStreamRecvError::Lagged(missed)) => Err(EventsLost { missed }),
+        })
+    })
+}
+
 impl Stream for EventStream {
     type Item = Result<DropEvent, EventsLost>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.inner).poll_next(cx).map(|item| {
-            item.map(|r| match r {
-                Ok(item) => item,
-                Err(BroadcastStreamRecvError::Lagged(missed)) => Err(EventsLost { missed }),
-            })
-        })
+        poll_bus(&mut self.inner, cx).map(|item| item.map(|r| r.map(|(_, event)| event)))
+    }
+}
+
+/// An [`EventStream`] whose events carry their [`Origin`].
+pub struct OriginEventStream {
+    inner: BroadcastStream<BusItem>,
+}
+
+impl std::fmt::Debug for OriginEventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginEventStream").finish_non_exhaustive()
+    }
+}
+
+impl Stream for OriginEventStream {
+    type Item = Result<(Origin, DropEvent), EventsLost>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        poll_bus(&mut self.inner, cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    fn expired() -> DropEvent {
+        DropEvent::HoldExpired {
+            drop_id: DropId::new(),
+            reservation_id: ReservationId::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_keep_their_origin() {
+        let bus = EventBus::new(8);
+        let mut plain = bus.subscribe();
+        let mut tagged = bus.subscribe().with_origin();
+        let (here, there) = (expired(), expired());
+        bus.publish([here.clone()]);
+        bus.publish_remote([there.clone()]);
+        assert_eq!(plain.next().await, Some(Ok(here.clone())));
+        assert_eq!(plain.next().await, Some(Ok(there.clone())));
+        assert_eq!(tagged.next().await, Some(Ok((Origin::Local, here))));
+        assert_eq!(tagged.next().await, Some(Ok((Origin::Remote, there))));
     }
 }

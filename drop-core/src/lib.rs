@@ -41,7 +41,9 @@ pub mod testkit;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BoxError, DropError, ERROR_CODES, NotActiveReason};
-pub use event::{DEFAULT_EVENT_CAPACITY, DropEvent, EventBus, EventStream, EventsLost};
+pub use event::{
+    DEFAULT_EVENT_CAPACITY, DropEvent, EventBus, EventStream, EventsLost, Origin, OriginEventStream,
+};
 pub use ids::{DropId, PurchaseId, ReservationId};
 pub use model::{
     DEFAULT_HOLD, Drop, DropState, MAX_HOLD, MAX_NAME, MAX_STOCK, MIN_HOLD, NewDrop, Purchase,

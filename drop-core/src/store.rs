@@ -73,7 +73,9 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
     ) -> Result<Reservation, DropError>;
 
     /// A hold, with its status as time sees it (an overdue active hold
-    /// reads as expired).
+    /// reads as expired). A store may forget released and expired holds
+    /// after a retention period (the memory store does, 10 minutes after
+    /// `expiresAt` by default); such a hold answers `RESERVATION_NOT_FOUND`.
     async fn get_reservation(
         &self,
         reservation_id: ReservationId,

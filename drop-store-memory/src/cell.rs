@@ -3,21 +3,38 @@
 //! All of a drop's holds, purchases and counters live under one
 //! `Mutex`, so a reserve is one short, synchronous critical section that
 //! touches no other drop: a hot drop never slows the others.
+//!
+//! Ended holds (released, expired) are kept for a retention period so a
+//! client can still look its hold up, then pruned a few at a time by the
+//! operations on the drop, so reserve/release churn does not grow memory
+//! without bound. Purchased holds are records and are never pruned.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
     Drop, DropError, DropEvent, DropState, Purchase, PurchaseId, Reservation, ReservationId,
     ReservationStatus, Reserved, Stock, TopPurchaser, Transition, Username, next_status,
 };
 
+use crate::index::ReservationIndex;
 use crate::sync::{Mutex, MutexGuard, lock};
+
+/// Most ended holds one operation prunes beyond those it ended itself, so
+/// a backlog that comes due at once is spread over later operations
+/// instead of stalling one of them.
+const PRUNE_BATCH: usize = 64;
 
 #[derive(Debug)]
 pub(crate) struct DropCell {
     pub(crate) drop: Drop,
     state: Mutex<DropInner>,
+    /// Where reservation ids are found; written under this drop's lock so
+    /// an id is findable before anyone can be told it.
+    index: Arc<ReservationIndex>,
+    /// How long an ended hold stays visible after its `expiresAt`.
+    retention: TimeDelta,
 }
 
 #[derive(Debug, Default)]
@@ -25,8 +42,9 @@ pub(crate) struct DropInner {
     reserved: u32,
     sold: u32,
     version: u64,
-    /// Every hold ever taken on this drop, terminal ones included (a
-    /// client may look its hold up after it ends).
+    /// Every hold taken on this drop that is active, purchased, or ended
+    /// less than the retention ago (a client may look its hold up after
+    /// it ends).
     holds: HashMap<ReservationId, Reservation>,
     /// The active hold of each user: at most one (invariant 4).
     active_by_user: HashMap<Username, ReservationId>,
@@ -34,13 +52,48 @@ pub(crate) struct DropInner {
     due: BTreeSet<(DateTime<Utc>, ReservationId)>,
     /// Purchases in commit order.
     purchases: Vec<Purchase>,
+    /// Released and expired holds still kept, by `expiresAt`: the
+    /// retention counts from there, so it needs no extra timestamp.
+    ended: BTreeSet<(DateTime<Utc>, ReservationId)>,
 }
 
 impl DropCell {
-    pub(crate) fn new(drop: Drop) -> Self {
+    pub(crate) fn new(drop: Drop, index: Arc<ReservationIndex>, retention: TimeDelta) -> Self {
         Self {
             drop,
             state: Mutex::new(DropInner::default()),
+            index,
+            retention,
+        }
+    }
+
+    /// Whether `hold` ended so long ago that it counts as pruned, whether
+    /// or not it has been removed yet (so answers do not depend on when
+    /// pruning ran).
+    fn forgotten(&self, hold: &Reservation, now: DateTime<Utc>) -> bool {
+        matches!(
+            hold.effective_status(now),
+            ReservationStatus::Released | ReservationStatus::Expired
+        ) && hold
+            .expires_at
+            .checked_add_signed(self.retention)
+            .is_some_and(|gone| now >= gone)
+    }
+
+    /// Removes up to `extra` + [`PRUNE_BATCH`] holds whose retention is over.
+    fn prune(&self, g: &mut DropInner, now: DateTime<Utc>, extra: usize) {
+        let Some(cutoff) = now.checked_sub_signed(self.retention) else {
+            return;
+        };
+        for _ in 0..extra.saturating_add(PRUNE_BATCH) {
+            match g.ended.first() {
+                Some(&(at, id)) if at <= cutoff => {
+                    g.ended.pop_first();
+                    g.holds.remove(&id);
+                    self.index.remove(id);
+                }
+                _ => break,
+            }
         }
     }
 
@@ -66,6 +119,7 @@ impl DropCell {
     ) -> Result<Reserved, DropError> {
         self.drop.check_active(now)?;
         let mut g = self.inner();
+        self.prune(&mut g, now, 0);
         if let Some(existing) = g.active_by_user.get(user).map(|rid| &g.holds[rid])
             && !existing.is_due(now)
         {
@@ -97,6 +151,9 @@ impl DropCell {
         g.active_by_user.insert(user.clone(), id);
         g.due.insert((hold.expires_at, id));
         g.holds.insert(id, hold.clone());
+        // Still under the drop lock: from the moment a concurrent reserve or
+        // `active_hold` of this user can see the hold, a purchase can find it.
+        self.index.insert(id, self.drop.id);
         events.push(DropEvent::HoldCreated {
             drop_id: self.drop.id,
             reservation_id: id,
@@ -119,9 +176,11 @@ impl DropCell {
         events: &mut Vec<DropEvent>,
     ) -> Result<(Reservation, Option<Purchase>), DropError> {
         let mut g = self.inner();
+        self.prune(&mut g, now, 0);
         let hold = g
             .holds
             .get(&id)
+            .filter(|h| !self.forgotten(h, now))
             .ok_or(DropError::ReservationNotFound { reservation_id: id })?;
         let to = next_status(hold, transition, Some(user), now)?;
         let purchase = (to == ReservationStatus::Purchased).then(|| Purchase {
@@ -168,6 +227,7 @@ impl DropCell {
         if n > 0 {
             g.push_stock(&self.drop, events);
         }
+        self.prune(&mut g, now, n);
         n
     }
 
@@ -177,16 +237,25 @@ impl DropCell {
 
     /// A hold with its status as time sees it.
     pub(crate) fn reservation(&self, id: ReservationId, now: DateTime<Utc>) -> Option<Reservation> {
-        self.inner().holds.get(&id).map(|h| Reservation {
-            status: h.effective_status(now),
-            ..h.clone()
-        })
+        self.inner()
+            .holds
+            .get(&id)
+            .filter(|h| !self.forgotten(h, now))
+            .map(|h| Reservation {
+                status: h.effective_status(now),
+                ..h.clone()
+            })
     }
 
     pub(crate) fn active_hold(&self, user: &Username, now: DateTime<Utc>) -> Option<Reservation> {
         let g = self.inner();
         let hold = &g.holds[g.active_by_user.get(user)?];
         (!hold.is_due(now)).then(|| hold.clone())
+    }
+
+    /// How many holds this drop keeps in memory.
+    pub(crate) fn kept_holds(&self) -> usize {
+        self.inner().holds.len()
     }
 
     pub(crate) fn top_purchasers(&self, limit: usize) -> Vec<TopPurchaser> {
@@ -215,6 +284,13 @@ impl DropCell {
         }
         if g.reserved + g.sold > self.drop.total_stock {
             return Err(format!("drop {id}: oversold"));
+        }
+        let ended = g.holds.len() - active - purchased;
+        if g.ended.len() != ended {
+            return Err(format!(
+                "drop {id}: {} kept ended holds indexed but {ended} kept",
+                g.ended.len()
+            ));
         }
         if g.active_by_user.len() != active || g.due.len() != active {
             return Err(format!(
@@ -263,6 +339,9 @@ impl DropInner {
         self.reserved -= 1;
         self.active_by_user.remove(&hold.username);
         self.due.remove(&(hold.expires_at, id));
+        if to != ReservationStatus::Purchased {
+            self.ended.insert((hold.expires_at, id));
+        }
         hold
     }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
     Clock, DropError, DropEvent, DropId, DropState, EventBus, NewDrop, Purchase, Reservation,
     ReservationId, Reserved, TopPurchaser, Transition, Username,
@@ -21,16 +21,19 @@ pub(crate) struct Engine {
     /// Written only when a drop is created; every operation takes a read
     /// lock for a lookup and then works under the drop's own lock.
     drops: RwLock<HashMap<DropId, Arc<DropCell>>>,
-    index: ReservationIndex,
+    index: Arc<ReservationIndex>,
+    /// How long ended holds stay visible after their `expiresAt`.
+    retention: TimeDelta,
     pub(crate) bus: EventBus,
 }
 
 impl Engine {
-    pub(crate) fn new(clock: Arc<dyn Clock>, bus: EventBus) -> Self {
+    pub(crate) fn new(clock: Arc<dyn Clock>, bus: EventBus, retention: TimeDelta) -> Self {
         Self {
             clock,
             drops: RwLock::new(HashMap::new()),
-            index: ReservationIndex::new(),
+            index: Arc::new(ReservationIndex::new()),
+            retention,
             bus,
         }
     }
@@ -71,7 +74,7 @@ impl Engine {
 
     pub(crate) fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError> {
         let drop = new.into_drop(DropId::new(), self.now())?;
-        let cell = Arc::new(DropCell::new(drop));
+        let cell = Arc::new(DropCell::new(drop, self.index.clone(), self.retention));
         let state = cell.state();
         self.drops
             .write()
@@ -109,11 +112,9 @@ impl Engine {
         let cell = self.cell(drop_id)?;
         let id = ReservationId::new();
         let mut events = Vec::new();
+        // The cell indexes a new hold under its lock, before any other
+        // caller can see it.
         let result = cell.reserve(id, user, self.now(), &mut events);
-        if matches!(&result, Ok(r) if r.created) {
-            // Before anyone hears of the id, so a lookup by it succeeds.
-            self.index.insert(id, drop_id);
-        }
         self.bus.publish(events);
         result
     }
@@ -171,7 +172,18 @@ impl Engine {
         self.cells().iter().filter_map(|c| c.next_expiry()).min()
     }
 
+    pub(crate) fn kept_holds(&self) -> usize {
+        self.cells().iter().map(|c| c.kept_holds()).sum()
+    }
+
     pub(crate) fn verify(&self) -> Result<(), String> {
-        self.cells().iter().try_for_each(|c| c.verify())
+        self.cells().iter().try_for_each(|c| c.verify())?;
+        let (indexed, kept) = (self.index.len(), self.kept_holds());
+        if indexed != kept {
+            return Err(format!(
+                "{indexed} reservation ids indexed but {kept} holds kept"
+            ));
+        }
+        Ok(())
     }
 }

@@ -41,6 +41,21 @@ impl ReservationIndex {
             .insert(id, drop_id);
     }
 
+    pub(crate) fn remove(&self, id: ReservationId) {
+        self.shard(id)
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// How many ids are indexed (for checks: it locks every shard in turn).
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
     pub(crate) fn get(&self, id: ReservationId) -> Option<DropId> {
         self.shard(id)
             .read()

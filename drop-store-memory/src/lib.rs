@@ -37,8 +37,17 @@
 //!   Different drops never contend on a lock.
 //! - Overdue holds are reclaimed inside the reserve's critical section
 //!   whenever they are due, so availability never waits for a sweeper.
+//! - A new hold is indexed by id inside the reserve's critical section, so
+//!   an id handed to any caller (the reserve's own, a concurrent reserve of
+//!   the same user, `active_hold`) can always be looked up.
 //! - Events are published after the lock is released; the stock `version`
 //!   orders stock snapshots that overtake each other.
+//!
+//! ## Memory
+//!
+//! Released and expired holds are pruned once a retention period (10
+//! minutes by default) has passed since their `expiresAt`; purchased holds
+//! and purchases are kept. See [`MemoryStoreBuilder::retention`].
 
 mod cell;
 mod engine;
@@ -49,4 +58,4 @@ mod sync;
 #[cfg(all(test, dropkit_loom))]
 mod loom_tests;
 
-pub use store::{MemoryStore, MemoryStoreBuilder};
+pub use store::{DEFAULT_RETENTION, MemoryStore, MemoryStoreBuilder};

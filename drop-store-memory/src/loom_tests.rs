@@ -8,19 +8,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drop_core::{
-    Clock, DropError, EventBus, ManualClock, Money, NewDrop, ReservationStatus, Transition,
-    Username,
+    Clock, DropError, DropEvent, EventBus, EventStream, ManualClock, Money, NewDrop,
+    ReservationStatus, Transition, Username,
 };
+use futures::{FutureExt, StreamExt};
 use loom::thread;
 
 use crate::engine::Engine;
 
 fn engine(clock: &ManualClock) -> Arc<Engine> {
-    Arc::new(Engine::new(Arc::new(clock.clone()), EventBus::new(64)))
+    Arc::new(Engine::new(
+        Arc::new(clock.clone()),
+        EventBus::new(64),
+        chrono::TimeDelta::minutes(10),
+    ))
 }
 
 fn user(name: &str) -> Username {
     Username::parse(name).unwrap()
+}
+
+/// Everything published so far (invariant 5: subscribers hear of every
+/// committed change, and of nothing that did not commit).
+fn heard(events: &mut EventStream) -> Vec<DropEvent> {
+    let mut out = Vec::new();
+    while let Some(Some(event)) = events.next().now_or_never() {
+        out.push(event.expect("no event lost"));
+    }
+    out
 }
 
 /// Three buyers race for the last unit: exactly one wins, stock is exact.
@@ -33,6 +48,7 @@ fn loom_three_threads_race_for_the_last_unit() {
             .create_drop(NewDrop::new("Last one", Money::ZERO, 1))
             .unwrap();
         let id = drop.drop.id;
+        let mut events = engine.bus.subscribe();
         let handles: Vec<_> = ["ann", "ben", "cat"]
             .into_iter()
             .map(|name| {
@@ -51,6 +67,20 @@ fn loom_three_threads_race_for_the_last_unit() {
         let stock = engine.get_drop(id).unwrap().stock;
         assert_eq!((stock.reserved, stock.sold, stock.available()), (1, 0, 0));
         engine.verify().unwrap();
+        // One hold announced, the winner's, and one stock change; the
+        // refusals announced nothing.
+        let winner = results.iter().flatten().next().unwrap().reservation.id;
+        let heard = heard(&mut events);
+        assert!(
+            matches!(
+                &heard[..],
+                [
+                    DropEvent::HoldCreated { reservation_id, .. },
+                    DropEvent::StockChanged { stock, .. },
+                ] if *reservation_id == winner && stock.reserved == 1
+            ),
+            "{heard:?}"
+        );
     });
 }
 
@@ -66,6 +96,7 @@ fn loom_purchase_races_expiry() {
             .unwrap();
         let alice = user("alice");
         let hold = engine.reserve(drop.drop.id, &alice).unwrap().reservation;
+        let mut events = engine.bus.subscribe();
 
         let buyer = {
             let engine = engine.clone();
@@ -105,6 +136,20 @@ fn loom_purchase_races_expiry() {
             u32::from(status == ReservationStatus::Purchased)
         );
         engine.verify().unwrap();
+        // Exactly the ending that committed was announced, once.
+        let heard = heard(&mut events);
+        let count = |f: fn(&DropEvent) -> bool| heard.iter().filter(|e| f(e)).count();
+        let bought = count(|e| matches!(e, DropEvent::PurchaseCompleted { .. }));
+        let expired = count(|e| matches!(e, DropEvent::HoldExpired { .. }));
+        assert_eq!(
+            (bought, expired),
+            match status {
+                ReservationStatus::Purchased => (1, 0),
+                _ => (0, 1),
+            },
+            "{heard:?}"
+        );
+        assert_eq!(count(|e| matches!(e, DropEvent::StockChanged { .. })), 1);
         let _ = clock.now();
     });
 }
@@ -129,6 +174,74 @@ fn loom_same_user_twice_gets_one_hold() {
         assert_eq!(holds[0].reservation.id, holds[1].reservation.id);
         assert_eq!(holds.iter().filter(|h| h.created).count(), 1);
         assert_eq!(engine.get_drop(id).unwrap().stock.reserved, 1);
+        engine.verify().unwrap();
+    });
+}
+
+/// A reserve that finds the user's hold another reserve has just taken
+/// answers an id a purchase can find: the hold is indexed before the drop
+/// lock is released, so no caller ever holds an id the store cannot look up.
+#[test]
+fn loom_same_user_reserve_answers_an_indexed_hold() {
+    loom::model(|| {
+        let clock = ManualClock::fixed();
+        let engine = engine(&clock);
+        let drop = engine
+            .create_drop(NewDrop::new("Indexed", Money::ZERO, 5))
+            .unwrap();
+        let id = drop.drop.id;
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let engine = engine.clone();
+                thread::spawn(move || {
+                    let alice = user("alice");
+                    let hold = engine.reserve(id, &alice).unwrap().reservation;
+                    // Straight from the answer to a lookup by id, as a
+                    // client buying what it was just given does.
+                    engine.get_reservation(hold.id).map(|r| r.id)
+                })
+            })
+            .collect();
+        for h in handles {
+            let found = h.join().unwrap();
+            assert!(found.is_ok(), "a reserve answered an unknown id: {found:?}");
+        }
+        engine.verify().unwrap();
+    });
+}
+
+/// `active_hold` racing the reserve that creates the hold answers either
+/// nothing or a hold that can be bought.
+#[test]
+fn loom_active_hold_answers_a_purchasable_hold() {
+    loom::model(|| {
+        let clock = ManualClock::fixed();
+        let engine = engine(&clock);
+        let drop = engine
+            .create_drop(NewDrop::new("Visible", Money::ZERO, 5))
+            .unwrap();
+        let id = drop.drop.id;
+        let reserver = {
+            let engine = engine.clone();
+            thread::spawn(move || engine.reserve(id, &user("alice")).unwrap())
+        };
+        let buyer = {
+            let engine = engine.clone();
+            thread::spawn(move || {
+                let alice = user("alice");
+                engine
+                    .active_hold(id, &alice)
+                    .unwrap()
+                    .map(|h| engine.transition(h.id, Transition::Purchase, &alice))
+            })
+        };
+        reserver.join().unwrap();
+        if let Some(bought) = buyer.join().unwrap() {
+            assert!(
+                bought.is_ok(),
+                "active_hold answered an unknown id: {bought:?}"
+            );
+        }
         engine.verify().unwrap();
     });
 }

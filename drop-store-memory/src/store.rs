@@ -1,9 +1,10 @@
 //! [`MemoryStore`]: the async face of the engine.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
     Clock, DEFAULT_EVENT_CAPACITY, DropError, DropId, DropState, EventBus, EventStream,
     InventoryStore, NewDrop, Purchase, Reservation, ReservationId, Reserved, SystemClock,
@@ -21,7 +22,14 @@ use crate::engine::Engine;
 ///
 /// Everything lives in this process: nothing survives a restart, and
 /// several processes do not share stock (use the PostgreSQL store for that).
-/// Ended holds and purchases are kept so clients can look them up.
+///
+/// Purchases and purchased holds are kept for good. Released and expired
+/// holds are kept for a retention period counted from their `expiresAt`
+/// (10 minutes by default, see [`MemoryStoreBuilder::retention`]) so
+/// clients can still look them up, then pruned; after that,
+/// [`get_reservation`](InventoryStore::get_reservation), `purchase` and
+/// `release` of such a hold answer `RESERVATION_NOT_FOUND`, exactly as for
+/// an id that never existed. (The PostgreSQL store keeps every hold.)
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     engine: Arc<Engine>,
@@ -49,6 +57,7 @@ impl MemoryStore {
         MemoryStoreBuilder {
             clock: Arc::new(SystemClock),
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            retention: DEFAULT_RETENTION,
         }
     }
 
@@ -58,6 +67,12 @@ impl MemoryStore {
         self.engine.clock().clone()
     }
 
+    /// How many holds the store keeps in memory: active and purchased ones,
+    /// and released or expired ones still within the retention period.
+    pub fn kept_holds(&self) -> usize {
+        self.engine.kept_holds()
+    }
+
     /// Checks every drop's counters against its holds and purchases;
     /// describes the first mismatch. For tests: it locks each drop in turn.
     pub fn verify_invariants(&self) -> Result<(), String> {
@@ -65,11 +80,16 @@ impl MemoryStore {
     }
 }
 
+/// How long released and expired holds stay visible after their
+/// `expiresAt` by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(10 * 60);
+
 /// Builds a [`MemoryStore`].
 #[derive(Debug)]
 pub struct MemoryStoreBuilder {
     clock: Arc<dyn Clock>,
     event_capacity: usize,
+    retention: Duration,
 }
 
 impl MemoryStoreBuilder {
@@ -86,10 +106,26 @@ impl MemoryStoreBuilder {
         self
     }
 
+    /// How long a released or expired hold stays visible, counted from
+    /// its `expiresAt`; after that it is pruned and reads as
+    /// `RESERVATION_NOT_FOUND`. Defaults to [`DEFAULT_RETENTION`] (10 minutes).
+    /// Memory then grows with the rate of holds ending times
+    /// (hold length + retention), not with every hold ever taken.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
     /// The store.
     pub fn build(self) -> MemoryStore {
+        // Beyond chrono's range means "keep for good".
+        let retention = TimeDelta::from_std(self.retention).unwrap_or(TimeDelta::MAX);
         MemoryStore {
-            engine: Arc::new(Engine::new(self.clock, EventBus::new(self.event_capacity))),
+            engine: Arc::new(Engine::new(
+                self.clock,
+                EventBus::new(self.event_capacity),
+                retention,
+            )),
         }
     }
 }

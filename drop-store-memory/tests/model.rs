@@ -19,6 +19,8 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state
 
 const USERS: usize = 4;
 const MAX_DROPS: usize = 3;
+/// The store's retention of ended holds, short so that sequences reach it.
+const RETENTION_SECS: u64 = 45;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -84,6 +86,15 @@ impl Model {
         }
     }
 
+    /// Released or expired, and past its retention: the store answers as
+    /// if it never existed.
+    fn gone(&self, h: &MHold) -> bool {
+        matches!(
+            self.effective(h),
+            ReservationStatus::Released | ReservationStatus::Expired
+        ) && self.now >= h.expires + RETENTION_SECS
+    }
+
     fn expire_due_of(&mut self, drop: Option<usize>) -> usize {
         let now = self.now;
         let mut n = 0;
@@ -101,6 +112,9 @@ impl Model {
 
     fn end(&mut self, hold: usize, user: usize, to: ReservationStatus) -> Outcome {
         let h = &self.holds[hold];
+        if self.gone(h) {
+            return Outcome::Err("RESERVATION_NOT_FOUND");
+        }
         if h.user != user {
             return Outcome::Err("NOT_OWNER");
         }
@@ -256,7 +270,10 @@ impl StateMachineTest for Real {
             rt: tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap(),
-            store: MemoryStore::with_clock(Arc::new(clock.clone())),
+            store: MemoryStore::builder()
+                .clock(Arc::new(clock.clone()))
+                .retention(Duration::from_secs(RETENTION_SECS))
+                .build(),
             clock,
             drops: Vec::new(),
             holds: Vec::new(),
@@ -336,13 +353,27 @@ impl StateMachineTest for Real {
             }
         }
         for (i, id) in sut.holds.iter().enumerate() {
-            let r = sut.rt.block_on(sut.store.get_reservation(*id)).unwrap();
-            assert_eq!(
-                r.status,
-                model.effective(&model.holds[i]),
-                "status of hold {i}"
-            );
+            let got = sut.rt.block_on(sut.store.get_reservation(*id));
+            let h = &model.holds[i];
+            if model.gone(h) {
+                assert!(
+                    matches!(got, Err(DropError::ReservationNotFound { .. })),
+                    "hold {i} is past its retention: {got:?}"
+                );
+            } else {
+                assert_eq!(
+                    got.unwrap().status,
+                    model.effective(h),
+                    "status of hold {i}"
+                );
+            }
         }
+        // What the store keeps is never more than the model says is visible.
+        let visible = model.holds.iter().filter(|h| !model.gone(h)).count();
+        assert!(
+            sut.store.kept_holds() >= visible,
+            "a visible hold was pruned"
+        );
     }
 }
 

@@ -11,11 +11,21 @@
 //!   whatever is newest when it gets to run, so a slow client skips stale
 //!   values instead of queueing them, and the work per tick is bounded by
 //!   the number of clients, never by the number of changes;
-//! - **discrete events** (purchase, expired, dropCreated) go through a
-//!   bounded broadcast queue. A client that falls more than its capacity
-//!   behind rejoins with a fresh snapshot.
+//! - **discrete events** (purchase, dropCreated) go through a bounded
+//!   broadcast queue. A client that falls more than its capacity behind
+//!   rejoins with a fresh snapshot.
 //!
 //! Either way a slow client costs the others nothing.
+//!
+//! Expired holds make no frames of their own: what every client needs to
+//! know of them is the stock they free, which the drop's next stock frame
+//! carries (coalesced with everything else in its tick). A buyer's page
+//! ends its own hold at `expiresAt` by the server's clock.
+//!
+//! Drops that have ended are forgotten (checked every second), so the
+//! hub's copy and the board hold only live and upcoming drops however many
+//! drops a long-running server has seen. Late events for a forgotten drop
+//! (a sweep of its last holds) are ignored.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -24,13 +34,13 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use drop_core::{
-    Clock, DropError, DropEvent, DropId, DropState, EventStream, InventoryStore, InventoryStoreExt,
-    TopPurchaser,
+    Clock, DropError, DropEvent, DropId, DropState, EventsLost, InventoryStore, InventoryStoreExt,
+    Origin, OriginEventStream, TopPurchaser,
 };
 use futures::FutureExt;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +52,11 @@ pub type Frame = Utf8Bytes;
 
 /// Most events handled before the hub looks at its flush timer again.
 const DRAIN_BATCH: usize = 1024;
+/// How often the hub looks for drops that have ended.
+const FORGET_EVERY: Duration = Duration::from_secs(1);
+/// How long the hub remembers that it forgot a drop, so late events for it
+/// are ignored instead of making it reload. Renewed by each such event.
+const REMEMBER_FORGOTTEN: Duration = Duration::from_secs(600);
 
 struct Entry {
     state: DropState,
@@ -55,6 +70,10 @@ struct State {
     drops_json: Option<Arc<str>>,
     dirty: HashSet<DropId>,
     dirty_since: Option<Instant>,
+    /// Ended drops dropped from `drops`, with when that was last confirmed.
+    forgotten: HashMap<DropId, Instant>,
+    /// Drops events named that the hub did not know, since the last reload.
+    unknown: Vec<DropId>,
 }
 
 /// The latest stock frame of every drop whose stock changed since start:
@@ -116,7 +135,7 @@ impl Hub {
         cancel: CancellationToken,
     ) -> Result<(Hub, JoinHandle<()>), DropError> {
         // Subscribe before loading, so no change falls in between.
-        let events = store.subscribe();
+        let events = store.subscribe().with_origin();
         let hub = Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
@@ -157,6 +176,12 @@ impl Hub {
     /// How many clients are subscribed.
     pub fn client_count(&self) -> usize {
         self.shared.tx.receiver_count()
+    }
+
+    /// How many drops the hub keeps a copy of (live and upcoming ones;
+    /// ended drops are forgotten within about a second).
+    pub fn drop_count(&self) -> usize {
+        self.lock().drops.len()
     }
 
     /// The coalescing window.
@@ -232,6 +257,14 @@ impl Hub {
         state.drops_json = None;
         state.dirty.clear();
         state.dirty_since = None;
+        // What an event named and the store does not list as live has ended
+        // (or never was): forget it, so its next event does not reload again.
+        let at = Instant::now();
+        for id in std::mem::take(&mut state.unknown) {
+            if !state.drops.contains_key(&id) {
+                state.forgotten.insert(id, at);
+            }
+        }
         if self.shared.tx.receiver_count() > 0 {
             let frame = self.snapshot_frame(&mut state);
             let _ = self.shared.tx.send(frame);
@@ -240,16 +273,42 @@ impl Hub {
         Ok(())
     }
 
+    /// Whether events about `id` are to be ignored: the drop ended and was
+    /// forgotten. Renews the memory of having forgotten it.
+    fn is_forgotten(state: &mut State, id: DropId) -> bool {
+        match state.forgotten.get_mut(&id) {
+            Some(at) => {
+                *at = Instant::now();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Applies one event; `false` when the hub's copy can no longer be
     /// trusted and must be reloaded.
-    fn apply(&self, state: &mut State, event: Result<DropEvent, drop_core::EventsLost>) -> bool {
+    fn apply(&self, state: &mut State, event: Result<(Origin, DropEvent), EventsLost>) -> bool {
         let now = self.shared.clock.now();
-        match event {
+        let (origin, event) = match event {
             Err(lost) => {
                 tracing::warn!(%lost, "hub missed store events; reloading");
                 return false;
             }
-            Ok(DropEvent::DropCreated { drop }) => {
+            Ok(tagged) => tagged,
+        };
+        // Clients learn of an expiry from the stock it frees. Counted only
+        // where it committed, so that the instances' counters add up to the
+        // number of expiries (those of ended drops included).
+        if matches!(event, DropEvent::HoldExpired { .. }) && origin == Origin::Local {
+            self.shared.metrics.operation("expire", "ok");
+        }
+        if !matches!(event, DropEvent::DropCreated { .. })
+            && Self::is_forgotten(state, event.drop_id())
+        {
+            return true;
+        }
+        match event {
+            DropEvent::DropCreated { drop } => {
                 let id = drop.drop.id;
                 let view = DropView::new(&drop, &[], None);
                 let fresh = match state.drops.get(&id) {
@@ -271,10 +330,12 @@ impl Hub {
                     drop: view,
                 });
             }
-            Ok(DropEvent::StockChanged { drop_id, stock }) => {
+            DropEvent::StockChanged { drop_id, stock } => {
                 let Some(entry) = state.drops.get_mut(&drop_id) else {
                     // A drop this hub never heard created (another
-                    // process made it while our feed was down).
+                    // process made it while our feed was down), or one
+                    // that ended before this hub started.
+                    state.unknown.push(drop_id);
                     return false;
                 };
                 if stock.version > entry.state.stock.version {
@@ -284,12 +345,12 @@ impl Hub {
                     state.dirty_since.get_or_insert_with(Instant::now);
                 }
             }
-            Ok(DropEvent::PurchaseCompleted {
+            DropEvent::PurchaseCompleted {
                 drop_id,
                 username,
                 top_purchasers,
                 ..
-            }) => {
+            } => {
                 if let Some(entry) = state.drops.get_mut(&drop_id) {
                     entry.top = top_purchasers.clone();
                     state.drops_json = None;
@@ -301,18 +362,7 @@ impl Hub {
                     top_purchasers: top_purchasers.iter().map(TopPurchaserView::from).collect(),
                 });
             }
-            Ok(DropEvent::HoldExpired {
-                drop_id,
-                reservation_id,
-            }) => {
-                self.shared.metrics.operation("expire", "ok");
-                self.broadcast(&WsMessage::Expired {
-                    server_time: time(now),
-                    drop_id: drop_id.as_uuid(),
-                    reservation_id: reservation_id.as_uuid(),
-                });
-            }
-            Ok(_) => {}
+            _ => {}
         }
         true
     }
@@ -349,10 +399,45 @@ impl Hub {
         }
     }
 
+    /// Drops every drop that has ended from the hub's copy and the board,
+    /// and forgets, after a while, that it forgot them.
+    fn forget_ended(&self) {
+        let now = self.shared.clock.now();
+        let at = Instant::now();
+        let mut state = self.lock();
+        let ended: Vec<DropId> = state
+            .drops
+            .iter()
+            .filter(|(_, e)| e.state.drop.is_ended(now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ended {
+            state.drops.remove(id);
+            state.dirty.remove(id);
+            state.forgotten.insert(*id, at);
+        }
+        state
+            .forgotten
+            .retain(|_, seen| at.duration_since(*seen) < REMEMBER_FORGOTTEN);
+        if ended.is_empty() {
+            return;
+        }
+        state.drops_json = None;
+        // Nothing for clients to send: replace the board without waking them.
+        self.shared.board.send_if_modified(|board| {
+            if ended.iter().any(|id| board.contains_key(id)) {
+                let mut kept = StockBoard::clone(board);
+                kept.retain(|id, _| !ended.contains(id));
+                *board = Arc::new(kept);
+            }
+            false
+        });
+    }
+
     async fn run(
         self,
         store: Arc<dyn InventoryStore>,
-        mut events: EventStream,
+        mut events: OriginEventStream,
         cancel: CancellationToken,
     ) {
         let tick = self.shared.tick;
@@ -360,10 +445,13 @@ impl Hub {
             .checked_sub(tick)
             .unwrap_or_else(Instant::now);
         let mut next_flush: Option<Instant> = None;
+        let mut forget = interval(FORGET_EVERY);
+        forget.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
+                _ = forget.tick() => self.forget_ended(),
                 () = sleep_until(next_flush.unwrap_or_else(Instant::now)), if next_flush.is_some() => {
                     self.flush();
                     last_flush = Instant::now();

@@ -29,7 +29,7 @@
 //! | `GET /api/reservations/{id}` | a hold's status and expiry |
 //! | `DELETE /api/reservations/{id}` | the owner releases (`{username}` body or `?username=`) |
 //! | `POST /api/purchases` `{reservationId, username}` | complete a purchase |
-//! | `GET /api/ws` | WebSocket: `snapshot`, `stock`, `purchase`, `expired`, `dropCreated` |
+//! | `GET /api/ws` | WebSocket: `snapshot`, `stock`, `purchase`, `dropCreated` (an expiry shows as `stock`) |
 //! | `GET /api/health`, `GET /metrics`, `GET /api/openapi.json` | health, Prometheus metrics, API spec |
 //!
 //! Errors are `{"error": CODE, "message": text, "field"?: name}` with a

@@ -19,9 +19,22 @@ struct OpLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
+}
+
+/// The label of a request method: one of the standard methods, or `other`
+/// for any extension method, so that a client inventing methods cannot
+/// add a series per name it invents.
+fn method_label(method: &str) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|m| *m == method)
+        .unwrap_or("other")
 }
 
 fn latency_histogram() -> Histogram {
@@ -112,11 +125,12 @@ impl Metrics {
             .inc();
     }
 
-    /// Records one HTTP request.
+    /// Records one HTTP request. Any non-standard method is labelled
+    /// `other`; `route` must come from a fixed set (the matched route).
     pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
         self.http
             .get_or_create(&HttpLabels {
-                method: method.to_owned(),
+                method: method_label(method),
                 route: route.to_owned(),
                 status,
             })
@@ -155,5 +169,32 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        let m = Metrics::new();
+        for i in 0..100 {
+            m.request(&format!("INVENTED{i}"), "/api/drops", 405, Duration::ZERO);
+        }
+        m.request("GET", "/api/drops", 200, Duration::ZERO);
+        m.request("get", "/api/drops", 405, Duration::ZERO);
+        let text = m.encode();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("dropkit_http_request_duration_seconds_count"))
+            .count();
+        assert_eq!(series, 2, "{text}");
+        assert!(
+            text.contains(r#"method="other",route="/api/drops",status="405"} 101"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"method="GET""#));
+        assert!(!text.contains("INVENTED"));
     }
 }

@@ -307,16 +307,6 @@ pub enum WsMessage {
         /// The drop's latest buyers after this purchase.
         top_purchasers: Vec<TopPurchaserView>,
     },
-    /// A hold ran out.
-    #[serde(rename_all = "camelCase")]
-    Expired {
-        /// The server's clock.
-        server_time: String,
-        /// The drop.
-        drop_id: Uuid,
-        /// The hold.
-        reservation_id: Uuid,
-    },
     /// A new drop.
     #[serde(rename_all = "camelCase")]
     DropCreated {

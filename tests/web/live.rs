@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::store_tests;
 use crate::support::{Settings, StoreFactory, TestServer};
 
-const WAIT: Duration = Duration::from_secs(5);
+/// How long a test waits for a message that must come (far above what any
+/// of them takes; only a failure waits this long).
+const WAIT: Duration = Duration::from_secs(10);
 
 fn is_stock_of<'a>(drop_id: &'a str) -> impl Fn(&Value) -> bool + 'a {
     move |m| m["type"] == "stock" && m["dropId"] == drop_id
@@ -70,7 +72,14 @@ async fn reserve_and_purchase_reach_other_clients(factory: StoreFactory) {
     server.stop().await;
 }
 
-async fn expiry_reaches_clients_within_250ms(factory: StoreFactory) {
+/// How late after `expiresAt` the freed unit may reach a client. The chain
+/// (scheduler wake-up, sweep, hub tick of 50 ms, socket) takes a few
+/// milliseconds on an idle machine; the bound is generous for a loaded
+/// 2-core CI box, yet a scheduler that polled (the seed swept every 5 s)
+/// or missed the wake-up (it then sleeps up to 30 s) still fails it.
+const EXPIRY_LATENESS: Duration = Duration::from_millis(1500);
+
+async fn expiry_reaches_clients_promptly(factory: StoreFactory) {
     let server = TestServer::start(factory).await;
     let drop = server.create_drop("Short hold", 3, 1.0).await;
     let id = drop["id"].as_str().unwrap();
@@ -89,8 +98,13 @@ async fn expiry_reaches_clients_within_250ms(factory: StoreFactory) {
         "stock came back {} ms after expiresAt",
         late.num_milliseconds()
     );
+    // Never before the hold ran out (the server's clock is this machine's).
     assert!(
-        late <= chrono::Duration::milliseconds(250),
+        late >= chrono::Duration::zero(),
+        "stock came back {late} early"
+    );
+    assert!(
+        late.to_std().unwrap() <= EXPIRY_LATENESS,
         "stock came back {late} after expiresAt"
     );
     assert_eq!(back["reservedStock"], 0);
@@ -109,17 +123,50 @@ async fn expiry_reaches_clients_within_250ms(factory: StoreFactory) {
     server.stop().await;
 }
 
-async fn expired_message_names_the_hold(factory: StoreFactory) {
+/// Twenty holds running out reach clients as stock, not as twenty frames
+/// (one per hold, to every client), and the expire counter counts each once.
+async fn expiries_arrive_as_stock(factory: StoreFactory) {
+    const HOLDS: u32 = 20;
     let server = TestServer::start(factory).await;
-    let drop = server.create_drop("Expiring", 1, 0.3).await;
+    let drop = server.create_drop("Expiring", HOLDS, 1.0).await;
     let id = drop["id"].as_str().unwrap();
     let (mut b, _) = server.ws().await;
-    let (_, hold) = server.reserve(id, "carol").await;
-    let msg = b
-        .wait_for(WAIT, |m| m["type"] == "expired" && m["dropId"] == id)
-        .await;
-    assert_eq!(msg["dropId"], id);
-    assert_eq!(msg["reservationId"], hold["id"]);
+    for i in 0..HOLDS {
+        let (status, _) = server.reserve(id, &format!("carol_{i}")).await;
+        assert_eq!(status, 201);
+    }
+    // Everything the client hears until every unit is back, and a little
+    // after (a frame per hold would follow its stock closely).
+    let mut heard = Vec::new();
+    loop {
+        let m = b.next(WAIT).await.expect("the stock came back");
+        let done = is_stock_of(id)(&m) && m["availableStock"] == HOLDS;
+        heard.push(m);
+        if done {
+            break;
+        }
+    }
+    while let Some(m) = b.next(Duration::from_millis(300)).await {
+        heard.push(m);
+    }
+    let types: Vec<&str> = heard.iter().filter_map(|m| m["type"].as_str()).collect();
+    assert!(
+        types.iter().all(|t| *t == "stock"),
+        "only stock frames expected: {types:?}"
+    );
+    let last = heard.last().unwrap();
+    assert_eq!(last["reservedStock"], 0, "{last}");
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!("dropkit_operations_total{{op=\"expire\",outcome=\"ok\"}} {HOLDS}");
+    assert!(metrics.contains(&line), "no `{line}` in\n{metrics}");
     server.stop().await;
 }
 
@@ -184,16 +231,29 @@ async fn stock_messages_coalesce_to_the_latest(factory: StoreFactory) {
     for t in tasks {
         t.await.unwrap();
     }
-    let storm = started.elapsed();
+    // Read until the final stock arrives (however slow the machine), then
+    // whatever else comes soon after, which could only add to the count.
     let mut stock_msgs = 0u32;
-    let mut last = None;
+    let mut last = loop {
+        let m = b.next(WAIT).await.expect("the final stock arrived");
+        if is_stock_of(&id)(&m) {
+            stock_msgs += 1;
+            if m["reservedStock"] == 320 {
+                break m;
+            }
+        }
+    };
+    // Flushes are at least a tick apart, and every one of them came before
+    // the final frame reached this client: a bound relative to how long it
+    // all took, so a slow machine cannot break it but a hub that sent one
+    // frame per change does.
+    let storm = started.elapsed();
     while let Some(m) = b.next(Duration::from_millis(400)).await {
         if is_stock_of(&id)(&m) {
             stock_msgs += 1;
-            last = Some(m);
+            last = m;
         }
     }
-    let last = last.expect("stock messages arrived");
     assert_eq!(last["availableStock"], 1000 - 320, "{last}");
     assert_eq!(last["reservedStock"], 320);
     let ticks = (storm.as_millis() / tick.as_millis()) as u32 + 2;
@@ -258,8 +318,8 @@ async fn a_stalled_client_does_not_slow_the_others(factory: StoreFactory) {
 store_tests!(
     a_stalled_client_does_not_slow_the_others,
     reserve_and_purchase_reach_other_clients,
-    expiry_reaches_clients_within_250ms,
-    expired_message_names_the_hold,
+    expiry_reaches_clients_promptly,
+    expiries_arrive_as_stock,
     new_drops_are_announced,
     stock_messages_coalesce_to_the_latest,
 );

@@ -9,5 +9,6 @@ mod support;
 mod admin;
 mod bad_input;
 mod concurrency;
+mod hub;
 mod live;
 mod shutdown;

@@ -46,7 +46,16 @@ async fn shutdown_leaves_no_request_half_done(factory: StoreFactory) {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Shut down in the middle of the load: once requests are flowing
+    // (however long a loaded machine takes to get there).
+    let flowing = tokio::time::Instant::now() + Duration::from_secs(30);
+    while answered.load(Ordering::SeqCst) < 32 {
+        assert!(
+            tokio::time::Instant::now() < flowing,
+            "no requests answered within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let drained = tokio::time::timeout(Duration::from_secs(10), server.stop()).await;
     assert!(drained.is_ok(), "shutdown did not drain within 10 s");
     for w in workers {
@@ -71,7 +80,7 @@ async fn shutdown_leaves_no_request_half_done(factory: StoreFactory) {
     // The WebSocket client was told the server is going away.
     let mut close_code = None;
     while let Ok(Some(Ok(msg))) =
-        tokio::time::timeout(Duration::from_secs(2), ws.stream.next()).await
+        tokio::time::timeout(Duration::from_secs(10), ws.stream.next()).await
     {
         if let Message::Close(frame) = msg {
             close_code = frame.map(|f| u16::from(f.code));

@@ -50,8 +50,9 @@ export function App() {
   const dropsRef = useRef<LiveDrop[]>([]);
   const dropName = (dropId: string) => dropsRef.current.find((d) => d.id === dropId)?.name ?? 'The drop';
 
-  // The local timer and the server's `expired` message both end a hold;
-  // whichever comes first tells the user, once.
+  // The local timer ends a hold at `expiresAt` on the server's clock (the
+  // server sends no per-hold message: the freed unit shows in the stock);
+  // it tells the user once.
   const toldExpired = useRef(new Set<string>());
   const onHoldExpired = useCallback(
     (h: Hold) => {
@@ -70,11 +71,6 @@ export function App() {
   });
 
   const live = useLiveDrops({
-    onExpired: (reservationId) => {
-      const mine = Object.values(holdsRef.current.byDrop).find((h) => h.id === reservationId);
-      holdsRef.current.removeById(reservationId);
-      if (mine) onHoldExpired(mine);
-    },
     onResync: () => void holdsRef.current.revalidate(),
   });
   useLayoutEffect(() => {

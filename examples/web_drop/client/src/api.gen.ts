@@ -321,21 +321,6 @@ export interface components {
             /** @description The buyer. */
             username: string;
         } | {
-            /**
-             * Format: uuid
-             * @description The drop.
-             */
-            dropId: string;
-            /**
-             * Format: uuid
-             * @description The hold.
-             */
-            reservationId: string;
-            /** @description The server's clock. */
-            serverTime: string;
-            /** @enum {string} */
-            type: "expired";
-        } | {
             /** @description The drop. */
             drop: components["schemas"]["DropView"];
             /** @description The server's clock. */

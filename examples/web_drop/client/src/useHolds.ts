@@ -134,8 +134,9 @@ export function useHolds(username: string, onExpire: (hold: Hold) => void) {
     return () => window.removeEventListener('storage', onStorage);
   }, []);
 
-  // Holds end on time even when no `expired` message arrives (the sweeper
-  // may be late, and the server treats a hold past expiresAt as gone). The
+  // Holds end on time by this timer alone: the server sends no per-hold
+  // message (an expiry shows as the drop's stock), and it treats a hold
+  // past expiresAt as gone even before its sweeper runs. The
   // timer aims at the next expiry and re-aims if the clock estimate moved.
   useEffect(() => {
     if (all.length === 0) return;

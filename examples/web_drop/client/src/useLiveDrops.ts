@@ -126,8 +126,6 @@ export function reducer(state: State, action: Action): State {
 
 /** What the live feed tells the rest of the page besides drop state. */
 export interface LiveCallbacks {
-  /** A hold ran out (whoever owned it). */
-  onExpired(reservationId: string, dropId: string): void;
   /** A fresh snapshot arrived after (re)connecting. */
   onResync(): void;
 }
@@ -212,9 +210,6 @@ export function useLiveDrops(callbacks: LiveCallbacks) {
           dispatch({ type: 'purchase', dropId: String(msg.dropId), username, topPurchasers: top, at });
           break;
         }
-        case 'expired':
-          cb.current.onExpired(String(msg.reservationId), String(msg.dropId));
-          break;
         case 'dropCreated':
           if (msg.drop && typeof msg.drop === 'object') dispatch({ type: 'upsert', drop: msg.drop as Drop });
           break;

@@ -1,0 +1,247 @@
+//! The hub on its own, over the memory store on a manual clock and tokio's
+//! paused time: ended drops are forgotten, and expiries are counted once
+//! across instances.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use drop_core::{
+    Clock, DropError, DropEvent, DropId, DropState, EventBus, EventStream, InventoryStore,
+    ManualClock, Money, NewDrop, Purchase, Reservation, ReservationId, Reserved, TopPurchaser,
+    Username, async_trait,
+};
+use drop_store_memory::MemoryStore;
+use drop_ws::{Hub, Metrics};
+use tokio_util::sync::CancellationToken;
+
+const TICK: Duration = Duration::from_millis(50);
+
+fn user(name: &str) -> Username {
+    Username::parse(name).unwrap()
+}
+
+async fn start(store: Arc<dyn InventoryStore>, clock: &ManualClock) -> (Hub, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let (hub, _task) = Hub::start(
+        store,
+        Arc::new(clock.clone()),
+        metrics.clone(),
+        TICK,
+        64,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    (hub, metrics)
+}
+
+/// Lets the hub task run (paused time: sleeping moves tokio's clock).
+async fn settle() {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
+fn resyncs(metrics: &Metrics) -> String {
+    metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with("dropkit_hub_resyncs_total"))
+        .unwrap()
+        .to_owned()
+}
+
+/// A drop that ends leaves the hub's copy, the board and the snapshot
+/// within the hub's check interval; the sweep of its last hold afterwards
+/// is ignored (no reload, nothing comes back).
+#[tokio::test(start_paused = true)]
+async fn ended_drops_are_forgotten() {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let ends = clock.now() + chrono::Duration::seconds(60);
+    let ending = store
+        .create_drop(
+            NewDrop::new("Ending", Money::ZERO, 5)
+                .ends_at(ends)
+                .hold(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap()
+        .drop
+        .id;
+    let lasting = store
+        .create_drop(NewDrop::new("Lasting", Money::ZERO, 5))
+        .await
+        .unwrap()
+        .drop
+        .id;
+    let (hub, metrics) = start(Arc::new(store.clone()), &clock).await;
+    store.reserve(lasting, &user("bob")).await.unwrap();
+    clock.advance(Duration::from_secs(45));
+    // Taken before the end, running out after it.
+    store.reserve(ending, &user("ann")).await.unwrap();
+    settle().await;
+    assert_eq!(hub.drop_count(), 2);
+    assert!(hub.subscribe().stock.borrow().contains_key(&ending));
+
+    clock.advance(Duration::from_secs(16));
+    settle().await;
+    assert_eq!(hub.drop_count(), 1, "the ended drop is still kept");
+    let sub = hub.subscribe();
+    assert!(
+        !sub.stock.borrow().contains_key(&ending),
+        "still on the board"
+    );
+    assert!(sub.stock.borrow().contains_key(&lasting));
+    assert!(!sub.snapshot.contains(&ending.to_string()));
+    assert!(sub.snapshot.contains(&lasting.to_string()));
+
+    // Its last hold is swept after the end: nothing changes, no reload,
+    // but the expiry is counted.
+    let before = resyncs(&metrics);
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(store.expire_due(10).await.unwrap(), 2);
+    settle().await;
+    assert_eq!(hub.drop_count(), 1);
+    assert!(!hub.subscribe().stock.borrow().contains_key(&ending));
+    assert_eq!(resyncs(&metrics), before);
+    assert!(
+        metrics
+            .encode()
+            .contains("dropkit_operations_total{op=\"expire\",outcome=\"ok\"} 2\n"),
+        "{}",
+        metrics.encode()
+    );
+}
+
+/// A hub started after a drop ended hears of it only from late events:
+/// the first makes it reload once, the next are ignored.
+#[tokio::test(start_paused = true)]
+async fn events_of_a_drop_that_ended_before_start_reload_once() {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let ends = clock.now() + chrono::Duration::seconds(60);
+    let ended = store
+        .create_drop(
+            NewDrop::new("Ended", Money::ZERO, 5)
+                .ends_at(ends)
+                .hold(Duration::from_secs(50)),
+        )
+        .await
+        .unwrap()
+        .drop
+        .id;
+    store.reserve(ended, &user("ann")).await.unwrap();
+    clock.advance(Duration::from_secs(30));
+    store.reserve(ended, &user("ben")).await.unwrap();
+    clock.advance(Duration::from_secs(31));
+    let (hub, metrics) = start(Arc::new(store.clone()), &clock).await;
+    assert_eq!(hub.drop_count(), 0);
+    let at_start = resyncs(&metrics);
+
+    assert_eq!(store.expire_due(10).await.unwrap(), 1);
+    settle().await;
+    let after_first = resyncs(&metrics);
+    assert_ne!(
+        after_first, at_start,
+        "an unknown drop makes the hub reload"
+    );
+
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(store.expire_due(10).await.unwrap(), 1);
+    settle().await;
+    assert_eq!(resyncs(&metrics), after_first, "reloaded again");
+    assert_eq!(hub.drop_count(), 0);
+}
+
+/// The memory store, with events of "another instance" injected into its
+/// feed, as the PostgreSQL store relays them.
+#[derive(Debug)]
+struct Relay {
+    store: MemoryStore,
+    bus: EventBus,
+}
+
+#[async_trait]
+impl InventoryStore for Relay {
+    async fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError> {
+        self.store.create_drop(new).await
+    }
+    async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
+        self.store.list_drops().await
+    }
+    async fn get_drop(&self, id: DropId) -> Result<DropState, DropError> {
+        self.store.get_drop(id).await
+    }
+    async fn reserve(&self, id: DropId, user: &Username) -> Result<Reserved, DropError> {
+        self.store.reserve(id, user).await
+    }
+    async fn purchase(&self, id: ReservationId, user: &Username) -> Result<Purchase, DropError> {
+        self.store.purchase(id, user).await
+    }
+    async fn release(&self, id: ReservationId, user: &Username) -> Result<Reservation, DropError> {
+        self.store.release(id, user).await
+    }
+    async fn get_reservation(&self, id: ReservationId) -> Result<Reservation, DropError> {
+        self.store.get_reservation(id).await
+    }
+    async fn active_hold(
+        &self,
+        id: DropId,
+        user: &Username,
+    ) -> Result<Option<Reservation>, DropError> {
+        self.store.active_hold(id, user).await
+    }
+    async fn top_purchasers(
+        &self,
+        id: DropId,
+        limit: usize,
+    ) -> Result<Vec<TopPurchaser>, DropError> {
+        self.store.top_purchasers(id, limit).await
+    }
+    async fn expire_due(&self, limit: usize) -> Result<usize, DropError> {
+        self.store.expire_due(limit).await
+    }
+    async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, DropError> {
+        self.store.next_expiry().await
+    }
+    fn subscribe(&self) -> EventStream {
+        self.bus.subscribe()
+    }
+}
+
+/// Each instance counts the expiries it committed, not those it hears of
+/// from the others, so the instances' counters add up to the expiries.
+#[tokio::test(start_paused = true)]
+async fn expiries_from_other_instances_are_not_counted_here() {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let drop = store
+        .create_drop(NewDrop::new("Counted", Money::ZERO, 5))
+        .await
+        .unwrap();
+    let relay = Arc::new(Relay {
+        store,
+        bus: EventBus::new(64),
+    });
+    let (hub, metrics) = start(relay.clone(), &clock).await;
+    let expired = || DropEvent::HoldExpired {
+        drop_id: drop.drop.id,
+        reservation_id: ReservationId::new(),
+    };
+    relay.bus.publish_remote((0..5).map(|_| expired()));
+    relay.bus.publish((0..2).map(|_| expired()));
+    // Events are applied in order: once this drop is in, so are the others.
+    let other = relay
+        .store
+        .create_drop(NewDrop::new("Marker", Money::ZERO, 1))
+        .await
+        .unwrap();
+    relay.bus.publish([DropEvent::DropCreated { drop: other }]);
+    settle().await;
+    assert_eq!(hub.drop_count(), 2);
+    let text = metrics.encode();
+    assert!(
+        text.contains("dropkit_operations_total{op=\"expire\",outcome=\"ok\"} 2\n"),
+        "{text}"
+    );
+}

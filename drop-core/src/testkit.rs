@@ -25,8 +25,8 @@ use futures::StreamExt;
 use futures::future::join_all;
 
 use crate::{
-    DropError, DropEvent, DropId, DropState, EventStream, InventoryStore, InventoryStoreExt, Money,
-    NewDrop, ReservationId, ReservationStatus, Username,
+    DropError, DropEvent, DropId, DropState, EventStream, InventoryStore, Money, NewDrop,
+    ReservationId, ReservationStatus, Username,
 };
 
 /// What the suite needs from a store under test.

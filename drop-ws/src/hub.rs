@@ -24,8 +24,7 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use drop_core::{
-    Clock, DropError, DropEvent, DropId, DropState, EventStream, InventoryStore, InventoryStoreExt,
-    TopPurchaser,
+    Clock, DropError, DropEvent, DropId, DropState, EventStream, InventoryStore, TopPurchaser,
 };
 use futures::FutureExt;
 use tokio::sync::{broadcast, watch};

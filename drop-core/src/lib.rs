@@ -46,13 +46,15 @@ pub use event::{
 };
 pub use ids::{DropId, PurchaseId, ReservationId};
 pub use model::{
-    DEFAULT_HOLD, Drop, DropState, MAX_HOLD, MAX_NAME, MAX_STOCK, MIN_HOLD, NewDrop, Purchase,
-    Reservation, ReservationStatus, Reserved, Stock, TopPurchaser,
+    DEFAULT_HOLD, Drop, DropState, EARLIEST_INSTANT, LATEST_INSTANT, MAX_HOLD, MAX_NAME, MAX_STOCK,
+    MIN_HOLD, NewDrop, Purchase, Reservation, ReservationStatus, Reserved, Stock, TopPurchaser,
 };
 pub use money::Money;
 pub use scheduler::ExpiryScheduler;
 pub use state::{Transition, next_status};
-pub use store::{DropOverview, InventoryStore, InventoryStoreExt, TOP_PURCHASERS};
+pub use store::{
+    DropOverview, InventoryStore, InventoryStoreExt, TOP_PURCHASERS, overview_by_parts,
+};
 pub use username::Username;
 
 /// Re-exported so implementors use the same version.

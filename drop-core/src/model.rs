@@ -17,6 +17,16 @@ pub const MAX_HOLD: Duration = Duration::from_secs(24 * 60 * 60);
 pub const MAX_STOCK: u32 = 1_000_000;
 /// Longest drop name, in characters.
 pub const MAX_NAME: usize = 100;
+/// Earliest `startsAt` / `endsAt` a drop may have (1970-01-01T00:00:00Z).
+pub const EARLIEST_INSTANT: DateTime<Utc> = DateTime::UNIX_EPOCH;
+/// Latest `startsAt` / `endsAt` a drop may have (9999-12-31T23:59:59Z):
+/// the last instant RFC 3339 writes with a four-digit year. Every store
+/// can hold the instants between the two (PostgreSQL's `timestamptz` spans
+/// 4713 BC to 294276 AD), so nothing valid is refused by a database.
+pub const LATEST_INSTANT: DateTime<Utc> = match DateTime::from_timestamp(253_402_300_799, 0) {
+    Some(t) => t,
+    None => panic!("9999-12-31T23:59:59Z is a valid instant"),
+};
 
 /// A product on sale in limited quantity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +159,14 @@ impl NewDrop {
                 format!("must be between 1 and {MAX_STOCK}"),
             ));
         }
+        for (field, at) in [("startsAt", self.starts_at), ("endsAt", self.ends_at)] {
+            if at.is_some_and(|at| !(EARLIEST_INSTANT..=LATEST_INSTANT).contains(&at)) {
+                return Err(DropError::invalid(
+                    field,
+                    "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+                ));
+            }
+        }
         if let (Some(s), Some(e)) = (self.starts_at, self.ends_at)
             && e <= s
         {
@@ -167,10 +185,20 @@ impl NewDrop {
         Ok(())
     }
 
-    /// Validates and turns this into a [`Drop`] created at `now`, with the
-    /// name trimmed.
-    pub fn into_drop(self, id: DropId, now: DateTime<Utc>) -> Result<Drop, DropError> {
+    /// [`validate`](Self::validate), and refuses a drop whose sale would
+    /// already be over at `now` (the store's time of creation).
+    pub fn validate_at(&self, now: DateTime<Utc>) -> Result<(), DropError> {
         self.validate()?;
+        if self.ends_at.is_some_and(|e| e <= now) {
+            return Err(DropError::invalid("endsAt", "must be in the future"));
+        }
+        Ok(())
+    }
+
+    /// Validates (at `now`) and turns this into a [`Drop`] created at
+    /// `now`, with the name trimmed.
+    pub fn into_drop(self, id: DropId, now: DateTime<Utc>) -> Result<Drop, DropError> {
+        self.validate_at(now)?;
         Ok(Drop {
             id,
             name: self.name.trim().to_owned(),
@@ -383,10 +411,36 @@ mod tests {
                 "endsAt",
             ),
             (ok.clone().hold(Duration::from_millis(1)), "holdSeconds"),
+            // Instants no store can be trusted to keep: PostgreSQL stops
+            // at 4713 BC; RFC 3339 at year 9999.
+            (ok.clone().starts_at(t("-5000-01-01T00:00:00Z")), "startsAt"),
+            (ok.clone().starts_at(t("1969-12-31T23:59:59Z")), "startsAt"),
+            (ok.clone().ends_at(t("+10000-01-01T00:00:00Z")), "endsAt"),
         ];
         for (new, field) in cases {
             assert_eq!(new.validate().unwrap_err().field(), Some(field));
         }
+        let edges = ok
+            .clone()
+            .starts_at(EARLIEST_INSTANT)
+            .ends_at(LATEST_INSTANT);
+        assert!(edges.validate().is_ok());
+    }
+
+    #[test]
+    fn an_end_already_past_is_refused() {
+        let now = t("2030-01-01T00:00:00Z");
+        let ok = NewDrop::new("Air", Money::ZERO, 10);
+        let past = ok.clone().ends_at(now);
+        assert!(past.validate().is_ok(), "not a rule without a time");
+        assert_eq!(past.validate_at(now).unwrap_err().field(), Some("endsAt"));
+        assert!(
+            past.clone()
+                .into_drop(DropId::new(), now)
+                .is_err_and(|e| e.field() == Some("endsAt"))
+        );
+        let later = ok.ends_at(now + chrono::Duration::microseconds(1));
+        assert!(later.validate_at(now).is_ok());
     }
 
     #[test]

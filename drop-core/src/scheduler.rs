@@ -74,11 +74,12 @@ impl ExpiryScheduler {
         // created in between is heard of.
         let mut events = self.store.subscribe();
         let mut failures = 0u32;
+        let mut stalls = 0u32;
         loop {
-            let next = match self.sweep_then_next().await {
-                Ok(next) => {
+            let round = match self.sweep_then_next().await {
+                Ok(round) => {
                     failures = 0;
-                    next
+                    round
                 }
                 Err(err) => {
                     failures = failures.saturating_add(1);
@@ -90,8 +91,23 @@ impl ExpiryScheduler {
                     }
                 }
             };
-            let mut target = next;
-            let mut deadline = self.deadline_for(target);
+            // A round that expired nothing although a hold was due by the
+            // store's own reckoning (another instance is sweeping it): wait
+            // longer each time rather than asking again at once.
+            stalls = if round.expired == 0 && round.next.is_some_and(|t| t <= round.now) {
+                stalls.saturating_add(1)
+            } else {
+                0
+            };
+            let floor = self.min_sleep * 2u32.saturating_pow(stalls.min(8));
+            let timing = Timing {
+                clock: self.clock.as_ref(),
+                offset: round.now - round.taken_at,
+                floor: floor.min(MAX_STALL_WAIT),
+                max_sleep: self.max_sleep,
+            };
+            let mut target = round.next;
+            let mut deadline = timing.deadline_for(target);
             loop {
                 tokio::select! {
                     () = cancel.cancelled() => return,
@@ -100,7 +116,7 @@ impl ExpiryScheduler {
                         Some(Ok(DropEvent::HoldCreated { expires_at, .. })) => {
                             if target.is_none_or(|t| expires_at < t) {
                                 target = Some(expires_at);
-                                deadline = self.deadline_for(target);
+                                deadline = timing.deadline_for(target);
                             }
                         }
                         Some(Ok(_)) => {}
@@ -119,10 +135,13 @@ impl ExpiryScheduler {
         }
     }
 
-    /// Expires everything due, in batches, then asks when the next one is.
-    async fn sweep_then_next(&self) -> Result<Option<DateTime<Utc>>, crate::DropError> {
+    /// Expires everything due, in batches, then asks when the next one is
+    /// and what time the store thinks it is.
+    async fn sweep_then_next(&self) -> Result<Round, crate::DropError> {
+        let mut expired = 0;
         loop {
             let n = self.store.expire_due(self.batch_size).await?;
+            expired += n;
             if n > 0 {
                 tracing::debug!(expired = n, "expired holds");
             }
@@ -130,19 +149,264 @@ impl ExpiryScheduler {
                 break;
             }
         }
-        self.store.next_expiry().await
+        let next = self.store.next_expiry().await?;
+        let taken_at = self.clock.now();
+        let now = self.store.store_time().await?.unwrap_or(taken_at);
+        Ok(Round {
+            expired,
+            next,
+            now,
+            taken_at,
+        })
     }
+}
 
+/// The longest wait between rounds that keep finding due holds they
+/// cannot expire themselves.
+const MAX_STALL_WAIT: Duration = Duration::from_secs(1);
+
+/// What one sweep learnt.
+struct Round {
+    /// Holds it expired.
+    expired: usize,
+    /// The store's next expiry after it.
+    next: Option<DateTime<Utc>>,
+    /// The store's time at the end of it.
+    now: DateTime<Utc>,
+    /// The scheduler's clock at the same moment.
+    taken_at: DateTime<Utc>,
+}
+
+/// Turns instants on the store's clock into sleeps.
+struct Timing<'a> {
+    clock: &'a dyn Clock,
+    /// How far the store's clock is ahead of the scheduler's (negative
+    /// when behind). Sleeps are measured on the store's clock, so that a
+    /// store whose clock runs behind is not woken before its holds are due.
+    offset: chrono::Duration,
+    /// The shortest sleep.
+    floor: Duration,
+    max_sleep: Duration,
+}
+
+impl Timing<'_> {
     fn deadline_for(&self, target: Option<DateTime<Utc>>) -> Instant {
         let wait = match target {
             None => self.max_sleep,
-            Some(at) => (at - self.clock.now())
+            Some(at) => (at - (self.clock.now() + self.offset))
                 .to_std()
                 .unwrap_or(Duration::ZERO)
-                .clamp(Duration::ZERO, self.max_sleep),
+                .min(self.max_sleep),
         };
-        // A floor keeps a clock skew between this process and the store
-        // (the database's clock) from turning into a busy loop.
-        Instant::now() + wait.max(self.min_sleep)
+        Instant::now() + wait.max(self.floor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::{
+        DropError, DropId, DropState, EventBus, EventStream, NewDrop, Purchase, Reservation,
+        ReservationId, Reserved, TopPurchaser, Username,
+    };
+
+    /// Wall time that follows tokio's (paused) clock, shifted by `skew`.
+    #[derive(Debug)]
+    struct TokioClock {
+        base: DateTime<Utc>,
+        start: Instant,
+    }
+
+    impl Clock for TokioClock {
+        fn now(&self) -> DateTime<Utc> {
+            self.base + chrono::Duration::from_std(self.start.elapsed()).unwrap()
+        }
+    }
+
+    /// A store keeping its own time (like a database) with one hold due at
+    /// `due`, counting the sweeps it is asked for.
+    #[derive(Debug)]
+    struct OwnTimeStore {
+        clock: TokioClock,
+        due: Mutex<Option<DateTime<Utc>>>,
+        expired_at: Mutex<Option<DateTime<Utc>>>,
+        sweeps: AtomicUsize,
+        bus: EventBus,
+    }
+
+    #[async_trait]
+    impl InventoryStore for OwnTimeStore {
+        async fn create_drop(&self, _: NewDrop) -> Result<DropState, DropError> {
+            unimplemented!()
+        }
+        async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
+            unimplemented!()
+        }
+        async fn get_drop(&self, _: DropId) -> Result<DropState, DropError> {
+            unimplemented!()
+        }
+        async fn reserve(&self, _: DropId, _: &Username) -> Result<Reserved, DropError> {
+            unimplemented!()
+        }
+        async fn purchase(&self, _: ReservationId, _: &Username) -> Result<Purchase, DropError> {
+            unimplemented!()
+        }
+        async fn release(&self, _: ReservationId, _: &Username) -> Result<Reservation, DropError> {
+            unimplemented!()
+        }
+        async fn get_reservation(&self, _: ReservationId) -> Result<Reservation, DropError> {
+            unimplemented!()
+        }
+        async fn active_hold(
+            &self,
+            _: DropId,
+            _: &Username,
+        ) -> Result<Option<Reservation>, DropError> {
+            unimplemented!()
+        }
+        async fn top_purchasers(
+            &self,
+            _: DropId,
+            _: usize,
+        ) -> Result<Vec<TopPurchaser>, DropError> {
+            unimplemented!()
+        }
+        async fn expire_due(&self, _: usize) -> Result<usize, DropError> {
+            self.sweeps.fetch_add(1, Ordering::SeqCst);
+            let now = self.clock.now();
+            let mut due = self.due.lock().unwrap();
+            if due.is_some_and(|t| t <= now) {
+                *due = None;
+                *self.expired_at.lock().unwrap() = Some(now);
+                return Ok(1);
+            }
+            Ok(0)
+        }
+        async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, DropError> {
+            Ok(*self.due.lock().unwrap())
+        }
+        fn subscribe(&self) -> EventStream {
+            self.bus.subscribe()
+        }
+        async fn store_time(&self) -> Result<Option<DateTime<Utc>>, DropError> {
+            Ok(Some(self.clock.now()))
+        }
+    }
+
+    /// The application's clock runs a second ahead of the store's: the
+    /// scheduler still sleeps until the hold is due by the store's clock and
+    /// sweeps a handful of times, instead of asking every 5 ms for a second.
+    #[tokio::test(start_paused = true)]
+    async fn a_store_clock_behind_the_app_clock_causes_no_polling() {
+        let base = crate::ManualClock::fixed().now();
+        let start = Instant::now();
+        let due = base + chrono::Duration::seconds(10);
+        let store = Arc::new(OwnTimeStore {
+            clock: TokioClock { base, start },
+            due: Mutex::new(Some(due)),
+            expired_at: Mutex::new(None),
+            sweeps: AtomicUsize::new(0),
+            bus: EventBus::new(16),
+        });
+        let app_clock = TokioClock {
+            base: base + chrono::Duration::seconds(1),
+            start,
+        };
+        let cancel = CancellationToken::new();
+        let task = ExpiryScheduler::new(store.clone())
+            .clock(Arc::new(app_clock))
+            .max_sleep(Duration::from_secs(3600))
+            .spawn(cancel.clone());
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let expired_at = store.expired_at.lock().unwrap().expect("the hold expired");
+        let late = (expired_at - due).to_std().expect("not before it was due");
+        assert!(late <= Duration::from_millis(10), "late by {late:?}");
+        let sweeps = store.sweeps.load(Ordering::SeqCst);
+        assert!(sweeps <= 3, "{sweeps} sweeps for one hold: polling");
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    /// A store whose time is the app's clock, but whose next expiry stays
+    /// due without being expired (another instance is on it): the
+    /// scheduler backs off instead of asking every 5 ms.
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_left_due_is_retried_with_backoff() {
+        #[derive(Debug)]
+        struct Stuck(EventBus, AtomicUsize, DateTime<Utc>);
+        #[async_trait]
+        impl InventoryStore for Stuck {
+            async fn create_drop(&self, _: NewDrop) -> Result<DropState, DropError> {
+                unimplemented!()
+            }
+            async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
+                unimplemented!()
+            }
+            async fn get_drop(&self, _: DropId) -> Result<DropState, DropError> {
+                unimplemented!()
+            }
+            async fn reserve(&self, _: DropId, _: &Username) -> Result<Reserved, DropError> {
+                unimplemented!()
+            }
+            async fn purchase(
+                &self,
+                _: ReservationId,
+                _: &Username,
+            ) -> Result<Purchase, DropError> {
+                unimplemented!()
+            }
+            async fn release(
+                &self,
+                _: ReservationId,
+                _: &Username,
+            ) -> Result<Reservation, DropError> {
+                unimplemented!()
+            }
+            async fn get_reservation(&self, _: ReservationId) -> Result<Reservation, DropError> {
+                unimplemented!()
+            }
+            async fn active_hold(
+                &self,
+                _: DropId,
+                _: &Username,
+            ) -> Result<Option<Reservation>, DropError> {
+                unimplemented!()
+            }
+            async fn top_purchasers(
+                &self,
+                _: DropId,
+                _: usize,
+            ) -> Result<Vec<TopPurchaser>, DropError> {
+                unimplemented!()
+            }
+            async fn expire_due(&self, _: usize) -> Result<usize, DropError> {
+                self.1.fetch_add(1, Ordering::SeqCst);
+                Ok(0)
+            }
+            async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, DropError> {
+                Ok(Some(self.2))
+            }
+            fn subscribe(&self) -> EventStream {
+                self.0.subscribe()
+            }
+        }
+        let clock = crate::ManualClock::fixed();
+        let store = Arc::new(Stuck(EventBus::new(16), AtomicUsize::new(0), clock.now()));
+        let cancel = CancellationToken::new();
+        let task = ExpiryScheduler::new(store.clone())
+            .clock(Arc::new(clock))
+            .spawn(cancel.clone());
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let sweeps = store.1.load(Ordering::SeqCst);
+        // Backing off to one round a second: about 8 rounds to get there,
+        // then one a second. Polling every 5 ms would be 2,000.
+        assert!(sweeps <= 25, "{sweeps} sweeps in 10 s: polling");
+        cancel.cancel();
+        task.await.unwrap();
     }
 }

@@ -107,6 +107,27 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
     /// Committed events from now on.
     fn subscribe(&self) -> EventStream;
 
+    /// Every drop that has not ended (as [`list_drops`](Self::list_drops)),
+    /// with its latest buyers and `viewer`'s active hold.
+    ///
+    /// The default asks [`list_drops`](Self::list_drops), then
+    /// [`top_purchasers`](Self::top_purchasers) and
+    /// [`active_hold`](Self::active_hold) per drop ([`overview_by_parts`]);
+    /// a store that can answer in a fixed number of round trips overrides it.
+    async fn overview(&self, viewer: Option<&Username>) -> Result<Vec<DropOverview>, DropError> {
+        overview_by_parts(self, viewer).await
+    }
+
+    /// The store's own time now, when it keeps one apart from the clock it
+    /// was given (a database's clock); `None` (the default) when its time is
+    /// the clock the application passed it. The
+    /// [`ExpiryScheduler`](crate::ExpiryScheduler) reads it to turn the
+    /// store's next expiry into a sleep of the right length even when the
+    /// two clocks disagree.
+    async fn store_time(&self) -> Result<Option<DateTime<Utc>>, DropError> {
+        Ok(None)
+    }
+
     /// `Ok` when the store can serve requests.
     async fn health(&self) -> Result<(), DropError> {
         Ok(())
@@ -125,19 +146,25 @@ pub struct DropOverview {
     pub user_reservation: Option<Reservation>,
 }
 
+/// [`InventoryStore::overview`] from the store's parts: one
+/// [`list_drops`](InventoryStore::list_drops), then per drop its top buyers
+/// and the viewer's hold. The default implementation, and the reference a
+/// store's own implementation is tested against.
+pub async fn overview_by_parts<S: InventoryStore + ?Sized>(
+    store: &S,
+    viewer: Option<&Username>,
+) -> Result<Vec<DropOverview>, DropError> {
+    let drops = store.list_drops().await?;
+    let mut out = Vec::with_capacity(drops.len());
+    for state in drops {
+        out.push(store.drop_overview(state, viewer).await?);
+    }
+    Ok(out)
+}
+
 /// Conveniences built on [`InventoryStore`], for every store.
 #[async_trait]
 pub trait InventoryStoreExt: InventoryStore {
-    /// Every drop that has not ended, with its top buyers and `viewer`'s hold.
-    async fn overview(&self, viewer: Option<&Username>) -> Result<Vec<DropOverview>, DropError> {
-        let drops = self.list_drops().await?;
-        let mut out = Vec::with_capacity(drops.len());
-        for state in drops {
-            out.push(self.drop_overview(state, viewer).await?);
-        }
-        Ok(out)
-    }
-
     /// One drop's overview, from its state.
     async fn drop_overview(
         &self,

@@ -101,10 +101,16 @@ impl DropCell {
         lock(&self.state)
     }
 
-    pub(crate) fn state(&self) -> DropState {
+    /// The drop and its stock as clients should see it at `now`: holds
+    /// past their time count as free even before they are swept.
+    pub(crate) fn state(&self, now: DateTime<Utc>) -> DropState {
+        let g = self.inner();
+        let mut stock = g.stock(&self.drop);
+        let overdue = g.due.iter().take_while(|(at, _)| *at <= now).count();
+        stock.reserved -= u32::try_from(overdue).expect("overdue holds fit the stock");
         DropState {
             drop: self.drop.clone(),
-            stock: self.inner().stock(&self.drop),
+            stock,
         }
     }
 

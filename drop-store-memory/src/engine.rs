@@ -73,9 +73,10 @@ impl Engine {
     }
 
     pub(crate) fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError> {
-        let drop = new.into_drop(DropId::new(), self.now())?;
+        let now = self.now();
+        let drop = new.into_drop(DropId::new(), now)?;
         let cell = Arc::new(DropCell::new(drop, self.index.clone(), self.retention));
-        let state = cell.state();
+        let state = cell.state(now);
         self.drops
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -92,7 +93,7 @@ impl Engine {
             .cells()
             .iter()
             .filter(|c| !c.drop.is_ended(now))
-            .map(|c| c.state())
+            .map(|c| c.state(now))
             .collect();
         out.sort_by_key(|s| {
             (
@@ -105,7 +106,7 @@ impl Engine {
     }
 
     pub(crate) fn get_drop(&self, id: DropId) -> Result<DropState, DropError> {
-        Ok(self.cell(id)?.state())
+        Ok(self.cell(id)?.state(self.now()))
     }
 
     pub(crate) fn reserve(&self, drop_id: DropId, user: &Username) -> Result<Reserved, DropError> {

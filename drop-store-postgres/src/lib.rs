@@ -47,23 +47,27 @@
 //!
 //! Every write is one call of a PL/pgSQL function: one round trip, one
 //! short transaction that moves the counters and the rows together. No
-//! path counts rows. Locks are taken drop row first (`FOR NO KEY UPDATE`),
-//! then hold rows, and the sweeper takes drops in id order. The one
-//! exception is the single-caller reserve: it writes its new hold (a row
-//! nobody else can see yet) and then takes the drop row with the very
-//! `UPDATE` that counts it, so the hot row stays locked no longer than a
-//! bare counter update; when that finds no free unit it takes the hold
-//! back and decides under the lock.
+//! path counts rows. Locks are taken drop row first (`FOR NO KEY UPDATE`)
+//! on every path without exception: once a function has the drop row, no
+//! hold of that drop is being written by anyone else, so hold rows need no
+//! locks and no insert waits on another transaction's uncommitted hold.
 //!
 //! - **Reserve** returns the caller's active hold unchanged if there is
 //!   one; expires the caller's own overdue hold; and when no unit is free
 //!   reclaims the drop's overdue holds (as many as needed) before answering
 //!   `OUT_OF_STOCK`, so a late sweeper never blocks a sale.
 //! - **Purchase / release** check owner and expiry by the database's time
-//!   under the locks; a purchase racing the sweeper ends in exactly one
-//!   state.
-//! - **Expiry** takes due holds with `FOR UPDATE SKIP LOCKED`: any number of
-//!   instances may sweep at once and each hold expires exactly once.
+//!   under the lock; a purchase racing the sweeper ends in exactly one
+//!   state. A hold taken before `endsAt` may be bought until its own
+//!   `expiresAt`. A release by a stranger, or of an ended hold, is answered
+//!   without the lock.
+//! - **Expiry** is set-based and fair across drops: each sweep takes every
+//!   drop's earliest due holds before any drop's later ones, with one
+//!   counter update per drop. Instances sweeping at once leave a drop that
+//!   another is on to it (a per-drop advisory lock, tried without waiting)
+//!   and each hold expires exactly once.
+//! - **Reads** (`list_drops`, `get_drop`, `overview`) count overdue holds
+//!   as free before they are swept; `overview` is one statement.
 //! - **Group commit** (on by default, [`PgStoreBuilder::group_commit`]):
 //!   while a transaction for a drop is in flight, newly arriving reserves
 //!   (and purchases) of that drop queue; the queue goes as the next batch,

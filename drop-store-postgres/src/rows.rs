@@ -19,6 +19,33 @@ macro_rules! drop_columns {
     };
 }
 
+/// The columns [`drop_state`] reads, from `dropkit_drops d`, with the stock
+/// as clients should see it: holds past their time count as free before
+/// the sweeper gets to them. Time is the statement's start, the instant the
+/// snapshot is taken. Counted in the sweeper's index, which holds only the
+/// drop's active holds in expiry order, so the count reads just the
+/// overdue ones.
+macro_rules! visible_drop_columns {
+    () => {
+        "d.id, d.name, d.price_minor, d.total_stock, \
+         d.reserved - CASE WHEN d.reserved = 0 THEN 0 ELSE \
+            (SELECT count(*) FROM dropkit_reservations r \
+              WHERE r.drop_id = d.id AND r.status = 'active' \
+                AND r.created_at < r.expires_at AND r.expires_at <= statement_timestamp())::integer \
+         END AS reserved, \
+         d.sold, d.version, d.starts_at, d.ends_at, d.hold_micros, d.created_at"
+    };
+}
+
+/// The listing's filter and order, for `dropkit_drops d`: drops that have
+/// not ended, soonest start first.
+macro_rules! not_ended_in_order {
+    () => {
+        "WHERE d.ends_at IS NULL OR d.ends_at > statement_timestamp() \
+         ORDER BY coalesce(d.starts_at, d.created_at), d.created_at, d.id"
+    };
+}
+
 /// The columns [`reservation`] reads.
 macro_rules! hold_columns {
     () => {

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use drop_core::{
-    DropError, DropEvent, DropId, DropState, EventBus, EventStream, InventoryStore, NewDrop,
-    Purchase, Reservation, ReservationId, Reserved, TopPurchaser, Username, async_trait,
+    DropError, DropEvent, DropId, DropOverview, DropState, EventBus, EventStream, InventoryStore,
+    NewDrop, Purchase, Reservation, ReservationId, ReservationStatus, Reserved, TOP_PURCHASERS,
+    TopPurchaser, Username, async_trait,
 };
 use sqlx::{PgPool, Row};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -194,6 +195,13 @@ impl PgStore {
     fn shared(&self) -> &Shared {
         &self.inner.shared
     }
+
+    /// The database's clock, which decides every hold's time.
+    async fn database_time(&self) -> Result<DateTime<Utc>, DropError> {
+        self.shared()
+            .read(|| sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(self.pool()))
+            .await
+    }
 }
 
 /// What [`PgStore::verify_invariants`] found wrong.
@@ -208,6 +216,10 @@ pub struct InvariantViolations {
 impl InventoryStore for PgStore {
     async fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError> {
         new.validate()?;
+        if new.ends_at.is_some() {
+            // Only the database's clock can say whether the end is past.
+            new.validate_at(self.database_time().await?)?;
+        }
         let hold_micros = i64::try_from(new.hold.as_micros())
             .map_err(|_| DropError::invalid("holdSeconds", "too long"))?;
         let id = DropId::new();
@@ -243,9 +255,9 @@ impl InventoryStore for PgStore {
     async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
         const SQL: &str = concat!(
             "SELECT ",
-            drop_columns!(),
-            " FROM dropkit_drops WHERE ends_at IS NULL OR ends_at > clock_timestamp() \
-             ORDER BY coalesce(starts_at, created_at), created_at, id"
+            visible_drop_columns!(),
+            " FROM dropkit_drops d ",
+            not_ended_in_order!()
         );
         let rows = self
             .shared()
@@ -257,8 +269,8 @@ impl InventoryStore for PgStore {
     async fn get_drop(&self, drop_id: DropId) -> Result<DropState, DropError> {
         const SQL: &str = concat!(
             "SELECT ",
-            drop_columns!(),
-            " FROM dropkit_drops WHERE id = $1"
+            visible_drop_columns!(),
+            " FROM dropkit_drops d WHERE d.id = $1"
         );
         let row = self
             .shared()
@@ -447,6 +459,78 @@ impl InventoryStore for PgStore {
 
     fn subscribe(&self) -> EventStream {
         self.shared().fanout.bus().subscribe()
+    }
+
+    /// One statement however many drops there are: each drop's latest
+    /// buyers and the viewer's hold come from correlated subqueries and a
+    /// join, instead of two round trips per drop.
+    async fn overview(&self, viewer: Option<&Username>) -> Result<Vec<DropOverview>, DropError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            visible_drop_columns!(),
+            ", (SELECT coalesce(array_agg(t.username ORDER BY t.created_at DESC, t.seq DESC), '{}') \
+                  FROM (SELECT p.username, p.created_at, p.seq FROM dropkit_purchases p \
+                         WHERE p.drop_id = d.id ORDER BY p.created_at DESC, p.seq DESC LIMIT $2) t) \
+                AS top_users, \
+               (SELECT coalesce(array_agg(t.created_at ORDER BY t.created_at DESC, t.seq DESC), '{}') \
+                  FROM (SELECT p.created_at, p.seq FROM dropkit_purchases p \
+                         WHERE p.drop_id = d.id ORDER BY p.created_at DESC, p.seq DESC LIMIT $2) t) \
+                AS top_times, \
+               h.id AS hold_id, h.created_at AS hold_created_at, h.expires_at AS hold_expires_at \
+             FROM dropkit_drops d \
+             LEFT JOIN dropkit_reservations h \
+               ON h.username = $1 AND h.drop_id = d.id AND h.status = 'active' \
+              AND h.expires_at > statement_timestamp() ",
+            not_ended_in_order!()
+        );
+        let limit = i64::try_from(TOP_PURCHASERS).unwrap_or(i64::MAX);
+        let rows = self
+            .shared()
+            .read(|| {
+                sqlx::query(SQL)
+                    .bind(viewer.map(Username::as_str))
+                    .bind(limit)
+                    .fetch_all(self.pool())
+            })
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let state = rows::drop_state(row)?;
+                let users: Vec<String> = row.try_get("top_users").map_err(map_sqlx)?;
+                let times: rows::Times = row.try_get("top_times").map_err(map_sqlx)?;
+                let top_purchasers = users
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| {
+                        Ok(TopPurchaser {
+                            username: rows::username(name)?,
+                            purchased_at: rows::nth(&times, i, "top purchaser time")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, DropError>>()?;
+                let hold_id: Option<Uuid> = row.try_get("hold_id").map_err(map_sqlx)?;
+                let user_reservation = match (hold_id, viewer) {
+                    (Some(id), Some(viewer)) => Some(Reservation {
+                        id: ReservationId::from_uuid(id),
+                        drop_id: state.drop.id,
+                        username: viewer.clone(),
+                        status: ReservationStatus::Active,
+                        created_at: row.try_get("hold_created_at").map_err(map_sqlx)?,
+                        expires_at: row.try_get("hold_expires_at").map_err(map_sqlx)?,
+                    }),
+                    _ => None,
+                };
+                Ok(DropOverview {
+                    state,
+                    top_purchasers,
+                    user_reservation,
+                })
+            })
+            .collect()
+    }
+
+    async fn store_time(&self) -> Result<Option<DateTime<Utc>>, DropError> {
+        self.database_time().await.map(Some)
     }
 
     async fn health(&self) -> Result<(), DropError> {

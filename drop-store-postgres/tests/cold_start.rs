@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::store_on;
-use drop_core::{DropId, InventoryStore, InventoryStoreExt, Money, NewDrop, Username};
+use drop_core::{DropId, InventoryStore, Money, NewDrop, Username};
 use drop_store_postgres::PgStore;
 use futures::future::join_all;
 use sqlx::{Connection, PgConnection, PgPool};

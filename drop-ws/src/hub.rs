@@ -34,8 +34,8 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use drop_core::{
-    Clock, DropError, DropEvent, DropId, DropState, EventsLost, InventoryStore, InventoryStoreExt,
-    Origin, OriginEventStream, TopPurchaser,
+    Clock, DropError, DropEvent, DropId, DropState, EventsLost, InventoryStore, Origin,
+    OriginEventStream, TopPurchaser,
 };
 use futures::FutureExt;
 use tokio::sync::{broadcast, watch};

@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use drop_core::{DropError, InventoryStoreExt, ReservationId, Username};
+use drop_core::{DropError, ReservationId, Username};
 
 use crate::app::AppState;
 use crate::extract::{JsonBody, parse_json};

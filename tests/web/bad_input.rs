@@ -335,6 +335,20 @@ fn table() -> Vec<Case> {
             bad,
             Some("endsAt"),
         ),
+        // Instants no store keeps (PostgreSQL's timestamps stop at 4713 BC)
+        // and a sale that is already over: refused before any store.
+        admin(
+            r#"{"name":"A","price":1,"totalStock":5,"startsAt":"-5000-01-01T00:00:00Z"}"#,
+            400,
+            bad,
+            Some("startsAt"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"totalStock":5,"endsAt":"2000-01-01T00:00:00Z"}"#,
+            400,
+            bad,
+            Some("endsAt"),
+        ),
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"holdSeconds":-1}"#,
             400,

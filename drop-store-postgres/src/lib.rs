@@ -93,6 +93,7 @@ mod error;
 mod fanout;
 mod invariants;
 mod migrations;
+mod statistics;
 mod store;
 mod writes;
 

@@ -28,10 +28,17 @@ macro_rules! drop_columns {
 macro_rules! visible_drop_columns {
     () => {
         "d.id, d.name, d.price_minor, d.total_stock, \
-         d.reserved - CASE WHEN d.reserved = 0 THEN 0 ELSE \
-            (SELECT count(*) FROM dropkit_reservations r \
-              WHERE r.drop_id = d.id AND r.status = 'active' \
-                AND r.created_at < r.expires_at AND r.expires_at <= statement_timestamp())::integer \
+         d.reserved - CASE \
+           WHEN d.reserved = 0 THEN 0 \
+           WHEN coalesce((SELECT r.expires_at FROM dropkit_reservations r \
+                           WHERE r.drop_id = d.id AND r.status = 'active' \
+                             AND r.created_at < r.expires_at \
+                           ORDER BY r.drop_id, r.expires_at LIMIT 1) \
+                         > statement_timestamp(), true) THEN 0 \
+           ELSE (SELECT count(*) FROM (SELECT 1 FROM dropkit_reservations r \
+                  WHERE r.drop_id = d.id AND r.status = 'active' \
+                    AND r.created_at < r.expires_at AND r.expires_at <= statement_timestamp() \
+                  ORDER BY r.drop_id, r.expires_at LIMIT d.reserved) o)::integer \
          END AS reserved, \
          d.sold, d.version, d.starts_at, d.ends_at, d.hold_micros, d.created_at"
     };

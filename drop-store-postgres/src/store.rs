@@ -18,6 +18,7 @@ use crate::error::{internal, map_sqlx};
 use crate::fanout::{self, Fanout};
 use crate::migrations;
 use crate::rows;
+use crate::statistics;
 use crate::writes::{self, Shared};
 
 type ReserveGate = Gatherer<DropId, Username, Result<Reserved, DropError>>;
@@ -110,6 +111,7 @@ impl PgStore {
         } else {
             Fanout::local_only(bus)
         };
+        tokio::spawn(statistics::first_analyze(pool.clone(), cancel.clone()));
         let shared = Shared {
             pool,
             fanout,

@@ -105,10 +105,17 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
     /// Committed events from now on.
     fn subscribe(&self) -> EventStream;
 
-    /// `Ok` when the store can serve requests.
+    /// `Ok` when the store can serve requests. Bounded in time: a store
+    /// whose backend does not answer says so promptly.
     async fn health(&self) -> Result<(), DropError> {
         Ok(())
     }
+
+    /// Shuts the store down at the end of the process: refuses new writes,
+    /// lets the writes in flight finish and publishes their events, then
+    /// releases what the store holds (connections, background tasks). Call
+    /// it after the server has drained. Defaults to doing nothing.
+    async fn close(&self) {}
 }
 
 /// A drop as a buyer's screen shows it.

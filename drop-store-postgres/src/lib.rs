@@ -87,7 +87,7 @@ mod invariants;
 mod store;
 mod writes;
 
-pub use builder::PgStoreBuilder;
+pub use builder::{DEFAULT_ACQUIRE_TIMEOUT, PgStoreBuilder};
 pub use store::{InvariantViolations, PgStore};
 
 /// Re-exported so users name the same sqlx version.

@@ -200,15 +200,18 @@ mod tests {
     async fn batches_queue_behind_the_one_in_flight() {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&sizes);
-        let g: Arc<Gatherer<u8, u32, u32>> =
-            Arc::new(Gatherer::new(3, TaskTracker::new(), move |_k, reqs: Vec<u32>| {
+        let g: Arc<Gatherer<u8, u32, u32>> = Arc::new(Gatherer::new(
+            3,
+            TaskTracker::new(),
+            move |_k, reqs: Vec<u32>| {
                 let seen = Arc::clone(&seen);
                 Box::pin(async move {
                     lock(&seen).push(reqs.clone());
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     reqs.into_iter().map(|r| r * 10).collect()
                 }) as BatchFuture<u32>
-            }));
+            },
+        ));
         // A lone call goes at once...
         let first = {
             let g = Arc::clone(&g);
@@ -231,14 +234,17 @@ mod tests {
     // whatever the machine's load.
     #[tokio::test(start_paused = true)]
     async fn a_panicking_batch_answers_everyone_and_the_lane_recovers() {
-        let g: Arc<Gatherer<u8, u32, u32>> =
-            Arc::new(Gatherer::new(8, TaskTracker::new(), move |_k, reqs: Vec<u32>| {
+        let g: Arc<Gatherer<u8, u32, u32>> = Arc::new(Gatherer::new(
+            8,
+            TaskTracker::new(),
+            move |_k, reqs: Vec<u32>| {
                 Box::pin(async move {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     assert!(!reqs.contains(&99), "this batch fails");
                     reqs
                 }) as BatchFuture<u32>
-            }));
+            },
+        ));
         let first = {
             let g = Arc::clone(&g);
             tokio::spawn(async move { g.submit(1, 1).await })
@@ -257,13 +263,16 @@ mod tests {
     // whatever the machine's load.
     #[tokio::test(start_paused = true)]
     async fn a_caller_that_gives_up_does_not_stall_the_queue() {
-        let g: Arc<Gatherer<u8, u32, u32>> =
-            Arc::new(Gatherer::new(8, TaskTracker::new(), move |_k, reqs: Vec<u32>| {
+        let g: Arc<Gatherer<u8, u32, u32>> = Arc::new(Gatherer::new(
+            8,
+            TaskTracker::new(),
+            move |_k, reqs: Vec<u32>| {
                 Box::pin(async move {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     reqs
                 }) as BatchFuture<u32>
-            }));
+            },
+        ));
         // The lone first call is abandoned mid-flight...
         let lone = tokio::time::timeout(Duration::from_millis(5), g.submit(1, 1));
         let queued = async {
@@ -281,15 +290,16 @@ mod tests {
         let finished = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&finished);
         let tasks = TaskTracker::new();
-        let g: Gatherer<u8, u32, u32> = Gatherer::new(8, tasks.clone(), move |_k, reqs: Vec<u32>| {
-            let seen = Arc::clone(&seen);
-            Box::pin(async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                // Stands for "commit, then publish": must not be cut off.
-                lock(&seen).extend(reqs.iter().copied());
-                reqs
-            }) as BatchFuture<u32>
-        });
+        let g: Gatherer<u8, u32, u32> =
+            Gatherer::new(8, tasks.clone(), move |_k, reqs: Vec<u32>| {
+                let seen = Arc::clone(&seen);
+                Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // Stands for "commit, then publish": must not be cut off.
+                    lock(&seen).extend(reqs.iter().copied());
+                    reqs
+                }) as BatchFuture<u32>
+            });
         // The caller gives up while its (lone) batch is in flight.
         let gave_up = tokio::time::timeout(Duration::from_millis(5), g.submit(1, 7)).await;
         assert!(gave_up.is_err());

@@ -351,7 +351,8 @@ async fn listen(
             },
         };
         backoff = Duration::from_millis(50);
-        me.listening.store(true, std::sync::atomic::Ordering::Relaxed);
+        me.listening
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         match ready.take() {
             Some(ready) => {
                 let _ = ready.send(Ok(()));
@@ -406,7 +407,8 @@ async fn listen(
                 }
             }
         }
-        me.listening.store(false, std::sync::atomic::Ordering::Relaxed);
+        me.listening
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         // Events may be missed from here until the reconnect: say so now
         // as well, so consumers do not wait for the reconnect to resync.
         me.bus.publish_lost();

@@ -202,7 +202,10 @@ pub(crate) async fn reserve(
                         hold_columns!(),
                         " FROM dropkit_reservations WHERE id = ANY ($1)"
                     );
-                    let rows = sqlx::query(SQL).bind(ids_ref).fetch_all(&shared.pool).await?;
+                    let rows = sqlx::query(SQL)
+                        .bind(ids_ref)
+                        .fetch_all(&shared.pool)
+                        .await?;
                     Ok(ReserveAttempt::Recognised(rows))
                 }
                 other => other.map(ReserveAttempt::Answered),

@@ -167,7 +167,10 @@ async fn close_sends_the_pending_notifications(pool: PgPool) {
         _ => None,
     })
     .await;
-    assert!(heard.is_some(), "the other instance never heard of the drop");
+    assert!(
+        heard.is_some(),
+        "the other instance never heard of the drop"
+    );
     // Closed: writes are refused.
     let refused = a.create_drop(NewDrop::new("Late", Money::from_minor(1).unwrap(), 1));
     assert_eq!(refused.await.unwrap_err().code(), "UNAVAILABLE");
@@ -286,7 +289,10 @@ async fn a_half_open_listener_is_noticed_and_replaced(pool: PgPool) {
         }
     })
     .await;
-    assert!(heard.is_ok(), "B never heard A after the connection came back");
+    assert!(
+        heard.is_ok(),
+        "B never heard A after the connection came back"
+    );
     assert!(b.health().await.is_ok());
     a.close().await;
     b.close().await;

@@ -6,8 +6,12 @@
 
 mod support;
 
+#[path = "../../drop-store-postgres/tests/common/proxy.rs"]
+mod proxy;
+
 mod admin;
 mod bad_input;
 mod concurrency;
+mod health;
 mod live;
 mod shutdown;

@@ -115,7 +115,9 @@ pub async fn pool_via(pool: &PgPool, proxy: &proxy::Proxy, size: u32) -> PgPool 
     let options = (*pool.connect_options())
         .clone()
         .host("127.0.0.1")
-        .port(proxy.addr.port());
+        .port(proxy.addr.port())
+        // In clear, so the proxy can see which statement goes by.
+        .ssl_mode(sqlx::postgres::PgSslMode::Disable);
     PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(30))
@@ -140,7 +142,9 @@ pub async fn store_via(
     let options = (*pool.connect_options())
         .clone()
         .host("127.0.0.1")
-        .port(proxy.addr.port());
+        .port(proxy.addr.port())
+        // In clear, so the proxy can see which statement goes by.
+        .ssl_mode(sqlx::postgres::PgSslMode::Disable);
     builder
         .max_connections(size)
         .connect_with(options)

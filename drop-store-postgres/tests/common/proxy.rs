@@ -23,9 +23,38 @@ pub enum Mode {
     Stall,
 }
 
-/// Bytes PostgreSQL sends when a statement is done and its transaction
-/// committed: `ReadyForQuery` with status idle.
-const READY_IDLE: &[u8] = b"Z\x00\x00\x00\x05I";
+/// What a run of server messages held back by the trap amounts to.
+enum Scan {
+    /// No `ReadyForQuery` yet.
+    Incomplete,
+    /// A statement completed (`CommandComplete`) and the server is idle
+    /// again: its transaction committed.
+    Committed,
+    /// The server is ready again without having run anything.
+    NothingRan,
+}
+
+/// Reads PostgreSQL backend messages (type byte, then a length counting
+/// itself) from the start of `bytes`.
+fn scan(bytes: &[u8]) -> Scan {
+    let mut at = 0;
+    let mut ran = false;
+    while bytes.len() >= at + 5 {
+        let kind = bytes[at];
+        let len = u32::from_be_bytes(bytes[at + 1..at + 5].try_into().unwrap()) as usize;
+        if bytes.len() < at + 1 + len {
+            return Scan::Incomplete;
+        }
+        match kind {
+            b'C' => ran = true,
+            b'Z' if ran => return Scan::Committed,
+            b'Z' => return Scan::NothingRan,
+            _ => {}
+        }
+        at += 1 + len;
+    }
+    Scan::Incomplete
+}
 
 #[derive(Debug, Default)]
 struct Trap {
@@ -130,14 +159,23 @@ impl Proxy {
                     let Ok(n) = n else { return };
                     if n == 0 { return }
                     if trapped {
-                        // Swallow the answer until the server says the
-                        // statement is done (committed), then hang up.
+                        // Hold the answer back until the server says the
+                        // statement ran and is done (committed): then hang
+                        // up instead of passing it on. Answers to steps
+                        // that run nothing (preparing the statement) pass.
                         swallowed.extend_from_slice(&down[..n]);
-                        if swallowed.windows(READY_IDLE.len()).any(|w| w == READY_IDLE) {
-                            self.trap.lock().unwrap().sprung += 1;
-                            return;
+                        match scan(&swallowed) {
+                            Scan::Incomplete => continue,
+                            Scan::Committed => {
+                                self.trap.lock().unwrap().sprung += 1;
+                                return;
+                            }
+                            Scan::NothingRan => {
+                                if cw.write_all(&swallowed).await.is_err() { return }
+                                swallowed.clear();
+                                continue;
+                            }
                         }
-                        continue;
                     }
                     if cw.write_all(&down[..n]).await.is_err() { return }
                 }
@@ -149,6 +187,10 @@ impl Proxy {
 /// Where PostgreSQL listens, from `pool`'s options.
 pub fn server_addr(options: &sqlx::postgres::PgConnectOptions) -> SocketAddr {
     let host = options.get_host();
-    let host = if host == "localhost" { "127.0.0.1" } else { host };
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
     format!("{host}:{}", options.get_port()).parse().unwrap()
 }

@@ -297,3 +297,44 @@ async fn a_half_open_listener_is_noticed_and_replaced(pool: PgPool) {
     a.close().await;
     b.close().await;
 }
+
+/// With several instances, `subscribe` carries every instance's changes
+/// but `subscribe_own` only this one's: an expiry counted from the latter
+/// is counted once across instances.
+#[sqlx::test(migrations = false)]
+async fn own_events_are_heard_once_across_instances(pool: PgPool) {
+    let a = store_on(&pool, 4, PgStore::builder()).await;
+    let b = store_on(&pool, 4, PgStore::builder()).await;
+    let drop_id = drop_of(&a, 5, Duration::from_millis(200)).await;
+    let hold = a
+        .reserve(drop_id, &user("brief"))
+        .await
+        .unwrap()
+        .reservation;
+    let (mut all_b, mut own_a, mut own_b) = (b.subscribe(), a.subscribe_own(), b.subscribe_own());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(a.expire_due(100).await.unwrap(), 1);
+    let expired = |e: &Result<DropEvent, EventsLost>| match e {
+        Ok(DropEvent::HoldExpired { reservation_id, .. }) if *reservation_id == hold.id => Some(()),
+        _ => None,
+    };
+    // B hears of A's expiry on its full feed...
+    assert!(
+        wait_event(&mut all_b, Duration::from_secs(10), expired)
+            .await
+            .is_some()
+    );
+    // ...A on its own feed, and B's own feed stays silent about it.
+    assert!(
+        wait_event(&mut own_a, Duration::from_secs(1), expired)
+            .await
+            .is_some()
+    );
+    assert!(
+        wait_event(&mut own_b, Duration::from_millis(500), expired)
+            .await
+            .is_none()
+    );
+    a.close().await;
+    b.close().await;
+}

@@ -27,6 +27,9 @@ pub(crate) const CHANNEL: &str = "dropkit_events";
 /// PostgreSQL refuses payloads of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7_000;
 
+/// How long one `NOTIFY` may take before it counts as failed.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How many events one drain of the queue takes at most.
 const MAX_DRAIN: usize = 4_096;
 
@@ -295,8 +298,13 @@ async fn send(pool: &PgPool, payload: &str, lost: &std::sync::atomic::AtomicBool
         let sent = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(payload)
-            .execute(pool)
-            .await;
+            .execute(pool);
+        // A connection that went silent must not stall every later
+        // notification: give up on this one and tell the others to resync.
+        let sent = match tokio::time::timeout(NOTIFY_TIMEOUT, sent).await {
+            Ok(sent) => sent,
+            Err(_) => Err(sqlx::Error::Io(std::io::ErrorKind::TimedOut.into())),
+        };
         match sent {
             Ok(_) => return true,
             Err(sqlx::Error::PoolClosed) => return false,
@@ -398,14 +406,20 @@ async fn listen(
                         break;
                     }
                     let (pool, payload) = (me.pool.clone(), heartbeat_payload(me.instance));
+                    let bound = me.silence;
                     tokio::spawn(async move {
-                        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-                            .bind(CHANNEL)
-                            .bind(payload)
-                            .execute(&pool)
-                            .await;
-                        if let Err(e) = sent {
-                            tracing::debug!(error = %e, "heartbeat NOTIFY failed");
+                        // Bounded: on a half-open connection it would
+                        // never end, and hold that connection forever.
+                        let sent = tokio::time::timeout(
+                            bound,
+                            sqlx::query("SELECT pg_notify($1, $2)")
+                                .bind(CHANNEL)
+                                .bind(payload)
+                                .execute(&pool),
+                        )
+                        .await;
+                        if !matches!(sent, Ok(Ok(_))) {
+                            tracing::debug!("heartbeat NOTIFY failed");
                         }
                     });
                     continue;

@@ -242,9 +242,9 @@ impl InventoryStore for PgStore {
         let shared = self.shared().clone();
         self.shared()
             .detached(async move {
-                let (shared_ref, name) = (&shared, name.as_str());
+                let name = name.as_str();
                 let (row, recognised) = shared
-                    .retry(move || async move {
+                    .retry(move |mut conn| async move {
                         let inserted = sqlx::query(SQL)
                             .bind(id.as_uuid())
                             .bind(name)
@@ -253,7 +253,7 @@ impl InventoryStore for PgStore {
                             .bind(new.starts_at)
                             .bind(new.ends_at)
                             .bind(hold_micros)
-                            .fetch_one(&shared_ref.pool)
+                            .fetch_one(&mut *conn)
                             .await;
                         match inserted {
                             // The id is this call's own: an earlier attempt
@@ -266,7 +266,7 @@ impl InventoryStore for PgStore {
                                 );
                                 let row = sqlx::query(GET)
                                     .bind(id.as_uuid())
-                                    .fetch_one(&shared_ref.pool)
+                                    .fetch_one(&mut *conn)
                                     .await?;
                                 Ok((row, true))
                             }

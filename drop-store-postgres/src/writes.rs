@@ -10,8 +10,9 @@ use drop_core::{
     DropError, DropEvent, DropId, Money, NotActiveReason, Purchase, PurchaseId, Reservation,
     ReservationId, ReservationStatus, Reserved, Stock, TOP_PURCHASERS, TopPurchaser, Username,
 };
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Postgres, Row};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -75,25 +76,32 @@ impl Shared {
     /// that commit's events, if it happened, were never published.
     pub(crate) async fn retry<T, F, Fut>(&self, mut op: F) -> Result<T, DropError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(PoolConnection<Postgres>) -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
         let mut attempt = 0;
         loop {
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    if outcome_unknown(&e) {
-                        self.fanout.publish_lost();
+            let failed = match self.pool.acquire().await {
+                // No connection, nothing sent: nothing can have committed.
+                Err(e) => (e, false),
+                Ok(conn) => match op(conn).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => {
+                        let unknown = outcome_unknown(&e);
+                        (e, unknown)
                     }
-                    if !(should_retry(&e) && attempt < self.retries) {
-                        return Err(map_sqlx(e));
-                    }
-                    attempt += 1;
-                    tracing::debug!(error = %e, attempt, "transient database fault; retrying");
-                    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
-                }
+                },
+            };
+            let (e, unknown) = failed;
+            if unknown {
+                self.fanout.publish_lost();
             }
+            if !(should_retry(&e) && attempt < self.retries) {
+                return Err(map_sqlx(e));
+            }
+            attempt += 1;
+            tracing::debug!(error = %e, attempt, "transient database fault; retrying");
+            tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
         }
     }
 
@@ -185,12 +193,12 @@ pub(crate) async fn reserve(
     let ids: Vec<Uuid> = distinct.iter().map(|_| Uuid::new_v4()).collect();
     let (distinct_ref, ids_ref) = (&distinct, &ids);
     let attempt = shared
-        .retry(move || async move {
+        .retry(move |mut conn| async move {
             let called = sqlx::query("SELECT * FROM dropkit_reserve($1, $2, $3)")
                 .bind(drop_id.as_uuid())
                 .bind(distinct_ref)
                 .bind(ids_ref)
-                .fetch_one(&shared.pool)
+                .fetch_one(&mut *conn)
                 .await;
             match called {
                 // Only a retry can meet a hold with an id this call chose:
@@ -367,14 +375,16 @@ pub(crate) async fn purchase(
     let res: Vec<Uuid> = reqs.iter().map(|(r, _)| r.as_uuid()).collect();
     let users: Vec<&str> = reqs.iter().map(|(_, u)| u.as_str()).collect();
     let pids: Vec<Uuid> = reqs.iter().map(|_| Uuid::new_v4()).collect();
+    let (res_ref, users_ref, pids_ref) = (&res, &users, &pids);
     let row = shared
-        .retry(|| {
+        .retry(move |mut conn| async move {
             sqlx::query("SELECT * FROM dropkit_purchase($1, $2, $3, $4)")
                 .bind(drop_id.as_uuid())
-                .bind(&res)
-                .bind(&users)
-                .bind(&pids)
-                .fetch_one(&shared.pool)
+                .bind(res_ref)
+                .bind(users_ref)
+                .bind(pids_ref)
+                .fetch_one(&mut *conn)
+                .await
         })
         .await;
     match row.and_then(|row| read_purchase(shared, drop_id, &reqs, &pids, &row)) {
@@ -481,12 +491,16 @@ pub(crate) async fn release(
 ) -> Result<Reservation, DropError> {
     let mut attempt = 0u32;
     let row = shared
-        .retry(|| {
+        .retry(|mut conn| {
             attempt += 1;
-            sqlx::query("SELECT * FROM dropkit_release($1, $2)")
-                .bind(reservation_id.as_uuid())
-                .bind(user.as_str())
-                .fetch_one(&shared.pool)
+            let user = user.as_str();
+            async move {
+                sqlx::query("SELECT * FROM dropkit_release($1, $2)")
+                    .bind(reservation_id.as_uuid())
+                    .bind(user)
+                    .fetch_one(&mut *conn)
+                    .await
+            }
         })
         .await?;
     let outcome: String = row.try_get("o_outcome").map_err(map_sqlx)?;
@@ -529,10 +543,11 @@ pub(crate) async fn expire_due(shared: &Shared, limit: usize) -> Result<usize, D
     }
     let limit = i32::try_from(limit).unwrap_or(i32::MAX);
     let rows = shared
-        .retry(|| {
+        .retry(|mut conn| async move {
             sqlx::query("SELECT * FROM dropkit_expire_due($1)")
                 .bind(limit)
-                .fetch_all(&shared.pool)
+                .fetch_all(&mut *conn)
+                .await
         })
         .await?;
     let mut events = Vec::new();

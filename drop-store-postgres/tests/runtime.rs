@@ -338,3 +338,33 @@ async fn own_events_are_heard_once_across_instances(pool: PgPool) {
     a.close().await;
     b.close().await;
 }
+
+/// A write that never got a connection sent nothing: it fails
+/// `UNAVAILABLE` and subscribers are not told to resync.
+#[sqlx::test(migrations = false)]
+async fn a_write_that_never_reached_the_database_announces_nothing(pool: PgPool) {
+    let proxy = proxy_for(&pool).await;
+    let store = store_via(
+        &pool,
+        &proxy,
+        2,
+        PgStore::builder()
+            .listen(false)
+            .acquire_timeout(Duration::from_millis(500)),
+    )
+    .await;
+    let drop_id = drop_of(&store, 5, Duration::from_secs(60)).await;
+    let mut events = store.subscribe();
+    proxy.set(Mode::Cut);
+    for i in 0..3 {
+        let err = store
+            .reserve(drop_id, &user(&format!("nobody{i}")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "UNAVAILABLE", "{err}");
+    }
+    let heard = wait_event(&mut events, Duration::from_millis(500), |e| Some(e.clone())).await;
+    assert!(heard.is_none(), "announced {heard:?}");
+    proxy.set(Mode::Forward);
+    store.close().await;
+}

@@ -55,7 +55,7 @@ async fn postgres_down_answers_503_fast_and_liveness_stays_up() {
         .expect("store");
     let server = TestServer::on(
         Backend {
-            store: Arc::new(store),
+            store: Arc::new(store.clone()),
             clock: Arc::new(drop_core::SystemClock),
         },
         Settings::default(),
@@ -109,8 +109,8 @@ async fn postgres_down_answers_503_fast_and_liveness_stays_up() {
     }
     let (status, _) = server.reserve(&id, "after").await;
     assert_eq!(status, 201);
-    server.api.store().close().await;
     server.stop().await;
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,10 +2,12 @@
 //!
 //! While a batch for a drop is in flight, new calls for that drop queue;
 //! when it finishes, the queue (up to the cap) goes as the next batch. A
-//! lone call goes at once, on its caller's task: there is no timer. The
-//! batches queued behind it run on a task of their own, so a caller that
-//! gives up never stalls the others, and every queued caller gets an answer
-//! (the batch's, or an error if the batch task died).
+//! lone call goes at once: there is no timer. Every batch, a lone call's
+//! too, runs on a task of its own (tracked, so that shutdown can wait for
+//! it), never on a caller's: a caller that gives up or is cancelled after
+//! its statement was sent cannot stop the batch half-way, between the
+//! commit and the publishing of its events. Every queued caller gets an
+//! answer (the batch's, or an error if the batch task died).
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -16,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use drop_core::DropError;
 use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 
 use crate::error::{STORE, internal};
 
@@ -26,8 +29,8 @@ type Runner<K, Req, Resp> = Arc<dyn Fn(K, Vec<Req>) -> BatchFuture<Resp> + Send 
 type Waiter<Req, Resp> = (Req, oneshot::Sender<Resp>);
 
 struct Lanes<K, Req, Resp> {
-    /// A key is present while a batch for it is in flight; its queue holds
-    /// the callers that arrived since.
+    /// A key is present while a batch task for it runs; its queue holds
+    /// the callers that have not been taken into a batch yet.
     lanes: HashMap<K, VecDeque<Waiter<Req, Resp>>>,
     closed: bool,
 }
@@ -36,6 +39,7 @@ struct Lanes<K, Req, Resp> {
 pub(crate) struct Gatherer<K, Req, Resp> {
     lanes: Arc<Mutex<Lanes<K, Req, Resp>>>,
     runner: Runner<K, Req, Resp>,
+    tasks: TaskTracker,
     cap: usize,
 }
 
@@ -59,9 +63,11 @@ where
     Req: Send + 'static,
     Resp: Send + 'static,
 {
-    /// A gatherer running batches of at most `cap` requests with `runner`.
+    /// A gatherer running batches of at most `cap` requests with `runner`,
+    /// each on a task spawned on `tasks`.
     pub(crate) fn new(
         cap: usize,
+        tasks: TaskTracker,
         runner: impl Fn(K, Vec<Req>) -> BatchFuture<Resp> + Send + Sync + 'static,
     ) -> Self {
         Self {
@@ -70,14 +76,16 @@ where
                 closed: false,
             })),
             runner: Arc::new(runner),
+            tasks,
             cap: cap.max(1),
         }
     }
 
-    /// Queues `req` on `key` and waits for its answer.
+    /// Queues `req` on `key` and waits for its answer. Dropping the
+    /// returned future gives up on the answer, not on the write.
     pub(crate) async fn submit(&self, key: K, req: Req) -> Result<Resp, DropError> {
         let (tx, rx) = oneshot::channel();
-        let lone = {
+        let start = {
             let mut lanes = lock(&self.lanes);
             if lanes.closed {
                 return Err(DropError::Unavailable {
@@ -88,29 +96,23 @@ where
             match lanes.lanes.get_mut(&key) {
                 Some(queue) => {
                     queue.push_back((req, tx));
-                    None
+                    false
                 }
                 None => {
-                    lanes.lanes.insert(key, VecDeque::new());
-                    Some(req)
+                    lanes.lanes.insert(key, VecDeque::from([(req, tx)]));
+                    true
                 }
             }
         };
-        if let Some(req) = lone {
-            // Nothing in flight for this key: go at once, on the caller's
-            // own task (no hand-over to another task, no added latency).
-            // Whatever happens to this call, the guard hands the callers
-            // that queued meanwhile to a batch task.
-            let _hand_off = HandOff {
-                lanes: Arc::clone(&self.lanes),
-                runner: Arc::clone(&self.runner),
+        if start {
+            // Nothing in flight for this key: this call's batch goes at
+            // once, on a task of its own.
+            self.tasks.spawn(drive(
+                Arc::clone(&self.lanes),
+                Arc::clone(&self.runner),
                 key,
-                cap: self.cap,
-            };
-            return (self.runner)(key, vec![req])
-                .await
-                .pop()
-                .ok_or_else(|| internal("a batch gave no answer"));
+                self.cap,
+            ));
         }
         rx.await
             .map_err(|_| internal("a batch task ended without answering"))
@@ -119,40 +121,6 @@ where
     /// Refuses new calls; calls already queued still get their answers.
     pub(crate) fn close(&self) {
         lock(&self.lanes).closed = true;
-    }
-}
-
-/// Ends a lone call's turn: the callers that queued behind it go as the
-/// next batch, on a task of their own; with none, the lane is free again.
-struct HandOff<K: Hash + Eq + Copy + Send + 'static, Req: Send + 'static, Resp: Send + 'static> {
-    lanes: Arc<Mutex<Lanes<K, Req, Resp>>>,
-    runner: Runner<K, Req, Resp>,
-    key: K,
-    cap: usize,
-}
-
-impl<K: Hash + Eq + Copy + Send + 'static, Req: Send + 'static, Resp: Send + 'static> Drop
-    for HandOff<K, Req, Resp>
-{
-    fn drop(&mut self) {
-        let mut lanes = lock(&self.lanes);
-        let waiting = lanes.lanes.get(&self.key).is_some_and(|q| !q.is_empty());
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) if waiting => {
-                drop(lanes);
-                rt.spawn(drive(
-                    Arc::clone(&self.lanes),
-                    Arc::clone(&self.runner),
-                    self.key,
-                    self.cap,
-                ));
-            }
-            // Nobody waits, or no runtime is left to run them (their
-            // senders drop with the lane, so they are answered).
-            _ => {
-                lanes.lanes.remove(&self.key);
-            }
-        }
     }
 }
 
@@ -226,19 +194,24 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
+    // Paused time: the sleeps below order the calls deterministically,
+    // whatever the machine's load.
+    #[tokio::test(start_paused = true)]
     async fn batches_queue_behind_the_one_in_flight() {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&sizes);
-        let g: Arc<Gatherer<u8, u32, u32>> =
-            Arc::new(Gatherer::new(3, move |_k, reqs: Vec<u32>| {
+        let g: Arc<Gatherer<u8, u32, u32>> = Arc::new(Gatherer::new(
+            3,
+            TaskTracker::new(),
+            move |_k, reqs: Vec<u32>| {
                 let seen = Arc::clone(&seen);
                 Box::pin(async move {
                     lock(&seen).push(reqs.clone());
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     reqs.into_iter().map(|r| r * 10).collect()
                 }) as BatchFuture<u32>
-            }));
+            },
+        ));
         // A lone call goes at once...
         let first = {
             let g = Arc::clone(&g);
@@ -257,16 +230,21 @@ mod tests {
         assert_eq!(*lock(&sizes), vec![vec![0], vec![1, 2, 3], vec![4, 5, 6]]);
     }
 
-    #[tokio::test]
+    // Paused time: the sleeps below order the calls deterministically,
+    // whatever the machine's load.
+    #[tokio::test(start_paused = true)]
     async fn a_panicking_batch_answers_everyone_and_the_lane_recovers() {
-        let g: Arc<Gatherer<u8, u32, u32>> =
-            Arc::new(Gatherer::new(8, move |_k, reqs: Vec<u32>| {
+        let g: Arc<Gatherer<u8, u32, u32>> = Arc::new(Gatherer::new(
+            8,
+            TaskTracker::new(),
+            move |_k, reqs: Vec<u32>| {
                 Box::pin(async move {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     assert!(!reqs.contains(&99), "this batch fails");
                     reqs
                 }) as BatchFuture<u32>
-            }));
+            },
+        ));
         let first = {
             let g = Arc::clone(&g);
             tokio::spawn(async move { g.submit(1, 1).await })
@@ -281,15 +259,20 @@ mod tests {
         assert_eq!(g.submit(1, 3).await.unwrap(), 3);
     }
 
-    #[tokio::test]
+    // Paused time: the sleeps below order the calls deterministically,
+    // whatever the machine's load.
+    #[tokio::test(start_paused = true)]
     async fn a_caller_that_gives_up_does_not_stall_the_queue() {
-        let g: Arc<Gatherer<u8, u32, u32>> =
-            Arc::new(Gatherer::new(8, move |_k, reqs: Vec<u32>| {
+        let g: Arc<Gatherer<u8, u32, u32>> = Arc::new(Gatherer::new(
+            8,
+            TaskTracker::new(),
+            move |_k, reqs: Vec<u32>| {
                 Box::pin(async move {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     reqs
                 }) as BatchFuture<u32>
-            }));
+            },
+        ));
         // The lone first call is abandoned mid-flight...
         let lone = tokio::time::timeout(Duration::from_millis(5), g.submit(1, 1));
         let queued = async {
@@ -300,5 +283,30 @@ mod tests {
         assert!(lone.is_err(), "the first call timed out");
         // ...and the call queued behind it is still answered.
         assert_eq!(queued.unwrap(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_call_whose_caller_is_cancelled_still_finishes_its_batch() {
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&finished);
+        let tasks = TaskTracker::new();
+        let g: Gatherer<u8, u32, u32> =
+            Gatherer::new(8, tasks.clone(), move |_k, reqs: Vec<u32>| {
+                let seen = Arc::clone(&seen);
+                Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // Stands for "commit, then publish": must not be cut off.
+                    lock(&seen).extend(reqs.iter().copied());
+                    reqs
+                }) as BatchFuture<u32>
+            });
+        // The caller gives up while its (lone) batch is in flight.
+        let gave_up = tokio::time::timeout(Duration::from_millis(5), g.submit(1, 7)).await;
+        assert!(gave_up.is_err());
+        assert!(lock(&finished).is_empty(), "still in flight");
+        // The batch goes on to the end, and shutdown can wait for it.
+        tasks.close();
+        tasks.wait().await;
+        assert_eq!(*lock(&finished), vec![7]);
     }
 }

@@ -9,6 +9,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::PgStore;
 use crate::error::map_sqlx;
+use crate::fanout::FeedSettings;
+
+/// The default of [`PgStoreBuilder::acquire_timeout`].
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Settings for a [`PgStore`]. Every setter consumes and returns the
 /// builder; finish with [`connect`](Self::connect),
@@ -25,13 +29,14 @@ pub struct PgStoreBuilder {
     pub(crate) notify_queue: usize,
     pub(crate) notify_interval: Duration,
     pub(crate) migrate: bool,
+    pub(crate) listener_timeout: Duration,
 }
 
 impl Default for PgStoreBuilder {
     fn default() -> Self {
         Self {
             max_connections: 32,
-            acquire_timeout: Duration::from_secs(10),
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             group_commit: true,
             batch_cap: 256,
             retries: 3,
@@ -40,6 +45,7 @@ impl Default for PgStoreBuilder {
             notify_queue: 65_536,
             notify_interval: Duration::from_millis(20),
             migrate: true,
+            listener_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -52,8 +58,13 @@ impl PgStoreBuilder {
         self
     }
 
-    /// How long a call waits for a free connection before failing with
-    /// `UNAVAILABLE`. Defaults to 10 s.
+    /// How long a call waits for a connection (a free one, or a new one
+    /// to open) before failing with `UNAVAILABLE`; also the bound of
+    /// [`health`](drop_core::InventoryStore::health). A call that timed out
+    /// here is not retried: when the database is down, callers hear so
+    /// within about this long. Defaults to 1 s
+    /// ([`DEFAULT_ACQUIRE_TIMEOUT`]); raise it if calls queue longer than
+    /// that for a connection under normal load (a small pool, many drops).
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
         self
@@ -121,6 +132,24 @@ impl PgStoreBuilder {
     pub fn migrate(mut self, on: bool) -> Self {
         self.migrate = on;
         self
+    }
+
+    /// How long the cross-instance listener may hear nothing before it
+    /// takes its connection for dead (a half-open TCP connection gives no
+    /// error), reconnects and tells subscribers to resync. It sends itself
+    /// a heartbeat four times per period. Defaults to 10 s.
+    pub fn listener_timeout(mut self, timeout: Duration) -> Self {
+        self.listener_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
+    pub(crate) fn feed(&self) -> FeedSettings {
+        FeedSettings {
+            queue: self.notify_queue,
+            interval: self.notify_interval,
+            heartbeat: self.listener_timeout / 4,
+            silence: self.listener_timeout,
+        }
     }
 
     /// Opens a pool on `database_url` (e.g.

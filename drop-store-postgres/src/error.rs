@@ -28,6 +28,37 @@ pub(crate) fn is_transient(err: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether a call that failed with `err` is worth repeating at once. Not
+/// after a pool timeout: the pool already waited its whole acquire timeout
+/// for a connection, and waiting again would only make the caller's answer
+/// later (the database is down or saturated: answer `UNAVAILABLE` now).
+pub(crate) fn should_retry(err: &sqlx::Error) -> bool {
+    is_transient(err) && !matches!(err, sqlx::Error::PoolTimedOut)
+}
+
+/// Whether a write that failed with `err` may have committed anyway: the
+/// connection broke while the statement was out (its answer, a commit or
+/// not, was lost). Errors the server answered the statement with (a
+/// deadlock, a cancel, a constraint) roll it back, and a call that never
+/// got a connection sent nothing.
+pub(crate) fn outcome_unknown(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| matches!(&*c, "57P01" | "57P02") || c.starts_with("08")),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether `err` is a unique violation of the constraint `name`.
+pub(crate) fn violates(err: &sqlx::Error, name: &str) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") && db.constraint() == Some(name))
+}
+
 /// Maps a sqlx error to the store's error. Constraint names that guard an
 /// invariant become the domain error the invariant stands for; transient
 /// faults become [`DropError::Unavailable`]; the rest is
@@ -124,6 +155,9 @@ mod tests {
             assert!(!retryable_sqlstate(code), "{code}");
         }
         assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(!should_retry(&sqlx::Error::PoolTimedOut));
+        assert!(!outcome_unknown(&sqlx::Error::PoolTimedOut));
+        assert!(outcome_unknown(&sqlx::Error::WorkerCrashed));
         assert!(!is_transient(&sqlx::Error::RowNotFound));
         assert_eq!(map_sqlx(sqlx::Error::PoolTimedOut).code(), "UNAVAILABLE");
         assert_eq!(map_sqlx(sqlx::Error::RowNotFound).code(), "INTERNAL");

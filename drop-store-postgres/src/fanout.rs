@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -25,6 +26,9 @@ pub(crate) const CHANNEL: &str = "dropkit_events";
 
 /// PostgreSQL refuses payloads of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7_000;
+
+/// How long one `NOTIFY` may take before it counts as failed.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many events one drain of the queue takes at most.
 const MAX_DRAIN: usize = 4_096;
@@ -45,22 +49,41 @@ struct Envelope {
 /// Where writers hand committed events.
 #[derive(Debug, Clone)]
 pub(crate) struct Fanout {
+    /// Every committed change: this instance's and, heard through the
+    /// database, the others'.
     bus: EventBus,
+    /// This instance's own commits only.
+    own: EventBus,
     remote: Option<mpsc::Sender<DropEvent>>,
     lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the listener is connected and listening (always true for a
+    /// store that does not listen).
+    listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Fanout {
     pub(crate) fn local_only(bus: EventBus) -> Self {
         Self {
+            own: bus.clone(),
             bus,
             remote: None,
             lost: Default::default(),
+            listening: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
+    }
+
+    /// Whether events from other instances are being heard right now.
+    pub(crate) fn listening(&self) -> bool {
+        self.listening.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn bus(&self) -> &EventBus {
         &self.bus
+    }
+
+    /// The feed of this instance's own commits.
+    pub(crate) fn own(&self) -> &EventBus {
+        &self.own
     }
 
     /// Announces committed events here and (soon) to other instances.
@@ -76,6 +99,8 @@ impl Fanout {
                     self.lost.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
+            // Two feeds only when other instances' events join the main one.
+            self.own.publish(events.iter().cloned());
         }
         self.bus.publish(events);
     }
@@ -85,26 +110,51 @@ impl Fanout {
     pub(crate) fn publish_lost(&self) {
         self.lost.store(true, std::sync::atomic::Ordering::Relaxed);
         self.bus.publish_lost();
+        if self.remote.is_some() {
+            self.own.publish_lost();
+        }
     }
 }
 
+/// How the cross-instance feed is run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FeedSettings {
+    /// Events waiting to be sent before the oldest are dropped.
+    pub(crate) queue: usize,
+    /// How long events gather before one `NOTIFY`.
+    pub(crate) interval: Duration,
+    /// How often the listener sends itself a heartbeat.
+    pub(crate) heartbeat: Duration,
+    /// How long the listener may hear nothing (not even its own heartbeat)
+    /// before it takes its connection for dead and reconnects.
+    pub(crate) silence: Duration,
+}
+
 /// Starts the notifier and the listener; resolves once the listener
-/// listens, so events sent after this returns are heard.
+/// listens, so events sent after this returns are heard. The notifier
+/// task (returned) sends what is still queued when `cancel` fires, then
+/// ends.
 pub(crate) async fn start(
     pool: PgPool,
     bus: EventBus,
+    own: EventBus,
     instance: Uuid,
-    queue: usize,
-    interval: Duration,
+    settings: FeedSettings,
     cancel: CancellationToken,
-) -> Result<Fanout, sqlx::Error> {
-    let (tx, rx) = mpsc::channel(queue.max(1));
+) -> Result<(Fanout, JoinHandle<()>), sqlx::Error> {
+    let (tx, rx) = mpsc::channel(settings.queue.max(1));
     let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listening = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (ready_tx, ready_rx) = oneshot::channel();
     tokio::spawn(listen(
-        pool.clone(),
-        bus.clone(),
-        instance,
+        Listener {
+            pool: pool.clone(),
+            bus: bus.clone(),
+            instance,
+            listening: listening.clone(),
+            heartbeat: settings.heartbeat,
+            silence: settings.silence,
+        },
         cancel.clone(),
         ready_tx,
     ));
@@ -113,12 +163,24 @@ pub(crate) async fn start(
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(sqlx::Error::WorkerCrashed),
     }
-    tokio::spawn(notify(pool, instance, rx, lost.clone(), interval, cancel));
-    Ok(Fanout {
-        bus,
-        remote: Some(tx),
-        lost,
-    })
+    let notifier = tokio::spawn(notify(
+        pool,
+        instance,
+        rx,
+        lost.clone(),
+        settings.interval,
+        cancel,
+    ));
+    Ok((
+        Fanout {
+            bus,
+            own,
+            remote: Some(tx),
+            lost,
+            listening,
+        },
+        notifier,
+    ))
 }
 
 /// Keeps the newest stock snapshot per drop; everything else in order.
@@ -193,56 +255,91 @@ async fn notify(
 ) {
     let mut batch = Vec::new();
     loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            n = rx.recv_many(&mut batch, MAX_DRAIN) => if n == 0 { return },
-        }
-        // Each NOTIFY is a commit competing with the store's own: let
-        // events gather for a moment so a storm costs a few per second.
-        if !interval.is_zero() {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
-            }
-            while batch.len() < MAX_DRAIN {
-                match rx.try_recv() {
-                    Ok(event) => batch.push(event),
-                    Err(_) => break,
+        let stopping = tokio::select! {
+            () = cancel.cancelled() => true,
+            n = rx.recv_many(&mut batch, MAX_DRAIN) => if n == 0 { true } else {
+                // Each NOTIFY is a commit competing with the store's own:
+                // let events gather for a moment so a storm costs a few
+                // per second.
+                if interval.is_zero() {
+                    false
+                } else {
+                    tokio::select! {
+                        () = cancel.cancelled() => true,
+                        () = tokio::time::sleep(interval) => false,
+                    }
                 }
+            },
+        };
+        // Shutting down: what is queued still goes out (the writes that
+        // made it have committed), then the notifier ends.
+        while stopping || batch.len() < MAX_DRAIN {
+            match rx.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => break,
             }
         }
         let was_lost = lost.swap(false, std::sync::atomic::Ordering::Relaxed);
         for payload in payloads(instance, was_lost, coalesce(std::mem::take(&mut batch))) {
-            let mut attempt = 0;
-            loop {
-                let sent = sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CHANNEL)
-                    .bind(&payload)
-                    .execute(&pool)
-                    .await;
-                match sent {
-                    Ok(_) => break,
-                    Err(sqlx::Error::PoolClosed) => return,
-                    Err(e) if attempt < 3 => {
-                        attempt += 1;
-                        tracing::debug!(error = %e, attempt, "NOTIFY failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "NOTIFY failed; other instances will resync");
-                        lost.store(true, std::sync::atomic::Ordering::Relaxed);
-                        break;
-                    }
-                }
+            if !send(&pool, &payload, &lost).await {
+                return;
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Sends one payload, retrying a little; false once the pool is closed.
+async fn send(pool: &PgPool, payload: &str, lost: &std::sync::atomic::AtomicBool) -> bool {
+    let mut attempt = 0;
+    loop {
+        let sent = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(payload)
+            .execute(pool);
+        // A connection that went silent must not stall every later
+        // notification: give up on this one and tell the others to resync.
+        let sent = match tokio::time::timeout(NOTIFY_TIMEOUT, sent).await {
+            Ok(sent) => sent,
+            Err(_) => Err(sqlx::Error::Io(std::io::ErrorKind::TimedOut.into())),
+        };
+        match sent {
+            Ok(_) => return true,
+            Err(sqlx::Error::PoolClosed) => return false,
+            Err(e) if attempt < 3 && !matches!(e, sqlx::Error::PoolTimedOut) => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "NOTIFY failed; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "NOTIFY failed; other instances will resync");
+                lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                return true;
             }
         }
     }
 }
 
-async fn listen(
+/// What the listener task needs.
+struct Listener {
     pool: PgPool,
     bus: EventBus,
     instance: Uuid,
+    listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    heartbeat: Duration,
+    silence: Duration,
+}
+
+/// The payload of a heartbeat: from this instance, so every instance but
+/// this one skips it; this one counts it as proof its connection works.
+fn heartbeat_payload(instance: Uuid) -> String {
+    serde_json::json!({ "i": instance, "e": [] }).to_string()
+}
+
+async fn listen(
+    me: Listener,
     cancel: CancellationToken,
     ready: oneshot::Sender<Result<(), sqlx::Error>>,
 ) {
@@ -250,7 +347,7 @@ async fn listen(
     let mut backoff = Duration::from_millis(50);
     loop {
         let connected = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
+            let mut listener = PgListener::connect_with(&me.pool).await?;
             listener.listen(CHANNEL).await?;
             Ok::<_, sqlx::Error>(listener)
         };
@@ -267,13 +364,20 @@ async fn listen(
                         return;
                     }
                     tracing::warn!(error = %e, ?backoff, "event listener cannot reconnect yet");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    // Capped low: readiness waits on the listener, so it
+                    // must come back soon after the database does.
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                     continue;
                 }
             },
         };
         backoff = Duration::from_millis(50);
+        me.listening
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         match ready.take() {
             Some(ready) => {
                 let _ = ready.send(Ok(()));
@@ -281,16 +385,51 @@ async fn listen(
             // Reconnected: whatever was sent meanwhile is gone.
             None => {
                 tracing::info!("event listener reconnected; subscribers resync");
-                bus.publish_lost();
+                me.bus.publish_lost();
             }
         }
+        // A connection that died without a word (a half-open TCP
+        // connection: no reset, no close) never ends try_recv. The
+        // listener sends itself a heartbeat now and then, through the
+        // pool; hearing nothing at all for `silence` means the connection
+        // is gone.
+        let mut beat = tokio::time::interval(me.heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heard = tokio::time::Instant::now();
         loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => return,
                 n = listener.try_recv() => n,
+                _ = beat.tick() => {
+                    if heard.elapsed() >= me.silence {
+                        tracing::warn!(silence = ?me.silence, "event listener heard nothing, not even its heartbeat; reconnecting");
+                        break;
+                    }
+                    let (pool, payload) = (me.pool.clone(), heartbeat_payload(me.instance));
+                    let bound = me.silence;
+                    tokio::spawn(async move {
+                        // Bounded: on a half-open connection it would
+                        // never end, and hold that connection forever.
+                        let sent = tokio::time::timeout(
+                            bound,
+                            sqlx::query("SELECT pg_notify($1, $2)")
+                                .bind(CHANNEL)
+                                .bind(payload)
+                                .execute(&pool),
+                        )
+                        .await;
+                        if !matches!(sent, Ok(Ok(_))) {
+                            tracing::debug!("heartbeat NOTIFY failed");
+                        }
+                    });
+                    continue;
+                }
             };
             match next {
-                Ok(Some(n)) => deliver(&bus, instance, n.payload()),
+                Ok(Some(n)) => {
+                    heard = tokio::time::Instant::now();
+                    deliver(&me.bus, me.instance, n.payload());
+                }
                 Ok(None) => break,
                 Err(sqlx::Error::PoolClosed) => return,
                 Err(e) => {
@@ -299,9 +438,11 @@ async fn listen(
                 }
             }
         }
+        me.listening
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         // Events may be missed from here until the reconnect: say so now
         // as well, so consumers do not wait for the reconnect to resync.
-        bus.publish_lost();
+        me.bus.publish_lost();
     }
 }
 
@@ -312,7 +453,9 @@ fn deliver(bus: &EventBus, instance: Uuid, payload: &str) {
             if env.lost {
                 bus.publish_lost();
             }
-            bus.publish(env.e);
+            // Marked as another instance's, so counts kept per instance
+            // (the hub's expiry metric) count each change once.
+            bus.publish_remote(env.e);
         }
         Err(e) => tracing::warn!(error = %e, "ignoring a malformed event notification"),
     }

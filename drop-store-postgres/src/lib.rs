@@ -76,9 +76,17 @@
 //!   commit carries. Each caller still gets its own answer.
 //! - **Faults**: serialization failures, deadlocks and lost connections are
 //!   retried a bounded number of times ([`PgStoreBuilder::retries`]) and
-//!   then reported as `UNAVAILABLE`. Retries reuse the ids chosen for the
-//!   first attempt, so a write that did commit before its answer was lost
-//!   is recognised rather than repeated.
+//!   then reported as `UNAVAILABLE`; a call that waited
+//!   [`PgStoreBuilder::acquire_timeout`] for a connection is not retried.
+//!   Retries reuse the ids chosen for the first attempt, so a write that
+//!   did commit before its answer was lost is recognised (and announced)
+//!   rather than repeated; subscribers hear an
+//!   [`EventsLost`](drop_core::EventsLost) whenever a commit's outcome is
+//!   unknown.
+//! - **Cancellation**: every write runs on a task of the store's, so a
+//!   caller that gives up mid-statement cannot separate a commit from its
+//!   events; [`PgStore::close`] waits for those tasks and sends the
+//!   notifications still queued.
 //! - **Events** are published only after commit: locally at once, to other
 //!   instances through `LISTEN/NOTIFY` by a background notifier that sends
 //!   whatever accumulated as one notification (never one per reservation).
@@ -97,7 +105,7 @@ mod statistics;
 mod store;
 mod writes;
 
-pub use builder::PgStoreBuilder;
+pub use builder::{DEFAULT_ACQUIRE_TIMEOUT, PgStoreBuilder};
 pub use migrations::HISTORY_TABLE;
 pub use store::{InvariantViolations, PgStore};
 

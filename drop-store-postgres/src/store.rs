@@ -1,6 +1,7 @@
 //! [`PgStore`]: the [`InventoryStore`] on PostgreSQL.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drop_core::{
@@ -9,12 +10,14 @@ use drop_core::{
     TopPurchaser, Username, async_trait,
 };
 use sqlx::{PgPool, Row};
+use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::batch::{BatchFuture, Gatherer};
 use crate::builder::PgStoreBuilder;
-use crate::error::{internal, map_sqlx};
+use crate::error::{internal, map_sqlx, violates};
 use crate::fanout::{self, Fanout};
 use crate::migrations;
 use crate::rows;
@@ -44,7 +47,10 @@ struct Inner {
     instance: Uuid,
     reserve_gate: Option<ReserveGate>,
     purchase_gate: Option<PurchaseGate>,
+    /// Stops the listener; makes the notifier send what is queued and end.
     cancel: CancellationToken,
+    notifier: Mutex<Option<JoinHandle<()>>>,
+    health_timeout: Duration,
     _stop_tasks: DropGuard,
 }
 
@@ -97,37 +103,48 @@ impl PgStore {
         let instance = Uuid::new_v4();
         let cancel = CancellationToken::new();
         let bus = EventBus::new(settings.event_capacity);
-        let fanout = if settings.listen {
-            fanout::start(
+        let (fanout, notifier) = if settings.listen {
+            let (fanout, notifier) = fanout::start(
                 pool.clone(),
                 bus,
+                EventBus::new(settings.event_capacity),
                 instance,
-                settings.notify_queue,
-                settings.notify_interval,
+                settings.feed(),
                 cancel.clone(),
             )
             .await
-            .map_err(map_sqlx)?
+            .map_err(map_sqlx)?;
+            (fanout, Some(notifier))
         } else {
-            Fanout::local_only(bus)
+            (Fanout::local_only(bus), None)
         };
-        tokio::spawn(statistics::first_analyze(pool.clone(), cancel.clone()));
+        let tasks = TaskTracker::new();
+        let closing = CancellationToken::new();
+        // Tracked like the writes, so close() waits for an ANALYZE in
+        // progress; it stops when closing begins.
+        tasks.spawn(statistics::first_analyze(pool.clone(), closing.clone()));
         let shared = Shared {
             pool,
             fanout,
             retries: settings.retries,
+            tasks: tasks.clone(),
+            closing,
         };
         let (reserve_gate, purchase_gate) = if settings.group_commit {
             let s = shared.clone();
-            let reserve: ReserveGate = Gatherer::new(settings.batch_cap, move |drop_id, users| {
-                let s = s.clone();
-                Box::pin(async move { writes::reserve(&s, drop_id, users).await }) as BatchFuture<_>
-            });
+            let reserve: ReserveGate =
+                Gatherer::new(settings.batch_cap, tasks.clone(), move |drop_id, users| {
+                    let s = s.clone();
+                    Box::pin(async move { writes::reserve(&s, drop_id, users).await })
+                        as BatchFuture<_>
+                });
             let s = shared.clone();
-            let purchase: PurchaseGate = Gatherer::new(settings.batch_cap, move |drop_id, reqs| {
-                let s = s.clone();
-                Box::pin(async move { writes::purchase(&s, drop_id, reqs).await }) as BatchFuture<_>
-            });
+            let purchase: PurchaseGate =
+                Gatherer::new(settings.batch_cap, tasks, move |drop_id, reqs| {
+                    let s = s.clone();
+                    Box::pin(async move { writes::purchase(&s, drop_id, reqs).await })
+                        as BatchFuture<_>
+                });
             (Some(reserve), Some(purchase))
         } else {
             (None, None)
@@ -140,6 +157,8 @@ impl PgStore {
                 purchase_gate,
                 _stop_tasks: cancel.clone().drop_guard(),
                 cancel,
+                notifier: Mutex::new(notifier),
+                health_timeout: settings.acquire_timeout,
             }),
         })
     }
@@ -160,18 +179,32 @@ impl PgStore {
         self.inner.reserve_gate.is_some()
     }
 
-    /// Shuts the store down: new calls get `UNAVAILABLE`, calls already
-    /// queued are answered, background tasks stop, and the pool closes once
-    /// the connections in use come back.
+    /// Shuts the store down: new writes get `UNAVAILABLE`; writes in
+    /// flight and calls already queued finish and are answered; their
+    /// events, and every event not yet sent to other instances, are sent;
+    /// then the listener stops and the pool closes once the connections in
+    /// use come back. Safe to call more than once.
     pub async fn close(&self) {
-        if let Some(g) = &self.inner.reserve_gate {
+        let inner = &self.inner;
+        inner.shared.closing.cancel();
+        if let Some(g) = &inner.reserve_gate {
             g.close();
         }
-        if let Some(g) = &self.inner.purchase_gate {
+        if let Some(g) = &inner.purchase_gate {
             g.close();
         }
-        self.inner.cancel.cancel();
-        self.inner.shared.pool.close().await;
+        inner.shared.tasks.close();
+        inner.shared.tasks.wait().await;
+        inner.cancel.cancel();
+        let notifier = inner
+            .notifier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(notifier) = notifier {
+            let _ = notifier.await;
+        }
+        inner.shared.pool.close().await;
     }
 
     /// Proves the bookkeeping: every drop's counters equal what its rows
@@ -233,25 +266,53 @@ impl InventoryStore for PgStore {
         let total = i32::try_from(new.total_stock)
             .map_err(|_| DropError::invalid("totalStock", "too large"))?;
         let name = new.name.trim();
-        let row = self
-            .shared()
-            .retry(|| {
-                sqlx::query(SQL)
-                    .bind(id.as_uuid())
-                    .bind(name)
-                    .bind(new.price.minor())
-                    .bind(total)
-                    .bind(new.starts_at)
-                    .bind(new.ends_at)
-                    .bind(hold_micros)
-                    .fetch_one(self.pool())
+        let name = name.to_owned();
+        let shared = self.shared().clone();
+        self.shared()
+            .detached(async move {
+                let name = name.as_str();
+                let (row, recognised) = shared
+                    .retry(move |mut conn| async move {
+                        let inserted = sqlx::query(SQL)
+                            .bind(id.as_uuid())
+                            .bind(name)
+                            .bind(new.price.minor())
+                            .bind(total)
+                            .bind(new.starts_at)
+                            .bind(new.ends_at)
+                            .bind(hold_micros)
+                            .fetch_one(&mut *conn)
+                            .await;
+                        match inserted {
+                            // The id is this call's own: an earlier attempt
+                            // committed it and lost the answer.
+                            Err(e) if violates(&e, "dropkit_drops_pkey") => {
+                                const GET: &str = concat!(
+                                    "SELECT ",
+                                    drop_columns!(),
+                                    " FROM dropkit_drops WHERE id = $1"
+                                );
+                                let row = sqlx::query(GET)
+                                    .bind(id.as_uuid())
+                                    .fetch_one(&mut *conn)
+                                    .await?;
+                                Ok((row, true))
+                            }
+                            other => other.map(|row| (row, false)),
+                        }
+                    })
+                    .await?;
+                let state = rows::drop_state(&row)?;
+                if recognised {
+                    tracing::debug!(drop = %id, "a create whose answer was lost had committed");
+                }
+                // Either way this is the first announcement of the drop.
+                shared.fanout.publish(vec![DropEvent::DropCreated {
+                    drop: state.clone(),
+                }]);
+                Ok(state)
             })
-            .await?;
-        let state = rows::drop_state(&row)?;
-        self.shared().fanout.publish(vec![DropEvent::DropCreated {
-            drop: state.clone(),
-        }]);
-        Ok(state)
+            .await
     }
 
     async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
@@ -291,10 +352,17 @@ impl InventoryStore for PgStore {
     async fn reserve(&self, drop_id: DropId, username: &Username) -> Result<Reserved, DropError> {
         match &self.inner.reserve_gate {
             Some(gate) => gate.submit(drop_id, username.clone()).await?,
-            None => writes::reserve(self.shared(), drop_id, vec![username.clone()])
-                .await
-                .pop()
-                .unwrap_or_else(|| Err(internal("reserve gave no answer"))),
+            None => {
+                let (shared, user) = (self.shared().clone(), username.clone());
+                self.shared()
+                    .detached(async move {
+                        writes::reserve(&shared, drop_id, vec![user])
+                            .await
+                            .pop()
+                            .unwrap_or_else(|| Err(internal("reserve gave no answer")))
+                    })
+                    .await
+            }
         }
     }
 
@@ -336,10 +404,17 @@ impl InventoryStore for PgStore {
         let req = (reservation_id, username.clone());
         match &self.inner.purchase_gate {
             Some(gate) => gate.submit(drop_id, req).await?,
-            None => writes::purchase(self.shared(), drop_id, vec![req])
-                .await
-                .pop()
-                .unwrap_or_else(|| Err(internal("purchase gave no answer"))),
+            None => {
+                let shared = self.shared().clone();
+                self.shared()
+                    .detached(async move {
+                        writes::purchase(&shared, drop_id, vec![req])
+                            .await
+                            .pop()
+                            .unwrap_or_else(|| Err(internal("purchase gave no answer")))
+                    })
+                    .await
+            }
         }
     }
 
@@ -348,7 +423,10 @@ impl InventoryStore for PgStore {
         reservation_id: ReservationId,
         username: &Username,
     ) -> Result<Reservation, DropError> {
-        writes::release(self.shared(), reservation_id, username).await
+        let (shared, user) = (self.shared().clone(), username.clone());
+        self.shared()
+            .detached(async move { writes::release(&shared, reservation_id, &user).await })
+            .await
     }
 
     async fn get_reservation(
@@ -439,7 +517,10 @@ impl InventoryStore for PgStore {
     }
 
     async fn expire_due(&self, limit: usize) -> Result<usize, DropError> {
-        writes::expire_due(self.shared(), limit).await
+        let shared = self.shared().clone();
+        self.shared()
+            .detached(async move { writes::expire_due(&shared, limit).await })
+            .await
     }
 
     async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, DropError> {
@@ -535,10 +616,34 @@ impl InventoryStore for PgStore {
         self.database_time().await.map(Some)
     }
 
+    fn subscribe_own(&self) -> EventStream {
+        self.shared().fanout.own().subscribe()
+    }
+
     async fn health(&self) -> Result<(), DropError> {
-        self.shared()
-            .read(|| sqlx::query("SELECT 1").execute(self.pool()))
-            .await
-            .map(|_| ())
+        let unavailable = |why: &str| DropError::Unavailable {
+            store: crate::error::STORE,
+            source: why.to_owned().into(),
+        };
+        if self.shared().closing.is_cancelled() {
+            return Err(unavailable("the store is shut down"));
+        }
+        if !self.shared().fanout.listening() {
+            return Err(unavailable(
+                "the event listener is not connected: other instances' changes are not heard",
+            ));
+        }
+        // One try, bounded: a health check answers promptly, never after
+        // the pool's retries.
+        let ping = sqlx::query("SELECT 1").execute(self.pool());
+        match tokio::time::timeout(self.inner.health_timeout, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(map_sqlx(e)),
+            Err(_) => Err(unavailable("the database did not answer in time")),
+        }
+    }
+
+    async fn close(&self) {
+        PgStore::close(self).await;
     }
 }

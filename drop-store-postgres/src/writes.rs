@@ -10,21 +10,29 @@ use drop_core::{
     DropError, DropEvent, DropId, Money, NotActiveReason, Purchase, PurchaseId, Reservation,
     ReservationId, ReservationStatus, Reserved, Stock, TOP_PURCHASERS, TopPurchaser, Username,
 };
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Postgres, Row};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::error::{is_transient, map_sqlx, replicate};
+use crate::error::{map_sqlx, outcome_unknown, replicate, should_retry, violates};
 use crate::fanout::Fanout;
 use crate::rows::{Times, nth, stock, username};
 
 /// What the write paths share: the pool, the event fan-out, the retry
-/// budget.
+/// budget, and the tasks writes run on.
 #[derive(Debug, Clone)]
 pub(crate) struct Shared {
     pub(crate) pool: PgPool,
     pub(crate) fanout: Fanout,
     pub(crate) retries: u32,
+    /// Every write runs on a task tracked here, so shutdown can wait for
+    /// writes in flight (and their events) before it stops the notifier.
+    pub(crate) tasks: TaskTracker,
+    /// Cancelled when the store shuts down: new writes are refused.
+    pub(crate) closing: CancellationToken,
 }
 
 impl Shared {
@@ -40,28 +48,60 @@ impl Shared {
         self.fanout.publish(events);
     }
 
+    /// Runs a write (`fut`: the statement and the publishing of its
+    /// events) on a task of its own and waits for its answer. Dropping the
+    /// returned future (a client that went away, a request timeout) gives
+    /// up on the answer only: a statement that was sent still commits and
+    /// its events are still published.
+    pub(crate) async fn detached<T, Fut>(&self, fut: Fut) -> Result<T, DropError>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Result<T, DropError>> + Send + 'static,
+    {
+        if self.closing.is_cancelled() {
+            return Err(shut_down());
+        }
+        match self.tasks.spawn(fut).await {
+            Ok(answer) => answer,
+            Err(e) => Err(crate::error::internal(format!("a write task failed: {e}"))),
+        }
+    }
+
     /// Runs `op`, retrying transient faults up to the budget with a short
     /// growing pause. Every retried call here is safe to repeat: a write
     /// that did commit before its answer was lost is recognised on the
-    /// retry (its ids are reused), and subscribers are told to resync since
-    /// that commit's events were never published.
+    /// retry (its ids are reused). Whenever a fault leaves a commit's
+    /// outcome unknown (the connection broke with the statement out, on
+    /// any attempt, the last one included), subscribers are told to resync:
+    /// that commit's events, if it happened, were never published.
     pub(crate) async fn retry<T, F, Fut>(&self, mut op: F) -> Result<T, DropError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(PoolConnection<Postgres>) -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
         let mut attempt = 0;
         loop {
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) if is_transient(&e) && attempt < self.retries => {
-                    attempt += 1;
-                    tracing::debug!(error = %e, attempt, "transient database fault; retrying");
-                    self.fanout.publish_lost();
-                    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
-                }
-                Err(e) => return Err(map_sqlx(e)),
+            let failed = match self.pool.acquire().await {
+                // No connection, nothing sent: nothing can have committed.
+                Err(e) => (e, false),
+                Ok(conn) => match op(conn).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => {
+                        let unknown = outcome_unknown(&e);
+                        (e, unknown)
+                    }
+                },
+            };
+            let (e, unknown) = failed;
+            if unknown {
+                self.fanout.publish_lost();
             }
+            if !(should_retry(&e) && attempt < self.retries) {
+                return Err(map_sqlx(e));
+            }
+            attempt += 1;
+            tracing::debug!(error = %e, attempt, "transient database fault; retrying");
+            tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
         }
     }
 
@@ -75,13 +115,21 @@ impl Shared {
         loop {
             match op().await {
                 Ok(v) => return Ok(v),
-                Err(e) if is_transient(&e) && attempt < self.retries => {
+                Err(e) if should_retry(&e) && attempt < self.retries => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
                 }
                 Err(e) => return Err(map_sqlx(e)),
             }
         }
+    }
+}
+
+/// The answer to a call made after the store began to shut down.
+pub(crate) fn shut_down() -> DropError {
+    DropError::Unavailable {
+        store: crate::error::STORE,
+        source: "the store is shut down".into(),
     }
 }
 
@@ -143,16 +191,39 @@ pub(crate) async fn reserve(
     // Ids are chosen once, so a retry of a call that did commit finds its
     // own holds and reports them as created.
     let ids: Vec<Uuid> = distinct.iter().map(|_| Uuid::new_v4()).collect();
-    let row = shared
-        .retry(|| {
-            sqlx::query("SELECT * FROM dropkit_reserve($1, $2, $3)")
+    let (distinct_ref, ids_ref) = (&distinct, &ids);
+    let attempt = shared
+        .retry(move |mut conn| async move {
+            let called = sqlx::query("SELECT * FROM dropkit_reserve($1, $2, $3)")
                 .bind(drop_id.as_uuid())
-                .bind(&distinct)
-                .bind(&ids)
-                .fetch_one(&shared.pool)
+                .bind(distinct_ref)
+                .bind(ids_ref)
+                .fetch_one(&mut *conn)
+                .await;
+            match called {
+                // Only a retry can meet a hold with an id this call chose:
+                // the attempt whose answer was lost committed it, and it is
+                // no longer active (so it was not answered as existing).
+                Err(e) if violates(&e, "dropkit_reservations_pkey") => {
+                    const SQL: &str = concat!(
+                        "SELECT ",
+                        hold_columns!(),
+                        " FROM dropkit_reservations WHERE id = ANY ($1)"
+                    );
+                    let rows = sqlx::query(SQL)
+                        .bind(ids_ref)
+                        .fetch_all(&shared.pool)
+                        .await?;
+                    Ok(ReserveAttempt::Recognised(rows))
+                }
+                other => other.map(ReserveAttempt::Answered),
+            }
         })
         .await;
-    let answers = row.and_then(|row| read_reserve(shared, drop_id, &ids, &row));
+    let answers = attempt.and_then(|attempt| match attempt {
+        ReserveAttempt::Answered(row) => read_reserve(shared, drop_id, &ids, &row),
+        ReserveAttempt::Recognised(rows) => recognise_reserve(shared, drop_id, &ids, &rows),
+    });
     let per_slot = match answers {
         Ok(a) => a,
         Err(e) => return fail_all(users.len(), &e),
@@ -176,6 +247,50 @@ pub(crate) async fn reserve(
             Err(e) => Err(replicate(e)),
         })
         .collect()
+}
+
+/// What one attempt of a reserve came back with.
+enum ReserveAttempt {
+    /// The function's answer row.
+    Answered(PgRow),
+    /// The holds an earlier attempt (whose answer was lost) committed with
+    /// this call's ids.
+    Recognised(Vec<PgRow>),
+}
+
+/// Answers a reserve from the holds its lost attempt committed: those users
+/// got a hold (announced now, since the lost commit announced nothing);
+/// what the others got is unknown, so they are told to retry.
+fn recognise_reserve(
+    shared: &Shared,
+    drop_id: DropId,
+    ids: &[Uuid],
+    rows: &[PgRow],
+) -> Result<Vec<Result<Reservation, DropError>>, DropError> {
+    let holds = rows
+        .iter()
+        .map(crate::rows::reservation)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut events = Vec::new();
+    let out = ids
+        .iter()
+        .map(|id| match holds.iter().find(|h| h.id.as_uuid() == *id) {
+            Some(hold) => {
+                events.push(DropEvent::HoldCreated {
+                    drop_id,
+                    reservation_id: hold.id,
+                    expires_at: hold.expires_at,
+                });
+                Ok(hold.clone())
+            }
+            None => Err(DropError::Unavailable {
+                store: crate::error::STORE,
+                source: "the answer to this reserve was lost; retry".into(),
+            }),
+        })
+        .collect();
+    shared.fanout.publish(events);
+    Ok(out)
 }
 
 /// One answer per distinct user, and the events, published.
@@ -223,7 +338,10 @@ fn read_reserve(
                     created_at: nth(&created_at, i, "createdAt")?,
                     expires_at: nth(&expires_at, i, "expiresAt")?,
                 };
-                if result == "created" {
+                // An existing hold with the id this call chose is one an
+                // earlier attempt committed without an answer (so without
+                // its event): announce it now.
+                if result == "created" || hold.id.as_uuid() == ids[i] {
                     events.push(DropEvent::HoldCreated {
                         drop_id,
                         reservation_id: hold.id,
@@ -257,14 +375,16 @@ pub(crate) async fn purchase(
     let res: Vec<Uuid> = reqs.iter().map(|(r, _)| r.as_uuid()).collect();
     let users: Vec<&str> = reqs.iter().map(|(_, u)| u.as_str()).collect();
     let pids: Vec<Uuid> = reqs.iter().map(|_| Uuid::new_v4()).collect();
+    let (res_ref, users_ref, pids_ref) = (&res, &users, &pids);
     let row = shared
-        .retry(|| {
+        .retry(move |mut conn| async move {
             sqlx::query("SELECT * FROM dropkit_purchase($1, $2, $3, $4)")
                 .bind(drop_id.as_uuid())
-                .bind(&res)
-                .bind(&users)
-                .bind(&pids)
-                .fetch_one(&shared.pool)
+                .bind(res_ref)
+                .bind(users_ref)
+                .bind(pids_ref)
+                .fetch_one(&mut *conn)
+                .await
         })
         .await;
     match row.and_then(|row| read_purchase(shared, drop_id, &reqs, &pids, &row)) {
@@ -328,6 +448,9 @@ fn read_purchase(
                     amount_paid: price,
                     created_at: nth(&at, i, "purchase time")?,
                 };
+                // "repeated": this call's own purchase, committed by an
+                // earlier attempt whose answer (and event) was lost; the
+                // latest buyers read by this call already include it.
                 if result == "purchased" {
                     top.insert(
                         0,
@@ -337,13 +460,13 @@ fn read_purchase(
                         },
                     );
                     top.truncate(TOP_PURCHASERS);
-                    events.push(DropEvent::PurchaseCompleted {
-                        drop_id,
-                        reservation_id,
-                        username: user.clone(),
-                        top_purchasers: top.clone(),
-                    });
                 }
+                events.push(DropEvent::PurchaseCompleted {
+                    drop_id,
+                    reservation_id,
+                    username: user.clone(),
+                    top_purchasers: top.clone(),
+                });
                 Ok(p)
             }
             other => match refusal(other, reservation_id) {
@@ -368,12 +491,16 @@ pub(crate) async fn release(
 ) -> Result<Reservation, DropError> {
     let mut attempt = 0u32;
     let row = shared
-        .retry(|| {
+        .retry(|mut conn| {
             attempt += 1;
-            sqlx::query("SELECT * FROM dropkit_release($1, $2)")
-                .bind(reservation_id.as_uuid())
-                .bind(user.as_str())
-                .fetch_one(&shared.pool)
+            let user = user.as_str();
+            async move {
+                sqlx::query("SELECT * FROM dropkit_release($1, $2)")
+                    .bind(reservation_id.as_uuid())
+                    .bind(user)
+                    .fetch_one(&mut *conn)
+                    .await
+            }
         })
         .await?;
     let outcome: String = row.try_get("o_outcome").map_err(map_sqlx)?;
@@ -416,10 +543,11 @@ pub(crate) async fn expire_due(shared: &Shared, limit: usize) -> Result<usize, D
     }
     let limit = i32::try_from(limit).unwrap_or(i32::MAX);
     let rows = shared
-        .retry(|| {
+        .retry(|mut conn| async move {
             sqlx::query("SELECT * FROM dropkit_expire_due($1)")
                 .bind(limit)
-                .fetch_all(&shared.pool)
+                .fetch_all(&mut *conn)
+                .await
         })
         .await?;
     let mut events = Vec::new();

@@ -49,6 +49,77 @@ async fn storm(store: &PgStore, drop_id: DropId, n: usize) -> (HashSet<Reservati
     (granted, refused)
 }
 
+/// What one subscriber heard, counted while the test runs.
+#[derive(Debug, Default)]
+struct Heard {
+    created: HashSet<ReservationId>,
+    created_events: usize,
+    purchased: HashSet<ReservationId>,
+    purchase_events: usize,
+    expired: HashSet<ReservationId>,
+    expired_events: usize,
+    lost: usize,
+}
+
+/// Counts a store's events from now until [`Tally::finish`].
+struct Tally(
+    tokio::task::JoinHandle<Heard>,
+    tokio::sync::oneshot::Sender<()>,
+);
+
+impl Tally {
+    fn start(store: &PgStore) -> Self {
+        let mut events = store.subscribe();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        Self(
+            tokio::spawn(async move {
+                let mut heard = Heard::default();
+                let mut stopping = false;
+                loop {
+                    let next = if stopping {
+                        // After the stop: whatever is still queued.
+                        match tokio::time::timeout(Duration::from_millis(200), events.next()).await
+                        {
+                            Ok(e) => e,
+                            Err(_) => return heard,
+                        }
+                    } else {
+                        tokio::select! {
+                            _ = &mut stopped => { stopping = true; continue }
+                            e = events.next() => e,
+                        }
+                    };
+                    match next {
+                        Some(Ok(DropEvent::HoldCreated { reservation_id, .. })) => {
+                            heard.created_events += 1;
+                            heard.created.insert(reservation_id);
+                        }
+                        Some(Ok(DropEvent::PurchaseCompleted { reservation_id, .. })) => {
+                            heard.purchase_events += 1;
+                            heard.purchased.insert(reservation_id);
+                        }
+                        Some(Ok(DropEvent::HoldExpired { reservation_id, .. })) => {
+                            heard.expired_events += 1;
+                            heard.expired.insert(reservation_id);
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) => heard.lost += 1,
+                        None => return heard,
+                    }
+                }
+            }),
+            stop,
+        )
+    }
+
+    async fn finish(self) -> Heard {
+        let _ = self.1.send(());
+        let heard = self.0.await.unwrap();
+        assert_eq!(heard.lost, 0, "the subscriber missed events");
+        heard
+    }
+}
+
 async fn holds_in_db(pool: &PgPool, drop_id: DropId) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM dropkit_reservations WHERE drop_id = $1 AND status = 'active'",
@@ -63,8 +134,13 @@ async fn holds_in_db(pool: &PgPool, drop_id: DropId) -> i64 {
 async fn two_thousand_reserves_through_32_connections(pool: PgPool) {
     let store = store_on(&pool, 32, PgStore::builder().group_commit(false)).await;
     let drop_id = drop_of(&store, 100, Duration::from_secs(600)).await;
+    let tally = Tally::start(&store);
     let (granted, refused) = storm(&store, drop_id, 2_000).await;
     assert_eq!((granted.len(), refused), (100, 1_900));
+    // Invariant 5: one event per hold granted, none for the refusals.
+    let heard = tally.finish().await;
+    assert_eq!(heard.created_events, 100);
+    assert_eq!(heard.created, granted);
     assert_eq!(holds_in_db(&pool, drop_id).await, 100);
     let stock = store.get_drop(drop_id).await.unwrap().stock;
     assert_eq!((stock.reserved, stock.sold, stock.available()), (100, 0, 0));
@@ -78,8 +154,12 @@ async fn five_thousand_reserves_on_a_thousand_units_batched(pool: PgPool) {
     assert!(store.group_commit(), "group commit is on by default");
     let drop_id = drop_of(&store, 1_000, Duration::from_secs(600)).await;
     let v0 = store.get_drop(drop_id).await.unwrap().stock.version;
+    let tally = Tally::start(&store);
     let (granted, refused) = storm(&store, drop_id, 5_000).await;
     assert_eq!((granted.len(), refused), (1_000, 4_000));
+    let heard = tally.finish().await;
+    assert_eq!(heard.created_events, 1_000);
+    assert_eq!(heard.created, granted);
     assert_eq!(holds_in_db(&pool, drop_id).await, 1_000);
     let stock = store.get_drop(drop_id).await.unwrap().stock;
     assert_eq!((stock.reserved, stock.available()), (1_000, 0));
@@ -170,8 +250,20 @@ async fn the_same_user_many_times_in_one_batch_gets_one_hold(pool: PgPool) {
 /// Two instances with separate pools purchase and sweep the same holds at
 /// the expiry boundary: every hold ends in exactly one state.
 async fn two_instances_race(pool: &PgPool, batched: bool) {
-    let a = store_on(pool, 8, PgStore::builder().group_commit(batched)).await;
-    let b = store_on(pool, 8, PgStore::builder().group_commit(batched)).await;
+    // Not listening to each other: each instance's subscriber hears exactly
+    // the changes that instance committed.
+    let a = store_on(
+        pool,
+        8,
+        PgStore::builder().group_commit(batched).listen(false),
+    )
+    .await;
+    let b = store_on(
+        pool,
+        8,
+        PgStore::builder().group_commit(batched).listen(false),
+    )
+    .await;
     let n = 120;
     let hold = Duration::from_millis(1_500);
     let drop_id = drop_of(&a, n, hold).await;
@@ -188,6 +280,7 @@ async fn two_instances_race(pool: &PgPool, batched: bool) {
         .unwrap();
     let wait = (holds[0].0.expires_at - now).to_std().unwrap_or_default();
     tokio::time::sleep(wait.saturating_sub(Duration::from_millis(40))).await;
+    let (tally_a, tally_b) = (Tally::start(&a), Tally::start(&b));
     let sweepers: Vec<_> = [a.clone(), b.clone()]
         .into_iter()
         .map(|s| {
@@ -250,6 +343,15 @@ async fn two_instances_race(pool: &PgPool, batched: bool) {
         .await
         .unwrap();
     assert_eq!(purchases as usize, wins.len());
+    // Invariant 5, across both instances: each purchase and each expiry
+    // announced once, by the instance that committed it.
+    let (on_a, on_b) = (tally_a.finish().await, tally_b.finish().await);
+    assert_eq!(on_a.purchase_events + on_b.purchase_events, wins.len());
+    assert_eq!(on_a.expired_events + on_b.expired_events, swept);
+    let bought: HashSet<ReservationId> = wins.keys().copied().collect();
+    assert_eq!(&on_a.purchased | &on_b.purchased, bought);
+    assert!(on_a.expired.is_disjoint(&on_b.expired));
+    assert!((&on_a.expired | &on_b.expired).is_disjoint(&bought));
     let stock = b.get_drop(drop_id).await.unwrap().stock;
     assert_eq!((stock.reserved, stock.sold as usize), (0, wins.len()));
     assert_invariants(&a).await;

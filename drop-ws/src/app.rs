@@ -291,6 +291,8 @@ impl DropApi {
             )
             .route("/api/purchases", post(routes::purchase))
             .route("/api/health", get(routes::health))
+            .route("/api/health/live", get(routes::live))
+            .route("/api/health/ready", get(routes::ready))
             .route("/api/openapi.json", get(routes::openapi))
             .route("/metrics", get(routes::metrics))
             .route_layer(middleware::from_fn_with_state(

@@ -22,6 +22,10 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
+/// The `Retry-After` (seconds) of a 503: outages worth answering fast are
+/// worth retrying soon.
+pub(crate) const RETRY_UNAVAILABLE_SECS: u64 = 1;
+
 /// An error answer: status, body and the odd header.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -74,6 +78,13 @@ impl ApiError {
         err
     }
 
+    /// `503 UNAVAILABLE` with a `Retry-After` of one second.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        let mut err = Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message);
+        err.retry_after = Some(RETRY_UNAVAILABLE_SECS);
+        err
+    }
+
     /// `401 UNAUTHORIZED` with a bearer challenge.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         let mut err = Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message);
@@ -121,7 +132,11 @@ impl From<DropError> for ApiError {
             } else {
                 "internal error"
             };
-            return Self::new(status, err.code(), message);
+            let mut out = Self::new(status, err.code(), message);
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                out.retry_after = Some(RETRY_UNAVAILABLE_SECS);
+            }
+            return out;
         }
         let mut out = Self::new(status, err.code(), err.to_string());
         out.body.field = err.field().map(str::to_owned);
@@ -202,5 +217,16 @@ mod tests {
         for (err, status) in table {
             assert_eq!(status_of(&err).as_u16(), status, "{err}");
         }
+    }
+
+    #[test]
+    fn unavailable_answers_503_with_retry_after() {
+        let err = DropError::Unavailable {
+            store: "test",
+            source: "down".into(),
+        };
+        let res = ApiError::from(err).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
     }
 }

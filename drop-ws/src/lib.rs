@@ -30,7 +30,8 @@
 //! | `DELETE /api/reservations/{id}` | the owner releases (`{username}` body or `?username=`) |
 //! | `POST /api/purchases` `{reservationId, username}` | complete a purchase |
 //! | `GET /api/ws` | WebSocket: `snapshot`, `stock`, `purchase`, `dropCreated` (an expiry shows as `stock`) |
-//! | `GET /api/health`, `GET /metrics`, `GET /api/openapi.json` | health, Prometheus metrics, API spec |
+//! | `GET /api/health/live`, `GET /api/health/ready` (= `GET /api/health`) | liveness (no store), readiness (store answers, not draining; 503 with `Retry-After` otherwise) |
+//! | `GET /metrics`, `GET /api/openapi.json` | Prometheus metrics, API spec |
 //!
 //! Errors are `{"error": CODE, "message": text, "field"?: name}` with a
 //! fitting status: 400 bad input, 401/403 admin token, 404 unknown id,

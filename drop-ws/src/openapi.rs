@@ -24,6 +24,8 @@ use crate::{ErrorBody, routes};
         routes::release,
         routes::purchase,
         routes::health,
+        routes::live,
+        routes::ready,
     ),
     components(schemas(
         DropView, TopPurchaserView, UserHoldView, ReservationView, PurchaseView,

@@ -107,6 +107,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     api.shutdown().await;
     scheduler_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
+    // Last: writes still in flight finish, and their events reach the
+    // other instances, before the store lets go of its connections.
+    if tokio::time::timeout(Duration::from_secs(10), store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the store did not close within 10 s");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -42,6 +42,12 @@ pub(crate) struct Options {
     #[arg(long, env = "DROPKIT_NO_GROUP_COMMIT")]
     pub(crate) no_group_commit: bool,
 
+    /// How long a PostgreSQL call waits for a connection before answering
+    /// 503 (with --store postgres), in milliseconds: while the database is
+    /// unreachable, requests fail this fast.
+    #[arg(long, env = "DROPKIT_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1_000)]
+    pub(crate) db_acquire_timeout_ms: u64,
+
     /// Address to listen on.
     #[arg(long, env = "DROPKIT_BIND", default_value = "127.0.0.1:3000")]
     pub(crate) bind: SocketAddr,

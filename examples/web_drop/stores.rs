@@ -28,16 +28,22 @@ pub(crate) async fn open(opts: &Options) -> Result<Opened, Box<dyn std::error::E
                 .database_url
                 .as_deref()
                 .ok_or("--store postgres needs --database-url or DATABASE_URL")?;
-            postgres(url, !opts.no_group_commit).await
+            let acquire = std::time::Duration::from_millis(opts.db_acquire_timeout_ms.max(1));
+            postgres(url, !opts.no_group_commit, acquire).await
         }
     }
 }
 
 /// The database keeps the time, so the scheduler and `serverTime` use the
 /// system clock and only turn it into sleeps.
-async fn postgres(url: &str, group_commit: bool) -> Result<Opened, Box<dyn std::error::Error>> {
+async fn postgres(
+    url: &str,
+    group_commit: bool,
+    acquire_timeout: std::time::Duration,
+) -> Result<Opened, Box<dyn std::error::Error>> {
     let store = drop_store_postgres::PgStore::builder()
         .group_commit(group_commit)
+        .acquire_timeout(acquire_timeout)
         .connect(url)
         .await?;
     Ok(Opened {

@@ -6,9 +6,13 @@
 
 mod support;
 
+#[path = "../../drop-store-postgres/tests/common/proxy.rs"]
+mod proxy;
+
 mod admin;
 mod bad_input;
 mod concurrency;
+mod health;
 mod hub;
 mod live;
 mod shutdown;

@@ -150,7 +150,11 @@ impl TestServer {
     }
 
     pub(crate) async fn with(factory: StoreFactory, settings: Settings) -> Self {
-        let backend = factory().await;
+        Self::on(factory().await, settings).await
+    }
+
+    /// A server over a store the caller made.
+    pub(crate) async fn on(backend: Backend, settings: Settings) -> Self {
         let mut builder = DropApi::builder(backend.store.clone())
             .admin_token(TOKEN)
             .rate_limit_per_minute(settings.rate_limit)

@@ -103,3 +103,47 @@ pub async fn assert_invariants(store: &PgStore) {
         panic!("{e}");
     }
 }
+
+pub mod proxy;
+
+/// A pool of `size` connections on the test database, through `proxy`.
+pub async fn pool_via(pool: &PgPool, proxy: &proxy::Proxy, size: u32) -> PgPool {
+    let options = (*pool.connect_options())
+        .clone()
+        .host("127.0.0.1")
+        .port(proxy.addr.port())
+        // In clear, so the proxy can see which statement goes by.
+        .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+    PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await
+        .expect("pool through the proxy")
+}
+
+/// A proxy in front of the test database's server.
+pub async fn proxy_for(pool: &PgPool) -> proxy::Proxy {
+    proxy::Proxy::start(proxy::server_addr(&pool.connect_options())).await
+}
+
+/// A store whose connections (its listener's too) go through `proxy`. Its
+/// pool takes the builder's acquire timeout.
+pub async fn store_via(
+    pool: &PgPool,
+    proxy: &proxy::Proxy,
+    size: u32,
+    builder: PgStoreBuilder,
+) -> PgStore {
+    let options = (*pool.connect_options())
+        .clone()
+        .host("127.0.0.1")
+        .port(proxy.addr.port())
+        // In clear, so the proxy can see which statement goes by.
+        .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+    builder
+        .max_connections(size)
+        .connect_with(options)
+        .await
+        .expect("store through the proxy")
+}

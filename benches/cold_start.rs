@@ -4,10 +4,10 @@
 //! database's single-row floor (pgbench), all in one run.
 //!
 //! For each of two schemas — the current one, and the same with
-//! `plan_cache_mode` reset on the write functions (how they ran before
-//! migration `20261130000001_custom_plans`) — it creates a fresh database
-//! and runs three storms of reserves on one hot drop, every reserve a new
-//! buyer:
+//! `plan_cache_mode` reset on the write functions (so that PostgreSQL may
+//! cache generic plans again, as the first schema let it) — it creates a
+//! fresh database and runs three storms of reserves on one hot drop, every
+//! reserve a new buyer:
 //!
 //! 1. `fresh`: the first requests the new server ever serves;
 //! 2. `again`: a second storm on the same server, the table now grown;
@@ -498,7 +498,7 @@ fn main() {
         secs,
         &serial,
     );
-    // `COLD_BENCH_OLD=0` skips the comparison with the old plan setting.
+    // `COLD_BENCH_OLD=0` skips the run with `plan_cache_mode` reset.
     let old = if std::env::var("COLD_BENCH_OLD").as_deref() == Ok("0") {
         BTreeMap::new()
     } else {
@@ -521,7 +521,7 @@ fn main() {
     );
     for (name, runs) in [
         ("custom plans (current)", &fixed),
-        ("plan cache reset (old)", &old),
+        ("plan_cache_mode reset", &old),
     ] {
         for ((driver, phase), s) in runs.iter() {
             println!(
@@ -568,7 +568,7 @@ fn main() {
             old.get(&(driver, Phase::Restarted)),
         ) {
             println!(
-                "  old schema for comparison: fresh / restarted {:.2}, fresh / floor {:.2}",
+                "  plan_cache_mode reset: fresh / restarted {:.2}, fresh / floor {:.2}",
                 old_fresh.per_sec / old_restarted.per_sec,
                 old_fresh.per_sec / floor
             );

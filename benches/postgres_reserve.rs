@@ -22,6 +22,8 @@
 //!
 //! `BENCH_SECS` sets the measured seconds per case (default 2), run as four
 //! interleaved slices so that outside load falls on every case alike.
+//! `BENCH_RESET_PLANS=1` resets `plan_cache_mode` on the reserve and
+//! purchase functions, to measure what planning every statement costs.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -355,6 +357,15 @@ fn main() {
             .await
             .expect("store");
         let batched = PgStore::builder().build(pool.clone()).await.expect("store");
+        if std::env::var_os("BENCH_RESET_PLANS").is_some() {
+            sqlx::raw_sql(
+                "ALTER FUNCTION dropkit_reserve(uuid, text[], uuid[]) RESET plan_cache_mode; \
+                 ALTER FUNCTION dropkit_purchase(uuid, uuid[], text[], uuid[]) RESET plan_cache_mode;",
+            )
+            .execute(&pool)
+            .await
+            .expect("reset plan_cache_mode");
+        }
         let bench = Bench {
             pool: pool.clone(),
             store: store.clone(),

@@ -83,22 +83,7 @@ impl Server {
             .build()
             .await
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = api.router();
-        let stop = CancellationToken::new();
-        let until = stop.clone();
-        let served = tokio::spawn(async move {
-            let api = api;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(until.cancelled_owned())
-            .await
-            .unwrap();
-            api.cancel_token().cancel();
-        });
+        let (addr, stop, served) = support::serve(api).await;
         Server {
             addr,
             store,
@@ -215,6 +200,16 @@ async fn http_storm(
             })
         })
         .collect();
+    gather(tasks, &timeline, secs).await
+}
+
+/// Waits for a storm's tasks: reserves per second, per whole second, and
+/// failures.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<(u64, u64)>>,
+    timeline: &Timeline,
+    secs: f64,
+) -> (f64, Vec<u64>, u64) {
     let (mut ok, mut failed) = (0, 0);
     for t in tasks {
         let (o, f) = t.await.unwrap();
@@ -256,14 +251,7 @@ async fn store_storm(
             })
         })
         .collect();
-    let (mut ok, mut failed) = (0, 0);
-    for t in tasks {
-        let (o, f) = t.await.unwrap();
-        ok += o;
-        failed += f;
-    }
-    let took = timeline.start.elapsed().as_secs_f64();
-    (ok as f64 / took, timeline.seconds(secs), failed)
+    gather(tasks, &timeline, secs).await
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]

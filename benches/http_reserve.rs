@@ -170,22 +170,7 @@ impl PgServer {
             .build()
             .await
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = api.router();
-        let stop = CancellationToken::new();
-        let until = stop.clone();
-        let served = tokio::spawn(async move {
-            let api = api;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(until.cancelled_owned())
-            .await
-            .unwrap();
-            api.cancel_token().cancel();
-        });
+        let (addr, stop, served) = support::serve(api).await;
         PgServer {
             addr,
             drop_id: drop.drop.id.to_string(),

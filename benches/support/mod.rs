@@ -63,6 +63,35 @@ impl Conn {
     }
 }
 
+/// Serves `api`'s router on an ephemeral loopback port (with the peer
+/// address, as `web_drop` serves it) until the returned token is
+/// cancelled; the task then stops the API's background work too.
+pub(crate) async fn serve(
+    api: drop_ws::DropApi,
+) -> (
+    SocketAddr,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = api.router();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let until = stop.clone();
+    let served = tokio::spawn(async move {
+        let api = api;
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(until.cancelled_owned())
+        .await
+        .unwrap();
+        api.cancel_token().cancel();
+    });
+    (addr, stop, served)
+}
+
 /// Microseconds as milliseconds with two decimals.
 pub(crate) fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)

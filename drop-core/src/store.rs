@@ -128,16 +128,6 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
         Ok(None)
     }
 
-    /// Committed events from now on, of changes this instance made only:
-    /// for a store shared by several processes, [`subscribe`](Self::subscribe)
-    /// also carries the other instances' changes, so a count kept from it
-    /// (e.g. of expiries, in a metric) would count each change once per
-    /// instance. Defaults to [`subscribe`](Self::subscribe), right for a
-    /// store only this process uses.
-    fn subscribe_own(&self) -> EventStream {
-        self.subscribe()
-    }
-
     /// `Ok` when the store can serve requests. Bounded in time: a store
     /// whose backend does not answer says so promptly.
     async fn health(&self) -> Result<(), DropError> {

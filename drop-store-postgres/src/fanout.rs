@@ -49,11 +49,10 @@ struct Envelope {
 /// Where writers hand committed events.
 #[derive(Debug, Clone)]
 pub(crate) struct Fanout {
-    /// Every committed change: this instance's and, heard through the
-    /// database, the others'.
+    /// Every committed change: this instance's (published as local) and,
+    /// heard through the database, the others' (published as remote, so
+    /// per-instance counts can tell them apart).
     bus: EventBus,
-    /// This instance's own commits only.
-    own: EventBus,
     remote: Option<mpsc::Sender<DropEvent>>,
     lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Whether the listener is connected and listening (always true for a
@@ -64,7 +63,6 @@ pub(crate) struct Fanout {
 impl Fanout {
     pub(crate) fn local_only(bus: EventBus) -> Self {
         Self {
-            own: bus.clone(),
             bus,
             remote: None,
             lost: Default::default(),
@@ -81,11 +79,6 @@ impl Fanout {
         &self.bus
     }
 
-    /// The feed of this instance's own commits.
-    pub(crate) fn own(&self) -> &EventBus {
-        &self.own
-    }
-
     /// Announces committed events here and (soon) to other instances.
     pub(crate) fn publish(&self, events: Vec<DropEvent>) {
         if events.is_empty() {
@@ -99,8 +92,6 @@ impl Fanout {
                     self.lost.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
-            // Two feeds only when other instances' events join the main one.
-            self.own.publish(events.iter().cloned());
         }
         self.bus.publish(events);
     }
@@ -110,9 +101,6 @@ impl Fanout {
     pub(crate) fn publish_lost(&self) {
         self.lost.store(true, std::sync::atomic::Ordering::Relaxed);
         self.bus.publish_lost();
-        if self.remote.is_some() {
-            self.own.publish_lost();
-        }
     }
 }
 
@@ -137,7 +125,6 @@ pub(crate) struct FeedSettings {
 pub(crate) async fn start(
     pool: PgPool,
     bus: EventBus,
-    own: EventBus,
     instance: Uuid,
     settings: FeedSettings,
     cancel: CancellationToken,
@@ -174,7 +161,6 @@ pub(crate) async fn start(
     Ok((
         Fanout {
             bus,
-            own,
             remote: Some(tx),
             lost,
             listening,

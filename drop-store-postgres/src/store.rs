@@ -104,16 +104,10 @@ impl PgStore {
         let cancel = CancellationToken::new();
         let bus = EventBus::new(settings.event_capacity);
         let (fanout, notifier) = if settings.listen {
-            let (fanout, notifier) = fanout::start(
-                pool.clone(),
-                bus,
-                EventBus::new(settings.event_capacity),
-                instance,
-                settings.feed(),
-                cancel.clone(),
-            )
-            .await
-            .map_err(map_sqlx)?;
+            let (fanout, notifier) =
+                fanout::start(pool.clone(), bus, instance, settings.feed(), cancel.clone())
+                    .await
+                    .map_err(map_sqlx)?;
             (fanout, Some(notifier))
         } else {
             (Fanout::local_only(bus), None)
@@ -614,10 +608,6 @@ impl InventoryStore for PgStore {
 
     async fn store_time(&self) -> Result<Option<DateTime<Utc>>, DropError> {
         self.database_time().await.map(Some)
-    }
-
-    fn subscribe_own(&self) -> EventStream {
-        self.shared().fanout.own().subscribe()
     }
 
     async fn health(&self) -> Result<(), DropError> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::proxy::Mode;
 use common::{assert_invariants, proxy_for, store_on, store_via};
 use drop_core::{
-    DropEvent, DropId, EventStream, EventsLost, ExpiryScheduler, InventoryStore, Money, NewDrop,
+    DropEvent, DropId, EventsLost, ExpiryScheduler, InventoryStore, Money, NewDrop, Origin,
     Username,
 };
 use drop_store_postgres::PgStore;
@@ -67,10 +67,10 @@ async fn wait_for_lock_waiter(pool: &PgPool, function: &str) {
 }
 
 /// The next item of `events` that `what` picks, within `within`.
-async fn wait_event<T>(
-    events: &mut EventStream,
+async fn wait_event<S: futures::Stream + Unpin, T>(
+    events: &mut S,
     within: Duration,
-    what: impl Fn(&Result<DropEvent, EventsLost>) -> Option<T>,
+    what: impl Fn(&S::Item) -> Option<T>,
 ) -> Option<T> {
     tokio::time::timeout(within, async {
         loop {
@@ -298,11 +298,11 @@ async fn a_half_open_listener_is_noticed_and_replaced(pool: PgPool) {
     b.close().await;
 }
 
-/// With several instances, `subscribe` carries every instance's changes
-/// but `subscribe_own` only this one's: an expiry counted from the latter
-/// is counted once across instances.
+/// With several instances, `subscribe` carries every instance's changes,
+/// each marked with where it committed: an expiry counted only where it is
+/// local is counted once across instances.
 #[sqlx::test(migrations = false)]
-async fn own_events_are_heard_once_across_instances(pool: PgPool) {
+async fn other_instances_events_are_marked_remote(pool: PgPool) {
     let a = store_on(&pool, 4, PgStore::builder()).await;
     let b = store_on(&pool, 4, PgStore::builder()).await;
     let drop_id = drop_of(&a, 5, Duration::from_millis(200)).await;
@@ -311,29 +311,24 @@ async fn own_events_are_heard_once_across_instances(pool: PgPool) {
         .await
         .unwrap()
         .reservation;
-    let (mut all_b, mut own_a, mut own_b) = (b.subscribe(), a.subscribe_own(), b.subscribe_own());
+    let (mut at_a, mut at_b) = (a.subscribe().with_origin(), b.subscribe().with_origin());
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(a.expire_due(100).await.unwrap(), 1);
-    let expired = |e: &Result<DropEvent, EventsLost>| match e {
-        Ok(DropEvent::HoldExpired { reservation_id, .. }) if *reservation_id == hold.id => Some(()),
+    let expired = |e: &Result<(Origin, DropEvent), EventsLost>| match e {
+        Ok((origin, DropEvent::HoldExpired { reservation_id, .. }))
+            if *reservation_id == hold.id =>
+        {
+            Some(*origin)
+        }
         _ => None,
     };
-    // B hears of A's expiry on its full feed...
-    assert!(
-        wait_event(&mut all_b, Duration::from_secs(10), expired)
-            .await
-            .is_some()
+    assert_eq!(
+        wait_event(&mut at_a, Duration::from_secs(10), expired).await,
+        Some(Origin::Local)
     );
-    // ...A on its own feed, and B's own feed stays silent about it.
-    assert!(
-        wait_event(&mut own_a, Duration::from_secs(1), expired)
-            .await
-            .is_some()
-    );
-    assert!(
-        wait_event(&mut own_b, Duration::from_millis(500), expired)
-            .await
-            .is_none()
+    assert_eq!(
+        wait_event(&mut at_b, Duration::from_secs(10), expired).await,
+        Some(Origin::Remote)
     );
     a.close().await;
     b.close().await;

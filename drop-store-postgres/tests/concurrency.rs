@@ -5,27 +5,12 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::{assert_invariants, store_on};
-use drop_core::{
-    DropEvent, DropId, InventoryStore, Money, NewDrop, ReservationId, ReservationStatus, Username,
-};
+use common::{assert_invariants, drop_of, store_on, user};
+use drop_core::{DropEvent, DropId, InventoryStore, ReservationId, ReservationStatus};
 use drop_store_postgres::PgStore;
 use futures::StreamExt;
 use futures::future::join_all;
 use sqlx::PgPool;
-
-fn user(name: &str) -> Username {
-    Username::parse(name).unwrap()
-}
-
-async fn drop_of(store: &PgStore, stock: u32, hold: Duration) -> DropId {
-    store
-        .create_drop(NewDrop::new("Hot", Money::from_minor(5_000).unwrap(), stock).hold(hold))
-        .await
-        .unwrap()
-        .drop
-        .id
-}
 
 /// `n` reserves by distinct users, all at once; returns (granted, refused).
 async fn storm(store: &PgStore, drop_id: DropId, n: usize) -> (HashSet<ReservationId>, usize) {

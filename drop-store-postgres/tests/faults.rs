@@ -5,41 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_invariants, proxy_for, store_on, store_via};
-use drop_core::{DropError, DropEvent, DropId, InventoryStore, Money, NewDrop, Username};
+use common::{assert_invariants, block_drop, drop_of, proxy_for, store_on, store_via, user};
+use drop_core::{DEFAULT_HOLD, DropError, DropEvent, DropId, InventoryStore, Money, NewDrop};
 use drop_store_postgres::PgStore;
 use futures::StreamExt;
 use futures::future::join_all;
-use sqlx::{PgPool, Postgres, Transaction};
-
-fn user(name: &str) -> Username {
-    Username::parse(name).unwrap()
-}
-
-async fn drop_of(store: &PgStore, stock: u32) -> DropId {
-    store
-        .create_drop(NewDrop::new(
-            "Fragile",
-            Money::from_minor(100).unwrap(),
-            stock,
-        ))
-        .await
-        .unwrap()
-        .drop
-        .id
-}
-
-/// Locks the drop row from outside the store, so the store's next
-/// transaction on it stops half-way, waiting.
-async fn block_drop(pool: &PgPool, drop_id: DropId) -> Transaction<'static, Postgres> {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM dropkit_drops WHERE id = $1 FOR UPDATE")
-        .bind(drop_id.as_uuid())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx
-}
+use sqlx::PgPool;
 
 /// Waits for a backend of this database stuck on a lock inside `function`
 /// (other than those in `spared`, already killed), and terminates it.
@@ -90,7 +61,7 @@ async fn active_holds(pool: &PgPool, drop_id: DropId) -> i64 {
 #[sqlx::test(migrations = false)]
 async fn a_backend_killed_mid_reserve_changes_nothing_and_the_store_goes_on(pool: PgPool) {
     let store = store_on(&pool, 4, PgStore::builder().group_commit(false).retries(0)).await;
-    let drop_id = drop_of(&store, 5).await;
+    let drop_id = drop_of(&store, 5, DEFAULT_HOLD).await;
     let mut events = store.subscribe();
     let blocker = block_drop(&pool, drop_id).await;
     let call = {
@@ -126,7 +97,7 @@ async fn a_backend_killed_mid_reserve_changes_nothing_and_the_store_goes_on(pool
 #[sqlx::test(migrations = false)]
 async fn a_killed_reserve_is_retried_once_and_takes_one_unit(pool: PgPool) {
     let store = store_on(&pool, 4, PgStore::builder().group_commit(false)).await;
-    let drop_id = drop_of(&store, 5).await;
+    let drop_id = drop_of(&store, 5, DEFAULT_HOLD).await;
     let blocker = block_drop(&pool, drop_id).await;
     let call = {
         let store = store.clone();
@@ -148,7 +119,7 @@ async fn a_killed_reserve_is_retried_once_and_takes_one_unit(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn a_backend_killed_mid_purchase_changes_nothing(pool: PgPool) {
     let store = store_on(&pool, 4, PgStore::builder().group_commit(false).retries(0)).await;
-    let drop_id = drop_of(&store, 5).await;
+    let drop_id = drop_of(&store, 5, DEFAULT_HOLD).await;
     let alice = user("alice");
     let hold = store.reserve(drop_id, &alice).await.unwrap().reservation;
     let mut events = store.subscribe();
@@ -189,7 +160,7 @@ fn batch_of(
 #[sqlx::test(migrations = false)]
 async fn a_backend_killed_during_a_batch_fails_the_whole_batch_and_answers_everyone(pool: PgPool) {
     let store = store_on(&pool, 4, PgStore::builder().retries(0)).await;
-    let drop_id = drop_of(&store, 100).await;
+    let drop_id = drop_of(&store, 100, DEFAULT_HOLD).await;
     let mut events = store.subscribe();
     let blocker = block_drop(&pool, drop_id).await;
     let calls = batch_of(&store, drop_id, 20);
@@ -227,7 +198,7 @@ async fn a_backend_killed_during_a_batch_fails_the_whole_batch_and_answers_every
 #[sqlx::test(migrations = false)]
 async fn a_batch_whose_backend_dies_is_retried_as_a_whole(pool: PgPool) {
     let store = store_on(&pool, 4, PgStore::builder()).await;
-    let drop_id = drop_of(&store, 100).await;
+    let drop_id = drop_of(&store, 100, DEFAULT_HOLD).await;
     let blocker = block_drop(&pool, drop_id).await;
     let calls = batch_of(&store, drop_id, 20);
     kill_waiting(&pool, "dropkit_reserve", &[]).await;
@@ -269,7 +240,7 @@ async fn the_listener_reconnects_and_tells_subscribers_to_resync(pool: PgPool) {
     // ...and, once reconnected, hear A again.
     let heard = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let drop_id = drop_of(&a, 1).await;
+            let drop_id = drop_of(&a, 1, DEFAULT_HOLD).await;
             let wait = tokio::time::sleep(Duration::from_millis(300));
             tokio::pin!(wait);
             loop {
@@ -332,7 +303,7 @@ async fn a_lost_answer_without_retries_announces_a_resync(pool: PgPool) {
         PgStore::builder().retries(0).listen(false),
     )
     .await;
-    let drop_id = drop_of(&store, 5).await;
+    let drop_id = drop_of(&store, 5, DEFAULT_HOLD).await;
     let mut events = store.subscribe();
     proxy.lose_answer_to("dropkit_reserve");
     let err = store.reserve(drop_id, &user("alice")).await.unwrap_err();
@@ -354,7 +325,7 @@ async fn a_lost_answer_without_retries_announces_a_resync(pool: PgPool) {
 async fn a_batch_whose_answer_is_lost_answers_every_caller_with_its_hold(pool: PgPool) {
     let proxy = proxy_for(&pool).await;
     let store = store_via(&pool, &proxy, 4, PgStore::builder().listen(false)).await;
-    let drop_id = drop_of(&store, 100).await;
+    let drop_id = drop_of(&store, 100, DEFAULT_HOLD).await;
     let mut events = store.subscribe();
     let blocker = block_drop(&pool, drop_id).await;
     // A lone call goes first and waits on the lock; the crowd queues
@@ -391,7 +362,7 @@ async fn a_batch_whose_answer_is_lost_answers_every_caller_with_its_hold(pool: P
 async fn a_purchase_whose_answer_is_lost_is_recognised(pool: PgPool) {
     let proxy = proxy_for(&pool).await;
     let store = store_via(&pool, &proxy, 2, PgStore::builder().listen(false)).await;
-    let drop_id = drop_of(&store, 5).await;
+    let drop_id = drop_of(&store, 5, DEFAULT_HOLD).await;
     let alice = user("alice");
     let hold = store.reserve(drop_id, &alice).await.unwrap().reservation;
     let mut events = store.subscribe();

@@ -11,38 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::proxy::Mode;
-use common::{assert_invariants, proxy_for, store_on, store_via};
-use drop_core::{
-    DropEvent, DropId, EventsLost, ExpiryScheduler, InventoryStore, Money, NewDrop, Origin,
-    Username,
-};
+use common::{assert_invariants, block_drop, drop_of, proxy_for, store_on, store_via, user};
+use drop_core::{DropEvent, EventsLost, ExpiryScheduler, InventoryStore, Money, NewDrop, Origin};
 use drop_store_postgres::PgStore;
 use futures::StreamExt;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-
-fn user(name: &str) -> Username {
-    Username::parse(name).unwrap()
-}
-
-async fn drop_of(store: &PgStore, stock: u32, hold: Duration) -> DropId {
-    store
-        .create_drop(NewDrop::new("Runtime", Money::from_minor(100).unwrap(), stock).hold(hold))
-        .await
-        .unwrap()
-        .drop
-        .id
-}
-
-async fn block_drop(pool: &PgPool, drop_id: DropId) -> Transaction<'static, Postgres> {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM dropkit_drops WHERE id = $1 FOR UPDATE")
-        .bind(drop_id.as_uuid())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx
-}
 
 /// Waits until a backend of this database waits on a lock inside
 /// `function`: the store's statement has been sent and is in the database.

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drop_core::testkit::Harness;
-use drop_core::{InventoryStore, async_trait};
+use drop_core::{DropId, InventoryStore, Money, NewDrop, Username, async_trait};
 use drop_store_postgres::{PgStore, PgStoreBuilder};
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres, Transaction};
 
 /// Holds in the expiry cases: short, so the suite runs quickly on a real
 /// clock, long enough that a loaded machine's slow round trips do not
@@ -146,4 +146,31 @@ pub async fn store_via(
         .connect_with(options)
         .await
         .expect("store through the proxy")
+}
+
+/// A buyer's name.
+pub fn user(name: &str) -> Username {
+    Username::parse(name).unwrap()
+}
+
+/// A drop of `stock` units held for `hold`, created through `store`.
+pub async fn drop_of(store: &PgStore, stock: u32, hold: Duration) -> DropId {
+    store
+        .create_drop(NewDrop::new("Test", Money::from_minor(100).unwrap(), stock).hold(hold))
+        .await
+        .unwrap()
+        .drop
+        .id
+}
+
+/// Locks the drop row from outside the store, so the store's next
+/// transaction on it stops half-way, waiting.
+pub async fn block_drop(pool: &PgPool, drop_id: DropId) -> Transaction<'static, Postgres> {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM dropkit_drops WHERE id = $1 FOR UPDATE")
+        .bind(drop_id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
 }

@@ -1,11 +1,72 @@
 //! The one error type every store returns.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
 
 use crate::{DropId, ReservationId};
 
 /// A boxed source error kept for diagnostics.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The underlying failure of an [`Unavailable`](DropError::Unavailable) or
+/// [`Internal`](DropError::Internal) error, shared so that a [`DropError`]
+/// can be cloned: one failure may answer many callers (a group-commit
+/// batch), each with the original error, not a text copy of it.
+///
+/// It is transparent in the error chain: `DropError::source()` yields the
+/// original error itself, so `downcast_ref` finds it. Built with `.into()`
+/// from a string, a [`BoxError`], or with [`ErrorSource::new`].
+#[derive(Clone)]
+pub struct ErrorSource(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl ErrorSource {
+    /// Keeps `error` as the source.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+// Not `std::error::Error` itself, on purpose: thiserror then reaches the
+// wrapped error through `Deref`, so the chain skips this wrapper (as it
+// skipped the `Box` this type replaced).
+impl std::ops::Deref for ErrorSource {
+    type Target = dyn std::error::Error + Send + Sync + 'static;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl fmt::Display for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Debug for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl From<BoxError> for ErrorSource {
+    fn from(error: BoxError) -> Self {
+        Self(Arc::from(error))
+    }
+}
+
+impl From<&str> for ErrorSource {
+    fn from(message: &str) -> Self {
+        Self::from(BoxError::from(message))
+    }
+}
+
+impl From<String> for ErrorSource {
+    fn from(message: String) -> Self {
+        Self::from(BoxError::from(message))
+    }
+}
 
 /// Why a drop does not take reservations right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +80,10 @@ pub enum NotActiveReason {
 /// Everything that can go wrong in dropkit. Each variant has a stable
 /// machine [`code`](DropError::code); transport layers map codes to their
 /// own statuses (drop-ws maps them to HTTP).
-#[derive(Debug, thiserror::Error)]
+///
+/// Cloning is cheap and keeps everything, the source error included (it is
+/// shared, see [`ErrorSource`]).
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum DropError {
     /// No unit is free.
@@ -89,7 +153,7 @@ pub enum DropError {
         store: &'static str,
         /// The underlying failure.
         #[source]
-        source: BoxError,
+        source: ErrorSource,
     },
     /// A fault that retrying will not fix (a broken invariant, a bug, a
     /// schema mismatch). Reported as a server fault.
@@ -99,7 +163,7 @@ pub enum DropError {
         store: &'static str,
         /// The underlying failure.
         #[source]
-        source: BoxError,
+        source: ErrorSource,
     },
 }
 
@@ -169,7 +233,7 @@ mod tests {
     #[test]
     fn codes_are_distinct_and_listed() {
         let (d, r) = (DropId::new(), ReservationId::new());
-        let source = || -> BoxError { "boom".into() };
+        let source = || -> ErrorSource { "boom".into() };
         let all = [
             DropError::OutOfStock { drop_id: d },
             DropError::DropNotFound { drop_id: d },
@@ -197,5 +261,27 @@ mod tests {
         let retryable: Vec<bool> = all.iter().map(DropError::is_retryable).collect();
         assert_eq!(retryable.iter().filter(|r| **r).count(), 1);
         assert!(all[9].is_retryable());
+    }
+
+    /// A clone is the same error: same code, same text, and the same
+    /// source, reachable through the chain as its own type.
+    #[test]
+    fn a_clone_keeps_the_code_the_text_and_the_source() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("connection reset")]
+        struct Reset;
+
+        let original = DropError::Unavailable {
+            store: "test",
+            source: ErrorSource::new(Reset),
+        };
+        let copy = original.clone();
+        assert_eq!(copy.code(), original.code());
+        assert_eq!(copy.to_string(), "test store unavailable: connection reset");
+        assert_eq!(copy.to_string(), original.to_string());
+        let source = std::error::Error::source(&copy).expect("a source");
+        assert!(source.downcast_ref::<Reset>().is_some(), "{source:?}");
+        let domain = DropError::invalid("name", "empty");
+        assert_eq!(domain.clone().to_string(), "invalid name: empty");
     }
 }

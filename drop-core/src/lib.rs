@@ -40,7 +40,7 @@ pub mod username;
 pub mod testkit;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{BoxError, DropError, ERROR_CODES, NotActiveReason};
+pub use error::{BoxError, DropError, ERROR_CODES, ErrorSource, NotActiveReason};
 pub use event::{
     DEFAULT_EVENT_CAPACITY, DropEvent, EventBus, EventStream, EventsLost, Origin, OriginEventStream,
 };

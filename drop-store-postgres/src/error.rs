@@ -1,6 +1,6 @@
 //! From sqlx errors to [`DropError`]s.
 
-use drop_core::DropError;
+use drop_core::{DropError, ErrorSource};
 
 /// The store name carried by infrastructure errors.
 pub(crate) const STORE: &str = "postgres";
@@ -84,12 +84,12 @@ pub(crate) fn map_sqlx(err: sqlx::Error) -> DropError {
     if is_transient(&err) || matches!(err, sqlx::Error::PoolClosed) {
         DropError::Unavailable {
             store: STORE,
-            source: Box::new(err),
+            source: ErrorSource::new(err),
         }
     } else {
         DropError::Internal {
             store: STORE,
-            source: Box::new(err),
+            source: ErrorSource::new(err),
         }
     }
 }
@@ -99,46 +99,6 @@ pub(crate) fn internal(message: impl Into<String>) -> DropError {
     DropError::Internal {
         store: STORE,
         source: message.into().into(),
-    }
-}
-
-/// A copy of `err` for another caller of the same batch: the domain
-/// variants are rebuilt as they are, infrastructure sources become text.
-pub(crate) fn replicate(err: &DropError) -> DropError {
-    match err {
-        DropError::OutOfStock { drop_id } => DropError::OutOfStock { drop_id: *drop_id },
-        DropError::DropNotFound { drop_id } => DropError::DropNotFound { drop_id: *drop_id },
-        DropError::DropNotActive { drop_id, reason } => DropError::DropNotActive {
-            drop_id: *drop_id,
-            reason: *reason,
-        },
-        DropError::ReservationNotFound { reservation_id } => DropError::ReservationNotFound {
-            reservation_id: *reservation_id,
-        },
-        DropError::ReservationExpired { reservation_id } => DropError::ReservationExpired {
-            reservation_id: *reservation_id,
-        },
-        DropError::NotOwner { reservation_id } => DropError::NotOwner {
-            reservation_id: *reservation_id,
-        },
-        DropError::AlreadyPurchased { reservation_id } => DropError::AlreadyPurchased {
-            reservation_id: *reservation_id,
-        },
-        DropError::AlreadyReleased { reservation_id } => DropError::AlreadyReleased {
-            reservation_id: *reservation_id,
-        },
-        DropError::InvalidInput { field, message } => DropError::InvalidInput {
-            field: field.clone(),
-            message: message.clone(),
-        },
-        DropError::Unavailable { store, source } => DropError::Unavailable {
-            store,
-            source: source.to_string().into(),
-        },
-        other => DropError::Internal {
-            store: STORE,
-            source: other.to_string().into(),
-        },
     }
 }
 

@@ -216,7 +216,7 @@ impl PgStore {
         } else {
             Err(DropError::Internal {
                 store: crate::error::STORE,
-                source: Box::new(InvariantViolations { problems }),
+                source: drop_core::ErrorSource::new(InvariantViolations { problems }),
             })
         }
     }

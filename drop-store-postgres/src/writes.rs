@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::error::{map_sqlx, outcome_unknown, replicate, should_retry, violates};
+use crate::error::{map_sqlx, outcome_unknown, should_retry, violates};
 use crate::fanout::Fanout;
 use crate::rows::{Times, nth, stock, username};
 
@@ -166,7 +166,7 @@ fn stock_after(row: &PgRow) -> Result<Stock, DropError> {
 }
 
 fn fail_all<T>(n: usize, err: &DropError) -> Vec<Result<T, DropError>> {
-    (0..n).map(|_| Err(replicate(err))).collect()
+    (0..n).map(|_| Err(err.clone())).collect()
 }
 
 /// Reserves one unit of `drop_id` for each of `users` (in arrival order,
@@ -244,7 +244,7 @@ pub(crate) async fn reserve(
                     created,
                 })
             }
-            Err(e) => Err(replicate(e)),
+            Err(e) => Err(e.clone()),
         })
         .collect()
 }

@@ -1,18 +1,42 @@
 //! Group commit: concurrent calls on the same drop share one transaction.
 //!
-//! While a batch for a drop is in flight, new calls for that drop queue;
-//! when it finishes, the queue (up to the cap) goes as the next batch. A
-//! lone call goes at once: there is no timer. Every batch, a lone call's
-//! too, runs on a task of its own (tracked, so that shutdown can wait for
-//! it), never on a caller's: a caller that gives up or is cancelled after
-//! its statement was sent cannot stop the batch half-way, between the
-//! commit and the publishing of its events. Every queued caller gets an
-//! answer (the batch's, or an error if the batch task died).
+//! # The life of a batch
+//!
+//! Every step is in this module, and each is named in [`run_lane`]:
+//!
+//! 1. **Enqueue** ([`Gatherer::submit`]): a call joins its drop's lane, the
+//!    queue of calls not yet taken. A call that finds no lane opens one and
+//!    starts the lane's task on the store's [`TaskTracker`], so the batch
+//!    never runs on a caller's task and shutdown can wait for it. After
+//!    [`Gatherer::close`] calls are refused.
+//! 2. **Cut** ([`cut`]): the lane's task takes up to `cap` queued calls in
+//!    arrival order, leaving out callers that have already given up. An
+//!    empty queue ends the lane, under the same lock a call enqueues under:
+//!    a later call opens a new lane instead of waiting on a finished one.
+//!    A lone call is cut at once (there is no timer); calls arriving while
+//!    a batch is in flight wait for the next cut.
+//! 3. **Run** ([`run`]): the runner (the store's write path) commits the
+//!    batch in one transaction, retrying it as a whole after transient
+//!    faults, and publishes its events. It yields one answer per call. A
+//!    panic inside it is caught here and answers every call of the batch
+//!    with `INTERNAL`; the lane goes on.
+//! 4. **Answer** ([`answer`]): each caller gets its own answer. One
+//!    that gave up meanwhile (a client gone, a timeout) loses the answer
+//!    only: the commit and its events happened in step 3 either way.
+//! 5. **Yield**, then back to 2: the callers just answered run first, so
+//!    one that comes straight back joins the next batch.
+//!
+//! Who answers whom is therefore decided in one place: the lane's task
+//! answers every call it cut, and a call still queued is cut by the lane's
+//! task or refused at enqueue. The one way a queued call can go unanswered
+//! is the runtime itself shutting down, which drops the lane's task and
+//! its callers together.
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::hash::Hash;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -20,30 +44,39 @@ use drop_core::DropError;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
-use crate::error::{STORE, internal};
+use crate::error::internal;
+use crate::writes::shut_down;
 
 /// Runs one batch: the answers, one per request, in request order.
-pub(crate) type BatchFuture<Resp> = Pin<Box<dyn Future<Output = Vec<Resp>> + Send>>;
-type Runner<K, Req, Resp> = Arc<dyn Fn(K, Vec<Req>) -> BatchFuture<Resp> + Send + Sync>;
+pub(crate) type BatchFuture<T> = Pin<Box<dyn Future<Output = Vec<Result<T, DropError>>> + Send>>;
+type Runner<K, Req, T> = Arc<dyn Fn(K, Vec<Req>) -> BatchFuture<T> + Send + Sync>;
 
-type Waiter<Req, Resp> = (Req, oneshot::Sender<Resp>);
+/// One queued call: what it asks, and where its answer goes.
+struct Call<Req, T> {
+    request: Req,
+    reply: oneshot::Sender<Result<T, DropError>>,
+}
 
-struct Lanes<K, Req, Resp> {
-    /// A key is present while a batch task for it runs; its queue holds
-    /// the callers that have not been taken into a batch yet.
-    lanes: HashMap<K, VecDeque<Waiter<Req, Resp>>>,
+/// The lanes of every key, under one lock.
+struct Lanes<K, Req, T> {
+    /// A key is present while its lane's task runs; its queue holds the
+    /// calls not cut into a batch yet.
+    queues: HashMap<K, VecDeque<Call<Req, T>>>,
+    /// Set by [`Gatherer::close`]: no call is enqueued any more.
     closed: bool,
 }
 
+type Shared<K, Req, T> = Arc<Mutex<Lanes<K, Req, T>>>;
+
 /// Gathers calls per key (a drop) into batches.
-pub(crate) struct Gatherer<K, Req, Resp> {
-    lanes: Arc<Mutex<Lanes<K, Req, Resp>>>,
-    runner: Runner<K, Req, Resp>,
+pub(crate) struct Gatherer<K, Req, T> {
+    lanes: Shared<K, Req, T>,
+    runner: Runner<K, Req, T>,
     tasks: TaskTracker,
     cap: usize,
 }
 
-impl<K, Req, Resp> std::fmt::Debug for Gatherer<K, Req, Resp> {
+impl<K, Req, T> std::fmt::Debug for Gatherer<K, Req, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gatherer")
             .field("cap", &self.cap)
@@ -51,28 +84,28 @@ impl<K, Req, Resp> std::fmt::Debug for Gatherer<K, Req, Resp> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+fn lock<L>(m: &Mutex<L>) -> MutexGuard<'_, L> {
     // The critical sections below cannot panic half-way, so a poisoned lock
     // still holds consistent data.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl<K, Req, Resp> Gatherer<K, Req, Resp>
+impl<K, Req, T> Gatherer<K, Req, T>
 where
     K: Hash + Eq + Copy + Send + 'static,
     Req: Send + 'static,
-    Resp: Send + 'static,
+    T: Send + 'static,
 {
     /// A gatherer running batches of at most `cap` requests with `runner`,
-    /// each on a task spawned on `tasks`.
+    /// each lane on a task spawned on `tasks`.
     pub(crate) fn new(
         cap: usize,
         tasks: TaskTracker,
-        runner: impl Fn(K, Vec<Req>) -> BatchFuture<Resp> + Send + Sync + 'static,
+        runner: impl Fn(K, Vec<Req>) -> BatchFuture<T> + Send + Sync + 'static,
     ) -> Self {
         Self {
             lanes: Arc::new(Mutex::new(Lanes {
-                lanes: HashMap::new(),
+                queues: HashMap::new(),
                 closed: false,
             })),
             runner: Arc::new(runner),
@@ -81,41 +114,41 @@ where
         }
     }
 
-    /// Queues `req` on `key` and waits for its answer. Dropping the
-    /// returned future gives up on the answer, not on the write.
-    pub(crate) async fn submit(&self, key: K, req: Req) -> Result<Resp, DropError> {
-        let (tx, rx) = oneshot::channel();
-        let start = {
+    /// Step 1, enqueue: queues `request` on `key` and waits for its answer.
+    /// Dropping the returned future gives up on the answer, not on the
+    /// write.
+    pub(crate) async fn submit(&self, key: K, request: Req) -> Result<T, DropError> {
+        let (reply, answer) = oneshot::channel();
+        let call = Call { request, reply };
+        let opens_lane = {
             let mut lanes = lock(&self.lanes);
             if lanes.closed {
-                return Err(DropError::Unavailable {
-                    store: STORE,
-                    source: "the store is shut down".into(),
-                });
+                return Err(shut_down());
             }
-            match lanes.lanes.get_mut(&key) {
+            match lanes.queues.get_mut(&key) {
                 Some(queue) => {
-                    queue.push_back((req, tx));
+                    queue.push_back(call);
                     false
                 }
                 None => {
-                    lanes.lanes.insert(key, VecDeque::from([(req, tx)]));
+                    lanes.queues.insert(key, VecDeque::from([call]));
                     true
                 }
             }
         };
-        if start {
-            // Nothing in flight for this key: this call's batch goes at
-            // once, on a task of its own.
-            self.tasks.spawn(drive(
+        if opens_lane {
+            self.tasks.spawn(run_lane(
                 Arc::clone(&self.lanes),
                 Arc::clone(&self.runner),
                 key,
                 self.cap,
             ));
         }
-        rx.await
-            .map_err(|_| internal("a batch task ended without answering"))
+        // Only the runtime shutting down drops a lane's task before it
+        // answers (see the module docs).
+        answer
+            .await
+            .unwrap_or_else(|_| Err(internal("the store stopped before answering")))
     }
 
     /// Refuses new calls; calls already queued still get their answers.
@@ -124,67 +157,85 @@ where
     }
 }
 
-/// Removes the lane if the driver dies (a panic in a batch), so the queued
-/// callers are answered (their senders dropped) and later calls start anew.
-struct LaneGuard<K: Hash + Eq, Req, Resp> {
-    lanes: Arc<Mutex<Lanes<K, Req, Resp>>>,
-    key: K,
-    done: bool,
+/// The calls one cut took, split into what they ask and where the
+/// answers go (same order).
+struct Batch<Req, T> {
+    requests: Vec<Req>,
+    replies: Vec<oneshot::Sender<Result<T, DropError>>>,
 }
 
-impl<K: Hash + Eq, Req, Resp> Drop for LaneGuard<K, Req, Resp> {
-    fn drop(&mut self) {
-        if !self.done {
-            let queue = lock(&self.lanes).lanes.remove(&self.key);
-            drop(queue);
+/// A lane's task: cut, run, answer, until the queue is empty.
+async fn run_lane<K, Req, T>(lanes: Shared<K, Req, T>, runner: Runner<K, Req, T>, key: K, cap: usize)
+where
+    K: Hash + Eq + Copy,
+{
+    // 2. Cut (None: the queue was empty and the lane is closed).
+    while let Some(Batch { requests, replies }) = cut(&lanes, key, cap) {
+        // 3. Run: commit (retried as a whole) and publish.
+        let answers = run(&runner, key, requests).await;
+        // 4. Answer.
+        answer(replies, answers);
+        // 5. Yield: a caller that comes straight back joins the next cut
+        // instead of waiting a whole batch more. Not a timer: nothing waits
+        // when nobody else is ready.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Step 2: takes the next batch off `key`'s queue, or ends the lane.
+fn cut<K, Req, T>(lanes: &Mutex<Lanes<K, Req, T>>, key: K, cap: usize) -> Option<Batch<Req, T>>
+where
+    K: Hash + Eq + Copy,
+{
+    let mut lanes = lock(lanes);
+    loop {
+        let queue = lanes.queues.get_mut(&key)?;
+        if queue.is_empty() {
+            lanes.queues.remove(&key);
+            return None;
+        }
+        let n = queue.len().min(cap);
+        // A caller that went away before its batch ran asks for nothing.
+        let (requests, replies): (Vec<Req>, Vec<_>) = queue
+            .drain(..n)
+            .filter(|c| !c.reply.is_closed())
+            .map(|c| (c.request, c.reply))
+            .unzip();
+        if !requests.is_empty() {
+            return Some(Batch { requests, replies });
         }
     }
 }
 
-async fn drive<K, Req, Resp>(
-    lanes: Arc<Mutex<Lanes<K, Req, Resp>>>,
-    runner: Runner<K, Req, Resp>,
-    key: K,
-    cap: usize,
-) where
-    K: Hash + Eq + Copy,
-{
-    let mut guard = LaneGuard {
-        lanes: Arc::clone(&lanes),
-        key,
-        done: false,
-    };
-    loop {
-        let batch: Vec<Waiter<Req, Resp>> = {
-            let mut all = lock(&lanes);
-            let Some(queue) = all.lanes.get_mut(&key) else {
-                guard.done = true;
-                return;
-            };
-            if queue.is_empty() {
-                all.lanes.remove(&key);
-                guard.done = true;
-                return;
-            }
-            let n = queue.len().min(cap);
-            queue.drain(..n).collect()
-        };
-        // A caller that went away before its batch ran asks for nothing.
-        let (reqs, txs): (Vec<Req>, Vec<oneshot::Sender<Resp>>) =
-            batch.into_iter().filter(|(_, tx)| !tx.is_closed()).unzip();
-        if reqs.is_empty() {
-            continue;
-        }
-        let answers = runner(key, reqs).await;
-        for (tx, answer) in txs.into_iter().zip(answers) {
-            // The caller may have gone away meanwhile; its answer is moot.
-            let _ = tx.send(answer);
-        }
-        // Let the callers just answered run before the next batch is cut:
-        // a caller that comes straight back joins it instead of waiting a
-        // whole batch more. A yield, not a timer: nothing waits when
-        // nobody else is ready.
-        tokio::task::yield_now().await;
+/// Step 3: runs the batch; a panic becomes every caller's `INTERNAL`.
+async fn run<K, Req, T>(runner: &Runner<K, Req, T>, key: K, requests: Vec<Req>) -> Vec<Result<T, DropError>> {
+    let n = requests.len();
+    let mut batch = runner(key, requests);
+    let caught = std::future::poll_fn(|cx| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| batch.as_mut().poll(cx)))
+            .map_or_else(|_| std::task::Poll::Ready(None), |p| p.map(Some))
+    })
+    .await;
+    caught.unwrap_or_else(|| {
+        (0..n)
+            .map(|_| Err(internal("the batch failed (a panic in the store)")))
+            .collect()
+    })
+}
+
+/// Step 4: one answer per caller, in order; a caller the runner gave no
+/// answer for (a bug) is told so rather than left waiting.
+fn answer<T>(
+    replies: Vec<oneshot::Sender<Result<T, DropError>>>,
+    answers: Vec<Result<T, DropError>>,
+) {
+    let mut answers = answers.into_iter();
+    for reply in replies {
+        let answer = answers
+            .next()
+            .unwrap_or_else(|| Err(internal("the batch gave no answer for this call")));
+        // The caller may have gone away meanwhile; its answer is moot.
+        let _ = reply.send(answer);
     }
 }
 
@@ -208,7 +259,7 @@ mod tests {
                 Box::pin(async move {
                     lock(&seen).push(reqs.clone());
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    reqs.into_iter().map(|r| r * 10).collect()
+                    reqs.into_iter().map(|r| Ok(r * 10)).collect()
                 }) as BatchFuture<u32>
             },
         ));
@@ -241,7 +292,7 @@ mod tests {
                 Box::pin(async move {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     assert!(!reqs.contains(&99), "this batch fails");
-                    reqs
+                    reqs.into_iter().map(Ok).collect()
                 }) as BatchFuture<u32>
             },
         ));
@@ -269,7 +320,7 @@ mod tests {
             move |_k, reqs: Vec<u32>| {
                 Box::pin(async move {
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    reqs
+                    reqs.into_iter().map(Ok).collect()
                 }) as BatchFuture<u32>
             },
         ));
@@ -297,7 +348,7 @@ mod tests {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     // Stands for "commit, then publish": must not be cut off.
                     lock(&seen).extend(reqs.iter().copied());
-                    reqs
+                    reqs.into_iter().map(Ok).collect()
                 }) as BatchFuture<u32>
             });
         // The caller gives up while its (lone) batch is in flight.

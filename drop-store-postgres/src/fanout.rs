@@ -8,8 +8,18 @@
 //! to the newest). So a storm of reservations costs a handful of
 //! notifications, not one each. Payloads carry the sending instance's id so
 //! an instance skips its own.
+//!
+//! The channel is the store's ([`PgStoreBuilder::channel`](crate::PgStoreBuilder::channel)):
+//! stores in different schemas of one database use different channels and
+//! never hear each other. Notifications are sent through the store's pool
+//! (`pg_notify` works through a transaction-pooling proxy); the listener
+//! holds a connection of its own, from a pool of one that may point
+//! elsewhere ([`PgStoreBuilder::listener_url`](crate::PgStoreBuilder::listener_url)).
+//! The notifier, the listener and its heartbeats run on the feed's
+//! [`TaskTracker`], which the store's shutdown waits for.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use drop_core::{DropEvent, DropId, EventBus};
@@ -17,12 +27,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-/// The notification channel every instance listens on.
-pub(crate) const CHANNEL: &str = "dropkit_events";
+/// The notification channel of a store in the default schema, the one
+/// every earlier version used.
+pub(crate) const DEFAULT_CHANNEL: &str = "dropkit_events";
 
 /// PostgreSQL refuses payloads of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7_000;
@@ -118,31 +129,45 @@ pub(crate) struct FeedSettings {
     pub(crate) silence: Duration,
 }
 
-/// Starts the notifier and the listener; resolves once the listener
-/// listens, so events sent after this returns are heard. The notifier
-/// task (returned) sends what is still queued when `cancel` fires, then
-/// ends.
+/// Where the feed's tasks run and how they are stopped.
+#[derive(Debug, Clone)]
+pub(crate) struct FeedTasks {
+    /// The notifier, the listener and the heartbeats run here.
+    pub(crate) tracker: TaskTracker,
+    /// Stops the listener; makes the notifier send what is queued and end.
+    pub(crate) stop: CancellationToken,
+}
+
+/// Starts the notifier and the listener on `tasks`; resolves once the
+/// listener listens on `channel`, so events sent after this returns are
+/// heard. `pool` sends notifications; `listener_pool` (of one connection)
+/// holds the listening one.
 pub(crate) async fn start(
     pool: PgPool,
+    listener_pool: PgPool,
+    channel: Arc<str>,
     bus: EventBus,
     instance: Uuid,
     settings: FeedSettings,
-    cancel: CancellationToken,
-) -> Result<(Fanout, JoinHandle<()>), sqlx::Error> {
+    tasks: &FeedTasks,
+) -> Result<Fanout, sqlx::Error> {
     let (tx, rx) = mpsc::channel(settings.queue.max(1));
-    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let listening = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (ready_tx, ready_rx) = oneshot::channel();
-    tokio::spawn(listen(
+    tasks.tracker.spawn(listen(
         Listener {
             pool: pool.clone(),
+            listener_pool,
+            channel: Arc::clone(&channel),
             bus: bus.clone(),
             instance,
             listening: listening.clone(),
             heartbeat: settings.heartbeat,
             silence: settings.silence,
+            tasks: tasks.tracker.clone(),
         },
-        cancel.clone(),
+        tasks.stop.clone(),
         ready_tx,
     ));
     match ready_rx.await {
@@ -150,23 +175,30 @@ pub(crate) async fn start(
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(sqlx::Error::WorkerCrashed),
     }
-    let notifier = tokio::spawn(notify(
-        pool,
-        instance,
+    tasks.tracker.spawn(notify(
+        Sender {
+            pool,
+            channel,
+            instance,
+        },
         rx,
         lost.clone(),
         settings.interval,
-        cancel,
+        tasks.stop.clone(),
     ));
-    Ok((
-        Fanout {
-            bus,
-            remote: Some(tx),
-            lost,
-            listening,
-        },
-        notifier,
-    ))
+    Ok(Fanout {
+        bus,
+        remote: Some(tx),
+        lost,
+        listening,
+    })
+}
+
+/// Where the notifier sends, and as whom.
+struct Sender {
+    pool: PgPool,
+    channel: Arc<str>,
+    instance: Uuid,
 }
 
 /// Keeps the newest stock snapshot per drop; everything else in order.
@@ -232,8 +264,7 @@ fn payloads(instance: Uuid, lost: bool, events: Vec<DropEvent>) -> Vec<String> {
 }
 
 async fn notify(
-    pool: PgPool,
-    instance: Uuid,
+    to: Sender,
     mut rx: mpsc::Receiver<DropEvent>,
     lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
     interval: Duration,
@@ -266,8 +297,8 @@ async fn notify(
             }
         }
         let was_lost = lost.swap(false, std::sync::atomic::Ordering::Relaxed);
-        for payload in payloads(instance, was_lost, coalesce(std::mem::take(&mut batch))) {
-            if !send(&pool, &payload, &lost).await {
+        for payload in payloads(to.instance, was_lost, coalesce(std::mem::take(&mut batch))) {
+            if !send(&to.pool, &to.channel, &payload, &lost).await {
                 return;
             }
         }
@@ -278,11 +309,16 @@ async fn notify(
 }
 
 /// Sends one payload, retrying a little; false once the pool is closed.
-async fn send(pool: &PgPool, payload: &str, lost: &std::sync::atomic::AtomicBool) -> bool {
+async fn send(
+    pool: &PgPool,
+    channel: &str,
+    payload: &str,
+    lost: &std::sync::atomic::AtomicBool,
+) -> bool {
     let mut attempt = 0;
     loop {
         let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
+            .bind(channel)
             .bind(payload)
             .execute(pool);
         // A connection that went silent must not stall every later
@@ -310,12 +346,18 @@ async fn send(pool: &PgPool, payload: &str, lost: &std::sync::atomic::AtomicBool
 
 /// What the listener task needs.
 struct Listener {
+    /// The store's pool, for the heartbeats.
     pool: PgPool,
+    /// The listening connection's own pool (of one).
+    listener_pool: PgPool,
+    channel: Arc<str>,
     bus: EventBus,
     instance: Uuid,
     listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
     heartbeat: Duration,
     silence: Duration,
+    /// Where heartbeats are spawned (the feed's tracker).
+    tasks: TaskTracker,
 }
 
 /// The payload of a heartbeat: from this instance, so every instance but
@@ -333,8 +375,8 @@ async fn listen(
     let mut backoff = Duration::from_millis(50);
     loop {
         let connected = async {
-            let mut listener = PgListener::connect_with(&me.pool).await?;
-            listener.listen(CHANNEL).await?;
+            let mut listener = PgListener::connect_with(&me.listener_pool).await?;
+            listener.listen(&me.channel).await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let mut listener = tokio::select! {
@@ -392,14 +434,14 @@ async fn listen(
                         break;
                     }
                     let (pool, payload) = (me.pool.clone(), heartbeat_payload(me.instance));
-                    let bound = me.silence;
-                    tokio::spawn(async move {
+                    let (bound, channel) = (me.silence, Arc::clone(&me.channel));
+                    me.tasks.spawn(async move {
                         // Bounded: on a half-open connection it would
                         // never end, and hold that connection forever.
                         let sent = tokio::time::timeout(
                             bound,
                             sqlx::query("SELECT pg_notify($1, $2)")
-                                .bind(CHANNEL)
+                                .bind(&*channel)
                                 .bind(payload)
                                 .execute(&pool),
                         )

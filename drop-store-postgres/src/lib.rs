@@ -111,3 +111,35 @@ pub use store::{InvariantViolations, PgStore};
 
 /// Re-exported so users name the same sqlx version.
 pub use sqlx::PgPool;
+
+#[cfg(test)]
+mod tests {
+    /// Every task the store starts is spawned on one of its `TaskTracker`s
+    /// (see `PgStore::close`): a bare `spawn` would run a task that
+    /// shutdown does not wait for. Test modules may spawn freely.
+    #[test]
+    fn tasks_are_spawned_only_on_trackers() {
+        let sources = [
+            ("batch.rs", include_str!("batch.rs")),
+            ("builder.rs", include_str!("builder.rs")),
+            ("error.rs", include_str!("error.rs")),
+            ("fanout.rs", include_str!("fanout.rs")),
+            ("invariants.rs", include_str!("invariants.rs")),
+            ("migrations.rs", include_str!("migrations.rs")),
+            ("rows.rs", include_str!("rows.rs")),
+            ("statistics.rs", include_str!("statistics.rs")),
+            ("store.rs", include_str!("store.rs")),
+            ("writes.rs", include_str!("writes.rs")),
+        ];
+        let untracked = [concat!("tokio::", "spawn"), concat!("task::", "spawn")];
+        for (name, source) in sources {
+            let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+            for bare in untracked {
+                assert!(
+                    !code.contains(bare),
+                    "{name} calls {bare}: spawn on the store's TaskTracker instead"
+                );
+            }
+        }
+    }
+}

@@ -13,7 +13,9 @@
 //! [`FIRST_ANALYZE_AFTER`] changes without statistics, analyzes it itself.
 //! From then on autovacuum's own thresholds keep the figures right. The
 //! task stops as soon as both tables have statistics, and for good if the
-//! database refuses (ANALYZE needs the tables' owner).
+//! database refuses (ANALYZE needs the tables' owner). Table names are
+//! resolved through the connections' `search_path`, so a store in a schema
+//! of its own watches its own tables.
 
 use std::time::Duration;
 
@@ -77,10 +79,14 @@ async fn step(pool: &PgPool, table: &str) -> Result<bool, sqlx::Error> {
     }
     // One instance analyzes; the others see it done on their next look.
     let mut tx = pool.begin().await?;
-    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
-        .bind(format!("dropkit first analyze {table}"))
-        .fetch_one(&mut *tx)
-        .await?;
+    // Keyed by the table's oid: stores of other schemas in the same
+    // database analyze their own tables without waiting on this one.
+    let mine: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_xact_lock(hashtext('dropkit first analyze ' || to_regclass($1)::oid))",
+    )
+    .bind(table)
+    .fetch_one(&mut *tx)
+    .await?;
     if mine {
         // `table` is one of `TABLES`, never input.
         sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}")))

@@ -1,6 +1,6 @@
 //! [`PgStore`]: the [`InventoryStore`] on PostgreSQL.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -9,8 +9,8 @@ use drop_core::{
     NewDrop, Purchase, Reservation, ReservationId, ReservationStatus, Reserved, TOP_PURCHASERS,
     TopPurchaser, Username, async_trait,
 };
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
-use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -18,21 +18,21 @@ use uuid::Uuid;
 use crate::batch::{BatchFuture, Gatherer};
 use crate::builder::PgStoreBuilder;
 use crate::error::{internal, map_sqlx, violates};
-use crate::fanout::{self, Fanout};
+use crate::fanout::{self, Fanout, FeedTasks};
 use crate::migrations;
 use crate::rows;
 use crate::statistics;
 use crate::writes::{self, Shared};
 
-type ReserveGate = Gatherer<DropId, Username, Result<Reserved, DropError>>;
-type PurchaseGate = Gatherer<DropId, (ReservationId, Username), Result<Purchase, DropError>>;
+type ReserveGate = Gatherer<DropId, Username, Reserved>;
+type PurchaseGate = Gatherer<DropId, (ReservationId, Username), Purchase>;
 
 /// A dropkit store on PostgreSQL.
 ///
 /// Cheap to clone (an `Arc` inside); clones share the pool, the event feed
 /// and the batching queues. Background tasks (the cross-instance event
 /// listener and notifier) stop when the last clone is dropped or on
-/// [`close`](PgStore::close).
+/// [`close`](PgStore::close), which also waits for them.
 ///
 /// See the [crate docs](crate) for the schema, the locking and the
 /// guarantees under concurrency.
@@ -47,11 +47,15 @@ struct Inner {
     instance: Uuid,
     reserve_gate: Option<ReserveGate>,
     purchase_gate: Option<PurchaseGate>,
-    /// Stops the listener; makes the notifier send what is queued and end.
-    cancel: CancellationToken,
-    notifier: Mutex<Option<JoinHandle<()>>>,
+    /// The notifier, the listener and its heartbeats.
+    feed: FeedTasks,
+    /// The listener's connection (a pool of one), when the store listens.
+    listener_pool: Option<PgPool>,
+    /// Whether the store opened `shared.pool` (and so closes it).
+    owns_pool: bool,
     health_timeout: Duration,
-    _stop_tasks: DropGuard,
+    /// Stops the feed when the last clone goes without a close().
+    _stop_feed: DropGuard,
 }
 
 impl PgStore {
@@ -80,15 +84,18 @@ impl PgStore {
     /// application's `_sqlx_migrations`; a database whose dropkit history is
     /// still in `_sqlx_migrations` (made by an earlier version) has it moved
     /// first.
+    /// With a schema, use [`PgStoreBuilder::run_migrations`].
     pub async fn migrate(pool: &PgPool) -> Result<(), DropError> {
-        migrations::run(pool).await
+        Self::builder().run_migrations(pool).await
     }
 
     /// The embedded migrations, recording their history in
     /// [`HISTORY_TABLE`](crate::HISTORY_TABLE), for applications that run
     /// migrations in their own pipeline (with
-    /// [`PgStoreBuilder::migrate`]`(false)` on the store). Prefer
-    /// [`PgStore::migrate`], which also moves an older version's history.
+    /// [`PgStoreBuilder::migrate`]`(false)` on the store). The files name no
+    /// schema: run it on a connection whose `search_path` is the store's
+    /// schema, if it has one. Prefer [`PgStoreBuilder::run_migrations`],
+    /// which also creates the schema and moves an older version's history.
     pub fn migrator() -> &'static sqlx::migrate::Migrator {
         &migrations::MIGRATOR
     }
@@ -96,45 +103,80 @@ impl PgStore {
     pub(crate) async fn start(
         pool: PgPool,
         settings: &PgStoreBuilder,
+        owns_pool: bool,
     ) -> Result<PgStore, DropError> {
         if settings.migrate {
-            Self::migrate(&pool).await?;
+            settings.run_migrations(&pool).await?;
+        }
+        if let Some(schema) = &settings.schema {
+            migrations::check_schema(&pool, schema).await?;
         }
         let instance = Uuid::new_v4();
-        let cancel = CancellationToken::new();
         let bus = EventBus::new(settings.event_capacity);
-        let (fanout, notifier) = if settings.listen {
-            let (fanout, notifier) =
-                fanout::start(pool.clone(), bus, instance, settings.feed(), cancel.clone())
-                    .await
-                    .map_err(map_sqlx)?;
-            (fanout, Some(notifier))
+        // Every task of the store runs on one of two trackers, so close()
+        // can wait for all of them: the work (writes, batches, the
+        // statistics watch), then the feed (notifier, listener, heartbeats),
+        // which must outlive the work to send its events.
+        let work = TaskTracker::new();
+        let feed = FeedTasks {
+            tracker: TaskTracker::new(),
+            stop: CancellationToken::new(),
+        };
+        let (fanout, listener_pool) = if settings.listen {
+            let listener_pool = PgPoolOptions::new()
+                .max_connections(1)
+                .max_lifetime(None)
+                .idle_timeout(None)
+                .acquire_timeout(settings.acquire_timeout)
+                .connect_lazy_with(
+                    settings
+                        .listener
+                        .clone()
+                        .unwrap_or_else(|| (*pool.connect_options()).clone()),
+                );
+            let started = fanout::start(
+                pool.clone(),
+                listener_pool.clone(),
+                settings.channel_name(),
+                bus,
+                instance,
+                settings.feed(),
+                &feed,
+            )
+            .await;
+            match started {
+                Ok(fanout) => (fanout, Some(listener_pool)),
+                Err(e) => {
+                    feed.stop.cancel();
+                    feed.tracker.close();
+                    feed.tracker.wait().await;
+                    listener_pool.close().await;
+                    return Err(map_sqlx(e));
+                }
+            }
         } else {
             (Fanout::local_only(bus), None)
         };
-        let tasks = TaskTracker::new();
         let closing = CancellationToken::new();
-        // Tracked like the writes, so close() waits for an ANALYZE in
-        // progress; it stops when closing begins.
-        tasks.spawn(statistics::first_analyze(pool.clone(), closing.clone()));
+        work.spawn(statistics::first_analyze(pool.clone(), closing.clone()));
         let shared = Shared {
             pool,
             fanout,
             retries: settings.retries,
-            tasks: tasks.clone(),
+            tasks: work.clone(),
             closing,
         };
         let (reserve_gate, purchase_gate) = if settings.group_commit {
             let s = shared.clone();
             let reserve: ReserveGate =
-                Gatherer::new(settings.batch_cap, tasks.clone(), move |drop_id, users| {
+                Gatherer::new(settings.batch_cap, work.clone(), move |drop_id, users| {
                     let s = s.clone();
                     Box::pin(async move { writes::reserve(&s, drop_id, users).await })
                         as BatchFuture<_>
                 });
             let s = shared.clone();
             let purchase: PurchaseGate =
-                Gatherer::new(settings.batch_cap, tasks, move |drop_id, reqs| {
+                Gatherer::new(settings.batch_cap, work, move |drop_id, reqs| {
                     let s = s.clone();
                     Box::pin(async move { writes::purchase(&s, drop_id, reqs).await })
                         as BatchFuture<_>
@@ -149,9 +191,10 @@ impl PgStore {
                 instance,
                 reserve_gate,
                 purchase_gate,
-                _stop_tasks: cancel.clone().drop_guard(),
-                cancel,
-                notifier: Mutex::new(notifier),
+                _stop_feed: feed.stop.clone().drop_guard(),
+                feed,
+                listener_pool,
+                owns_pool,
                 health_timeout: settings.acquire_timeout,
             }),
         })
@@ -176,10 +219,15 @@ impl PgStore {
     /// Shuts the store down: new writes get `UNAVAILABLE`; writes in
     /// flight and calls already queued finish and are answered; their
     /// events, and every event not yet sent to other instances, are sent;
-    /// then the listener stops and the pool closes once the connections in
-    /// use come back. Safe to call more than once.
+    /// then the listener stops. Returns once every task the store started
+    /// has ended and the listener's connection is closed. Closes the pool
+    /// too if the store opened it ([`PgStoreBuilder::connect`],
+    /// [`PgStoreBuilder::connect_with`]); a pool handed to
+    /// [`PgStoreBuilder::build`] stays open for the application. Safe to
+    /// call more than once.
     pub async fn close(&self) {
         let inner = &self.inner;
+        // 1. Refuse new work.
         inner.shared.closing.cancel();
         if let Some(g) = &inner.reserve_gate {
             g.close();
@@ -187,18 +235,22 @@ impl PgStore {
         if let Some(g) = &inner.purchase_gate {
             g.close();
         }
+        // 2. Finish the work in flight: writes commit, batches answer, and
+        // their events reach the feed.
         inner.shared.tasks.close();
         inner.shared.tasks.wait().await;
-        inner.cancel.cancel();
-        let notifier = inner
-            .notifier
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(notifier) = notifier {
-            let _ = notifier.await;
+        // 3. Stop the feed: the notifier sends what is queued, the listener
+        // and its heartbeats end.
+        inner.feed.stop.cancel();
+        inner.feed.tracker.close();
+        inner.feed.tracker.wait().await;
+        // 4. Connections: the listener's, and the pool if it is ours.
+        if let Some(listener_pool) = &inner.listener_pool {
+            listener_pool.close().await;
         }
-        inner.shared.pool.close().await;
+        if inner.owns_pool {
+            inner.shared.pool.close().await;
+        }
     }
 
     /// Proves the bookkeeping: every drop's counters equal what its rows
@@ -345,7 +397,7 @@ impl InventoryStore for PgStore {
 
     async fn reserve(&self, drop_id: DropId, username: &Username) -> Result<Reserved, DropError> {
         match &self.inner.reserve_gate {
-            Some(gate) => gate.submit(drop_id, username.clone()).await?,
+            Some(gate) => gate.submit(drop_id, username.clone()).await,
             None => {
                 let (shared, user) = (self.shared().clone(), username.clone());
                 self.shared()
@@ -397,7 +449,7 @@ impl InventoryStore for PgStore {
         let drop_id = DropId::from_uuid(row.try_get("drop_id").map_err(map_sqlx)?);
         let req = (reservation_id, username.clone());
         match &self.inner.purchase_gate {
-            Some(gate) => gate.submit(drop_id, req).await?,
+            Some(gate) => gate.submit(drop_id, req).await,
             None => {
                 let shared = self.shared().clone();
                 self.shared()

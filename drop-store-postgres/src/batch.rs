@@ -165,8 +165,12 @@ struct Batch<Req, T> {
 }
 
 /// A lane's task: cut, run, answer, until the queue is empty.
-async fn run_lane<K, Req, T>(lanes: Shared<K, Req, T>, runner: Runner<K, Req, T>, key: K, cap: usize)
-where
+async fn run_lane<K, Req, T>(
+    lanes: Shared<K, Req, T>,
+    runner: Runner<K, Req, T>,
+    key: K,
+    cap: usize,
+) where
     K: Hash + Eq + Copy,
 {
     // 2. Cut (None: the queue was empty and the lane is closed).
@@ -208,7 +212,11 @@ where
 }
 
 /// Step 3: runs the batch; a panic becomes every caller's `INTERNAL`.
-async fn run<K, Req, T>(runner: &Runner<K, Req, T>, key: K, requests: Vec<Req>) -> Vec<Result<T, DropError>> {
+async fn run<K, Req, T>(
+    runner: &Runner<K, Req, T>,
+    key: K,
+    requests: Vec<Req>,
+) -> Vec<Result<T, DropError>> {
     let n = requests.len();
     let mut batch = runner(key, requests);
     let caught = std::future::poll_fn(|cx| {

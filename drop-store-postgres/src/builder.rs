@@ -361,7 +361,13 @@ mod tests {
             channel(PgStore::builder().schema(&"t".repeat(60)).unwrap())
         );
         assert_eq!(
-            channel(PgStore::builder().schema("shop").unwrap().channel("mine").unwrap()),
+            channel(
+                PgStore::builder()
+                    .schema("shop")
+                    .unwrap()
+                    .channel("mine")
+                    .unwrap()
+            ),
             "mine"
         );
     }

@@ -77,9 +77,11 @@ async fn enter_schema(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx:
             .await?;
     }
     tx.commit().await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET search_path TO \"{schema}\"")))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET search_path TO \"{schema}\""
+    )))
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::proxy::Mode;
-use common::{assert_invariants, block_drop, drop_of, proxy_for, store_on, store_via, user};
+use common::{
+    assert_invariants, block_drop, drop_of, proxy_for, store_on, store_via, user, wait_event,
+};
 use drop_core::{DropEvent, EventsLost, ExpiryScheduler, InventoryStore, Money, NewDrop, Origin};
 use drop_store_postgres::PgStore;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -38,29 +40,6 @@ async fn wait_for_lock_waiter(pool: &PgPool, function: &str) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("no backend waited inside {function}");
-}
-
-/// The next item of `events` that `what` picks, within `within`.
-async fn wait_event<S: futures::Stream + Unpin, T>(
-    events: &mut S,
-    within: Duration,
-    what: impl Fn(&S::Item) -> Option<T>,
-) -> Option<T> {
-    tokio::time::timeout(within, async {
-        loop {
-            match events.next().await {
-                Some(item) => {
-                    if let Some(found) = what(&item) {
-                        return Some(found);
-                    }
-                }
-                None => return None,
-            }
-        }
-    })
-    .await
-    .ok()
-    .flatten()
 }
 
 /// A caller cancelled after its statement reached the database (the drop
@@ -336,4 +315,92 @@ async fn a_write_that_never_reached_the_database_announces_nothing(pool: PgPool)
     assert!(heard.is_none(), "announced {heard:?}");
     proxy.set(Mode::Forward);
     store.close().await;
+}
+
+/// close() waits for a batch in flight: the batch (stopped half-way on a
+/// row lock) commits, its caller is answered, and its events reach local
+/// subscribers and the other instances before close() returns.
+#[sqlx::test(migrations = false)]
+async fn close_waits_for_a_batch_in_flight_and_sends_its_events(pool: PgPool) {
+    let a = store_on(&pool, 4, PgStore::builder()).await;
+    let b = store_on(&pool, 4, PgStore::builder()).await;
+    let drop_id = drop_of(&a, 5, Duration::from_secs(60)).await;
+    let mut on_a = a.subscribe();
+    let mut on_b = b.subscribe();
+    let blocker = block_drop(&pool, drop_id).await;
+    let caller = {
+        let a = a.clone();
+        tokio::spawn(async move { a.reserve(drop_id, &user("late")).await })
+    };
+    wait_for_lock_waiter(&pool, "dropkit_reserve").await;
+    let closing = {
+        let a = a.clone();
+        tokio::spawn(async move { a.close().await })
+    };
+    // close() refuses new calls at once, but waits for the batch.
+    while a.health().await.is_ok() {
+        tokio::task::yield_now().await;
+    }
+    let refused = a.reserve(drop_id, &user("after")).await.unwrap_err();
+    assert_eq!(refused.code(), "UNAVAILABLE");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !closing.is_finished(),
+        "close() returned with a batch in flight"
+    );
+    blocker.rollback().await.unwrap();
+    closing.await.unwrap();
+
+    let held = caller
+        .await
+        .unwrap()
+        .expect("the batch in flight is answered");
+    assert!(held.created);
+    // Published before close() returned: already waiting in the stream.
+    let mut local = None;
+    while let Some(Some(event)) = on_a.next().now_or_never() {
+        if let Ok(DropEvent::HoldCreated { reservation_id, .. }) = event {
+            local = Some(reservation_id);
+        }
+    }
+    assert_eq!(
+        local,
+        Some(held.reservation.id),
+        "no local event by close()"
+    );
+    let remote = wait_event(&mut on_b, Duration::from_secs(10), |e| match e {
+        Ok(DropEvent::HoldCreated { reservation_id, .. }) => Some(*reservation_id),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        remote,
+        Some(held.reservation.id),
+        "the other instance never heard"
+    );
+    assert_eq!(b.get_drop(drop_id).await.unwrap().stock.reserved, 1);
+    b.close().await;
+}
+
+/// A store built on the application's pool leaves it open on close; a
+/// store that opened its own pool closes it.
+#[sqlx::test(migrations = false)]
+async fn close_leaves_the_applications_pool_open(pool: PgPool) {
+    let apps = common::pool_like(&pool, 4).await;
+    let store = PgStore::builder().build(apps.clone()).await.unwrap();
+    drop_of(&store, 1, Duration::from_secs(60)).await;
+    store.close().await;
+    assert!(!apps.is_closed());
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&apps)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+
+    let own = PgStore::builder()
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    own.close().await;
+    assert!(own.pool().is_closed());
 }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use drop_core::testkit::Harness;
 use drop_core::{DropId, InventoryStore, Money, NewDrop, Username, async_trait};
 use drop_store_postgres::{PgStore, PgStoreBuilder};
+use futures::StreamExt;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
@@ -173,4 +174,27 @@ pub async fn block_drop(pool: &PgPool, drop_id: DropId) -> Transaction<'static, 
         .await
         .unwrap();
     tx
+}
+
+/// The next item of `events` that `what` picks, within `within`.
+pub async fn wait_event<S: futures::Stream + Unpin, T>(
+    events: &mut S,
+    within: Duration,
+    what: impl Fn(&S::Item) -> Option<T>,
+) -> Option<T> {
+    tokio::time::timeout(within, async {
+        loop {
+            match events.next().await {
+                Some(item) => {
+                    if let Some(found) = what(&item) {
+                        return Some(found);
+                    }
+                }
+                None => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
 }

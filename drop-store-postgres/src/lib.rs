@@ -17,6 +17,24 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Inside a host application
+//!
+//! - [`PgStoreBuilder::schema`] keeps every dropkit object, the migration
+//!   history included, in a schema of its own; without it nothing changes
+//!   from earlier versions (the objects live in `public`).
+//! - [`PgStoreBuilder::channel`] names the `LISTEN/NOTIFY` channel (derived
+//!   from the schema by default), so stores of different schemas in one
+//!   database never hear each other.
+//! - [`PgStoreBuilder::listener_url`] sends the event listener's connection
+//!   elsewhere than the pool's (behind a transaction-pooling proxy, which
+//!   `LISTEN` does not survive).
+//! - A pool handed to [`PgStoreBuilder::build`] stays the application's:
+//!   [`PgStore::close`] leaves it open, and its `search_path` must reach the
+//!   schema (checked at start).
+//! - [`PgStoreBuilder::run_migrations`] (or [`PgStore::migrator`]) runs the
+//!   migrations from the application's own pipeline, with
+//!   [`PgStoreBuilder::migrate`]`(false)` on the store.
+//!
 //! ## Schema
 //!
 //! Embedded migrations (`migrations/`, applied by every constructor unless
@@ -85,8 +103,10 @@
 //!   unknown.
 //! - **Cancellation**: every write runs on a task of the store's, so a
 //!   caller that gives up mid-statement cannot separate a commit from its
-//!   events; [`PgStore::close`] waits for those tasks and sends the
-//!   notifications still queued.
+//!   events. Every task the store starts (writes, batches, the notifier,
+//!   the listener, the statistics watch) is tracked: [`PgStore::close`]
+//!   waits for the writes, then sends the notifications still queued, then
+//!   waits for the rest.
 //! - **Events** are published only after commit: locally at once, to other
 //!   instances through `LISTEN/NOTIFY` by a background notifier that sends
 //!   whatever accumulated as one notification (never one per reservation).

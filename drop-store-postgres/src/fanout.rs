@@ -149,7 +149,7 @@ pub(crate) async fn start(
     bus: EventBus,
     instance: Uuid,
     settings: FeedSettings,
-    tasks: &FeedTasks,
+    tasks: FeedTasks,
 ) -> Result<Fanout, sqlx::Error> {
     let (tx, rx) = mpsc::channel(settings.queue.max(1));
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -163,3 +163,34 @@ mod tests {
         }
     }
 }
+
+/// Compile-time checks: the constructors' futures are `Send` for every
+/// lifetime, so an application can start the store inside a boxed
+/// `dyn Future + Send` (a test harness, a spawned task). A borrow held
+/// across an `.await` in a way the compiler cannot generalise breaks this
+/// only where such a caller is compiled, far from the cause.
+#[cfg(test)]
+mod send_probe {
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use crate::{PgPool, PgStore};
+
+    type Boxed = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    #[allow(dead_code)]
+    fn constructors_are_send(pool: PgPool) -> [Boxed; 3] {
+        let (a, b) = (pool.clone(), pool);
+        [
+            Box::pin(async {
+                let _ = PgStore::connect("postgres://x/y").await;
+            }),
+            Box::pin(async move {
+                let _ = PgStore::builder().build(a).await;
+            }),
+            Box::pin(async move {
+                let _ = PgStore::builder().run_migrations(&b).await;
+            }),
+        ]
+    }
+}

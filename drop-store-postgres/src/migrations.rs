@@ -50,10 +50,16 @@ pub(crate) async fn run(pool: &PgPool, schema: Option<&str>) -> Result<(), DropE
         enter_schema(&mut conn, schema).await.map_err(map_sqlx)?;
     }
     adopt_shared_history(&mut conn).await.map_err(map_sqlx)?;
-    MIGRATOR.run(&mut *conn).await.map_err(|e| match e {
-        MigrateError::Execute(e) => map_sqlx(e),
-        other => internal(format!("migration failed: {other}")),
-    })
+    // `run_direct`: `run(&mut conn)` goes through `Acquire`, whose
+    // lifetimes make every future awaiting this one not `Send` (see the
+    // `send_probe` checks in lib.rs).
+    MIGRATOR
+        .run_direct(None, &mut *conn, false)
+        .await
+        .map_err(|e| match e {
+            MigrateError::Execute(e) => map_sqlx(e),
+            other => internal(format!("migration failed: {other}")),
+        })
 }
 
 /// Creates `schema` unless it exists (so a role without `CREATE` on the

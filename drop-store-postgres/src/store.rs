@@ -141,18 +141,14 @@ impl PgStore {
                 bus,
                 instance,
                 settings.feed(),
-                &feed,
+                feed.clone(),
             )
             .await;
             match started {
                 Ok(fanout) => (fanout, Some(listener_pool)),
-                Err(e) => {
-                    feed.stop.cancel();
-                    feed.tracker.close();
-                    feed.tracker.wait().await;
-                    listener_pool.close().await;
-                    return Err(map_sqlx(e));
-                }
+                // The listener task ended when it reported the failure;
+                // nothing else was started.
+                Err(e) => return Err(map_sqlx(e)),
             }
         } else {
             (Fanout::local_only(bus), None)

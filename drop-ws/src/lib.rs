@@ -50,11 +50,14 @@
 mod app;
 mod error;
 mod extract;
-pub mod hub;
+mod health;
+mod hub;
 mod limit;
 mod metrics;
-pub mod openapi;
+mod openapi;
 mod routes;
+mod server;
+mod state;
 pub mod wire;
 mod ws;
 
@@ -63,5 +66,6 @@ pub use app::{
     DropApiBuilder,
 };
 pub use error::{ApiError, ErrorBody, status_of};
-pub use hub::Hub;
 pub use metrics::Metrics;
+pub use openapi::openapi_document;
+pub use server::DropServer;

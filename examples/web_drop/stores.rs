@@ -5,7 +5,7 @@ use std::sync::Arc;
 use drop_core::{Clock, InventoryStore, SystemClock};
 use drop_store_memory::MemoryStore;
 
-use crate::options::{Options, StoreKind};
+use crate::options::{Options, Secret, StoreKind};
 
 /// A store and the clock it keeps time by.
 pub(crate) struct Opened {
@@ -26,8 +26,9 @@ pub(crate) async fn open(opts: &Options) -> Result<Opened, Box<dyn std::error::E
         StoreKind::Postgres => {
             let url = opts
                 .database_url
-                .as_deref()
-                .ok_or("--store postgres needs --database-url or DATABASE_URL")?;
+                .as_ref()
+                .map(Secret::expose)
+                .ok_or("--store postgres needs --database-url or DROPKIT_DATABASE_URL")?;
             let acquire = std::time::Duration::from_millis(opts.db_acquire_timeout_ms.max(1));
             postgres(url, !opts.no_group_commit, acquire).await
         }

@@ -13,6 +13,6 @@ mod admin;
 mod bad_input;
 mod concurrency;
 mod health;
-mod hub;
 mod live;
+mod options;
 mod shutdown;

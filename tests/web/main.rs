@@ -15,4 +15,5 @@ mod concurrency;
 mod health;
 mod live;
 mod options;
+mod prefix;
 mod shutdown;

@@ -84,6 +84,18 @@ pub(crate) struct Options {
     #[arg(long, env = "DROPKIT_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1_000)]
     pub(crate) db_acquire_timeout_ms: u64,
 
+    /// Most PostgreSQL connections this instance opens (with --store
+    /// postgres), its change listener included; at least 2. Every instance
+    /// opens up to this many: keep instances × this below the server's
+    /// max_connections.
+    #[arg(long, env = "DROPKIT_DB_MAX_CONNECTIONS", default_value_t = 32)]
+    pub(crate) db_max_connections: u32,
+
+    /// Do not apply the store's migrations on start (with --store
+    /// postgres), for deployments that run them in their own step.
+    #[arg(long, env = "DROPKIT_NO_MIGRATE")]
+    pub(crate) no_migrate: bool,
+
     /// Address to listen on.
     #[arg(long, env = "DROPKIT_BIND", default_value = "127.0.0.1:3000")]
     pub(crate) bind: SocketAddr,

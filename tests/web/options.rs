@@ -82,6 +82,16 @@ fn new_names_and_flags_win_over_older_variables() {
 }
 
 #[test]
+fn database_settings_parse() {
+    let opts = parse(&["--db-max-connections", "8", "--no-migrate"]);
+    assert_eq!(opts.db_max_connections, 8);
+    assert!(opts.no_migrate);
+    let opts = parse(&[]);
+    assert_eq!(opts.db_max_connections, 32, "the store's own default");
+    assert!(!opts.no_migrate, "the store migrates on start by default");
+}
+
+#[test]
 fn help_names_every_variable() {
     use clap::CommandFactory;
     let help = Options::command().render_long_help().to_string();
@@ -90,6 +100,8 @@ fn help_names_every_variable() {
         "DROPKIT_DATABASE_URL",
         "DROPKIT_NO_GROUP_COMMIT",
         "DROPKIT_DB_ACQUIRE_TIMEOUT_MS",
+        "DROPKIT_DB_MAX_CONNECTIONS",
+        "DROPKIT_NO_MIGRATE",
         "DROPKIT_BIND",
         "DROPKIT_HOLD_SECONDS",
         "DROPKIT_ADMIN_TOKEN",

@@ -23,6 +23,7 @@ use crate::error::error_responses;
 use crate::hub::Hub;
 use crate::limit::Limits;
 use crate::metrics::{self, Metrics};
+use crate::proxy::{Network, TrustedProxies};
 use crate::state::{AppState, Inner, track_requests};
 use crate::{health, openapi, routes, ws};
 
@@ -40,6 +41,7 @@ pub struct DropApiBuilder {
     store: Arc<dyn InventoryStore>,
     admin_token: Option<String>,
     cors_origins: Vec<HeaderValue>,
+    trusted_proxies: TrustedProxies,
     rate_limit: u32,
     default_hold: Duration,
     tick: Duration,
@@ -86,6 +88,23 @@ impl DropApiBuilder {
                 )
             })?;
         self.cors_origins.push(value);
+        Ok(self)
+    }
+
+    /// Trusts `X-Forwarded-For` from peers in `network` (an address such
+    /// as `10.0.0.7`, or a network such as `10.0.0.0/8`): behind a load
+    /// balancer, the per-IP rate limit then counts the client's address
+    /// instead of the balancer's. Each hop is believed only while the hop
+    /// that reported it is trusted, so a client cannot choose its address.
+    /// Defaults to none (the peer's address is the client's).
+    pub fn trusted_proxy(mut self, network: &str) -> Result<Self, DropError> {
+        let network = Network::parse(network).ok_or_else(|| {
+            DropError::invalid(
+                "trustedProxy",
+                "must be an IP address or a network such as 10.0.0.0/8",
+            )
+        })?;
+        self.trusted_proxies.push(network);
         Ok(self)
     }
 
@@ -189,6 +208,7 @@ impl DropApiBuilder {
             hub,
             metrics,
             limits: NonZeroU32::new(self.rate_limit).map(Limits::per_minute),
+            trusted_proxies: self.trusted_proxies,
             admin_token,
             default_hold: self.default_hold,
             cancel: self.cancel,
@@ -253,6 +273,7 @@ impl DropApi {
             store,
             admin_token: None,
             cors_origins: Vec::new(),
+            trusted_proxies: TrustedProxies::default(),
             rate_limit: 0,
             default_hold: DEFAULT_HOLD,
             tick: DEFAULT_TICK,

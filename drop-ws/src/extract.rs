@@ -102,22 +102,27 @@ impl<S: Send + Sync> FromRequestParts<S> for ReservationPath {
     }
 }
 
-/// The peer's address, when the server was started with
-/// `into_make_service_with_connect_info::<SocketAddr>()`; `None` otherwise
+/// The client's address: the peer's, or, when the peer is a trusted
+/// proxy, the one it forwarded (`X-Forwarded-For`). `None` when the server
+/// was not started with `into_make_service_with_connect_info::<SocketAddr>()`
 /// (only the per-username rate limit applies then).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, app)
+            .await
+            .ok()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Ok(ClientIp(peer.map(|peer| {
+            app.trusted_proxies.client(peer, &parts.headers)
+        })))
     }
 }
 

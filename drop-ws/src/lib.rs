@@ -55,6 +55,7 @@ mod hub;
 mod limit;
 mod metrics;
 mod openapi;
+mod proxy;
 mod routes;
 mod server;
 mod state;

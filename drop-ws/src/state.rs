@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::limit::Limits;
 use crate::metrics::Metrics;
+use crate::proxy::TrustedProxies;
 
 /// The handlers' state. Cheap to clone.
 #[derive(Clone)]
@@ -27,6 +28,7 @@ pub(crate) struct Inner {
     pub(crate) hub: Hub,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limits: Option<Limits>,
+    pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) admin_token: String,
     pub(crate) default_hold: Duration,
     /// Cancelled when shutdown begins: WebSockets close, readiness fails,

@@ -4,13 +4,18 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::Request;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use support::{builder, call, json};
+use tower::ServiceExt;
 
 async fn reserve_one(app: &Router) {
     let create = r#"{"name":"Host","price":"1.00","totalStock":3}"#;
@@ -111,4 +116,81 @@ async fn the_document_names_the_prefix_it_is_nested_at() {
         doc,
         serde_json::to_value(drop_ws::openapi_document("")).unwrap()
     );
+}
+
+/// A reserve from `client` (as `X-Forwarded-For`) for `username`: its status.
+async fn reserve_from(app: &Router, drop_id: &str, client: &str, username: &str) -> u16 {
+    let body = format!(r#"{{"dropId":"{drop_id}","username":"{username}"}}"#);
+    let req = Request::post("/api/reservations")
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", client)
+        .body(Body::from(body))
+        .unwrap();
+    app.clone().oneshot(req).await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_rate_limits_count_the_forwarded_client() {
+    let api = builder()
+        .rate_limit_per_minute(1)
+        .trusted_proxy("10.0.0.0/8")
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    // Every request arrives from the load balancer.
+    let app = api
+        .router()
+        .layer(MockConnectInfo(SocketAddr::from(([10, 0, 0, 2], 40000))));
+    let create = r#"{"name":"Proxied","price":"1.00","totalStock":50}"#;
+    let (_, drop) = json(&app, "POST", "/api/drops", Some(create.into()), true).await;
+    let id = drop["id"].as_str().unwrap();
+    // Two clients behind one balancer each have their own budget...
+    assert_eq!(
+        reserve_from(&app, id, "198.51.100.1", "buyer_one").await,
+        201
+    );
+    assert_eq!(
+        reserve_from(&app, id, "198.51.100.2", "buyer_two").await,
+        201
+    );
+    // ...and one client spends its own, whatever name it gives, and
+    // whatever it claims left of the balancer's entry.
+    assert_eq!(
+        reserve_from(&app, id, "7.7.7.7, 198.51.100.1", "buyer_three").await,
+        429
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_peer_cannot_choose_its_address() {
+    let api = builder()
+        .rate_limit_per_minute(1)
+        .trusted_proxy("10.0.0.0/8")
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let app = api
+        .router()
+        .layer(MockConnectInfo(SocketAddr::from(([203, 0, 113, 5], 40000))));
+    let create = r#"{"name":"Direct","price":"1.00","totalStock":50}"#;
+    let (_, drop) = json(&app, "POST", "/api/drops", Some(create.into()), true).await;
+    let id = drop["id"].as_str().unwrap();
+    assert_eq!(
+        reserve_from(&app, id, "198.51.100.1", "buyer_one").await,
+        201
+    );
+    assert_eq!(
+        reserve_from(&app, id, "198.51.100.2", "buyer_two").await,
+        429
+    );
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_must_be_an_address_or_a_network() {
+    for bad in ["", "10.0.0.0/99", "proxy.internal"] {
+        let err = builder().trusted_proxy(bad).unwrap_err();
+        assert_eq!(err.code(), "INVALID_INPUT", "{bad}");
+    }
 }

@@ -72,6 +72,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     for origin in &opts.cors_origin {
         builder = builder.cors_origin(origin)?;
     }
+    for proxy in &opts.trusted_proxy {
+        builder = builder.trusted_proxy(proxy)?;
+    }
     let api = builder.build().await?;
 
     if !opts.no_demo && store.list_drops().await?.is_empty() {

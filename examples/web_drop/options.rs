@@ -116,6 +116,13 @@ pub(crate) struct Options {
     #[arg(long, env = "DROPKIT_CORS_ORIGIN", value_delimiter = ',')]
     pub(crate) cors_origin: Vec<String>,
 
+    /// Load balancer or reverse proxy whose X-Forwarded-For is believed:
+    /// an address or a network such as 10.0.0.0/8 (repeatable, or
+    /// comma-separated). Behind one, set it, or every client shares the
+    /// proxy's per-IP rate limit.
+    #[arg(long, env = "DROPKIT_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub(crate) trusted_proxy: Vec<String>,
+
     /// Reserve and purchase requests per minute per IP and per username (0 = off).
     #[arg(long, env = "DROPKIT_RATE_LIMIT", default_value_t = 120)]
     pub(crate) rate_limit: u32,

@@ -83,7 +83,14 @@ fn new_names_and_flags_win_over_older_variables() {
 
 #[test]
 fn database_settings_parse() {
-    let opts = parse(&["--db-max-connections", "8", "--no-migrate"]);
+    let opts = parse(&[
+        "--db-max-connections",
+        "8",
+        "--no-migrate",
+        "--trusted-proxy",
+        "10.0.0.0/8,192.0.2.1",
+    ]);
+    assert_eq!(opts.trusted_proxy, ["10.0.0.0/8", "192.0.2.1"]);
     assert_eq!(opts.db_max_connections, 8);
     assert!(opts.no_migrate);
     let opts = parse(&[]);
@@ -107,6 +114,7 @@ fn help_names_every_variable() {
         "DROPKIT_ADMIN_TOKEN",
         "DROPKIT_CORS_ORIGIN",
         "DROPKIT_RATE_LIMIT",
+        "DROPKIT_TRUSTED_PROXIES",
         "DROPKIT_NO_DEMO",
         "DROPKIT_LOG_FORMAT",
         "DATABASE_URL",

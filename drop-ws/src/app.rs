@@ -3,6 +3,7 @@
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -212,6 +213,7 @@ impl DropApiBuilder {
             admin_token,
             default_hold: self.default_hold,
             cancel: self.cancel,
+            draining: AtomicBool::new(false),
             tasks,
         }));
         Ok(DropApi {
@@ -389,7 +391,9 @@ impl DropApi {
                     .max_age(Duration::from_secs(600)),
             )
         };
-        routes.layer(TraceLayer::new_for_http())
+        // Spans for every request; failures are logged by `error_responses`
+        // alone (once, with their cause), not again here.
+        routes.layer(TraceLayer::new_for_http().on_failure(()))
     }
 
     /// This instance's metrics.
@@ -405,6 +409,14 @@ impl DropApi {
     /// The token whose cancellation begins shutdown.
     pub fn cancel_token(&self) -> &CancellationToken {
         &self.state.cancel
+    }
+
+    /// Starts draining: readiness answers 503 from now on, so load
+    /// balancers send this instance no new work, while everything else,
+    /// WebSockets included, goes on serving until shutdown. Give the
+    /// balancers a few probe periods, then shut down.
+    pub fn drain(&self) {
+        self.state.draining.store(true, Ordering::Relaxed);
     }
 
     /// Begins shutdown and returns at once: readiness answers 503, every

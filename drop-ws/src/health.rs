@@ -19,8 +19,8 @@ use crate::wire::HealthView;
     )
 )]
 pub(crate) async fn ready(State(app): State<AppState>) -> Result<Json<HealthView>, ApiError> {
-    if app.cancel.is_cancelled() {
-        return Err(ApiError::unavailable("the server is shutting down"));
+    if app.is_draining() {
+        return Err(ApiError::unavailable("the server is shutting down").with_detail("draining"));
     }
     app.store.health().await.map_err(|err| {
         ApiError::unavailable("the store is unavailable").with_detail(err.to_string())

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::serve::ListenerExt;
@@ -20,6 +21,7 @@ use crate::app::DropApi;
 pub struct DropServer {
     api: DropApi,
     addr: SocketAddr,
+    drain_for: Duration,
     stop: CancellationToken,
     served: JoinHandle<io::Result<()>>,
 }
@@ -56,6 +58,7 @@ impl DropApi {
         Ok(DropServer {
             api: self.clone(),
             addr,
+            drain_for: Duration::ZERO,
             stop,
             served,
         })
@@ -71,6 +74,15 @@ impl DropServer {
     /// The API it serves.
     pub fn api(&self) -> &DropApi {
         &self.api
+    }
+
+    /// How long [`run_until`](Self::run_until) keeps serving, unready
+    /// ([`DropApi::drain`]), between the signal and the shutdown, so that
+    /// load balancers stop sending new connections before the listener
+    /// closes. Defaults to none.
+    pub fn drain_for(mut self, period: Duration) -> Self {
+        self.drain_for = period;
+        self
     }
 
     /// Stops everything, in order, and returns when all of it has stopped:
@@ -89,17 +101,29 @@ impl DropServer {
         result
     }
 
-    /// Serves until `signal` completes (e.g. SIGTERM), then
+    /// Serves until `signal` completes (e.g. SIGTERM), drains for the
+    /// [`drain_for`](Self::drain_for) period, then
     /// [shuts down](Self::shutdown). Should the server fail first, the
     /// rest is shut down all the same and its error returned.
     pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> io::Result<()> {
         tokio::select! {
-            () = signal => self.shutdown().await,
+            () = signal => {}
             result = &mut self.served => {
                 self.api.shutdown().await;
-                joined(result)
+                return joined(result);
             }
         }
+        if !self.drain_for.is_zero() {
+            self.api.drain();
+            tokio::select! {
+                () = tokio::time::sleep(self.drain_for) => {}
+                result = &mut self.served => {
+                    self.api.shutdown().await;
+                    return joined(result);
+                }
+            }
+        }
+        self.shutdown().await
     }
 }
 

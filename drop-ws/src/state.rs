@@ -3,6 +3,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -34,6 +35,9 @@ pub(crate) struct Inner {
     /// Cancelled when shutdown begins: WebSockets close, readiness fails,
     /// the hub and the scheduler stop.
     pub(crate) cancel: CancellationToken,
+    /// Set when the instance is draining: readiness fails so balancers
+    /// send no new work, while everything else goes on serving.
+    pub(crate) draining: AtomicBool,
     /// Every request in flight, every WebSocket, the hub and the
     /// scheduler: shutdown waits for all of them before closing the store.
     pub(crate) tasks: TaskTracker,
@@ -47,6 +51,11 @@ impl Deref for AppState {
 }
 
 impl Inner {
+    /// Whether readiness must fail: draining, or shutting down.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.cancel.is_cancelled()
+    }
+
     /// 401 without a bearer token, 403 with a wrong one.
     pub(crate) fn check_admin(&self, auth: Option<&HeaderValue>) -> Result<(), ApiError> {
         let Some(auth) = auth else {

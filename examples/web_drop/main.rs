@@ -9,6 +9,7 @@
 //! ```
 //!
 //! SIGINT or SIGTERM stops it in one step ([`drop_ws::DropServer`]):
+//! readiness fails (for `--drain-seconds`, while it goes on serving), then
 //! WebSockets are closed with 1001, in-flight requests are answered, the
 //! expiry scheduler stops, and the store closes last.
 //!
@@ -57,6 +58,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let hold = opts.hold()?;
+    let drain = opts.drain()?;
 
     let opened = stores::open(&opts).await?;
     let store: Arc<dyn InventoryStore> = opened.store;
@@ -86,7 +88,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let app = Router::new().merge(api.router()).fallback(assets::serve);
     let listener = tokio::net::TcpListener::bind(opts.bind).await?;
-    let server = api.serve(listener, app)?;
+    let server = api.serve(listener, app)?.drain_for(drain);
     println!(
         "dropkit web_drop listening on http://{}",
         server.local_addr()
@@ -97,7 +99,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     server
         .run_until(async {
             shutdown_signal().await;
-            tracing::info!("shutting down: closing WebSockets, finishing in-flight requests");
+            tracing::info!(
+                drain_seconds = drain.as_secs_f64(),
+                "shutting down: unready, then closing WebSockets and finishing in-flight requests"
+            );
         })
         .await?;
     tracing::info!("stopped");

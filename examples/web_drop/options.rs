@@ -127,6 +127,12 @@ pub(crate) struct Options {
     #[arg(long, env = "DROPKIT_RATE_LIMIT", default_value_t = 120)]
     pub(crate) rate_limit: u32,
 
+    /// Seconds to keep serving after SIGTERM with readiness failing, so
+    /// load balancers stop sending new connections before the listener
+    /// closes (fractions allowed).
+    #[arg(long, env = "DROPKIT_DRAIN_SECONDS", default_value_t = 0.0)]
+    pub(crate) drain_seconds: f64,
+
     /// Do not create the demo drop on start-up.
     #[arg(long, env = "DROPKIT_NO_DEMO")]
     pub(crate) no_demo: bool,
@@ -202,6 +208,13 @@ impl Options {
             Some(token) => AdminToken::Supplied(token),
             None => AdminToken::Generated(Secret(uuid::Uuid::new_v4().simple().to_string())),
         }
+    }
+
+    pub(crate) fn drain(&self) -> Result<Duration, String> {
+        Duration::try_from_secs_f64(self.drain_seconds)
+            .ok()
+            .filter(|d| *d <= Duration::from_secs(3600))
+            .ok_or_else(|| "--drain-seconds must be between 0 and 3600".to_owned())
     }
 
     pub(crate) fn hold(&self) -> Result<Duration, String> {

@@ -99,6 +99,19 @@ fn database_settings_parse() {
 }
 
 #[test]
+fn the_drain_period_is_bounded() {
+    assert_eq!(parse(&[]).drain().unwrap(), std::time::Duration::ZERO);
+    assert_eq!(
+        parse(&["--drain-seconds", "2.5"]).drain().unwrap(),
+        std::time::Duration::from_millis(2500)
+    );
+    for bad in ["-1", "7200"] {
+        let flag = format!("--drain-seconds={bad}");
+        assert!(parse(&[flag.as_str()]).drain().is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn help_names_every_variable() {
     use clap::CommandFactory;
     let help = Options::command().render_long_help().to_string();
@@ -116,6 +129,7 @@ fn help_names_every_variable() {
         "DROPKIT_RATE_LIMIT",
         "DROPKIT_TRUSTED_PROXIES",
         "DROPKIT_NO_DEMO",
+        "DROPKIT_DRAIN_SECONDS",
         "DROPKIT_LOG_FORMAT",
         "DATABASE_URL",
         "ADMIN_TOKEN",

@@ -319,3 +319,101 @@ async fn the_api_alone_waits_for_its_requests_in_flight() {
         .unwrap();
     host.abort();
 }
+
+/// Draining takes the instance out of a balancer's rotation (readiness
+/// 503) while everything else goes on serving, WebSockets included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_fails_readiness_and_serves_everything_else() {
+    let server = TestServer::start(crate::support::memory_store).await;
+    let drop = server.create_drop("Draining", 10, 60.0).await;
+    let id = drop["id"].as_str().unwrap().to_owned();
+    let (mut ws, _) = server.ws().await;
+    server.api.drain();
+
+    let res = server
+        .http
+        .get(server.url("/api/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let (status, _) = server.get("/api/health/live").await;
+    assert_eq!(status, 200);
+    let (status, _) = server.reserve(&id, "still_served").await;
+    assert_eq!(status, 201);
+    let stock = ws
+        .wait_for(Duration::from_secs(10), |m| {
+            m["type"] == "stock" && m["dropId"] == id.as_str()
+        })
+        .await;
+    assert_eq!(
+        stock["reservedStock"], 1,
+        "the socket still gets live stock"
+    );
+
+    server.stop().await;
+    assert_eq!(close_code(&mut ws).await, Some(1001));
+}
+
+/// `run_until` with a drain period: on the signal the instance turns
+/// unready first and keeps its sockets, and stops only after the period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_until_drains_for_the_period_before_it_stops() {
+    const DRAIN: Duration = Duration::from_secs(3);
+    let backend = crate::support::memory_store().await;
+    let api = drop_ws::DropApi::builder(backend.store)
+        .admin_token(crate::support::TOKEN)
+        .clock(backend.clock)
+        .build()
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = api.serve(listener, api.router()).unwrap().drain_for(DRAIN);
+    let addr = server.local_addr();
+    let (signal, signalled) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run_until(async {
+        let _ = signalled.await;
+    }));
+    let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/ws"))
+        .await
+        .unwrap();
+    let mut ws = crate::support::WsClient { stream };
+    ws.next(Duration::from_secs(5)).await.expect("snapshot");
+    let http = reqwest::Client::new();
+    let ready = |http: reqwest::Client| async move {
+        http.get(format!("http://{addr}/api/health/ready"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    };
+    assert_eq!(ready(http.clone()).await.unwrap(), 200);
+
+    let signalled_at = tokio::time::Instant::now();
+    signal.send(()).unwrap();
+    // Unready at once, while the socket stays open.
+    let mut unready = false;
+    while signalled_at.elapsed() < DRAIN {
+        if matches!(ready(http.clone()).await, Ok(503)) {
+            unready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(unready, "readiness never failed while draining");
+    assert_eq!(
+        close_code(&mut ws).await,
+        Some(1001),
+        "closed when the drain ends"
+    );
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("stops after the drain")
+        .unwrap()
+        .unwrap();
+    assert!(
+        signalled_at.elapsed() >= DRAIN,
+        "stopped {:?} after the signal, before the drain period",
+        signalled_at.elapsed()
+    );
+}

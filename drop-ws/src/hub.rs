@@ -156,7 +156,7 @@ impl Hub {
     /// broadcast from that instant on.
     pub(crate) fn subscribe(&self) -> Subscription {
         let mut state = self.lock();
-        let snapshot = self.snapshot_frame(&mut state);
+        let snapshot = self.snapshot(&mut state);
         // Subscribing under the lock that broadcasts are sent under keeps
         // the snapshot and the stream gapless and without overlap.
         let frames = self.shared.tx.subscribe();
@@ -166,8 +166,11 @@ impl Hub {
             .iter()
             .map(|(id, e)| (*id, e.state.stock.version))
             .collect();
+        drop(state);
+        // The views are immutable and the instant taken: serializing needs
+        // no lock, so a crowd joining at once does not hold up the events.
         Subscription {
-            snapshot,
+            snapshot: snapshot.to_json().into(),
             frames,
             stock,
             seen,
@@ -194,7 +197,9 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn snapshot_frame(&self, state: &mut State) -> Frame {
+    /// The `snapshot` message as of now (its views are cached until the
+    /// next change, and shared).
+    fn snapshot(&self, state: &mut State) -> WsMessage {
         let now = self.shared.clock.now();
         let drops = match &state.views {
             Some(views) => views.clone(),
@@ -218,8 +223,6 @@ impl Hub {
             server_time: time(now),
             drops,
         }
-        .to_json()
-        .into()
     }
 
     fn broadcast(&self, msg: &WsMessage) {
@@ -256,7 +259,7 @@ impl Hub {
             }
         }
         if self.shared.tx.receiver_count() > 0 {
-            let frame = self.snapshot_frame(&mut state);
+            let frame: Frame = self.snapshot(&mut state).to_json().into();
             let _ = self.shared.tx.send(frame);
             self.shared.metrics.frame();
         }

@@ -176,7 +176,10 @@ impl Options {
         var: impl Fn(&str) -> Option<String>,
     ) -> Vec<&'static str> {
         let mut used = Vec::new();
-        if self.database_url.is_none()
+        // DATABASE_URL is a common name that other tools set too: only
+        // read (and warned about) when a database is wanted.
+        if self.store == StoreKind::Postgres
+            && self.database_url.is_none()
             && let Some(url) = var("DATABASE_URL")
         {
             self.database_url = Some(Secret(url));

@@ -48,7 +48,7 @@ fn a_generated_admin_token_is_printed() {
 
 #[test]
 fn older_variable_names_fill_unset_options() {
-    let mut opts = parse(&[]);
+    let mut opts = parse(&["--store", "postgres"]);
     let used = opts.apply_legacy_env(env_of(&[
         ("ADMIN_TOKEN", "old-token"),
         ("DATABASE_URL", "postgres://db/old"),
@@ -62,6 +62,17 @@ fn older_variable_names_fill_unset_options() {
         Some("postgres://db/old")
     );
     assert_eq!(opts.cors_origin, ["http://a.test", "http://b.test"]);
+}
+
+#[test]
+fn database_url_is_read_only_for_a_database() {
+    let mut opts = parse(&[]);
+    let used = opts.apply_legacy_env(env_of(&[("DATABASE_URL", "postgres://db/other")]));
+    assert!(
+        used.is_empty(),
+        "no warning about a variable the memory store ignores"
+    );
+    assert!(opts.database_url.is_none());
 }
 
 #[test]

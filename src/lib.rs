@@ -13,10 +13,10 @@ pub use drop_store_memory::{MemoryStore, MemoryStoreBuilder};
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use drop_store_postgres::{PgStore, PgStoreBuilder};
 
-/// The web layer: REST + WebSocket API and the broadcast hub (feature `web`).
+/// The web layer: the REST + WebSocket API as axum routers, and a server with one shutdown (feature `web`).
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
 pub use drop_ws as web;
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
-pub use drop_ws::{DropApi, DropApiBuilder, Hub};
+pub use drop_ws::{DropApi, DropApiBuilder, DropServer};

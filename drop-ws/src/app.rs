@@ -1,26 +1,32 @@
-//! Building the web layer: configuration, shared state and the router.
+//! Building the web layer: configuration, the routers, and shutdown.
 
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::routing::{any, get, post};
-use drop_core::{Clock, DEFAULT_HOLD, DropError, InventoryStore, SystemClock};
-use tokio::task::JoinHandle;
+use drop_core::{Clock, DEFAULT_HOLD, DropError, ExpiryScheduler, InventoryStore, SystemClock};
+use prometheus_client::registry::Registry;
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::json_errors;
+use crate::error::error_responses;
 use crate::hub::Hub;
 use crate::limit::Limits;
-use crate::{ApiError, Metrics, routes, ws};
+use crate::metrics::{self, Metrics};
+use crate::proxy::{Network, TrustedProxies};
+use crate::state::{AppState, Inner, track_requests};
+use crate::{health, openapi, routes, ws};
 
 /// Largest request body accepted.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
@@ -31,64 +37,12 @@ pub const DEFAULT_CLIENT_QUEUE: usize = 256;
 /// Default time limit of one HTTP request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What every handler shares.
-#[derive(Clone)]
-pub(crate) struct AppState(Arc<Inner>);
-
-pub(crate) struct Inner {
-    pub(crate) store: Arc<dyn InventoryStore>,
-    pub(crate) hub: Hub,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) limits: Option<Limits>,
-    pub(crate) admin_token: String,
-    pub(crate) default_hold: Duration,
-    pub(crate) cancel: CancellationToken,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-impl Inner {
-    /// 401 without a bearer token, 403 with a wrong one.
-    pub(crate) fn check_admin(&self, auth: Option<&HeaderValue>) -> Result<(), ApiError> {
-        let Some(auth) = auth else {
-            return Err(ApiError::unauthorized("an admin bearer token is required"));
-        };
-        let token = auth
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("use `Authorization: Bearer <admin token>`"))?;
-        if !constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "FORBIDDEN",
-                "the admin token is wrong",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Compares without an early exit, so response time does not reveal how
-/// much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Configures a [`DropApi`]. Every setter documents its default.
 pub struct DropApiBuilder {
     store: Arc<dyn InventoryStore>,
     admin_token: Option<String>,
     cors_origins: Vec<HeaderValue>,
+    trusted_proxies: TrustedProxies,
     rate_limit: u32,
     default_hold: Duration,
     tick: Duration,
@@ -97,6 +51,8 @@ pub struct DropApiBuilder {
     request_timeout: Duration,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
+    metrics: Option<Metrics>,
+    scheduler: Option<ExpiryScheduler>,
 }
 
 impl fmt::Debug for DropApiBuilder {
@@ -133,6 +89,23 @@ impl DropApiBuilder {
                 )
             })?;
         self.cors_origins.push(value);
+        Ok(self)
+    }
+
+    /// Trusts `X-Forwarded-For` from peers in `network` (an address such
+    /// as `10.0.0.7`, or a network such as `10.0.0.0/8`): behind a load
+    /// balancer, the per-IP rate limit then counts the client's address
+    /// instead of the balancer's. Each hop is believed only while the hop
+    /// that reported it is trusted, so a client cannot choose its address.
+    /// Defaults to none (the peer's address is the client's).
+    pub fn trusted_proxy(mut self, network: &str) -> Result<Self, DropError> {
+        let network = Network::parse(network).ok_or_else(|| {
+            DropError::invalid(
+                "trustedProxy",
+                "must be an IP address or a network such as 10.0.0.0/8",
+            )
+        })?;
+        self.trusted_proxies.push(network);
         Ok(self)
     }
 
@@ -182,41 +155,70 @@ impl DropApiBuilder {
         self
     }
 
-    /// A token that stops the hub and closes every WebSocket when
-    /// cancelled. Defaults to a fresh one ([`DropApi::shutdown`] cancels it).
+    /// A token that begins shutdown when cancelled: every WebSocket is
+    /// closed (1001), readiness fails, the hub and the scheduler stop.
+    /// Defaults to a fresh one ([`DropApi::begin_shutdown`] cancels it).
     pub fn cancel_token(mut self, cancel: CancellationToken) -> Self {
         self.cancel = cancel;
         self
     }
 
-    /// Loads the live drops and starts the hub on the current runtime.
+    /// Registers the metrics in the host application's `registry` (under
+    /// the `dropkit_` prefix) instead of a registry of the API's own; the
+    /// host then exposes them with its own, and
+    /// [`DropApi::metrics_router`] serves nothing. Defaults to an own
+    /// registry, served at `GET /metrics`.
+    pub fn metrics_registry(mut self, registry: &mut Registry) -> Self {
+        self.metrics = Some(Metrics::registered_in(registry));
+        self
+    }
+
+    /// Runs `scheduler` (configured with the store's clock) beside the
+    /// API, as one of its tasks: [`DropApi::shutdown`] stops it and waits
+    /// for it. Defaults to none (run one yourself, or let holds be
+    /// reclaimed lazily; stock then comes back only when next needed).
+    pub fn expiry_scheduler(mut self, scheduler: ExpiryScheduler) -> Self {
+        self.scheduler = Some(scheduler);
+        self
+    }
+
+    /// Loads the live drops and starts the hub (and the scheduler, when
+    /// given) on the current runtime.
     pub async fn build(self) -> Result<DropApi, DropError> {
         let admin_token = self
             .admin_token
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| DropError::invalid("adminToken", "must not be empty"))?;
-        let metrics = Arc::new(Metrics::new());
-        let (hub, hub_task) = Hub::start(
+        let metrics = Arc::new(self.metrics.unwrap_or_default());
+        let tasks = TaskTracker::new();
+        let hub = Hub::start(
             self.store.clone(),
             self.clock,
             metrics.clone(),
             self.tick,
             self.client_queue,
             self.cancel.clone(),
+            &tasks,
         )
         .await?;
+        if let Some(scheduler) = self.scheduler {
+            tasks.spawn(scheduler.run(self.cancel.clone()));
+        }
         let state = AppState(Arc::new(Inner {
             store: self.store,
             hub,
             metrics,
             limits: NonZeroU32::new(self.rate_limit).map(Limits::per_minute),
+            trusted_proxies: self.trusted_proxies,
             admin_token,
             default_hold: self.default_hold,
             cancel: self.cancel,
+            draining: AtomicBool::new(false),
+            tasks,
         }));
         Ok(DropApi {
             state,
-            hub_task: std::sync::Mutex::new(Some(hub_task)),
+            store_closed: Arc::new(OnceCell::new()),
             cors_origins: self.cors_origins,
             body_limit: self.body_limit,
             request_timeout: self.request_timeout,
@@ -225,26 +227,33 @@ impl DropApiBuilder {
 }
 
 /// The dropkit web API: REST, WebSocket, health, metrics and OpenAPI, as
-/// an axum [`Router`] to serve or nest.
+/// axum [`Router`]s to serve, merge or nest, and one shutdown for all of
+/// it.
 ///
 /// ```no_run
 /// # async fn demo(store: std::sync::Arc<dyn drop_core::InventoryStore>) -> Result<(), Box<dyn std::error::Error>> {
-/// let api = drop_ws::DropApi::builder(store).admin_token("secret").build().await?;
+/// let api = drop_ws::DropApi::builder(store.clone())
+///     .admin_token("secret")
+///     .expiry_scheduler(drop_core::ExpiryScheduler::new(store))
+///     .build()
+///     .await?;
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-/// axum::serve(
-///     listener,
-///     api.router().into_make_service_with_connect_info::<std::net::SocketAddr>(),
-/// )
-/// .await?;
+/// let server = api.serve(listener, api.router())?;
+/// server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await?;
 /// # Ok(()) }
 /// ```
 ///
-/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so
-/// the per-IP rate limit sees client addresses (without it only the
-/// per-username limit applies).
+/// Serving it yourself, do it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so the per-IP
+/// rate limit sees client addresses (without it only the per-username
+/// limit applies), and call [`shutdown`](Self::shutdown) once your server
+/// has stopped.
+///
+/// Cloning is cheap and every clone is the same API.
+#[derive(Clone)]
 pub struct DropApi {
     state: AppState,
-    hub_task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    store_closed: Arc<OnceCell<()>>,
     cors_origins: Vec<HeaderValue>,
     body_limit: usize,
     request_timeout: Duration,
@@ -266,6 +275,7 @@ impl DropApi {
             store,
             admin_token: None,
             cors_origins: Vec::new(),
+            trusted_proxies: TrustedProxies::default(),
             rate_limit: 0,
             default_hold: DEFAULT_HOLD,
             tick: DEFAULT_TICK,
@@ -274,12 +284,30 @@ impl DropApi {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             clock: Arc::new(SystemClock),
             cancel: CancellationToken::new(),
+            metrics: None,
+            scheduler: None,
         }
     }
 
-    /// The routes: everything under `/api` plus `GET /metrics`.
+    /// Every route: [`api_router`](Self::api_router),
+    /// [`health_router`](Self::health_router),
+    /// [`openapi_router`](Self::openapi_router) and
+    /// [`metrics_router`](Self::metrics_router). Merge it into your app,
+    /// or nest it under a prefix (`Router::nest("/shop", api.router())`):
+    /// the WebSocket and the OpenAPI document follow the prefix. A host
+    /// that has some of these routes already merges the parts it wants.
     pub fn router(&self) -> Router {
-        let api = Router::new()
+        self.api_router()
+            .merge(self.health_router())
+            .merge(self.openapi_router())
+            .merge(self.metrics_router())
+    }
+
+    /// Drops, holds, purchases and the WebSocket (`/api/drops`,
+    /// `/api/reservations`, `/api/purchases`, `/api/ws`), and a JSON 404
+    /// for any other path under `/api`.
+    pub fn api_router(&self) -> Router {
+        let timed = Router::new()
             .route(
                 "/api/drops",
                 get(routes::list_drops).post(routes::create_drop),
@@ -289,30 +317,73 @@ impl DropApi {
                 "/api/reservations/{id}",
                 get(routes::get_reservation).delete(routes::release),
             )
-            .route("/api/purchases", post(routes::purchase))
-            .route("/api/health", get(routes::health))
-            .route("/api/health/live", get(routes::live))
-            .route("/api/health/ready", get(routes::ready))
-            .route("/api/openapi.json", get(routes::openapi))
-            .route("/metrics", get(routes::metrics))
-            .route_layer(middleware::from_fn_with_state(
-                self.state.clone(),
-                routes::record_latency,
-            ))
+            .route("/api/purchases", post(routes::purchase));
+        let routes = self
+            .timed(timed)
+            // Not timed: a socket's lifetime is not a request's latency.
             .route("/api/ws", get(ws::upgrade))
             .route("/api", any(routes::not_found))
             .route("/api/{*rest}", any(routes::not_found))
+            .with_state(self.state.clone());
+        self.finish(routes)
+    }
+
+    /// `GET /api/health` (= readiness), `GET /api/health/live`,
+    /// `GET /api/health/ready`.
+    pub fn health_router(&self) -> Router {
+        let routes = Router::new()
+            .route("/api/health", get(health::health))
+            .route("/api/health/live", get(health::live))
+            .route("/api/health/ready", get(health::ready));
+        let routes = self.timed(routes).with_state(self.state.clone());
+        self.finish(routes)
+    }
+
+    /// `GET /api/openapi.json`. Nested under a prefix, the document names
+    /// the prefix as its server.
+    pub fn openapi_router(&self) -> Router {
+        let routes = Router::new().route("/api/openapi.json", get(openapi::serve));
+        self.finish(self.timed(routes))
+    }
+
+    /// `GET /metrics`, the Prometheus text exposition; an empty router
+    /// when the metrics were registered in the host's registry
+    /// ([`DropApiBuilder::metrics_registry`]).
+    pub fn metrics_router(&self) -> Router {
+        if !self.state.metrics.has_own_registry() {
+            return Router::new();
+        }
+        let routes = Router::new().route("/metrics", get(metrics::expose));
+        let routes = self.timed(routes).with_state(self.state.metrics.clone());
+        self.finish(routes)
+    }
+
+    /// Records each route's latency by matched path.
+    fn timed<S: Clone + Send + Sync + 'static>(&self, routes: Router<S>) -> Router<S> {
+        routes.route_layer(middleware::from_fn_with_state(
+            self.state.metrics.clone(),
+            metrics::record_latency,
+        ))
+    }
+
+    /// The layers every part shares: body limit, timeout, JSON errors and
+    /// their logging, request tracking for shutdown, CORS, tracing.
+    fn finish(&self, routes: Router) -> Router {
+        let routes = routes
             .layer(RequestBodyLimitLayer::new(self.body_limit))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 self.request_timeout,
             ))
-            .layer(middleware::map_response(json_errors))
-            .with_state(self.state.clone());
-        let api = if self.cors_origins.is_empty() {
-            api
+            .layer(middleware::from_fn(error_responses))
+            .layer(middleware::from_fn_with_state(
+                self.state.clone(),
+                track_requests,
+            ));
+        let routes = if self.cors_origins.is_empty() {
+            routes
         } else {
-            api.layer(
+            routes.layer(
                 CorsLayer::new()
                     .allow_origin(AllowOrigin::list(self.cors_origins.clone()))
                     .allow_methods([Method::GET, Method::POST, Method::DELETE])
@@ -320,12 +391,9 @@ impl DropApi {
                     .max_age(Duration::from_secs(600)),
             )
         };
-        api.layer(TraceLayer::new_for_http())
-    }
-
-    /// The broadcast hub.
-    pub fn hub(&self) -> &Hub {
-        &self.state.hub
+        // Spans for every request; failures are logged by `error_responses`
+        // alone (once, with their cause), not again here.
+        routes.layer(TraceLayer::new_for_http().on_failure(()))
     }
 
     /// This instance's metrics.
@@ -338,23 +406,40 @@ impl DropApi {
         &self.state.store
     }
 
-    /// The token that stops the hub and closes WebSockets.
+    /// The token whose cancellation begins shutdown.
     pub fn cancel_token(&self) -> &CancellationToken {
         &self.state.cancel
     }
 
-    /// Closes every WebSocket (close code 1001) and stops the hub; returns
-    /// when the hub has stopped. HTTP requests are the server's to drain
-    /// (`axum::serve(..).with_graceful_shutdown(..)`).
-    pub async fn shutdown(&self) {
+    /// Starts draining: readiness answers 503 from now on, so load
+    /// balancers send this instance no new work, while everything else,
+    /// WebSockets included, goes on serving until shutdown. Give the
+    /// balancers a few probe periods, then shut down.
+    pub fn drain(&self) {
+        self.state.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Begins shutdown and returns at once: readiness answers 503, every
+    /// WebSocket is closed with code 1001 ("going away"), the hub and the
+    /// scheduler stop. Requests in flight, and new ones while the server
+    /// still accepts them, are served as usual.
+    pub fn begin_shutdown(&self) {
         self.state.cancel.cancel();
-        let task = self
-            .hub_task
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+    }
+
+    /// Stops the API and waits for it: [begins
+    /// shutdown](Self::begin_shutdown), waits for every request in flight,
+    /// every WebSocket, the hub and the scheduler, then closes the store
+    /// ([`InventoryStore::close`]). Call it once your server has stopped
+    /// accepting connections (axum's `with_graceful_shutdown`), or let
+    /// [`DropServer::shutdown`](crate::DropServer::shutdown) do it all.
+    /// Calling it again waits for the same end.
+    pub async fn shutdown(&self) {
+        self.begin_shutdown();
+        self.state.tasks.close();
+        self.state.tasks.wait().await;
+        self.store_closed
+            .get_or_init(|| async { self.state.store.close().await })
+            .await;
     }
 }

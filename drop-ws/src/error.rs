@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 
 use axum::Json;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use drop_core::DropError;
 use serde::Serialize;
@@ -33,7 +35,15 @@ pub struct ApiError {
     body: ErrorBody,
     retry_after: Option<u64>,
     bearer_challenge: bool,
+    /// What the operator needs to know of a server fault and the client
+    /// must not see; the error middleware logs it.
+    detail: Option<String>,
 }
+
+/// The operator's side of a 5xx answer, carried from the handler to the
+/// middleware that logs it (response extensions never reach the client).
+#[derive(Debug, Clone)]
+pub(crate) struct FaultDetail(pub(crate) String);
 
 impl ApiError {
     /// An error with any status and code.
@@ -51,6 +61,7 @@ impl ApiError {
             },
             retry_after: None,
             bearer_challenge: false,
+            detail: None,
         }
     }
 
@@ -92,6 +103,12 @@ impl ApiError {
         err
     }
 
+    /// Keeps `detail` for the server's log (never sent to the client).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -125,14 +142,17 @@ impl From<DropError> for ApiError {
     fn from(err: DropError) -> Self {
         let status = status_of(&err);
         if status.is_server_error() {
-            // The source may name hosts or queries: log it, do not send it.
-            tracing::error!(error = %err, source = ?std::error::Error::source(&err), "store failure");
+            // The source may name hosts or queries: kept for the log, not sent.
+            let detail = match std::error::Error::source(&err) {
+                Some(source) => format!("{err} (source: {source:?})"),
+                None => err.to_string(),
+            };
             let message = if err.is_retryable() {
                 "the store is unavailable; retry shortly"
             } else {
                 "internal error"
             };
-            let mut out = Self::new(status, err.code(), message);
+            let mut out = Self::new(status, err.code(), message).with_detail(detail);
             if status == StatusCode::SERVICE_UNAVAILABLE {
                 out.retry_after = Some(RETRY_UNAVAILABLE_SECS);
             }
@@ -155,15 +175,34 @@ impl IntoResponse for ApiError {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(detail) = self.detail {
+            res.extensions_mut().insert(FaultDetail(detail));
+        }
         res
     }
 }
 
-/// Turns an error answer that some layer produced without a JSON body
-/// (unknown route, wrong method, timeout, body over the limit, a failed
-/// WebSocket upgrade) into the same `{error, message}` shape as the rest.
-pub(crate) async fn json_errors(res: Response) -> Response {
+/// The one place error answers are finished: a 5xx is logged (with the
+/// detail its handler kept, which the client never sees), and an error
+/// some layer produced without a JSON body (unknown route, wrong method,
+/// timeout, body over the limit, a failed WebSocket upgrade) gets the same
+/// `{error, message}` shape as the rest.
+pub(crate) async fn error_responses(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let res = next.run(req).await;
     let status = res.status();
+    if status.is_server_error() {
+        let detail = res
+            .extensions()
+            .get::<FaultDetail>()
+            .map_or("", |d| d.0.as_str());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(%method, path, status = status.as_u16(), detail, "unavailable");
+        } else {
+            tracing::error!(%method, path, status = status.as_u16(), detail, "server fault");
+        }
+    }
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
@@ -228,5 +267,8 @@ mod tests {
         let res = ApiError::from(err).into_response();
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        // The source is kept for the log, apart from the body.
+        let detail = res.extensions().get::<FaultDetail>().expect("detail kept");
+        assert!(detail.0.contains("down"), "{detail:?}");
     }
 }

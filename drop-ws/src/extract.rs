@@ -1,12 +1,18 @@
-//! Request extractors that turn every malformed input into a 400 naming
-//! the field, instead of axum's plain-text rejections.
+//! Request extractors: every malformed input becomes a 400 naming the
+//! field (instead of axum's plain-text rejections), through typed
+//! extractors whose rejection is an [`ApiError`].
+
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use drop_core::ReservationId;
 use serde::de::DeserializeOwned;
 
-use crate::ApiError;
+use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A JSON body, parsed with the failing field's path kept.
 #[derive(Debug)]
@@ -20,18 +26,120 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
-            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PAYLOAD_TOO_LARGE",
-                    "request body is too large",
-                )
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", rej.body_text())
-            }
-        })?;
+        let bytes = body_bytes(req, state).await?;
         parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON body that may be left out: an empty (or all-blank) body is `None`.
+#[derive(Debug)]
+pub(crate) struct OptionalJsonBody<T>(pub(crate) Option<T>);
+
+impl<T, S> FromRequest<S> for OptionalJsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(None));
+        }
+        parse_json(&bytes).map(|v| OptionalJsonBody(Some(v)))
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "request body is too large",
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", rej.body_text())
+        }
+    })
+}
+
+/// Query parameters; a bad one is `INVALID_INPUT` on `query`.
+#[derive(Debug)]
+pub(crate) struct QueryParams<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| QueryParams(q))
+            .map_err(|rej| ApiError::invalid("query", rej.body_text()))
+    }
+}
+
+/// The `{id}` of a reservation route; anything but a UUID is
+/// `INVALID_INPUT` on `id`.
+#[derive(Debug)]
+pub(crate) struct ReservationPath(pub(crate) ReservationId);
+
+impl<S: Send + Sync> FromRequestParts<S> for ReservationPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rej| ApiError::invalid("id", rej.body_text()))?;
+        raw.parse::<ReservationId>()
+            .map(ReservationPath)
+            .map_err(|_| ApiError::invalid("id", "must be a reservation id (UUID)"))
+    }
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted
+/// proxy, the one it forwarded (`X-Forwarded-For`). `None` when the server
+/// was not started with `into_make_service_with_connect_info::<SocketAddr>()`
+/// (only the per-username rate limit applies then).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, app)
+            .await
+            .ok()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Ok(ClientIp(peer.map(|peer| {
+            app.trusted_proxies.client(peer, &parts.headers)
+        })))
+    }
+}
+
+/// Proof that the request carries the admin bearer token. Taken before the
+/// body, so strangers learn nothing about the validation rules.
+#[derive(Debug)]
+pub(crate) struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        app.check_admin(parts.headers.get(header::AUTHORIZATION))
+            .map(|()| Admin)
     }
 }
 
@@ -78,14 +186,6 @@ fn strip_position(message: &str) -> String {
 fn missing_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("missing field `")?;
     Some(rest.split('`').next()?.to_owned())
-}
-
-impl<T: DeserializeOwned> JsonBody<T> {
-    /// Parses the body of a whole request (for handlers that also read
-    /// its extensions).
-    pub(crate) async fn from_req(req: Request) -> Result<Self, ApiError> {
-        Self::from_request(req, &()).await
-    }
 }
 
 #[cfg(test)]

@@ -39,16 +39,16 @@ use drop_core::{
 };
 use futures::FutureExt;
 use tokio::sync::{broadcast, watch};
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::Metrics;
+use crate::metrics::Metrics;
 use crate::wire::{DropView, TopPurchaserView, WsMessage, time};
 
 /// A serialized message, shared by every client that sends it.
-pub type Frame = Utf8Bytes;
+pub(crate) type Frame = Utf8Bytes;
 
 /// Most events handled before the hub looks at its flush timer again.
 const DRAIN_BATCH: usize = 1024;
@@ -66,8 +66,8 @@ struct Entry {
 #[derive(Default)]
 struct State {
     drops: HashMap<DropId, Entry>,
-    /// The drops array of the snapshot, serialized; `None` when stale.
-    drops_json: Option<Arc<str>>,
+    /// The drops of the snapshot; `None` when stale.
+    views: Option<Arc<Vec<DropView>>>,
     dirty: HashSet<DropId>,
     dirty_since: Option<Instant>,
     /// Ended drops dropped from `drops`, with when that was last confirmed.
@@ -78,7 +78,7 @@ struct State {
 
 /// The latest stock frame of every drop whose stock changed since start:
 /// `(version, frame)`.
-pub type StockBoard = HashMap<DropId, (u64, Frame)>;
+pub(crate) type StockBoard = HashMap<DropId, (u64, Frame)>;
 
 struct Shared {
     state: Mutex<State>,
@@ -91,7 +91,7 @@ struct Shared {
 
 /// A handle on the running hub. Cheap to clone.
 #[derive(Clone)]
-pub struct Hub {
+pub(crate) struct Hub {
     shared: Arc<Shared>,
 }
 
@@ -107,33 +107,34 @@ impl fmt::Debug for Hub {
 /// A client's place in the stream: the snapshot to send first, then the
 /// stock board's newer frames and every discrete event.
 #[derive(Debug)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     /// The `snapshot` message.
-    pub snapshot: Frame,
+    pub(crate) snapshot: Frame,
     /// Every discrete event broadcast after the snapshot was taken.
-    pub frames: broadcast::Receiver<Frame>,
+    pub(crate) frames: broadcast::Receiver<Frame>,
     /// The stock board; a frame on it is news when its version is above
     /// [`seen`](Self::seen)'s.
-    pub stock: watch::Receiver<Arc<StockBoard>>,
+    pub(crate) stock: watch::Receiver<Arc<StockBoard>>,
     /// The stock version of each drop as the snapshot showed it.
-    pub seen: HashMap<DropId, u64>,
+    pub(crate) seen: HashMap<DropId, u64>,
 }
 
 impl Hub {
-    /// Loads the live drops from `store` and starts the hub task, which
-    /// stops when `cancel` is cancelled.
+    /// Loads the live drops from `store` and starts the hub task on
+    /// `tasks`; it stops when `cancel` is cancelled.
     ///
     /// `tick` is the coalescing window: each drop's stock is broadcast at
     /// most once per tick, always the latest value. `queue` is how many
     /// frames a client may fall behind before it is resynchronised.
-    pub async fn start(
+    pub(crate) async fn start(
         store: Arc<dyn InventoryStore>,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         tick: Duration,
         queue: usize,
         cancel: CancellationToken,
-    ) -> Result<(Hub, JoinHandle<()>), DropError> {
+        tasks: &TaskTracker,
+    ) -> Result<Hub, DropError> {
         // Subscribe before loading, so no change falls in between.
         let events = store.subscribe().with_origin();
         let hub = Hub {
@@ -147,15 +148,15 @@ impl Hub {
             }),
         };
         hub.reload(&*store).await?;
-        let task = tokio::spawn(hub.clone().run(store, events, cancel));
-        Ok((hub, task))
+        tasks.spawn(hub.clone().run(store, events, cancel));
+        Ok(hub)
     }
 
     /// Joins the stream: a snapshot of every live drop and the frames
     /// broadcast from that instant on.
-    pub fn subscribe(&self) -> Subscription {
+    pub(crate) fn subscribe(&self) -> Subscription {
         let mut state = self.lock();
-        let snapshot = self.snapshot_frame(&mut state);
+        let snapshot = self.snapshot(&mut state);
         // Subscribing under the lock that broadcasts are sent under keeps
         // the snapshot and the stream gapless and without overlap.
         let frames = self.shared.tx.subscribe();
@@ -165,28 +166,22 @@ impl Hub {
             .iter()
             .map(|(id, e)| (*id, e.state.stock.version))
             .collect();
+        drop(state);
+        // The views are immutable and the instant taken: serializing needs
+        // no lock, so a crowd joining at once does not hold up the events.
         Subscription {
-            snapshot,
+            snapshot: snapshot.to_json().into(),
             frames,
             stock,
             seen,
         }
     }
 
-    /// How many clients are subscribed.
-    pub fn client_count(&self) -> usize {
-        self.shared.tx.receiver_count()
-    }
-
     /// How many drops the hub keeps a copy of (live and upcoming ones;
     /// ended drops are forgotten within about a second).
-    pub fn drop_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn drop_count(&self) -> usize {
         self.lock().drops.len()
-    }
-
-    /// The coalescing window.
-    pub fn tick(&self) -> Duration {
-        self.shared.tick
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {
@@ -202,10 +197,12 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn snapshot_frame(&self, state: &mut State) -> Frame {
+    /// The `snapshot` message as of now (its views are cached until the
+    /// next change, and shared).
+    fn snapshot(&self, state: &mut State) -> WsMessage {
         let now = self.shared.clock.now();
-        let drops = match &state.drops_json {
-            Some(json) => json.clone(),
+        let drops = match &state.views {
+            Some(views) => views.clone(),
             None => {
                 let mut live: Vec<&Entry> = state
                     .drops
@@ -213,23 +210,19 @@ impl Hub {
                     .filter(|e| !e.state.drop.is_ended(now))
                     .collect();
                 live.sort_by_key(|e| (e.state.drop.starts_at, e.state.drop.created_at));
-                let views: Vec<DropView> = live
-                    .iter()
-                    .map(|e| DropView::new(&e.state, &e.top, None))
-                    .collect();
-                let json: Arc<str> = serde_json::to_string(&views)
-                    .expect("wire types always serialize")
-                    .into();
-                state.drops_json = Some(json.clone());
-                json
+                let views: Arc<Vec<DropView>> = Arc::new(
+                    live.iter()
+                        .map(|e| DropView::new(&e.state, &e.top, None))
+                        .collect(),
+                );
+                state.views = Some(views.clone());
+                views
             }
         };
-        format!(
-            r#"{{"type":"snapshot","serverTime":"{}","drops":{}}}"#,
-            time(now),
-            drops
-        )
-        .into()
+        WsMessage::Snapshot {
+            server_time: time(now),
+            drops,
+        }
     }
 
     fn broadcast(&self, msg: &WsMessage) {
@@ -254,7 +247,7 @@ impl Hub {
                 )
             })
             .collect();
-        state.drops_json = None;
+        state.views = None;
         state.dirty.clear();
         state.dirty_since = None;
         // What an event named and the store does not list as live has ended
@@ -266,7 +259,7 @@ impl Hub {
             }
         }
         if self.shared.tx.receiver_count() > 0 {
-            let frame = self.snapshot_frame(&mut state);
+            let frame: Frame = self.snapshot(&mut state).to_json().into();
             let _ = self.shared.tx.send(frame);
             self.shared.metrics.frame();
         }
@@ -323,7 +316,7 @@ impl Hub {
                             top: Vec::new(),
                         },
                     );
-                    state.drops_json = None;
+                    state.views = None;
                 }
                 self.broadcast(&WsMessage::DropCreated {
                     server_time: time(now),
@@ -340,7 +333,7 @@ impl Hub {
                 };
                 if stock.version > entry.state.stock.version {
                     entry.state.stock = stock;
-                    state.drops_json = None;
+                    state.views = None;
                     state.dirty.insert(drop_id);
                     state.dirty_since.get_or_insert_with(Instant::now);
                 }
@@ -353,7 +346,7 @@ impl Hub {
             } => {
                 if let Some(entry) = state.drops.get_mut(&drop_id) {
                     entry.top = top_purchasers.clone();
-                    state.drops_json = None;
+                    state.views = None;
                 }
                 self.broadcast(&WsMessage::Purchase {
                     server_time: time(now),
@@ -422,7 +415,7 @@ impl Hub {
         if ended.is_empty() {
             return;
         }
-        state.drops_json = None;
+        state.views = None;
         // Nothing for clients to send: replace the board without waking them.
         self.shared.board.send_if_modified(|board| {
             if ended.iter().any(|id| board.contains_key(id)) {
@@ -500,3 +493,7 @@ impl Hub {
         tracing::debug!("hub stopped");
     }
 }
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;

@@ -1,21 +1,23 @@
 //! # drop-ws
 //!
 //! The web layer of dropkit: the REST + WebSocket API over any
-//! [`InventoryStore`](drop_core::InventoryStore), as an axum [`Router`](axum::Router)
-//! you serve on its own or nest into your own app, and the broadcast
-//! [`Hub`] that keeps every client's stock live.
+//! [`InventoryStore`](drop_core::InventoryStore), as axum [`Router`](axum::Router)s
+//! you serve on their own or merge or nest into your own app, with live
+//! stock for every client and one shutdown for all of it.
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn drop_core::InventoryStore>) -> Result<(), Box<dyn std::error::Error>> {
-//! use std::net::SocketAddr;
-//! let api = drop_ws::DropApi::builder(store)
+//! let api = drop_ws::DropApi::builder(store.clone())
 //!     .admin_token("change-me")
 //!     .rate_limit_per_minute(120)
+//!     .expiry_scheduler(drop_core::ExpiryScheduler::new(store))
 //!     .build()
 //!     .await?;
-//! let app = axum::Router::new().merge(api.router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+//! let server = api.serve(listener, api.router())?;
+//! // On Ctrl-C: WebSockets get 1001, requests in flight are answered, the
+//! // scheduler stops, the store closes; then this returns.
+//! server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -37,6 +39,31 @@
 //! fitting status: 400 bad input, 401/403 admin token, 404 unknown id,
 //! 409 conflict (sold out, not active, already purchased), 410 expired
 //! hold, 413 body over 16 KiB, 429 rate limited (with `Retry-After`).
+//! A 5xx says only `INTERNAL` or `UNAVAILABLE`; its cause goes to the log.
+//!
+//! ## In a host application
+//!
+//! [`DropApi::router`] is the four parts together; a host that has some of
+//! them already takes the others: [`DropApi::api_router`] (drops, holds,
+//! purchases, WebSocket), [`DropApi::health_router`],
+//! [`DropApi::openapi_router`], [`DropApi::metrics_router`].
+//!
+//! - **Metrics** go into the host's Prometheus registry with
+//!   [`DropApiBuilder::metrics_registry`] (all named `dropkit_*`); the host
+//!   serves them on its own `/metrics`.
+//! - **A prefix**: `Router::new().nest("/shop", api.router())` serves
+//!   `/shop/api/...` and the WebSocket at `/shop/api/ws`, and the OpenAPI
+//!   document names `/shop` as its server ([`openapi_document`]).
+//! - **Client addresses**: serve with
+//!   `into_make_service_with_connect_info::<SocketAddr>()` (as
+//!   [`DropApi::serve`] does), and name the load balancers in front with
+//!   [`DropApiBuilder::trusted_proxy`], so the per-IP rate limit counts
+//!   clients rather than the balancer.
+//! - **Shutdown**: a host serving the router itself stops its server
+//!   (axum's `with_graceful_shutdown`, after [`DropApi::begin_shutdown`] so
+//!   WebSockets close), then calls [`DropApi::shutdown`], which waits for
+//!   the API's requests, sockets, hub and scheduler and then closes the
+//!   store. [`DropServer`] does all of it in one call.
 //!
 //! ## Live updates
 //!
@@ -50,11 +77,15 @@
 mod app;
 mod error;
 mod extract;
-pub mod hub;
+mod health;
+mod hub;
 mod limit;
 mod metrics;
-pub mod openapi;
+mod openapi;
+mod proxy;
 mod routes;
+mod server;
+mod state;
 pub mod wire;
 mod ws;
 
@@ -63,5 +94,6 @@ pub use app::{
     DropApiBuilder,
 };
 pub use error::{ApiError, ErrorBody, status_of};
-pub use hub::Hub;
 pub use metrics::Metrics;
+pub use openapi::openapi_document;
+pub use server::DropServer;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::ApiError;
+use crate::error::ApiError;
 
 /// Checks between two sweeps of idle keys, so the maps do not grow forever.
 const SWEEP_EVERY: u32 = 4096;

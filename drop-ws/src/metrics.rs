@@ -1,8 +1,16 @@
-//! Prometheus metrics, one registry per API instance (so several
-//! instances, e.g. in tests, never share counters).
+//! Prometheus metrics: in a registry of the API's own (so several
+//! instances, e.g. in tests, never share counters), or in the host
+//! application's registry; the `/metrics` handler and the latency
+//! middleware.
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -42,9 +50,12 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
-/// The counters, gauges and histograms `GET /metrics` exposes.
+/// The counters, gauges and histograms `GET /metrics` exposes, all named
+/// `dropkit_*`.
 pub struct Metrics {
-    registry: Registry,
+    /// `None` when the metrics live in the host application's registry,
+    /// which the host exposes itself.
+    registry: Option<Registry>,
     operations: Family<OpLabels, Counter>,
     http: Family<HttpLabels, Histogram, fn() -> Histogram>,
     ws_clients: Gauge,
@@ -66,9 +77,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A fresh registry with every metric registered.
+    /// A fresh registry of its own with every metric registered.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("dropkit");
+        let mut registry = Registry::default();
+        let mut metrics = Self::registered_in(&mut registry);
+        metrics.registry = Some(registry);
+        metrics
+    }
+
+    /// Registers every metric in the host application's `registry` (under
+    /// the `dropkit` prefix), for the host to expose with its own metrics.
+    /// [`encode`](Self::encode) then answers an empty string, and the API
+    /// serves no `/metrics` route of its own.
+    pub fn registered_in(registry: &mut Registry) -> Self {
+        let registry = registry.sub_registry_with_prefix("dropkit");
         let operations = Family::<OpLabels, Counter>::default();
         registry.register(
             "operations",
@@ -108,7 +130,7 @@ impl Metrics {
             hub_frames.clone(),
         );
         Self {
-            registry,
+            registry: None,
             operations,
             http,
             ws_clients,
@@ -163,13 +185,57 @@ impl Metrics {
         self.hub_resyncs.inc();
     }
 
-    /// The Prometheus / OpenMetrics text exposition.
+    /// Whether the metrics live in a registry of their own (and are served
+    /// by the API's `/metrics` route).
+    pub fn has_own_registry(&self) -> bool {
+        self.registry.is_some()
+    }
+
+    /// The Prometheus / OpenMetrics text exposition of the API's own
+    /// registry; empty when the metrics were registered in the host's.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
+        if let Some(registry) = &self.registry {
+            prometheus_client::encoding::text::encode(&mut out, registry)
+                .expect("writing to a String cannot fail");
+        }
         out
     }
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub(crate) async fn expose(State(metrics): State<Arc<Metrics>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Records the latency of every request by matched route.
+pub(crate) async fn record_latency(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let res = next.run(req).await;
+    metrics.request(
+        method.as_str(),
+        &route,
+        res.status().as_u16(),
+        started.elapsed(),
+    );
+    res
 }
 
 #[cfg(test)]
@@ -196,5 +262,21 @@ mod tests {
         );
         assert!(text.contains(r#"method="GET""#));
         assert!(!text.contains("INVENTED"));
+    }
+
+    #[test]
+    fn a_host_registry_gets_every_metric() {
+        let mut host = Registry::default();
+        let m = Metrics::registered_in(&mut host);
+        m.operation("reserve", "ok");
+        assert!(!m.has_own_registry());
+        assert_eq!(m.encode(), "");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &host).unwrap();
+        assert!(
+            text.contains(r#"dropkit_operations_total{op="reserve",outcome="ok"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("dropkit_ws_clients"), "{text}");
     }
 }

@@ -1,16 +1,23 @@
-//! The OpenAPI document, generated from the handlers and wire types.
+//! The OpenAPI document, generated from the handlers and wire types, and
+//! the route that serves it.
 
+use axum::Json;
+use axum::extract::NestedPath;
+use axum::extract::rejection::NestedPathRejection;
+use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::server::Server;
 use utoipa::{Modify, OpenApi};
 
+use crate::error::ErrorBody;
 use crate::wire::{
     CreateDropBody, DropView, HealthView, PurchaseBody, PurchaseView, ReleaseBody, ReservationView,
     ReserveBody, TopPurchaserView, UserHoldView, WsMessage,
 };
-use crate::{ErrorBody, routes};
+use crate::{health, routes};
 
-/// The API's OpenAPI 3 description (served at `GET /api/openapi.json`).
-#[derive(Debug, OpenApi)]
+/// The API's OpenAPI 3 description.
+#[derive(OpenApi)]
 #[openapi(
     info(
         title = "dropkit",
@@ -23,9 +30,9 @@ use crate::{ErrorBody, routes};
         routes::get_reservation,
         routes::release,
         routes::purchase,
-        routes::health,
-        routes::live,
-        routes::ready,
+        health::health,
+        health::live,
+        health::ready,
     ),
     components(schemas(
         DropView, TopPurchaserView, UserHoldView, ReservationView, PurchaseView,
@@ -33,7 +40,7 @@ use crate::{ErrorBody, routes};
     )),
     modifiers(&BearerAuth)
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
 struct BearerAuth;
 
@@ -46,4 +53,23 @@ impl Modify for BearerAuth {
             );
         }
     }
+}
+
+/// The OpenAPI document of the API mounted at `prefix` (e.g. `"/shop"`
+/// for `Router::nest("/shop", api.router())`; `""` at the root). Paths are
+/// relative to the prefix, which the document names as its one server.
+pub fn openapi_document(prefix: &str) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let prefix = prefix.trim_end_matches('/');
+    if !prefix.is_empty() {
+        doc.servers = Some(vec![Server::new(prefix)]);
+    }
+    doc
+}
+
+/// `GET /api/openapi.json`: the document, with the prefix the router was
+/// nested at (if any) as its server.
+pub(crate) async fn serve(nested: Result<NestedPath, NestedPathRejection>) -> Response {
+    let prefix = nested.as_ref().map_or("", NestedPath::as_str);
+    Json(openapi_document(prefix)).into_response()
 }

@@ -1,37 +1,20 @@
-//! The REST handlers.
-
-use std::net::SocketAddr;
-use std::time::Instant;
+//! The REST handlers of drops, holds and purchases.
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::StatusCode;
 use drop_core::{DropError, ReservationId, Username};
 
-use crate::app::AppState;
-use crate::extract::{JsonBody, parse_json};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Admin, ClientIp, JsonBody, OptionalJsonBody, QueryParams, ReservationPath};
+use crate::state::AppState;
 use crate::wire::{
-    CreateDropBody, DropView, HealthView, PurchaseBody, PurchaseView, ReleaseBody, ReservationView,
+    CreateDropBody, DropView, PurchaseBody, PurchaseView, ReleaseBody, ReservationView,
     ReserveBody, UsernameQuery,
 };
-use crate::{ApiError, ErrorBody};
 
 fn username(raw: &str) -> Result<Username, ApiError> {
     Ok(Username::parse(raw)?)
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|rej| ApiError::invalid("query", rej.body_text()))
-}
-
-fn reservation_id(p: Result<Path<String>, PathRejection>) -> Result<ReservationId, ApiError> {
-    let Path(raw) = p.map_err(|rej| ApiError::invalid("id", rej.body_text()))?;
-    raw.parse::<ReservationId>()
-        .map_err(|_| ApiError::invalid("id", "must be a reservation id (UUID)"))
 }
 
 /// Counts an operation's outcome and passes the result through.
@@ -48,12 +31,6 @@ fn counted<T>(app: &AppState, op: &'static str, r: Result<T, DropError>) -> Resu
     }
 }
 
-fn client_ip(req_ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
-    req_ext
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-}
-
 /// Live and upcoming drops, with the viewer's hold when `username` is given.
 #[utoipa::path(
     get, path = "/api/drops", params(UsernameQuery),
@@ -64,9 +41,8 @@ fn client_ip(req_ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
 )]
 pub(crate) async fn list_drops(
     State(app): State<AppState>,
-    q: Result<Query<UsernameQuery>, QueryRejection>,
+    QueryParams(q): QueryParams<UsernameQuery>,
 ) -> Result<Json<Vec<DropView>>, ApiError> {
-    let q = query(q)?;
     let viewer = match q.username.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(raw) => Some(username(raw)?),
@@ -88,13 +64,9 @@ pub(crate) async fn list_drops(
 )]
 pub(crate) async fn create_drop(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    _: Admin,
+    JsonBody(body): JsonBody<CreateDropBody>,
 ) -> Result<(StatusCode, Json<DropView>), ApiError> {
-    // Authenticate before reading the body, so strangers learn nothing
-    // about the validation rules.
-    app.check_admin(headers.get(header::AUTHORIZATION))?;
-    let body: CreateDropBody = parse_json(&body)?;
     let new = body.into_new_drop(app.default_hold)?;
     let state = app.store.create_drop(new).await?;
     Ok((StatusCode::CREATED, Json(DropView::new(&state, &[], None))))
@@ -114,10 +86,9 @@ pub(crate) async fn create_drop(
 )]
 pub(crate) async fn reserve(
     State(app): State<AppState>,
-    req: Request,
+    ClientIp(ip): ClientIp,
+    JsonBody(body): JsonBody<ReserveBody>,
 ) -> Result<(StatusCode, Json<ReservationView>), ApiError> {
-    let ip = client_ip(req.extensions());
-    let JsonBody(body) = JsonBody::<ReserveBody>::from_req(req).await?;
     let drop_id = body.drop_id.parse()?;
     let user = username(&body.username)?;
     if let Some(limits) = &app.limits {
@@ -144,9 +115,8 @@ pub(crate) async fn reserve(
 )]
 pub(crate) async fn get_reservation(
     State(app): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    ReservationPath(id): ReservationPath,
 ) -> Result<Json<ReservationView>, ApiError> {
-    let id = reservation_id(id)?;
     let res = app.store.get_reservation(id).await?;
     Ok(Json(ReservationView::from(&res)))
 }
@@ -166,19 +136,13 @@ pub(crate) async fn get_reservation(
 )]
 pub(crate) async fn release(
     State(app): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
-    q: Result<Query<UsernameQuery>, QueryRejection>,
-    body: axum::body::Bytes,
+    ReservationPath(id): ReservationPath,
+    QueryParams(q): QueryParams<UsernameQuery>,
+    OptionalJsonBody(body): OptionalJsonBody<ReleaseBody>,
 ) -> Result<Json<ReservationView>, ApiError> {
-    let id = reservation_id(id)?;
-    let from_query = query(q)?.username;
-    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        parse_json::<ReleaseBody>(&body)?.username
-    };
-    let raw = from_body
-        .or(from_query)
+    let raw = body
+        .and_then(|b| b.username)
+        .or(q.username)
         .ok_or_else(|| ApiError::invalid("username", "missing field `username`"))?;
     let user = username(&raw)?;
     let res = counted(&app, "release", app.store.release(id, &user).await)?;
@@ -200,10 +164,9 @@ pub(crate) async fn release(
 )]
 pub(crate) async fn purchase(
     State(app): State<AppState>,
-    req: Request,
+    ClientIp(ip): ClientIp,
+    JsonBody(body): JsonBody<PurchaseBody>,
 ) -> Result<(StatusCode, Json<PurchaseView>), ApiError> {
-    let ip = client_ip(req.extensions());
-    let JsonBody(body) = JsonBody::<PurchaseBody>::from_req(req).await?;
     let id: ReservationId = body.reservation_id.parse()?;
     let user = username(&body.username)?;
     if let Some(limits) = &app.limits {
@@ -213,94 +176,7 @@ pub(crate) async fn purchase(
     Ok((StatusCode::CREATED, Json(PurchaseView::from(&bought))))
 }
 
-/// Readiness: `200 {"status":"ok"}` when this instance can serve (the
-/// store answers in time, and, for a shared store, hears other instances)
-/// and is not draining; 503 `UNAVAILABLE` with `Retry-After` otherwise.
-#[utoipa::path(
-    get, path = "/api/health/ready",
-    responses(
-        (status = 200, description = "Ready to serve", body = HealthView),
-        (status = 503, description = "Store unavailable or server draining", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before asking again"))),
-    )
-)]
-pub(crate) async fn ready(State(app): State<AppState>) -> Result<Json<HealthView>, ApiError> {
-    if app.cancel.is_cancelled() {
-        return Err(ApiError::unavailable("the server is shutting down"));
-    }
-    app.store.health().await.map_err(|err| {
-        tracing::warn!(error = %err, "readiness check failed");
-        ApiError::unavailable("the store is unavailable")
-    })?;
-    Ok(Json(HealthView { status: "ok" }))
-}
-
-/// `GET /api/health`: readiness, kept for existing probes.
-#[utoipa::path(
-    get, path = "/api/health",
-    responses(
-        (status = 200, description = "Ready to serve (same as /api/health/ready)", body = HealthView),
-        (status = 503, description = "Store unavailable or server draining", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before asking again"))),
-    )
-)]
-pub(crate) async fn health(state: State<AppState>) -> Result<Json<HealthView>, ApiError> {
-    ready(state).await
-}
-
-/// Liveness: `200 {"status":"ok"}` while the process serves HTTP. Never
-/// asks the store, so a database outage does not get the process
-/// restarted.
-#[utoipa::path(
-    get, path = "/api/health/live",
-    responses((status = 200, description = "The process is alive", body = HealthView))
-)]
-pub(crate) async fn live() -> Json<HealthView> {
-    Json(HealthView { status: "ok" })
-}
-
-/// Prometheus text exposition.
-pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        app.metrics.encode(),
-    )
-        .into_response()
-}
-
-/// The OpenAPI document.
-pub(crate) async fn openapi() -> Response {
-    use utoipa::OpenApi as _;
-    Json(crate::openapi::ApiDoc::openapi()).into_response()
-}
-
 /// Any other path under `/api`.
 pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
-}
-
-/// Records the latency of every request by matched route.
-pub(crate) async fn record_latency(
-    State(app): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let res = next.run(req).await;
-    app.metrics.request(
-        method.as_str(),
-        &route,
-        res.status().as_u16(),
-        started.elapsed(),
-    );
-    res
 }

@@ -1,6 +1,7 @@
 //! The JSON shapes of the API (camelCase), kept apart from the domain
 //! types so the wire stays stable while the domain evolves.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::ApiError;
+use crate::error::ApiError;
 
 /// A drop as buyers see it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -107,23 +108,23 @@ pub struct PurchaseView {
 /// `POST /api/drops`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CreateDropBody {
+pub(crate) struct CreateDropBody {
     /// Display name, 1–100 characters.
-    pub name: String,
+    pub(crate) name: String,
     /// A JSON number or a decimal string, at most 2 decimals, not negative.
     #[schema(value_type = String, example = "199.99")]
-    pub price: Money,
+    pub(crate) price: Money,
     /// Units for sale, 1–1,000,000.
-    pub total_stock: u32,
+    pub(crate) total_stock: u32,
     /// Optional opening instant (RFC 3339).
     #[serde(default)]
-    pub starts_at: Option<DateTime<Utc>>,
+    pub(crate) starts_at: Option<DateTime<Utc>>,
     /// Optional closing instant (RFC 3339), after `startsAt`.
     #[serde(default)]
-    pub ends_at: Option<DateTime<Utc>>,
+    pub(crate) ends_at: Option<DateTime<Utc>>,
     /// Optional hold length in seconds (the server's default otherwise).
     #[serde(default)]
-    pub hold_seconds: Option<f64>,
+    pub(crate) hold_seconds: Option<f64>,
 }
 
 impl CreateDropBody {
@@ -145,36 +146,36 @@ impl CreateDropBody {
 /// `POST /api/reservations`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ReserveBody {
+pub(crate) struct ReserveBody {
     /// The drop (UUID).
-    pub drop_id: String,
+    pub(crate) drop_id: String,
     /// The buyer: 3–50 of `A–Z a–z 0–9 _`.
-    pub username: String,
+    pub(crate) username: String,
 }
 
 /// `POST /api/purchases`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PurchaseBody {
+pub(crate) struct PurchaseBody {
     /// The hold to complete (UUID).
-    pub reservation_id: String,
+    pub(crate) reservation_id: String,
     /// The hold's owner.
-    pub username: String,
+    pub(crate) username: String,
 }
 
 /// `DELETE /api/reservations/{id}` (the username may also come in the query).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ReleaseBody {
+pub(crate) struct ReleaseBody {
     /// The hold's owner.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
 }
 
 /// `?username=` on the drop list and on release.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-pub struct UsernameQuery {
+pub(crate) struct UsernameQuery {
     /// The viewer, to include their own active hold with each drop.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
 }
 
 /// `GET /api/health`.
@@ -185,7 +186,7 @@ pub struct HealthView {
 }
 
 /// An instant as RFC 3339 UTC with millisecond precision.
-pub fn time(at: DateTime<Utc>) -> String {
+pub(crate) fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -199,7 +200,7 @@ fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 impl DropView {
     /// A drop with its stock, its top buyers and the viewer's hold.
-    pub fn new(
+    pub(crate) fn new(
         state: &DropState,
         top: &[TopPurchaser],
         user_reservation: Option<&Reservation>,
@@ -279,7 +280,8 @@ pub enum WsMessage {
         /// The server's clock (RFC 3339), to count down on.
         server_time: String,
         /// The drops.
-        drops: Vec<DropView>,
+        #[schema(value_type = Vec<DropView>)]
+        drops: Arc<Vec<DropView>>,
     },
     /// A drop's latest stock (coalesced: at most one per drop per tick).
     #[serde(rename_all = "camelCase")]
@@ -319,7 +321,7 @@ pub enum WsMessage {
 
 impl WsMessage {
     /// A stock message from counters.
-    pub fn stock(server_time: DateTime<Utc>, drop_id: Uuid, stock: &Stock) -> Self {
+    pub(crate) fn stock(server_time: DateTime<Utc>, drop_id: Uuid, stock: &Stock) -> Self {
         Self::Stock {
             server_time: time(server_time),
             drop_id,
@@ -330,7 +332,7 @@ impl WsMessage {
     }
 
     /// The message as a JSON text frame.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).expect("wire types always serialize")
     }
 }

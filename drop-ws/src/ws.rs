@@ -14,8 +14,8 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
-use crate::app::AppState;
 use crate::hub::{Frame, Hub, StockBoard};
+use crate::state::AppState;
 
 /// Read buffer per connection. Clients send nothing but control frames, so
 /// a small buffer keeps idle connections cheap (the default is 128 KiB).
@@ -32,11 +32,14 @@ const GOING_AWAY: u16 = 1001;
 const TRY_AGAIN_LATER: u16 = 1013;
 
 pub(crate) async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    // Tracked, so that shutdown waits until every socket has been told
+    // the server is going away.
+    let tasks = app.tasks.clone();
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| client(socket, app))
+        .on_upgrade(move |socket| tasks.track_future(client(socket, app)))
 }
 
 /// What a client task listens to. Streams rather than one-shot `recv()`

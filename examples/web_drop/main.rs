@@ -3,10 +3,15 @@
 //!
 //! ```text
 //! cargo run --example web_drop                     # in-memory store, http://127.0.0.1:3000
-//! cargo run --example web_drop --features postgres -- --store postgres \
+//! cargo run --example web_drop -- --store postgres \
 //!     --database-url postgres://postgres@127.0.0.1:5432/dropkit
-//! cargo run --example web_drop -- --help           # every option
+//! cargo run --example web_drop -- --help           # every option (and its DROPKIT_* variable)
 //! ```
+//!
+//! SIGINT or SIGTERM stops it in one step ([`drop_ws::DropServer`]):
+//! readiness fails (for `--drain-seconds`, while it goes on serving), then
+//! WebSockets are closed with 1001, in-flight requests are answered, the
+//! expiry scheduler stops, and the store closes last.
 //!
 //! The client is served from `examples/web_drop/client/dist/` (embedded in
 //! the binary in release builds), so no Node.js is needed to run it.
@@ -15,19 +20,15 @@ mod assets;
 mod options;
 mod stores;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use clap::Parser;
 use drop_core::{ExpiryScheduler, InventoryStore, Money, NewDrop};
 use drop_ws::DropApi;
-use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use crate::options::Options;
+use crate::options::{LogFormat, Options};
 
 #[tokio::main]
 async fn main() {
@@ -37,30 +38,44 @@ async fn main() {
     }
 }
 
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
-        )
-        .init();
-    let opts = Options::parse();
+    let mut opts = Options::parse();
+    init_logging(opts.log_format);
+    for old in opts.apply_legacy_env(|name| std::env::var(name).ok()) {
+        tracing::warn!(
+            variable = old,
+            "deprecated environment variable; use its DROPKIT_ name (see --help)"
+        );
+    }
     let hold = opts.hold()?;
+    let drain = opts.drain()?;
 
     let opened = stores::open(&opts).await?;
     let store: Arc<dyn InventoryStore> = opened.store;
 
-    let admin_token = opts
-        .admin_token
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let admin_token = opts.admin_token();
+    let scheduler = ExpiryScheduler::new(store.clone()).clock(opened.clock.clone());
     let mut builder = DropApi::builder(store.clone())
-        .admin_token(admin_token.clone())
+        .admin_token(admin_token.value())
         .rate_limit_per_minute(opts.rate_limit)
         .default_hold(hold)
-        .clock(opened.clock.clone());
+        .clock(opened.clock)
+        .expiry_scheduler(scheduler);
     for origin in &opts.cors_origin {
         builder = builder.cors_origin(origin)?;
+    }
+    for proxy in &opts.trusted_proxy {
+        builder = builder.trusted_proxy(proxy)?;
     }
     let api = builder.build().await?;
 
@@ -71,50 +86,25 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(drop = %created.drop.id, "created the demo drop");
     }
 
-    let scheduler_stop = CancellationToken::new();
-    let scheduler = ExpiryScheduler::new(store.clone())
-        .clock(opened.clock)
-        .spawn(scheduler_stop.clone());
-
     let app = Router::new().merge(api.router()).fallback(assets::serve);
     let listener = tokio::net::TcpListener::bind(opts.bind).await?;
-    let addr = listener.local_addr()?;
-    // Live updates are small frames: send each at once rather than wait
-    // for the previous one to be acknowledged.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-        }
-    });
-    println!("dropkit web_drop listening on http://{addr}");
+    let server = api.serve(listener, app)?.drain_for(drain);
+    println!(
+        "dropkit web_drop listening on http://{}",
+        server.local_addr()
+    );
     println!("store: {}", opts.store);
-    println!("admin token: {admin_token}");
+    println!("{}", admin_token.banner());
 
-    let ws_stop = api.cancel_token().clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        // WebSockets never finish on their own: close them now so the
-        // server can drain the rest.
-        ws_stop.cancel();
-    })
-    .await?;
-
-    api.shutdown().await;
-    scheduler_stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), scheduler).await;
-    // Last: writes still in flight finish, and their events reach the
-    // other instances, before the store lets go of its connections.
-    if tokio::time::timeout(Duration::from_secs(10), store.close())
-        .await
-        .is_err()
-    {
-        tracing::warn!("the store did not close within 10 s");
-    }
+    server
+        .run_until(async {
+            shutdown_signal().await;
+            tracing::info!(
+                drain_seconds = drain.as_secs_f64(),
+                "shutting down: unready, then closing WebSockets and finishing in-flight requests"
+            );
+        })
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,7 +1,9 @@
-//! Command-line options (each also readable from the environment).
+//! Command-line options, each also readable from a `DROPKIT_*` environment
+//! variable (a few older names are still accepted).
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -12,7 +14,7 @@ use drop_core::{MAX_HOLD, MIN_HOLD};
 pub(crate) enum StoreKind {
     /// In this process; lost on exit.
     Memory,
-    /// PostgreSQL (build with `--features postgres`).
+    /// PostgreSQL, at `--database-url`.
     Postgres,
 }
 
@@ -25,6 +27,39 @@ impl fmt::Display for StoreKind {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// A value that must not reach a log or a terminal by accident: its
+/// `Debug` shows only that it is set.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
 /// dropkit web_drop: limited-edition drops with live stock.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -33,9 +68,10 @@ pub(crate) struct Options {
     #[arg(long, env = "DROPKIT_STORE", value_enum, default_value_t = StoreKind::Memory)]
     pub(crate) store: StoreKind,
 
-    /// PostgreSQL URL (with --store postgres).
-    #[arg(long, env = "DATABASE_URL")]
-    pub(crate) database_url: Option<String>,
+    /// PostgreSQL URL (with --store postgres). The older DATABASE_URL is
+    /// read too when this is not set.
+    #[arg(long, env = "DROPKIT_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<Secret>,
 
     /// Turn off the PostgreSQL store's group commit (with --store postgres):
     /// one transaction per reserve and purchase instead of one per batch.
@@ -48,6 +84,18 @@ pub(crate) struct Options {
     #[arg(long, env = "DROPKIT_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1_000)]
     pub(crate) db_acquire_timeout_ms: u64,
 
+    /// Most PostgreSQL connections this instance opens (with --store
+    /// postgres), its change listener included; at least 2. Every instance
+    /// opens up to this many: keep instances × this below the server's
+    /// max_connections.
+    #[arg(long, env = "DROPKIT_DB_MAX_CONNECTIONS", default_value_t = 32)]
+    pub(crate) db_max_connections: u32,
+
+    /// Do not apply the store's migrations on start (with --store
+    /// postgres), for deployments that run them in their own step.
+    #[arg(long, env = "DROPKIT_NO_MIGRATE")]
+    pub(crate) no_migrate: bool,
+
     /// Address to listen on.
     #[arg(long, env = "DROPKIT_BIND", default_value = "127.0.0.1:3000")]
     pub(crate) bind: SocketAddr,
@@ -56,24 +104,122 @@ pub(crate) struct Options {
     #[arg(long, env = "DROPKIT_HOLD_SECONDS", default_value_t = 60.0)]
     pub(crate) hold_seconds: f64,
 
-    /// Bearer token for creating drops (one is generated and printed when absent).
-    #[arg(long, env = "ADMIN_TOKEN")]
-    pub(crate) admin_token: Option<String>,
+    /// Bearer token for creating drops. When absent one is generated and
+    /// printed once; a token given here is never printed. The older
+    /// ADMIN_TOKEN is read too when this is not set.
+    #[arg(long, env = "DROPKIT_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) admin_token: Option<Secret>,
 
-    /// Browser origin allowed by CORS, e.g. http://localhost:5173 (repeatable).
-    #[arg(long, env = "CORS_ORIGIN", value_delimiter = ',')]
+    /// Browser origin allowed by CORS, e.g. http://localhost:5173
+    /// (repeatable, or comma-separated). The older CORS_ORIGIN is read too
+    /// when this is not set.
+    #[arg(long, env = "DROPKIT_CORS_ORIGIN", value_delimiter = ',')]
     pub(crate) cors_origin: Vec<String>,
+
+    /// Load balancer or reverse proxy whose X-Forwarded-For is believed:
+    /// an address or a network such as 10.0.0.0/8 (repeatable, or
+    /// comma-separated). Behind one, set it, or every client shares the
+    /// proxy's per-IP rate limit.
+    #[arg(long, env = "DROPKIT_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub(crate) trusted_proxy: Vec<String>,
 
     /// Reserve and purchase requests per minute per IP and per username (0 = off).
     #[arg(long, env = "DROPKIT_RATE_LIMIT", default_value_t = 120)]
     pub(crate) rate_limit: u32,
 
+    /// Seconds to keep serving after SIGTERM with readiness failing, so
+    /// load balancers stop sending new connections before the listener
+    /// closes (fractions allowed).
+    #[arg(long, env = "DROPKIT_DRAIN_SECONDS", default_value_t = 0.0)]
+    pub(crate) drain_seconds: f64,
+
     /// Do not create the demo drop on start-up.
-    #[arg(long)]
+    #[arg(long, env = "DROPKIT_NO_DEMO")]
     pub(crate) no_demo: bool,
+
+    /// How log lines are written (the level comes from RUST_LOG).
+    #[arg(long, env = "DROPKIT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// The admin token and where it came from: only a generated one is ever
+/// shown, since the operator already knows the one they gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AdminToken {
+    /// From `--admin-token` or the environment.
+    Supplied(Secret),
+    /// Made at start-up.
+    Generated(Secret),
+}
+
+impl AdminToken {
+    pub(crate) fn value(&self) -> &str {
+        match self {
+            Self::Supplied(s) | Self::Generated(s) => s.expose(),
+        }
+    }
+
+    /// The start-up line about the token.
+    pub(crate) fn banner(&self) -> String {
+        match self {
+            Self::Supplied(_) => "admin token: as configured (not shown)".to_owned(),
+            Self::Generated(s) => format!("admin token (generated): {}", s.expose()),
+        }
+    }
 }
 
 impl Options {
+    /// Fills options left unset from the older variable names, read with
+    /// `var`; returns the old names used, to warn about.
+    pub(crate) fn apply_legacy_env(
+        &mut self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Vec<&'static str> {
+        let mut used = Vec::new();
+        // DATABASE_URL is a common name that other tools set too: only
+        // read (and warned about) when a database is wanted.
+        if self.store == StoreKind::Postgres
+            && self.database_url.is_none()
+            && let Some(url) = var("DATABASE_URL")
+        {
+            self.database_url = Some(Secret(url));
+            used.push("DATABASE_URL");
+        }
+        if self.admin_token.is_none()
+            && let Some(token) = var("ADMIN_TOKEN")
+        {
+            self.admin_token = Some(Secret(token));
+            used.push("ADMIN_TOKEN");
+        }
+        if self.cors_origin.is_empty()
+            && let Some(origins) = var("CORS_ORIGIN")
+        {
+            self.cors_origin = origins
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect();
+            used.push("CORS_ORIGIN");
+        }
+        used
+    }
+
+    /// The token to use: the one given, or a fresh random one.
+    pub(crate) fn admin_token(&self) -> AdminToken {
+        match self.admin_token.clone().filter(|t| !t.0.trim().is_empty()) {
+            Some(token) => AdminToken::Supplied(token),
+            None => AdminToken::Generated(Secret(uuid::Uuid::new_v4().simple().to_string())),
+        }
+    }
+
+    pub(crate) fn drain(&self) -> Result<Duration, String> {
+        Duration::try_from_secs_f64(self.drain_seconds)
+            .ok()
+            .filter(|d| *d <= Duration::from_secs(3600))
+            .ok_or_else(|| "--drain-seconds must be between 0 and 3600".to_owned())
+    }
+
     pub(crate) fn hold(&self) -> Result<Duration, String> {
         Duration::try_from_secs_f64(self.hold_seconds)
             .ok()

@@ -57,6 +57,7 @@ async fn postgres_down_answers_503_fast_and_liveness_stays_up() {
         Backend {
             store: Arc::new(store.clone()),
             clock: Arc::new(drop_core::SystemClock),
+            database_url: None,
         },
         Settings::default(),
     )
@@ -110,15 +111,14 @@ async fn postgres_down_answers_503_fast_and_liveness_stays_up() {
     let (status, _) = server.reserve(&id, "after").await;
     assert_eq!(status, 201);
     server.stop().await;
-    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_fails_while_draining_and_liveness_does_not() {
     let server = TestServer::start(crate::support::memory_store).await;
     assert_eq!(status_of(&server, "/api/health/ready").await.0, 200);
-    // What a graceful shutdown does first: stop the hub and WebSockets.
-    server.api.cancel_token().cancel();
+    // What a graceful shutdown does first.
+    server.api.begin_shutdown();
     assert_eq!(
         status_of(&server, "/api/health/ready").await,
         (503, Some("1".to_owned()))

@@ -307,7 +307,7 @@ async fn a_stalled_client_does_not_slow_the_others(factory: StoreFactory) {
         .await;
     assert_eq!(last["availableStock"], 700);
     assert_eq!(
-        server.api.hub().client_count(),
+        server.api.metrics().ws_clients(),
         2,
         "both clients are still connected"
     );

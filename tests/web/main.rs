@@ -13,6 +13,7 @@ mod admin;
 mod bad_input;
 mod concurrency;
 mod health;
-mod hub;
 mod live;
+mod options;
+mod prefix;
 mod shutdown;

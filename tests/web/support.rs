@@ -4,23 +4,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use drop_core::{Clock, ExpiryScheduler, InventoryStore};
 use drop_store_memory::MemoryStore;
-use drop_ws::DropApi;
+use drop_ws::{DropApi, DropServer};
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use tokio_util::sync::CancellationToken;
 
 /// A store and the clock it keeps time by.
 pub(crate) struct Backend {
     pub(crate) store: Arc<dyn InventoryStore>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The PostgreSQL database, to look at it after the store has closed.
+    pub(crate) database_url: Option<String>,
 }
 
 /// Makes a fresh, empty store for one test.
@@ -33,6 +32,7 @@ pub(crate) fn memory_store() -> BoxFuture<'static, Backend> {
         Backend {
             store: Arc::new(store),
             clock,
+            database_url: None,
         }
     })
 }
@@ -55,13 +55,15 @@ pub(crate) fn postgres_store() -> BoxFuture<'static, Backend> {
             .unwrap_or_else(|err| panic!("create database {name}: {err}"));
         admin.close().await;
         let (base, _) = url.rsplit_once('/').expect("DATABASE_URL names a database");
-        let store = drop_store_postgres::PgStore::connect(&format!("{base}/{name}"))
+        let database_url = format!("{base}/{name}");
+        let store = drop_store_postgres::PgStore::connect(&database_url)
             .await
             .unwrap_or_else(|err| panic!("PostgreSQL database {name}: {err}"));
         Backend {
             store: Arc::new(store),
             // The database keeps the time; the scheduler only sleeps on ours.
             clock: Arc::new(drop_core::SystemClock),
+            database_url: Some(database_url),
         }
     })
 }
@@ -138,10 +140,9 @@ impl Default for Settings {
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
     pub(crate) http: reqwest::Client,
-    pub(crate) api: Arc<DropApi>,
-    stop_http: CancellationToken,
-    stop_scheduler: CancellationToken,
-    server: JoinHandle<()>,
+    pub(crate) api: DropApi,
+    pub(crate) database_url: Option<String>,
+    server: DropServer,
 }
 
 impl TestServer {
@@ -153,50 +154,28 @@ impl TestServer {
         Self::on(factory().await, settings).await
     }
 
-    /// A server over a store the caller made.
+    /// A server over a store the caller made, with the expiry scheduler,
+    /// served as `web_drop` serves it.
     pub(crate) async fn on(backend: Backend, settings: Settings) -> Self {
+        let scheduler = ExpiryScheduler::new(backend.store.clone()).clock(backend.clock.clone());
         let mut builder = DropApi::builder(backend.store.clone())
             .admin_token(TOKEN)
             .rate_limit_per_minute(settings.rate_limit)
             .tick(settings.tick)
             .client_queue(settings.client_queue)
-            .clock(backend.clock.clone());
+            .clock(backend.clock)
+            .expiry_scheduler(scheduler);
         for origin in settings.cors_origins {
             builder = builder.cors_origin(origin).expect("valid origin");
         }
         let api = builder.build().await.expect("api builds");
-        let api = Arc::new(api);
-        let stop_scheduler = CancellationToken::new();
-        ExpiryScheduler::new(backend.store.clone())
-            .clock(backend.clock)
-            .spawn(stop_scheduler.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let stop_http = CancellationToken::new();
-        let app = api.router();
-        let stop = stop_http.clone();
-        let ws_stop = api.cancel_token().clone();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                stop.cancelled().await;
-                ws_stop.cancel();
-            })
-            .await
-            .expect("server runs");
-        });
+        let server = api.serve(listener, api.router()).expect("server starts");
         Self {
-            addr,
+            addr: server.local_addr(),
             http: reqwest::Client::new(),
             api,
-            stop_http,
-            stop_scheduler,
+            database_url: backend.database_url,
             server,
         }
     }
@@ -205,12 +184,9 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Starts a graceful shutdown and waits until the server has drained.
+    /// Shuts everything down (server, scheduler, store) and waits for it.
     pub(crate) async fn stop(self) {
-        self.stop_http.cancel();
-        self.server.await.expect("server task");
-        self.api.shutdown().await;
-        self.stop_scheduler.cancel();
+        self.server.shutdown().await.expect("server ran");
     }
 
     pub(crate) async fn create_drop(&self, name: &str, stock: u32, hold_seconds: f64) -> Value {

@@ -12,8 +12,11 @@ use drop_core::{
     Username, async_trait,
 };
 use drop_store_memory::MemoryStore;
-use drop_ws::{Hub, Metrics};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Hub;
+use crate::metrics::Metrics;
 
 const TICK: Duration = Duration::from_millis(50);
 
@@ -23,13 +26,14 @@ fn user(name: &str) -> Username {
 
 async fn start(store: Arc<dyn InventoryStore>, clock: &ManualClock) -> (Hub, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
-    let (hub, _task) = Hub::start(
+    let hub = Hub::start(
         store,
         Arc::new(clock.clone()),
         metrics.clone(),
         TICK,
         64,
         CancellationToken::new(),
+        &TaskTracker::new(),
     )
     .await
     .unwrap();

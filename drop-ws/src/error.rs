@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable machine code, e.g. `OUT_OF_STOCK`, `INVALID_INPUT`, `RATE_LIMITED`.
+    #[schema(schema_with = crate::schema::error_code)]
     pub error: Cow<'static, str>,
     /// What went wrong, for people.
     pub message: String,
@@ -103,6 +104,13 @@ impl ApiError {
         err
     }
 
+    /// The same error with another status: `422` for a rule between
+    /// fields or against the clock, which the request's schema cannot state.
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
     /// Keeps `detail` for the server's log (never sent to the client).
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
@@ -117,6 +125,11 @@ impl ApiError {
     /// The machine code.
     pub fn code(&self) -> &str {
         &self.body.error
+    }
+
+    /// The request field an input error names.
+    pub fn field(&self) -> Option<&str> {
+        self.body.field.as_deref()
     }
 }
 

@@ -144,8 +144,14 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 /// Parses `bytes` as `T`; syntax errors are `INVALID_JSON`, shape errors
-/// `INVALID_INPUT` naming the field.
+/// `INVALID_INPUT` naming the field. Every body is a JSON object: serde
+/// would also read a struct from an array of its fields in order, a form
+/// the API never documented, so anything but an object is refused.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| matches!(b, b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')) {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -217,6 +223,8 @@ mod tests {
                 Some("dropId"),
             ),
             (r#"[]"#, "INVALID_INPUT", Some("body")),
+            (r#"["a", 1]"#, "INVALID_INPUT", Some("body")),
+            (r#" 5"#, "INVALID_INPUT", Some("body")),
             (r#"{"dropId":"a","totalStock":1} x"#, "INVALID_JSON", None),
         ];
         for (raw, code, field) in cases {

@@ -84,6 +84,7 @@ mod metrics;
 mod openapi;
 mod proxy;
 mod routes;
+mod schema;
 mod server;
 mod state;
 pub mod wire;

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::schema;
 
 /// A drop as buyers see it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -23,7 +24,7 @@ pub struct DropView {
     /// Display name.
     pub name: String,
     /// Price of one unit, a decimal string such as `"199.99"`.
-    #[schema(example = "199.99")]
+    #[schema(schema_with = schema::price_out)]
     pub price: String,
     /// Units for sale in all.
     pub total_stock: u32,
@@ -34,8 +35,10 @@ pub struct DropView {
     /// Units sold.
     pub sold_stock: u32,
     /// Sale opens at this instant (RFC 3339, UTC), or `null` for open now.
+    #[schema(schema_with = schema::optional_instant_out)]
     pub starts_at: Option<String>,
     /// Sale closes at this instant, or `null` for never.
+    #[schema(schema_with = schema::optional_instant_out)]
     pub ends_at: Option<String>,
     /// How long a hold lasts, in seconds.
     #[serde(serialize_with = "seconds")]
@@ -54,6 +57,7 @@ pub struct TopPurchaserView {
     /// The buyer.
     pub username: String,
     /// When they bought (RFC 3339).
+    #[schema(schema_with = schema::instant_out)]
     pub purchased_at: String,
 }
 
@@ -64,6 +68,7 @@ pub struct UserHoldView {
     /// The hold's id.
     pub id: Uuid,
     /// When it runs out (RFC 3339).
+    #[schema(schema_with = schema::instant_out)]
     pub expires_at: String,
 }
 
@@ -78,11 +83,13 @@ pub struct ReservationView {
     /// Who holds it.
     pub username: String,
     /// `active`, `purchased`, `expired` or `released`.
-    #[schema(example = "active")]
+    #[schema(schema_with = schema::status)]
     pub status: &'static str,
     /// When it was taken.
+    #[schema(schema_with = schema::instant_out)]
     pub created_at: String,
     /// When it runs out.
+    #[schema(schema_with = schema::instant_out)]
     pub expires_at: String,
 }
 
@@ -99,9 +106,10 @@ pub struct PurchaseView {
     /// The buyer.
     pub username: String,
     /// What was paid, a decimal string.
-    #[schema(example = "199.99")]
+    #[schema(schema_with = schema::price_out)]
     pub amount_paid: String,
     /// When.
+    #[schema(schema_with = schema::instant_out)]
     pub created_at: String,
 }
 
@@ -110,20 +118,26 @@ pub struct PurchaseView {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CreateDropBody {
     /// Display name, 1–100 characters.
+    #[schema(schema_with = schema::drop_name)]
     pub(crate) name: String,
     /// A JSON number or a decimal string, at most 2 decimals, not negative.
-    #[schema(value_type = String, example = "199.99")]
+    #[schema(schema_with = schema::price_in)]
     pub(crate) price: Money,
     /// Units for sale, 1–1,000,000.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(schema_with = schema::total_stock_in)]
     pub(crate) total_stock: u32,
     /// Optional opening instant (RFC 3339).
     #[serde(default)]
+    #[schema(schema_with = schema::instant_in)]
     pub(crate) starts_at: Option<DateTime<Utc>>,
     /// Optional closing instant (RFC 3339), after `startsAt`.
     #[serde(default)]
+    #[schema(schema_with = schema::instant_in)]
     pub(crate) ends_at: Option<DateTime<Utc>>,
     /// Optional hold length in seconds (the server's default otherwise).
     #[serde(default)]
+    #[schema(schema_with = schema::hold_seconds_in)]
     pub(crate) hold_seconds: Option<f64>,
 }
 
@@ -148,8 +162,10 @@ impl CreateDropBody {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ReserveBody {
     /// The drop (UUID).
+    #[schema(schema_with = schema::drop_id)]
     pub(crate) drop_id: String,
     /// The buyer: 3–50 of `A–Z a–z 0–9 _`.
+    #[schema(schema_with = schema::username)]
     pub(crate) username: String,
 }
 
@@ -158,8 +174,10 @@ pub(crate) struct ReserveBody {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PurchaseBody {
     /// The hold to complete (UUID).
+    #[schema(schema_with = schema::reservation_id)]
     pub(crate) reservation_id: String,
     /// The hold's owner.
+    #[schema(schema_with = schema::username)]
     pub(crate) username: String,
 }
 
@@ -168,13 +186,17 @@ pub(crate) struct PurchaseBody {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ReleaseBody {
     /// The hold's owner.
+    #[serde(default)]
+    #[schema(schema_with = schema::optional_username)]
     pub(crate) username: Option<String>,
 }
 
 /// `?username=` on the drop list and on release.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct UsernameQuery {
     /// The viewer, to include their own active hold with each drop.
+    #[param(schema_with = schema::username_query)]
     pub(crate) username: Option<String>,
 }
 
@@ -183,6 +205,38 @@ pub(crate) struct UsernameQuery {
 pub struct HealthView {
     /// `"ok"`.
     pub status: &'static str,
+}
+
+/// A count, as any JSON number with no fraction: JSON Schema's `integer`
+/// includes `10.0`, which serde's `u32` alone refuses.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    struct Whole;
+
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = u32;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::custom("number out of range"))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::custom("number out of range"))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u32, E> {
+            if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) {
+                Ok(v as u32)
+            } else {
+                Err(E::custom("expected a whole number"))
+            }
+        }
+    }
+
+    d.deserialize_any(Whole)
 }
 
 /// An instant as RFC 3339 UTC with millisecond precision.
@@ -278,6 +332,7 @@ pub enum WsMessage {
     #[serde(rename_all = "camelCase")]
     Snapshot {
         /// The server's clock (RFC 3339), to count down on.
+        #[schema(schema_with = schema::instant_out)]
         server_time: String,
         /// The drops.
         #[schema(value_type = Vec<DropView>)]
@@ -287,6 +342,7 @@ pub enum WsMessage {
     #[serde(rename_all = "camelCase")]
     Stock {
         /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
         server_time: String,
         /// The drop.
         drop_id: Uuid,
@@ -301,6 +357,7 @@ pub enum WsMessage {
     #[serde(rename_all = "camelCase")]
     Purchase {
         /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
         server_time: String,
         /// The drop.
         drop_id: Uuid,
@@ -313,6 +370,7 @@ pub enum WsMessage {
     #[serde(rename_all = "camelCase")]
     DropCreated {
         /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
         server_time: String,
         /// The drop.
         drop: DropView,

@@ -14,6 +14,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
+use crate::error::ErrorBody;
 use crate::hub::{Frame, Hub, StockBoard};
 use crate::state::AppState;
 
@@ -31,6 +32,19 @@ const GOING_AWAY: u16 = 1001;
 /// WebSocket close code for "try again later" (too slow to keep up).
 const TRY_AGAIN_LATER: u16 = 1013;
 
+/// The live feed. Each text frame the server sends is one `WsMessage`
+/// (see the schema of that name: `snapshot`, `stock`, `purchase`,
+/// `dropCreated`); clients send nothing.
+#[utoipa::path(
+    get, path = "/api/ws", operation_id = "liveFeed",
+    responses(
+        (status = 101, description = "Switching to WebSocket. Every text frame is a \
+            [`WsMessage`](#/components/schemas/WsMessage): first a `snapshot`, then `stock`, \
+            `purchase` and `dropCreated` as they happen (an expiry shows as `stock`)."),
+        (status = 400, description = "`BAD_REQUEST`: not a WebSocket handshake", body = ErrorBody),
+        (status = 426, description = "`UPGRADE_REQUIRED`: the connection cannot be upgraded", body = ErrorBody),
+    )
+)]
 pub(crate) async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
     // Tracked, so that shutdown waits until every socket has been told
     // the server is going away.

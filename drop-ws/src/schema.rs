@@ -1,0 +1,274 @@
+//! The JSON Schema of every validated input and enumerated output, built
+//! from drop-core's limits (`MAX_NAME`, `MAX_STOCK`, `MIN_HOLD`/`MAX_HOLD`,
+//! the username rules, `ERROR_CODES`), so the OpenAPI document states
+//! exactly what the server accepts and cannot drift from it.
+//!
+//! Patterns are written for both ECMA-262 and Python/Rust regex engines
+//! (explicit code point classes, no `\s` or `\d`, whose meaning differs
+//! between them), since fuzzers generate from them.
+
+use drop_core::money::MONEY_MAX_MINOR;
+use drop_core::username::{USERNAME_MAX, USERNAME_MIN};
+use drop_core::{ERROR_CODES, MAX_HOLD, MAX_NAME, MAX_STOCK, MIN_HOLD, ReservationStatus};
+use utoipa::openapi::Schema;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+
+/// Codes only the web layer answers with (everything `ApiError::new`
+/// is called with in this crate, besides the store's `ERROR_CODES`).
+pub(crate) const WEB_ERROR_CODES: &[&str] = &[
+    "BAD_REQUEST",
+    "INVALID_JSON",
+    "NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+    "PAYLOAD_TOO_LARGE",
+    "TIMEOUT",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "UPGRADE_REQUIRED",
+    "RATE_LIMITED",
+    "UNAUTHORIZED",
+    "FORBIDDEN",
+];
+
+/// Every reservation status, in the order of the state machine.
+pub(crate) const STATUSES: [ReservationStatus; 4] = [
+    ReservationStatus::Active,
+    ReservationStatus::Purchased,
+    ReservationStatus::Expired,
+    ReservationStatus::Released,
+];
+
+/// What `str::trim` removes (Unicode `White_Space`), as a class body.
+const WHITE: &str = r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// What `char::is_control` refuses (Unicode `Cc`), as a class body.
+const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
+/// Neither white space nor a control character, as a class body.
+const VISIBLE: &str =
+    r"\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// A drop name: trimmed, 1–`MAX_NAME` characters, no control characters.
+pub(crate) fn name_pattern() -> String {
+    format!(
+        "^[{WHITE}]*[^{VISIBLE}](?:[^{CONTROL}]{{0,{inner}}}[^{VISIBLE}])?[{WHITE}]*$",
+        inner = MAX_NAME - 2
+    )
+}
+
+/// A username: trimmed, `USERNAME_MIN`–`USERNAME_MAX` of `A–Z a–z 0–9 _`.
+pub(crate) fn username_pattern() -> String {
+    format!("^[{WHITE}]*[A-Za-z0-9_]{{{USERNAME_MIN},{USERNAME_MAX}}}[{WHITE}]*$")
+}
+
+/// `?username=`: a username, or blank for none.
+pub(crate) fn username_query_pattern() -> String {
+    format!("^[{WHITE}]*(?:[A-Za-z0-9_]{{{USERNAME_MIN},{USERNAME_MAX}}}[{WHITE}]*)?$")
+}
+
+/// The most whole digits `Money::parse_decimal` reads.
+const PRICE_DIGITS: usize = 12;
+
+/// The largest price in whole units.
+fn max_price_units() -> i64 {
+    MONEY_MAX_MINOR / 100
+}
+
+/// A price as a decimal string: at most two decimals, 0 to the maximum.
+pub(crate) fn price_pattern() -> String {
+    // The server reads at most `PRICE_DIGITS` whole digits (leading zeros
+    // included), so below the maximum a price has at most
+    // `PRICE_DIGITS - digits(max - 1)` leading zeros.
+    let max = max_price_units().to_string();
+    let below = max.len() - 1;
+    let zeros = PRICE_DIGITS - below;
+    let max_zeros = PRICE_DIGITS - max.len();
+    format!(
+        "^[{WHITE}]*(?:0{{0,{zeros}}}[0-9]{{1,{below}}}(?:\\.[0-9]{{1,2}})?|0{{0,{max_zeros}}}{max}(?:\\.0{{1,2}})?)[{WHITE}]*$"
+    )
+}
+
+fn string(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+}
+
+/// `name` of a new drop.
+pub(crate) fn drop_name() -> Schema {
+    string(&format!(
+        "Display name, 1–{MAX_NAME} characters once trimmed, no control characters."
+    ))
+    .pattern(Some(name_pattern()))
+    .examples(["Sneaker X"])
+    .into()
+}
+
+/// `username` in a body.
+pub(crate) fn username() -> Schema {
+    string(&format!(
+        "The buyer: {USERNAME_MIN}–{USERNAME_MAX} of `A–Z a–z 0–9 _` (surrounding white space is trimmed)."
+    ))
+    .pattern(Some(username_pattern()))
+    .examples(["alice"])
+    .into()
+}
+
+/// `username` in a body where it may be left out (`null` or absent).
+pub(crate) fn optional_username() -> Schema {
+    string(&format!(
+        "The hold's owner: {USERNAME_MIN}–{USERNAME_MAX} of `A–Z a–z 0–9 _`; \
+         when absent, `?username=` names the owner."
+    ))
+    .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+        Type::String,
+        Type::Null,
+    ]))
+    .pattern(Some(username_pattern()))
+    .into()
+}
+
+/// `?username=`.
+pub(crate) fn username_query() -> Schema {
+    string("A username, or blank for none.")
+        .pattern(Some(username_query_pattern()))
+        .into()
+}
+
+/// A UUID id in a request body.
+pub(crate) fn uuid(description: &str) -> Schema {
+    string(description)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        .into()
+}
+
+/// `dropId` of a reserve.
+pub(crate) fn drop_id() -> Schema {
+    uuid("The drop.")
+}
+
+/// `reservationId` of a purchase.
+pub(crate) fn reservation_id() -> Schema {
+    uuid("The hold to complete.")
+}
+
+/// `price` of a new drop: a JSON number or a decimal string.
+pub(crate) fn price_in() -> Schema {
+    let max = max_price_units();
+    OneOfBuilder::new()
+        .description(Some(format!(
+            "Price of one unit, 0 to {max}, at most 2 decimals: a decimal string such as \
+             `\"199.99\"` (exact), or a JSON number."
+        )))
+        .item(
+            string("A decimal string.")
+                .pattern(Some(price_pattern()))
+                .examples(["199.99"]),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(0))
+                .maximum(Some(max))
+                .multiple_of(Some(0.01)),
+        )
+        .into()
+}
+
+/// A price as the server writes it: two decimals.
+pub(crate) fn price_out() -> Schema {
+    string("A decimal string with two decimals, such as `\"199.99\"`.")
+        .pattern(Some(r"^[0-9]+\.[0-9]{2}$"))
+        .examples(["199.99"])
+        .into()
+}
+
+/// `totalStock` of a new drop.
+pub(crate) fn total_stock_in() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .description(Some(format!("Units for sale, 1–{MAX_STOCK}.")))
+        .minimum(Some(1))
+        .maximum(Some(MAX_STOCK))
+        .into()
+}
+
+/// `holdSeconds` of a new drop.
+pub(crate) fn hold_seconds_in() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Number,
+            Type::Null,
+        ]))
+        .description(Some(format!(
+            "Hold length in seconds, {}–{}; the server's default when absent or null.",
+            MIN_HOLD.as_secs_f64(),
+            MAX_HOLD.as_secs()
+        )))
+        .minimum(Some(MIN_HOLD.as_secs_f64()))
+        .maximum(Some(MAX_HOLD.as_secs()))
+        .into()
+}
+
+/// RFC 3339's `date-time`, which the server reads (chrono); stated as a
+/// pattern too, since `format` alone is only an annotation in OpenAPI 3.1.
+pub(crate) const DATE_TIME_PATTERN: &str = "^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt]\
+    (?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\\.[0-9]+)?\
+    (?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$";
+
+/// An optional instant in a request.
+pub(crate) fn instant_in() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .pattern(Some(DATE_TIME_PATTERN))
+        .description(Some(
+            "An instant (RFC 3339) from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z. \
+             The server answers 422 when it is outside that range, when `endsAt` is not \
+             after `startsAt`, or when `endsAt` has passed: rules between fields and the \
+             clock, which a schema cannot state.",
+        ))
+        .into()
+}
+
+/// An instant the server writes (RFC 3339, UTC, milliseconds).
+pub(crate) fn instant_out() -> Schema {
+    string("An instant (RFC 3339, UTC).")
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .into()
+}
+
+/// An optional instant the server writes.
+pub(crate) fn optional_instant_out() -> Schema {
+    instant_out_nullable("An instant (RFC 3339, UTC), or `null` for none.")
+}
+
+fn instant_out_nullable(description: &str) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .description(Some(description))
+        .into()
+}
+
+/// A hold's `status`.
+pub(crate) fn status() -> Schema {
+    string("Where the hold is in its life: `active` until it ends as one of the others.")
+        .enum_values(Some(STATUSES.map(ReservationStatus::as_str)))
+        .into()
+}
+
+/// Every error code, the store's and the web layer's.
+pub(crate) fn error_codes() -> Vec<&'static str> {
+    ERROR_CODES.iter().chain(WEB_ERROR_CODES).copied().collect()
+}
+
+/// `error` of an error body.
+pub(crate) fn error_code() -> Schema {
+    string("Stable machine code.")
+        .enum_values(Some(error_codes()))
+        .into()
+}

@@ -233,3 +233,30 @@ pub(crate) async fn serve(
     let prefix = nested.as_ref().map_or("", NestedPath::as_str);
     Json(openapi_document(prefix)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{STATUSES, error_codes, name_pattern, username_pattern};
+    use drop_core::{MAX_HOLD, MAX_STOCK, MIN_HOLD};
+
+    /// The document's numbers are drop-core's constants.
+    #[test]
+    fn limits_are_the_cores() {
+        let doc = serde_json::to_value(openapi_document("")).unwrap();
+        let body = &doc["components"]["schemas"]["CreateDropBody"]["properties"];
+        assert_eq!(body["totalStock"]["minimum"], 1);
+        assert_eq!(body["totalStock"]["maximum"], MAX_STOCK);
+        assert_eq!(body["holdSeconds"]["minimum"], MIN_HOLD.as_secs_f64());
+        assert_eq!(body["holdSeconds"]["maximum"], MAX_HOLD.as_secs());
+        assert_eq!(body["name"]["pattern"], name_pattern());
+        let reserve = &doc["components"]["schemas"]["ReserveBody"]["properties"];
+        assert_eq!(reserve["username"]["pattern"], username_pattern());
+        assert_eq!(reserve["dropId"]["format"], "uuid");
+        let status = &doc["components"]["schemas"]["ReservationView"]["properties"]["status"];
+        let statuses: Vec<_> = STATUSES.iter().map(|s| s.as_str()).collect();
+        assert_eq!(status["enum"], serde_json::json!(statuses));
+        let codes = &doc["components"]["schemas"]["ErrorBody"]["properties"]["error"]["enum"];
+        assert_eq!(codes, &serde_json::json!(error_codes()));
+    }
+}

@@ -272,3 +272,149 @@ pub(crate) fn error_code() -> Schema {
         .enum_values(Some(error_codes()))
         .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drop_core::{Money, NewDrop, Username};
+    use regex::Regex;
+
+    fn re(pattern: &str) -> Regex {
+        Regex::new(pattern).expect("a valid pattern")
+    }
+
+    /// Each pattern accepts exactly what the server's parser accepts, on
+    /// the edges of every rule.
+    #[test]
+    fn patterns_agree_with_the_parsers() {
+        let name = re(&name_pattern());
+        let long = "n".repeat(MAX_NAME);
+        let too_long = "n".repeat(MAX_NAME + 1);
+        let padded = format!("  {long}\t\u{3000}");
+        for raw in [
+            "a",
+            " a ",
+            "a b",
+            &long,
+            &too_long,
+            &padded,
+            "",
+            "  ",
+            "\t",
+            "a\u{0}b",
+            "a\nb",
+            "\u{85}a",
+            "a\u{9f}",
+            "é",
+            "\u{2028}x\u{2028}",
+        ] {
+            let server = NewDrop::new(raw, Money::ZERO, 1).validate().is_ok();
+            assert_eq!(name.is_match(raw), server, "name {raw:?}");
+        }
+
+        let user = re(&username_pattern());
+        let query = re(&username_query_pattern());
+        let max = "u".repeat(USERNAME_MAX);
+        let over = "u".repeat(USERNAME_MAX + 1);
+        for raw in [
+            "abc",
+            " abc ",
+            "ab",
+            &max,
+            &over,
+            "a_b9",
+            "a b c",
+            "émile",
+            "abc!",
+            "",
+            " ",
+            "\u{a0}abc\u{2029}",
+        ] {
+            let server = Username::parse(raw).is_ok();
+            assert_eq!(user.is_match(raw), server, "username {raw:?}");
+            let blank = raw.trim().is_empty();
+            assert_eq!(query.is_match(raw), server || blank, "?username={raw:?}");
+        }
+
+        let price = re(&price_pattern());
+        for raw in [
+            "0",
+            "1",
+            "1.5",
+            "1.50",
+            "199.99",
+            "1.234",
+            ".5",
+            "5.",
+            "abc",
+            "-1",
+            "1e3",
+            "1000000000",
+            "1000000000.00",
+            "1000000000.01",
+            "1000000001",
+            "999999999.99",
+            "000999999999",
+            "0000999999999",
+            "001000000000",
+            "0001000000000",
+            " 5 ",
+            "٣",
+        ] {
+            let server = Money::parse_decimal(raw).is_ok();
+            assert_eq!(price.is_match(raw), server, "price {raw:?}");
+        }
+
+        // Whatever the date-time pattern lets through, the server reads.
+        let at = re(DATE_TIME_PATTERN);
+        for raw in [
+            "2030-01-01T00:00:00Z",
+            "2030-01-01t00:00:00.123456789z",
+            "1970-01-01T00:00:00+23:59",
+            "0001-12-31T23:59:60-00:00",
+        ] {
+            assert!(at.is_match(raw), "{raw}");
+            let json = format!("\"{raw}\"");
+            serde_json::from_str::<chrono::DateTime<chrono::Utc>>(&json)
+                .unwrap_or_else(|e| panic!("{raw}: {e}"));
+        }
+        for raw in [
+            "",
+            "yesterday",
+            "2030-13-01T00:00:00Z",
+            "2030-01-01 00:00:00Z",
+        ] {
+            assert!(!at.is_match(raw), "{raw}");
+        }
+    }
+
+    /// Every code this crate answers with is in the document's enum: the
+    /// sources are scanned for the codes they pass to `ApiError`.
+    #[test]
+    fn every_code_used_is_documented() {
+        let sources = [
+            include_str!("error.rs"),
+            include_str!("extract.rs"),
+            include_str!("routes.rs"),
+            include_str!("state.rs"),
+            include_str!("health.rs"),
+            include_str!("ws.rs"),
+            include_str!("limit.rs"),
+        ];
+        let literal = re(r#""([A-Z][A-Z_]{3,})""#);
+        let known = error_codes();
+        for source in sources {
+            let code = source.split("#[cfg(test)]").next().unwrap();
+            for cap in literal.captures_iter(code) {
+                let found = &cap[1];
+                if matches!(found, "GET" | "POST" | "DELETE") {
+                    continue;
+                }
+                assert!(
+                    known.contains(&found),
+                    "{found} is not in the document's error enum"
+                );
+            }
+        }
+    }
+}

@@ -38,7 +38,28 @@ async fn bad_requests_get_clear_errors() {
         cases.len(),
         failures.join("\n")
     );
+    // JSON Schema's `integer` includes `5.0`; so does the server.
+    let whole = r#"{"name":"Whole","price":1,"totalStock":5.0}"#;
+    let (status, drop) = json(&app, "POST", "/api/drops", Some(whole.into()), true).await;
+    assert_eq!(
+        (status, &drop["totalStock"]),
+        (201, &serde_json::json!(5)),
+        "{drop}"
+    );
+    let part = r#"{"name":"Part","price":1,"totalStock":5.5}"#;
+    let (status, err) = json(&app, "POST", "/api/drops", Some(part.into()), true).await;
+    assert_eq!(
+        (status, &err["field"]),
+        (400, &serde_json::json!("totalStock")),
+        "{err}"
+    );
     // Nothing above changed the drop.
     let (_, drops) = json(&app, "GET", "/api/drops", None, false).await;
-    assert_eq!(drops[0]["reservedStock"], 1);
+    let target = drops
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == drop_id.as_str())
+        .unwrap();
+    assert_eq!(target["reservedStock"], 1);
 }

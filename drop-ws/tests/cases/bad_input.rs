@@ -214,13 +214,42 @@ pub(crate) fn table() -> Vec<Case> {
             "RESERVATION_NOT_FOUND",
             None,
         ),
+        // The owner named nowhere: each part fits its schema, together
+        // they do not (422, not 400).
         case(
             "DELETE",
             "/api/reservations/{res}",
             None,
+            422,
+            bad,
+            Some("username"),
+        ),
+        // A bad `?username=` is refused even when the body names the owner.
+        case(
+            "DELETE",
+            "/api/reservations/{res}?username=x!",
+            Some(r#"{"username":"alice"}"#),
             400,
             bad,
             Some("username"),
+        ),
+        // Bodies are JSON objects; serde alone would read an array as the
+        // struct's fields in order.
+        case(
+            "DELETE",
+            "/api/reservations/{res}?username=alice",
+            Some("[]"),
+            400,
+            bad,
+            Some("body"),
+        ),
+        case(
+            "POST",
+            "/api/reservations",
+            Some(r#"["{drop}","alice"]"#),
+            400,
+            bad,
+            Some("body"),
         ),
         case(
             "DELETE",
@@ -324,27 +353,28 @@ pub(crate) fn table() -> Vec<Case> {
         ),
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"startsAt":"2030-01-02T00:00:00Z","endsAt":"2030-01-01T00:00:00Z"}"#,
-            400,
+            422,
             bad,
             Some("endsAt"),
         ),
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"startsAt":"2030-01-01T00:00:00Z","endsAt":"2030-01-01T00:00:00Z"}"#,
-            400,
+            422,
             bad,
             Some("endsAt"),
         ),
         // Instants no store keeps (PostgreSQL's timestamps stop at 4713 BC)
-        // and a sale that is already over: refused before any store.
+        // and a sale that is already over: refused before any store. These
+        // and the order of the two instants are rules no schema states: 422.
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"startsAt":"-5000-01-01T00:00:00Z"}"#,
-            400,
+            422,
             bad,
             Some("startsAt"),
         ),
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"endsAt":"2000-01-01T00:00:00Z"}"#,
-            400,
+            422,
             bad,
             Some("endsAt"),
         ),

@@ -12,10 +12,10 @@ export interface paths {
             cookie?: never;
         };
         /** Live and upcoming drops, with the viewer's hold when `username` is given. */
-        get: operations["list_drops"];
+        get: operations["listDrops"];
         put?: never;
         /** Creates a drop (admin bearer token required). */
-        post: operations["create_drop"];
+        post: operations["createDrop"];
         delete?: never;
         options?: never;
         head?: never;
@@ -123,11 +123,36 @@ export interface paths {
             cookie?: never;
         };
         /** A hold's status and expiry. */
-        get: operations["get_reservation"];
+        get: operations["getReservation"];
         put?: never;
         post?: never;
-        /** The owner gives a hold back (username in the body or the query). */
+        /**
+         * The owner gives a hold back (username in the body or the query).
+         *     Releasing ends the hold, it does not erase it: the hold stays readable
+         *     with `GET /api/reservations/{id}`, status `released`.
+         */
         delete: operations["release"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/ws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The live feed. Each text frame the server sends is one `WsMessage`
+         *     (see the schema of that name: `snapshot`, `stock`, `purchase`,
+         *     `dropCreated`); clients send nothing.
+         */
+        get: operations["liveFeed"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -141,30 +166,24 @@ export interface components {
         CreateDropBody: {
             /**
              * Format: date-time
-             * @description Optional closing instant (RFC 3339), after `startsAt`.
+             * @description An instant (RFC 3339) from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z. The server answers 422 when it is outside that range, when `endsAt` is not after `startsAt`, or when `endsAt` has passed: rules between fields and the clock, which a schema cannot state.
              */
             endsAt?: string | null;
-            /**
-             * Format: double
-             * @description Optional hold length in seconds (the server's default otherwise).
-             */
+            /** @description Hold length in seconds, 0.05–86400; the server's default when absent or null. */
             holdSeconds?: number | null;
-            /** @description Display name, 1–100 characters. */
-            name: string;
             /**
-             * @description A JSON number or a decimal string, at most 2 decimals, not negative.
-             * @example 199.99
+             * @description Display name, 1–100 characters once trimmed, no control characters.
+             * @example Sneaker X
              */
-            price: string;
+            name: string;
+            /** @description Price of one unit, 0 to 1000000000, at most 2 decimals: a decimal string such as `"199.99"` (exact), or a JSON number. */
+            price: string | number;
             /**
              * Format: date-time
-             * @description Optional opening instant (RFC 3339).
+             * @description An instant (RFC 3339) from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z. The server answers 422 when it is outside that range, when `endsAt` is not after `startsAt`, or when `endsAt` has passed: rules between fields and the clock, which a schema cannot state.
              */
             startsAt?: string | null;
-            /**
-             * Format: int32
-             * @description Units for sale, 1–1,000,000.
-             */
+            /** @description Units for sale, 1–1000000. */
             totalStock: number;
         };
         /** @description A drop as buyers see it. */
@@ -174,7 +193,10 @@ export interface components {
              * @description Units free to reserve now.
              */
             availableStock: number;
-            /** @description Sale closes at this instant, or `null` for never. */
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC), or `null` for none.
+             */
             endsAt?: string | null;
             /**
              * Format: double
@@ -189,7 +211,7 @@ export interface components {
             /** @description Display name. */
             name: string;
             /**
-             * @description Price of one unit, a decimal string such as `"199.99"`.
+             * @description A decimal string with two decimals, such as `"199.99"`.
              * @example 199.99
              */
             price: string;
@@ -203,7 +225,10 @@ export interface components {
              * @description Units sold.
              */
             soldStock: number;
-            /** @description Sale opens at this instant (RFC 3339, UTC), or `null` for open now. */
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC), or `null` for none.
+             */
             startsAt?: string | null;
             /** @description The latest buyers, newest first (at most 3). */
             topPurchasers: components["schemas"]["TopPurchaserView"][];
@@ -216,8 +241,11 @@ export interface components {
         };
         /** @description The body of every error answer: a stable machine code and a sentence. */
         ErrorBody: {
-            /** @description Stable machine code, e.g. `OUT_OF_STOCK`, `INVALID_INPUT`, `RATE_LIMITED`. */
-            error: string;
+            /**
+             * @description Stable machine code.
+             * @enum {string}
+             */
+            error: "OUT_OF_STOCK" | "DROP_NOT_FOUND" | "DROP_NOT_ACTIVE" | "RESERVATION_NOT_FOUND" | "RESERVATION_EXPIRED" | "NOT_OWNER" | "ALREADY_PURCHASED" | "ALREADY_RELEASED" | "INVALID_INPUT" | "UNAVAILABLE" | "INTERNAL" | "BAD_REQUEST" | "INVALID_JSON" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UNAUTHORIZED" | "FORBIDDEN";
             /** @description The offending request field (camelCase), for input errors. */
             field?: string | null;
             /** @description What went wrong, for people. */
@@ -230,19 +258,28 @@ export interface components {
         };
         /** @description `POST /api/purchases`. */
         PurchaseBody: {
-            /** @description The hold to complete (UUID). */
+            /**
+             * Format: uuid
+             * @description The hold to complete.
+             */
             reservationId: string;
-            /** @description The hold's owner. */
+            /**
+             * @description The buyer: 3–50 of `A–Z a–z 0–9 _` (surrounding white space is trimmed).
+             * @example alice
+             */
             username: string;
         };
         /** @description A completed purchase. */
         PurchaseView: {
             /**
-             * @description What was paid, a decimal string.
+             * @description A decimal string with two decimals, such as `"199.99"`.
              * @example 199.99
              */
             amountPaid: string;
-            /** @description When. */
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
             createdAt: string;
             /**
              * Format: uuid
@@ -264,19 +301,25 @@ export interface components {
         };
         /** @description `DELETE /api/reservations/{id}` (the username may also come in the query). */
         ReleaseBody: {
-            /** @description The hold's owner. */
+            /** @description The hold's owner: 3–50 of `A–Z a–z 0–9 _`; when absent, `?username=` names the owner. */
             username?: string | null;
         };
         /** @description A hold. */
         ReservationView: {
-            /** @description When it was taken. */
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
             createdAt: string;
             /**
              * Format: uuid
              * @description The drop held.
              */
             dropId: string;
-            /** @description When it runs out. */
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
             expiresAt: string;
             /**
              * Format: uuid
@@ -284,30 +327,42 @@ export interface components {
              */
             id: string;
             /**
-             * @description `active`, `purchased`, `expired` or `released`.
-             * @example active
+             * @description Where the hold is in its life: `active` until it ends as one of the others.
+             * @enum {string}
              */
-            status: string;
+            status: "active" | "purchased" | "expired" | "released";
             /** @description Who holds it. */
             username: string;
         };
         /** @description `POST /api/reservations`. */
         ReserveBody: {
-            /** @description The drop (UUID). */
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
             dropId: string;
-            /** @description The buyer: 3–50 of `A–Z a–z 0–9 _`. */
+            /**
+             * @description The buyer: 3–50 of `A–Z a–z 0–9 _` (surrounding white space is trimmed).
+             * @example alice
+             */
             username: string;
         };
         /** @description One recent buyer. */
         TopPurchaserView: {
-            /** @description When they bought (RFC 3339). */
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
             purchasedAt: string;
             /** @description The buyer. */
             username: string;
         };
         /** @description The viewer's own hold, as listed with a drop. */
         UserHoldView: {
-            /** @description When it runs out (RFC 3339). */
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
             expiresAt: string;
             /**
              * Format: uuid
@@ -319,7 +374,10 @@ export interface components {
         WsMessage: {
             /** @description The drops. */
             drops: components["schemas"]["DropView"][];
-            /** @description The server's clock (RFC 3339), to count down on. */
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
             serverTime: string;
             /** @enum {string} */
             type: "snapshot";
@@ -339,7 +397,10 @@ export interface components {
              * @description Units held.
              */
             reservedStock: number;
-            /** @description The server's clock. */
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
             serverTime: string;
             /**
              * Format: int32
@@ -354,7 +415,10 @@ export interface components {
              * @description The drop.
              */
             dropId: string;
-            /** @description The server's clock. */
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
             serverTime: string;
             /** @description The drop's latest buyers after this purchase. */
             topPurchasers: components["schemas"]["TopPurchaserView"][];
@@ -365,7 +429,10 @@ export interface components {
         } | {
             /** @description The drop. */
             drop: components["schemas"]["DropView"];
-            /** @description The server's clock. */
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
             serverTime: string;
             /** @enum {string} */
             type: "dropCreated";
@@ -379,14 +446,13 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    list_drops: {
+    listDrops: {
         parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The viewer, to include their own active hold with each drop. */
-                username: string | null;
+            query?: {
+                username?: string;
             };
+            header?: never;
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
@@ -400,7 +466,7 @@ export interface operations {
                     "application/json": components["schemas"]["DropView"][];
                 };
             };
-            /** @description Bad username */
+            /** @description `INVALID_INPUT`: a username that breaks the rules */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -409,9 +475,38 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
-    create_drop: {
+    createDrop: {
         parameters: {
             query?: never;
             header?: never;
@@ -433,7 +528,7 @@ export interface operations {
                     "application/json": components["schemas"]["DropView"];
                 };
             };
-            /** @description Invalid field */
+            /** @description `INVALID_INPUT` (a field breaks its schema) or `INVALID_JSON` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -442,8 +537,19 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No token */
+            /** @description `UNAUTHORIZED`: no bearer token */
             401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token is wrong */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -451,9 +557,47 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Wrong token */
-            403: {
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INVALID_INPUT` on `startsAt` or `endsAt`: an instant outside 1970-01-01T00:00:00Z – 9999-12-31T23:59:59Z, `endsAt` not after `startsAt`, or `endsAt` already passed. Rules between fields and against the clock, which the schema cannot state. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -478,6 +622,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HealthView"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Store unavailable or server draining */
@@ -511,6 +673,24 @@ export interface operations {
                     "application/json": components["schemas"]["HealthView"];
                 };
             };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     ready: {
@@ -529,6 +709,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HealthView"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Store unavailable or server draining */
@@ -566,7 +764,7 @@ export interface operations {
                     "application/json": components["schemas"]["PurchaseView"];
                 };
             };
-            /** @description Invalid field */
+            /** @description `INVALID_INPUT` (a field breaks its schema) or `INVALID_JSON` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -575,7 +773,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not the owner */
+            /** @description `NOT_OWNER` */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -584,7 +782,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Unknown hold */
+            /** @description `RESERVATION_NOT_FOUND` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -593,7 +791,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Already purchased or released */
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `ALREADY_PURCHASED` or `ALREADY_RELEASED` */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -602,7 +809,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Hold expired */
+            /** @description `RESERVATION_EXPIRED`: the hold ran out (even if no sweeper has run yet) */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -611,9 +818,40 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Rate limited */
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `RATE_LIMITED` (per client address and per username) */
             429: {
                 headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -653,7 +891,7 @@ export interface operations {
                     "application/json": components["schemas"]["ReservationView"];
                 };
             };
-            /** @description Invalid field */
+            /** @description `INVALID_INPUT` (a field breaks its schema) or `INVALID_JSON` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -662,7 +900,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such drop */
+            /** @description `DROP_NOT_FOUND` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -671,7 +909,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Sold out or not active */
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `OUT_OF_STOCK`, or `DROP_NOT_ACTIVE` (not started yet, or ended) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -680,9 +927,40 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Rate limited */
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `RATE_LIMITED` (per client address and per username) */
             429: {
                 headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -691,7 +969,7 @@ export interface operations {
             };
         };
     };
-    get_reservation: {
+    getReservation: {
         parameters: {
             query?: never;
             header?: never;
@@ -703,7 +981,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The hold */
+            /** @description The hold, whatever its status (a released or expired hold stays readable, with that status) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -712,7 +990,7 @@ export interface operations {
                     "application/json": components["schemas"]["ReservationView"];
                 };
             };
-            /** @description Not an id */
+            /** @description `INVALID_INPUT` on `id`: not a UUID */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -721,9 +999,38 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Unknown */
+            /** @description `RESERVATION_NOT_FOUND` */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -734,24 +1041,24 @@ export interface operations {
     };
     release: {
         parameters: {
-            query?: never;
+            query?: {
+                username?: string;
+            };
             header?: never;
             path: {
                 /** @description Reservation id */
                 id: string;
-                /** @description The viewer, to include their own active hold with each drop. */
-                username: string | null;
             };
             cookie?: never;
         };
-        /** @description Optional: the owner's username */
+        /** @description Optional: the owner's username (it wins over `?username=`) */
         requestBody: {
             content: {
                 "application/json": components["schemas"]["ReleaseBody"];
             };
         };
         responses: {
-            /** @description Released */
+            /** @description Released; the hold stays readable with status `released` */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -760,7 +1067,16 @@ export interface operations {
                     "application/json": components["schemas"]["ReservationView"];
                 };
             };
-            /** @description Not the owner */
+            /** @description `INVALID_INPUT` (`id` not a UUID, or a username that breaks the rules) or `INVALID_JSON` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `NOT_OWNER` */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -769,7 +1085,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Unknown */
+            /** @description `RESERVATION_NOT_FOUND` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -778,7 +1094,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Already purchased or released */
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `ALREADY_PURCHASED` or `ALREADY_RELEASED` */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -787,8 +1112,100 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Expired */
+            /** @description `RESERVATION_EXPIRED` */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INVALID_INPUT` on `username`: the owner is named neither in the body nor in the query (a rule between two places, which the schema cannot state) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    liveFeed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to WebSocket. Every text frame is a [`WsMessage`](#/components/schemas/WsMessage): first a `snapshot`, then `stock`, `purchase` and `dropCreated` as they happen (an expiry shows as `stock`). */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `BAD_REQUEST`: not a WebSocket handshake */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UPGRADE_REQUIRED`: the connection cannot be upgraded */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -18,7 +18,7 @@ export type UserReservation = Schemas['UserHoldView'];
 export type Drop = Schemas['DropView'];
 
 /** The state of a hold. */
-export type ReservationStatus = 'active' | 'purchased' | 'expired' | 'released';
+export type ReservationStatus = Schemas['ReservationView']['status'];
 
 /** A hold on one unit. */
 export type Reservation = Schemas['ReservationView'];

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useReducer, useRef } from 'react';
-import type { Drop, TopPurchaser } from './api';
+import type { Drop, TopPurchaser, WsMessage } from './api';
 import { observeServerTime, resetServerClock } from './clock';
 
 /** How the page is connected to the live feed. */
@@ -175,43 +175,45 @@ export function useLiveDrops(callbacks: LiveCallbacks) {
 
     const onMessage = (ev: MessageEvent) => {
       if (typeof ev.data !== 'string') return;
-      let msg: Record<string, unknown>;
+      // Frames are the document's `WsMessage` (types generated from it).
+      let msg: WsMessage;
       try {
-        msg = JSON.parse(ev.data) as Record<string, unknown>;
+        msg = JSON.parse(ev.data) as WsMessage;
       } catch {
         return;
       }
+      if (!msg || typeof msg !== 'object') return;
       observeServerTime(msg.serverTime);
       switch (msg.type) {
-        case 'snapshot': {
-          const drops = Array.isArray(msg.drops) ? (msg.drops as Drop[]) : [];
-          dispatch({ type: 'snapshot', drops });
+        case 'snapshot':
+          dispatch({ type: 'snapshot', drops: Array.isArray(msg.drops) ? msg.drops : [] });
           dispatch({ type: 'connection', value: 'live' });
           attempt = 0;
           cb.current.onResync();
           break;
-        }
-        case 'stock':
+        case 'stock': {
+          // `version` is sent by servers that number stock changes; it is
+          // not part of every server's frame.
+          const version = (msg as { version?: unknown }).version;
           dispatch({
             type: 'stock',
-            dropId: String(msg.dropId),
-            availableStock: Number(msg.availableStock),
-            reservedStock: Number(msg.reservedStock),
-            soldStock: Number(msg.soldStock),
-            version: typeof msg.version === 'number' ? msg.version : undefined,
+            dropId: msg.dropId,
+            availableStock: msg.availableStock,
+            reservedStock: msg.reservedStock,
+            soldStock: msg.soldStock,
+            version: typeof version === 'number' ? version : undefined,
           });
           break;
+        }
         case 'purchase': {
-          const top = Array.isArray(msg.topPurchasers) ? (msg.topPurchasers as TopPurchaser[]) : [];
-          const username = String(msg.username);
-          const at =
-            top.find((p) => p.username === username)?.purchasedAt ??
-            (typeof msg.serverTime === 'string' ? msg.serverTime : new Date().toISOString());
-          dispatch({ type: 'purchase', dropId: String(msg.dropId), username, topPurchasers: top, at });
+          const top = Array.isArray(msg.topPurchasers) ? msg.topPurchasers : [];
+          const username = msg.username;
+          const at = top.find((p) => p.username === username)?.purchasedAt ?? msg.serverTime;
+          dispatch({ type: 'purchase', dropId: msg.dropId, username, topPurchasers: top, at });
           break;
         }
         case 'dropCreated':
-          if (msg.drop && typeof msg.drop === 'object') dispatch({ type: 'upsert', drop: msg.drop as Drop });
+          if (msg.drop && typeof msg.drop === 'object') dispatch({ type: 'upsert', drop: msg.drop });
           break;
       }
     };

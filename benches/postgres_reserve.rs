@@ -22,8 +22,17 @@
 //!
 //! `BENCH_SECS` sets the measured seconds per case (default 2), run as four
 //! interleaved slices so that outside load falls on every case alike.
-//! `BENCH_RESET_PLANS=1` resets `plan_cache_mode` on the reserve and
-//! purchase functions, to measure what planning every statement costs.
+//!
+//! `BENCH_VARIANT_SQL=file.sql` adds a case (f): the store with group
+//! commit on a second database, to which the file was applied after the
+//! migrations (a setting, an index dropped, a function replaced), measured
+//! in the same interleaved slices as (d), so that a change to the SQL is
+//! compared with its baseline in one run. For instance, what planning
+//! every statement would cost:
+//!
+//! ```text
+//! ALTER FUNCTION dropkit_reserve(uuid, text[], uuid[]) SET plan_cache_mode = force_custom_plan;
+//! ```
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -47,6 +56,7 @@ enum Algo {
     CountLock,
     Store,
     Batched,
+    Variant,
 }
 
 impl Algo {
@@ -57,6 +67,7 @@ impl Algo {
             Algo::CountLock => "(b) count-lock",
             Algo::Store => "(a) store",
             Algo::Batched => "(d) batched",
+            Algo::Variant => "(f) batched, variant",
         }
     }
 }
@@ -72,20 +83,22 @@ struct Bench {
     pool: PgPool,
     store: PgStore,
     batched: PgStore,
+    /// The batched store on the database with `BENCH_VARIANT_SQL` applied.
+    variant: Option<(PgPool, PgStore)>,
     secs: Duration,
 }
 
 impl Bench {
     async fn fresh_drop(&self, name: &str) -> DropId {
-        self.store
-            .create_drop(
-                NewDrop::new(name, Money::from_minor(100).expect("price"), 1_000_000)
-                    .hold(Duration::from_secs(3_600)),
-            )
-            .await
-            .expect("create drop")
-            .drop
-            .id
+        fresh_drop(&self.store, name).await
+    }
+
+    /// A fresh drop in the variant's database.
+    async fn variant_drop(&self, name: &str) -> Option<DropId> {
+        match &self.variant {
+            Some((_, store)) => Some(fresh_drop(store, name).await),
+            None => None,
+        }
     }
 
     /// Runs the cases in turn, in `ROUNDS` short slices each, so that load
@@ -142,8 +155,9 @@ impl Bench {
         let handles: Vec<_> = (0..tasks)
             .map(|t| {
                 let pool = self.pool.clone();
-                let store = match algo {
-                    Algo::Batched => self.batched.clone(),
+                let store = match (algo, &self.variant) {
+                    (Algo::Batched, _) => self.batched.clone(),
+                    (Algo::Variant, Some((_, variant))) => variant.clone(),
                     _ => self.store.clone(),
                 };
                 let tag = Uuid::new_v4().simple().to_string();
@@ -175,6 +189,18 @@ impl Bench {
         }
         lat
     }
+}
+
+async fn fresh_drop(store: &PgStore, name: &str) -> DropId {
+    store
+        .create_drop(
+            NewDrop::new(name, Money::from_minor(100).expect("price"), 1_000_000)
+                .hold(Duration::from_secs(3_600)),
+        )
+        .await
+        .expect("create drop")
+        .drop
+        .id
 }
 
 async fn one(algo: Algo, pool: &PgPool, store: &PgStore, drop_id: DropId, name: &str) {
@@ -237,7 +263,7 @@ async fn one(algo: Algo, pool: &PgPool, store: &PgStore, drop_id: DropId, name: 
             .expect("insert hold");
             tx.commit().await.expect("commit");
         }
-        Algo::Store | Algo::Batched => {
+        Algo::Store | Algo::Batched | Algo::Variant => {
             let user = Username::parse(name).expect("username");
             store.reserve(drop_id, &user).await.expect("reserve");
         }
@@ -245,9 +271,9 @@ async fn one(algo: Algo, pool: &PgPool, store: &PgStore, drop_id: DropId, name: 
 }
 
 /// A drop with 100,000 purchases and 100,000 active holds of other users.
-async fn big_drop(bench: &Bench, name: &str) -> DropId {
-    let id = bench.fresh_drop(name).await;
-    let mut tx = bench.pool.begin().await.expect("begin");
+async fn big_drop(pool: &PgPool, store: &PgStore, name: &str) -> DropId {
+    let id = fresh_drop(store, name).await;
+    let mut tx = pool.begin().await.expect("begin");
     for sql in [
         "INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at) \
          SELECT gen_random_uuid(), $1, 'held' || g, 'active', now(), now() + interval '1 hour' \
@@ -357,19 +383,39 @@ fn main() {
             .await
             .expect("store");
         let batched = PgStore::builder().build(pool.clone()).await.expect("store");
-        if std::env::var_os("BENCH_RESET_PLANS").is_some() {
-            sqlx::raw_sql(
-                "ALTER FUNCTION dropkit_reserve(uuid, text[], uuid[]) RESET plan_cache_mode; \
-                 ALTER FUNCTION dropkit_purchase(uuid, uuid[], text[], uuid[]) RESET plan_cache_mode;",
-            )
-            .execute(&pool)
-            .await
-            .expect("reset plan_cache_mode");
-        }
+        // The variant: the same schema in a database of its own, then the
+        // file's changes.
+        let variant_db = format!("{db}_variant");
+        let variant = match std::env::var("BENCH_VARIANT_SQL") {
+            Ok(path) => {
+                let sql = std::fs::read_to_string(&path).expect("BENCH_VARIANT_SQL file");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {variant_db}")))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create variant database");
+                let pool = PgPoolOptions::new()
+                    .max_connections(POOL)
+                    .connect_with(admin_opts.clone().database(&variant_db))
+                    .await
+                    .expect("variant pool");
+                let store = PgStore::builder()
+                    .build(pool.clone())
+                    .await
+                    .expect("variant store");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .expect("apply BENCH_VARIANT_SQL");
+                println!("variant (f): {path} applied");
+                Some((pool, store))
+            }
+            Err(_) => None,
+        };
         let bench = Bench {
             pool: pool.clone(),
             store: store.clone(),
             batched: batched.clone(),
+            variant,
             secs,
         };
         println!(
@@ -394,40 +440,79 @@ fn main() {
             for algo in cases {
                 on.push((algo, bench.fresh_drop("hot").await));
             }
+            if let Some(drop_id) = bench.variant_drop("hot").await {
+                on.push((Algo::Variant, drop_id));
+            }
             hot.extend(bench.interleaved(&on, tasks).await);
         }
         print_table("hot drop, empty tables", &hot);
 
         // Two big drops: the baseline inserts holds without counters, so it
         // gets its own.
-        let big_ours = big_drop(&bench, "big").await;
-        let big_theirs = big_drop(&bench, "big baseline").await;
+        let big_ours = big_drop(&pool, &store, "big").await;
+        let big_theirs = big_drop(&pool, &store, "big baseline").await;
         sqlx::query("ANALYZE")
             .execute(&pool)
             .await
             .expect("analyze");
+        let big_variant = match &bench.variant {
+            Some((pool, store)) => {
+                let id = big_drop(pool, store, "big").await;
+                sqlx::query("ANALYZE")
+                    .execute(pool)
+                    .await
+                    .expect("analyze");
+                Some(id)
+            }
+            None => None,
+        };
         let mut big = BTreeMap::new();
         for &tasks in TASKS.iter().filter(|t| only.is_none_or(|o| o == **t)) {
-            let on = [
+            let mut on = vec![
                 (Algo::Floor, bench.fresh_drop("floor").await),
                 (Algo::CountLock, big_theirs),
                 (Algo::Store, big_ours),
                 (Algo::Batched, big_ours),
             ];
+            on.extend(big_variant.map(|id| (Algo::Variant, id)));
             big.extend(bench.interleaved(&on, tasks).await);
         }
         print_table("big drop: 100,000 purchases + 100,000 active holds", &big);
+        if bench.variant.is_some() {
+            println!("\n## variant");
+            for (what, figures) in [("empty", &hot), ("big drop", &big)] {
+                for &tasks in BATCHED_TASKS {
+                    if figures.contains_key(&(tasks, Algo::Variant)) {
+                        println!(
+                            "  (f)/(d) at {tasks} tasks, {what}: {:.3}",
+                            ratio(figures, tasks, Algo::Variant, Algo::Batched)
+                        );
+                    }
+                }
+            }
+        }
 
-        if only.is_some() {
+        let finish = async {
             store.close().await;
             batched.close().await;
             pool.close().await;
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE {db} WITH (FORCE)"
-            )))
-            .execute(&mut admin)
-            .await
-            .expect("drop bench database");
+            let mut dbs = vec![db.clone()];
+            if let Some((pool, store)) = &bench.variant {
+                store.close().await;
+                pool.close().await;
+                dbs.push(variant_db.clone());
+            }
+            for db in dbs {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE {db} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await
+                .expect("drop bench database");
+            }
+        };
+        if only.is_some() {
+            finish.await;
             return;
         }
         println!("\n## targets");
@@ -487,14 +572,6 @@ fn main() {
             ratio(&hot, 32, Algo::FloorNotify, Algo::Floor)
         );
 
-        store.close().await;
-        batched.close().await;
-        pool.close().await;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE {db} WITH (FORCE)"
-        )))
-        .execute(&mut admin)
-        .await
-        .expect("drop bench database");
+        finish.await;
     });
 }

@@ -50,9 +50,9 @@
 //!   oversell even if the code were wrong — and a `version` that grows with
 //!   every change.
 //! - `dropkit_reservations` (holds): a CHECKed status, a partial unique
-//!   index giving at most one active hold per (drop, user), and partial
-//!   indexes on `expires_at` of active holds for the sweeper and
-//!   `next_expiry`.
+//!   index giving at most one active hold per (drop, user), and a partial
+//!   index on `(drop_id, expires_at)` of active holds for the sweeper,
+//!   lazy reclaim and `next_expiry`.
 //! - `dropkit_purchases`: unique per hold.
 //!
 //! Holds and purchases carry their drop's id without a foreign key: the

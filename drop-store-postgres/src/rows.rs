@@ -1,25 +1,31 @@
-//! Reading rows into domain types.
+//! The boundary between SQL and Rust: one typed shape per result row, the
+//! outcome enum the write functions answer with, and the one mapping from
+//! an outcome to a [`DropError`].
+//!
+//! Rows are decoded with `sqlx::FromRow`; a row that does not fit its shape
+//! is a fault of the store, reported once by [`decode`].
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drop_core::{
-    Drop, DropError, DropId, DropState, Money, Reservation, ReservationId, ReservationStatus,
-    Stock, Username,
+    Drop, DropError, DropId, DropOverview, DropState, Money, NotActiveReason, Reservation,
+    ReservationId, ReservationStatus, Stock, TopPurchaser, Username,
 };
-use sqlx::Row;
+use sqlx::FromRow;
 use sqlx::postgres::PgRow;
+use uuid::Uuid;
 
 use crate::error::{internal, map_sqlx};
 
-/// The columns [`drop_state`] reads, for `SELECT`s and `RETURNING`s.
+/// The columns [`DropRow`] reads, for `SELECT`s and `RETURNING`s.
 macro_rules! drop_columns {
     () => {
         "id, name, price_minor, total_stock, reserved, sold, version, starts_at, ends_at, hold_micros, created_at"
     };
 }
 
-/// The columns [`drop_state`] reads, from `dropkit_drops d`, with the stock
+/// The columns [`DropRow`] reads, from `dropkit_drops d`, with the stock
 /// as clients should see it: holds past their time count as free before
 /// the sweeper gets to them. Time is the statement's start, the instant the
 /// snapshot is taken. Counted in the sweeper's index, which holds only the
@@ -53,23 +59,474 @@ macro_rules! not_ended_in_order {
     };
 }
 
-/// The columns [`reservation`] reads.
+/// The columns [`HoldRow`] reads.
 macro_rules! hold_columns {
     () => {
         "id, drop_id, username, status, created_at, expires_at"
     };
 }
 
-pub(crate) fn counter(v: i32) -> Result<u32, DropError> {
-    u32::try_from(v).map_err(|_| internal(format!("negative counter {v}")))
+/// Decodes `row` as `T`. A row that does not fit is the store's own fault
+/// (a migration and this code disagree), never the caller's.
+pub(crate) fn decode<T>(row: &PgRow) -> Result<T, DropError>
+where
+    T: for<'r> FromRow<'r, PgRow>,
+{
+    T::from_row(row).map_err(map_sqlx)
 }
 
-pub(crate) fn stock(
-    total: i32,
+/// A value a row must carry for the outcome it reports.
+fn present<T>(value: Option<T>, what: &str) -> Result<T, DropError> {
+    value.ok_or_else(|| internal(format!("a result row lacks {what}")))
+}
+
+/// What a write function says happened: to the call as a whole, to one
+/// caller's request, or why it was refused (PostgreSQL type
+/// `dropkit_outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "dropkit_outcome", rename_all = "snake_case")]
+pub(crate) enum Outcome {
+    /// The call ran; see each caller's own outcome.
+    Ok,
+    /// No drop has that id.
+    DropNotFound,
+    /// The drop's sale has not begun.
+    NotStarted,
+    /// The drop's sale is over.
+    Ended,
+    /// A new hold.
+    Created,
+    /// The caller's active hold, unchanged.
+    Existing,
+    /// No unit left for this caller.
+    OutOfStock,
+    /// The hold is bought now.
+    Purchased,
+    /// This call's own purchase, committed by an attempt whose answer was
+    /// lost.
+    Repeated,
+    /// The hold is given back now.
+    Released,
+    /// No hold of that drop has that id.
+    NotFound,
+    /// Someone else's hold.
+    NotOwner,
+    /// The hold ran out.
+    Expired,
+    /// The hold was bought already (by another call).
+    AlreadyPurchased,
+    /// The hold was given back already.
+    AlreadyReleased,
+}
+
+impl Outcome {
+    /// The one mapping from outcomes to errors: a success answers itself;
+    /// a refusal answers the [`DropError`] it stands for, about `drop_id`
+    /// or `reservation_id` (whichever the refusal names).
+    pub(crate) fn accept(
+        self,
+        drop_id: Option<DropId>,
+        reservation_id: Option<ReservationId>,
+    ) -> Result<Outcome, DropError> {
+        let drop = || present(drop_id, "the drop a refusal names");
+        let hold = || present(reservation_id, "the hold a refusal names");
+        Err(match self {
+            Outcome::Ok
+            | Outcome::Created
+            | Outcome::Existing
+            | Outcome::Purchased
+            | Outcome::Repeated
+            | Outcome::Released => return Ok(self),
+            Outcome::DropNotFound => DropError::DropNotFound { drop_id: drop()? },
+            Outcome::NotStarted => DropError::DropNotActive {
+                drop_id: drop()?,
+                reason: NotActiveReason::NotStarted,
+            },
+            Outcome::Ended => DropError::DropNotActive {
+                drop_id: drop()?,
+                reason: NotActiveReason::Ended,
+            },
+            Outcome::OutOfStock => DropError::OutOfStock { drop_id: drop()? },
+            Outcome::NotFound => DropError::ReservationNotFound {
+                reservation_id: hold()?,
+            },
+            Outcome::NotOwner => DropError::NotOwner {
+                reservation_id: hold()?,
+            },
+            Outcome::Expired => DropError::ReservationExpired {
+                reservation_id: hold()?,
+            },
+            Outcome::AlreadyPurchased => DropError::AlreadyPurchased {
+                reservation_id: hold()?,
+            },
+            Outcome::AlreadyReleased => DropError::AlreadyReleased {
+                reservation_id: hold()?,
+            },
+        })
+    }
+
+    /// The fault of a function answering an outcome it never gives there.
+    pub(crate) fn unexpected(self, what: &str) -> DropError {
+        internal(format!("{what} answered {self:?}"))
+    }
+}
+
+/// A drop's counters after a write (`o_total`, `o_reserved`, `o_sold`,
+/// `o_version`); absent when the write found no drop.
+#[derive(Debug, FromRow)]
+pub(crate) struct Counters {
+    #[sqlx(rename = "o_total")]
+    total: Option<i32>,
+    #[sqlx(rename = "o_reserved")]
+    reserved: Option<i32>,
+    #[sqlx(rename = "o_sold")]
+    sold: Option<i32>,
+    #[sqlx(rename = "o_version")]
+    version: Option<i64>,
+}
+
+impl Counters {
+    /// The stock they stand for.
+    pub(crate) fn stock(&self) -> Result<Stock, DropError> {
+        stock(
+            present(self.total, "the drop's total")?,
+            present(self.reserved, "the drop's reserved count")?,
+            present(self.sold, "the drop's sold count")?,
+            present(self.version, "the drop's version")?,
+        )
+    }
+}
+
+/// What `dropkit_reserve` answers.
+#[derive(Debug, FromRow)]
+pub(crate) struct ReserveRow {
+    /// `Ok`, or why the whole call was refused.
+    #[sqlx(rename = "o_outcome")]
+    pub(crate) outcome: Outcome,
+    #[sqlx(flatten)]
+    pub(crate) after: Counters,
+    /// One per user sent, in order (when `Ok`).
+    #[sqlx(rename = "o_answers")]
+    pub(crate) answers: Vec<HoldAnswer>,
+    /// Overdue holds this call ended.
+    #[sqlx(rename = "o_expired")]
+    pub(crate) expired: Vec<Uuid>,
+}
+
+/// One user's reserve (PostgreSQL type `dropkit_hold_answer`).
+#[derive(Debug, sqlx::Type)]
+#[sqlx(type_name = "dropkit_hold_answer")]
+pub(crate) struct HoldAnswer {
+    /// `Created`, `Existing` or `OutOfStock`.
+    pub(crate) outcome: Outcome,
+    hold_id: Option<Uuid>,
+    created_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl HoldAnswer {
+    /// The active hold this answer names, owned by `username`.
+    pub(crate) fn hold(
+        &self,
+        drop_id: DropId,
+        username: Username,
+    ) -> Result<Reservation, DropError> {
+        Ok(Reservation {
+            id: ReservationId::from_uuid(present(self.hold_id, "a hold id")?),
+            drop_id,
+            username,
+            status: ReservationStatus::Active,
+            created_at: present(self.created_at, "a hold's createdAt")?,
+            expires_at: present(self.expires_at, "a hold's expiresAt")?,
+        })
+    }
+}
+
+/// What `dropkit_purchase` answers.
+#[derive(Debug, FromRow)]
+pub(crate) struct PurchaseRow {
+    /// `Ok`, or `DropNotFound`.
+    #[sqlx(rename = "o_outcome")]
+    pub(crate) outcome: Outcome,
+    #[sqlx(flatten)]
+    pub(crate) after: Counters,
+    #[sqlx(rename = "o_price")]
+    price: Option<i64>,
+    /// One per request, in order.
+    #[sqlx(rename = "o_answers")]
+    pub(crate) answers: Vec<PurchaseAnswer>,
+    /// The drop's latest buyers before this call, newest first.
+    #[sqlx(rename = "o_latest")]
+    latest: Vec<Buyer>,
+}
+
+impl PurchaseRow {
+    /// What each unit of the drop costs.
+    pub(crate) fn price(&self) -> Result<Money, DropError> {
+        price(present(self.price, "the drop's price")?)
+    }
+
+    /// The drop's latest buyers before this call, newest first.
+    pub(crate) fn latest(&self) -> Result<Vec<TopPurchaser>, DropError> {
+        self.latest.iter().map(Buyer::top_purchaser).collect()
+    }
+}
+
+/// One request's purchase (PostgreSQL type `dropkit_purchase_answer`).
+#[derive(Debug, sqlx::Type)]
+#[sqlx(type_name = "dropkit_purchase_answer")]
+pub(crate) struct PurchaseAnswer {
+    /// `Purchased`, `Repeated`, or a refusal about the hold.
+    pub(crate) outcome: Outcome,
+    purchased_at: Option<DateTime<Utc>>,
+}
+
+impl PurchaseAnswer {
+    /// When the purchase was made.
+    pub(crate) fn purchased_at(&self) -> Result<DateTime<Utc>, DropError> {
+        present(self.purchased_at, "a purchase time")
+    }
+}
+
+/// A buyer among a drop's latest purchases (PostgreSQL type
+/// `dropkit_buyer`).
+#[derive(Debug, sqlx::Type)]
+#[sqlx(type_name = "dropkit_buyer")]
+pub(crate) struct Buyer {
+    username: String,
+    purchased_at: DateTime<Utc>,
+}
+
+impl Buyer {
+    fn top_purchaser(&self) -> Result<TopPurchaser, DropError> {
+        Ok(TopPurchaser {
+            username: username(&self.username)?,
+            purchased_at: self.purchased_at,
+        })
+    }
+}
+
+/// What `dropkit_release` answers.
+#[derive(Debug, FromRow)]
+pub(crate) struct ReleaseRow {
+    /// `Released`, or a refusal about the hold.
+    #[sqlx(rename = "o_outcome")]
+    pub(crate) outcome: Outcome,
+    #[sqlx(rename = "o_drop")]
+    drop_id: Option<Uuid>,
+    #[sqlx(rename = "o_created_at")]
+    created_at: Option<DateTime<Utc>>,
+    #[sqlx(rename = "o_expires_at")]
+    expires_at: Option<DateTime<Utc>>,
+    /// The drop's counters, when released.
+    #[sqlx(flatten)]
+    pub(crate) after: Counters,
+}
+
+impl ReleaseRow {
+    /// The hold, as this call leaves it.
+    pub(crate) fn hold(
+        &self,
+        id: ReservationId,
+        username: Username,
+        status: ReservationStatus,
+    ) -> Result<Reservation, DropError> {
+        Ok(Reservation {
+            id,
+            drop_id: DropId::from_uuid(present(self.drop_id, "the hold's drop")?),
+            username,
+            status,
+            created_at: present(self.created_at, "a hold's createdAt")?,
+            expires_at: present(self.expires_at, "a hold's expiresAt")?,
+        })
+    }
+}
+
+/// One drop's share of what `dropkit_expire_due` did.
+#[derive(Debug, FromRow)]
+pub(crate) struct ExpiryRow {
+    #[sqlx(rename = "o_drop")]
+    drop_id: Uuid,
+    /// The holds it ended.
+    #[sqlx(rename = "o_expired")]
+    pub(crate) expired: Vec<Uuid>,
+    #[sqlx(flatten)]
+    pub(crate) after: Counters,
+}
+
+impl ExpiryRow {
+    /// The drop swept.
+    pub(crate) fn drop_id(&self) -> DropId {
+        DropId::from_uuid(self.drop_id)
+    }
+}
+
+/// A drop as stored ([`drop_columns!`] or [`visible_drop_columns!`]).
+#[derive(Debug, FromRow)]
+pub(crate) struct DropRow {
+    id: Uuid,
+    name: String,
+    price_minor: i64,
+    total_stock: i32,
     reserved: i32,
     sold: i32,
     version: i64,
-) -> Result<Stock, DropError> {
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+    hold_micros: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<DropRow> for DropState {
+    type Error = DropError;
+
+    fn try_from(row: DropRow) -> Result<DropState, DropError> {
+        let stock = stock(row.total_stock, row.reserved, row.sold, row.version)?;
+        Ok(DropState {
+            drop: Drop {
+                id: DropId::from_uuid(row.id),
+                name: row.name,
+                price: price(row.price_minor)?,
+                total_stock: stock.total,
+                starts_at: row.starts_at,
+                ends_at: row.ends_at,
+                hold: Duration::from_micros(u64::try_from(row.hold_micros).unwrap_or(0)),
+                created_at: row.created_at,
+            },
+            stock,
+        })
+    }
+}
+
+/// A hold as stored ([`hold_columns!`]): its recorded status, not yet read
+/// against time.
+#[derive(Debug, FromRow)]
+pub(crate) struct HoldRow {
+    id: Uuid,
+    drop_id: Uuid,
+    username: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+impl TryFrom<HoldRow> for Reservation {
+    type Error = DropError;
+
+    fn try_from(row: HoldRow) -> Result<Reservation, DropError> {
+        Ok(Reservation {
+            id: ReservationId::from_uuid(row.id),
+            drop_id: DropId::from_uuid(row.drop_id),
+            username: username(&row.username)?,
+            status: status(&row.status)?,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+/// A hold with the database's time, to read its status against.
+#[derive(Debug, FromRow)]
+pub(crate) struct HoldAt {
+    #[sqlx(flatten)]
+    pub(crate) hold: HoldRow,
+    /// The database's clock when the hold was read.
+    pub(crate) now: DateTime<Utc>,
+}
+
+/// What a purchase needs to know of a hold before it queues on the drop.
+#[derive(Debug, FromRow)]
+pub(crate) struct PurchaseCheck {
+    drop_id: Uuid,
+    username: String,
+    status: String,
+    /// Its time is up (by the database's clock).
+    pub(crate) overdue: bool,
+}
+
+impl PurchaseCheck {
+    /// The hold's drop.
+    pub(crate) fn drop_id(&self) -> DropId {
+        DropId::from_uuid(self.drop_id)
+    }
+
+    /// Whether `username` owns it.
+    pub(crate) fn owned_by(&self, username: &Username) -> bool {
+        self.username == username.as_str()
+    }
+
+    /// Its recorded status.
+    pub(crate) fn status(&self) -> Result<ReservationStatus, DropError> {
+        status(&self.status)
+    }
+}
+
+/// A drop's latest buyer, if it has one, from a `LEFT JOIN`.
+#[derive(Debug, FromRow)]
+pub(crate) struct LatestRow {
+    username: Option<String>,
+    created_at: Option<DateTime<Utc>>,
+}
+
+impl LatestRow {
+    /// The buyer, or `None` for the row of a drop without purchases.
+    pub(crate) fn buyer(self) -> Result<Option<TopPurchaser>, DropError> {
+        match (self.username, self.created_at) {
+            (Some(name), Some(at)) => Ok(Some(TopPurchaser {
+                username: username(&name)?,
+                purchased_at: at,
+            })),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// One drop of the overview: the drop, its latest buyers and the viewer's
+/// active hold.
+#[derive(Debug, FromRow)]
+pub(crate) struct OverviewRow {
+    #[sqlx(flatten)]
+    drop: DropRow,
+    latest: Vec<Buyer>,
+    hold_id: Option<Uuid>,
+    hold_created_at: Option<DateTime<Utc>>,
+    hold_expires_at: Option<DateTime<Utc>>,
+}
+
+impl OverviewRow {
+    /// The overview of the drop for `viewer`, with their active hold if they
+    /// have one.
+    pub(crate) fn overview(self, viewer: Option<&Username>) -> Result<DropOverview, DropError> {
+        let top_purchasers = self
+            .latest
+            .iter()
+            .map(Buyer::top_purchaser)
+            .collect::<Result<_, _>>()?;
+        let state = DropState::try_from(self.drop)?;
+        let user_reservation = match (self.hold_id, viewer) {
+            (Some(id), Some(viewer)) => Some(Reservation {
+                id: ReservationId::from_uuid(id),
+                drop_id: state.drop.id,
+                username: viewer.clone(),
+                status: ReservationStatus::Active,
+                created_at: present(self.hold_created_at, "a hold's createdAt")?,
+                expires_at: present(self.hold_expires_at, "a hold's expiresAt")?,
+            }),
+            _ => None,
+        };
+        Ok(DropOverview {
+            state,
+            top_purchasers,
+            user_reservation,
+        })
+    }
+}
+
+fn counter(v: i32) -> Result<u32, DropError> {
+    u32::try_from(v).map_err(|_| internal(format!("negative counter {v}")))
+}
+
+fn stock(total: i32, reserved: i32, sold: i32, version: i64) -> Result<Stock, DropError> {
     Ok(Stock {
         total: counter(total)?,
         reserved: counter(reserved)?,
@@ -78,63 +535,15 @@ pub(crate) fn stock(
     })
 }
 
-pub(crate) fn username(raw: &str) -> Result<Username, DropError> {
+fn price(minor: i64) -> Result<Money, DropError> {
+    Money::from_minor(minor).map_err(|_| internal(format!("stored price {minor} is invalid")))
+}
+
+fn status(raw: &str) -> Result<ReservationStatus, DropError> {
+    raw.parse()
+        .map_err(|_| internal(format!("stored status {raw:?} is unknown")))
+}
+
+fn username(raw: &str) -> Result<Username, DropError> {
     Username::parse(raw).map_err(|_| internal(format!("stored username {raw:?} is invalid")))
 }
-
-pub(crate) fn drop_state(row: &PgRow) -> Result<DropState, DropError> {
-    let get = || -> Result<DropState, sqlx::Error> {
-        let hold_micros: i64 = row.try_get("hold_micros")?;
-        let price: i64 = row.try_get("price_minor")?;
-        let stock = stock(
-            row.try_get("total_stock")?,
-            row.try_get("reserved")?,
-            row.try_get("sold")?,
-            row.try_get("version")?,
-        )
-        .map_err(|e| sqlx::Error::Decode(e.to_string().into()))?;
-        Ok(DropState {
-            drop: Drop {
-                id: DropId::from_uuid(row.try_get("id")?),
-                name: row.try_get("name")?,
-                price: Money::from_minor(price)
-                    .map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
-                total_stock: stock.total,
-                starts_at: row.try_get("starts_at")?,
-                ends_at: row.try_get("ends_at")?,
-                hold: Duration::from_micros(u64::try_from(hold_micros).unwrap_or(0)),
-                created_at: row.try_get("created_at")?,
-            },
-            stock,
-        })
-    };
-    get().map_err(map_sqlx)
-}
-
-/// A hold as stored (its recorded status, not yet read against time).
-pub(crate) fn reservation(row: &PgRow) -> Result<Reservation, DropError> {
-    let status: String = row.try_get("status").map_err(map_sqlx)?;
-    let name: String = row.try_get("username").map_err(map_sqlx)?;
-    Ok(Reservation {
-        id: ReservationId::from_uuid(row.try_get("id").map_err(map_sqlx)?),
-        drop_id: DropId::from_uuid(row.try_get("drop_id").map_err(map_sqlx)?),
-        username: username(&name)?,
-        status: status
-            .parse::<ReservationStatus>()
-            .map_err(|_| internal(format!("stored status {status:?} is unknown")))?,
-        created_at: row.try_get("created_at").map_err(map_sqlx)?,
-        expires_at: row.try_get("expires_at").map_err(map_sqlx)?,
-    })
-}
-
-/// The `i`th element of a per-request array column, which must be there.
-pub(crate) fn nth<T: Copy>(values: &[Option<T>], i: usize, what: &str) -> Result<T, DropError> {
-    values
-        .get(i)
-        .copied()
-        .flatten()
-        .ok_or_else(|| internal(format!("batch answer lacks {what} #{i}")))
-}
-
-/// A timestamp array column, NULLs kept.
-pub(crate) type Times = Vec<Option<DateTime<Utc>>>;

@@ -9,8 +9,8 @@ use drop_core::{
     NewDrop, Purchase, Reservation, ReservationId, ReservationStatus, Reserved, TOP_PURCHASERS,
     TopPurchaser, Username, async_trait,
 };
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Row};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -315,7 +315,7 @@ impl InventoryStore for PgStore {
                 let name = name.as_str();
                 let (row, recognised) = shared
                     .retry(move |mut conn| async move {
-                        let inserted = sqlx::query(SQL)
+                        let inserted = sqlx::query_as::<_, rows::DropRow>(SQL)
                             .bind(id.as_uuid())
                             .bind(name)
                             .bind(new.price.minor())
@@ -334,7 +334,7 @@ impl InventoryStore for PgStore {
                                     drop_columns!(),
                                     " FROM dropkit_drops WHERE id = $1"
                                 );
-                                let row = sqlx::query(GET)
+                                let row = sqlx::query_as::<_, rows::DropRow>(GET)
                                     .bind(id.as_uuid())
                                     .fetch_one(&mut *conn)
                                     .await?;
@@ -344,7 +344,7 @@ impl InventoryStore for PgStore {
                         }
                     })
                     .await?;
-                let state = rows::drop_state(&row)?;
+                let state = DropState::try_from(row)?;
                 if recognised {
                     tracing::debug!(drop = %id, "a create whose answer was lost had committed");
                 }
@@ -366,9 +366,9 @@ impl InventoryStore for PgStore {
         );
         let rows = self
             .shared()
-            .read(|| sqlx::query(SQL).fetch_all(self.pool()))
+            .read(|| sqlx::query_as::<_, rows::DropRow>(SQL).fetch_all(self.pool()))
             .await?;
-        rows.iter().map(rows::drop_state).collect()
+        rows.into_iter().map(DropState::try_from).collect()
     }
 
     async fn get_drop(&self, drop_id: DropId) -> Result<DropState, DropError> {
@@ -380,13 +380,13 @@ impl InventoryStore for PgStore {
         let row = self
             .shared()
             .read(|| {
-                sqlx::query(SQL)
+                sqlx::query_as::<_, rows::DropRow>(SQL)
                     .bind(drop_id.as_uuid())
                     .fetch_optional(self.pool())
             })
             .await?;
         match row {
-            Some(row) => rows::drop_state(&row),
+            Some(row) => DropState::try_from(row),
             None => Err(DropError::DropNotFound { drop_id }),
         }
     }
@@ -418,7 +418,7 @@ impl InventoryStore for PgStore {
         let row = self
             .shared()
             .read(|| {
-                sqlx::query(
+                sqlx::query_as::<_, rows::PurchaseCheck>(
                     "SELECT drop_id, username, status, expires_at <= clock_timestamp() AS overdue \
                      FROM dropkit_reservations WHERE id = $1",
                 )
@@ -426,23 +426,28 @@ impl InventoryStore for PgStore {
                 .fetch_optional(self.pool())
             })
             .await?;
-        let Some(row) = row else {
+        let Some(hold) = row else {
             return Err(DropError::ReservationNotFound { reservation_id });
         };
-        let owner: String = row.try_get("username").map_err(map_sqlx)?;
-        if owner != username.as_str() {
+        if !hold.owned_by(username) {
             return Err(DropError::NotOwner { reservation_id });
         }
-        let status: String = row.try_get("status").map_err(map_sqlx)?;
-        let overdue: bool = row.try_get("overdue").map_err(map_sqlx)?;
-        match status.as_str() {
-            "purchased" => return Err(DropError::AlreadyPurchased { reservation_id }),
-            "released" => return Err(DropError::AlreadyReleased { reservation_id }),
-            "expired" => return Err(DropError::ReservationExpired { reservation_id }),
-            _ if overdue => return Err(DropError::ReservationExpired { reservation_id }),
-            _ => {}
+        match hold.status()? {
+            ReservationStatus::Purchased => {
+                return Err(DropError::AlreadyPurchased { reservation_id });
+            }
+            ReservationStatus::Released => {
+                return Err(DropError::AlreadyReleased { reservation_id });
+            }
+            ReservationStatus::Expired => {
+                return Err(DropError::ReservationExpired { reservation_id });
+            }
+            ReservationStatus::Active if hold.overdue => {
+                return Err(DropError::ReservationExpired { reservation_id });
+            }
+            ReservationStatus::Active => {}
         }
-        let drop_id = DropId::from_uuid(row.try_get("drop_id").map_err(map_sqlx)?);
+        let drop_id = hold.drop_id();
         let req = (reservation_id, username.clone());
         match &self.inner.purchase_gate {
             Some(gate) => gate.submit(drop_id, req).await,
@@ -483,7 +488,7 @@ impl InventoryStore for PgStore {
         let row = self
             .shared()
             .read(|| {
-                sqlx::query(SQL)
+                sqlx::query_as::<_, rows::HoldAt>(SQL)
                     .bind(reservation_id.as_uuid())
                     .fetch_optional(self.pool())
             })
@@ -491,9 +496,8 @@ impl InventoryStore for PgStore {
         let Some(row) = row else {
             return Err(DropError::ReservationNotFound { reservation_id });
         };
-        let mut hold = rows::reservation(&row)?;
-        let now: DateTime<Utc> = row.try_get("now").map_err(map_sqlx)?;
-        hold.status = hold.effective_status(now);
+        let mut hold = Reservation::try_from(row.hold)?;
+        hold.status = hold.effective_status(row.now);
         Ok(hold)
     }
 
@@ -512,13 +516,13 @@ impl InventoryStore for PgStore {
         let row = self
             .shared()
             .read(|| {
-                sqlx::query(SQL)
+                sqlx::query_as::<_, rows::HoldRow>(SQL)
                     .bind(drop_id.as_uuid())
                     .bind(username.as_str())
                     .fetch_optional(self.pool())
             })
             .await?;
-        row.as_ref().map(rows::reservation).transpose()
+        row.map(Reservation::try_from).transpose()
     }
 
     async fn top_purchasers(
@@ -530,7 +534,7 @@ impl InventoryStore for PgStore {
         let rows = self
             .shared()
             .read(|| {
-                sqlx::query(
+                sqlx::query_as::<_, rows::LatestRow>(
                     "SELECT p.username, p.created_at FROM dropkit_drops d \
                      LEFT JOIN LATERAL (SELECT username, created_at FROM dropkit_purchases \
                         WHERE drop_id = d.id ORDER BY created_at DESC, seq DESC LIMIT $2) p ON true \
@@ -546,14 +550,7 @@ impl InventoryStore for PgStore {
         }
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let name: Option<String> = row.try_get("username").map_err(map_sqlx)?;
-            let at: Option<DateTime<Utc>> = row.try_get("created_at").map_err(map_sqlx)?;
-            if let (Some(name), Some(at)) = (name, at) {
-                out.push(TopPurchaser {
-                    username: rows::username(&name)?,
-                    purchased_at: at,
-                });
-            }
+            out.extend(row.buyer()?);
         }
         Ok(out)
     }
@@ -568,14 +565,19 @@ impl InventoryStore for PgStore {
     async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, DropError> {
         self.shared()
             .read(|| {
-                // The first entry of `dropkit_reservations_due`: the strict
-                // test on `expires_at` matches that index's predicate (see
-                // its migration) and the ordered LIMIT 1 reads one entry,
-                // whatever the statistics say of the table's size.
+                // The earliest of each drop's first entry in
+                // `dropkit_reservations_due_by_drop`, over the drops whose
+                // counter says they have active holds: one entry read per
+                // such drop, whatever the statistics say of the table's
+                // size (the predicate is stated, the order is the index's).
                 sqlx::query_scalar(
-                    "SELECT (SELECT expires_at FROM dropkit_reservations \
-                              WHERE status = 'active' AND expires_at < 'infinity' \
-                              ORDER BY expires_at LIMIT 1)",
+                    "SELECT min(h.expires_at) FROM dropkit_drops d \
+                      CROSS JOIN LATERAL ( \
+                            SELECT r.expires_at FROM dropkit_reservations r \
+                             WHERE r.drop_id = d.id AND r.status = 'active' \
+                               AND r.created_at < r.expires_at \
+                             ORDER BY r.drop_id, r.expires_at LIMIT 1) h \
+                      WHERE d.reserved > 0",
                 )
                 .fetch_one(self.pool())
             })
@@ -593,14 +595,11 @@ impl InventoryStore for PgStore {
         const SQL: &str = concat!(
             "SELECT ",
             visible_drop_columns!(),
-            ", (SELECT coalesce(array_agg(t.username ORDER BY t.created_at DESC, t.seq DESC), '{}') \
+            ", (SELECT coalesce(array_agg(ROW(t.username, t.created_at)::dropkit_buyer \
+                                          ORDER BY t.created_at DESC, t.seq DESC), '{}') \
                   FROM (SELECT p.username, p.created_at, p.seq FROM dropkit_purchases p \
                          WHERE p.drop_id = d.id ORDER BY p.created_at DESC, p.seq DESC LIMIT $2) t) \
-                AS top_users, \
-               (SELECT coalesce(array_agg(t.created_at ORDER BY t.created_at DESC, t.seq DESC), '{}') \
-                  FROM (SELECT p.created_at, p.seq FROM dropkit_purchases p \
-                         WHERE p.drop_id = d.id ORDER BY p.created_at DESC, p.seq DESC LIMIT $2) t) \
-                AS top_times, \
+                AS latest, \
                h.id AS hold_id, h.created_at AS hold_created_at, h.expires_at AS hold_expires_at \
              FROM dropkit_drops d \
              LEFT JOIN dropkit_reservations h \
@@ -612,46 +611,13 @@ impl InventoryStore for PgStore {
         let rows = self
             .shared()
             .read(|| {
-                sqlx::query(SQL)
+                sqlx::query_as::<_, rows::OverviewRow>(SQL)
                     .bind(viewer.map(Username::as_str))
                     .bind(limit)
                     .fetch_all(self.pool())
             })
             .await?;
-        rows.iter()
-            .map(|row| {
-                let state = rows::drop_state(row)?;
-                let users: Vec<String> = row.try_get("top_users").map_err(map_sqlx)?;
-                let times: rows::Times = row.try_get("top_times").map_err(map_sqlx)?;
-                let top_purchasers = users
-                    .iter()
-                    .enumerate()
-                    .map(|(i, name)| {
-                        Ok(TopPurchaser {
-                            username: rows::username(name)?,
-                            purchased_at: rows::nth(&times, i, "top purchaser time")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, DropError>>()?;
-                let hold_id: Option<Uuid> = row.try_get("hold_id").map_err(map_sqlx)?;
-                let user_reservation = match (hold_id, viewer) {
-                    (Some(id), Some(viewer)) => Some(Reservation {
-                        id: ReservationId::from_uuid(id),
-                        drop_id: state.drop.id,
-                        username: viewer.clone(),
-                        status: ReservationStatus::Active,
-                        created_at: row.try_get("hold_created_at").map_err(map_sqlx)?,
-                        expires_at: row.try_get("hold_expires_at").map_err(map_sqlx)?,
-                    }),
-                    _ => None,
-                };
-                Ok(DropOverview {
-                    state,
-                    top_purchasers,
-                    user_reservation,
-                })
-            })
-            .collect()
+        rows.into_iter().map(|row| row.overview(viewer)).collect()
     }
 
     async fn store_time(&self) -> Result<Option<DateTime<Utc>>, DropError> {

@@ -7,19 +7,19 @@ use std::future::Future;
 use std::time::Duration;
 
 use drop_core::{
-    DropError, DropEvent, DropId, Money, NotActiveReason, Purchase, PurchaseId, Reservation,
-    ReservationId, ReservationStatus, Reserved, Stock, TOP_PURCHASERS, TopPurchaser, Username,
+    DropError, DropEvent, DropId, Purchase, PurchaseId, Reservation, ReservationId,
+    ReservationStatus, Reserved, Stock, TOP_PURCHASERS, TopPurchaser, Username,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, Row};
+use sqlx::{PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::error::{map_sqlx, outcome_unknown, should_retry, violates};
+use crate::error::{internal, map_sqlx, outcome_unknown, should_retry, violates};
 use crate::fanout::Fanout;
-use crate::rows::{Times, nth, stock, username};
+use crate::rows::{ExpiryRow, HoldRow, Outcome, PurchaseRow, ReleaseRow, ReserveRow, decode};
 
 /// What the write paths share: the pool, the event fan-out, the retry
 /// budget, and the tasks writes run on.
@@ -63,7 +63,7 @@ impl Shared {
         }
         match self.tasks.spawn(fut).await {
             Ok(answer) => answer,
-            Err(e) => Err(crate::error::internal(format!("a write task failed: {e}"))),
+            Err(e) => Err(internal(format!("a write task failed: {e}"))),
         }
     }
 
@@ -133,40 +133,17 @@ pub(crate) fn shut_down() -> DropError {
     }
 }
 
-fn not_active(drop_id: DropId, outcome: &str) -> Option<DropError> {
-    let reason = match outcome {
-        "not_started" => NotActiveReason::NotStarted,
-        "ended" => NotActiveReason::Ended,
-        _ => return None,
-    };
-    Some(DropError::DropNotActive { drop_id, reason })
-}
-
-/// The refusal a hold function reports for one hold, as a `DropError`.
-fn refusal(outcome: &str, reservation_id: ReservationId) -> Option<DropError> {
-    Some(match outcome {
-        "not_found" => DropError::ReservationNotFound { reservation_id },
-        "not_owner" => DropError::NotOwner { reservation_id },
-        "expired" => DropError::ReservationExpired { reservation_id },
-        "already_purchased" => DropError::AlreadyPurchased { reservation_id },
-        "already_released" => DropError::AlreadyReleased { reservation_id },
-        _ => return None,
-    })
-}
-
-/// The drop's counters after a write, from the `o_total`, `o_reserved`,
-/// `o_sold` and `o_version` columns every write function returns.
-fn stock_after(row: &PgRow) -> Result<Stock, DropError> {
-    stock(
-        row.try_get("o_total").map_err(map_sqlx)?,
-        row.try_get("o_reserved").map_err(map_sqlx)?,
-        row.try_get("o_sold").map_err(map_sqlx)?,
-        row.try_get("o_version").map_err(map_sqlx)?,
-    )
-}
-
 fn fail_all<T>(n: usize, err: &DropError) -> Vec<Result<T, DropError>> {
     (0..n).map(|_| Err(err.clone())).collect()
+}
+
+/// Decodes a write function's answer. The write committed, so a row that
+/// does not fit leaves its events unknown: subscribers are told to resync.
+fn answer<T>(shared: &Shared, row: &PgRow) -> Result<T, DropError>
+where
+    T: for<'r> sqlx::FromRow<'r, PgRow>,
+{
+    decode(row).inspect_err(|_| shared.fanout.publish_lost())
 }
 
 /// Reserves one unit of `drop_id` for each of `users` (in arrival order,
@@ -178,25 +155,26 @@ pub(crate) async fn reserve(
 ) -> Vec<Result<Reserved, DropError>> {
     // The same user twice gets one hold: send each user once.
     let mut slot_of: HashMap<&str, usize> = HashMap::new();
-    let mut distinct: Vec<&str> = Vec::new();
+    let mut distinct: Vec<&Username> = Vec::new();
     let slots: Vec<usize> = users
         .iter()
         .map(|u| {
             *slot_of.entry(u.as_str()).or_insert_with(|| {
-                distinct.push(u.as_str());
+                distinct.push(u);
                 distinct.len() - 1
             })
         })
         .collect();
+    let names: Vec<&str> = distinct.iter().map(|u| u.as_str()).collect();
     // Ids are chosen once, so a retry of a call that did commit finds its
     // own holds and reports them as created.
     let ids: Vec<Uuid> = distinct.iter().map(|_| Uuid::new_v4()).collect();
-    let (distinct_ref, ids_ref) = (&distinct, &ids);
+    let (names_ref, ids_ref) = (&names, &ids);
     let attempt = shared
         .retry(move |mut conn| async move {
             let called = sqlx::query("SELECT * FROM dropkit_reserve($1, $2, $3)")
                 .bind(drop_id.as_uuid())
-                .bind(distinct_ref)
+                .bind(names_ref)
                 .bind(ids_ref)
                 .fetch_one(&mut *conn)
                 .await;
@@ -210,7 +188,7 @@ pub(crate) async fn reserve(
                         hold_columns!(),
                         " FROM dropkit_reservations WHERE id = ANY ($1)"
                     );
-                    let rows = sqlx::query(SQL)
+                    let rows = sqlx::query_as::<_, HoldRow>(SQL)
                         .bind(ids_ref)
                         .fetch_all(&shared.pool)
                         .await?;
@@ -221,8 +199,10 @@ pub(crate) async fn reserve(
         })
         .await;
     let answers = attempt.and_then(|attempt| match attempt {
-        ReserveAttempt::Answered(row) => read_reserve(shared, drop_id, &ids, &row),
-        ReserveAttempt::Recognised(rows) => recognise_reserve(shared, drop_id, &ids, &rows),
+        ReserveAttempt::Answered(row) => {
+            answer(shared, &row).and_then(|row| read_reserve(shared, drop_id, &distinct, &ids, row))
+        }
+        ReserveAttempt::Recognised(rows) => recognise_reserve(shared, drop_id, &ids, rows),
     });
     let per_slot = match answers {
         Ok(a) => a,
@@ -231,16 +211,12 @@ pub(crate) async fn reserve(
     let mut seen = vec![false; per_slot.len()];
     slots
         .into_iter()
-        .zip(&users)
-        .map(|(slot, user)| match &per_slot[slot] {
+        .map(|slot| match &per_slot[slot] {
             Ok(reservation) => {
                 let created = reservation.id.as_uuid() == ids[slot] && !seen[slot];
                 seen[slot] = true;
                 Ok(Reserved {
-                    reservation: Reservation {
-                        username: user.clone(),
-                        ..reservation.clone()
-                    },
+                    reservation: reservation.clone(),
                     created,
                 })
             }
@@ -255,7 +231,7 @@ enum ReserveAttempt {
     Answered(PgRow),
     /// The holds an earlier attempt (whose answer was lost) committed with
     /// this call's ids.
-    Recognised(Vec<PgRow>),
+    Recognised(Vec<HoldRow>),
 }
 
 /// Answers a reserve from the holds its lost attempt committed: those users
@@ -265,11 +241,11 @@ fn recognise_reserve(
     shared: &Shared,
     drop_id: DropId,
     ids: &[Uuid],
-    rows: &[PgRow],
+    rows: Vec<HoldRow>,
 ) -> Result<Vec<Result<Reservation, DropError>>, DropError> {
     let holds = rows
-        .iter()
-        .map(crate::rows::reservation)
+        .into_iter()
+        .map(Reservation::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     let mut events = Vec::new();
     let out = ids
@@ -297,51 +273,31 @@ fn recognise_reserve(
 fn read_reserve(
     shared: &Shared,
     drop_id: DropId,
+    users: &[&Username],
     ids: &[Uuid],
-    row: &PgRow,
+    row: ReserveRow,
 ) -> Result<Vec<Result<Reservation, DropError>>, DropError> {
-    let outcome: String = row.try_get("o_outcome").map_err(map_sqlx)?;
-    if outcome == "not_found" {
-        return Err(DropError::DropNotFound { drop_id });
+    row.outcome.accept(Some(drop_id), None)?;
+    if row.answers.len() != ids.len() {
+        return Err(internal("reserve answered for a different number of users"));
     }
-    if let Some(e) = not_active(drop_id, &outcome) {
-        return Err(e);
-    }
-    let results: Vec<String> = row.try_get("o_results").map_err(map_sqlx)?;
-    let hold_ids: Vec<Option<Uuid>> = row.try_get("o_hold_ids").map_err(map_sqlx)?;
-    let created_at: Times = row.try_get("o_created_at").map_err(map_sqlx)?;
-    let expires_at: Times = row.try_get("o_expires_at").map_err(map_sqlx)?;
-    let expired: Vec<Uuid> = row.try_get("o_expired_ids").map_err(map_sqlx)?;
-    let after = stock_after(row)?;
-    if results.len() != ids.len() {
-        return Err(crate::error::internal(
-            "reserve answered for a different number of users",
-        ));
-    }
-    let mut events: Vec<DropEvent> = expired
+    let mut events: Vec<DropEvent> = row
+        .expired
         .iter()
         .map(|id| DropEvent::HoldExpired {
             drop_id,
             reservation_id: ReservationId::from_uuid(*id),
         })
         .collect();
-    let mut out = Vec::with_capacity(results.len());
-    for (i, result) in results.iter().enumerate() {
-        out.push(match result.as_str() {
-            "created" | "existing" => {
-                let hold = Reservation {
-                    id: ReservationId::from_uuid(nth(&hold_ids, i, "hold id")?),
-                    drop_id,
-                    // Filled in by the caller, who knows the typed name.
-                    username: placeholder_user(),
-                    status: ReservationStatus::Active,
-                    created_at: nth(&created_at, i, "createdAt")?,
-                    expires_at: nth(&expires_at, i, "expiresAt")?,
-                };
+    let mut out = Vec::with_capacity(ids.len());
+    for ((answer, user), id) in row.answers.iter().zip(users).zip(ids) {
+        out.push(match answer.outcome.accept(Some(drop_id), None) {
+            Ok(Outcome::Created | Outcome::Existing) => {
+                let hold = answer.hold(drop_id, (*user).clone())?;
                 // An existing hold with the id this call chose is one an
                 // earlier attempt committed without an answer (so without
                 // its event): announce it now.
-                if result == "created" || hold.id.as_uuid() == ids[i] {
+                if answer.outcome == Outcome::Created || hold.id.as_uuid() == *id {
                     events.push(DropEvent::HoldCreated {
                         drop_id,
                         reservation_id: hold.id,
@@ -350,20 +306,12 @@ fn read_reserve(
                 }
                 Ok(hold)
             }
-            "out_of_stock" => Err(DropError::OutOfStock { drop_id }),
-            other => {
-                return Err(crate::error::internal(format!(
-                    "unknown reserve result {other:?}"
-                )));
-            }
+            Ok(other) => return Err(other.unexpected("a reserve")),
+            Err(refused) => Err(refused),
         });
     }
-    shared.publish_with_stock(drop_id, events, after);
+    shared.publish_with_stock(drop_id, events, row.after.stock()?);
     Ok(out)
-}
-
-fn placeholder_user() -> Username {
-    Username::parse("___").expect("a valid placeholder")
 }
 
 /// Purchases holds of `drop_id` in one transaction: `(hold, buyer)` pairs.
@@ -387,7 +335,10 @@ pub(crate) async fn purchase(
                 .await
         })
         .await;
-    match row.and_then(|row| read_purchase(shared, drop_id, &reqs, &pids, &row)) {
+    let answers = row
+        .and_then(|row| answer(shared, &row))
+        .and_then(|row| read_purchase(shared, drop_id, &reqs, &pids, row));
+    match answers {
         Ok(answers) => answers,
         Err(e) => fail_all(reqs.len(), &e),
     }
@@ -398,88 +349,65 @@ fn read_purchase(
     drop_id: DropId,
     reqs: &[(ReservationId, Username)],
     pids: &[Uuid],
-    row: &PgRow,
+    row: PurchaseRow,
 ) -> Result<Vec<Result<Purchase, DropError>>, DropError> {
-    let outcome: String = row.try_get("o_outcome").map_err(map_sqlx)?;
-    match outcome.as_str() {
-        "ok" => {}
-        "not_found" => {
-            return Ok(reqs
-                .iter()
-                .map(|(r, _)| Err(DropError::ReservationNotFound { reservation_id: *r }))
-                .collect());
-        }
-        other => {
-            return Err(not_active(drop_id, other).unwrap_or_else(|| {
-                crate::error::internal(format!("unknown purchase outcome {other:?}"))
-            }));
-        }
+    if row.outcome == Outcome::DropNotFound {
+        // The hold named a drop that is gone: so is, to the caller, the hold.
+        return Ok(reqs
+            .iter()
+            .map(|(r, _)| Err(DropError::ReservationNotFound { reservation_id: *r }))
+            .collect());
     }
-    let results: Vec<String> = row.try_get("o_results").map_err(map_sqlx)?;
-    let at: Times = row.try_get("o_purchased_at").map_err(map_sqlx)?;
-    let price: i64 = row.try_get("o_price").map_err(map_sqlx)?;
-    let price = Money::from_minor(price)?;
-    let top_users: Vec<String> = row.try_get("o_top_users").map_err(map_sqlx)?;
-    let top_times: Times = row.try_get("o_top_times").map_err(map_sqlx)?;
-    let after = stock_after(row)?;
-    if results.len() != reqs.len() {
-        return Err(crate::error::internal(
+    row.outcome.accept(Some(drop_id), None)?;
+    if row.answers.len() != reqs.len() {
+        return Err(internal(
             "purchase answered for a different number of holds",
         ));
     }
-    let mut top: Vec<TopPurchaser> = Vec::new();
-    for (i, name) in top_users.iter().enumerate() {
-        top.push(TopPurchaser {
-            username: username(name)?,
-            purchased_at: nth(&top_times, i, "top purchaser time")?,
-        });
-    }
+    let price = row.price()?;
+    let mut top = row.latest()?;
     let mut events = Vec::new();
     let mut out = Vec::with_capacity(reqs.len());
-    for (i, ((reservation_id, user), result)) in reqs.iter().zip(&results).enumerate() {
+    for (((reservation_id, user), answer), pid) in reqs.iter().zip(&row.answers).zip(pids) {
         let reservation_id = *reservation_id;
-        out.push(match result.as_str() {
-            "purchased" | "repeated" => {
-                let p = Purchase {
-                    id: PurchaseId::from_uuid(pids[i]),
-                    reservation_id,
-                    drop_id,
-                    username: user.clone(),
-                    amount_paid: price,
-                    created_at: nth(&at, i, "purchase time")?,
-                };
-                // "repeated": this call's own purchase, committed by an
-                // earlier attempt whose answer (and event) was lost; the
-                // latest buyers read by this call already include it.
-                if result == "purchased" {
-                    top.insert(
-                        0,
-                        TopPurchaser {
-                            username: user.clone(),
-                            purchased_at: p.created_at,
-                        },
-                    );
-                    top.truncate(TOP_PURCHASERS);
+        out.push(
+            match answer.outcome.accept(Some(drop_id), Some(reservation_id)) {
+                Ok(said @ (Outcome::Purchased | Outcome::Repeated)) => {
+                    let p = Purchase {
+                        id: PurchaseId::from_uuid(*pid),
+                        reservation_id,
+                        drop_id,
+                        username: user.clone(),
+                        amount_paid: price,
+                        created_at: answer.purchased_at()?,
+                    };
+                    // Repeated: this call's own purchase, committed by an
+                    // earlier attempt whose answer (and event) was lost; the
+                    // latest buyers read by this call already include it.
+                    if said == Outcome::Purchased {
+                        top.insert(
+                            0,
+                            TopPurchaser {
+                                username: user.clone(),
+                                purchased_at: p.created_at,
+                            },
+                        );
+                        top.truncate(TOP_PURCHASERS);
+                    }
+                    events.push(DropEvent::PurchaseCompleted {
+                        drop_id,
+                        reservation_id,
+                        username: user.clone(),
+                        top_purchasers: top.clone(),
+                    });
+                    Ok(p)
                 }
-                events.push(DropEvent::PurchaseCompleted {
-                    drop_id,
-                    reservation_id,
-                    username: user.clone(),
-                    top_purchasers: top.clone(),
-                });
-                Ok(p)
-            }
-            other => match refusal(other, reservation_id) {
-                Some(e) => Err(e),
-                None => {
-                    return Err(crate::error::internal(format!(
-                        "unknown purchase result {other:?}"
-                    )));
-                }
+                Ok(other) => return Err(other.unexpected("a purchase")),
+                Err(refused) => Err(refused),
             },
-        });
+        );
     }
-    shared.publish_with_stock(drop_id, events, after);
+    shared.publish_with_stock(drop_id, events, row.after.stock()?);
     Ok(out)
 }
 
@@ -503,36 +431,27 @@ pub(crate) async fn release(
             }
         })
         .await?;
-    let outcome: String = row.try_get("o_outcome").map_err(map_sqlx)?;
-    let hold = |status| -> Result<Reservation, DropError> {
-        Ok(Reservation {
-            id: reservation_id,
-            drop_id: DropId::from_uuid(row.try_get("o_drop").map_err(map_sqlx)?),
-            username: user.clone(),
-            status,
-            created_at: row.try_get("o_created_at").map_err(map_sqlx)?,
-            expires_at: row.try_get("o_expires_at").map_err(map_sqlx)?,
-        })
-    };
-    match outcome.as_str() {
-        "released" => {
-            let released = hold(ReservationStatus::Released)?;
+    let row: ReleaseRow = answer(shared, &row)?;
+    match row.outcome.accept(None, Some(reservation_id)) {
+        Ok(Outcome::Released) => {
+            let released = row.hold(reservation_id, user.clone(), ReservationStatus::Released)?;
             shared.publish_with_stock(
                 released.drop_id,
                 vec![DropEvent::HoldReleased {
                     drop_id: released.drop_id,
                     reservation_id,
                 }],
-                stock_after(&row)?,
+                row.after.stock()?,
             );
             Ok(released)
         }
         // Only the owner can have released it; after a retry, a release
         // found done is this call's own.
-        "already_released" if attempt > 1 => hold(ReservationStatus::Released),
-        other => Err(refusal(other, reservation_id).unwrap_or_else(|| {
-            crate::error::internal(format!("unknown release outcome {other:?}"))
-        })),
+        Err(DropError::AlreadyReleased { .. }) if attempt > 1 => {
+            row.hold(reservation_id, user.clone(), ReservationStatus::Released)
+        }
+        Ok(other) => Err(other.unexpected("a release")),
+        Err(refused) => Err(refused),
     }
 }
 
@@ -553,16 +472,16 @@ pub(crate) async fn expire_due(shared: &Shared, limit: usize) -> Result<usize, D
     let mut events = Vec::new();
     let mut n = 0;
     for row in &rows {
-        let drop_id = DropId::from_uuid(row.try_get("o_drop").map_err(map_sqlx)?);
-        let expired: Vec<Uuid> = row.try_get("o_expired").map_err(map_sqlx)?;
-        n += expired.len();
-        events.extend(expired.into_iter().map(|id| DropEvent::HoldExpired {
+        let row: ExpiryRow = answer(shared, row)?;
+        let drop_id = row.drop_id();
+        n += row.expired.len();
+        events.extend(row.expired.iter().map(|id| DropEvent::HoldExpired {
             drop_id,
-            reservation_id: ReservationId::from_uuid(id),
+            reservation_id: ReservationId::from_uuid(*id),
         }));
         events.push(DropEvent::StockChanged {
             drop_id,
-            stock: stock_after(row)?,
+            stock: row.after.stock()?,
         });
     }
     shared.fanout.publish(events);

@@ -98,7 +98,8 @@ async fn a_lone_reserve_behind_a_batch_does_not_deadlock(pool: PgPool) {
     let (ann_batch, bob_batch) = (Uuid::new_v4(), Uuid::new_v4());
     let batch = tokio::spawn(async move {
         let row: (String, Vec<String>) = sqlx::query_as(
-            "SELECT o_outcome, o_results FROM dropkit_reserve($1, ARRAY['ann', 'bob'], $2)",
+            "SELECT o_outcome::text, ARRAY(SELECT a.outcome::text FROM unnest(o_answers) a) \
+               FROM dropkit_reserve($1, ARRAY['ann', 'bob'], $2)",
         )
         .bind(drop_id.as_uuid())
         .bind(vec![ann_batch, bob_batch])
@@ -113,7 +114,9 @@ async fn a_lone_reserve_behind_a_batch_does_not_deadlock(pool: PgPool) {
     let ann_lone = Uuid::new_v4();
     let lone = tokio::spawn(async move {
         let row: (String, Vec<String>, Vec<Uuid>) = sqlx::query_as(
-            "SELECT o_outcome, o_results, o_hold_ids FROM dropkit_reserve($1, ARRAY['ann'], $2)",
+            "SELECT o_outcome::text, ARRAY(SELECT a.outcome::text FROM unnest(o_answers) a), \
+                    ARRAY(SELECT a.hold_id FROM unnest(o_answers) a) \
+               FROM dropkit_reserve($1, ARRAY['ann'], $2)",
         )
         .bind(drop_id.as_uuid())
         .bind(vec![ann_lone])

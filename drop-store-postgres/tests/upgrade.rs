@@ -19,6 +19,10 @@ use uuid::Uuid;
 /// The last migration of the first released schema.
 const FIRST_STAGE: i64 = 20261128000002;
 
+/// The last migration before the write functions answered in typed rows:
+/// their answers were outcome strings in parallel arrays.
+const STRING_ANSWERS: i64 = 20261130000100;
+
 /// The store's migrations up to and including `version`, recording their
 /// history where the first stage did: sqlx's default `_sqlx_migrations`.
 fn migrator_up_to(version: i64) -> Migrator {
@@ -35,17 +39,26 @@ fn migrator_up_to(version: i64) -> Migrator {
     }
 }
 
+/// The store's migrations up to and including `version`, recording their
+/// history in dropkit's own table, as the versions since the first stage do.
+fn own_history_up_to(version: i64) -> Migrator {
+    let mut m = migrator_up_to(version);
+    m.dangerous_set_table_name(drop_store_postgres::HISTORY_TABLE);
+    m
+}
+
 fn user(name: &str) -> Username {
     Username::parse(name).unwrap()
 }
 
-/// Data as the first-stage functions wrote it: a drop with a purchased,
-/// a released, an overdue and an active hold.
+/// Data as the functions of an earlier version wrote it (their answers were
+/// outcome strings in parallel arrays): a drop with a purchased, a released,
+/// an overdue and an active hold.
 struct OldData {
     drop_id: Uuid,
     active: (Uuid, &'static str),
     purchased: Uuid,
-    overdue: Uuid,
+    overdue: (Uuid, &'static str),
 }
 
 async fn old_data(pool: &PgPool) -> OldData {
@@ -99,7 +112,7 @@ async fn old_data(pool: &PgPool) -> OldData {
         drop_id,
         active: (ids[0], names[0]),
         purchased: ids[1],
-        overdue: ids[3],
+        overdue: (ids[3], names[3]),
     }
 }
 
@@ -131,33 +144,110 @@ async fn a_first_stage_database_with_data_upgrades(pool: PgPool) {
         .unwrap();
     assert_eq!(shared, None);
 
-    // The write functions now plan each statement with its arguments.
+    the_old_rows_work(&store, &old).await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_database_whose_functions_answered_strings_upgrades_with_its_data(pool: PgPool) {
+    own_history_up_to(STRING_ANSWERS).run(&pool).await.unwrap();
+    let old = old_data(&pool).await;
+    // Also a hold the old sweeper ended, and one of its own sweeps of a
+    // second drop whose holds all ran out.
+    let swept = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, reserved, hold_micros) \
+         VALUES ($1, 'Swept', 500, 3, 1, 3600000000)",
+    )
+    .bind(swept)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let gone = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at) \
+         VALUES ($1, $2, 'frank', 'active', now() - interval '2 hours', now() - interval '1 hour')",
+    )
+    .bind(gone)
+    .bind(swept)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let took: Vec<Uuid> = sqlx::query_scalar("SELECT o_drop FROM dropkit_expire_due(1)")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(took.len(), 1, "the old sweeper ended one hold");
+
+    let store = PgStore::builder()
+        .listen(false)
+        .build(pool.clone())
+        .await
+        .expect("the store migrates the database and starts");
+    let applied: Vec<i64> = sqlx::query_scalar(
+        "SELECT version FROM _dropkit_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let embedded: Vec<i64> = PgStore::migrator().iter().map(|m| m.version).collect();
+    assert_eq!(applied, embedded);
+
+    the_old_rows_work(&store, &old).await;
+    // Whichever hold the old sweeper ended reads as expired, and its drop
+    // sells again.
+    let ended: Vec<String> = sqlx::query_scalar(
+        "SELECT status FROM dropkit_reservations WHERE id = $1 OR id = $2 ORDER BY status",
+    )
+    .bind(gone)
+    .bind(old.overdue.0)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(ended.iter().all(|s| s == "expired"), "{ended:?}");
+    let swept = drop_core::DropId::from_uuid(swept);
+    let frank = store.reserve(swept, &user("frank")).await.unwrap();
+    assert!(frank.created);
+    assert_eq!(store.get_drop(swept).await.unwrap().stock.reserved, 1);
+    assert_invariants(&store).await;
+}
+
+/// What every upgrade test checks once the store has migrated: the old rows
+/// read as before, and the new code acts on them.
+async fn the_old_rows_work(store: &PgStore, old: &OldData) {
+    // Only the sweeper still plans each statement with its arguments; the
+    // other write functions' statements have one sensible plan whatever the
+    // tables held (see the migration that answers in typed rows).
     let settings: Vec<(String, Option<Vec<String>>)> = sqlx::query_as(
         "SELECT proname::text, proconfig FROM pg_proc \
           WHERE proname IN ('dropkit_reserve', 'dropkit_purchase', 'dropkit_release', \
                             'dropkit_expire_due') ORDER BY proname",
     )
-    .fetch_all(&pool)
+    .fetch_all(store.pool())
     .await
     .unwrap();
-    assert_eq!(settings.len(), 4, "{settings:?}");
-    for (name, config) in &settings {
-        let config = config.clone().unwrap_or_default();
-        assert!(
-            config
-                .iter()
-                .any(|c| c == "plan_cache_mode=force_custom_plan"),
-            "{name} has {config:?}"
-        );
-    }
+    let settings: Vec<(&str, Vec<String>)> = settings
+        .iter()
+        .map(|(name, config)| (name.as_str(), config.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        settings,
+        [
+            (
+                "dropkit_expire_due",
+                vec!["plan_cache_mode=force_custom_plan".to_owned()]
+            ),
+            ("dropkit_purchase", vec![]),
+            ("dropkit_release", vec![]),
+            ("dropkit_reserve", vec![]),
+        ]
+    );
 
-    // The old rows read as before, and the new code acts on them.
-    assert_invariants(&store).await;
+    assert_invariants(store).await;
     let drop_id = drop_core::DropId::from_uuid(old.drop_id);
     let state = store.get_drop(drop_id).await.unwrap();
     assert_eq!((state.stock.total, state.stock.sold), (10, 1));
     let overdue = store
-        .get_reservation(ReservationId::from_uuid(old.overdue))
+        .get_reservation(ReservationId::from_uuid(old.overdue.0))
         .await
         .unwrap();
     assert_eq!(overdue.status, ReservationStatus::Expired);
@@ -184,7 +274,17 @@ async fn a_first_stage_database_with_data_upgrades(pool: PgPool) {
     assert!(fresh.created);
     let window = fresh.reservation.expires_at - fresh.reservation.created_at;
     assert_eq!(window.to_std().unwrap(), Duration::from_secs(3600));
-    assert_invariants(&store).await;
+    // The owner of the hold that ran out holds again, and gives it back.
+    let dave = store.reserve(drop_id, &user(old.overdue.1)).await.unwrap();
+    assert!(dave.created);
+    let released = store
+        .release(dave.reservation.id, &user(old.overdue.1))
+        .await
+        .unwrap();
+    assert_eq!(released.status, ReservationStatus::Released);
+    let state = store.get_drop(drop_id).await.unwrap();
+    assert_eq!((state.stock.reserved, state.stock.sold), (1, 2));
+    assert_invariants(store).await;
 }
 
 /// A host application's own migrations, as `sqlx::migrate!` would record

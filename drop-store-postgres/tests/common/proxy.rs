@@ -27,10 +27,13 @@ pub enum Mode {
 enum Scan {
     /// No `ReadyForQuery` yet.
     Incomplete,
-    /// A statement completed (`CommandComplete`) and the server is idle
-    /// again: its transaction committed.
+    /// A bound statement completed (`BindComplete`, then
+    /// `CommandComplete`) and the server is idle again: its transaction
+    /// committed.
     Committed,
-    /// The server is ready again without having run anything.
+    /// The server is ready again without having run a bound statement:
+    /// preparing one, or the simple queries with which sqlx looks up the
+    /// custom types (`dropkit_outcome`, …) a statement's answer holds.
     NothingRan,
 }
 
@@ -38,6 +41,7 @@ enum Scan {
 /// itself) from the start of `bytes`.
 fn scan(bytes: &[u8]) -> Scan {
     let mut at = 0;
+    let mut bound = false;
     let mut ran = false;
     while bytes.len() >= at + 5 {
         let kind = bytes[at];
@@ -46,7 +50,8 @@ fn scan(bytes: &[u8]) -> Scan {
             return Scan::Incomplete;
         }
         match kind {
-            b'C' => ran = true,
+            b'2' => bound = true,
+            b'C' if bound => ran = true,
             b'Z' if ran => return Scan::Committed,
             b'Z' => return Scan::NothingRan,
             _ => {}

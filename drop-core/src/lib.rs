@@ -51,7 +51,7 @@ pub use model::{
     TopPurchaser,
 };
 pub use money::Money;
-pub use scheduler::ExpiryScheduler;
+pub use scheduler::{ExpiryScheduler, SchedulerHandle};
 pub use state::{Transition, next_status};
 pub use store::{
     DropOverview, InventoryStore, InventoryStoreExt, TOP_PURCHASERS, overview_by_parts,

@@ -230,7 +230,7 @@ async fn lateness_behind_backlog(
         })
         .collect();
     cancel.cancel();
-    scheduler.await.expect("scheduler");
+    scheduler.await;
     (late, i32::try_from(left).unwrap_or(i32::MAX))
 }
 

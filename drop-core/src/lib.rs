@@ -4,7 +4,7 @@
 //! the holds buyers take on their units, and the purchases that complete
 //! them.
 //!
-//! - [`model`]: [`Drop`], [`Reservation`], [`Purchase`], [`Stock`] and their
+//! - [`model`]: [`DropInfo`], [`Reservation`], [`Purchase`], [`Stock`] and their
 //!   validated parts ([`Username`], [`Money`], ids).
 //! - [`state`]: the reservation state machine, as plain functions.
 //! - [`InventoryStore`]: the async, object-safe trait every store
@@ -46,11 +46,12 @@ pub use event::{
 };
 pub use ids::{DropId, PurchaseId, ReservationId};
 pub use model::{
-    DEFAULT_HOLD, Drop, DropState, EARLIEST_INSTANT, LATEST_INSTANT, MAX_HOLD, MAX_NAME, MAX_STOCK,
-    MIN_HOLD, NewDrop, Purchase, Reservation, ReservationStatus, Reserved, Stock, TopPurchaser,
+    DEFAULT_HOLD, DropInfo, DropState, EARLIEST_INSTANT, LATEST_INSTANT, MAX_HOLD, MAX_NAME,
+    MAX_STOCK, MIN_HOLD, NewDrop, Purchase, Reservation, ReservationStatus, Reserved, Stock,
+    TopPurchaser,
 };
 pub use money::Money;
-pub use scheduler::ExpiryScheduler;
+pub use scheduler::{ExpiryScheduler, SchedulerHandle};
 pub use state::{Transition, next_status};
 pub use store::{
     DropOverview, InventoryStore, InventoryStoreExt, TOP_PURCHASERS, overview_by_parts,
@@ -59,3 +60,6 @@ pub use username::Username;
 
 /// Re-exported so implementors use the same version.
 pub use async_trait::async_trait;
+/// Re-exported: [`ExpiryScheduler::spawn`] and the web layer stop on one,
+/// and a host app needs no `tokio-util` dependency of its own to make it.
+pub use tokio_util::sync::CancellationToken;

@@ -28,10 +28,18 @@ pub const LATEST_INSTANT: DateTime<Utc> = match DateTime::from_timestamp(253_402
     None => panic!("9999-12-31T23:59:59Z is a valid instant"),
 };
 
-/// A product on sale in limited quantity.
+/// A product on sale in limited quantity: what was decided when the drop
+/// was created. Its live counters are a [`Stock`]; both together are a
+/// [`DropState`].
+///
+/// Not named `Drop`, so that `use dropkit::*` never shadows the prelude's
+/// `Drop` trait. New fields may be added in minor releases: build one with
+/// [`NewDrop::into_drop`] or, in a store reading its own rows,
+/// [`DropInfo::new`] and the public fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Drop {
+#[non_exhaustive]
+pub struct DropInfo {
     /// Its id.
     pub id: DropId,
     /// Display name.
@@ -51,7 +59,31 @@ pub struct Drop {
     pub created_at: DateTime<Utc>,
 }
 
-impl Drop {
+impl DropInfo {
+    /// A drop as a store read it back: open from creation, never closing;
+    /// set [`starts_at`](Self::starts_at) and [`ends_at`](Self::ends_at)
+    /// afterwards. No rule is checked here: rules are checked once, by
+    /// [`NewDrop::validate`], when the drop is created.
+    pub fn new(
+        id: DropId,
+        name: impl Into<String>,
+        price: Money,
+        total_stock: u32,
+        hold: Duration,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            price,
+            total_stock,
+            starts_at: None,
+            ends_at: None,
+            hold,
+            created_at,
+        }
+    }
+
     /// `Ok` while the drop takes reservations and purchases at `now`.
     pub fn check_active(&self, now: DateTime<Utc>) -> Result<(), DropError> {
         let reason = if self.starts_at.is_some_and(|s| now < s) {
@@ -80,9 +112,11 @@ impl Drop {
 
 /// What a caller supplies to create a drop. Build it with [`NewDrop::new`]
 /// and the setters, then hand it to a store, which calls
-/// [`NewDrop::validate`].
+/// [`NewDrop::validate`]. New fields may be added in minor releases (each
+/// with a default), so it cannot be built as a struct literal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct NewDrop {
     /// Display name (trimmed; 1–100 characters).
     pub name: String,
@@ -195,11 +229,11 @@ impl NewDrop {
         Ok(())
     }
 
-    /// Validates (at `now`) and turns this into a [`Drop`] created at
+    /// Validates (at `now`) and turns this into a [`DropInfo`] created at
     /// `now`, with the name trimmed.
-    pub fn into_drop(self, id: DropId, now: DateTime<Utc>) -> Result<Drop, DropError> {
+    pub fn into_drop(self, id: DropId, now: DateTime<Utc>) -> Result<DropInfo, DropError> {
         self.validate_at(now)?;
-        Ok(Drop {
+        Ok(DropInfo {
             id,
             name: self.name.trim().to_owned(),
             price: self.price,
@@ -259,6 +293,7 @@ impl std::str::FromStr for ReservationStatus {
 /// A hold on one unit of a drop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Reservation {
     /// Its id (random).
     pub id: ReservationId,
@@ -274,10 +309,32 @@ pub struct Reservation {
     pub expires_at: DateTime<Utc>,
 }
 
+impl Reservation {
+    /// A hold as a store records it.
+    pub fn new(
+        id: ReservationId,
+        drop_id: DropId,
+        username: Username,
+        status: ReservationStatus,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            drop_id,
+            username,
+            status,
+            created_at,
+            expires_at,
+        }
+    }
+}
+
 /// The answer to a reserve: the hold, and whether this call created it
 /// (`false` when the caller already held one, returned unchanged).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Reserved {
     /// The caller's active hold.
     pub reservation: Reservation,
@@ -285,9 +342,20 @@ pub struct Reserved {
     pub created: bool,
 }
 
+impl Reserved {
+    /// The answer to a reserve.
+    pub fn new(reservation: Reservation, created: bool) -> Self {
+        Self {
+            reservation,
+            created,
+        }
+    }
+}
+
 /// A completed purchase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Purchase {
     /// Its id.
     pub id: PurchaseId,
@@ -303,14 +371,46 @@ pub struct Purchase {
     pub created_at: DateTime<Utc>,
 }
 
+impl Purchase {
+    /// A purchase as a store records it.
+    pub fn new(
+        id: PurchaseId,
+        reservation_id: ReservationId,
+        drop_id: DropId,
+        username: Username,
+        amount_paid: Money,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            reservation_id,
+            drop_id,
+            username,
+            amount_paid,
+            created_at,
+        }
+    }
+}
+
 /// One entry of a drop's recent-buyers list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct TopPurchaser {
     /// The buyer.
     pub username: Username,
     /// When they bought.
     pub purchased_at: DateTime<Utc>,
+}
+
+impl TopPurchaser {
+    /// One recent buyer.
+    pub fn new(username: Username, purchased_at: DateTime<Utc>) -> Self {
+        Self {
+            username,
+            purchased_at,
+        }
+    }
 }
 
 /// The stock counters of a drop. `available = total − reserved − sold`.
@@ -320,6 +420,7 @@ pub struct TopPurchaser {
 /// newest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Stock {
     /// Units in all.
     pub total: u32,
@@ -333,6 +434,16 @@ pub struct Stock {
 }
 
 impl Stock {
+    /// Counters as a store keeps them.
+    pub fn new(total: u32, reserved: u32, sold: u32, version: u64) -> Self {
+        Self {
+            total,
+            reserved,
+            sold,
+            version,
+        }
+    }
+
     /// Units free to reserve.
     pub fn available(&self) -> u32 {
         self.total.saturating_sub(self.reserved + self.sold)
@@ -342,11 +453,19 @@ impl Stock {
 /// A drop with its current stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct DropState {
     /// The drop.
-    pub drop: Drop,
+    pub drop: DropInfo,
     /// Its counters.
     pub stock: Stock,
+}
+
+impl DropState {
+    /// A drop with its counters.
+    pub fn new(drop: DropInfo, stock: Stock) -> Self {
+        Self { drop, stock }
+    }
 }
 
 /// Serde for a hold duration as (possibly fractional) seconds.

@@ -7,6 +7,8 @@
 //! well, so availability never depends on it; it exists so that stock comes
 //! back, and clients hear of it, the moment a hold runs out.
 
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +19,45 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Clock, DropEvent, InventoryStore, SystemClock};
+
+/// A scheduler started by [`ExpiryScheduler::spawn`]. Awaiting it waits
+/// until the scheduler has stopped (its token was cancelled);
+/// [`stop`](Self::stop) cancels and waits. Dropping it leaves the
+/// scheduler running until its token is cancelled.
+#[derive(Debug)]
+pub struct SchedulerHandle {
+    task: JoinHandle<()>,
+    cancel: CancellationToken,
+}
+
+impl SchedulerHandle {
+    /// Cancels the scheduler's token and waits for it to stop.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        self.await;
+    }
+
+    /// Whether the scheduler has stopped.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl IntoFuture for SchedulerHandle {
+    type Output = ();
+    type IntoFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            if let Err(err) = self.task.await
+                && err.is_panic()
+            {
+                // The scheduler's own panic is the caller's to see.
+                std::panic::resume_unwind(err.into_panic());
+            }
+        })
+    }
+}
 
 /// Drives [`InventoryStore::expire_due`] at the right moments.
 #[derive(Debug)]
@@ -63,9 +104,12 @@ impl ExpiryScheduler {
     }
 
     /// Starts the scheduler on the current tokio runtime; it stops when
-    /// `cancel` is cancelled.
-    pub fn spawn(self, cancel: CancellationToken) -> JoinHandle<()> {
-        tokio::spawn(self.run(cancel))
+    /// `cancel` is cancelled. Await the handle to wait for it to end.
+    pub fn spawn(self, cancel: CancellationToken) -> SchedulerHandle {
+        SchedulerHandle {
+            task: tokio::spawn(self.run(cancel.clone())),
+            cancel,
+        }
     }
 
     /// Runs until `cancel` is cancelled.
@@ -329,7 +373,7 @@ mod tests {
         let sweeps = store.sweeps.load(Ordering::SeqCst);
         assert!(sweeps <= 3, "{sweeps} sweeps for one hold: polling");
         cancel.cancel();
-        task.await.unwrap();
+        task.await;
     }
 
     /// A store whose time is the app's clock, but whose next expiry stays
@@ -407,6 +451,6 @@ mod tests {
         // then one a second. Polling every 5 ms would be 2,000.
         assert!(sweeps <= 25, "{sweeps} sweeps in 10 s: polling");
         cancel.cancel();
-        task.await.unwrap();
+        task.await;
     }
 }

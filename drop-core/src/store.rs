@@ -144,6 +144,7 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
 /// A drop as a buyer's screen shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct DropOverview {
     /// The drop and its stock.
     pub state: DropState,
@@ -151,6 +152,21 @@ pub struct DropOverview {
     pub top_purchasers: Vec<TopPurchaser>,
     /// The viewer's active hold on it, if a viewer was named and holds one.
     pub user_reservation: Option<Reservation>,
+}
+
+impl DropOverview {
+    /// A drop's overview from its parts.
+    pub fn new(
+        state: DropState,
+        top_purchasers: Vec<TopPurchaser>,
+        user_reservation: Option<Reservation>,
+    ) -> Self {
+        Self {
+            state,
+            top_purchasers,
+            user_reservation,
+        }
+    }
 }
 
 /// [`InventoryStore::overview`] from the store's parts: one

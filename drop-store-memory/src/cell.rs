@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
-    Drop, DropError, DropEvent, DropState, Purchase, PurchaseId, Reservation, ReservationId,
+    DropError, DropEvent, DropInfo, DropState, Purchase, PurchaseId, Reservation, ReservationId,
     ReservationStatus, Reserved, Stock, TopPurchaser, Transition, Username, next_status,
 };
 
@@ -28,7 +28,7 @@ const PRUNE_BATCH: usize = 64;
 
 #[derive(Debug)]
 pub(crate) struct DropCell {
-    pub(crate) drop: Drop,
+    pub(crate) drop: DropInfo,
     state: Mutex<DropInner>,
     /// Where reservation ids are found; written under this drop's lock so
     /// an id is findable before anyone can be told it.
@@ -58,7 +58,7 @@ pub(crate) struct DropInner {
 }
 
 impl DropCell {
-    pub(crate) fn new(drop: Drop, index: Arc<ReservationIndex>, retention: TimeDelta) -> Self {
+    pub(crate) fn new(drop: DropInfo, index: Arc<ReservationIndex>, retention: TimeDelta) -> Self {
         Self {
             drop,
             state: Mutex::new(DropInner::default()),
@@ -108,10 +108,7 @@ impl DropCell {
         let mut stock = g.stock(&self.drop);
         let overdue = g.due.iter().take_while(|(at, _)| *at <= now).count();
         stock.reserved -= u32::try_from(overdue).expect("overdue holds fit the stock");
-        DropState {
-            drop: self.drop.clone(),
-            stock,
-        }
+        DropState::new(self.drop.clone(), stock)
     }
 
     /// Reserves one unit for `user` at `now`; `events` receives what
@@ -129,10 +126,7 @@ impl DropCell {
         if let Some(existing) = g.active_by_user.get(user).map(|rid| &g.holds[rid])
             && !existing.is_due(now)
         {
-            return Ok(Reserved {
-                reservation: existing.clone(),
-                created: false,
-            });
+            return Ok(Reserved::new(existing.clone(), false));
         }
         // Reclaim overdue holds (the user's own included) before counting,
         // so a hold past its time never blocks anyone (invariant 2).
@@ -145,14 +139,14 @@ impl DropCell {
                 drop_id: self.drop.id,
             });
         }
-        let hold = Reservation {
+        let hold = Reservation::new(
             id,
-            drop_id: self.drop.id,
-            username: user.clone(),
-            status: ReservationStatus::Active,
-            created_at: now,
-            expires_at: self.drop.hold_expiry(now),
-        };
+            self.drop.id,
+            user.clone(),
+            ReservationStatus::Active,
+            now,
+            self.drop.hold_expiry(now),
+        );
         g.reserved += 1;
         g.active_by_user.insert(user.clone(), id);
         g.due.insert((hold.expires_at, id));
@@ -166,10 +160,7 @@ impl DropCell {
             expires_at: hold.expires_at,
         });
         g.push_stock(&self.drop, events);
-        Ok(Reserved {
-            reservation: hold,
-            created: true,
-        })
+        Ok(Reserved::new(hold, true))
     }
 
     /// Moves hold `id` by `transition` on behalf of `user`.
@@ -189,13 +180,15 @@ impl DropCell {
             .filter(|h| !self.forgotten(h, now))
             .ok_or(DropError::ReservationNotFound { reservation_id: id })?;
         let to = next_status(hold, transition, Some(user), now)?;
-        let purchase = (to == ReservationStatus::Purchased).then(|| Purchase {
-            id: PurchaseId::new(),
-            reservation_id: id,
-            drop_id: self.drop.id,
-            username: user.clone(),
-            amount_paid: self.drop.price,
-            created_at: now,
+        let purchase = (to == ReservationStatus::Purchased).then(|| {
+            Purchase::new(
+                PurchaseId::new(),
+                id,
+                self.drop.id,
+                user.clone(),
+                self.drop.price,
+                now,
+            )
         });
         let hold = g.finish(id, to);
         match &purchase {
@@ -247,9 +240,10 @@ impl DropCell {
             .holds
             .get(&id)
             .filter(|h| !self.forgotten(h, now))
-            .map(|h| Reservation {
-                status: h.effective_status(now),
-                ..h.clone()
+            .map(|h| {
+                let mut hold = h.clone();
+                hold.status = h.effective_status(now);
+                hold
             })
     }
 
@@ -318,17 +312,12 @@ impl DropCell {
 }
 
 impl DropInner {
-    fn stock(&self, drop: &Drop) -> Stock {
-        Stock {
-            total: drop.total_stock,
-            reserved: self.reserved,
-            sold: self.sold,
-            version: self.version,
-        }
+    fn stock(&self, drop: &DropInfo) -> Stock {
+        Stock::new(drop.total_stock, self.reserved, self.sold, self.version)
     }
 
     /// Records a change of the counters and announces the new stock.
-    fn push_stock(&mut self, drop: &Drop, events: &mut Vec<DropEvent>) {
+    fn push_stock(&mut self, drop: &DropInfo, events: &mut Vec<DropEvent>) {
         self.version += 1;
         events.push(DropEvent::StockChanged {
             drop_id: drop.id,
@@ -353,7 +342,7 @@ impl DropInner {
 
     fn expire_due(
         &mut self,
-        drop: &Drop,
+        drop: &DropInfo,
         now: DateTime<Utc>,
         limit: usize,
         events: &mut Vec<DropEvent>,
@@ -380,10 +369,7 @@ impl DropInner {
             .iter()
             .rev()
             .take(limit)
-            .map(|p| TopPurchaser {
-                username: p.username.clone(),
-                purchased_at: p.created_at,
-            })
+            .map(|p| TopPurchaser::new(p.username.clone(), p.created_at))
             .collect()
     }
 }

@@ -1,5 +1,6 @@
 //! The expiry scheduler driving the memory store, under tokio's paused time.
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -108,10 +109,9 @@ async fn expires_exactly_when_due_and_wakes_for_sooner_holds() {
     );
 
     cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(1), task)
+    tokio::time::timeout(Duration::from_secs(1), task.into_future())
         .await
-        .expect("scheduler stops on cancel")
-        .unwrap();
+        .expect("scheduler stops on cancel");
 }
 
 async fn futures_next(events: &mut EventStream) -> DropEvent {
@@ -219,5 +219,5 @@ async fn sleeps_instead_of_polling_and_sweeps_in_batches() {
     // 35 holds in batches of 10: four sweeps (10, 10, 10, 5), plus the first.
     assert_eq!(store.sweeps.load(Ordering::SeqCst), 5);
     cancel.cancel();
-    task.await.unwrap();
+    task.await;
 }

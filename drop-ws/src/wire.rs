@@ -401,12 +401,7 @@ mod tests {
 
     #[test]
     fn stock_message_shape() {
-        let stock = Stock {
-            total: 10,
-            reserved: 2,
-            sold: 3,
-            version: 7,
-        };
+        let stock = Stock::new(10, 2, 3, 7);
         let at = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
         let v: serde_json::Value =
             serde_json::from_str(&WsMessage::stock(at, Uuid::nil(), &stock).to_json()).unwrap();

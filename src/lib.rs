@@ -11,7 +11,7 @@ pub use drop_store_memory::{MemoryStore, MemoryStoreBuilder};
 /// The PostgreSQL store (feature `postgres`).
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use drop_store_postgres::{PgStore, PgStoreBuilder};
+pub use drop_store_postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgStore, PgStoreBuilder};
 
 /// The web layer: the REST + WebSocket API as axum routers, and a server with one shutdown (feature `web`).
 #[cfg(feature = "web")]

@@ -498,12 +498,7 @@ mod tests {
     fn stock(drop_id: DropId, version: u64) -> DropEvent {
         DropEvent::StockChanged {
             drop_id,
-            stock: Stock {
-                total: 10,
-                reserved: version as u32,
-                sold: 0,
-                version,
-            },
+            stock: Stock::new(10, version as u32, 0, version),
         }
     }
 

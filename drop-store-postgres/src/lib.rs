@@ -131,6 +131,10 @@ pub use store::{InvariantViolations, PgStore};
 
 /// Re-exported so users name the same sqlx version.
 pub use sqlx::PgPool;
+/// Re-exported for [`PgStoreBuilder::connect_with`] and
+/// [`PgStoreBuilder::listener_options`], and for an application that opens
+/// its own pool for [`PgStoreBuilder::build`].
+pub use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drop_core::{
-    Drop, DropError, DropId, DropOverview, DropState, Money, NotActiveReason, Reservation,
+    DropError, DropId, DropInfo, DropOverview, DropState, Money, NotActiveReason, Reservation,
     ReservationId, ReservationStatus, Stock, TopPurchaser, Username,
 };
 use sqlx::FromRow;
@@ -231,14 +231,14 @@ impl HoldAnswer {
         drop_id: DropId,
         username: Username,
     ) -> Result<Reservation, DropError> {
-        Ok(Reservation {
-            id: ReservationId::from_uuid(present(self.hold_id, "a hold id")?),
+        Ok(Reservation::new(
+            ReservationId::from_uuid(present(self.hold_id, "a hold id")?),
             drop_id,
             username,
-            status: ReservationStatus::Active,
-            created_at: present(self.created_at, "a hold's createdAt")?,
-            expires_at: present(self.expires_at, "a hold's expiresAt")?,
-        })
+            ReservationStatus::Active,
+            present(self.created_at, "a hold's createdAt")?,
+            present(self.expires_at, "a hold's expiresAt")?,
+        ))
     }
 }
 
@@ -299,10 +299,10 @@ pub(crate) struct Buyer {
 
 impl Buyer {
     fn top_purchaser(&self) -> Result<TopPurchaser, DropError> {
-        Ok(TopPurchaser {
-            username: username(&self.username)?,
-            purchased_at: self.purchased_at,
-        })
+        Ok(TopPurchaser::new(
+            username(&self.username)?,
+            self.purchased_at,
+        ))
     }
 }
 
@@ -331,14 +331,14 @@ impl ReleaseRow {
         username: Username,
         status: ReservationStatus,
     ) -> Result<Reservation, DropError> {
-        Ok(Reservation {
+        Ok(Reservation::new(
             id,
-            drop_id: DropId::from_uuid(present(self.drop_id, "the hold's drop")?),
+            DropId::from_uuid(present(self.drop_id, "the hold's drop")?),
             username,
             status,
-            created_at: present(self.created_at, "a hold's createdAt")?,
-            expires_at: present(self.expires_at, "a hold's expiresAt")?,
-        })
+            present(self.created_at, "a hold's createdAt")?,
+            present(self.expires_at, "a hold's expiresAt")?,
+        ))
     }
 }
 
@@ -382,19 +382,17 @@ impl TryFrom<DropRow> for DropState {
 
     fn try_from(row: DropRow) -> Result<DropState, DropError> {
         let stock = stock(row.total_stock, row.reserved, row.sold, row.version)?;
-        Ok(DropState {
-            drop: Drop {
-                id: DropId::from_uuid(row.id),
-                name: row.name,
-                price: price(row.price_minor)?,
-                total_stock: stock.total,
-                starts_at: row.starts_at,
-                ends_at: row.ends_at,
-                hold: Duration::from_micros(u64::try_from(row.hold_micros).unwrap_or(0)),
-                created_at: row.created_at,
-            },
-            stock,
-        })
+        let mut drop = DropInfo::new(
+            DropId::from_uuid(row.id),
+            row.name,
+            price(row.price_minor)?,
+            stock.total,
+            Duration::from_micros(u64::try_from(row.hold_micros).unwrap_or(0)),
+            row.created_at,
+        );
+        drop.starts_at = row.starts_at;
+        drop.ends_at = row.ends_at;
+        Ok(DropState::new(drop, stock))
     }
 }
 
@@ -414,14 +412,14 @@ impl TryFrom<HoldRow> for Reservation {
     type Error = DropError;
 
     fn try_from(row: HoldRow) -> Result<Reservation, DropError> {
-        Ok(Reservation {
-            id: ReservationId::from_uuid(row.id),
-            drop_id: DropId::from_uuid(row.drop_id),
-            username: username(&row.username)?,
-            status: status(&row.status)?,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-        })
+        Ok(Reservation::new(
+            ReservationId::from_uuid(row.id),
+            DropId::from_uuid(row.drop_id),
+            username(&row.username)?,
+            status(&row.status)?,
+            row.created_at,
+            row.expires_at,
+        ))
     }
 }
 
@@ -472,10 +470,7 @@ impl LatestRow {
     /// The buyer, or `None` for the row of a drop without purchases.
     pub(crate) fn buyer(self) -> Result<Option<TopPurchaser>, DropError> {
         match (self.username, self.created_at) {
-            (Some(name), Some(at)) => Ok(Some(TopPurchaser {
-                username: username(&name)?,
-                purchased_at: at,
-            })),
+            (Some(name), Some(at)) => Ok(Some(TopPurchaser::new(username(&name)?, at))),
             _ => Ok(None),
         }
     }
@@ -504,21 +499,17 @@ impl OverviewRow {
             .collect::<Result<_, _>>()?;
         let state = DropState::try_from(self.drop)?;
         let user_reservation = match (self.hold_id, viewer) {
-            (Some(id), Some(viewer)) => Some(Reservation {
-                id: ReservationId::from_uuid(id),
-                drop_id: state.drop.id,
-                username: viewer.clone(),
-                status: ReservationStatus::Active,
-                created_at: present(self.hold_created_at, "a hold's createdAt")?,
-                expires_at: present(self.hold_expires_at, "a hold's expiresAt")?,
-            }),
+            (Some(id), Some(viewer)) => Some(Reservation::new(
+                ReservationId::from_uuid(id),
+                state.drop.id,
+                viewer.clone(),
+                ReservationStatus::Active,
+                present(self.hold_created_at, "a hold's createdAt")?,
+                present(self.hold_expires_at, "a hold's expiresAt")?,
+            )),
             _ => None,
         };
-        Ok(DropOverview {
-            state,
-            top_purchasers,
-            user_reservation,
-        })
+        Ok(DropOverview::new(state, top_purchasers, user_reservation))
     }
 }
 
@@ -527,12 +518,12 @@ fn counter(v: i32) -> Result<u32, DropError> {
 }
 
 fn stock(total: i32, reserved: i32, sold: i32, version: i64) -> Result<Stock, DropError> {
-    Ok(Stock {
-        total: counter(total)?,
-        reserved: counter(reserved)?,
-        sold: counter(sold)?,
-        version: u64::try_from(version).map_err(|_| internal("negative stock version"))?,
-    })
+    Ok(Stock::new(
+        counter(total)?,
+        counter(reserved)?,
+        counter(sold)?,
+        u64::try_from(version).map_err(|_| internal("negative stock version"))?,
+    ))
 }
 
 fn price(minor: i64) -> Result<Money, DropError> {

@@ -215,10 +215,7 @@ pub(crate) async fn reserve(
             Ok(reservation) => {
                 let created = reservation.id.as_uuid() == ids[slot] && !seen[slot];
                 seen[slot] = true;
-                Ok(Reserved {
-                    reservation: reservation.clone(),
-                    created,
-                })
+                Ok(Reserved::new(reservation.clone(), created))
             }
             Err(e) => Err(e.clone()),
         })
@@ -373,25 +370,19 @@ fn read_purchase(
         out.push(
             match answer.outcome.accept(Some(drop_id), Some(reservation_id)) {
                 Ok(said @ (Outcome::Purchased | Outcome::Repeated)) => {
-                    let p = Purchase {
-                        id: PurchaseId::from_uuid(*pid),
+                    let p = Purchase::new(
+                        PurchaseId::from_uuid(*pid),
                         reservation_id,
                         drop_id,
-                        username: user.clone(),
-                        amount_paid: price,
-                        created_at: answer.purchased_at()?,
-                    };
+                        user.clone(),
+                        price,
+                        answer.purchased_at()?,
+                    );
                     // Repeated: this call's own purchase, committed by an
                     // earlier attempt whose answer (and event) was lost; the
                     // latest buyers read by this call already include it.
                     if said == Outcome::Purchased {
-                        top.insert(
-                            0,
-                            TopPurchaser {
-                                username: user.clone(),
-                                purchased_at: p.created_at,
-                            },
-                        );
+                        top.insert(0, TopPurchaser::new(user.clone(), p.created_at));
                         top.truncate(TOP_PURCHASERS);
                     }
                     events.push(DropEvent::PurchaseCompleted {

@@ -310,7 +310,7 @@ fn schema_run(
         }
         if reset_plans {
             for f in [
-                "dropkit_reserve(uuid, text[], uuid[])",
+                "dropkit_reserve(uuid, text[], text[], uuid[])",
                 "dropkit_purchase(uuid, uuid[], text[], uuid[])",
                 "dropkit_release(uuid, text)",
                 "dropkit_expire_due(integer)",

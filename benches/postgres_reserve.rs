@@ -31,7 +31,7 @@
 //! every statement would cost:
 //!
 //! ```text
-//! ALTER FUNCTION dropkit_reserve(uuid, text[], uuid[]) SET plan_cache_mode = force_custom_plan;
+//! ALTER FUNCTION dropkit_reserve(uuid, text[], text[], uuid[]) SET plan_cache_mode = force_custom_plan;
 //! ```
 
 use std::collections::BTreeMap;

@@ -1137,6 +1137,15 @@ pub async fn buyers_sharing_a_display_name_are_different_buyers(h: &dyn Harness)
     assert_ne!(a.reservation.id, b.reservation.id);
     assert_eq!(a.reservation.buyer(), first);
     assert_eq!(b.reservation.buyer(), second);
+    // Coming back under another name finds the same hold, under the name
+    // it was taken with.
+    let renamed = Buyer::new(
+        first.id.clone(),
+        Username::parse("samuel").expect("valid name"),
+    );
+    let again = store.reserve(d.drop.id, &renamed).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.reservation, a.reservation);
     let stock = store.get_drop(d.drop.id).await.unwrap().stock;
     assert_eq!(stock.reserved, 2);
     assert_eq!(

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use drop_core::{DropId, InventoryStore, Money, NewDrop, SystemClock, Username};
+use drop_core::{Buyer, DropId, InventoryStore, Money, NewDrop, SystemClock, Username};
 use drop_store_postgres::PgStore;
 use drop_ws::DropApi;
 use hyper::Method;
@@ -238,7 +238,7 @@ async fn store_storm(
                 let (mut ok, mut failed) = (0u64, 0u64);
                 while Instant::now() < deadline {
                     let n = serial.fetch_add(1, Ordering::Relaxed);
-                    let user = Username::parse(&format!("cold{n}")).unwrap();
+                    let user = Buyer::claimed(Username::parse(&format!("cold{n}")).unwrap());
                     match store.reserve(drop_id, &user).await {
                         Ok(r) if r.created => {
                             ok += 1;
@@ -310,7 +310,7 @@ fn schema_run(
         }
         if reset_plans {
             for f in [
-                "dropkit_reserve(uuid, text[], uuid[])",
+                "dropkit_reserve(uuid, text[], text[], uuid[])",
                 "dropkit_purchase(uuid, uuid[], text[], uuid[])",
                 "dropkit_release(uuid, text)",
                 "dropkit_expire_due(integer)",

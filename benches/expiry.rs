@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use drop_core::{
-    DropEvent, DropId, ExpiryScheduler, InventoryStore, Money, NewDrop, ReservationId, Username,
+    Buyer, DropEvent, DropId, ExpiryScheduler, InventoryStore, Money, NewDrop, ReservationId,
+    Username,
 };
 use drop_store_postgres::PgStore;
 use futures::StreamExt;
@@ -55,7 +56,9 @@ async fn storm(store: &PgStore, drop_id: DropId, secs: Duration) -> usize {
             tokio::spawn(async move {
                 let mut n = 0;
                 while Instant::now() < until {
-                    let user = Username::parse(&format!("b{}_{t}_{n}", &tag[..8])).expect("name");
+                    let user = Buyer::claimed(
+                        Username::parse(&format!("b{}_{t}_{n}", &tag[..8])).expect("name"),
+                    );
                     store.reserve(drop_id, &user).await.expect("reserve");
                     n += 1;
                 }
@@ -122,8 +125,9 @@ async fn sweep_vs_reserve(store: &PgStore, secs: Duration) -> (f64, f64) {
 async fn backlog(pool: &PgPool, drop_id: DropId, n: i32) {
     let mut tx = pool.begin().await.expect("begin");
     sqlx::query(
-        "INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at) \
-         SELECT gen_random_uuid(), $1, 'storm' || g, 'active', \
+        "INSERT INTO dropkit_reservations \
+                (id, drop_id, buyer_id, display_name, status, created_at, expires_at) \
+         SELECT gen_random_uuid(), $1, 'storm' || g, 'storm' || g, 'active', \
                 now() - interval '2 minutes' + g * interval '1 microsecond', \
                 now() - interval '1 minute' + g * interval '1 microsecond' \
            FROM generate_series(1, $2) g",
@@ -196,7 +200,7 @@ async fn lateness_behind_backlog(
     let mut due: HashMap<ReservationId, DateTime<Utc>> = HashMap::new();
     for wave in 0..waves {
         for i in 0..10 {
-            let user = Username::parse(&format!("w{wave}_{i}")).expect("name");
+            let user = Buyer::claimed(Username::parse(&format!("w{wave}_{i}")).expect("name"));
             let hold = store
                 .reserve(small, &user)
                 .await

@@ -1,6 +1,6 @@
 //! Heap bytes the memory store keeps per active hold, measured with
 //! 1,000,000 active holds, against the baseline of the hold record itself
-//! (`size_of::<Reservation>()` plus its username's bytes).
+//! (`size_of::<Reservation>()` plus its buyer's name's bytes).
 //!
 //! `cargo bench --bench memory_per_hold`
 
@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use drop_core::{InventoryStore, ManualClock, Money, NewDrop, Reservation, Username};
+use drop_core::{Buyer, InventoryStore, ManualClock, Money, NewDrop, Reservation, Username};
 use drop_store_memory::MemoryStore;
 use futures::FutureExt;
 
@@ -64,18 +64,21 @@ fn main() {
     let before = LIVE.load(Ordering::SeqCst);
     for name in &names {
         // The store keeps the only reference to the parsed name.
-        let user = Username::parse(name).unwrap();
+        let user = Buyer::claimed(Username::parse(name).unwrap());
         store.reserve(drop, &user).now_or_never().unwrap().unwrap();
     }
     let after = LIVE.load(Ordering::SeqCst);
     let per_hold = (after - before) as f64 / HOLDS as f64;
-    // The record itself: the struct, plus the username's heap bytes
-    // (an `Arc<str>`: two counters and the text).
+    // The record itself: the struct, plus the name's heap bytes (one
+    // `Arc<str>`, two counters and the text, which a claimed buyer's id and
+    // display name share).
     let baseline = (std::mem::size_of::<Reservation>() + 16 + name_len) as f64;
     let stock = store.get_drop(drop).now_or_never().unwrap().unwrap().stock;
     assert_eq!(stock.reserved as usize, HOLDS);
     println!("memory per active hold, {HOLDS} active holds on one drop:");
     println!("  store:    {per_hold:>7.1} bytes/hold");
-    println!("  baseline: {baseline:>7.1} bytes/hold (the Reservation record and its username)");
+    println!(
+        "  baseline: {baseline:>7.1} bytes/hold (the Reservation record and its buyer's name)"
+    );
     println!("  ratio:    {:>7.2}x the record", per_hold / baseline);
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use drop_core::{DropId, InventoryStore, ManualClock, Money, NewDrop, Username};
+use drop_core::{Buyer, DropId, InventoryStore, ManualClock, Money, NewDrop, Username};
 use drop_store_memory::MemoryStore;
 use futures::FutureExt;
 use std::hint::black_box;
@@ -32,9 +32,9 @@ fn on_threads(threads: usize, iters: u64, work: impl Fn(usize, u64) + Sync) -> D
     start.elapsed()
 }
 
-fn users(thread: usize) -> Vec<Username> {
+fn users(thread: usize) -> Vec<Buyer> {
     (0..USERS)
-        .map(|i| Username::parse(&format!("t{thread}u{i}")).unwrap())
+        .map(|i| Buyer::claimed(Username::parse(&format!("t{thread}u{i}")).unwrap()))
         .collect()
 }
 
@@ -87,7 +87,7 @@ fn reserve_purchase(c: &mut Criterion, spread: bool, threads: usize) {
                     let drop = ids[(i * threads + t) % ids.len()];
                     let hold = store.reserve(drop, user).now_or_never().unwrap().unwrap();
                     store
-                        .purchase(hold.reservation.id, user)
+                        .purchase(hold.reservation.id, &user.id)
                         .now_or_never()
                         .unwrap()
                         .unwrap();

@@ -31,13 +31,13 @@
 //! every statement would cost:
 //!
 //! ```text
-//! ALTER FUNCTION dropkit_reserve(uuid, text[], uuid[]) SET plan_cache_mode = force_custom_plan;
+//! ALTER FUNCTION dropkit_reserve(uuid, text[], text[], uuid[]) SET plan_cache_mode = force_custom_plan;
 //! ```
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use drop_core::{DropId, InventoryStore, Money, NewDrop, Username};
+use drop_core::{Buyer, DropId, InventoryStore, Money, NewDrop, Username};
 use drop_store_postgres::PgStore;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
@@ -252,8 +252,9 @@ async fn one(algo: Algo, pool: &PgPool, store: &PgStore, drop_id: DropId, name: 
                     .expect("count purchases");
             assert!(held + sold < i64::from(total), "bench drop sold out");
             sqlx::query(
-                "INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at) \
-                 VALUES ($1, $2, $3, 'active', now(), now() + interval '1 hour')",
+                "INSERT INTO dropkit_reservations \
+                        (id, drop_id, buyer_id, display_name, status, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $3, 'active', now(), now() + interval '1 hour')",
             )
             .bind(Uuid::new_v4())
             .bind(drop_id.as_uuid())
@@ -264,7 +265,7 @@ async fn one(algo: Algo, pool: &PgPool, store: &PgStore, drop_id: DropId, name: 
             tx.commit().await.expect("commit");
         }
         Algo::Store | Algo::Batched | Algo::Variant => {
-            let user = Username::parse(name).expect("username");
+            let user = Buyer::claimed(Username::parse(name).expect("username"));
             store.reserve(drop_id, &user).await.expect("reserve");
         }
     }
@@ -275,14 +276,18 @@ async fn big_drop(pool: &PgPool, store: &PgStore, name: &str) -> DropId {
     let id = fresh_drop(store, name).await;
     let mut tx = pool.begin().await.expect("begin");
     for sql in [
-        "INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at) \
-         SELECT gen_random_uuid(), $1, 'held' || g, 'active', now(), now() + interval '1 hour' \
+        "INSERT INTO dropkit_reservations \
+                (id, drop_id, buyer_id, display_name, status, created_at, expires_at) \
+         SELECT gen_random_uuid(), $1, 'held' || g, 'held' || g, 'active', now(), now() + interval '1 hour' \
          FROM generate_series(1, 100000) g",
-        "INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at) \
-         SELECT gen_random_uuid(), $1, 'sold' || g, 'purchased', now(), now() + interval '1 hour' \
+        "INSERT INTO dropkit_reservations \
+                (id, drop_id, buyer_id, display_name, status, created_at, expires_at) \
+         SELECT gen_random_uuid(), $1, 'sold' || g, 'sold' || g, 'purchased', now(), now() + interval '1 hour' \
          FROM generate_series(1, 100000) g",
-        "INSERT INTO dropkit_purchases (id, reservation_id, drop_id, username, amount_minor, created_at) \
-         SELECT gen_random_uuid(), id, drop_id, username, 100, now() FROM dropkit_reservations \
+        "INSERT INTO dropkit_purchases \
+                (id, reservation_id, drop_id, buyer_id, display_name, amount_minor, created_at) \
+         SELECT gen_random_uuid(), id, drop_id, buyer_id, display_name, 100, now() \
+           FROM dropkit_reservations \
          WHERE drop_id = $1 AND status = 'purchased'",
         "UPDATE dropkit_drops SET reserved = reserved + 100000, sold = sold + 100000, \
          version = version + 1 WHERE id = $1",

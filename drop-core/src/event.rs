@@ -49,8 +49,8 @@ pub enum DropEvent {
         drop_id: DropId,
         /// The completed hold.
         reservation_id: ReservationId,
-        /// The buyer.
-        username: Username,
+        /// The buyer's display name (never their id: events are public).
+        display_name: Username,
         /// The drop's most recent buyers after this purchase, newest first.
         top_purchasers: Vec<TopPurchaser>,
     },

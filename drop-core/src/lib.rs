@@ -5,7 +5,9 @@
 //! them.
 //!
 //! - [`model`]: [`DropInfo`], [`Reservation`], [`Purchase`], [`Stock`] and their
-//!   validated parts ([`Username`], [`Money`], ids).
+//!   validated parts ([`Money`], ids).
+//! - [`buyer`]: [`BuyerId`], the store's key for a buyer, and [`Buyer`]: an
+//!   id with the display name ([`Username`]'s rules) public feeds show.
 //! - [`state`]: the reservation state machine, as plain functions.
 //! - [`InventoryStore`]: the async, object-safe trait every store
 //!   implements, with the invariants it must keep.
@@ -24,6 +26,7 @@
 //! (feature `testkit`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod buyer;
 pub mod clock;
 pub mod error;
 pub mod event;
@@ -39,6 +42,7 @@ pub mod username;
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 
+pub use buyer::{BUYER_ID_MAX, Buyer, BuyerId};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BoxError, DropError, ERROR_CODES, ErrorSource, NotActiveReason};
 pub use event::{

@@ -5,7 +5,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{DropError, DropId, Money, NotActiveReason, PurchaseId, ReservationId, Username};
+use crate::{
+    Buyer, BuyerId, DropError, DropId, Money, NotActiveReason, PurchaseId, ReservationId, Username,
+};
 
 /// Hold duration when a drop does not choose one.
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(60);
@@ -300,7 +302,9 @@ pub struct Reservation {
     /// The drop held.
     pub drop_id: DropId,
     /// Who holds it.
-    pub username: Username,
+    pub buyer_id: BuyerId,
+    /// The holder's display name, as given when the hold was taken.
+    pub display_name: Username,
     /// Current state.
     pub status: ReservationStatus,
     /// When it was taken.
@@ -314,7 +318,7 @@ impl Reservation {
     pub fn new(
         id: ReservationId,
         drop_id: DropId,
-        username: Username,
+        buyer: Buyer,
         status: ReservationStatus,
         created_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
@@ -322,11 +326,17 @@ impl Reservation {
         Self {
             id,
             drop_id,
-            username,
+            buyer_id: buyer.id,
+            display_name: buyer.display_name,
             status,
             created_at,
             expires_at,
         }
+    }
+
+    /// Its holder, id and display name.
+    pub fn buyer(&self) -> Buyer {
+        Buyer::new(self.buyer_id.clone(), self.display_name.clone())
     }
 }
 
@@ -364,7 +374,9 @@ pub struct Purchase {
     /// The drop bought from.
     pub drop_id: DropId,
     /// The buyer.
-    pub username: Username,
+    pub buyer_id: BuyerId,
+    /// The buyer's display name, as given when the hold was taken.
+    pub display_name: Username,
     /// What was paid (the drop's price).
     pub amount_paid: Money,
     /// When.
@@ -377,7 +389,7 @@ impl Purchase {
         id: PurchaseId,
         reservation_id: ReservationId,
         drop_id: DropId,
-        username: Username,
+        buyer: Buyer,
         amount_paid: Money,
         created_at: DateTime<Utc>,
     ) -> Self {
@@ -385,7 +397,8 @@ impl Purchase {
             id,
             reservation_id,
             drop_id,
-            username,
+            buyer_id: buyer.id,
+            display_name: buyer.display_name,
             amount_paid,
             created_at,
         }
@@ -397,17 +410,17 @@ impl Purchase {
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct TopPurchaser {
-    /// The buyer.
-    pub username: Username,
+    /// The buyer's display name (never their id: this list is public).
+    pub display_name: Username,
     /// When they bought.
     pub purchased_at: DateTime<Utc>,
 }
 
 impl TopPurchaser {
     /// One recent buyer.
-    pub fn new(username: Username, purchased_at: DateTime<Utc>) -> Self {
+    pub fn new(display_name: Username, purchased_at: DateTime<Utc>) -> Self {
         Self {
-            username,
+            display_name,
             purchased_at,
         }
     }

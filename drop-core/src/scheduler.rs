@@ -254,9 +254,10 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::{Buyer, BuyerId};
     use crate::{
         DropError, DropId, DropState, EventBus, EventStream, NewDrop, Purchase, Reservation,
-        ReservationId, Reserved, TopPurchaser, Username,
+        ReservationId, Reserved, TopPurchaser,
     };
 
     /// Wall time that follows tokio's (paused) clock, shifted by `skew`.
@@ -294,13 +295,13 @@ mod tests {
         async fn get_drop(&self, _: DropId) -> Result<DropState, DropError> {
             unimplemented!()
         }
-        async fn reserve(&self, _: DropId, _: &Username) -> Result<Reserved, DropError> {
+        async fn reserve(&self, _: DropId, _: &Buyer) -> Result<Reserved, DropError> {
             unimplemented!()
         }
-        async fn purchase(&self, _: ReservationId, _: &Username) -> Result<Purchase, DropError> {
+        async fn purchase(&self, _: ReservationId, _: &BuyerId) -> Result<Purchase, DropError> {
             unimplemented!()
         }
-        async fn release(&self, _: ReservationId, _: &Username) -> Result<Reservation, DropError> {
+        async fn release(&self, _: ReservationId, _: &BuyerId) -> Result<Reservation, DropError> {
             unimplemented!()
         }
         async fn get_reservation(&self, _: ReservationId) -> Result<Reservation, DropError> {
@@ -309,7 +310,7 @@ mod tests {
         async fn active_hold(
             &self,
             _: DropId,
-            _: &Username,
+            _: &BuyerId,
         ) -> Result<Option<Reservation>, DropError> {
             unimplemented!()
         }
@@ -394,20 +395,16 @@ mod tests {
             async fn get_drop(&self, _: DropId) -> Result<DropState, DropError> {
                 unimplemented!()
             }
-            async fn reserve(&self, _: DropId, _: &Username) -> Result<Reserved, DropError> {
+            async fn reserve(&self, _: DropId, _: &Buyer) -> Result<Reserved, DropError> {
                 unimplemented!()
             }
-            async fn purchase(
-                &self,
-                _: ReservationId,
-                _: &Username,
-            ) -> Result<Purchase, DropError> {
+            async fn purchase(&self, _: ReservationId, _: &BuyerId) -> Result<Purchase, DropError> {
                 unimplemented!()
             }
             async fn release(
                 &self,
                 _: ReservationId,
-                _: &Username,
+                _: &BuyerId,
             ) -> Result<Reservation, DropError> {
                 unimplemented!()
             }
@@ -417,7 +414,7 @@ mod tests {
             async fn active_hold(
                 &self,
                 _: DropId,
-                _: &Username,
+                _: &BuyerId,
             ) -> Result<Option<Reservation>, DropError> {
                 unimplemented!()
             }

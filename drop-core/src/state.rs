@@ -17,7 +17,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{DropError, Reservation, ReservationStatus, Username};
+use crate::{BuyerId, DropError, Reservation, ReservationStatus};
 
 /// A move a hold can be asked to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,16 +61,16 @@ fn terminal_error(res: &Reservation, status: ReservationStatus) -> DropError {
 
 /// Decides a transition: the status the hold moves to, or why it may not.
 ///
-/// `actor` is the user asking (ignored for [`Transition::Expire`]). Owners
+/// `actor` is the buyer asking (ignored for [`Transition::Expire`]). Owners
 /// are checked first, so a stranger learns nothing about someone else's
 /// hold beyond `NOT_OWNER`.
 pub fn next_status(
     res: &Reservation,
     transition: Transition,
-    actor: Option<&Username>,
+    actor: Option<&BuyerId>,
     now: DateTime<Utc>,
 ) -> Result<ReservationStatus, DropError> {
-    if transition != Transition::Expire && actor != Some(&res.username) {
+    if transition != Transition::Expire && actor != Some(&res.buyer_id) {
         return Err(DropError::NotOwner {
             reservation_id: res.id,
         });
@@ -107,7 +107,8 @@ mod tests {
         Reservation {
             id: ReservationId::new(),
             drop_id: DropId::new(),
-            username: Username::parse("alice").unwrap(),
+            buyer_id: BuyerId::parse("alice").unwrap(),
+            display_name: crate::Username::parse("alice").unwrap(),
             status,
             created_at: t(0),
             expires_at: t(60),
@@ -118,13 +119,13 @@ mod tests {
     fn every_transition_from_every_state() {
         use ReservationStatus::*;
         use Transition::*;
-        let alice = Username::parse("alice").unwrap();
-        let bob = Username::parse("bob").unwrap();
+        let alice = BuyerId::parse("alice").unwrap();
+        let bob = BuyerId::parse("bob").unwrap();
         // (from, transition, actor, now, expected status or error code)
         type Row<'a> = (
             ReservationStatus,
             Transition,
-            &'a Username,
+            &'a BuyerId,
             i64,
             Result<ReservationStatus, &'static str>,
         );

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    DropError, DropId, DropState, EventStream, NewDrop, Purchase, Reservation, ReservationId,
-    Reserved, TopPurchaser, Username,
+    Buyer, BuyerId, DropError, DropId, DropState, EventStream, NewDrop, Purchase, Reservation,
+    ReservationId, Reserved, TopPurchaser,
 };
 
 /// How many recent buyers a drop lists.
@@ -30,7 +30,9 @@ pub const TOP_PURCHASERS: usize = 3;
 ///    not correctness).
 /// 3. Every hold ends in exactly one terminal state; a purchase exists iff
 ///    its hold is purchased; at most one purchase per hold.
-/// 4. At most one active hold per (drop, username).
+/// 4. At most one active hold per (drop, buyer id). Holds and purchases
+///    are keyed by [`BuyerId`]; the display name is only shown, so two
+///    buyers sharing one are still two buyers.
 /// 5. [`subscribe`](Self::subscribe)rs hear of every committed change and
 ///    of nothing that did not commit.
 ///
@@ -46,30 +48,30 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
     /// One drop with its stock.
     async fn get_drop(&self, drop_id: DropId) -> Result<DropState, DropError>;
 
-    /// Holds one unit of `drop_id` for `username`.
+    /// Holds one unit of `drop_id` for `buyer`, shown as its display name.
     ///
-    /// If the user already holds an active unit of this drop, that hold is
+    /// If the buyer already holds an active unit of this drop, that hold is
     /// returned unchanged with `created: false` (no extension: holding is
     /// not a way to hoard). Otherwise, when a unit is free (reclaiming
     /// overdue holds first if none is), a new hold is created. Errors:
     /// `DROP_NOT_FOUND`, `DROP_NOT_ACTIVE`, `OUT_OF_STOCK`.
-    async fn reserve(&self, drop_id: DropId, username: &Username) -> Result<Reserved, DropError>;
+    async fn reserve(&self, drop_id: DropId, buyer: &Buyer) -> Result<Reserved, DropError>;
 
-    /// Completes a hold: the owner pays the drop's price. Errors:
+    /// Completes a hold: the owner (`buyer`) pays the drop's price. Errors:
     /// `RESERVATION_NOT_FOUND`, `NOT_OWNER`, `RESERVATION_EXPIRED` (at or
     /// after `expiresAt`, swept or not), `ALREADY_PURCHASED`,
     /// `ALREADY_RELEASED`.
     async fn purchase(
         &self,
         reservation_id: ReservationId,
-        username: &Username,
+        buyer: &BuyerId,
     ) -> Result<Purchase, DropError>;
 
-    /// The owner gives a hold back; the unit is free again at once.
+    /// The owner (`buyer`) gives a hold back; the unit is free again at once.
     async fn release(
         &self,
         reservation_id: ReservationId,
-        username: &Username,
+        buyer: &BuyerId,
     ) -> Result<Reservation, DropError>;
 
     /// A hold, with its status as time sees it (an overdue active hold
@@ -81,11 +83,11 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
         reservation_id: ReservationId,
     ) -> Result<Reservation, DropError>;
 
-    /// The user's active, unexpired hold on a drop, if any.
+    /// The buyer's active, unexpired hold on a drop, if any.
     async fn active_hold(
         &self,
         drop_id: DropId,
-        username: &Username,
+        buyer: &BuyerId,
     ) -> Result<Option<Reservation>, DropError>;
 
     /// The drop's most recent buyers, newest first, at most `limit`.
@@ -114,7 +116,7 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
     /// [`top_purchasers`](Self::top_purchasers) and
     /// [`active_hold`](Self::active_hold) per drop ([`overview_by_parts`]);
     /// a store that can answer in a fixed number of round trips overrides it.
-    async fn overview(&self, viewer: Option<&Username>) -> Result<Vec<DropOverview>, DropError> {
+    async fn overview(&self, viewer: Option<&BuyerId>) -> Result<Vec<DropOverview>, DropError> {
         overview_by_parts(self, viewer).await
     }
 
@@ -175,7 +177,7 @@ impl DropOverview {
 /// store's own implementation is tested against.
 pub async fn overview_by_parts<S: InventoryStore + ?Sized>(
     store: &S,
-    viewer: Option<&Username>,
+    viewer: Option<&BuyerId>,
 ) -> Result<Vec<DropOverview>, DropError> {
     let drops = store.list_drops().await?;
     let mut out = Vec::with_capacity(drops.len());
@@ -192,12 +194,12 @@ pub trait InventoryStoreExt: InventoryStore {
     async fn drop_overview(
         &self,
         state: DropState,
-        viewer: Option<&Username>,
+        viewer: Option<&BuyerId>,
     ) -> Result<DropOverview, DropError> {
         let id = state.drop.id;
         let top_purchasers = self.top_purchasers(id, TOP_PURCHASERS).await?;
         let user_reservation = match viewer {
-            Some(user) => self.active_hold(id, user).await?,
+            Some(buyer) => self.active_hold(id, buyer).await?,
             None => None,
         };
         Ok(DropOverview {

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::join_all;
 
+use crate::{Buyer, BuyerId};
 use crate::{
     DropError, DropEvent, DropId, DropState, EventStream, InventoryStore, Money, NewDrop,
     ReservationId, ReservationStatus, Username,
@@ -62,8 +63,9 @@ pub trait Harness: Send + Sync {
     async fn verify(&self) -> Result<(), String>;
 }
 
-fn user(name: &str) -> Username {
-    Username::parse(name).expect("valid test username")
+/// A buyer known by a claimed username: id and display name alike.
+fn user(name: &str) -> Buyer {
+    Buyer::claimed(Username::parse(name).expect("valid test username"))
 }
 
 fn price() -> Money {
@@ -295,11 +297,11 @@ pub async fn unknown_ids_are_not_found(h: &dyn Harness) {
         "RESERVATION_NOT_FOUND"
     );
     assert_eq!(
-        code(store.purchase(rid, &alice).await),
+        code(store.purchase(rid, &alice.id).await),
         "RESERVATION_NOT_FOUND"
     );
     assert_eq!(
-        code(store.release(rid, &alice).await),
+        code(store.release(rid, &alice.id).await),
         "RESERVATION_NOT_FOUND"
     );
 }
@@ -315,7 +317,7 @@ pub async fn reserve_holds_one_unit(h: &dyn Harness) {
     let hold = &r.reservation;
     assert_eq!(hold.status, ReservationStatus::Active);
     assert_eq!(hold.drop_id, d.drop.id);
-    assert_eq!(hold.username, alice);
+    assert_eq!(hold.buyer(), alice);
     assert_eq!(
         (hold.expires_at - hold.created_at).to_std().unwrap(),
         h.long_hold(),
@@ -334,11 +336,15 @@ pub async fn reserve_holds_one_unit(h: &dyn Harness) {
     );
     assert_eq!(store.get_reservation(hold.id).await.unwrap(), *hold);
     assert_eq!(
-        store.active_hold(d.drop.id, &alice).await.unwrap().as_ref(),
+        store
+            .active_hold(d.drop.id, &alice.id)
+            .await
+            .unwrap()
+            .as_ref(),
         Some(hold)
     );
     assert_eq!(
-        store.active_hold(d.drop.id, &user("bob")).await.unwrap(),
+        store.active_hold(d.drop.id, &user("bob").id).await.unwrap(),
         None
     );
     verify(h).await;
@@ -409,10 +415,13 @@ pub async fn purchase_completes_hold(h: &dyn Harness) {
     let alice = user("alice");
     let hold = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
     let mut events = store.subscribe();
-    let p = store.purchase(hold.id, &alice).await.unwrap();
+    let p = store.purchase(hold.id, &alice.id).await.unwrap();
     assert_eq!(p.reservation_id, hold.id);
     assert_eq!(p.drop_id, d.drop.id);
-    assert_eq!(p.username, alice);
+    assert_eq!(
+        (&p.buyer_id, &p.display_name),
+        (&alice.id, &alice.display_name)
+    );
     assert_eq!(p.amount_paid, price());
     let after = store.get_reservation(hold.id).await.unwrap();
     assert_eq!(after.status, ReservationStatus::Purchased);
@@ -421,12 +430,12 @@ pub async fn purchase_completes_hold(h: &dyn Harness) {
     assert_eq!((stock.reserved, stock.sold, stock.available()), (0, 1, 2));
     let got = next_events(&mut events, 2).await;
     assert!(got.iter().any(|e| matches!(e,
-        DropEvent::PurchaseCompleted { reservation_id, username, top_purchasers, .. }
-            if *reservation_id == hold.id && *username == alice
-               && top_purchasers.first().map(|t| &t.username) == Some(&alice))));
+        DropEvent::PurchaseCompleted { reservation_id, display_name, top_purchasers, .. }
+            if *reservation_id == hold.id && *display_name == alice.display_name
+               && top_purchasers.first().map(|t| &t.display_name) == Some(&alice.display_name))));
     assert!(got.iter().any(|e| matches!(e,
         DropEvent::StockChanged { stock: s, .. } if s.sold == 1 && s.reserved == 0)));
-    assert_eq!(store.active_hold(d.drop.id, &alice).await.unwrap(), None);
+    assert_eq!(store.active_hold(d.drop.id, &alice.id).await.unwrap(), None);
     // Having bought, the user may reserve again: a new hold.
     let again = store.reserve(d.drop.id, &alice).await.unwrap();
     assert!(again.created);
@@ -441,26 +450,26 @@ pub async fn purchase_refusals(h: &dyn Harness) {
     let (alice, bob) = (user("alice"), user("bob"));
     let held = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
     let bought = store.reserve(d.drop.id, &bob).await.unwrap().reservation;
-    store.purchase(bought.id, &bob).await.unwrap();
+    store.purchase(bought.id, &bob.id).await.unwrap();
     let carol = user("carol");
     let released = store.reserve(d.drop.id, &carol).await.unwrap().reservation;
-    store.release(released.id, &carol).await.unwrap();
+    store.release(released.id, &carol.id).await.unwrap();
 
     let mut events = store.subscribe();
-    assert_eq!(code(store.purchase(held.id, &bob).await), "NOT_OWNER");
+    assert_eq!(code(store.purchase(held.id, &bob.id).await), "NOT_OWNER");
     assert_eq!(
-        code(store.purchase(bought.id, &bob).await),
+        code(store.purchase(bought.id, &bob.id).await),
         "ALREADY_PURCHASED"
     );
     assert_eq!(
-        code(store.purchase(released.id, &carol).await),
+        code(store.purchase(released.id, &carol.id).await),
         "ALREADY_RELEASED"
     );
     assert_eq!(
-        code(store.release(bought.id, &bob).await),
+        code(store.release(bought.id, &bob.id).await),
         "ALREADY_PURCHASED"
     );
-    assert_eq!(code(store.release(held.id, &bob).await), "NOT_OWNER");
+    assert_eq!(code(store.release(held.id, &bob.id).await), "NOT_OWNER");
     assert_quiet_since(h, &mut events).await;
     // The refusals changed nothing.
     assert_eq!(
@@ -479,7 +488,7 @@ pub async fn release_frees_the_unit(h: &dyn Harness) {
     let alice = user("alice");
     let hold = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
     let mut events = store.subscribe();
-    let released = store.release(hold.id, &alice).await.unwrap();
+    let released = store.release(hold.id, &alice.id).await.unwrap();
     assert_eq!(released.status, ReservationStatus::Released);
     assert_eq!(released.id, hold.id);
     let got = next_events(&mut events, 2).await;
@@ -488,7 +497,7 @@ pub async fn release_frees_the_unit(h: &dyn Harness) {
     assert!(got.iter().any(|e| matches!(e,
         DropEvent::StockChanged { stock: s, .. } if s.reserved == 0)));
     assert_eq!(
-        code(store.release(hold.id, &alice).await),
+        code(store.release(hold.id, &alice.id).await),
         "ALREADY_RELEASED"
     );
     // The unit is free for someone else.
@@ -505,18 +514,18 @@ pub async fn purchase_after_expiry_fails_without_sweeper(h: &dyn Harness) {
     let hold = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
     h.advance(h.hold()).await;
     assert_eq!(
-        code(store.purchase(hold.id, &alice).await),
+        code(store.purchase(hold.id, &alice.id).await),
         "RESERVATION_EXPIRED"
     );
     assert_eq!(
-        code(store.release(hold.id, &alice).await),
+        code(store.release(hold.id, &alice.id).await),
         "RESERVATION_EXPIRED"
     );
     assert_eq!(
         store.get_reservation(hold.id).await.unwrap().status,
         ReservationStatus::Expired
     );
-    assert_eq!(store.active_hold(d.drop.id, &alice).await.unwrap(), None);
+    assert_eq!(store.active_hold(d.drop.id, &alice.id).await.unwrap(), None);
     let stock = store.get_drop(d.drop.id).await.unwrap().stock;
     assert_eq!(stock.sold, 0);
     verify(h).await;
@@ -544,7 +553,7 @@ pub async fn expiry_boundary_is_exact(h: &dyn Harness) {
         )
         .await;
     }
-    let p = store.purchase(a.id, &alice).await.unwrap();
+    let p = store.purchase(a.id, &alice.id).await.unwrap();
     assert!(
         p.created_at < a.expires_at,
         "bought at {} after expiry",
@@ -563,7 +572,7 @@ pub async fn expiry_boundary_is_exact(h: &dyn Harness) {
     }
     let mut events = store.subscribe();
     assert_eq!(
-        code(store.purchase(b.id, &bob).await),
+        code(store.purchase(b.id, &bob.id).await),
         "RESERVATION_EXPIRED"
     );
     assert_quiet_since(h, &mut events).await;
@@ -714,7 +723,7 @@ pub async fn purchase_racing_expiry(h: &dyn Harness) {
                 if i % 2 == 0 {
                     tokio::task::yield_now().await;
                 }
-                store.purchase(id, &u).await
+                store.purchase(id, &u.id).await
             })
         }))
     };
@@ -854,10 +863,10 @@ pub async fn top_purchasers_newest_first(h: &dyn Harness) {
         let r = store.reserve(d.drop.id, &u).await.unwrap().reservation;
         // Distinct purchase times.
         h.advance(Duration::from_millis(20)).await;
-        store.purchase(r.id, &u).await.unwrap();
+        store.purchase(r.id, &u.id).await.unwrap();
     }
     let top = store.top_purchasers(d.drop.id, 3).await.unwrap();
-    let got: Vec<&str> = top.iter().map(|t| t.username.as_str()).collect();
+    let got: Vec<&str> = top.iter().map(|t| t.display_name.as_str()).collect();
     assert_eq!(got, ["dan", "cat", "ben"]);
     assert!(
         top.windows(2)
@@ -872,7 +881,7 @@ pub async fn top_purchasers_newest_first(h: &dyn Harness) {
         }
     }
     assert_eq!(last_top.as_ref(), Some(&top));
-    let overview = store.overview(Some(&user("ann"))).await.unwrap();
+    let overview = store.overview(Some(&user("ann").id)).await.unwrap();
     let mine = overview
         .iter()
         .find(|o| o.state.drop.id == d.drop.id)
@@ -890,7 +899,7 @@ pub async fn stock_versions_grow(h: &dyn Harness) {
     let v0 = d.stock.version;
     let r = store.reserve(d.drop.id, &alice).await.unwrap().reservation;
     let v1 = store.get_drop(d.drop.id).await.unwrap().stock.version;
-    store.purchase(r.id, &alice).await.unwrap();
+    store.purchase(r.id, &alice.id).await.unwrap();
     let v2 = store.get_drop(d.drop.id).await.unwrap().stock.version;
     assert!(v0 < v1 && v1 < v2, "{v0} {v1} {v2}");
 }
@@ -945,7 +954,7 @@ pub async fn object_safe_and_shared(h: &dyn Harness) {
             tokio::spawn(async move {
                 let u = user(&format!("shopper{i}"));
                 let r = store.reserve(d.drop.id, &u).await?.reservation;
-                store.purchase(r.id, &u).await
+                store.purchase(r.id, &u.id).await
             })
         })
         .collect();
@@ -983,7 +992,7 @@ pub async fn purchase_after_end_of_sale_within_the_hold(h: &dyn Harness) {
     );
     let mut events = store.subscribe();
     let p = store
-        .purchase(hold.id, &alice)
+        .purchase(hold.id, &alice.id)
         .await
         .expect("a hold taken before the end may be bought until it expires");
     assert!(p.created_at >= now + half && p.created_at < hold.expires_at);
@@ -1024,7 +1033,7 @@ pub async fn reserve_before_start_is_refused(h: &dyn Harness) {
         "{err:?}"
     );
     assert_quiet_since(h, &mut events).await;
-    assert_eq!(store.active_hold(d.drop.id, &alice).await.unwrap(), None);
+    assert_eq!(store.active_hold(d.drop.id, &alice.id).await.unwrap(), None);
     let stock = store.get_drop(d.drop.id).await.unwrap().stock;
     assert_eq!((stock.reserved, stock.version), (0, d.stock.version));
     advance_to(h, start).await;
@@ -1044,16 +1053,19 @@ pub async fn release_of_an_expired_hold(h: &dyn Harness) {
     let mut events = store.subscribe();
     // Not swept yet.
     assert_eq!(
-        code(store.release(a.id, &alice).await),
+        code(store.release(a.id, &alice.id).await),
         "RESERVATION_EXPIRED"
     );
     assert_quiet_since(h, &mut events).await;
     assert_eq!(store.expire_due(10).await.unwrap(), 2);
     let mut events = store.subscribe();
     // Swept.
-    assert_eq!(code(store.release(b.id, &bob).await), "RESERVATION_EXPIRED");
     assert_eq!(
-        code(store.release(a.id, &alice).await),
+        code(store.release(b.id, &bob.id).await),
+        "RESERVATION_EXPIRED"
+    );
+    assert_eq!(
+        code(store.release(a.id, &alice.id).await),
         "RESERVATION_EXPIRED"
     );
     assert_quiet_since(h, &mut events).await;
@@ -1083,7 +1095,7 @@ pub async fn overdue_holds_read_as_free_before_the_sweep(h: &dyn Harness) {
     let other = new_drop(h, 3).await;
     store.reserve(other.drop.id, &user("carol")).await.unwrap();
     advance_to(h, b.expires_at).await;
-    let bob_hold = store.active_hold(d.drop.id, &bob).await.unwrap();
+    let bob_hold = store.active_hold(d.drop.id, &bob.id).await.unwrap();
     assert_eq!(bob_hold, None, "both holds are overdue");
 
     let read = store.get_drop(d.drop.id).await.unwrap().stock;
@@ -1091,7 +1103,7 @@ pub async fn overdue_holds_read_as_free_before_the_sweep(h: &dyn Harness) {
     let listed = store.list_drops().await.unwrap();
     let listed = listed.iter().find(|s| s.drop.id == d.drop.id).unwrap();
     assert_eq!(listed.stock.available(), 3, "list_drops");
-    let overview = store.overview(Some(&alice)).await.unwrap();
+    let overview = store.overview(Some(&alice.id)).await.unwrap();
     let mine = overview
         .iter()
         .find(|o| o.state.drop.id == d.drop.id)
@@ -1107,6 +1119,114 @@ pub async fn overdue_holds_read_as_free_before_the_sweep(h: &dyn Harness) {
     store.expire_due(100).await.unwrap();
     let swept = store.get_drop(d.drop.id).await.unwrap().stock;
     assert_eq!((swept.reserved, swept.available()), (0, 3));
+    verify(h).await;
+}
+
+/// Holds are keyed by buyer id, not by display name: two buyers who share
+/// a name are two buyers (each holds a unit, neither may act on the
+/// other's hold), and the public lists show the name only.
+pub async fn buyers_sharing_a_display_name_are_different_buyers(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 5).await;
+    let name = Username::parse("sam").expect("valid name");
+    let first = Buyer::new(BuyerId::parse("user-1").expect("id"), name.clone());
+    let second = Buyer::new(BuyerId::parse("user-2").expect("id"), name.clone());
+    let a = store.reserve(d.drop.id, &first).await.unwrap();
+    let b = store.reserve(d.drop.id, &second).await.unwrap();
+    assert!(a.created && b.created, "each buyer gets their own hold");
+    assert_ne!(a.reservation.id, b.reservation.id);
+    assert_eq!(a.reservation.buyer(), first);
+    assert_eq!(b.reservation.buyer(), second);
+    // Coming back under another name finds the same hold, under the name
+    // it was taken with.
+    let renamed = Buyer::new(
+        first.id.clone(),
+        Username::parse("samuel").expect("valid name"),
+    );
+    let again = store.reserve(d.drop.id, &renamed).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.reservation, a.reservation);
+    let stock = store.get_drop(d.drop.id).await.unwrap().stock;
+    assert_eq!(stock.reserved, 2);
+    assert_eq!(
+        code(store.purchase(a.reservation.id, &second.id).await),
+        "NOT_OWNER"
+    );
+    assert_eq!(
+        code(store.release(b.reservation.id, &first.id).await),
+        "NOT_OWNER"
+    );
+    // Nor is the name a buyer of its own.
+    assert_eq!(
+        code(store.release(a.reservation.id, &BuyerId::from(&name)).await),
+        "NOT_OWNER"
+    );
+    assert_eq!(
+        store.active_hold(d.drop.id, &first.id).await.unwrap(),
+        Some(a.reservation.clone())
+    );
+    assert_eq!(
+        store
+            .active_hold(d.drop.id, &BuyerId::from(&name))
+            .await
+            .unwrap(),
+        None
+    );
+    let p = store.purchase(b.reservation.id, &second.id).await.unwrap();
+    assert_eq!((&p.buyer_id, &p.display_name), (&second.id, &name));
+    let top = store.top_purchasers(d.drop.id, 3).await.unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[0].display_name, name);
+    let overview = store.overview(Some(&first.id)).await.unwrap();
+    let mine = overview
+        .iter()
+        .find(|o| o.state.drop.id == d.drop.id)
+        .unwrap();
+    assert_eq!(mine.user_reservation, Some(a.reservation));
+    verify(h).await;
+}
+
+/// A buyer id need not be a valid username: an email, an auth provider's
+/// subject, a UUID, 128 bytes of anything printable all hold, buy and
+/// release, and come back exactly as given.
+pub async fn buyer_ids_that_are_not_usernames(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 8).await;
+    let name = Username::parse("guest").expect("valid name");
+    let long = format!("{}é", "z".repeat(126));
+    let ids = [
+        "ann@example.com",
+        "auth0|abc",
+        "6f1c2a9e-1b7d-4c55-9a0e-3f2b8d7c6e10",
+        " spaced 'quoted\" ",
+        long.as_str(),
+    ];
+    for raw in ids {
+        let buyer = Buyer::new(BuyerId::parse(raw).expect("valid id"), name.clone());
+        let r = store.reserve(d.drop.id, &buyer).await.unwrap();
+        assert!(r.created, "{raw:?}");
+        assert_eq!(r.reservation.buyer_id.as_str(), raw);
+        let again = store.reserve(d.drop.id, &buyer).await.unwrap();
+        assert!(!again.created, "{raw:?}: one active hold per buyer");
+        assert_eq!(again.reservation, r.reservation);
+        assert_eq!(
+            store.get_reservation(r.reservation.id).await.unwrap(),
+            r.reservation
+        );
+        assert_eq!(
+            store.active_hold(d.drop.id, &buyer.id).await.unwrap(),
+            Some(r.reservation.clone())
+        );
+        if raw.starts_with('a') {
+            let p = store.purchase(r.reservation.id, &buyer.id).await.unwrap();
+            assert_eq!(p.buyer_id, buyer.id);
+        } else {
+            let released = store.release(r.reservation.id, &buyer.id).await.unwrap();
+            assert_eq!(released.status, ReservationStatus::Released);
+        }
+    }
+    let stock = store.get_drop(d.drop.id).await.unwrap().stock;
+    assert_eq!((stock.reserved, stock.sold), (0, 2));
     verify(h).await;
 }
 
@@ -1143,6 +1263,8 @@ macro_rules! conformance_suite {
             reserve_before_start_is_refused,
             release_of_an_expired_hold,
             overdue_holds_read_as_free_before_the_sweep,
+            buyers_sharing_a_display_name_are_different_buyers,
+            buyer_ids_that_are_not_usernames,
         }
     };
 }

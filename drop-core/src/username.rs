@@ -18,7 +18,7 @@ pub const USERNAME_MAX: usize = 50;
 /// one per purchase.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct Username(Arc<str>);
+pub struct Username(pub(crate) Arc<str>);
 
 impl Username {
     /// Validates and trims `raw`; `INVALID_INPUT` on field `username` otherwise.

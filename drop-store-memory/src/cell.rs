@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
-    DropError, DropEvent, DropInfo, DropState, Purchase, PurchaseId, Reservation, ReservationId,
-    ReservationStatus, Reserved, Stock, TopPurchaser, Transition, Username, next_status,
+    Buyer, BuyerId, DropError, DropEvent, DropInfo, DropState, Purchase, PurchaseId, Reservation,
+    ReservationId, ReservationStatus, Reserved, Stock, TopPurchaser, Transition, next_status,
 };
 
 use crate::index::ReservationIndex;
@@ -46,8 +46,8 @@ pub(crate) struct DropInner {
     /// less than the retention ago (a client may look its hold up after
     /// it ends).
     holds: HashMap<ReservationId, Reservation>,
-    /// The active hold of each user: at most one (invariant 4).
-    active_by_user: HashMap<Username, ReservationId>,
+    /// The active hold of each buyer: at most one (invariant 4).
+    active_by_user: HashMap<BuyerId, ReservationId>,
     /// Active holds by expiry, earliest first.
     due: BTreeSet<(DateTime<Utc>, ReservationId)>,
     /// Purchases in commit order.
@@ -111,19 +111,19 @@ impl DropCell {
         DropState::new(self.drop.clone(), stock)
     }
 
-    /// Reserves one unit for `user` at `now`; `events` receives what
+    /// Reserves one unit for `buyer` at `now`; `events` receives what
     /// committed (also on `OUT_OF_STOCK`, when overdue holds were reclaimed).
     pub(crate) fn reserve(
         &self,
         id: ReservationId,
-        user: &Username,
+        buyer: &Buyer,
         now: DateTime<Utc>,
         events: &mut Vec<DropEvent>,
     ) -> Result<Reserved, DropError> {
         self.drop.check_active(now)?;
         let mut g = self.inner();
         self.prune(&mut g, now, 0);
-        if let Some(existing) = g.active_by_user.get(user).map(|rid| &g.holds[rid])
+        if let Some(existing) = g.active_by_user.get(&buyer.id).map(|rid| &g.holds[rid])
             && !existing.is_due(now)
         {
             return Ok(Reserved::new(existing.clone(), false));
@@ -142,13 +142,13 @@ impl DropCell {
         let hold = Reservation::new(
             id,
             self.drop.id,
-            user.clone(),
+            buyer.clone(),
             ReservationStatus::Active,
             now,
             self.drop.hold_expiry(now),
         );
         g.reserved += 1;
-        g.active_by_user.insert(user.clone(), id);
+        g.active_by_user.insert(buyer.id.clone(), id);
         g.due.insert((hold.expires_at, id));
         g.holds.insert(id, hold.clone());
         // Still under the drop lock: from the moment a concurrent reserve or
@@ -163,12 +163,12 @@ impl DropCell {
         Ok(Reserved::new(hold, true))
     }
 
-    /// Moves hold `id` by `transition` on behalf of `user`.
+    /// Moves hold `id` by `transition` on behalf of `buyer`.
     pub(crate) fn transition(
         &self,
         id: ReservationId,
         transition: Transition,
-        user: &Username,
+        buyer: &BuyerId,
         now: DateTime<Utc>,
         events: &mut Vec<DropEvent>,
     ) -> Result<(Reservation, Option<Purchase>), DropError> {
@@ -179,13 +179,13 @@ impl DropCell {
             .get(&id)
             .filter(|h| !self.forgotten(h, now))
             .ok_or(DropError::ReservationNotFound { reservation_id: id })?;
-        let to = next_status(hold, transition, Some(user), now)?;
+        let to = next_status(hold, transition, Some(buyer), now)?;
         let purchase = (to == ReservationStatus::Purchased).then(|| {
             Purchase::new(
                 PurchaseId::new(),
                 id,
                 self.drop.id,
-                user.clone(),
+                hold.buyer(),
                 self.drop.price,
                 now,
             )
@@ -199,7 +199,7 @@ impl DropCell {
                 events.push(DropEvent::PurchaseCompleted {
                     drop_id: self.drop.id,
                     reservation_id: id,
-                    username: user.clone(),
+                    display_name: p.display_name.clone(),
                     top_purchasers: g.top(drop_core::TOP_PURCHASERS),
                 });
             }
@@ -247,9 +247,9 @@ impl DropCell {
             })
     }
 
-    pub(crate) fn active_hold(&self, user: &Username, now: DateTime<Utc>) -> Option<Reservation> {
+    pub(crate) fn active_hold(&self, buyer: &BuyerId, now: DateTime<Utc>) -> Option<Reservation> {
         let g = self.inner();
-        let hold = &g.holds[g.active_by_user.get(user)?];
+        let hold = &g.holds[g.active_by_user.get(buyer)?];
         (!hold.is_due(now)).then(|| hold.clone())
     }
 
@@ -332,7 +332,7 @@ impl DropInner {
         hold.status = to;
         let hold = hold.clone();
         self.reserved -= 1;
-        self.active_by_user.remove(&hold.username);
+        self.active_by_user.remove(&hold.buyer_id);
         self.due.remove(&(hold.expires_at, id));
         if to != ReservationStatus::Purchased {
             self.ended.insert((hold.expires_at, id));
@@ -369,7 +369,7 @@ impl DropInner {
             .iter()
             .rev()
             .take(limit)
-            .map(|p| TopPurchaser::new(p.username.clone(), p.created_at))
+            .map(|p| TopPurchaser::new(p.display_name.clone(), p.created_at))
             .collect()
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
-    Clock, DropError, DropEvent, DropId, DropState, EventBus, NewDrop, Purchase, Reservation,
-    ReservationId, Reserved, TopPurchaser, Transition, Username,
+    Buyer, BuyerId, Clock, DropError, DropEvent, DropId, DropState, EventBus, NewDrop, Purchase,
+    Reservation, ReservationId, Reserved, TopPurchaser, Transition,
 };
 
 use crate::cell::DropCell;
@@ -109,13 +109,13 @@ impl Engine {
         Ok(self.cell(id)?.state(self.now()))
     }
 
-    pub(crate) fn reserve(&self, drop_id: DropId, user: &Username) -> Result<Reserved, DropError> {
+    pub(crate) fn reserve(&self, drop_id: DropId, buyer: &Buyer) -> Result<Reserved, DropError> {
         let cell = self.cell(drop_id)?;
         let id = ReservationId::new();
         let mut events = Vec::new();
         // The cell indexes a new hold under its lock, before any other
         // caller can see it.
-        let result = cell.reserve(id, user, self.now(), &mut events);
+        let result = cell.reserve(id, buyer, self.now(), &mut events);
         self.bus.publish(events);
         result
     }
@@ -124,11 +124,11 @@ impl Engine {
         &self,
         id: ReservationId,
         transition: Transition,
-        user: &Username,
+        buyer: &BuyerId,
     ) -> Result<(Reservation, Option<Purchase>), DropError> {
         let cell = self.cell_of(id)?;
         let mut events = Vec::new();
-        let result = cell.transition(id, transition, user, self.now(), &mut events);
+        let result = cell.transition(id, transition, buyer, self.now(), &mut events);
         self.bus.publish(events);
         result
     }
@@ -142,9 +142,9 @@ impl Engine {
     pub(crate) fn active_hold(
         &self,
         drop_id: DropId,
-        user: &Username,
+        buyer: &BuyerId,
     ) -> Result<Option<Reservation>, DropError> {
-        Ok(self.cell(drop_id)?.active_hold(user, self.now()))
+        Ok(self.cell(drop_id)?.active_hold(buyer, self.now()))
     }
 
     pub(crate) fn top_purchasers(

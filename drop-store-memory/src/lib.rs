@@ -4,7 +4,7 @@
 //! the embedded default and the fastest store.
 //!
 //! ```
-//! use drop_core::{InventoryStore, Money, NewDrop, Username};
+//! use drop_core::{Buyer, BuyerId, InventoryStore, Money, NewDrop, Username};
 //! use drop_store_memory::MemoryStore;
 //!
 //! # tokio_test_block_on(async {
@@ -12,9 +12,10 @@
 //! let drop = store
 //!     .create_drop(NewDrop::new("Air Jordan 1", Money::parse_decimal("199.99")?, 100))
 //!     .await?;
-//! let alice = Username::parse("alice")?;
+//! // Holds are keyed by the app's own id for the buyer; the name is shown.
+//! let alice = Buyer::new(BuyerId::parse("auth0|alice")?, Username::parse("alice")?);
 //! let hold = store.reserve(drop.drop.id, &alice).await?.reservation;
-//! let purchase = store.purchase(hold.id, &alice).await?;
+//! let purchase = store.purchase(hold.id, &alice.id).await?;
 //! assert_eq!(purchase.amount_paid.to_string(), "199.99");
 //! # Ok::<(), drop_core::DropError>(())
 //! # }).unwrap();

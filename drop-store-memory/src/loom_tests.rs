@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use drop_core::Buyer;
 use drop_core::{
     Clock, DropError, DropEvent, EventBus, EventStream, ManualClock, Money, NewDrop,
     ReservationStatus, Transition, Username,
@@ -24,8 +25,8 @@ fn engine(clock: &ManualClock) -> Arc<Engine> {
     ))
 }
 
-fn user(name: &str) -> Username {
-    Username::parse(name).unwrap()
+fn user(name: &str) -> Buyer {
+    Buyer::claimed(Username::parse(name).unwrap())
 }
 
 /// Everything published so far (invariant 5: subscribers hear of every
@@ -101,7 +102,7 @@ fn loom_purchase_races_expiry() {
         let buyer = {
             let engine = engine.clone();
             let alice = alice.clone();
-            thread::spawn(move || engine.transition(hold.id, Transition::Purchase, &alice))
+            thread::spawn(move || engine.transition(hold.id, Transition::Purchase, &alice.id))
         };
         let sweeper = {
             let engine = engine.clone();
@@ -230,9 +231,9 @@ fn loom_active_hold_answers_a_purchasable_hold() {
             thread::spawn(move || {
                 let alice = user("alice");
                 engine
-                    .active_hold(id, &alice)
+                    .active_hold(id, &alice.id)
                     .unwrap()
-                    .map(|h| engine.transition(h.id, Transition::Purchase, &alice))
+                    .map(|h| engine.transition(h.id, Transition::Purchase, &alice.id))
             })
         };
         reserver.join().unwrap();

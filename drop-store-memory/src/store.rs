@@ -6,9 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
-    Clock, DEFAULT_EVENT_CAPACITY, DropError, DropId, DropState, EventBus, EventStream,
-    InventoryStore, NewDrop, Purchase, Reservation, ReservationId, Reserved, SystemClock,
-    TopPurchaser, Transition, Username,
+    Buyer, BuyerId, Clock, DEFAULT_EVENT_CAPACITY, DropError, DropId, DropState, EventBus,
+    EventStream, InventoryStore, NewDrop, Purchase, Reservation, ReservationId, Reserved,
+    SystemClock, TopPurchaser, Transition,
 };
 
 use crate::engine::Engine;
@@ -144,29 +144,29 @@ impl InventoryStore for MemoryStore {
         self.engine.get_drop(drop_id)
     }
 
-    async fn reserve(&self, drop_id: DropId, username: &Username) -> Result<Reserved, DropError> {
-        self.engine.reserve(drop_id, username)
+    async fn reserve(&self, drop_id: DropId, buyer: &Buyer) -> Result<Reserved, DropError> {
+        self.engine.reserve(drop_id, buyer)
     }
 
     async fn purchase(
         &self,
         reservation_id: ReservationId,
-        username: &Username,
+        buyer: &BuyerId,
     ) -> Result<Purchase, DropError> {
-        let (_, purchase) =
-            self.engine
-                .transition(reservation_id, Transition::Purchase, username)?;
+        let (_, purchase) = self
+            .engine
+            .transition(reservation_id, Transition::Purchase, buyer)?;
         Ok(purchase.expect("a purchase transition yields a purchase"))
     }
 
     async fn release(
         &self,
         reservation_id: ReservationId,
-        username: &Username,
+        buyer: &BuyerId,
     ) -> Result<Reservation, DropError> {
         let (hold, _) = self
             .engine
-            .transition(reservation_id, Transition::Release, username)?;
+            .transition(reservation_id, Transition::Release, buyer)?;
         Ok(hold)
     }
 
@@ -180,9 +180,9 @@ impl InventoryStore for MemoryStore {
     async fn active_hold(
         &self,
         drop_id: DropId,
-        username: &Username,
+        buyer: &BuyerId,
     ) -> Result<Option<Reservation>, DropError> {
-        self.engine.active_hold(drop_id, username)
+        self.engine.active_hold(drop_id, buyer)
     }
 
     async fn top_purchasers(

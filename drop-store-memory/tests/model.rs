@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use drop_core::{Buyer, BuyerId};
 use drop_core::{
     DropError, DropId, InventoryStore, ManualClock, Money, NewDrop, ReservationId,
     ReservationStatus, Username,
@@ -257,8 +258,14 @@ struct Real {
     holds: Vec<ReservationId>,
 }
 
-fn user(i: usize) -> Username {
-    Username::parse(&format!("user{i}")).unwrap()
+/// Buyer `i`: an id that is no username, and a display name shared with
+/// other buyers, so that a store keying anything by the name parts from
+/// the model.
+fn user(i: usize) -> Buyer {
+    Buyer::new(
+        BuyerId::parse(&format!("auth0|{i}")).unwrap(),
+        Username::parse(&format!("name{}", i % 2)).unwrap(),
+    )
 }
 
 fn outcome_of<T>(r: Result<T, DropError>, ok: impl FnOnce(T) -> Outcome) -> Outcome {
@@ -316,11 +323,12 @@ impl StateMachineTest for Real {
                 })
             }
             Op::Purchase { hold, user: u } => outcome_of(
-                sut.rt.block_on(store.purchase(sut.holds[hold], &user(u))),
+                sut.rt
+                    .block_on(store.purchase(sut.holds[hold], &user(u).id)),
                 |_| Outcome::Purchased,
             ),
             Op::Release { hold, user: u } => outcome_of(
-                sut.rt.block_on(store.release(sut.holds[hold], &user(u))),
+                sut.rt.block_on(store.release(sut.holds[hold], &user(u).id)),
                 |_| Outcome::Released,
             ),
             Op::Advance { secs } => {
@@ -353,7 +361,7 @@ impl StateMachineTest for Real {
             for u in 0..USERS {
                 let active = sut
                     .rt
-                    .block_on(sut.store.active_hold(*id, &user(u)))
+                    .block_on(sut.store.active_hold(*id, &user(u).id))
                     .unwrap();
                 let expected = model.holds.iter().position(|h| {
                     h.drop == i && h.user == u && model.effective(h) == ReservationStatus::Active

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drop_core::{DropError, DropId, InventoryStore, ManualClock, Money, NewDrop, Username};
+use drop_core::{Buyer, DropError, DropId, InventoryStore, ManualClock, Money, NewDrop, Username};
 use drop_store_memory::{DEFAULT_RETENTION, MemoryStore};
 
 const HOLD: Duration = Duration::from_secs(60);
 
-fn user(i: usize) -> Username {
-    Username::parse(&format!("user{i}")).unwrap()
+fn user(i: usize) -> Buyer {
+    Buyer::claimed(Username::parse(&format!("user{i}")).unwrap())
 }
 
 async fn store_and_drop(retention: Option<Duration>) -> (ManualClock, MemoryStore, DropId) {
@@ -42,7 +42,7 @@ async fn reserve_release_churn_stays_bounded() {
     for i in 0..2_000 {
         let u = user(i % 7);
         let hold = store.reserve(drop, &u).await.unwrap().reservation;
-        store.release(hold.id, &u).await.unwrap();
+        store.release(hold.id, &u.id).await.unwrap();
         ids.push(hold.id);
         clock.advance(Duration::from_secs(1));
     }
@@ -53,7 +53,7 @@ async fn reserve_release_churn_stays_bounded() {
     store.verify_invariants().unwrap();
     // The oldest answer as if they never existed; the recent are still there.
     assert!(not_found(store.get_reservation(ids[0]).await));
-    assert!(not_found(store.release(ids[0], &user(0)).await));
+    assert!(not_found(store.release(ids[0], &user(0).id).await));
     let recent = store.get_reservation(ids[1_999]).await.unwrap();
     assert_eq!(recent.status.as_str(), "released");
 }
@@ -65,10 +65,10 @@ async fn expired_holds_go_purchased_holds_stay() {
     let retention = Duration::from_secs(30);
     let (clock, store, drop) = store_and_drop(Some(retention)).await;
     let bought = store.reserve(drop, &user(0)).await.unwrap().reservation;
-    store.purchase(bought.id, &user(0)).await.unwrap();
+    store.purchase(bought.id, &user(0).id).await.unwrap();
     let lapsed = store.reserve(drop, &user(1)).await.unwrap().reservation;
     let released = store.reserve(drop, &user(2)).await.unwrap().reservation;
-    store.release(released.id, &user(2)).await.unwrap();
+    store.release(released.id, &user(2).id).await.unwrap();
 
     // Just before expiresAt + retention: everything is still visible.
     clock.advance(HOLD + retention - Duration::from_micros(1));
@@ -100,7 +100,7 @@ async fn expired_holds_go_purchased_holds_stay() {
     assert!(not_found(store.get_reservation(lapsed.id).await));
     assert!(not_found(store.get_reservation(released.id).await));
     assert_eq!(store.kept_holds(), 3);
-    assert!(not_found(store.purchase(lapsed.id, &user(1)).await));
+    assert!(not_found(store.purchase(lapsed.id, &user(1).id).await));
     assert_eq!(store.kept_holds(), 1, "only the bought hold");
     store.reserve(drop, &user(3)).await.unwrap();
     assert_eq!(store.kept_holds(), 2, "the bought hold and the new one");

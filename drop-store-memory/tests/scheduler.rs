@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use drop_core::{Buyer, BuyerId};
 use drop_core::{
     Clock, DropError, DropEvent, DropId, DropState, EventStream, ExpiryScheduler, InventoryStore,
     ManualClock, Money, NewDrop, Purchase, Reservation, ReservationId, ReservationStatus, Reserved,
@@ -29,8 +30,8 @@ impl Clock for TokioClock {
     }
 }
 
-fn user(name: &str) -> Username {
-    Username::parse(name).unwrap()
+fn user(name: &str) -> Buyer {
+    Buyer::claimed(Username::parse(name).unwrap())
 }
 
 async fn drop_with_hold(store: &MemoryStore, hold: Duration) -> DropId {
@@ -141,23 +142,19 @@ impl InventoryStore for Counting {
     async fn get_drop(&self, id: DropId) -> Result<DropState, DropError> {
         self.inner.get_drop(id).await
     }
-    async fn reserve(&self, id: DropId, u: &Username) -> Result<Reserved, DropError> {
+    async fn reserve(&self, id: DropId, u: &Buyer) -> Result<Reserved, DropError> {
         self.inner.reserve(id, u).await
     }
-    async fn purchase(&self, id: ReservationId, u: &Username) -> Result<Purchase, DropError> {
+    async fn purchase(&self, id: ReservationId, u: &BuyerId) -> Result<Purchase, DropError> {
         self.inner.purchase(id, u).await
     }
-    async fn release(&self, id: ReservationId, u: &Username) -> Result<Reservation, DropError> {
+    async fn release(&self, id: ReservationId, u: &BuyerId) -> Result<Reservation, DropError> {
         self.inner.release(id, u).await
     }
     async fn get_reservation(&self, id: ReservationId) -> Result<Reservation, DropError> {
         self.inner.get_reservation(id).await
     }
-    async fn active_hold(
-        &self,
-        id: DropId,
-        u: &Username,
-    ) -> Result<Option<Reservation>, DropError> {
+    async fn active_hold(&self, id: DropId, u: &BuyerId) -> Result<Option<Reservation>, DropError> {
         self.inner.active_hold(id, u).await
     }
     async fn top_purchasers(&self, id: DropId, n: usize) -> Result<Vec<TopPurchaser>, DropError> {

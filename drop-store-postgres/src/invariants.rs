@@ -31,7 +31,7 @@ SELECT format('%s purchases whose hold is not a matching purchased hold', n)
   FROM (SELECT count(*) AS n FROM dropkit_purchases p
           JOIN dropkit_reservations r ON r.id = p.reservation_id
          WHERE r.status <> 'purchased' OR r.drop_id <> p.drop_id
-            OR r.username <> p.username) t
+            OR r.buyer_id <> p.buyer_id OR r.display_name <> p.display_name) t
  WHERE n > 0
 UNION ALL
 SELECT format('%s purchased holds without a purchase', n)
@@ -49,7 +49,7 @@ SELECT format('%s holds or purchases of no drop', n)
 UNION ALL
 SELECT format('%s users hold two active holds on one drop', n)
   FROM (SELECT count(*) AS n FROM (SELECT 1 FROM dropkit_reservations WHERE status = 'active'
-                                    GROUP BY drop_id, username HAVING count(*) > 1) g) t
+                                    GROUP BY drop_id, buyer_id HAVING count(*) > 1) g) t
  WHERE n > 0";
 
 /// Every problem found, as text (empty when all is well).

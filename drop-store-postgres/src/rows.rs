@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drop_core::{
-    DropError, DropId, DropInfo, DropOverview, DropState, Money, NotActiveReason, Reservation,
-    ReservationId, ReservationStatus, Stock, TopPurchaser, Username,
+    Buyer, BuyerId, DropError, DropId, DropInfo, DropOverview, DropState, Money, NotActiveReason,
+    Reservation, ReservationId, ReservationStatus, Stock, TopPurchaser, Username,
 };
 use sqlx::FromRow;
 use sqlx::postgres::PgRow;
@@ -62,7 +62,7 @@ macro_rules! not_ended_in_order {
 /// The columns [`HoldRow`] reads.
 macro_rules! hold_columns {
     () => {
-        "id, drop_id, username, status, created_at, expires_at"
+        "id, drop_id, buyer_id, display_name, status, created_at, expires_at"
     };
 }
 
@@ -205,7 +205,7 @@ pub(crate) struct ReserveRow {
     pub(crate) outcome: Outcome,
     #[sqlx(flatten)]
     pub(crate) after: Counters,
-    /// One per user sent, in order (when `Ok`).
+    /// One per buyer sent, in order (when `Ok`).
     #[sqlx(rename = "o_answers")]
     pub(crate) answers: Vec<HoldAnswer>,
     /// Overdue holds this call ended.
@@ -213,7 +213,7 @@ pub(crate) struct ReserveRow {
     pub(crate) expired: Vec<Uuid>,
 }
 
-/// One user's reserve (PostgreSQL type `dropkit_hold_answer`).
+/// One buyer's reserve (PostgreSQL type `dropkit_hold_answer`).
 #[derive(Debug, sqlx::Type)]
 #[sqlx(type_name = "dropkit_hold_answer")]
 pub(crate) struct HoldAnswer {
@@ -222,19 +222,18 @@ pub(crate) struct HoldAnswer {
     hold_id: Option<Uuid>,
     created_at: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
+    /// The name the hold was taken under.
+    display_name: Option<String>,
 }
 
 impl HoldAnswer {
-    /// The active hold this answer names, owned by `username`.
-    pub(crate) fn hold(
-        &self,
-        drop_id: DropId,
-        username: Username,
-    ) -> Result<Reservation, DropError> {
+    /// The active hold this answer names, owned by `buyer`.
+    pub(crate) fn hold(&self, drop_id: DropId, buyer: BuyerId) -> Result<Reservation, DropError> {
+        let name = present(self.display_name.as_deref(), "a hold's display name")?;
         Ok(Reservation::new(
             ReservationId::from_uuid(present(self.hold_id, "a hold id")?),
             drop_id,
-            username,
+            Buyer::new(buyer, display_name(name)?),
             ReservationStatus::Active,
             present(self.created_at, "a hold's createdAt")?,
             present(self.expires_at, "a hold's expiresAt")?,
@@ -257,7 +256,7 @@ pub(crate) struct PurchaseRow {
     pub(crate) answers: Vec<PurchaseAnswer>,
     /// The drop's latest buyers before this call, newest first.
     #[sqlx(rename = "o_latest")]
-    latest: Vec<Buyer>,
+    latest: Vec<LatestBuyer>,
 }
 
 impl PurchaseRow {
@@ -268,7 +267,7 @@ impl PurchaseRow {
 
     /// The drop's latest buyers before this call, newest first.
     pub(crate) fn latest(&self) -> Result<Vec<TopPurchaser>, DropError> {
-        self.latest.iter().map(Buyer::top_purchaser).collect()
+        self.latest.iter().map(LatestBuyer::top_purchaser).collect()
     }
 }
 
@@ -292,15 +291,15 @@ impl PurchaseAnswer {
 /// `dropkit_buyer`).
 #[derive(Debug, sqlx::Type)]
 #[sqlx(type_name = "dropkit_buyer")]
-pub(crate) struct Buyer {
-    username: String,
+pub(crate) struct LatestBuyer {
+    display_name: String,
     purchased_at: DateTime<Utc>,
 }
 
-impl Buyer {
+impl LatestBuyer {
     fn top_purchaser(&self) -> Result<TopPurchaser, DropError> {
         Ok(TopPurchaser::new(
-            username(&self.username)?,
+            display_name(&self.display_name)?,
             self.purchased_at,
         ))
     }
@@ -314,6 +313,8 @@ pub(crate) struct ReleaseRow {
     pub(crate) outcome: Outcome,
     #[sqlx(rename = "o_drop")]
     drop_id: Option<Uuid>,
+    #[sqlx(rename = "o_display_name")]
+    display_name: Option<String>,
     #[sqlx(rename = "o_created_at")]
     created_at: Option<DateTime<Utc>>,
     #[sqlx(rename = "o_expires_at")]
@@ -328,13 +329,14 @@ impl ReleaseRow {
     pub(crate) fn hold(
         &self,
         id: ReservationId,
-        username: Username,
+        buyer: BuyerId,
         status: ReservationStatus,
     ) -> Result<Reservation, DropError> {
+        let name = present(self.display_name.as_deref(), "the hold's display name")?;
         Ok(Reservation::new(
             id,
             DropId::from_uuid(present(self.drop_id, "the hold's drop")?),
-            username,
+            Buyer::new(buyer, display_name(name)?),
             status,
             present(self.created_at, "a hold's createdAt")?,
             present(self.expires_at, "a hold's expiresAt")?,
@@ -402,7 +404,8 @@ impl TryFrom<DropRow> for DropState {
 pub(crate) struct HoldRow {
     id: Uuid,
     drop_id: Uuid,
-    username: String,
+    buyer_id: String,
+    display_name: String,
     status: String,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -415,7 +418,7 @@ impl TryFrom<HoldRow> for Reservation {
         Ok(Reservation::new(
             ReservationId::from_uuid(row.id),
             DropId::from_uuid(row.drop_id),
-            username(&row.username)?,
+            Buyer::new(buyer_id(&row.buyer_id)?, display_name(&row.display_name)?),
             status(&row.status)?,
             row.created_at,
             row.expires_at,
@@ -436,7 +439,8 @@ pub(crate) struct HoldAt {
 #[derive(Debug, FromRow)]
 pub(crate) struct PurchaseCheck {
     drop_id: Uuid,
-    username: String,
+    buyer_id: String,
+    display_name: String,
     status: String,
     /// Its time is up (by the database's clock).
     pub(crate) overdue: bool,
@@ -448,9 +452,17 @@ impl PurchaseCheck {
         DropId::from_uuid(self.drop_id)
     }
 
-    /// Whether `username` owns it.
-    pub(crate) fn owned_by(&self, username: &Username) -> bool {
-        self.username == username.as_str()
+    /// Whether `buyer` owns it.
+    pub(crate) fn owned_by(&self, buyer: &BuyerId) -> bool {
+        self.buyer_id == buyer.as_str()
+    }
+
+    /// Its owner, with the name the hold was taken under.
+    pub(crate) fn buyer(&self) -> Result<Buyer, DropError> {
+        Ok(Buyer::new(
+            buyer_id(&self.buyer_id)?,
+            display_name(&self.display_name)?,
+        ))
     }
 
     /// Its recorded status.
@@ -462,15 +474,15 @@ impl PurchaseCheck {
 /// A drop's latest buyer, if it has one, from a `LEFT JOIN`.
 #[derive(Debug, FromRow)]
 pub(crate) struct LatestRow {
-    username: Option<String>,
+    display_name: Option<String>,
     created_at: Option<DateTime<Utc>>,
 }
 
 impl LatestRow {
     /// The buyer, or `None` for the row of a drop without purchases.
     pub(crate) fn buyer(self) -> Result<Option<TopPurchaser>, DropError> {
-        match (self.username, self.created_at) {
-            (Some(name), Some(at)) => Ok(Some(TopPurchaser::new(username(&name)?, at))),
+        match (self.display_name, self.created_at) {
+            (Some(name), Some(at)) => Ok(Some(TopPurchaser::new(display_name(&name)?, at))),
             _ => Ok(None),
         }
     }
@@ -482,8 +494,9 @@ impl LatestRow {
 pub(crate) struct OverviewRow {
     #[sqlx(flatten)]
     drop: DropRow,
-    latest: Vec<Buyer>,
+    latest: Vec<LatestBuyer>,
     hold_id: Option<Uuid>,
+    hold_display_name: Option<String>,
     hold_created_at: Option<DateTime<Utc>>,
     hold_expires_at: Option<DateTime<Utc>>,
 }
@@ -491,18 +504,24 @@ pub(crate) struct OverviewRow {
 impl OverviewRow {
     /// The overview of the drop for `viewer`, with their active hold if they
     /// have one.
-    pub(crate) fn overview(self, viewer: Option<&Username>) -> Result<DropOverview, DropError> {
+    pub(crate) fn overview(self, viewer: Option<&BuyerId>) -> Result<DropOverview, DropError> {
         let top_purchasers = self
             .latest
             .iter()
-            .map(Buyer::top_purchaser)
+            .map(LatestBuyer::top_purchaser)
             .collect::<Result<_, _>>()?;
         let state = DropState::try_from(self.drop)?;
         let user_reservation = match (self.hold_id, viewer) {
             (Some(id), Some(viewer)) => Some(Reservation::new(
                 ReservationId::from_uuid(id),
                 state.drop.id,
-                viewer.clone(),
+                Buyer::new(
+                    viewer.clone(),
+                    display_name(present(
+                        self.hold_display_name.as_deref(),
+                        "a hold's display name",
+                    )?)?,
+                ),
                 ReservationStatus::Active,
                 present(self.hold_created_at, "a hold's createdAt")?,
                 present(self.hold_expires_at, "a hold's expiresAt")?,
@@ -535,6 +554,10 @@ fn status(raw: &str) -> Result<ReservationStatus, DropError> {
         .map_err(|_| internal(format!("stored status {raw:?} is unknown")))
 }
 
-fn username(raw: &str) -> Result<Username, DropError> {
-    Username::parse(raw).map_err(|_| internal(format!("stored username {raw:?} is invalid")))
+fn display_name(raw: &str) -> Result<Username, DropError> {
+    Username::parse(raw).map_err(|_| internal(format!("stored display name {raw:?} is invalid")))
+}
+
+fn buyer_id(raw: &str) -> Result<BuyerId, DropError> {
+    BuyerId::parse(raw).map_err(|_| internal(format!("stored buyer id {raw:?} is invalid")))
 }

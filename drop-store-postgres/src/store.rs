@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drop_core::{
-    DropError, DropEvent, DropId, DropOverview, DropState, EventBus, EventStream, InventoryStore,
-    NewDrop, Purchase, Reservation, ReservationId, ReservationStatus, Reserved, TOP_PURCHASERS,
-    TopPurchaser, Username, async_trait,
+    Buyer, BuyerId, DropError, DropEvent, DropId, DropOverview, DropState, EventBus, EventStream,
+    InventoryStore, NewDrop, Purchase, Reservation, ReservationId, ReservationStatus, Reserved,
+    TOP_PURCHASERS, TopPurchaser, async_trait,
 };
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -24,8 +24,9 @@ use crate::rows;
 use crate::statistics;
 use crate::writes::{self, Shared};
 
-type ReserveGate = Gatherer<DropId, Username, Reserved>;
-type PurchaseGate = Gatherer<DropId, (ReservationId, Username), Purchase>;
+type ReserveGate = Gatherer<DropId, Buyer, Reserved>;
+/// A purchase request: the hold, and its owner as the hold names them.
+type PurchaseGate = Gatherer<DropId, (ReservationId, Buyer), Purchase>;
 
 /// A dropkit store on PostgreSQL.
 ///
@@ -391,11 +392,11 @@ impl InventoryStore for PgStore {
         }
     }
 
-    async fn reserve(&self, drop_id: DropId, username: &Username) -> Result<Reserved, DropError> {
+    async fn reserve(&self, drop_id: DropId, buyer: &Buyer) -> Result<Reserved, DropError> {
         match &self.inner.reserve_gate {
-            Some(gate) => gate.submit(drop_id, username.clone()).await,
+            Some(gate) => gate.submit(drop_id, buyer.clone()).await,
             None => {
-                let (shared, user) = (self.shared().clone(), username.clone());
+                let (shared, user) = (self.shared().clone(), buyer.clone());
                 self.shared()
                     .detached(async move {
                         writes::reserve(&shared, drop_id, vec![user])
@@ -411,7 +412,7 @@ impl InventoryStore for PgStore {
     async fn purchase(
         &self,
         reservation_id: ReservationId,
-        username: &Username,
+        buyer: &BuyerId,
     ) -> Result<Purchase, DropError> {
         // Owner and terminal states never change, so they can be answered
         // from a plain read without queueing on the drop's lock.
@@ -419,7 +420,8 @@ impl InventoryStore for PgStore {
             .shared()
             .read(|| {
                 sqlx::query_as::<_, rows::PurchaseCheck>(
-                    "SELECT drop_id, username, status, expires_at <= clock_timestamp() AS overdue \
+                    "SELECT drop_id, buyer_id, display_name, status, \
+                            expires_at <= clock_timestamp() AS overdue \
                      FROM dropkit_reservations WHERE id = $1",
                 )
                 .bind(reservation_id.as_uuid())
@@ -429,7 +431,7 @@ impl InventoryStore for PgStore {
         let Some(hold) = row else {
             return Err(DropError::ReservationNotFound { reservation_id });
         };
-        if !hold.owned_by(username) {
+        if !hold.owned_by(buyer) {
             return Err(DropError::NotOwner { reservation_id });
         }
         match hold.status()? {
@@ -448,7 +450,9 @@ impl InventoryStore for PgStore {
             ReservationStatus::Active => {}
         }
         let drop_id = hold.drop_id();
-        let req = (reservation_id, username.clone());
+        // The name the hold was taken under goes on the purchase: it
+        // never changes, so the read above is as good as one under the lock.
+        let req = (reservation_id, hold.buyer()?);
         match &self.inner.purchase_gate {
             Some(gate) => gate.submit(drop_id, req).await,
             None => {
@@ -468,9 +472,9 @@ impl InventoryStore for PgStore {
     async fn release(
         &self,
         reservation_id: ReservationId,
-        username: &Username,
+        buyer: &BuyerId,
     ) -> Result<Reservation, DropError> {
-        let (shared, user) = (self.shared().clone(), username.clone());
+        let (shared, user) = (self.shared().clone(), buyer.clone());
         self.shared()
             .detached(async move { writes::release(&shared, reservation_id, &user).await })
             .await
@@ -504,13 +508,13 @@ impl InventoryStore for PgStore {
     async fn active_hold(
         &self,
         drop_id: DropId,
-        username: &Username,
+        buyer: &BuyerId,
     ) -> Result<Option<Reservation>, DropError> {
         const SQL: &str = concat!(
             "SELECT ",
             hold_columns!(),
             " FROM dropkit_reservations \
-             WHERE drop_id = $1 AND username = $2 AND status = 'active' \
+             WHERE drop_id = $1 AND buyer_id = $2 AND status = 'active' \
                AND expires_at > clock_timestamp()"
         );
         let row = self
@@ -518,7 +522,7 @@ impl InventoryStore for PgStore {
             .read(|| {
                 sqlx::query_as::<_, rows::HoldRow>(SQL)
                     .bind(drop_id.as_uuid())
-                    .bind(username.as_str())
+                    .bind(buyer.as_str())
                     .fetch_optional(self.pool())
             })
             .await?;
@@ -535,8 +539,8 @@ impl InventoryStore for PgStore {
             .shared()
             .read(|| {
                 sqlx::query_as::<_, rows::LatestRow>(
-                    "SELECT p.username, p.created_at FROM dropkit_drops d \
-                     LEFT JOIN LATERAL (SELECT username, created_at FROM dropkit_purchases \
+                    "SELECT p.display_name, p.created_at FROM dropkit_drops d \
+                     LEFT JOIN LATERAL (SELECT display_name, created_at FROM dropkit_purchases \
                         WHERE drop_id = d.id ORDER BY created_at DESC, seq DESC LIMIT $2) p ON true \
                      WHERE d.id = $1",
                 )
@@ -591,19 +595,20 @@ impl InventoryStore for PgStore {
     /// One statement however many drops there are: each drop's latest
     /// buyers and the viewer's hold come from correlated subqueries and a
     /// join, instead of two round trips per drop.
-    async fn overview(&self, viewer: Option<&Username>) -> Result<Vec<DropOverview>, DropError> {
+    async fn overview(&self, viewer: Option<&BuyerId>) -> Result<Vec<DropOverview>, DropError> {
         const SQL: &str = concat!(
             "SELECT ",
             visible_drop_columns!(),
-            ", (SELECT coalesce(array_agg(ROW(t.username, t.created_at)::dropkit_buyer \
+            ", (SELECT coalesce(array_agg(ROW(t.display_name, t.created_at)::dropkit_buyer \
                                           ORDER BY t.created_at DESC, t.seq DESC), '{}') \
-                  FROM (SELECT p.username, p.created_at, p.seq FROM dropkit_purchases p \
+                  FROM (SELECT p.display_name, p.created_at, p.seq FROM dropkit_purchases p \
                          WHERE p.drop_id = d.id ORDER BY p.created_at DESC, p.seq DESC LIMIT $2) t) \
                 AS latest, \
-               h.id AS hold_id, h.created_at AS hold_created_at, h.expires_at AS hold_expires_at \
+               h.id AS hold_id, h.display_name AS hold_display_name, \
+               h.created_at AS hold_created_at, h.expires_at AS hold_expires_at \
              FROM dropkit_drops d \
              LEFT JOIN dropkit_reservations h \
-               ON h.username = $1 AND h.drop_id = d.id AND h.status = 'active' \
+               ON h.buyer_id = $1 AND h.drop_id = d.id AND h.status = 'active' \
               AND h.expires_at > statement_timestamp() ",
             not_ended_in_order!()
         );
@@ -612,7 +617,7 @@ impl InventoryStore for PgStore {
             .shared()
             .read(|| {
                 sqlx::query_as::<_, rows::OverviewRow>(SQL)
-                    .bind(viewer.map(Username::as_str))
+                    .bind(viewer.map(BuyerId::as_str))
                     .bind(limit)
                     .fetch_all(self.pool())
             })

@@ -7,8 +7,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use drop_core::{
-    DropError, DropEvent, DropId, Purchase, PurchaseId, Reservation, ReservationId,
-    ReservationStatus, Reserved, Stock, TOP_PURCHASERS, TopPurchaser, Username,
+    Buyer, BuyerId, DropError, DropEvent, DropId, Purchase, PurchaseId, Reservation, ReservationId,
+    ReservationStatus, Reserved, Stock, TOP_PURCHASERS, TopPurchaser,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
@@ -151,29 +151,32 @@ where
 pub(crate) async fn reserve(
     shared: &Shared,
     drop_id: DropId,
-    users: Vec<Username>,
+    users: Vec<Buyer>,
 ) -> Vec<Result<Reserved, DropError>> {
-    // The same user twice gets one hold: send each user once.
+    // The same buyer twice gets one hold: send each buyer id once (under
+    // the name it came with first).
     let mut slot_of: HashMap<&str, usize> = HashMap::new();
-    let mut distinct: Vec<&Username> = Vec::new();
+    let mut distinct: Vec<&Buyer> = Vec::new();
     let slots: Vec<usize> = users
         .iter()
         .map(|u| {
-            *slot_of.entry(u.as_str()).or_insert_with(|| {
+            *slot_of.entry(u.id.as_str()).or_insert_with(|| {
                 distinct.push(u);
                 distinct.len() - 1
             })
         })
         .collect();
-    let names: Vec<&str> = distinct.iter().map(|u| u.as_str()).collect();
+    let buyers: Vec<&str> = distinct.iter().map(|u| u.id.as_str()).collect();
+    let names: Vec<&str> = distinct.iter().map(|u| u.display_name.as_str()).collect();
     // Ids are chosen once, so a retry of a call that did commit finds its
     // own holds and reports them as created.
     let ids: Vec<Uuid> = distinct.iter().map(|_| Uuid::new_v4()).collect();
-    let (names_ref, ids_ref) = (&names, &ids);
+    let (buyers_ref, names_ref, ids_ref) = (&buyers, &names, &ids);
     let attempt = shared
         .retry(move |mut conn| async move {
-            let called = sqlx::query("SELECT * FROM dropkit_reserve($1, $2, $3)")
+            let called = sqlx::query("SELECT * FROM dropkit_reserve($1, $2, $3, $4)")
                 .bind(drop_id.as_uuid())
+                .bind(buyers_ref)
                 .bind(names_ref)
                 .bind(ids_ref)
                 .fetch_one(&mut *conn)
@@ -270,7 +273,7 @@ fn recognise_reserve(
 fn read_reserve(
     shared: &Shared,
     drop_id: DropId,
-    users: &[&Username],
+    users: &[&Buyer],
     ids: &[Uuid],
     row: ReserveRow,
 ) -> Result<Vec<Result<Reservation, DropError>>, DropError> {
@@ -290,7 +293,7 @@ fn read_reserve(
     for ((answer, user), id) in row.answers.iter().zip(users).zip(ids) {
         out.push(match answer.outcome.accept(Some(drop_id), None) {
             Ok(Outcome::Created | Outcome::Existing) => {
-                let hold = answer.hold(drop_id, (*user).clone())?;
+                let hold = answer.hold(drop_id, user.id.clone())?;
                 // An existing hold with the id this call chose is one an
                 // earlier attempt committed without an answer (so without
                 // its event): announce it now.
@@ -311,14 +314,15 @@ fn read_reserve(
     Ok(out)
 }
 
-/// Purchases holds of `drop_id` in one transaction: `(hold, buyer)` pairs.
+/// Purchases holds of `drop_id` in one transaction: `(hold, buyer)` pairs,
+/// each buyer with the display name its hold was taken under.
 pub(crate) async fn purchase(
     shared: &Shared,
     drop_id: DropId,
-    reqs: Vec<(ReservationId, Username)>,
+    reqs: Vec<(ReservationId, Buyer)>,
 ) -> Vec<Result<Purchase, DropError>> {
     let res: Vec<Uuid> = reqs.iter().map(|(r, _)| r.as_uuid()).collect();
-    let users: Vec<&str> = reqs.iter().map(|(_, u)| u.as_str()).collect();
+    let users: Vec<&str> = reqs.iter().map(|(_, u)| u.id.as_str()).collect();
     let pids: Vec<Uuid> = reqs.iter().map(|_| Uuid::new_v4()).collect();
     let (res_ref, users_ref, pids_ref) = (&res, &users, &pids);
     let row = shared
@@ -344,7 +348,7 @@ pub(crate) async fn purchase(
 fn read_purchase(
     shared: &Shared,
     drop_id: DropId,
-    reqs: &[(ReservationId, Username)],
+    reqs: &[(ReservationId, Buyer)],
     pids: &[Uuid],
     row: PurchaseRow,
 ) -> Result<Vec<Result<Purchase, DropError>>, DropError> {
@@ -382,13 +386,13 @@ fn read_purchase(
                     // earlier attempt whose answer (and event) was lost; the
                     // latest buyers read by this call already include it.
                     if said == Outcome::Purchased {
-                        top.insert(0, TopPurchaser::new(user.clone(), p.created_at));
+                        top.insert(0, TopPurchaser::new(p.display_name.clone(), p.created_at));
                         top.truncate(TOP_PURCHASERS);
                     }
                     events.push(DropEvent::PurchaseCompleted {
                         drop_id,
                         reservation_id,
-                        username: user.clone(),
+                        display_name: p.display_name.clone(),
                         top_purchasers: top.clone(),
                     });
                     Ok(p)
@@ -406,7 +410,7 @@ fn read_purchase(
 pub(crate) async fn release(
     shared: &Shared,
     reservation_id: ReservationId,
-    user: &Username,
+    user: &BuyerId,
 ) -> Result<Reservation, DropError> {
     let mut attempt = 0u32;
     let row = shared

@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::store_on;
-use drop_core::{DropId, InventoryStore, Money, NewDrop, Username};
+use drop_core::{Buyer, DropId, InventoryStore, Money, NewDrop, Username};
 use drop_store_postgres::PgStore;
 use futures::future::join_all;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -51,8 +51,8 @@ const CALLERS: usize = 128;
 /// lookup reads a handful; the trap read about 20,000 per statement here.
 const MAX_TUPLES_PER_OP: f64 = 50.0;
 
-fn user(name: &str) -> Username {
-    Username::parse(name).unwrap()
+fn user(name: &str) -> Buyer {
+    Buyer::claimed(Username::parse(name).unwrap())
 }
 
 /// Tuples read so far from dropkit's hold and purchase tables, by where
@@ -75,7 +75,7 @@ async fn tuples_read(conn: &mut PgConnection) -> BTreeMap<String, i64> {
 /// returns how many store calls it made.
 async fn round(store: &PgStore, drop_id: DropId, round: usize, tag: &str) -> usize {
     let mut calls = 0;
-    let users: Vec<Username> = (0..CALLERS)
+    let users: Vec<Buyer> = (0..CALLERS)
         .map(|i| user(&format!("{tag}_{round}_{i}")))
         .collect();
     let holds = join_all(users.iter().map(|u| store.reserve(drop_id, u))).await;
@@ -91,19 +91,19 @@ async fn round(store: &PgStore, drop_id: DropId, round: usize, tag: &str) -> usi
 
     // Two purchases at once (batched), one alone, one release.
     let bought = join_all([
-        store.purchase(holds[0].id, &users[0]),
-        store.purchase(holds[1].id, &users[1]),
+        store.purchase(holds[0].id, &users[0].id),
+        store.purchase(holds[1].id, &users[1].id),
     ])
     .await;
     bought.into_iter().for_each(|p| {
         p.expect("purchase");
     });
     store
-        .purchase(holds[2].id, &users[2])
+        .purchase(holds[2].id, &users[2].id)
         .await
         .expect("purchase");
     store
-        .release(holds[3].id, &users[3])
+        .release(holds[3].id, &users[3].id)
         .await
         .expect("release");
     calls += 4;
@@ -111,7 +111,7 @@ async fn round(store: &PgStore, drop_id: DropId, round: usize, tag: &str) -> usi
     store.get_reservation(holds[4].id).await.expect("hold");
     assert!(
         store
-            .active_hold(drop_id, &users[5])
+            .active_hold(drop_id, &users[5].id)
             .await
             .unwrap()
             .is_some()
@@ -119,7 +119,7 @@ async fn round(store: &PgStore, drop_id: DropId, round: usize, tag: &str) -> usi
     store.top_purchasers(drop_id, 3).await.unwrap();
     store.get_drop(drop_id).await.unwrap();
     store.list_drops().await.unwrap();
-    store.overview(Some(&users[5])).await.unwrap();
+    store.overview(Some(&users[5].id)).await.unwrap();
     store.expire_due(500).await.unwrap();
     store.next_expiry().await.unwrap();
     calls + 8
@@ -146,7 +146,7 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
     PgStore::migrate(&pool).await.unwrap();
     if let Some(mode) = plans {
         for function in [
-            "dropkit_reserve(uuid, text[], uuid[])",
+            "dropkit_reserve(uuid, text[], text[], uuid[])",
             "dropkit_purchase(uuid, uuid[], text[], uuid[])",
             "dropkit_release(uuid, text)",
         ] {
@@ -192,14 +192,17 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
         .unwrap();
     sqlx::query(
         "WITH h AS ( \
-           INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at) \
-           SELECT gen_random_uuid(), $1, 'grown_' || g, \
+           INSERT INTO dropkit_reservations \
+                  (id, drop_id, buyer_id, display_name, status, created_at, expires_at) \
+           SELECT gen_random_uuid(), $1, 'grown_' || g, 'grown_' || g, \
                   CASE WHEN g % 2 = 0 THEN 'active' ELSE 'purchased' END, \
                   now(), now() + interval '1 hour' \
              FROM generate_series(1, $2 * 2) g \
-           RETURNING id, username, status) \
-         INSERT INTO dropkit_purchases (id, reservation_id, drop_id, username, amount_minor, created_at) \
-         SELECT gen_random_uuid(), h.id, $1, h.username, 100, now() FROM h WHERE h.status = 'purchased'",
+           RETURNING id, buyer_id, display_name, status) \
+         INSERT INTO dropkit_purchases \
+                (id, reservation_id, drop_id, buyer_id, display_name, amount_minor, created_at) \
+         SELECT gen_random_uuid(), h.id, $1, h.buyer_id, h.display_name, 100, now() \
+           FROM h WHERE h.status = 'purchased'",
     )
     .bind(drop_id.as_uuid())
     .bind(GROWN)

@@ -218,7 +218,7 @@ async fn the_same_user_many_times_in_one_batch_gets_one_hold(pool: PgPool) {
     assert_eq!(ids.len(), 1, "alice got several holds");
     assert_eq!(alice.iter().filter(|r| r.created).count(), 1);
     let active: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM dropkit_reservations WHERE username = 'alice' AND status = 'active'",
+        "SELECT count(*) FROM dropkit_reservations WHERE buyer_id = 'alice' AND status = 'active'",
     )
     .fetch_one(&pool)
     .await
@@ -283,7 +283,7 @@ async fn two_instances_race(pool: &PgPool, batched: bool) {
     let buys = join_all(holds.iter().flat_map(|(r, u)| {
         [a.clone(), b.clone()].into_iter().map(move |s| {
             let (id, u) = (r.id, u.clone());
-            tokio::spawn(async move { (id, s.purchase(id, &u).await) })
+            tokio::spawn(async move { (id, s.purchase(id, &u.id).await) })
         })
     }))
     .await;

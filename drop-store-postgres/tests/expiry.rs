@@ -38,8 +38,9 @@ async fn new_drop(store: &PgStore, name: &str) -> DropId {
 /// counters in step, as a storm nobody bought would leave them.
 async fn overdue_holds(pool: &PgPool, drop_id: DropId, n: i32, ago: &str) -> HashSet<Uuid> {
     let ids: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO dropkit_reservations (id, drop_id, username, status, created_at, expires_at) \
-         SELECT gen_random_uuid(), $1, 'u' || i, 'active', \
+        "INSERT INTO dropkit_reservations \
+                (id, drop_id, buyer_id, display_name, status, created_at, expires_at) \
+         SELECT gen_random_uuid(), $1, 'u' || i, 'u' || i, 'active', \
                 now() - $3::interval - interval '1 minute' + i * interval '1 microsecond', \
                 now() - $3::interval + i * interval '1 microsecond' \
            FROM generate_series(1, $2) AS i RETURNING id",

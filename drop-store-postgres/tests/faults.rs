@@ -87,7 +87,7 @@ async fn a_backend_killed_mid_reserve_changes_nothing_and_the_store_goes_on(pool
     let r = store.reserve(drop_id, &user("alice")).await.unwrap();
     assert!(r.created);
     store
-        .purchase(r.reservation.id, &user("alice"))
+        .purchase(r.reservation.id, &user("alice").id)
         .await
         .unwrap();
     assert_invariants(&store).await;
@@ -126,7 +126,7 @@ async fn a_backend_killed_mid_purchase_changes_nothing(pool: PgPool) {
     let blocker = block_drop(&pool, drop_id).await;
     let call = {
         let (store, alice) = (store.clone(), alice.clone());
-        tokio::spawn(async move { store.purchase(hold.id, &alice).await })
+        tokio::spawn(async move { store.purchase(hold.id, &alice.id).await })
     };
     kill_waiting(&pool, "dropkit_purchase", &[]).await;
     let err = call.await.unwrap().unwrap_err();
@@ -135,7 +135,7 @@ async fn a_backend_killed_mid_purchase_changes_nothing(pool: PgPool) {
     assert_nothing_announced(&mut events).await;
     let stock = store.get_drop(drop_id).await.unwrap().stock;
     assert_eq!((stock.reserved, stock.sold), (1, 0));
-    store.purchase(hold.id, &alice).await.unwrap();
+    store.purchase(hold.id, &alice.id).await.unwrap();
     assert_invariants(&store).await;
     store.close().await;
 }
@@ -367,7 +367,10 @@ async fn a_purchase_whose_answer_is_lost_is_recognised(pool: PgPool) {
     let hold = store.reserve(drop_id, &alice).await.unwrap().reservation;
     let mut events = store.subscribe();
     proxy.lose_answer_to("dropkit_purchase");
-    let bought = store.purchase(hold.id, &alice).await.expect("recognised");
+    let bought = store
+        .purchase(hold.id, &alice.id)
+        .await
+        .expect("recognised");
     assert_eq!(proxy.answers_lost(), 1);
     assert_eq!(bought.reservation_id, hold.id);
     let ids: Vec<uuid::Uuid> =

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::assert_invariants;
-use drop_core::{DropId, InventoryStore, Money, NewDrop, Username};
+use drop_core::{Buyer, DropId, InventoryStore, Money, NewDrop, Username};
 use drop_store_postgres::PgStore;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, PgPool};
@@ -15,8 +15,8 @@ use uuid::Uuid;
 /// than PostgreSQL's deadlock check (1 s by default).
 const PATIENCE: Duration = Duration::from_secs(30);
 
-fn user(name: &str) -> Username {
-    Username::parse(name).unwrap()
+fn user(name: &str) -> Buyer {
+    Buyer::claimed(Username::parse(name).unwrap())
 }
 
 async fn connect(pool: &PgPool) -> PgConnection {
@@ -99,7 +99,7 @@ async fn a_lone_reserve_behind_a_batch_does_not_deadlock(pool: PgPool) {
     let batch = tokio::spawn(async move {
         let row: (String, Vec<String>) = sqlx::query_as(
             "SELECT o_outcome::text, ARRAY(SELECT a.outcome::text FROM unnest(o_answers) a) \
-               FROM dropkit_reserve($1, ARRAY['ann', 'bob'], $2)",
+               FROM dropkit_reserve($1, ARRAY['ann', 'bob'], ARRAY['ann', 'bob'], $2)",
         )
         .bind(drop_id.as_uuid())
         .bind(vec![ann_batch, bob_batch])
@@ -116,7 +116,7 @@ async fn a_lone_reserve_behind_a_batch_does_not_deadlock(pool: PgPool) {
         let row: (String, Vec<String>, Vec<Uuid>) = sqlx::query_as(
             "SELECT o_outcome::text, ARRAY(SELECT a.outcome::text FROM unnest(o_answers) a), \
                     ARRAY(SELECT a.hold_id FROM unnest(o_answers) a) \
-               FROM dropkit_reserve($1, ARRAY['ann'], $2)",
+               FROM dropkit_reserve($1, ARRAY['ann'], ARRAY['ann'], $2)",
         )
         .bind(drop_id.as_uuid())
         .bind(vec![ann_lone])
@@ -172,16 +172,16 @@ async fn refused_releases_do_not_wait_for_the_drop_row(pool: PgPool) {
     let (alice, bob) = (user("alice"), user("bob"));
     let held = store.reserve(drop_id, &alice).await.unwrap().reservation;
     let bought = store.reserve(drop_id, &bob).await.unwrap().reservation;
-    store.purchase(bought.id, &bob).await.unwrap();
+    store.purchase(bought.id, &bob.id).await.unwrap();
 
     let mut holder = connect(&pool).await;
     lock_drop_row(&mut holder, drop_id).await;
     let answer = |r: Result<_, drop_core::DropError>| r.map(|_| ()).unwrap_err().code();
-    let not_owner = tokio::time::timeout(PATIENCE, store.release(held.id, &bob))
+    let not_owner = tokio::time::timeout(PATIENCE, store.release(held.id, &bob.id))
         .await
         .expect("a stranger's release does not queue on the drop row");
     assert_eq!(answer(not_owner), "NOT_OWNER");
-    let ended = tokio::time::timeout(PATIENCE, store.release(bought.id, &bob))
+    let ended = tokio::time::timeout(PATIENCE, store.release(bought.id, &bob.id))
         .await
         .expect("releasing a bought hold does not queue on the drop row");
     assert_eq!(answer(ended), "ALREADY_PURCHASED");
@@ -190,7 +190,7 @@ async fn refused_releases_do_not_wait_for_the_drop_row(pool: PgPool) {
     // it once the row is free.
     let owner = tokio::spawn({
         let store = store.clone();
-        async move { store.release(held.id, &alice).await }
+        async move { store.release(held.id, &alice.id).await }
     });
     sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
     tokio::time::timeout(PATIENCE, owner)

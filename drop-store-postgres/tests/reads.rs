@@ -4,12 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use drop_core::{InventoryStore, Money, NewDrop, Username, overview_by_parts};
+use drop_core::{Buyer, InventoryStore, Money, NewDrop, Username, overview_by_parts};
 use drop_store_postgres::PgStore;
 use sqlx::PgPool;
 
-fn user(name: &str) -> Username {
-    Username::parse(name).unwrap()
+fn user(name: &str) -> Buyer {
+    Buyer::claimed(Username::parse(name).unwrap())
 }
 
 /// Forty drops in every shape the screen shows (no buyers, fewer and more
@@ -52,7 +52,7 @@ async fn overview_equals_the_default_on_many_drops(pool: PgPool) {
         for b in 0..(i % 6) {
             let buyer = user(&format!("buyer{i}x{b}"));
             let hold = store.reserve(d.drop.id, &buyer).await.unwrap().reservation;
-            store.purchase(hold.id, &buyer).await.unwrap();
+            store.purchase(hold.id, &buyer.id).await.unwrap();
         }
         if i % 3 == 0 {
             store.reserve(d.drop.id, &viewer).await.unwrap();
@@ -64,14 +64,14 @@ async fn overview_equals_the_default_on_many_drops(pool: PgPool) {
     // Let the ending drops end: both must leave them out.
     tokio::time::sleep(Duration::from_millis(600)).await;
 
-    for who in [Some(viewer.clone()), Some(user("nobody")), None] {
+    for who in [Some(viewer.id.clone()), Some(user("nobody").id), None] {
         let fast = store.overview(who.as_ref()).await.unwrap();
         let reference = overview_by_parts(&store, who.as_ref()).await.unwrap();
         assert_eq!(fast, reference, "viewer {who:?}");
         assert!(fast.iter().all(|o| !ending.contains(&o.state.drop.id)));
         assert_eq!(fast.len(), 40 - ending.len());
     }
-    let with_holds = store.overview(Some(&viewer)).await.unwrap();
+    let with_holds = store.overview(Some(&viewer.id)).await.unwrap();
     assert_eq!(
         with_holds
             .iter()

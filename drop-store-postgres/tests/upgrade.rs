@@ -10,7 +10,9 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use common::assert_invariants;
-use drop_core::{DropError, InventoryStore, ReservationId, ReservationStatus, Username};
+use drop_core::{
+    Buyer, DropError, InventoryStore, ReservationId, ReservationStatus, TopPurchaser, Username,
+};
 use drop_store_postgres::PgStore;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -22,6 +24,11 @@ const FIRST_STAGE: i64 = 20261128000002;
 /// The last migration before the write functions answered in typed rows:
 /// their answers were outcome strings in parallel arrays.
 const STRING_ANSWERS: i64 = 20261130000100;
+
+/// The last migration before holds and purchases were keyed by buyer id
+/// (they were keyed by username, and the write functions answered in typed
+/// rows).
+const USERNAME_KEYS: i64 = 20261201000001;
 
 /// The store's migrations up to and including `version`, recording their
 /// history where the first stage did: sqlx's default `_sqlx_migrations`.
@@ -47,8 +54,8 @@ fn own_history_up_to(version: i64) -> Migrator {
     m
 }
 
-fn user(name: &str) -> Username {
-    Username::parse(name).unwrap()
+fn user(name: &str) -> Buyer {
+    Buyer::claimed(Username::parse(name).unwrap())
 }
 
 /// Data as the functions of an earlier version wrote it (their answers were
@@ -211,6 +218,125 @@ async fn a_database_whose_functions_answered_strings_upgrades_with_its_data(pool
     assert_invariants(&store).await;
 }
 
+/// Data as the functions keyed by username wrote it (typed answers): a
+/// drop with a purchased, a released, an overdue and an active hold.
+async fn username_keyed_data(pool: &PgPool) -> OldData {
+    let drop_id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, hold_micros) \
+         VALUES ($1, 'Old', 1999, 10, 3600000000)",
+    )
+    .bind(drop_id)
+    .execute(pool)
+    .await
+    .unwrap();
+    let names = ["alice", "bob", "carol", "dave"];
+    let ids: Vec<Uuid> = names.iter().map(|_| Uuid::new_v4()).collect();
+    let results: Vec<String> = sqlx::query_scalar(
+        "SELECT (a).outcome::text FROM dropkit_reserve($1, $2, $3), unnest(o_answers) AS a",
+    )
+    .bind(drop_id)
+    .bind(&names[..])
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(results, ["created"; 4]);
+    let bought: Vec<String> = sqlx::query_scalar(
+        "SELECT (a).outcome::text FROM dropkit_purchase($1, $2, $3, $4), unnest(o_answers) AS a",
+    )
+    .bind(drop_id)
+    .bind(&ids[1..2])
+    .bind(&names[1..2])
+    .bind(&[Uuid::new_v4()][..])
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(bought, ["purchased"]);
+    let released: String =
+        sqlx::query_scalar("SELECT o_outcome::text FROM dropkit_release($1, $2)")
+            .bind(ids[2])
+            .bind(names[2])
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(released, "released");
+    sqlx::query(
+        "UPDATE dropkit_reservations SET created_at = created_at - interval '2 hours', \
+                expires_at = expires_at - interval '2 hours' WHERE id = $1",
+    )
+    .bind(ids[3])
+    .execute(pool)
+    .await
+    .unwrap();
+    OldData {
+        drop_id,
+        active: (ids[0], names[0]),
+        purchased: ids[1],
+        overdue: (ids[3], names[3]),
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_database_keyed_by_username_upgrades_to_buyer_ids_with_its_data(pool: PgPool) {
+    own_history_up_to(USERNAME_KEYS).run(&pool).await.unwrap();
+    let old = username_keyed_data(&pool).await;
+
+    let store = PgStore::builder()
+        .listen(false)
+        .build(pool.clone())
+        .await
+        .expect("the store migrates the database and starts");
+
+    // Each username became both the buyer id and the display name.
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT buyer_id, display_name FROM dropkit_reservations \
+         UNION ALL SELECT buyer_id, display_name FROM dropkit_purchases ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let expected: Vec<(String, String)> = ["alice", "bob", "bob", "carol", "dave"]
+        .iter()
+        .map(|n| (n.to_string(), n.to_string()))
+        .collect();
+    assert_eq!(rows, expected);
+    let drop_id = drop_core::DropId::from_uuid(old.drop_id);
+    let active = store
+        .get_reservation(ReservationId::from_uuid(old.active.0))
+        .await
+        .unwrap();
+    assert_eq!(active.buyer(), user(old.active.1));
+    let top = store.top_purchasers(drop_id, 3).await.unwrap();
+    let names: Vec<&str> = top
+        .iter()
+        .map(|t: &TopPurchaser| t.display_name.as_str())
+        .collect();
+    assert_eq!(names, ["bob"]);
+    // The one-active index keys buyer ids: an old hold blocks a second one
+    // for its buyer, whatever name the buyer now comes with.
+    let renamed = Buyer::new(
+        drop_core::BuyerId::parse(old.active.1).unwrap(),
+        Username::parse("alice_again").unwrap(),
+    );
+    let kept = store.reserve(drop_id, &renamed).await.unwrap();
+    assert!(!kept.created);
+    assert_eq!(kept.reservation, active);
+    // A buyer id no username could be holds next to them.
+    let opaque = Buyer::new(
+        drop_core::BuyerId::parse("auth0|alice").unwrap(),
+        Username::parse("alice").unwrap(),
+    );
+    let theirs = store.reserve(drop_id, &opaque).await.unwrap();
+    assert!(theirs.created);
+    store
+        .release(theirs.reservation.id, &opaque.id)
+        .await
+        .unwrap();
+
+    the_old_rows_work(&store, &old).await;
+}
+
 /// What every upgrade test checks once the store has migrated: the old rows
 /// read as before, and the new code acts on them.
 async fn the_old_rows_work(store: &PgStore, old: &OldData) {
@@ -258,12 +384,15 @@ async fn the_old_rows_work(store: &PgStore, old: &OldData) {
         ReservationId::from_uuid(old.active.0)
     );
     let bought = store
-        .purchase(ReservationId::from_uuid(old.active.0), &user(old.active.1))
+        .purchase(
+            ReservationId::from_uuid(old.active.0),
+            &user(old.active.1).id,
+        )
         .await
         .unwrap();
     assert_eq!(bought.amount_paid.minor(), 1999);
     let again = store
-        .purchase(ReservationId::from_uuid(old.purchased), &user("bob"))
+        .purchase(ReservationId::from_uuid(old.purchased), &user("bob").id)
         .await;
     assert!(
         matches!(again, Err(DropError::AlreadyPurchased { .. })),
@@ -278,7 +407,7 @@ async fn the_old_rows_work(store: &PgStore, old: &OldData) {
     let dave = store.reserve(drop_id, &user(old.overdue.1)).await.unwrap();
     assert!(dave.created);
     let released = store
-        .release(dave.reservation.id, &user(old.overdue.1))
+        .release(dave.reservation.id, &user(old.overdue.1).id)
         .await
         .unwrap();
     assert_eq!(released.status, ReservationStatus::Released);

@@ -340,7 +340,7 @@ impl Hub {
             }
             DropEvent::PurchaseCompleted {
                 drop_id,
-                username,
+                display_name,
                 top_purchasers,
                 ..
             } => {
@@ -351,7 +351,7 @@ impl Hub {
                 self.broadcast(&WsMessage::Purchase {
                     server_time: time(now),
                     drop_id: drop_id.as_uuid(),
-                    username: username.to_string(),
+                    username: display_name.to_string(),
                     top_purchasers: top_purchasers.iter().map(TopPurchaserView::from).collect(),
                 });
             }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use drop_core::{Buyer, BuyerId};
 use drop_core::{
     Clock, DropError, DropEvent, DropId, DropState, EventBus, EventStream, InventoryStore,
     ManualClock, Money, NewDrop, Purchase, Reservation, ReservationId, Reserved, TopPurchaser,
@@ -20,8 +21,8 @@ use crate::metrics::Metrics;
 
 const TICK: Duration = Duration::from_millis(50);
 
-fn user(name: &str) -> Username {
-    Username::parse(name).unwrap()
+fn user(name: &str) -> Buyer {
+    Buyer::claimed(Username::parse(name).unwrap())
 }
 
 async fn start(store: Arc<dyn InventoryStore>, clock: &ManualClock) -> (Hub, Arc<Metrics>) {
@@ -176,13 +177,13 @@ impl InventoryStore for Relay {
     async fn get_drop(&self, id: DropId) -> Result<DropState, DropError> {
         self.store.get_drop(id).await
     }
-    async fn reserve(&self, id: DropId, user: &Username) -> Result<Reserved, DropError> {
+    async fn reserve(&self, id: DropId, user: &Buyer) -> Result<Reserved, DropError> {
         self.store.reserve(id, user).await
     }
-    async fn purchase(&self, id: ReservationId, user: &Username) -> Result<Purchase, DropError> {
+    async fn purchase(&self, id: ReservationId, user: &BuyerId) -> Result<Purchase, DropError> {
         self.store.purchase(id, user).await
     }
-    async fn release(&self, id: ReservationId, user: &Username) -> Result<Reservation, DropError> {
+    async fn release(&self, id: ReservationId, user: &BuyerId) -> Result<Reservation, DropError> {
         self.store.release(id, user).await
     }
     async fn get_reservation(&self, id: ReservationId) -> Result<Reservation, DropError> {
@@ -191,7 +192,7 @@ impl InventoryStore for Relay {
     async fn active_hold(
         &self,
         id: DropId,
-        user: &Username,
+        user: &BuyerId,
     ) -> Result<Option<Reservation>, DropError> {
         self.store.active_hold(id, user).await
     }

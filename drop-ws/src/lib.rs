@@ -35,6 +35,10 @@
 //! | `GET /api/health/live`, `GET /api/health/ready` (= `GET /api/health`) | liveness (no store), readiness (store answers, not draining; 503 with `Retry-After` otherwise) |
 //! | `GET /metrics`, `GET /api/openapi.json` | Prometheus metrics, API spec |
 //!
+//! The buyer is the `username` a request names, unchecked: it is both the
+//! store's [`BuyerId`](drop_core::BuyerId) for them and their display name
+//! ([`Buyer::claimed`](drop_core::Buyer::claimed)).
+//!
 //! Errors are `{"error": CODE, "message": text, "field"?: name}` with a
 //! fitting status: 400 bad input, 401/403 admin token, 404 unknown id,
 //! 409 conflict (sold out, not active, already purchased), 410 expired

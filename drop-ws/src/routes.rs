@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use drop_core::{DropError, ReservationId, Username};
+use drop_core::{Buyer, DropError, ReservationId, Username};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Admin, ClientIp, JsonBody, OptionalJsonBody, QueryParams, ReservationPath};
@@ -13,8 +13,10 @@ use crate::wire::{
     ReserveBody, UsernameQuery,
 };
 
-fn username(raw: &str) -> Result<Username, ApiError> {
-    Ok(Username::parse(raw)?)
+/// The buyer a claimed username names: the username is both the store's
+/// key for them and their display name, so the wire format stays as it was.
+fn username(raw: &str) -> Result<Buyer, ApiError> {
+    Ok(Buyer::claimed(Username::parse(raw)?))
 }
 
 /// Counts an operation's outcome and passes the result through.
@@ -47,7 +49,7 @@ pub(crate) async fn list_drops(
         None | Some("") => None,
         Some(raw) => Some(username(raw)?),
     };
-    let drops = app.store.overview(viewer.as_ref()).await?;
+    let drops = app.store.overview(viewer.as_ref().map(|b| &b.id)).await?;
     Ok(Json(drops.iter().map(DropView::from).collect()))
 }
 
@@ -102,7 +104,7 @@ pub(crate) async fn reserve(
     let drop_id = body.drop_id.parse()?;
     let user = username(&body.username)?;
     if let Some(limits) = &app.limits {
-        limits.check(ip, user.as_str())?;
+        limits.check(ip, user.id.as_str())?;
     }
     let reserved = counted(&app, "reserve", app.store.reserve(drop_id, &user).await)?;
     let status = if reserved.created {
@@ -170,7 +172,7 @@ pub(crate) async fn release(
                 .with_status(StatusCode::UNPROCESSABLE_ENTITY)
         })?,
     };
-    let res = counted(&app, "release", app.store.release(id, &user).await)?;
+    let res = counted(&app, "release", app.store.release(id, &user.id).await)?;
     Ok(Json(ReservationView::from(&res)))
 }
 
@@ -196,9 +198,9 @@ pub(crate) async fn purchase(
     let id: ReservationId = body.reservation_id.parse()?;
     let user = username(&body.username)?;
     if let Some(limits) = &app.limits {
-        limits.check(ip, user.as_str())?;
+        limits.check(ip, user.id.as_str())?;
     }
-    let bought = counted(&app, "purchase", app.store.purchase(id, &user).await)?;
+    let bought = counted(&app, "purchase", app.store.purchase(id, &user.id).await)?;
     Ok((StatusCode::CREATED, Json(PurchaseView::from(&bought))))
 }
 

@@ -290,7 +290,7 @@ impl From<&DropOverview> for DropView {
 impl From<&TopPurchaser> for TopPurchaserView {
     fn from(t: &TopPurchaser) -> Self {
         Self {
-            username: t.username.to_string(),
+            username: t.display_name.to_string(),
             purchased_at: time(t.purchased_at),
         }
     }
@@ -301,7 +301,9 @@ impl From<&Reservation> for ReservationView {
         Self {
             id: r.id.as_uuid(),
             drop_id: r.drop_id.as_uuid(),
-            username: r.username.to_string(),
+            // The display name: a hold is readable by its id alone, and
+            // the buyer id never leaves the server.
+            username: r.display_name.to_string(),
             status: r.status.as_str(),
             created_at: time(r.created_at),
             expires_at: time(r.expires_at),
@@ -315,7 +317,7 @@ impl From<&Purchase> for PurchaseView {
             id: p.id.as_uuid(),
             reservation_id: p.reservation_id.as_uuid(),
             drop_id: p.drop_id.as_uuid(),
-            username: p.username.to_string(),
+            username: p.display_name.to_string(),
             amount_paid: p.amount_paid.to_string(),
             created_at: time(p.created_at),
         }

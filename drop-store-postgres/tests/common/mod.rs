@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drop_core::testkit::Harness;
-use drop_core::{DropId, InventoryStore, Money, NewDrop, Username, async_trait};
+use drop_core::{Buyer, DropId, InventoryStore, Money, NewDrop, Username, async_trait};
 use drop_store_postgres::{PgStore, PgStoreBuilder};
 use futures::StreamExt;
 use sqlx::postgres::PgPoolOptions;
@@ -150,8 +150,9 @@ pub async fn store_via(
 }
 
 /// A buyer's name.
-pub fn user(name: &str) -> Username {
-    Username::parse(name).unwrap()
+/// A buyer known by a claimed username: id and display name alike.
+pub fn user(name: &str) -> Buyer {
+    Buyer::claimed(Username::parse(name).unwrap())
 }
 
 /// A drop of `stock` units held for `hold`, created through `store`.

@@ -75,6 +75,7 @@
 //! whose socket stalls is closed, and neither slows anyone else.
 
 mod app;
+mod caps;
 mod error;
 mod extract;
 mod health;
@@ -91,8 +92,9 @@ pub mod wire;
 mod ws;
 
 pub use app::{
-    DEFAULT_BODY_LIMIT, DEFAULT_CLIENT_QUEUE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TICK, DropApi,
-    DropApiBuilder,
+    DEFAULT_BODY_LIMIT, DEFAULT_CLIENT_QUEUE, DEFAULT_CONN_MAX, DEFAULT_CONN_MAX_PER_IP,
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TICK, DEFAULT_WS_IDLE_TIMEOUT,
+    DEFAULT_WS_MAX, DEFAULT_WS_MAX_PER_IP, DEFAULT_WS_PING_INTERVAL, DropApi, DropApiBuilder,
 };
 pub use error::{ApiError, ErrorBody, status_of};
 pub use metrics::Metrics;

@@ -19,6 +19,7 @@ use crate::hub::Hub;
 use crate::limit::Limits;
 use crate::metrics::Metrics;
 use crate::proxy::TrustedProxies;
+use crate::ws::WsSettings;
 
 /// The handlers' state. Cheap to clone.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limits: Option<Limits>,
     pub(crate) trusted_proxies: TrustedProxies,
+    /// Who may open a WebSocket, how many, and how they are kept alive.
+    pub(crate) ws: WsSettings,
     pub(crate) admin_token: String,
     pub(crate) default_hold: Duration,
     /// Cancelled when shutdown begins: WebSockets close, readiness fails,

@@ -20,15 +20,14 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::bounds::{ConnSettings, WsSettings};
 use crate::caps::Caps;
 use crate::error::error_responses;
 use crate::hub::Hub;
 use crate::limit::Limits;
 use crate::metrics::{self, Metrics};
 use crate::proxy::{Network, TrustedProxies};
-use crate::server::ConnSettings;
 use crate::state::{AppState, Inner, track_requests};
-use crate::ws::WsSettings;
 use crate::{health, openapi, routes, ws};
 
 /// Largest request body accepted.

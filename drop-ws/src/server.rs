@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tower::Service as _;
 
 use crate::app::DropApi;
+use crate::bounds::ConnSettings;
 use crate::caps::{Caps, Slot};
 use crate::proxy::TrustedProxies;
 
@@ -77,17 +78,6 @@ impl DropApi {
             served,
         })
     }
-}
-
-/// The bounds on plain HTTP connections, from the builder.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ConnSettings {
-    /// How long a request's headers may take; `None` for no limit.
-    pub(crate) header_timeout: Option<Duration>,
-    /// Connections open at once per client address (0 = no cap).
-    pub(crate) per_ip: usize,
-    /// Connections open at once in all (0 = no cap).
-    pub(crate) total: usize,
 }
 
 /// What the accept loop needs besides the app.

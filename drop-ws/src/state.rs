@@ -14,12 +14,12 @@ use drop_core::InventoryStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::bounds::WsSettings;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::limit::Limits;
 use crate::metrics::Metrics;
 use crate::proxy::TrustedProxies;
-use crate::ws::WsSettings;
 
 /// The handlers' state. Cheap to clone.
 #[derive(Clone)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use drop_core::DropId;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -17,56 +17,10 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
-use crate::caps::{Caps, Over, Slot};
+use crate::caps::{Over, Slot};
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Frame, Hub, StockBoard};
 use crate::state::AppState;
-
-/// Who may open a WebSocket, how many may be open, and how the server
-/// notices the ones whose client is gone.
-#[derive(Debug)]
-pub(crate) struct WsSettings {
-    /// Per client address and in total.
-    pub(crate) caps: Caps,
-    /// Cross-origin pages allowed to connect (the CORS origins).
-    pub(crate) origins: Vec<HeaderValue>,
-    /// Time between two pings.
-    pub(crate) ping_interval: Duration,
-    /// Close a socket silent for this long; `None` keeps it.
-    pub(crate) idle_timeout: Option<Duration>,
-}
-
-impl WsSettings {
-    /// Browsers send `Origin` on every WebSocket handshake and let any
-    /// page open one (CORS does not apply), so a page elsewhere could
-    /// otherwise hold sockets open from its visitors' browsers. Allowed:
-    /// no `Origin` (not a browser), an origin configured for CORS, or the
-    /// page's own origin (`Origin` naming the `Host` the request went to).
-    fn origin_allowed(&self, headers: &HeaderMap) -> bool {
-        let Some(origin) = headers.get(header::ORIGIN) else {
-            return true;
-        };
-        if self.origins.iter().any(|allowed| allowed == origin) {
-            return true;
-        }
-        let (Ok(origin), Some(Ok(host))) = (
-            origin.to_str(),
-            headers.get(header::HOST).map(HeaderValue::to_str),
-        ) else {
-            return false;
-        };
-        let Some((scheme, authority)) = origin.split_once("://") else {
-            return false;
-        };
-        let default_port = match scheme {
-            "http" => ":80",
-            "https" => ":443",
-            _ => return false,
-        };
-        let host = host.strip_suffix(default_port).unwrap_or(host);
-        authority.eq_ignore_ascii_case(host)
-    }
-}
 
 /// Read buffer per connection. Clients send nothing but control frames, so
 /// a small buffer keeps idle connections cheap (the default is 128 KiB).

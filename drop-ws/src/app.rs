@@ -20,6 +20,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::bounds::{ConnSettings, WsSettings};
+use crate::caps::Caps;
 use crate::error::error_responses;
 use crate::hub::Hub;
 use crate::limit::Limits;
@@ -36,6 +38,22 @@ pub const DEFAULT_TICK: Duration = Duration::from_millis(50);
 pub const DEFAULT_CLIENT_QUEUE: usize = 256;
 /// Default time limit of one HTTP request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a request's headers may take to arrive (and a kept-alive
+/// connection may wait idle for its next request).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on HTTP connections open at once from one client address.
+pub const DEFAULT_CONN_MAX_PER_IP: usize = 256;
+/// Default cap on HTTP connections open at once in all, WebSockets included.
+pub const DEFAULT_CONN_MAX: usize = 10_000;
+/// Default cap on WebSockets open at once from one client address.
+pub const DEFAULT_WS_MAX_PER_IP: usize = 128;
+/// Default cap on WebSockets open at once in all.
+pub const DEFAULT_WS_MAX: usize = 8_192;
+/// Default time between two pings the server sends each WebSocket.
+pub const DEFAULT_WS_PING_INTERVAL: Duration = Duration::from_secs(20);
+/// Default time after which a WebSocket the server has heard nothing
+/// from (not even the answer to a ping) is closed.
+pub const DEFAULT_WS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Configures a [`DropApi`]. Every setter documents its default.
 pub struct DropApiBuilder {
@@ -49,6 +67,11 @@ pub struct DropApiBuilder {
     client_queue: usize,
     body_limit: usize,
     request_timeout: Duration,
+    conn: ConnSettings,
+    ws_max_per_ip: usize,
+    ws_max: usize,
+    ws_ping_interval: Duration,
+    ws_idle_timeout: Duration,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
     metrics: Option<Metrics>,
@@ -148,6 +171,69 @@ impl DropApiBuilder {
         self
     }
 
+    /// How long a request's headers may take to arrive, counted from when
+    /// the server starts waiting for them: from the connection's opening,
+    /// or on a kept-alive connection from the previous answer, so this is
+    /// also the keep-alive idle timeout. A connection over it is closed.
+    /// `Duration::ZERO` turns it off. Applies to [`DropApi::serve`].
+    /// Defaults to 10 s.
+    pub fn header_timeout(mut self, d: Duration) -> Self {
+        self.conn.header_timeout = (!d.is_zero()).then_some(d);
+        self
+    }
+
+    /// The most HTTP connections (WebSockets included) one client address
+    /// may have open at once; 0 = no cap. Trusted proxies
+    /// ([`trusted_proxy`](Self::trusted_proxy)) count towards
+    /// [`conn_max`](Self::conn_max) only. Over it a new connection is
+    /// closed as soon as it is accepted. Applies to [`DropApi::serve`].
+    /// Defaults to 256.
+    pub fn conn_max_per_ip(mut self, n: usize) -> Self {
+        self.conn.per_ip = n;
+        self
+    }
+
+    /// The most HTTP connections (WebSockets included) open at once; 0 =
+    /// no cap. Keep it below the process's descriptor limit. Over it a new
+    /// connection is closed as soon as it is accepted. Applies to
+    /// [`DropApi::serve`]. Defaults to 10,000.
+    pub fn conn_max(mut self, n: usize) -> Self {
+        self.conn.total = n;
+        self
+    }
+
+    /// The most WebSockets one client address (behind trusted proxies,
+    /// the forwarded one) may have open at once; 0 = no cap. Over it the
+    /// upgrade is refused with `503 UNAVAILABLE` and `Retry-After`.
+    /// Defaults to 128.
+    pub fn ws_max_per_ip(mut self, n: usize) -> Self {
+        self.ws_max_per_ip = n;
+        self
+    }
+
+    /// The most WebSockets open at once; 0 = no cap. Over it the upgrade
+    /// is refused with `503 UNAVAILABLE` and `Retry-After`. Defaults to
+    /// 8,192.
+    pub fn ws_max(mut self, n: usize) -> Self {
+        self.ws_max = n;
+        self
+    }
+
+    /// How often the server pings each WebSocket (browsers answer on
+    /// their own). Defaults to 20 s.
+    pub fn ws_ping_interval(mut self, d: Duration) -> Self {
+        self.ws_ping_interval = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// A WebSocket the server has heard nothing from for this long, not
+    /// even a pong, is closed (checked at each ping). `Duration::ZERO`
+    /// turns it off. Defaults to 60 s.
+    pub fn ws_idle_timeout(mut self, d: Duration) -> Self {
+        self.ws_idle_timeout = d;
+        self
+    }
+
     /// The clock `serverTime` is read from; give the store's clock.
     /// Defaults to the system clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -210,6 +296,12 @@ impl DropApiBuilder {
             metrics,
             limits: NonZeroU32::new(self.rate_limit).map(Limits::per_minute),
             trusted_proxies: self.trusted_proxies,
+            ws: WsSettings {
+                caps: Caps::new(self.ws_max_per_ip, self.ws_max),
+                origins: self.cors_origins.clone(),
+                ping_interval: self.ws_ping_interval,
+                idle_timeout: (!self.ws_idle_timeout.is_zero()).then_some(self.ws_idle_timeout),
+            },
             admin_token,
             default_hold: self.default_hold,
             cancel: self.cancel,
@@ -222,6 +314,7 @@ impl DropApiBuilder {
             cors_origins: self.cors_origins,
             body_limit: self.body_limit,
             request_timeout: self.request_timeout,
+            conn: self.conn,
         })
     }
 }
@@ -252,11 +345,12 @@ impl DropApiBuilder {
 /// Cloning is cheap and every clone is the same API.
 #[derive(Clone)]
 pub struct DropApi {
-    state: AppState,
+    pub(crate) state: AppState,
     store_closed: Arc<OnceCell<()>>,
     cors_origins: Vec<HeaderValue>,
     body_limit: usize,
     request_timeout: Duration,
+    pub(crate) conn: ConnSettings,
 }
 
 impl fmt::Debug for DropApi {
@@ -282,6 +376,15 @@ impl DropApi {
             client_queue: DEFAULT_CLIENT_QUEUE,
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            conn: ConnSettings {
+                header_timeout: Some(DEFAULT_HEADER_TIMEOUT),
+                per_ip: DEFAULT_CONN_MAX_PER_IP,
+                total: DEFAULT_CONN_MAX,
+            },
+            ws_max_per_ip: DEFAULT_WS_MAX_PER_IP,
+            ws_max: DEFAULT_WS_MAX,
+            ws_ping_interval: DEFAULT_WS_PING_INTERVAL,
+            ws_idle_timeout: DEFAULT_WS_IDLE_TIMEOUT,
             clock: Arc::new(SystemClock),
             cancel: CancellationToken::new(),
             metrics: None,

@@ -42,7 +42,8 @@
 //! Errors are `{"error": CODE, "message": text, "field"?: name}` with a
 //! fitting status: 400 bad input, 401/403 admin token, 404 unknown id,
 //! 409 conflict (sold out, not active, already purchased), 410 expired
-//! hold, 413 body over 16 KiB, 429 rate limited (with `Retry-After`).
+//! hold, 413 body over 16 KiB, 429 rate limited (with `Retry-After`); the
+//! WebSocket answers 403 to a foreign `Origin` and 503 over its caps.
 //! A 5xx says only `INTERNAL` or `UNAVAILABLE`; its cause goes to the log.
 //!
 //! ## In a host application
@@ -63,6 +64,14 @@
 //!   [`DropApi::serve`] does), and name the load balancers in front with
 //!   [`DropApiBuilder::trusted_proxy`], so the per-IP rate limit counts
 //!   clients rather than the balancer.
+//! - **Bounds**: [`DropApi::serve`] closes requests whose headers are late
+//!   ([`DropApiBuilder::header_timeout`]) and connections over the caps
+//!   ([`DropApiBuilder::conn_max_per_ip`], [`DropApiBuilder::conn_max`]);
+//!   a host serving the router itself needs bounds of its own. The
+//!   WebSocket's own bounds apply however it is served: a foreign `Origin`
+//!   gets 403, sockets over [`DropApiBuilder::ws_max_per_ip`] or
+//!   [`DropApiBuilder::ws_max`] get 503, and a socket that answers no ping
+//!   for [`DropApiBuilder::ws_idle_timeout`] is closed.
 //! - **Shutdown**: a host serving the router itself stops its server
 //!   (axum's `with_graceful_shutdown`, after [`DropApi::begin_shutdown`] so
 //!   WebSockets close), then calls [`DropApi::shutdown`], which waits for
@@ -79,6 +88,8 @@
 //! whose socket stalls is closed, and neither slows anyone else.
 
 mod app;
+mod bounds;
+mod caps;
 mod error;
 mod extract;
 mod health;
@@ -95,8 +106,9 @@ pub mod wire;
 mod ws;
 
 pub use app::{
-    DEFAULT_BODY_LIMIT, DEFAULT_CLIENT_QUEUE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TICK, DropApi,
-    DropApiBuilder,
+    DEFAULT_BODY_LIMIT, DEFAULT_CLIENT_QUEUE, DEFAULT_CONN_MAX, DEFAULT_CONN_MAX_PER_IP,
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TICK, DEFAULT_WS_IDLE_TIMEOUT,
+    DEFAULT_WS_MAX, DEFAULT_WS_MAX_PER_IP, DEFAULT_WS_PING_INTERVAL, DropApi, DropApiBuilder,
 };
 pub use error::{ApiError, ErrorBody, status_of};
 pub use metrics::Metrics;

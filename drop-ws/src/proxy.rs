@@ -63,7 +63,8 @@ impl TrustedProxies {
         self.0.push(network);
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|n| n.contains(ip))
     }
 

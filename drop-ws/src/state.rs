@@ -14,6 +14,7 @@ use drop_core::InventoryStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::bounds::WsSettings;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::limit::Limits;
@@ -30,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limits: Option<Limits>,
     pub(crate) trusted_proxies: TrustedProxies,
+    /// Who may open a WebSocket, how many, and how they are kept alive.
+    pub(crate) ws: WsSettings,
     pub(crate) admin_token: String,
     pub(crate) default_hold: Duration,
     /// Cancelled when shutdown begins: WebSockets close, readiness fails,

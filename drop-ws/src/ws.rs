@@ -1,20 +1,24 @@
 //! `GET /api/ws`: one task per client, sending the snapshot and then the
 //! hub's frames; the client only ever needs to listen.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use drop_core::DropId;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
-use crate::error::ErrorBody;
+use crate::caps::{Over, Slot};
+use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Frame, Hub, StockBoard};
 use crate::state::AppState;
 
@@ -42,18 +46,54 @@ const TRY_AGAIN_LATER: u16 = 1013;
             [`WsMessage`](#/components/schemas/WsMessage): first a `snapshot`, then `stock`, \
             `purchase` and `dropCreated` as they happen (an expiry shows as `stock`)."),
         (status = 400, description = "`BAD_REQUEST`: not a WebSocket handshake", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: the page's `Origin` is neither this site nor \
+            one of the configured CORS origins", body = ErrorBody),
         (status = 426, description = "`UPGRADE_REQUIRED`: the connection cannot be upgraded", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`: as many WebSockets are open as the server \
+            takes, from this address or in all; try again after `Retry-After` seconds",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
-pub(crate) async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(
+    State(app): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    if !app.ws.origin_allowed(&headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "WebSockets from this origin are not allowed",
+        ));
+    }
+    let slot = match peer {
+        Some(Extension(ConnectInfo(peer))) => {
+            let client = app.trusted_proxies.client(peer.ip(), &headers);
+            app.ws.caps.acquire(client, false)
+        }
+        // Served without client addresses: only the total can be counted.
+        None => app
+            .ws
+            .caps
+            .acquire(std::net::Ipv6Addr::UNSPECIFIED.into(), true),
+    }
+    .map_err(|over| {
+        ApiError::unavailable(match over {
+            Over::PerIp => "too many WebSockets open from this address",
+            Over::Total => "too many WebSockets open",
+        })
+    })?;
     // Tracked, so that shutdown waits until every socket has been told
     // the server is going away.
     let tasks = app.tasks.clone();
-    ws.read_buffer_size(READ_BUFFER)
+    Ok(ws
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| tasks.track_future(client(socket, app)))
+        .on_upgrade(move |socket| tasks.track_future(client(socket, app, slot))))
 }
 
 /// What a client task listens to. Streams rather than one-shot `recv()`
@@ -79,7 +119,9 @@ impl Live {
     }
 }
 
-async fn client(mut socket: WebSocket, app: AppState) {
+/// Serves one socket until it closes; `_slot` holds its place under the
+/// caps until then.
+async fn client(mut socket: WebSocket, app: AppState, _slot: Slot) {
     let hub = app.hub.clone();
     hub.metrics().ws_connected();
     let _guard = Disconnect(hub.clone());
@@ -89,6 +131,10 @@ async fn client(mut socket: WebSocket, app: AppState) {
     if !send(&mut socket, Message::Text(live.snapshot.clone())).await {
         return;
     }
+    let every = app.ws.ping_interval;
+    let mut pings = tokio::time::interval_at(Instant::now() + every, every);
+    pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut heard = Instant::now();
     loop {
         tokio::select! {
             () = &mut cancelled => {
@@ -101,10 +147,22 @@ async fn client(mut socket: WebSocket, app: AppState) {
                 return;
             }
             incoming = socket.recv() => match incoming {
-                // Pings are answered by the protocol layer; text is ignored.
+                // Pings are answered by the protocol layer; text is
+                // ignored; a frame over the size limit is an error.
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => heard = Instant::now(),
             },
+            _ = pings.tick() => {
+                // A client that answers nothing (gone without a FIN, or
+                // holding a socket open without reading it) is let go.
+                if app.ws.idle_timeout.is_some_and(|idle| heard.elapsed() >= idle) {
+                    tracing::debug!("WebSocket closed: no answer to pings");
+                    return;
+                }
+                if !send(&mut socket, Message::Ping(Default::default())).await {
+                    return;
+                }
+            }
             board = live.stock.next() => {
                 let Some(board) = board else {
                     // The hub stopped.

@@ -59,6 +59,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let hold = opts.hold()?;
     let drain = opts.drain()?;
+    let header_timeout = opts.header_timeout()?;
+    let ws_ping = opts.ws_ping()?;
+    let ws_idle = opts.ws_idle()?;
 
     let opened = stores::open(&opts).await?;
     let store: Arc<dyn InventoryStore> = opened.store;
@@ -69,6 +72,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .admin_token(admin_token.value())
         .rate_limit_per_minute(opts.rate_limit)
         .default_hold(hold)
+        .header_timeout(header_timeout)
+        .conn_max_per_ip(opts.conn_max_per_ip)
+        .conn_max(opts.conn_max)
+        .ws_max_per_ip(opts.ws_max_per_ip)
+        .ws_max(opts.ws_max)
+        .ws_ping_interval(ws_ping)
+        .ws_idle_timeout(ws_idle)
         .clock(opened.clock)
         .expiry_scheduler(scheduler);
     for origin in &opts.cors_origin {

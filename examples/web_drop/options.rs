@@ -133,6 +133,42 @@ pub(crate) struct Options {
     #[arg(long, env = "DROPKIT_DRAIN_SECONDS", default_value_t = 0.0)]
     pub(crate) drain_seconds: f64,
 
+    /// Seconds a request's headers may take to arrive, which is also how
+    /// long a kept-alive connection may wait idle for its next request
+    /// (fractions allowed; 0 = no limit). Bounds half-sent requests.
+    #[arg(long, env = "DROPKIT_HEADER_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    pub(crate) header_timeout_seconds: f64,
+
+    /// Most HTTP connections (WebSockets included) open at once from one
+    /// client address; more are closed on accept (0 = no cap). Trusted
+    /// proxies count towards --conn-max only.
+    #[arg(long, env = "DROPKIT_CONN_MAX_PER_IP", default_value_t = drop_ws::DEFAULT_CONN_MAX_PER_IP)]
+    pub(crate) conn_max_per_ip: usize,
+
+    /// Most HTTP connections (WebSockets included) open at once; more are
+    /// closed on accept (0 = no cap). Keep it below the descriptor limit
+    /// (ulimit -n).
+    #[arg(long, env = "DROPKIT_CONN_MAX", default_value_t = drop_ws::DEFAULT_CONN_MAX)]
+    pub(crate) conn_max: usize,
+
+    /// Most WebSockets open at once from one client address (behind
+    /// --trusted-proxy, the forwarded one); more get 503 (0 = no cap).
+    #[arg(long, env = "DROPKIT_WS_MAX_PER_IP", default_value_t = drop_ws::DEFAULT_WS_MAX_PER_IP)]
+    pub(crate) ws_max_per_ip: usize,
+
+    /// Most WebSockets open at once; more get 503 (0 = no cap).
+    #[arg(long, env = "DROPKIT_WS_MAX", default_value_t = drop_ws::DEFAULT_WS_MAX)]
+    pub(crate) ws_max: usize,
+
+    /// Seconds between two pings to each WebSocket (fractions allowed).
+    #[arg(long, env = "DROPKIT_WS_PING_SECONDS", default_value_t = 20.0)]
+    pub(crate) ws_ping_seconds: f64,
+
+    /// Seconds after which a WebSocket that has answered nothing, not even
+    /// a ping, is closed (fractions allowed; 0 = never).
+    #[arg(long, env = "DROPKIT_WS_IDLE_SECONDS", default_value_t = 60.0)]
+    pub(crate) ws_idle_seconds: f64,
+
     /// Do not create the demo drop on start-up.
     #[arg(long, env = "DROPKIT_NO_DEMO")]
     pub(crate) no_demo: bool,
@@ -220,6 +256,25 @@ impl Options {
             .ok_or_else(|| "--drain-seconds must be between 0 and 3600".to_owned())
     }
 
+    /// `--header-timeout-seconds`.
+    pub(crate) fn header_timeout(&self) -> Result<Duration, String> {
+        seconds(
+            "--header-timeout-seconds",
+            self.header_timeout_seconds,
+            false,
+        )
+    }
+
+    /// `--ws-ping-seconds`.
+    pub(crate) fn ws_ping(&self) -> Result<Duration, String> {
+        seconds("--ws-ping-seconds", self.ws_ping_seconds, true)
+    }
+
+    /// `--ws-idle-seconds`.
+    pub(crate) fn ws_idle(&self) -> Result<Duration, String> {
+        seconds("--ws-idle-seconds", self.ws_idle_seconds, false)
+    }
+
     pub(crate) fn hold(&self) -> Result<Duration, String> {
         Duration::try_from_secs_f64(self.hold_seconds)
             .ok()
@@ -232,4 +287,15 @@ impl Options {
                 )
             })
     }
+}
+
+/// A period of at most an hour; zero only when `positive` is false.
+fn seconds(flag: &str, value: f64, positive: bool) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| *d <= Duration::from_secs(3600) && !(positive && d.is_zero()))
+        .ok_or_else(|| {
+            let low = if positive { "above 0" } else { "between 0" };
+            format!("{flag} must be {low} and at most 3600")
+        })
 }

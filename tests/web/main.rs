@@ -12,6 +12,7 @@ mod proxy;
 mod admin;
 mod bad_input;
 mod concurrency;
+mod edge;
 mod health;
 mod live;
 mod options;

@@ -123,6 +123,52 @@ fn the_drain_period_is_bounded() {
 }
 
 #[test]
+fn edge_bounds_default_to_the_api_defaults_and_are_checked() {
+    use std::time::Duration;
+    let opts = parse(&[]);
+    assert_eq!(
+        opts.header_timeout().unwrap(),
+        drop_ws::DEFAULT_HEADER_TIMEOUT
+    );
+    assert_eq!(opts.conn_max_per_ip, drop_ws::DEFAULT_CONN_MAX_PER_IP);
+    assert_eq!(opts.conn_max, drop_ws::DEFAULT_CONN_MAX);
+    assert_eq!(opts.ws_max_per_ip, drop_ws::DEFAULT_WS_MAX_PER_IP);
+    assert_eq!(opts.ws_max, drop_ws::DEFAULT_WS_MAX);
+    assert_eq!(opts.ws_ping().unwrap(), drop_ws::DEFAULT_WS_PING_INTERVAL);
+    assert_eq!(opts.ws_idle().unwrap(), drop_ws::DEFAULT_WS_IDLE_TIMEOUT);
+
+    let opts = parse(&[
+        "--header-timeout-seconds=0",
+        "--conn-max-per-ip=8",
+        "--conn-max=100",
+        "--ws-max-per-ip=0",
+        "--ws-max=50",
+        "--ws-ping-seconds=0.5",
+        "--ws-idle-seconds=0",
+    ]);
+    assert_eq!(opts.header_timeout().unwrap(), Duration::ZERO, "0 = off");
+    assert_eq!((opts.conn_max_per_ip, opts.conn_max), (8, 100));
+    assert_eq!((opts.ws_max_per_ip, opts.ws_max), (0, 50));
+    assert_eq!(opts.ws_ping().unwrap(), Duration::from_millis(500));
+    assert_eq!(opts.ws_idle().unwrap(), Duration::ZERO, "0 = never");
+
+    assert!(
+        parse(&["--ws-ping-seconds=0"]).ws_ping().is_err(),
+        "pings need a period"
+    );
+    assert!(
+        parse(&["--header-timeout-seconds=-1"])
+            .header_timeout()
+            .is_err()
+    );
+    assert!(parse(&["--ws-idle-seconds=7200"]).ws_idle().is_err());
+    assert!(
+        Options::try_parse_from(["web_drop", "--conn-max=-1"]).is_err(),
+        "a cap is a count"
+    );
+}
+
+#[test]
 fn help_names_every_variable() {
     use clap::CommandFactory;
     let help = Options::command().render_long_help().to_string();
@@ -142,6 +188,13 @@ fn help_names_every_variable() {
         "DROPKIT_NO_DEMO",
         "DROPKIT_DRAIN_SECONDS",
         "DROPKIT_LOG_FORMAT",
+        "DROPKIT_HEADER_TIMEOUT_SECONDS",
+        "DROPKIT_CONN_MAX_PER_IP",
+        "DROPKIT_CONN_MAX",
+        "DROPKIT_WS_MAX_PER_IP",
+        "DROPKIT_WS_MAX",
+        "DROPKIT_WS_PING_SECONDS",
+        "DROPKIT_WS_IDLE_SECONDS",
         "DATABASE_URL",
         "ADMIN_TOKEN",
         "CORS_ORIGIN",

@@ -1186,6 +1186,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `FORBIDDEN`: the page's `Origin` is neither this site nor one of the configured CORS origins */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `TIMEOUT`: the request took too long */
             408: {
                 headers: {
@@ -1207,6 +1216,17 @@ export interface operations {
             /** @description `INTERNAL`: a server fault (logged) */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: as many WebSockets are open as the server takes, from this address or in all; try again after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -35,11 +35,11 @@ describe('reducer', () => {
     expect(s.fromSnapshot).toBe(false);
   });
 
-  it('applies newer stock and ignores an older version arriving late', () => {
+  it('applies each stock frame to its own drop, the latest one sent winning', () => {
     let s = reducer(empty, { type: 'snapshot', drops: [drop('a'), drop('b')] });
-    s = reducer(s, { type: 'stock', dropId: 'a', availableStock: 5, reservedStock: 5, soldStock: 0, version: 7 });
-    s = reducer(s, { type: 'stock', dropId: 'a', availableStock: 8, reservedStock: 2, soldStock: 0, version: 6 });
-    expect(s.drops[0]).toMatchObject({ availableStock: 5, reservedStock: 5, stockVersion: 7 });
+    s = reducer(s, { type: 'stock', dropId: 'a', availableStock: 5, reservedStock: 5, soldStock: 0 });
+    s = reducer(s, { type: 'stock', dropId: 'a', availableStock: 8, reservedStock: 1, soldStock: 1 });
+    expect(s.drops[0]).toMatchObject({ availableStock: 8, reservedStock: 1, soldStock: 1 });
     expect(s.drops[1]?.availableStock).toBe(10);
   });
 

@@ -14,8 +14,12 @@ export interface Activity {
   at: string;
 }
 
-/** A drop as the page keeps it: the API shape plus the newest stock version seen. */
-export type LiveDrop = Drop & { stockVersion?: number };
+/**
+ * A drop as the page keeps it: the API shape. Stock frames need no version
+ * to be put in order: one socket delivers them in the order the server sent
+ * them, and the server sends each drop's latest stock.
+ */
+export type LiveDrop = Drop;
 
 /** The live feed's state (exported for its unit tests). */
 export interface State {
@@ -38,7 +42,6 @@ export type Action =
       availableStock: number;
       reservedStock: number;
       soldStock: number;
-      version?: number;
     }
   | { type: 'purchase'; dropId: string; username: string; topPurchasers: TopPurchaser[]; at: string }
   | { type: 'connection'; value: Connection };
@@ -91,14 +94,11 @@ export function reducer(state: State, action: Action): State {
     case 'stock': {
       const drops = state.drops.map((d) => {
         if (d.id !== action.dropId) return d;
-        if (action.version !== undefined && d.stockVersion !== undefined && action.version < d.stockVersion)
-          return d;
         return {
           ...d,
           availableStock: action.availableStock,
           reservedStock: action.reservedStock,
           soldStock: action.soldStock,
-          stockVersion: action.version ?? d.stockVersion,
         };
       });
       return { ...state, drops };
@@ -192,16 +192,12 @@ export function useLiveDrops(callbacks: LiveCallbacks) {
           cb.current.onResync();
           break;
         case 'stock': {
-          // `version` is sent by servers that number stock changes; it is
-          // not part of every server's frame.
-          const version = (msg as { version?: unknown }).version;
           dispatch({
             type: 'stock',
             dropId: msg.dropId,
             availableStock: msg.availableStock,
             reservedStock: msg.reservedStock,
             soldStock: msg.soldStock,
-            version: typeof version === 'number' ? version : undefined,
           });
           break;
         }

@@ -5,7 +5,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::{assert_invariants, drop_of, store_on, user};
+use common::{active_holds_in_db, assert_invariants, drop_of, store_on, user};
 use drop_core::{DropEvent, DropId, InventoryStore, ReservationId, ReservationStatus};
 use drop_store_postgres::PgStore;
 use futures::StreamExt;
@@ -105,16 +105,6 @@ impl Tally {
     }
 }
 
-async fn holds_in_db(pool: &PgPool, drop_id: DropId) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM dropkit_reservations WHERE drop_id = $1 AND status = 'active'",
-    )
-    .bind(drop_id.as_uuid())
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
 #[sqlx::test(migrations = false)]
 async fn two_thousand_reserves_through_32_connections(pool: PgPool) {
     let store = store_on(&pool, 32, PgStore::builder().group_commit(false)).await;
@@ -126,7 +116,7 @@ async fn two_thousand_reserves_through_32_connections(pool: PgPool) {
     let heard = tally.finish().await;
     assert_eq!(heard.created_events, 100);
     assert_eq!(heard.created, granted);
-    assert_eq!(holds_in_db(&pool, drop_id).await, 100);
+    assert_eq!(active_holds_in_db(&pool, drop_id).await, 100);
     let stock = store.get_drop(drop_id).await.unwrap().stock;
     assert_eq!((stock.reserved, stock.sold, stock.available()), (100, 0, 0));
     assert_invariants(&store).await;
@@ -145,7 +135,7 @@ async fn five_thousand_reserves_on_a_thousand_units_batched(pool: PgPool) {
     let heard = tally.finish().await;
     assert_eq!(heard.created_events, 1_000);
     assert_eq!(heard.created, granted);
-    assert_eq!(holds_in_db(&pool, drop_id).await, 1_000);
+    assert_eq!(active_holds_in_db(&pool, drop_id).await, 1_000);
     let stock = store.get_drop(drop_id).await.unwrap().stock;
     assert_eq!((stock.reserved, stock.available()), (1_000, 0));
     // Each committed batch moves the version once: far fewer than 1,000

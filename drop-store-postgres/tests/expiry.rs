@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::assert_invariants;
+use common::{active_holds_in_db, assert_invariants};
 use drop_core::{DropEvent, DropId, InventoryStore, Money, NewDrop};
 use drop_store_postgres::PgStore;
 use futures::StreamExt;
@@ -60,16 +60,6 @@ async fn overdue_holds(pool: &PgPool, drop_id: DropId, n: i32, ago: &str) -> Has
     ids.into_iter().collect()
 }
 
-async fn active(pool: &PgPool, drop_id: DropId) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM dropkit_reservations WHERE drop_id = $1 AND status = 'active'",
-    )
-    .bind(drop_id.as_uuid())
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
 /// A drop with a backlog of 5,000 long-overdue holds does not delay
 /// another drop's holds that just ran out: one sweep of 100 takes all of
 /// the second drop's, then the backlog's earliest; each drop's counter
@@ -106,8 +96,8 @@ async fn one_sweep_serves_every_drop_with_due_holds(pool: PgPool) {
     let mut both = vec![backlog, fresh];
     both.sort();
     assert_eq!(stock_updates, both, "one stock update per drop");
-    assert_eq!(active(&pool, fresh).await, 0);
-    assert_eq!(active(&pool, backlog).await, 5_000 - 97);
+    assert_eq!(active_holds_in_db(&pool, fresh).await, 0);
+    assert_eq!(active_holds_in_db(&pool, backlog).await, 5_000 - 97);
     assert_invariants(&store).await;
 }
 
@@ -139,11 +129,11 @@ async fn sweepers_do_not_wait_on_each_other(pool: PgPool) {
         .expect("the second sweeper does not wait for the first")
         .unwrap();
     assert_eq!(second, 20, "it sweeps the drops the first is not on");
-    assert_eq!(active(&pool, other).await, 0);
+    assert_eq!(active_holds_in_db(&pool, other).await, 0);
 
     sqlx::query("COMMIT").execute(&mut first).await.unwrap();
     assert_eq!(store.expire_due(1_000).await.unwrap(), 40);
-    assert_eq!(active(&pool, busy).await, 0);
+    assert_eq!(active_holds_in_db(&pool, busy).await, 0);
     assert_invariants(&store).await;
 }
 
@@ -193,6 +183,6 @@ async fn a_hot_drop_is_waited_for_not_skipped(pool: PgPool) {
         .unwrap()
         .unwrap();
     assert_eq!(swept, 30);
-    assert_eq!(active(&pool, hot).await, 0);
+    assert_eq!(active_holds_in_db(&pool, hot).await, 0);
     assert_invariants(&store).await;
 }

@@ -5,7 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_invariants, block_drop, drop_of, proxy_for, store_on, store_via, user};
+use common::{
+    active_holds_in_db, assert_invariants, block_drop, drop_of, proxy_for, store_on, store_via,
+    user,
+};
 use drop_core::{DEFAULT_HOLD, DropError, DropEvent, DropId, InventoryStore, Money, NewDrop};
 use drop_store_postgres::PgStore;
 use futures::StreamExt;
@@ -48,16 +51,6 @@ async fn kill_waiting(pool: &PgPool, function: &str, spared: &[i32]) -> i32 {
     panic!("no backend waited inside {function}; backends: {seen:?}");
 }
 
-async fn active_holds(pool: &PgPool, drop_id: DropId) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM dropkit_reservations WHERE drop_id = $1 AND status = 'active'",
-    )
-    .bind(drop_id.as_uuid())
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
 #[sqlx::test(migrations = false)]
 async fn a_backend_killed_mid_reserve_changes_nothing_and_the_store_goes_on(pool: PgPool) {
     let store = store_on(&pool, 4, PgStore::builder().group_commit(false).retries(0)).await;
@@ -81,7 +74,7 @@ async fn a_backend_killed_mid_reserve_changes_nothing_and_the_store_goes_on(pool
     // kill before the commit from one after it, so it may ask to resync).
     assert_nothing_announced(&mut events).await;
     // All or nothing: nothing.
-    assert_eq!(active_holds(&pool, drop_id).await, 0);
+    assert_eq!(active_holds_in_db(&pool, drop_id).await, 0);
     assert_eq!(store.get_drop(drop_id).await.unwrap().stock.reserved, 0);
     // The pool replaced the dead connection; the store works on.
     let r = store.reserve(drop_id, &user("alice")).await.unwrap();
@@ -111,7 +104,7 @@ async fn a_killed_reserve_is_retried_once_and_takes_one_unit(pool: PgPool) {
         .unwrap()
         .expect("the retry succeeds");
     assert!(r.created);
-    assert_eq!(active_holds(&pool, drop_id).await, 1);
+    assert_eq!(active_holds_in_db(&pool, drop_id).await, 1);
     assert_invariants(&store).await;
     store.close().await;
 }
@@ -181,7 +174,11 @@ async fn a_backend_killed_during_a_batch_fails_the_whole_batch_and_answers_every
     for r in &results {
         assert_eq!(r.as_ref().unwrap_err().code(), "UNAVAILABLE");
     }
-    assert_eq!(active_holds(&pool, drop_id).await, 0, "all or nothing");
+    assert_eq!(
+        active_holds_in_db(&pool, drop_id).await,
+        0,
+        "all or nothing"
+    );
     assert_nothing_announced(&mut events).await;
     // Later calls succeed.
     let (granted, _) = {
@@ -190,7 +187,7 @@ async fn a_backend_killed_during_a_batch_fails_the_whole_batch_and_answers_every
         (ok, results.len())
     };
     assert_eq!(granted, 20);
-    assert_eq!(active_holds(&pool, drop_id).await, 20);
+    assert_eq!(active_holds_in_db(&pool, drop_id).await, 20);
     assert_invariants(&store).await;
     store.close().await;
 }
@@ -208,7 +205,7 @@ async fn a_batch_whose_backend_dies_is_retried_as_a_whole(pool: PgPool) {
         .expect("every caller is answered")
         .unwrap();
     assert!(results.iter().all(|r| r.as_ref().is_ok_and(|r| r.created)));
-    assert_eq!(active_holds(&pool, drop_id).await, 20);
+    assert_eq!(active_holds_in_db(&pool, drop_id).await, 20);
     assert_invariants(&store).await;
     store.close().await;
 }
@@ -310,7 +307,7 @@ async fn a_lost_answer_without_retries_announces_a_resync(pool: PgPool) {
     assert_eq!(proxy.answers_lost(), 1);
     assert_eq!(err.code(), "UNAVAILABLE", "{err}");
     // The commit went through.
-    assert_eq!(active_holds(&pool, drop_id).await, 1);
+    assert_eq!(active_holds_in_db(&pool, drop_id).await, 1);
     let heard = drain(&mut events, Duration::from_millis(300)).await;
     assert_eq!(resyncs(&heard), 1, "{heard:?}");
     assert_eq!(holds_created(&heard), 0, "{heard:?}");
@@ -349,7 +346,7 @@ async fn a_batch_whose_answer_is_lost_answers_every_caller_with_its_hold(pool: P
         let r = r.as_ref().expect("each caller gets its hold");
         assert!(r.created);
     }
-    assert_eq!(active_holds(&pool, drop_id).await, 21);
+    assert_eq!(active_holds_in_db(&pool, drop_id).await, 21);
     let heard = drain(&mut events, Duration::from_millis(300)).await;
     assert_eq!(holds_created(&heard), 21, "{heard:?}");
     assert_invariants(&store).await;

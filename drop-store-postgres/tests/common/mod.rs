@@ -199,3 +199,15 @@ pub async fn wait_event<S: futures::Stream + Unpin, T>(
     .ok()
     .flatten()
 }
+
+/// The drop's holds whose recorded status is active, counted in the table
+/// (swept or not, as the database holds them).
+pub async fn active_holds_in_db(pool: &PgPool, drop_id: DropId) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM dropkit_reservations WHERE drop_id = $1 AND status = 'active'",
+    )
+    .bind(drop_id.as_uuid())
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}

@@ -79,6 +79,8 @@ impl Server {
         let dyn_store: Arc<dyn InventoryStore> = Arc::new(store.clone());
         let api = DropApi::builder(dyn_store)
             .admin_token("bench")
+            // The load names its buyers in the body, as load tools do.
+            .claimed_identity()
             .clock(Arc::new(SystemClock))
             .build()
             .await

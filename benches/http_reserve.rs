@@ -1,12 +1,19 @@
 //! HTTP throughput and latency of `POST /api/reservations` against
-//! `GET /api/health` on the same server (the framework's floor):
+//! `GET /api/health` on the same server (the framework's floor), with the
+//! buyer named in the body (claimed identity, the load tools' way) and
+//! signed in (a guest session's bearer token, checked on every request):
 //!
 //! - `memory`: the memory store, at 64 and 256 connections;
 //! - `postgres`: the PostgreSQL store at `DATABASE_URL`, 256 connections,
-//!   with group commit on (the default) and off, both servers up at once
-//!   and their cases run in interleaved slices so that outside load falls
-//!   on all of them alike. Its health check is a `SELECT 1` through the
-//!   store's pool, so that floor includes one database round trip.
+//!   with group commit on (the default; claimed and session identity) and
+//!   off (claimed). All servers are up at once and every case runs in
+//!   interleaved slices, so that outside load falls on all of them alike.
+//!   Its health check is a `SELECT 1` through the store's pool, so that
+//!   floor includes one database round trip.
+//!
+//! Each session reserve is a new guest's first, as each claimed one is a
+//! new name's: the guests are signed in before the measured slices (their
+//! sign-in rate is reported), enough for every reserve to take a unit.
 //!
 //! ```text
 //! cargo bench --bench http_reserve
@@ -94,36 +101,168 @@ fn main() {
     }
 }
 
+/// What a load sends.
+#[derive(Clone)]
+enum Load {
+    /// `GET /api/health`.
+    Health,
+    /// A reserve of the drop for a new buyer named in the body.
+    Claimed(String),
+    /// A reserve of the drop by the next signed-in guest.
+    Session(String, Arc<Guests>),
+}
+
+/// Signed-in guests' tokens, each used for one reserve.
+struct Guests {
+    tokens: Vec<String>,
+    next: AtomicU64,
+}
+
+impl Guests {
+    fn take(&self) -> Option<&str> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+        self.tokens.get(i).map(String::as_str)
+    }
+}
+
+/// Signs `n` guests in on `addr` over 64 connections: their tokens, and
+/// the sign-ins per second.
+async fn sign_in_guests(addr: SocketAddr, n: usize) -> (Vec<String>, f64) {
+    let left = Arc::new(AtomicU64::new(n as u64));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let left = left.clone();
+        let mut conn = Conn::open(addr).await;
+        tasks.push(tokio::spawn(async move {
+            let mut tokens = Vec::new();
+            while left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(1))
+                .is_ok()
+            {
+                let (status, body) = conn
+                    .send_read(
+                        Method::POST,
+                        "/api/session",
+                        Some(r#"{"username":"bench_guest"}"#.to_owned()),
+                    )
+                    .await;
+                assert_eq!(status, 200, "sign in: {body}");
+                let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+                tokens.push(answer["token"].as_str().expect("a token").to_owned());
+            }
+            tokens
+        }));
+    }
+    let mut tokens = Vec::with_capacity(n);
+    for t in tasks {
+        tokens.extend(t.await.unwrap());
+    }
+    let rate = tokens.len() as f64 / start.elapsed().as_secs_f64();
+    (tokens, rate)
+}
+
+/// Guests enough for `need` reserves on `addr`, signed in now.
+fn guests(client_rt: &Runtime, addr: SocketAddr, need: usize) -> Arc<Guests> {
+    let (tokens, rate) = client_rt.block_on(sign_in_guests(addr, need));
+    println!("  (signed in {} guests at {rate:.0}/s)", tokens.len());
+    Arc::new(Guests {
+        tokens,
+        next: AtomicU64::new(0),
+    })
+}
+
+/// Runs `cases` (name, address, load) in [`ROUNDS`] interleaved slices of
+/// `secs / ROUNDS` each, after an unmeasured warm-up; one outcome each.
+fn interleaved(
+    client_rt: &Runtime,
+    cases: &[(&str, SocketAddr, Load)],
+    conns: usize,
+    secs: f64,
+    serial: &Arc<AtomicU64>,
+) -> Vec<Outcome> {
+    for (_, addr, load) in cases {
+        if !matches!(load, Load::Session(..)) {
+            client_rt.block_on(load_hist(*addr, conns, 0.3, load.clone(), serial.clone()));
+        }
+    }
+    let slice = secs / f64::from(ROUNDS);
+    let mut merged: Vec<(Histogram<u64>, u64, f64)> = cases
+        .iter()
+        .map(|_| (Histogram::new(3).unwrap(), 0, 0.0))
+        .collect();
+    for _ in 0..ROUNDS {
+        for (i, (_, addr, load)) in cases.iter().enumerate() {
+            let (hist, failures, took) =
+                client_rt.block_on(load_hist(*addr, conns, slice, load.clone(), serial.clone()));
+            merged[i].0.add(hist).unwrap();
+            merged[i].1 += failures;
+            merged[i].2 += took;
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(hist, failures, took)| outcome(&hist, failures, took))
+        .collect()
+}
+
+/// How many guests a session case needs: half again what a claimed run
+/// of the same length managed in a short probe, and some.
+fn guests_needed(client_rt: &Runtime, addr: SocketAddr, load: &Load, conns: usize, secs: f64, serial: &Arc<AtomicU64>) -> usize {
+    let probe = client_rt.block_on(load(addr, conns, 0.5, load.clone(), serial.clone()));
+    (probe.rps * secs * 1.5) as usize + 10_000
+}
+
 fn memory_cases(secs: f64, server_rt: &Runtime, client_rt: &Runtime, serial: &Arc<AtomicU64>) {
-    let (addr, drop_id) = server_rt.block_on(start_server());
-    println!("http_reserve: {secs} s per case, memory store, server and client on this machine");
+    let (claimed_addr, claimed_drop) = server_rt.block_on(start_server(false));
+    let (session_addr, session_drop) = server_rt.block_on(start_server(true));
+    println!(
+        "http_reserve: {secs} s per case in {ROUNDS} interleaved slices, memory store, server and \
+         client on this machine"
+    );
+    let mut rows = Vec::new();
+    for conns in [64usize, 256] {
+        let claimed = Load::Claimed(claimed_drop.clone());
+        let need = guests_needed(client_rt, claimed_addr, &claimed, conns, secs, serial);
+        let session = Load::Session(session_drop.clone(), guests(client_rt, session_addr, need));
+        let cases = [
+            ("GET /api/health", claimed_addr, Load::Health),
+            ("reserve, claimed", claimed_addr, claimed),
+            ("reserve, session", session_addr, session),
+        ];
+        let outcomes = interleaved(client_rt, &cases, conns, secs, serial);
+        rows.push((conns, outcomes));
+    }
     println!(
         "{:<22} {:>6} {:>10} {:>9} {:>9} {:>8}",
         "case", "conns", "req/s", "p50 ms", "p99 ms", "errors"
     );
-    let mut rows = Vec::new();
-    for conns in [64usize, 256] {
-        let health = client_rt.block_on(load(addr, conns, secs, None, serial.clone()));
-        print_row("GET /api/health", conns, &health);
-        let reserve = client_rt.block_on(load(
-            addr,
-            conns,
-            secs,
-            Some(drop_id.clone()),
-            serial.clone(),
-        ));
-        print_row("POST /api/reservations", conns, &reserve);
-        rows.push((conns, health, reserve));
+    for (conns, outcomes) in &rows {
+        for (name, o) in ["GET /api/health", "reserve, claimed", "reserve, session"]
+            .iter()
+            .zip(outcomes)
+        {
+            print_row(name, *conns, o);
+        }
     }
     println!();
-    for (conns, health, reserve) in &rows {
+    for (conns, outcomes) in &rows {
+        let [health, claimed, session] = &outcomes[..] else {
+            unreachable!()
+        };
         println!(
-            "{conns:>3} connections: reserve runs at {:.2}x the health floor's req/s; p99 {:.2}x the floor's",
-            reserve.rps / health.rps,
-            reserve.p99_us as f64 / health.p99_us.max(1) as f64
+            "{conns:>3} connections: reserve (claimed) {:.2}x the health floor's req/s, p99 {:.2}x; \
+             session/claimed {:.2}x the req/s, p99 {:.2}x",
+            claimed.rps / health.rps,
+            claimed.p99_us as f64 / health.p99_us.max(1) as f64,
+            session.rps / claimed.rps,
+            session.p99_us as f64 / claimed.p99_us.max(1) as f64
         );
     }
-    let failed: u64 = rows.iter().map(|(_, h, r)| h.failures + r.failures).sum();
+    let failed: u64 = rows
+        .iter()
+        .flat_map(|(_, o)| o.iter().map(|o| o.failures))
+        .sum();
     assert_eq!(failed, 0, "some requests failed");
 }
 
@@ -145,6 +284,7 @@ impl PgServer {
         admin_opts: &PgConnectOptions,
         db: String,
         group_commit: bool,
+        sessions: bool,
     ) -> PgServer {
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
             .execute(&mut *admin)
@@ -164,7 +304,7 @@ impl PgServer {
             .await
             .expect("create bench drop");
         let dyn_store: Arc<dyn InventoryStore> = Arc::new(store.clone());
-        let api = DropApi::builder(dyn_store)
+        let api = identity(DropApi::builder(dyn_store), sessions)
             .admin_token("bench")
             .clock(Arc::new(SystemClock))
             .build()
@@ -201,70 +341,50 @@ fn postgres_cases(secs: f64, server_rt: &Runtime, client_rt: &Runtime, serial: &
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let admin_opts: PgConnectOptions = url.parse().expect("DATABASE_URL");
-    let (mut admin, on, off) = server_rt.block_on(async {
+    let (mut admin, on, on_session, off) = server_rt.block_on(async {
         let mut admin = admin_opts
             .connect()
             .await
             .expect("connect to DATABASE_URL (is PostgreSQL running?)");
         let pid = std::process::id();
-        let on = PgServer::start(
-            &mut admin,
-            &admin_opts,
-            format!("dropkit_httpbench_{pid}_on"),
-            true,
-        )
-        .await;
-        let off = PgServer::start(
-            &mut admin,
-            &admin_opts,
-            format!("dropkit_httpbench_{pid}_off"),
-            false,
-        )
-        .await;
-        (admin, on, off)
+        let mut start = async |name: &str, group_commit: bool, sessions: bool| {
+            PgServer::start(
+                &mut admin,
+                &admin_opts,
+                format!("dropkit_httpbench_{pid}_{name}"),
+                group_commit,
+                sessions,
+            )
+            .await
+        };
+        let on = start("on", true, false).await;
+        let on_session = start("session", true, true).await;
+        let off = start("off", false, false).await;
+        (admin, on, on_session, off)
     });
     println!(
         "http_reserve: {secs} s per case in {ROUNDS} interleaved slices, PostgreSQL store \
          (pool of 32 per server), {PG_CONNS} connections"
     );
-    let cases: [(&str, &PgServer, bool); 4] = [
-        ("health, batching on", &on, false),
-        ("reserve, batching on", &on, true),
-        ("health, batching off", &off, false),
-        ("reserve, batching off", &off, true),
+    let claimed = Load::Claimed(on.drop_id.clone());
+    let need = guests_needed(client_rt, on.addr, &claimed, PG_CONNS, secs, serial);
+    let session = Load::Session(on_session.drop_id.clone(), guests(client_rt, on_session.addr, need));
+    let cases = [
+        ("health, batching on", on.addr, Load::Health),
+        ("reserve, batching on", on.addr, claimed),
+        ("reserve, on, session", on_session.addr, session),
+        ("health, batching off", off.addr, Load::Health),
+        ("reserve, batching off", off.addr, Load::Claimed(off.drop_id.clone())),
     ];
-    // Unmeasured warm-up: connections, caches, the first batches.
-    for &(_, server, reserve) in &cases {
-        let on = reserve.then(|| server.drop_id.clone());
-        client_rt.block_on(load_hist(server.addr, PG_CONNS, 0.3, on, serial.clone()));
-    }
-    let slice = secs / f64::from(ROUNDS);
-    let mut merged: Vec<(Histogram<u64>, u64, f64)> = cases
-        .iter()
-        .map(|_| (Histogram::new(3).unwrap(), 0, 0.0))
-        .collect();
-    for _ in 0..ROUNDS {
-        for (i, &(_, server, reserve)) in cases.iter().enumerate() {
-            let on = reserve.then(|| server.drop_id.clone());
-            let (hist, failures, took) =
-                client_rt.block_on(load_hist(server.addr, PG_CONNS, slice, on, serial.clone()));
-            merged[i].0.add(hist).unwrap();
-            merged[i].1 += failures;
-            merged[i].2 += took;
-        }
-    }
-    let outcomes: Vec<Outcome> = merged
-        .into_iter()
-        .map(|(hist, failures, took)| outcome(&hist, failures, took))
-        .collect();
+    let outcomes = interleaved(client_rt, &cases, PG_CONNS, secs, serial);
     println!(
         "{:<22} {:>6} {:>10} {:>9} {:>9} {:>8}",
         "case", "conns", "req/s", "p50 ms", "p99 ms", "errors"
     );
-    for (&(name, _, _), o) in cases.iter().zip(&outcomes) {
+    for ((name, _, _), o) in cases.iter().zip(&outcomes) {
         print_row(name, PG_CONNS, o);
     }
-    let [health_on, reserve_on, health_off, reserve_off] = &outcomes[..] else {
+    let [health_on, reserve_on, session_on, health_off, reserve_off] = &outcomes[..] else {
         unreachable!()
     };
     println!();
@@ -278,12 +398,30 @@ fn postgres_cases(secs: f64, server_rt: &Runtime, client_rt: &Runtime, serial: &
         reserve_on.rps / health_on.rps,
         reserve_off.rps / health_off.rps
     );
+    println!(
+        "group commit, session/claimed identity: {:.2}x the reservations/s, p99 {:.2}x",
+        session_on.rps / reserve_on.rps,
+        session_on.p99_us as f64 / reserve_on.p99_us.max(1) as f64
+    );
     let failed: u64 = outcomes.iter().map(|o| o.failures).sum();
     server_rt.block_on(async {
         on.shut(&mut admin).await;
+        on_session.shut(&mut admin).await;
         off.shut(&mut admin).await;
     });
     assert_eq!(failed, 0, "some requests failed");
+}
+
+/// Signed guest sessions (sign-ins unlimited, for the bench's own
+/// sign-ins) or claimed identity.
+fn identity(builder: drop_ws::DropApiBuilder, sessions: bool) -> drop_ws::DropApiBuilder {
+    if sessions {
+        builder.sessions(
+            drop_ws::SessionIdentity::new(drop_ws::SessionKey::generate()).sign_ins_per_minute(0),
+        )
+    } else {
+        builder.claimed_identity()
+    }
 }
 
 fn print_row(name: &str, conns: usize, o: &Outcome) {
@@ -296,7 +434,7 @@ fn print_row(name: &str, conns: usize, o: &Outcome) {
     );
 }
 
-async fn start_server() -> (SocketAddr, String) {
+async fn start_server(sessions: bool) -> (SocketAddr, String) {
     let store = Arc::new(MemoryStore::new());
     let drop = store
         .create_drop(NewDrop::new(
@@ -307,7 +445,7 @@ async fn start_server() -> (SocketAddr, String) {
         .await
         .unwrap();
     let store: Arc<dyn InventoryStore> = store;
-    let api = DropApi::builder(store)
+    let api = identity(DropApi::builder(store), sessions)
         .admin_token("bench")
         .build()
         .await
@@ -332,10 +470,10 @@ async fn load(
     addr: SocketAddr,
     conns: usize,
     secs: f64,
-    reserve_on: Option<String>,
+    what: Load,
     serial: Arc<AtomicU64>,
 ) -> Outcome {
-    let (all, failures, took) = load_hist(addr, conns, secs, reserve_on, serial).await;
+    let (all, failures, took) = load_hist(addr, conns, secs, what, serial).await;
     outcome(&all, failures, took)
 }
 
@@ -353,7 +491,7 @@ async fn load_hist(
     addr: SocketAddr,
     conns: usize,
     secs: f64,
-    reserve_on: Option<String>,
+    what: Load,
     serial: Arc<AtomicU64>,
 ) -> (Histogram<u64>, u64, f64) {
     let mut opened = Vec::with_capacity(conns);
@@ -365,28 +503,39 @@ async fn load_hist(
     let tasks: Vec<_> = opened
         .into_iter()
         .map(|mut conn| {
-            let reserve_on = reserve_on.clone();
+            let what = what.clone();
             let serial = serial.clone();
             tokio::spawn(async move {
                 let mut hist = Histogram::<u64>::new(3).unwrap();
                 let mut failures = 0u64;
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    let status = match &reserve_on {
-                        None => conn.send(Method::GET, "/api/health", None).await,
-                        Some(drop_id) => {
+                    let status = match &what {
+                        Load::Health => conn.send(Method::GET, "/api/health", None).await,
+                        Load::Claimed(drop_id) => {
                             // Every request a new buyer, so each one takes a unit.
                             let n = serial.fetch_add(1, Ordering::Relaxed);
                             let body = format!(r#"{{"dropId":"{drop_id}","username":"buyer{n}"}}"#);
                             conn.send(Method::POST, "/api/reservations", Some(body))
                                 .await
                         }
+                        Load::Session(drop_id, guests) => {
+                            // Run out of guests: a failure, never a reuse.
+                            let Some(token) = guests.take() else {
+                                failures += 1;
+                                break;
+                            };
+                            let body = format!(r#"{{"dropId":"{drop_id}"}}"#);
+                            conn.send_as(Method::POST, "/api/reservations", Some(body), Some(token))
+                                .await
+                                .0
+                        }
                     };
                     hist.record(t.elapsed().as_micros() as u64).unwrap();
-                    let ok = if reserve_on.is_some() {
-                        status == 201
-                    } else {
+                    let ok = if matches!(what, Load::Health) {
                         status == 200
+                    } else {
+                        status == 201
                     };
                     if !ok {
                         failures += 1;

@@ -45,11 +45,26 @@ impl Conn {
         path: &str,
         body: Option<String>,
     ) -> (u16, String) {
+        self.send_as(method, path, body, None).await
+    }
+
+    /// Sends one request with `Authorization: Bearer <token>` when given;
+    /// returns the status and the body.
+    pub(crate) async fn send_as(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        token: Option<&str>,
+    ) -> (u16, String) {
         self.sender.ready().await.expect("connection ready");
         let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header("host", &self.host);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }

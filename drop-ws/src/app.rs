@@ -22,13 +22,19 @@ use tower_http::trace::TraceLayer;
 
 use crate::bounds::{ConnSettings, WsSettings};
 use crate::caps::Caps;
+use crate::identity::{
+    AdminHook, BearerAdmin, ClaimedIdentity, IdentityHook, SessionIdentity, SessionKey,
+};
+use crate::names::FeedNames;
+use crate::openapi::DocShape;
+use crate::origin::AllowedOrigins;
 use crate::error::error_responses;
 use crate::hub::Hub;
 use crate::limit::Limits;
 use crate::metrics::{self, Metrics};
 use crate::proxy::{Network, TrustedProxies};
 use crate::state::{AppState, Inner, track_requests};
-use crate::{health, openapi, routes, ws};
+use crate::{health, openapi, routes, session_routes, ws};
 
 /// Largest request body accepted.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
@@ -58,7 +64,11 @@ pub const DEFAULT_WS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Configures a [`DropApi`]. Every setter documents its default.
 pub struct DropApiBuilder {
     store: Arc<dyn InventoryStore>,
-    admin_token: Option<String>,
+    admin: Option<Arc<dyn AdminHook>>,
+    admin_token_blank: bool,
+    identity: Option<Arc<dyn IdentityHook>>,
+    sessions: Option<SessionIdentity>,
+    names: FeedNames,
     cors_origins: Vec<HeaderValue>,
     trusted_proxies: TrustedProxies,
     rate_limit: u32,
@@ -90,10 +100,60 @@ impl fmt::Debug for DropApiBuilder {
 }
 
 impl DropApiBuilder {
-    /// The bearer token `POST /api/drops` requires. Required: without one,
-    /// [`build`](Self::build) fails (no token means no admin, not an open door).
+    /// Admins are whoever sends `Authorization: Bearer <token>`
+    /// ([`BearerAdmin`]). An admin is required: without this or
+    /// [`admin`](Self::admin), [`build`](Self::build) fails (no token
+    /// means no admin, not an open door). Buyer tokens are never admin
+    /// tokens, nor the other way round.
     pub fn admin_token(mut self, token: impl Into<String>) -> Self {
-        self.admin_token = Some(token.into());
+        match BearerAdmin::new(token) {
+            Some(admin) => {
+                self.admin = Some(Arc::new(admin));
+                self.admin_token_blank = false;
+            }
+            None => self.admin_token_blank = true,
+        }
+        self
+    }
+
+    /// Decides who may use the admin routes with a hook of the host
+    /// application's (its own staff login, say).
+    pub fn admin(mut self, hook: impl AdminHook) -> Self {
+        self.admin = Some(Arc::new(hook));
+        self.admin_token_blank = false;
+        self
+    }
+
+    /// Who the buyer behind a request is, by a hook of the host
+    /// application's (see [`IdentityHook`]). Defaults to signed guest
+    /// sessions with a generated key ([`sessions`](Self::sessions)).
+    pub fn identity(mut self, hook: impl IdentityHook) -> Self {
+        self.identity = Some(Arc::new(hook));
+        self.sessions = None;
+        self
+    }
+
+    /// Signed guest sessions as the identity, with `POST/GET/DELETE
+    /// /api/session` to sign in and out. The default, with a generated
+    /// key; give a [`SessionKey`](crate::SessionKey) from configuration
+    /// so that sessions outlive a restart and every instance accepts them.
+    pub fn sessions(mut self, sessions: SessionIdentity) -> Self {
+        self.sessions = Some(sessions);
+        self.identity = None;
+        self
+    }
+
+    /// The original API's identity: the buyer is whatever username the
+    /// request names ([`ClaimedIdentity`]). Insecure (anyone can act as
+    /// anyone); for load tests and demos. Logs a warning at build.
+    pub fn claimed_identity(self) -> Self {
+        self.identity(ClaimedIdentity)
+    }
+
+    /// How public feeds (recent buyers, the live feed's purchases) name
+    /// buyers. Defaults to [`FeedNames::Show`].
+    pub fn feed_names(mut self, names: FeedNames) -> Self {
+        self.names = names;
         self
     }
 
@@ -132,8 +192,9 @@ impl DropApiBuilder {
         Ok(self)
     }
 
-    /// Reserve and purchase requests allowed per minute per client IP and
-    /// per username; 0 turns limiting off. Defaults to 0.
+    /// Reserve and purchase requests allowed per minute per client
+    /// address (an IPv6 client counts by its /64) and per buyer; 0 turns
+    /// limiting off. Limits are kept per process. Defaults to 0.
     pub fn rate_limit_per_minute(mut self, n: u32) -> Self {
         self.rate_limit = n;
         self
@@ -271,10 +332,35 @@ impl DropApiBuilder {
     /// Loads the live drops and starts the hub (and the scheduler, when
     /// given) on the current runtime.
     pub async fn build(self) -> Result<DropApi, DropError> {
-        let admin_token = self
-            .admin_token
-            .filter(|t| !t.trim().is_empty())
+        let admin = self
+            .admin
+            .filter(|_| !self.admin_token_blank)
             .ok_or_else(|| DropError::invalid("adminToken", "must not be empty"))?;
+        let (identity, sessions): (Arc<dyn IdentityHook>, _) = match (self.identity, self.sessions)
+        {
+            (Some(hook), _) => (hook, None),
+            (None, sessions) => {
+                let sessions = sessions.unwrap_or_else(|| {
+                    tracing::info!(
+                        "buyers sign in with sessions signed by a generated key: they end when \
+                         this process does, and other instances do not accept them"
+                    );
+                    SessionIdentity::new(SessionKey::generate())
+                });
+                let shared = sessions.sessions.clone();
+                (Arc::new(sessions), Some(shared))
+            }
+        };
+        if identity.reads_claimed_username() {
+            tracing::warn!(
+                "INSECURE: buyers are whoever a request says they are (claimed identity); \
+                 for load tests and demos only"
+            );
+        }
+        let revocations_since = match &sessions {
+            Some(s) => s.attach(self.store.clone(), self.clock.clone()).await?,
+            None => None,
+        };
         let metrics = Arc::new(self.metrics.unwrap_or_default());
         let tasks = TaskTracker::new();
         let hub = Hub::start(
@@ -283,12 +369,19 @@ impl DropApiBuilder {
             metrics.clone(),
             self.tick,
             self.client_queue,
+            self.names,
             self.cancel.clone(),
             &tasks,
         )
         .await?;
         if let Some(scheduler) = self.scheduler {
             tasks.spawn(scheduler.run(self.cancel.clone()));
+        }
+        if let Some(s) = &sessions {
+            tasks.spawn(
+                s.clone()
+                    .follow_revocations(revocations_since, self.cancel.clone()),
+            );
         }
         let state = AppState(Arc::new(Inner {
             store: self.store,
@@ -298,11 +391,14 @@ impl DropApiBuilder {
             trusted_proxies: self.trusted_proxies,
             ws: WsSettings {
                 caps: Caps::new(self.ws_max_per_ip, self.ws_max),
-                origins: self.cors_origins.clone(),
                 ping_interval: self.ws_ping_interval,
                 idle_timeout: (!self.ws_idle_timeout.is_zero()).then_some(self.ws_idle_timeout),
             },
-            admin_token,
+            identity,
+            admin,
+            sessions,
+            origins: AllowedOrigins(self.cors_origins.clone()),
+            names: self.names,
             default_hold: self.default_hold,
             cancel: self.cancel,
             draining: AtomicBool::new(false),
@@ -338,7 +434,7 @@ impl DropApiBuilder {
 ///
 /// Serving it yourself, do it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so the per-IP
-/// rate limit sees client addresses (without it only the per-username
+/// rate limit sees client addresses (without it only the per-buyer
 /// limit applies), and call [`shutdown`](Self::shutdown) once your server
 /// has stopped.
 ///
@@ -367,7 +463,11 @@ impl DropApi {
     pub fn builder(store: Arc<dyn InventoryStore>) -> DropApiBuilder {
         DropApiBuilder {
             store,
-            admin_token: None,
+            admin: None,
+            admin_token_blank: false,
+            identity: None,
+            sessions: None,
+            names: FeedNames::Show,
             cors_origins: Vec::new(),
             trusted_proxies: TrustedProxies::default(),
             rate_limit: 0,
@@ -421,6 +521,16 @@ impl DropApi {
                 get(routes::get_reservation).delete(routes::release),
             )
             .route("/api/purchases", post(routes::purchase));
+        let timed = if self.state.sessions.is_some() {
+            timed.route(
+                "/api/session",
+                post(session_routes::sign_in)
+                    .get(session_routes::get_session)
+                    .delete(session_routes::sign_out),
+            )
+        } else {
+            timed
+        };
         let routes = self
             .timed(timed)
             // Not timed: a socket's lifetime is not a request's latency.
@@ -446,7 +556,8 @@ impl DropApi {
     /// the prefix as its server.
     pub fn openapi_router(&self) -> Router {
         let routes = Router::new().route("/api/openapi.json", get(openapi::serve));
-        self.finish(self.timed(routes))
+        let routes = self.timed(routes).with_state(self.doc_shape());
+        self.finish(routes)
     }
 
     /// `GET /metrics`, the Prometheus text exposition; an empty router
@@ -497,6 +608,21 @@ impl DropApi {
         // Spans for every request; failures are logged by `error_responses`
         // alone (once, with their cause), not again here.
         routes.layer(TraceLayer::new_for_http().on_failure(()))
+    }
+
+    /// What the OpenAPI document must say of this configuration.
+    pub(crate) fn doc_shape(&self) -> DocShape {
+        DocShape {
+            sessions: self.state.sessions.is_some(),
+            claimed: self.state.identity.reads_claimed_username(),
+        }
+    }
+
+    /// The OpenAPI document of this API as configured (its identity
+    /// decides whether `/api/session` exists and whether requests name
+    /// their buyer), mounted at `prefix` (`""` at the root).
+    pub fn openapi_document(&self, prefix: &str) -> utoipa::openapi::OpenApi {
+        openapi::document(prefix, self.doc_shape())
     }
 
     /// This instance's metrics.

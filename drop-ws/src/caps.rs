@@ -54,7 +54,7 @@ impl Caps {
     /// An `exempt` address (a trusted proxy, which speaks for many
     /// clients) counts towards the total only.
     pub(crate) fn acquire(&self, ip: IpAddr, exempt: bool) -> Result<Slot, Over> {
-        let ip = ip.to_canonical();
+        let ip = crate::proxy::client_key(ip);
         let per_ip = (self.per_ip > 0 && !exempt).then_some(ip);
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if self.total > 0 && counts.total >= self.total {

@@ -2,17 +2,14 @@
 //! field (instead of axum's plain-text rejections), through typed
 //! extractors whose rejection is an [`ApiError`].
 
-use std::net::{IpAddr, SocketAddr};
-
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use drop_core::ReservationId;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// A JSON body, parsed with the failing field's path kept.
 #[derive(Debug)]
@@ -99,47 +96,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ReservationPath {
         raw.parse::<ReservationId>()
             .map(ReservationPath)
             .map_err(|_| ApiError::invalid("id", "must be a reservation id (UUID)"))
-    }
-}
-
-/// The client's address: the peer's, or, when the peer is a trusted
-/// proxy, the one it forwarded (`X-Forwarded-For`). `None` when the server
-/// was not started with `into_make_service_with_connect_info::<SocketAddr>()`
-/// (only the per-username rate limit applies then).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
-
-impl FromRequestParts<AppState> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        app: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, app)
-            .await
-            .ok()
-            .map(|ConnectInfo(addr)| addr.ip());
-        Ok(ClientIp(peer.map(|peer| {
-            app.trusted_proxies.client(peer, &parts.headers)
-        })))
-    }
-}
-
-/// Proof that the request carries the admin bearer token. Taken before the
-/// body, so strangers learn nothing about the validation rules.
-#[derive(Debug)]
-pub(crate) struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        app: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        app.check_admin(parts.headers.get(header::AUTHORIZATION))
-            .map(|()| Admin)
     }
 }
 

@@ -17,10 +17,16 @@
 //!
 //! Either way a slow client costs the others nothing.
 //!
-//! Expired holds make no frames of their own: what every client needs to
-//! know of them is the stock they free, which the drop's next stock frame
-//! carries (coalesced with everything else in its tick). A buyer's page
-//! ends its own hold at `expiresAt` by the server's clock.
+//! Expired holds make no public frames of their own: what every client
+//! needs to know of them is the stock they free, which the drop's next
+//! stock frame carries (coalesced with everything else in its tick). The
+//! holder's own sockets (those opened with their session) are told on a
+//! private feed: `holdExpired`, and `holdReleased` / `holdPurchased` when
+//! the hold ended from another of their pages. The hub learns whose hold
+//! is whose from the hold's creation, or from the socket, which lists its
+//! buyer's holds when it opens; a page also ends its hold at `expiresAt`
+//! by the server's clock, so a private frame lost to a resync costs only
+//! promptness.
 //!
 //! Drops that have ended are forgotten (checked every second), so the
 //! hub's copy and the board hold only live and upcoming drops however many
@@ -34,17 +40,18 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use drop_core::{
-    Clock, DropError, DropEvent, DropId, DropState, EventsLost, InventoryStore, Origin,
-    OriginEventStream, TopPurchaser,
+    BuyerId, Clock, DropError, DropEvent, DropId, DropState, EventsLost, InventoryStore, Origin,
+    OriginEventStream, ReservationId, TopPurchaser,
 };
 use futures::FutureExt;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
+use crate::names::FeedNames;
 use crate::wire::{DropView, TopPurchaserView, WsMessage, time};
 
 /// A serialized message, shared by every client that sends it.
@@ -74,6 +81,62 @@ struct State {
     forgotten: HashMap<DropId, Instant>,
     /// Drops events named that the hub did not know, since the last reload.
     unknown: Vec<DropId>,
+    /// The buyers with a socket open here, and their sockets' private feeds.
+    private: HashMap<BuyerId, PrivateFeeds>,
+    /// The holder of each active hold of those buyers.
+    owners: HashMap<ReservationId, BuyerId>,
+    /// The next private feed's id.
+    next_feed: u64,
+}
+
+/// A buyer's sockets on this instance, and the holds they are told about.
+#[derive(Default)]
+struct PrivateFeeds {
+    senders: Vec<(u64, mpsc::Sender<Frame>)>,
+    holds: HashSet<ReservationId>,
+}
+
+/// Frames a private feed may hold unsent; beyond that they are dropped
+/// (the page also ends a hold by its own clock).
+const PRIVATE_QUEUE: usize = 16;
+
+/// One socket's private frames: its buyer's holds ending. Leaves the hub
+/// when dropped.
+pub(crate) struct PrivateFeed {
+    pub(crate) frames: mpsc::Receiver<Frame>,
+    hub: Hub,
+    buyer: BuyerId,
+    id: u64,
+}
+
+impl PrivateFeed {
+    /// Adds holds the buyer had before the feed was joined.
+    pub(crate) fn know(&self, holds: impl IntoIterator<Item = ReservationId>) {
+        let mut state = self.hub.lock();
+        let State { private, owners, .. } = &mut *state;
+        if let Some(feeds) = private.get_mut(&self.buyer) {
+            for hold in holds {
+                feeds.holds.insert(hold);
+                owners.insert(hold, self.buyer.clone());
+            }
+        }
+    }
+}
+
+impl Drop for PrivateFeed {
+    fn drop(&mut self) {
+        let mut state = self.hub.lock();
+        let State { private, owners, .. } = &mut *state;
+        if let Some(feeds) = private.get_mut(&self.buyer) {
+            feeds.senders.retain(|(id, _)| *id != self.id);
+            if feeds.senders.is_empty() {
+                for hold in &feeds.holds {
+                    owners.remove(hold);
+                }
+                private.remove(&self.buyer);
+            }
+        }
+    }
 }
 
 /// The latest stock frame of every drop whose stock changed since start:
@@ -82,6 +145,7 @@ pub(crate) type StockBoard = HashMap<DropId, (u64, Frame)>;
 
 struct Shared {
     state: Mutex<State>,
+    names: FeedNames,
     tx: broadcast::Sender<Frame>,
     board: watch::Sender<Arc<StockBoard>>,
     clock: Arc<dyn Clock>,
@@ -132,6 +196,7 @@ impl Hub {
         metrics: Arc<Metrics>,
         tick: Duration,
         queue: usize,
+        names: FeedNames,
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> Result<Hub, DropError> {
@@ -140,6 +205,7 @@ impl Hub {
         let hub = Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
+                names,
                 tx: broadcast::channel(queue.max(1)).0,
                 board: watch::channel(Arc::new(StockBoard::new())).0,
                 clock,
@@ -174,6 +240,45 @@ impl Hub {
             frames,
             stock,
             seen,
+        }
+    }
+
+    /// A private feed for one of `buyer`'s sockets, told when a hold they
+    /// take from now on, or one it is told of ([`PrivateFeed::know`]),
+    /// ends.
+    pub(crate) fn private_feed(&self, buyer: &BuyerId) -> PrivateFeed {
+        let (tx, frames) = mpsc::channel(PRIVATE_QUEUE);
+        let mut state = self.lock();
+        let id = state.next_feed;
+        state.next_feed += 1;
+        state
+            .private
+            .entry(buyer.clone())
+            .or_default()
+            .senders
+            .push((id, tx));
+        drop(state);
+        PrivateFeed {
+            frames,
+            hub: self.clone(),
+            buyer: buyer.clone(),
+            id,
+        }
+    }
+
+    /// Tells `hold`'s holder, if they have a socket here, that it ended.
+    fn hold_ended(&self, state: &mut State, hold: ReservationId, msg: impl FnOnce() -> WsMessage) {
+        let Some(buyer) = state.owners.remove(&hold) else {
+            return;
+        };
+        let Some(feeds) = state.private.get_mut(&buyer) else {
+            return;
+        };
+        feeds.holds.remove(&hold);
+        let frame: Frame = msg().to_json().into();
+        for (_, tx) in &feeds.senders {
+            // A socket that is this far behind ends the hold by its clock.
+            let _ = tx.try_send(frame.clone());
         }
     }
 
@@ -212,7 +317,7 @@ impl Hub {
                 live.sort_by_key(|e| (e.state.drop.starts_at, e.state.drop.created_at));
                 let views: Arc<Vec<DropView>> = Arc::new(
                     live.iter()
-                        .map(|e| DropView::new(&e.state, &e.top, None))
+                        .map(|e| DropView::new(&e.state, &e.top, None, self.shared.names))
                         .collect(),
                 );
                 state.views = Some(views.clone());
@@ -303,7 +408,7 @@ impl Hub {
         match event {
             DropEvent::DropCreated { drop } => {
                 let id = drop.drop.id;
-                let view = DropView::new(&drop, &[], None);
+                let view = DropView::new(&drop, &[], None, self.shared.names);
                 let fresh = match state.drops.get(&id) {
                     Some(e) => e.state.stock.version < drop.stock.version,
                     None => true,
@@ -340,6 +445,7 @@ impl Hub {
             }
             DropEvent::PurchaseCompleted {
                 drop_id,
+                reservation_id,
                 display_name,
                 top_purchasers,
                 ..
@@ -348,13 +454,52 @@ impl Hub {
                     entry.top = top_purchasers.clone();
                     state.views = None;
                 }
+                let names = self.shared.names;
+                let shown = names.shown(&display_name);
                 self.broadcast(&WsMessage::Purchase {
                     server_time: time(now),
                     drop_id: drop_id.as_uuid(),
-                    username: display_name.to_string(),
-                    top_purchasers: top_purchasers.iter().map(TopPurchaserView::from).collect(),
+                    display_name: shown.clone(),
+                    username: shown,
+                    top_purchasers: top_purchasers
+                        .iter()
+                        .map(|t| TopPurchaserView::new(t, names))
+                        .collect(),
+                });
+                self.hold_ended(state, reservation_id, || WsMessage::HoldPurchased {
+                    server_time: time(now),
+                    drop_id: drop_id.as_uuid(),
+                    reservation_id: reservation_id.as_uuid(),
                 });
             }
+            DropEvent::HoldCreated {
+                reservation_id,
+                buyer_id,
+                ..
+            } => {
+                let State { private, owners, .. } = state;
+                if let Some(feeds) = private.get_mut(&buyer_id) {
+                    feeds.holds.insert(reservation_id);
+                    owners.insert(reservation_id, buyer_id);
+                }
+            }
+            DropEvent::HoldExpired {
+                drop_id,
+                reservation_id,
+            } => self.hold_ended(state, reservation_id, || WsMessage::HoldExpired {
+                server_time: time(now),
+                drop_id: drop_id.as_uuid(),
+                reservation_id: reservation_id.as_uuid(),
+            }),
+            DropEvent::HoldReleased {
+                drop_id,
+                reservation_id,
+                ..
+            } => self.hold_ended(state, reservation_id, || WsMessage::HoldReleased {
+                server_time: time(now),
+                drop_id: drop_id.as_uuid(),
+                reservation_id: reservation_id.as_uuid(),
+            }),
             _ => {}
         }
         true

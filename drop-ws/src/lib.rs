@@ -89,18 +89,23 @@
 
 mod app;
 mod bounds;
+mod caller;
 mod caps;
 mod error;
 mod extract;
 mod health;
 mod hub;
+mod identity;
 mod limit;
 mod metrics;
+mod names;
 mod openapi;
+mod origin;
 mod proxy;
 mod routes;
 mod schema;
 mod server;
+mod session_routes;
 mod state;
 pub mod wire;
 mod ws;
@@ -111,6 +116,12 @@ pub use app::{
     DEFAULT_WS_MAX, DEFAULT_WS_MAX_PER_IP, DEFAULT_WS_PING_INTERVAL, DropApi, DropApiBuilder,
 };
 pub use error::{ApiError, ErrorBody, status_of};
+pub use identity::{
+    AdminError, AdminHook, BearerAdmin, ClaimedIdentity, DEFAULT_ID_HEADER, DEFAULT_NAME_HEADER,
+    DEFAULT_SESSION_COOKIE, DEFAULT_SESSION_TTL, DEFAULT_SIGN_INS_PER_MINUTE, HeaderIdentity,
+    Identity, IdentityError, IdentityHook, IdentityRequest, SessionIdentity, SessionKey,
+};
 pub use metrics::Metrics;
+pub use names::FeedNames;
 pub use openapi::openapi_document;
 pub use server::DropServer;

@@ -2,24 +2,28 @@
 //! the route that serves it.
 
 use axum::Json;
-use axum::extract::NestedPath;
+use axum::extract::{NestedPath, State};
 use axum::extract::rejection::NestedPathRejection;
 use axum::response::IntoResponse;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::server::Server;
-use utoipa::openapi::{Ref, RefOr};
+use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
+use crate::identity::DEFAULT_SESSION_COOKIE;
 use crate::wire::{
-    CreateDropBody, DropView, HealthView, PurchaseBody, PurchaseView, ReleaseBody, ReservationView,
-    ReserveBody, TopPurchaserView, UserHoldView, WsMessage,
+    BuyerView, CreateDropBody, DropView, HealthView, PurchaseBody, PurchaseView, ReleaseBody,
+    ReservationView, ReserveBody, SessionView, SignInBody, TopPurchaserView, UserHoldView,
+    WsMessage,
 };
-use crate::{health, routes, ws};
+use crate::{health, routes, session_routes, ws};
 
 /// The API's OpenAPI 3 description.
 #[derive(OpenApi)]
@@ -39,6 +43,9 @@ use crate::{health, routes, ws};
         routes::get_reservation,
         routes::release,
         routes::purchase,
+        session_routes::sign_in,
+        session_routes::get_session,
+        session_routes::sign_out,
         health::health,
         health::live,
         health::ready,
@@ -46,7 +53,8 @@ use crate::{health, routes, ws};
     ),
     components(schemas(
         DropView, TopPurchaserView, UserHoldView, ReservationView, PurchaseView,
-        CreateDropBody, ReserveBody, PurchaseBody, ReleaseBody, HealthView, ErrorBody, WsMessage
+        CreateDropBody, ReserveBody, PurchaseBody, ReleaseBody, HealthView, ErrorBody, WsMessage,
+        SessionView, BuyerView, SignInBody
     )),
     modifiers(&BearerAuth, &CommonResponses, &FlowLinks)
 )]
@@ -59,7 +67,28 @@ impl Modify for BearerAuth {
         if let Some(components) = openapi.components.as_mut() {
             components.add_security_scheme(
                 "bearer",
-                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some("The admin token"))
+                        .build(),
+                ),
+            );
+            components.add_security_scheme(
+                "session",
+                SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                    DEFAULT_SESSION_COOKIE,
+                    "The session cookie `POST /api/session` sets",
+                ))),
+            );
+            components.add_security_scheme(
+                "sessionToken",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some("The `token` `POST /api/session` answers"))
+                        .build(),
+                ),
             );
         }
     }
@@ -213,11 +242,45 @@ fn error(description: &str, retry_after: bool) -> Response {
     response.build()
 }
 
-/// The OpenAPI document of the API mounted at `prefix` (e.g. `"/shop"`
-/// for `Router::nest("/shop", api.router())`; `""` at the root). Paths are
+/// What the document says depends on how buyers are identified.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DocShape {
+    /// Signed sessions: `/api/session` exists and buyer routes take the
+    /// session cookie or token.
+    pub(crate) sessions: bool,
+    /// Claimed identity: requests name their buyer (`username` in
+    /// bodies, `?username=`), and nothing answers 401, 415 or `FORBIDDEN`.
+    pub(crate) claimed: bool,
+}
+
+/// The buyer routes: (path, method).
+const BUYER_OPS: &[(&str, &str)] = &[
+    ("/api/reservations", "post"),
+    ("/api/reservations/{id}", "get"),
+    ("/api/reservations/{id}", "delete"),
+    ("/api/purchases", "post"),
+];
+
+/// The OpenAPI document of the API with its default identity (signed
+/// sessions) mounted at `prefix` (e.g. `"/shop"` for
+/// `Router::nest("/shop", api.router())`; `""` at the root). Paths are
 /// relative to the prefix, which the document names as its one server.
+/// [`DropApi::openapi_document`](crate::DropApi::openapi_document) gives
+/// the document of an API as configured.
 pub fn openapi_document(prefix: &str) -> utoipa::openapi::OpenApi {
+    document(
+        prefix,
+        DocShape {
+            sessions: true,
+            claimed: false,
+        },
+    )
+}
+
+/// The document for `shape` at `prefix`.
+pub(crate) fn document(prefix: &str, shape: DocShape) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    shape.apply(&mut doc);
     let prefix = prefix.trim_end_matches('/');
     if !prefix.is_empty() {
         doc.servers = Some(vec![Server::new(prefix)]);
@@ -225,13 +288,109 @@ pub fn openapi_document(prefix: &str) -> utoipa::openapi::OpenApi {
     doc
 }
 
+impl DocShape {
+    /// Cuts the full document (every identity's parts) down to this shape.
+    fn apply(self, doc: &mut utoipa::openapi::OpenApi) {
+        if !self.sessions {
+            doc.paths.paths.remove("/api/session");
+            if let Some(c) = doc.components.as_mut() {
+                for name in ["SessionView", "BuyerView", "SignInBody"] {
+                    c.schemas.remove(name);
+                }
+                c.security_schemes.remove("session");
+                c.security_schemes.remove("sessionToken");
+            }
+        }
+        let schemas = doc.components.as_mut().map(|c| &mut c.schemas);
+        if let Some(schemas) = schemas {
+            if self.claimed {
+                for body in ["ReserveBody", "PurchaseBody"] {
+                    if let Some(RefOr::T(Schema::Object(o))) = schemas.get_mut(body) {
+                        o.required.push("username".to_owned());
+                    }
+                }
+            } else {
+                for body in ["ReserveBody", "PurchaseBody"] {
+                    if let Some(RefOr::T(Schema::Object(o))) = schemas.get_mut(body) {
+                        o.properties.remove("username");
+                    }
+                }
+                schemas.remove("ReleaseBody");
+            }
+        }
+        for (path, item) in doc.paths.paths.iter_mut() {
+            for (method, op) in [
+                ("get", item.get.as_mut()),
+                ("post", item.post.as_mut()),
+                ("delete", item.delete.as_mut()),
+            ] {
+                let Some(op) = op else { continue };
+                let buyer_op = BUYER_OPS.contains(&(path.as_str(), method));
+                if !self.claimed {
+                    if let Some(params) = op.parameters.as_mut() {
+                        params.retain(|p| p.name != "username");
+                    }
+                    if path == "/api/reservations/{id}" && method == "delete" {
+                        op.request_body = None;
+                        op.responses.responses.remove("422");
+                    }
+                    if let Some(links) = op
+                        .responses
+                        .responses
+                        .values_mut()
+                        .filter_map(|r| match r {
+                            RefOr::T(r) => r.extensions.as_mut()?.get_mut("links"),
+                            RefOr::Ref(_) => None,
+                        })
+                        .next()
+                    {
+                        strip_username_links(links);
+                    }
+                }
+                if self.claimed && buyer_op {
+                    for status in ["401", "415"] {
+                        op.responses.responses.remove(status);
+                    }
+                }
+                if self.sessions && (buyer_op || (path == "/api/drops" && method == "get")) {
+                    let mut security = vec![
+                        SecurityRequirement::new("session", Vec::<String>::new()),
+                        SecurityRequirement::new("sessionToken", Vec::<String>::new()),
+                    ];
+                    if !buyer_op {
+                        // Optional: the list is public, and names the
+                        // caller's own hold when signed in.
+                        security.insert(0, SecurityRequirement::default());
+                    }
+                    op.security = Some(security);
+                }
+            }
+        }
+    }
+}
+
+/// Links pass `username` along only under claimed identity.
+fn strip_username_links(links: &mut serde_json::Value) {
+    fn strip(v: &mut serde_json::Value) {
+        if let Some(map) = v.as_object_mut() {
+            map.remove("username");
+            map.remove("query.username");
+            for child in map.values_mut() {
+                strip(child);
+            }
+        }
+    }
+    strip(links);
+}
+
 /// `GET /api/openapi.json`: the document, with the prefix the router was
 /// nested at (if any) as its server.
 pub(crate) async fn serve(
+    State(shape): State<DocShape>,
     nested: Result<NestedPath, NestedPathRejection>,
 ) -> axum::response::Response {
     let prefix = nested.as_ref().map_or("", NestedPath::as_str);
-    Json(openapi_document(prefix)).into_response()
+    Json(document(prefix, shape)).into_response()
 }
 
 #[cfg(test)]
@@ -251,8 +410,9 @@ mod tests {
         assert_eq!(body["holdSeconds"]["maximum"], MAX_HOLD.as_secs());
         assert_eq!(body["name"]["pattern"], name_pattern());
         let reserve = &doc["components"]["schemas"]["ReserveBody"]["properties"];
-        assert_eq!(reserve["username"]["pattern"], username_pattern());
         assert_eq!(reserve["dropId"]["format"], "uuid");
+        let sign_in = &doc["components"]["schemas"]["SignInBody"]["properties"];
+        assert_eq!(sign_in["username"]["pattern"], username_pattern());
         let status = &doc["components"]["schemas"]["ReservationView"]["properties"]["status"];
         let statuses: Vec<_> = STATUSES.iter().map(|s| s.as_str()).collect();
         assert_eq!(status["enum"], serde_json::json!(statuses));

@@ -54,6 +54,17 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The key a client address is counted under by rate limits and caps:
+/// an IPv4 address itself, an IPv6 address's /64 network. One IPv6
+/// subscriber is given a whole /64 (or more), so counting single IPv6
+/// addresses would let one machine take 2^64 budgets.
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !(u128::from(u64::MAX))).into()),
+        v4 => v4,
+    }
+}
+
 /// The proxies whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TrustedProxies(Vec<Network>);
@@ -121,6 +132,18 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            client_key(ip("2001:db8:1:2::9"))
+        );
+        assert_ne!(client_key(ip("2001:db8:1:3::1")), client_key(ip("2001:db8:1:2::1")));
+        assert_eq!(client_key(ip("203.0.113.9")), ip("203.0.113.9"));
+        assert_eq!(client_key(ip("::ffff:203.0.113.9")), ip("203.0.113.9"));
     }
 
     #[test]

@@ -3,21 +3,16 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use drop_core::{Buyer, DropError, ReservationId, Username};
+use drop_core::{Buyer, DropError, ReservationId};
 
+use crate::caller::{Admin, Caller, Head, Viewer};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Admin, ClientIp, JsonBody, OptionalJsonBody, QueryParams, ReservationPath};
+use crate::extract::{JsonBody, OptionalJsonBody, QueryParams, ReservationPath};
 use crate::state::AppState;
 use crate::wire::{
     CreateDropBody, DropView, PurchaseBody, PurchaseView, ReleaseBody, ReservationView,
     ReserveBody, UsernameQuery,
 };
-
-/// The buyer a claimed username names: the username is both the store's
-/// key for them and their display name, so the wire format stays as it was.
-fn username(raw: &str) -> Result<Buyer, ApiError> {
-    Ok(Buyer::claimed(Username::parse(raw)?))
-}
 
 /// Counts an operation's outcome and passes the result through.
 fn counted<T>(app: &AppState, op: &'static str, r: Result<T, DropError>) -> Result<T, ApiError> {
@@ -33,7 +28,24 @@ fn counted<T>(app: &AppState, op: &'static str, r: Result<T, DropError>) -> Resu
     }
 }
 
-/// Live and upcoming drops, with the viewer's hold when `username` is given.
+/// Through the web API another buyer's hold is simply not there: a 404,
+/// never "not yours", so ids tell a stranger nothing.
+fn not_theirs(err: DropError) -> DropError {
+    match err {
+        DropError::NotOwner { reservation_id } => DropError::ReservationNotFound { reservation_id },
+        other => other,
+    }
+}
+
+/// The per-address and per-buyer rate limits, when on.
+fn limited(app: &AppState, caller_ip: Option<std::net::IpAddr>, buyer: &Buyer) -> Result<(), ApiError> {
+    match &app.limits {
+        Some(limits) => limits.check(caller_ip, buyer.id.as_str()),
+        None => Ok(()),
+    }
+}
+
+/// Live and upcoming drops, each with the caller's own hold.
 #[utoipa::path(
     get, path = "/api/drops", operation_id = "listDrops", params(UsernameQuery),
     responses(
@@ -43,17 +55,15 @@ fn counted<T>(app: &AppState, op: &'static str, r: Result<T, DropError>) -> Resu
 )]
 pub(crate) async fn list_drops(
     State(app): State<AppState>,
+    head: Head,
     QueryParams(q): QueryParams<UsernameQuery>,
 ) -> Result<Json<Vec<DropView>>, ApiError> {
-    let viewer = match q.username.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(raw) => Some(username(raw)?),
-    };
+    let Viewer(viewer) = Viewer::of(&app, &head, q.username.as_deref()).await?;
     let drops = app.store.overview(viewer.as_ref().map(|b| &b.id)).await?;
-    Ok(Json(drops.iter().map(DropView::from).collect()))
+    Ok(Json(drops.iter().map(|d| DropView::of(d, app.names)).collect()))
 }
 
-/// Creates a drop (admin bearer token required).
+/// Creates a drop (admin only).
 #[utoipa::path(
     post, path = "/api/drops", operation_id = "createDrop", request_body = CreateDropBody,
     security(("bearer" = [])),
@@ -80,33 +90,39 @@ pub(crate) async fn create_drop(
         .create_drop(new)
         .await
         .map_err(|err| time_rule(err.into()))?;
-    Ok((StatusCode::CREATED, Json(DropView::new(&state, &[], None))))
+    Ok((
+        StatusCode::CREATED,
+        Json(DropView::new(&state, &[], None, app.names)),
+    ))
 }
 
-/// Reserves one unit: 201 with a new hold, 200 with the caller's existing one.
+/// Reserves one unit for the caller: 201 with a new hold, 200 with their
+/// existing one.
 #[utoipa::path(
     post, path = "/api/reservations", operation_id = "reserve", request_body = ReserveBody,
     responses(
         (status = 201, description = "New hold", body = ReservationView),
         (status = 200, description = "The caller's existing hold, unchanged", body = ReservationView),
         (status = 400, description = "`INVALID_INPUT` (a field breaks its schema) or `INVALID_JSON`", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`: no valid session", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: a cookie-signed request from a page of another origin", body = ErrorBody),
         (status = 404, description = "`DROP_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`OUT_OF_STOCK`, or `DROP_NOT_ACTIVE` (not started yet, or ended)", body = ErrorBody),
-        (status = 429, description = "`RATE_LIMITED` (per client address and per username)", body = ErrorBody,
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: a cookie-signed request whose body is not `application/json`", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMITED` (per client address and per buyer)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub(crate) async fn reserve(
     State(app): State<AppState>,
-    ClientIp(ip): ClientIp,
+    caller: Caller,
     JsonBody(body): JsonBody<ReserveBody>,
 ) -> Result<(StatusCode, Json<ReservationView>), ApiError> {
+    let ip = caller.client_ip();
     let drop_id = body.drop_id.parse()?;
-    let user = username(&body.username)?;
-    if let Some(limits) = &app.limits {
-        limits.check(ip, user.id.as_str())?;
-    }
-    let reserved = counted(&app, "reserve", app.store.reserve(drop_id, &user).await)?;
+    let buyer = caller.resolve(&app, body.username.as_deref()).await?;
+    limited(&app, ip, &buyer)?;
+    let reserved = counted(&app, "reserve", app.store.reserve(drop_id, &buyer).await)?;
     let status = if reserved.created {
         StatusCode::CREATED
     } else {
@@ -115,7 +131,7 @@ pub(crate) async fn reserve(
     Ok((status, Json(ReservationView::from(&reserved.reservation))))
 }
 
-/// A hold's status and expiry.
+/// One of the caller's holds: its status and expiry.
 #[utoipa::path(
     get, path = "/api/reservations/{id}", operation_id = "getReservation",
     params(("id" = Uuid, Path, description = "Reservation id")),
@@ -123,20 +139,32 @@ pub(crate) async fn reserve(
         (status = 200, description = "The hold, whatever its status (a released or expired hold \
             stays readable, with that status)", body = ReservationView),
         (status = 400, description = "`INVALID_INPUT` on `id`: not a UUID", body = ErrorBody),
-        (status = 404, description = "`RESERVATION_NOT_FOUND`", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`: no valid session", body = ErrorBody),
+        (status = 404, description = "`RESERVATION_NOT_FOUND`: no such hold, or not the caller's", body = ErrorBody),
     )
 )]
 pub(crate) async fn get_reservation(
     State(app): State<AppState>,
+    caller: Caller,
     ReservationPath(id): ReservationPath,
 ) -> Result<Json<ReservationView>, ApiError> {
-    let res = app.store.get_reservation(id).await?;
+    let res = if caller.is_claimed() {
+        // The original API: a hold is readable by its id alone.
+        app.store.get_reservation(id).await?
+    } else {
+        let buyer = caller.resolve(&app, None).await?;
+        let res = app.store.get_reservation(id).await?;
+        if res.buyer_id != buyer.id {
+            return Err(DropError::ReservationNotFound { reservation_id: id }.into());
+        }
+        res
+    };
     Ok(Json(ReservationView::from(&res)))
 }
 
-/// The owner gives a hold back (username in the body or the query).
-/// Releasing ends the hold, it does not erase it: the hold stays readable
-/// with `GET /api/reservations/{id}`, status `released`.
+/// The caller gives one of their holds back. Releasing ends the hold, it
+/// does not erase it: the hold stays readable with
+/// `GET /api/reservations/{id}`, status `released`.
 #[utoipa::path(
     delete, path = "/api/reservations/{id}", operation_id = "release",
     params(("id" = Uuid, Path, description = "Reservation id"), UsernameQuery),
@@ -145,8 +173,9 @@ pub(crate) async fn get_reservation(
         (status = 200, description = "Released; the hold stays readable with status `released`", body = ReservationView),
         (status = 400, description = "`INVALID_INPUT` (`id` not a UUID, or a username that breaks the rules) \
             or `INVALID_JSON`", body = ErrorBody),
-        (status = 403, description = "`NOT_OWNER`", body = ErrorBody),
-        (status = 404, description = "`RESERVATION_NOT_FOUND`", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`: no valid session", body = ErrorBody),
+        (status = 403, description = "`NOT_OWNER` (claimed identity only); or `FORBIDDEN`: a cookie-signed request from a page of another origin", body = ErrorBody),
+        (status = 404, description = "`RESERVATION_NOT_FOUND`: no such hold, or not the caller's", body = ErrorBody),
         (status = 409, description = "`ALREADY_PURCHASED` or `ALREADY_RELEASED`", body = ErrorBody),
         (status = 410, description = "`RESERVATION_EXPIRED`", body = ErrorBody),
         (status = 422, description = "`INVALID_INPUT` on `username`: the owner is named neither in the \
@@ -155,52 +184,74 @@ pub(crate) async fn get_reservation(
 )]
 pub(crate) async fn release(
     State(app): State<AppState>,
+    caller: Caller,
     ReservationPath(id): ReservationPath,
     QueryParams(q): QueryParams<UsernameQuery>,
     OptionalJsonBody(body): OptionalJsonBody<ReleaseBody>,
 ) -> Result<Json<ReservationView>, ApiError> {
-    // A `?username=` is checked even when the body names the owner, so
-    // no input is accepted unread.
+    if !caller.is_claimed() {
+        let buyer = caller.resolve(&app, None).await?;
+        let res = app.store.release(id, &buyer.id).await.map_err(not_theirs);
+        let res = counted(&app, "release", res)?;
+        return Ok(Json(ReservationView::from(&res)));
+    }
+    // Claimed identity: a `?username=` is checked even when the body
+    // names the owner, so no input is accepted unread.
     let from_query = match q.username.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(raw) => Some(username(raw)?),
+        Some(raw) => Some(caller_name(raw)?),
     };
-    let user = match body.and_then(|b| b.username) {
-        Some(raw) => username(&raw)?,
+    let name = match body.and_then(|b| b.username) {
+        Some(raw) => raw,
         None => from_query.ok_or_else(|| {
             ApiError::invalid("username", "name the owner in the body or in `?username=`")
                 .with_status(StatusCode::UNPROCESSABLE_ENTITY)
         })?,
     };
-    let res = counted(&app, "release", app.store.release(id, &user.id).await)?;
+    let buyer = caller.resolve(&app, Some(&name)).await?;
+    let res = counted(&app, "release", app.store.release(id, &buyer.id).await)?;
     Ok(Json(ReservationView::from(&res)))
 }
 
-/// Completes a purchase within the hold's window.
+/// A claimed name, checked.
+fn caller_name(raw: &str) -> Result<String, ApiError> {
+    drop_core::Username::parse(raw)?;
+    Ok(raw.to_owned())
+}
+
+/// Buys one of the caller's holds within its window.
 #[utoipa::path(
     post, path = "/api/purchases", operation_id = "purchase", request_body = PurchaseBody,
     responses(
         (status = 201, description = "Bought", body = PurchaseView),
         (status = 400, description = "`INVALID_INPUT` (a field breaks its schema) or `INVALID_JSON`", body = ErrorBody),
-        (status = 403, description = "`NOT_OWNER`", body = ErrorBody),
-        (status = 404, description = "`RESERVATION_NOT_FOUND`", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`: no valid session", body = ErrorBody),
+        (status = 403, description = "`NOT_OWNER` (claimed identity only); or `FORBIDDEN`: a cookie-signed request from a page of another origin", body = ErrorBody),
+        (status = 404, description = "`RESERVATION_NOT_FOUND`: no such hold, or not the caller's", body = ErrorBody),
         (status = 409, description = "`ALREADY_PURCHASED` or `ALREADY_RELEASED`", body = ErrorBody),
         (status = 410, description = "`RESERVATION_EXPIRED`: the hold ran out (even if no sweeper has run yet)", body = ErrorBody),
-        (status = 429, description = "`RATE_LIMITED` (per client address and per username)", body = ErrorBody,
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: a cookie-signed request whose body is not `application/json`", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMITED` (per client address and per buyer)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub(crate) async fn purchase(
     State(app): State<AppState>,
-    ClientIp(ip): ClientIp,
+    caller: Caller,
     JsonBody(body): JsonBody<PurchaseBody>,
 ) -> Result<(StatusCode, Json<PurchaseView>), ApiError> {
+    let ip = caller.client_ip();
+    let claimed = caller.is_claimed();
     let id: ReservationId = body.reservation_id.parse()?;
-    let user = username(&body.username)?;
-    if let Some(limits) = &app.limits {
-        limits.check(ip, user.id.as_str())?;
+    let buyer = caller
+        .resolve(&app, body.username.as_deref())
+        .await?;
+    limited(&app, ip, &buyer)?;
+    let mut bought = app.store.purchase(id, &buyer.id).await;
+    if !claimed {
+        bought = bought.map_err(not_theirs);
     }
-    let bought = counted(&app, "purchase", app.store.purchase(id, &user.id).await)?;
+    let bought = counted(&app, "purchase", bought)?;
     Ok((StatusCode::CREATED, Json(PurchaseView::from(&bought))))
 }
 

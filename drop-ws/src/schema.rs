@@ -8,6 +8,7 @@
 //! between them), since fuzzers generate from them.
 
 use drop_core::money::MONEY_MAX_MINOR;
+use drop_core::BUYER_ID_MAX;
 use drop_core::username::{USERNAME_MAX, USERNAME_MIN};
 use drop_core::{ERROR_CODES, MAX_HOLD, MAX_NAME, MAX_STOCK, MIN_HOLD, ReservationStatus};
 use utoipa::openapi::Schema;
@@ -26,6 +27,7 @@ pub(crate) const WEB_ERROR_CODES: &[&str] = &[
     "UPGRADE_REQUIRED",
     "RATE_LIMITED",
     "UNAUTHORIZED",
+    "UNAUTHENTICATED",
     "FORBIDDEN",
 ];
 
@@ -108,6 +110,16 @@ pub(crate) fn username() -> Schema {
     ))
     .pattern(Some(username_pattern()))
     .examples(["alice"])
+    .into()
+}
+
+/// A buyer's id, as answered to its buyer.
+pub(crate) fn buyer_id() -> Schema {
+    string(&format!(
+        "The buyer's id: 1–{BUYER_ID_MAX} bytes, no control characters."
+    ))
+    .min_length(Some(1))
+    .max_length(Some(BUYER_ID_MAX))
     .into()
 }
 

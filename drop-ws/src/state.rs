@@ -1,5 +1,5 @@
-//! What every handler shares: the store, the hub, the metrics, the limits
-//! and the shutdown signal.
+//! What every handler shares: the store, the hub, the identity and admin
+//! hooks, the metrics, the limits and the shutdown signal.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use drop_core::InventoryStore;
@@ -15,10 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bounds::WsSettings;
-use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::identity::{AdminHook, IdentityHook, Sessions};
 use crate::limit::Limits;
 use crate::metrics::Metrics;
+use crate::names::FeedNames;
+use crate::origin::AllowedOrigins;
 use crate::proxy::TrustedProxies;
 
 /// The handlers' state. Cheap to clone.
@@ -33,7 +34,16 @@ pub(crate) struct Inner {
     pub(crate) trusted_proxies: TrustedProxies,
     /// Who may open a WebSocket, how many, and how they are kept alive.
     pub(crate) ws: WsSettings,
-    pub(crate) admin_token: String,
+    /// Who the buyer behind a request is.
+    pub(crate) identity: Arc<dyn IdentityHook>,
+    /// Who may use the admin routes.
+    pub(crate) admin: Arc<dyn AdminHook>,
+    /// The signed sessions, when they are the identity.
+    pub(crate) sessions: Option<Arc<Sessions>>,
+    /// Pages allowed to act with a browser's cookies, and to open sockets.
+    pub(crate) origins: AllowedOrigins,
+    /// How public feeds name buyers.
+    pub(crate) names: FeedNames,
     pub(crate) default_hold: Duration,
     /// Cancelled when shutdown begins: WebSockets close, readiness fails,
     /// the hub and the scheduler stop.
@@ -58,36 +68,6 @@ impl Inner {
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed) || self.cancel.is_cancelled()
     }
-
-    /// 401 without a bearer token, 403 with a wrong one.
-    pub(crate) fn check_admin(&self, auth: Option<&HeaderValue>) -> Result<(), ApiError> {
-        let Some(auth) = auth else {
-            return Err(ApiError::unauthorized("an admin bearer token is required"));
-        };
-        let token = auth
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("use `Authorization: Bearer <admin token>`"))?;
-        if !constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "FORBIDDEN",
-                "the admin token is wrong",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Compares without an early exit, so response time does not reveal how
-/// much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Counts every request as a task of the API until its answer is ready,

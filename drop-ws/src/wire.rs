@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::names::FeedNames;
 use crate::schema;
 
 /// A drop as buyers see it.
@@ -46,7 +47,8 @@ pub struct DropView {
     pub hold_seconds: Duration,
     /// The latest buyers, newest first (at most 3).
     pub top_purchasers: Vec<TopPurchaserView>,
-    /// The viewer's active hold on this drop, when a viewer was named.
+    /// The caller's own active hold on this drop (`null` when they have
+    /// none or are not signed in).
     pub user_reservation: Option<UserHoldView>,
 }
 
@@ -54,8 +56,14 @@ pub struct DropView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopPurchaserView {
-    /// The buyer.
-    pub username: String,
+    /// The buyer's display name (shortened to initials, or left out, when
+    /// the server hides buyers' names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Deprecated: the same as `displayName`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(deprecated)]
+    pub username: Option<String>,
     /// When they bought (RFC 3339).
     #[schema(schema_with = schema::instant_out)]
     pub purchased_at: String,
@@ -80,7 +88,10 @@ pub struct ReservationView {
     pub id: Uuid,
     /// The drop held.
     pub drop_id: Uuid,
-    /// Who holds it.
+    /// The holder's display name (a hold is only ever shown to its holder).
+    pub display_name: String,
+    /// Deprecated: the same as `displayName`.
+    #[schema(deprecated)]
     pub username: String,
     /// `active`, `purchased`, `expired` or `released`.
     #[schema(schema_with = schema::status)]
@@ -103,7 +114,10 @@ pub struct PurchaseView {
     pub reservation_id: Uuid,
     /// The drop.
     pub drop_id: Uuid,
-    /// The buyer.
+    /// The buyer's display name.
+    pub display_name: String,
+    /// Deprecated: the same as `displayName`.
+    #[schema(deprecated)]
     pub username: String,
     /// What was paid, a decimal string.
     #[schema(schema_with = schema::price_out)]
@@ -164,9 +178,11 @@ pub(crate) struct ReserveBody {
     /// The drop (UUID).
     #[schema(schema_with = schema::drop_id)]
     pub(crate) drop_id: String,
-    /// The buyer: 3–50 of `A–Z a–z 0–9 _`.
+    /// The buyer: 3–50 of `A–Z a–z 0–9 _` (read, and in the document,
+    /// only under claimed identity).
+    #[serde(default)]
     #[schema(schema_with = schema::username)]
-    pub(crate) username: String,
+    pub(crate) username: Option<String>,
 }
 
 /// `POST /api/purchases`.
@@ -176,12 +192,15 @@ pub(crate) struct PurchaseBody {
     /// The hold to complete (UUID).
     #[schema(schema_with = schema::reservation_id)]
     pub(crate) reservation_id: String,
-    /// The hold's owner.
+    /// The hold's owner (read, and in the document, only under claimed
+    /// identity).
+    #[serde(default)]
     #[schema(schema_with = schema::username)]
-    pub(crate) username: String,
+    pub(crate) username: Option<String>,
 }
 
-/// `DELETE /api/reservations/{id}` (the username may also come in the query).
+/// `DELETE /api/reservations/{id}` under claimed identity (the username
+/// may also come in the query).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ReleaseBody {
@@ -191,13 +210,50 @@ pub(crate) struct ReleaseBody {
     pub(crate) username: Option<String>,
 }
 
-/// `?username=` on the drop list and on release.
+/// `?username=` on the drop list and on release, under claimed identity.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct UsernameQuery {
     /// The viewer, to include their own active hold with each drop.
     #[param(schema_with = schema::username_query)]
     pub(crate) username: Option<String>,
+}
+
+/// A signed-in buyer, as they see themselves.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuyerView {
+    /// The buyer's id (a guest's is `g_` and 32 hex digits). Shown to the
+    /// buyer alone, never in public data.
+    #[schema(schema_with = schema::buyer_id)]
+    pub id: String,
+    /// The name public feeds show.
+    pub display_name: String,
+}
+
+/// A session: who it signs in and until when.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    /// The signed-in buyer.
+    pub buyer: BuyerView,
+    /// The session token, answered once, at sign-in: send it as
+    /// `Authorization: Bearer <token>` from clients that keep no cookies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// When the session ends (RFC 3339).
+    #[schema(schema_with = schema::instant_out)]
+    pub expires_at: String,
+}
+
+/// `POST /api/session`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SignInBody {
+    /// The name to show: 3–50 of `A–Z a–z 0–9 _`. Not an account: every
+    /// sign-in is a new guest.
+    #[schema(schema_with = schema::username)]
+    pub(crate) username: String,
 }
 
 /// `GET /api/health`.
@@ -253,11 +309,13 @@ fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl DropView {
-    /// A drop with its stock, its top buyers and the viewer's hold.
+    /// A drop with its stock, its top buyers (named as `names` says) and
+    /// the viewer's hold.
     pub(crate) fn new(
         state: &DropState,
         top: &[TopPurchaser],
         user_reservation: Option<&Reservation>,
+        names: FeedNames,
     ) -> Self {
         let d = &state.drop;
         let s = &state.stock;
@@ -272,7 +330,10 @@ impl DropView {
             starts_at: d.starts_at.map(time),
             ends_at: d.ends_at.map(time),
             hold_seconds: d.hold,
-            top_purchasers: top.iter().map(TopPurchaserView::from).collect(),
+            top_purchasers: top
+                .iter()
+                .map(|t| TopPurchaserView::new(t, names))
+                .collect(),
             user_reservation: user_reservation.map(|r| UserHoldView {
                 id: r.id.as_uuid(),
                 expires_at: time(r.expires_at),
@@ -281,16 +342,25 @@ impl DropView {
     }
 }
 
-impl From<&DropOverview> for DropView {
-    fn from(o: &DropOverview) -> Self {
-        Self::new(&o.state, &o.top_purchasers, o.user_reservation.as_ref())
+impl DropView {
+    /// A drop as listed for its viewer.
+    pub(crate) fn of(o: &DropOverview, names: FeedNames) -> Self {
+        Self::new(
+            &o.state,
+            &o.top_purchasers,
+            o.user_reservation.as_ref(),
+            names,
+        )
     }
 }
 
-impl From<&TopPurchaser> for TopPurchaserView {
-    fn from(t: &TopPurchaser) -> Self {
+impl TopPurchaserView {
+    /// A recent buyer, named as `names` says.
+    pub(crate) fn new(t: &TopPurchaser, names: FeedNames) -> Self {
+        let shown = names.shown(&t.display_name);
         Self {
-            username: t.display_name.to_string(),
+            display_name: shown.clone(),
+            username: shown,
             purchased_at: time(t.purchased_at),
         }
     }
@@ -301,8 +371,7 @@ impl From<&Reservation> for ReservationView {
         Self {
             id: r.id.as_uuid(),
             drop_id: r.drop_id.as_uuid(),
-            // The display name: a hold is readable by its id alone, and
-            // the buyer id never leaves the server.
+            display_name: r.display_name.to_string(),
             username: r.display_name.to_string(),
             status: r.status.as_str(),
             created_at: time(r.created_at),
@@ -317,6 +386,7 @@ impl From<&Purchase> for PurchaseView {
             id: p.id.as_uuid(),
             reservation_id: p.reservation_id.as_uuid(),
             drop_id: p.drop_id.as_uuid(),
+            display_name: p.display_name.to_string(),
             username: p.display_name.to_string(),
             amount_paid: p.amount_paid.to_string(),
             created_at: time(p.created_at),
@@ -363,8 +433,14 @@ pub enum WsMessage {
         server_time: String,
         /// The drop.
         drop_id: Uuid,
-        /// The buyer.
-        username: String,
+        /// The buyer's display name (shortened, or left out, when the
+        /// server hides buyers' names).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+        /// Deprecated: the same as `displayName`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(deprecated)]
+        username: Option<String>,
         /// The drop's latest buyers after this purchase.
         top_purchasers: Vec<TopPurchaserView>,
     },
@@ -376,6 +452,41 @@ pub enum WsMessage {
         server_time: String,
         /// The drop.
         drop: DropView,
+    },
+    /// Sent only to its holder's sockets: their hold ran out.
+    #[serde(rename_all = "camelCase")]
+    HoldExpired {
+        /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
+        server_time: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// The hold.
+        reservation_id: Uuid,
+    },
+    /// Sent only to its holder's sockets: their hold was given back
+    /// (from any of their pages).
+    #[serde(rename_all = "camelCase")]
+    HoldReleased {
+        /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
+        server_time: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// The hold.
+        reservation_id: Uuid,
+    },
+    /// Sent only to its holder's sockets: their hold was bought (from any
+    /// of their pages).
+    #[serde(rename_all = "camelCase")]
+    HoldPurchased {
+        /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
+        server_time: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// The hold.
+        reservation_id: Uuid,
     },
 }
 

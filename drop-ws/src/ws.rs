@@ -2,24 +2,23 @@
 //! hub's frames; the client only ever needs to listen.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Extension;
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use drop_core::DropId;
+use drop_core::{Buyer, DropId};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
+use crate::caller::{Head, Viewer};
 use crate::caps::{Over, Slot};
 use crate::error::{ApiError, ErrorBody};
-use crate::hub::{Frame, Hub, StockBoard};
+use crate::hub::{Frame, Hub, PrivateFeed, StockBoard};
 use crate::state::AppState;
 
 /// Read buffer per connection. Clients send nothing but control frames, so
@@ -38,13 +37,16 @@ const TRY_AGAIN_LATER: u16 = 1013;
 
 /// The live feed. Each text frame the server sends is one `WsMessage`
 /// (see the schema of that name: `snapshot`, `stock`, `purchase`,
-/// `dropCreated`); clients send nothing.
+/// `dropCreated`, and to a signed-in buyer's own sockets `holdExpired`,
+/// `holdReleased`, `holdPurchased`); clients send nothing.
 #[utoipa::path(
     get, path = "/api/ws", operation_id = "liveFeed",
     responses(
         (status = 101, description = "Switching to WebSocket. Every text frame is a \
             [`WsMessage`](#/components/schemas/WsMessage): first a `snapshot`, then `stock`, \
-            `purchase` and `dropCreated` as they happen (an expiry shows as `stock`)."),
+            `purchase` and `dropCreated` as they happen (an expiry shows as `stock`). A socket \
+            opened with a session (its cookie, or `Authorization: Bearer`) also receives its \
+            buyer's own `holdExpired`, `holdReleased` and `holdPurchased`."),
         (status = 400, description = "`BAD_REQUEST`: not a WebSocket handshake", body = ErrorBody),
         (status = 403, description = "`FORBIDDEN`: the page's `Origin` is neither this site nor \
             one of the configured CORS origins", body = ErrorBody),
@@ -57,22 +59,18 @@ const TRY_AGAIN_LATER: u16 = 1013;
 )]
 pub(crate) async fn upgrade(
     State(app): State<AppState>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    head: Head,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    if !app.ws.origin_allowed(&headers) {
+    if !app.origins.allows(head.headers()) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "FORBIDDEN",
             "WebSockets from this origin are not allowed",
         ));
     }
-    let slot = match peer {
-        Some(Extension(ConnectInfo(peer))) => {
-            let client = app.trusted_proxies.client(peer.ip(), &headers);
-            app.ws.caps.acquire(client, false)
-        }
+    let slot = match head.client_ip {
+        Some(client) => app.ws.caps.acquire(client, false),
         // Served without client addresses: only the total can be counted.
         None => app
             .ws
@@ -85,6 +83,8 @@ pub(crate) async fn upgrade(
             Over::Total => "too many WebSockets open",
         })
     })?;
+    // A socket opened with a session also hears of its buyer's own holds.
+    let Viewer(viewer) = Viewer::of(&app, &head, None).await?;
     // Tracked, so that shutdown waits until every socket has been told
     // the server is going away.
     let tasks = app.tasks.clone();
@@ -93,7 +93,7 @@ pub(crate) async fn upgrade(
         .write_buffer_size(0)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| tasks.track_future(client(socket, app, slot))))
+        .on_upgrade(move |socket| tasks.track_future(client(socket, app, viewer, slot))))
 }
 
 /// What a client task listens to. Streams rather than one-shot `recv()`
@@ -119,14 +119,31 @@ impl Live {
     }
 }
 
+/// The private feed of `buyer`'s socket, knowing their active holds.
+async fn private_feed(app: &AppState, buyer: &Buyer) -> PrivateFeed {
+    // Joined before the holds are listed, so a hold taken in between is
+    // learnt from its creation; one that ends in between is only told by
+    // the page's own clock.
+    let feed = app.hub.private_feed(&buyer.id);
+    match app.store.overview(Some(&buyer.id)).await {
+        Ok(drops) => feed.know(drops.into_iter().filter_map(|d| d.user_reservation.map(|r| r.id))),
+        Err(err) => tracing::debug!(error = %err, "socket opened without its buyer's holds"),
+    }
+    feed
+}
+
 /// Serves one socket until it closes; `_slot` holds its place under the
 /// caps until then.
-async fn client(mut socket: WebSocket, app: AppState, _slot: Slot) {
+async fn client(mut socket: WebSocket, app: AppState, viewer: Option<Buyer>, _slot: Slot) {
     let hub = app.hub.clone();
     hub.metrics().ws_connected();
     let _guard = Disconnect(hub.clone());
     let cancelled = app.cancel.clone().cancelled_owned();
     tokio::pin!(cancelled);
+    let mut private = match &viewer {
+        Some(buyer) => Some(private_feed(&app, buyer).await),
+        None => None,
+    };
     let mut live = Live::join(&hub);
     if !send(&mut socket, Message::Text(live.snapshot.clone())).await {
         return;
@@ -180,6 +197,11 @@ async fn client(mut socket: WebSocket, app: AppState, _slot: Slot) {
                     }
                 }
             }
+            Some(frame) = next_private(&mut private) => {
+                if !send(&mut socket, Message::Text(frame)).await {
+                    return;
+                }
+            }
             frame = live.events.next() => match frame {
                 Some(Ok(frame)) => {
                     if !send(&mut socket, Message::Text(frame)).await {
@@ -207,6 +229,14 @@ async fn client(mut socket: WebSocket, app: AppState, _slot: Slot) {
                 }
             },
         }
+    }
+}
+
+/// The next private frame; pending forever for a socket without a feed.
+async fn next_private(private: &mut Option<PrivateFeed>) -> Option<Frame> {
+    match private {
+        Some(feed) => feed.frames.recv().await,
+        None => std::future::pending().await,
     }
 }
 

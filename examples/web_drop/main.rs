@@ -8,6 +8,10 @@
 //! cargo run --example web_drop -- --help           # every option (and its DROPKIT_* variable)
 //! ```
 //!
+//! Buyers sign in as guests (`--identity session`, the default); behind an
+//! authenticating proxy, `--identity header`; for load tools that name
+//! their buyers in the body, `--identity claimed` (insecure).
+//!
 //! SIGINT or SIGTERM stops it in one step ([`drop_ws::DropServer`]):
 //! readiness fails (for `--drain-seconds`, while it goes on serving), then
 //! WebSockets are closed with 1001, in-flight requests are answered, the
@@ -25,10 +29,10 @@ use std::sync::Arc;
 use axum::Router;
 use clap::Parser;
 use drop_core::{ExpiryScheduler, InventoryStore, Money, NewDrop};
-use drop_ws::DropApi;
+use drop_ws::{DropApi, DropApiBuilder, HeaderIdentity, SessionIdentity, SessionKey};
 use tracing_subscriber::EnvFilter;
 
-use crate::options::{LogFormat, Options};
+use crate::options::{IdentityKind, LogFormat, Options};
 
 #[tokio::main]
 async fn main() {
@@ -87,7 +91,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     for proxy in &opts.trusted_proxy {
         builder = builder.trusted_proxy(proxy)?;
     }
-    let api = builder.build().await?;
+    let (builder, identity_banner) = identity(&opts, builder)?;
+    let api = builder.feed_names(opts.feed_names.into()).build().await?;
 
     if !opts.no_demo && store.list_drops().await?.is_empty() {
         let demo =
@@ -105,6 +110,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("store: {}", opts.store);
     println!("{}", admin_token.banner());
+    println!("{identity_banner}");
 
     server
         .run_until(async {
@@ -117,6 +123,57 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Configures how buyers are identified; returns the start-up line about it.
+fn identity(
+    opts: &Options,
+    builder: DropApiBuilder,
+) -> Result<(DropApiBuilder, String), Box<dyn std::error::Error>> {
+    Ok(match opts.identity {
+        IdentityKind::Session => {
+            let (key, about) = match &opts.session_key {
+                Some(secret) => (
+                    SessionKey::from_secret(secret.expose().as_bytes())?,
+                    "signed with the configured key",
+                ),
+                None => (
+                    SessionKey::generate(),
+                    "signed with a generated key: they end when this process does \
+                     (set --session-key to keep them, and on every instance)",
+                ),
+            };
+            let sessions = SessionIdentity::new(key)
+                .ttl(opts.session_ttl()?)
+                .secure_cookie(opts.secure_cookie)
+                .sign_ins_per_minute(opts.sign_ins_per_minute);
+            (
+                builder.sessions(sessions),
+                format!("identity: guest sessions, {about}"),
+            )
+        }
+        IdentityKind::Header => {
+            if opts.identity_proxy.is_empty() {
+                return Err("--identity header needs --identity-proxy (who sets the headers)".into());
+            }
+            let mut hook = HeaderIdentity::new()
+                .id_header(&opts.identity_id_header)
+                .name_header(&opts.identity_name_header);
+            for proxy in &opts.identity_proxy {
+                hook = hook.proxy(proxy)?;
+            }
+            let banner = format!(
+                "identity: header {} from {}",
+                opts.identity_id_header,
+                opts.identity_proxy.join(", ")
+            );
+            (builder.identity(hook), banner)
+        }
+        IdentityKind::Claimed => (
+            builder.claimed_identity(),
+            "identity: CLAIMED — INSECURE, anyone can act as any buyer (load tests only)".to_owned(),
+        ),
+    })
 }
 
 async fn shutdown_signal() {

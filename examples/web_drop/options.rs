@@ -27,6 +27,39 @@ impl fmt::Display for StoreKind {
     }
 }
 
+/// How the server tells who a buyer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum IdentityKind {
+    /// Signed guest sessions: buyers sign in with a name at
+    /// `POST /api/session` (a cookie, or a bearer token).
+    Session,
+    /// Headers set by an authenticating proxy (--identity-proxy).
+    Header,
+    /// INSECURE: whatever username a request names (load tests, demos).
+    Claimed,
+}
+
+/// How public feeds name buyers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FeedNamesArg {
+    /// Their display name.
+    Show,
+    /// Their initial ("A.").
+    Initials,
+    /// No name.
+    Hide,
+}
+
+impl From<FeedNamesArg> for drop_ws::FeedNames {
+    fn from(arg: FeedNamesArg) -> Self {
+        match arg {
+            FeedNamesArg::Show => Self::Show,
+            FeedNamesArg::Initials => Self::Initials,
+            FeedNamesArg::Hide => Self::Hide,
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum LogFormat {
@@ -123,7 +156,52 @@ pub(crate) struct Options {
     #[arg(long, env = "DROPKIT_TRUSTED_PROXIES", value_delimiter = ',')]
     pub(crate) trusted_proxy: Vec<String>,
 
-    /// Reserve and purchase requests per minute per IP and per username (0 = off).
+    /// How buyers are identified: signed guest sessions, headers from an
+    /// authenticating proxy, or (insecure, for load tests) the username a
+    /// request claims.
+    #[arg(long, env = "DROPKIT_IDENTITY", value_enum, default_value_t = IdentityKind::Session)]
+    pub(crate) identity: IdentityKind,
+
+    /// The key sessions are signed with (--identity session): at least 32
+    /// bytes, e.g. from `openssl rand -base64 32`. Give every instance the
+    /// same one. When absent one is generated, and sessions end when the
+    /// process does.
+    #[arg(long, env = "DROPKIT_SESSION_KEY", hide_env_values = true)]
+    pub(crate) session_key: Option<Secret>,
+
+    /// How long a session lasts, in hours (fractions allowed).
+    #[arg(long, env = "DROPKIT_SESSION_HOURS", default_value_t = 24.0)]
+    pub(crate) session_hours: f64,
+
+    /// Mark the session cookie Secure (HTTPS only). Set it whenever the
+    /// site is served over HTTPS.
+    #[arg(long, env = "DROPKIT_SECURE_COOKIE")]
+    pub(crate) secure_cookie: bool,
+
+    /// Guest sign-ins per minute per client address (0 = off).
+    #[arg(long, env = "DROPKIT_SIGN_INS_PER_MINUTE", default_value_t = drop_ws::DEFAULT_SIGN_INS_PER_MINUTE)]
+    pub(crate) sign_ins_per_minute: u32,
+
+    /// The authenticating proxy whose identity headers are believed
+    /// (--identity header): an address or a network (repeatable, or
+    /// comma-separated). Required with --identity header.
+    #[arg(long, env = "DROPKIT_IDENTITY_PROXIES", value_delimiter = ',')]
+    pub(crate) identity_proxy: Vec<String>,
+
+    /// The header carrying the buyer's id (--identity header).
+    #[arg(long, env = "DROPKIT_IDENTITY_ID_HEADER", default_value = drop_ws::DEFAULT_ID_HEADER)]
+    pub(crate) identity_id_header: String,
+
+    /// The header carrying the buyer's display name (--identity header).
+    #[arg(long, env = "DROPKIT_IDENTITY_NAME_HEADER", default_value = drop_ws::DEFAULT_NAME_HEADER)]
+    pub(crate) identity_name_header: String,
+
+    /// How public feeds (recent buyers, the live purchase feed) name buyers.
+    #[arg(long, env = "DROPKIT_FEED_NAMES", value_enum, default_value_t = FeedNamesArg::Show)]
+    pub(crate) feed_names: FeedNamesArg,
+
+    /// Reserve and purchase requests per minute per client address and per
+    /// buyer (0 = off). Counted per instance.
     #[arg(long, env = "DROPKIT_RATE_LIMIT", default_value_t = 120)]
     pub(crate) rate_limit: u32,
 
@@ -263,6 +341,14 @@ impl Options {
             self.header_timeout_seconds,
             false,
         )
+    }
+
+    /// `--session-hours`: between a minute and a year.
+    pub(crate) fn session_ttl(&self) -> Result<Duration, String> {
+        Duration::try_from_secs_f64(self.session_hours * 3600.0)
+            .ok()
+            .filter(|d| (Duration::from_secs(60)..=Duration::from_secs(366 * 24 * 3600)).contains(d))
+            .ok_or_else(|| "--session-hours must be between 1/60 and 8784".to_owned())
     }
 
     /// `--ws-ping-seconds`.

@@ -1,12 +1,13 @@
 //! A real server on an ephemeral port, and clients for it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drop_core::{Clock, ExpiryScheduler, InventoryStore};
 use drop_store_memory::MemoryStore;
-use drop_ws::{DropApi, DropServer};
+use drop_ws::{DropApi, DropServer, SessionIdentity, SessionKey};
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -118,12 +119,26 @@ macro_rules! store_tests {
 
 pub(crate) const TOKEN: &str = "test-admin-token";
 
+/// How the test server identifies buyers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Identity {
+    /// Signed guest sessions (`web_drop`'s default): the helpers below
+    /// sign each named buyer in once and send their bearer token.
+    Session,
+    /// The original wire: `username` in the body.
+    Claimed,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) rate_limit: u32,
     pub(crate) tick: Duration,
     pub(crate) cors_origins: Vec<&'static str>,
     pub(crate) client_queue: usize,
+    pub(crate) identity: Identity,
+    /// Guest sign-ins per minute per address (0 = off, the default here:
+    /// tests sign many buyers in from one address).
+    pub(crate) sign_ins_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -133,6 +148,8 @@ impl Default for Settings {
             tick: Duration::from_millis(50),
             cors_origins: Vec::new(),
             client_queue: drop_ws::DEFAULT_CLIENT_QUEUE,
+            identity: Identity::Session,
+            sign_ins_per_minute: 0,
         }
     }
 }
@@ -142,6 +159,9 @@ pub(crate) struct TestServer {
     pub(crate) http: reqwest::Client,
     pub(crate) api: DropApi,
     pub(crate) database_url: Option<String>,
+    pub(crate) identity: Identity,
+    /// Each named buyer's session token, signed in on first use.
+    tokens: Mutex<HashMap<String, String>>,
     server: DropServer,
 }
 
@@ -168,6 +188,13 @@ impl TestServer {
         for origin in settings.cors_origins {
             builder = builder.cors_origin(origin).expect("valid origin");
         }
+        builder = match settings.identity {
+            Identity::Session => builder.sessions(
+                SessionIdentity::new(SessionKey::generate())
+                    .sign_ins_per_minute(settings.sign_ins_per_minute),
+            ),
+            Identity::Claimed => builder.claimed_identity(),
+        };
         let api = builder.build().await.expect("api builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = api.serve(listener, api.router()).expect("server starts");
@@ -176,8 +203,105 @@ impl TestServer {
             http: reqwest::Client::new(),
             api,
             database_url: backend.database_url,
+            identity: settings.identity,
+            tokens: Mutex::default(),
             server,
         }
+    }
+
+    /// Signs a new guest named `name` in: (status, answer).
+    pub(crate) async fn sign_in(&self, name: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .post(self.url("/api/session"))
+            .json(&json!({ "username": name }))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+
+    /// The session token of the buyer the tests call `user` (signed in on
+    /// first use, then reused, so the same name is the same buyer).
+    pub(crate) async fn token(&self, user: &str) -> String {
+        if let Some(token) = self.tokens.lock().unwrap().get(user) {
+            return token.clone();
+        }
+        let (status, answer) = self.sign_in(user).await;
+        assert_eq!(status, 200, "sign in {user}: {answer}");
+        let token = answer["token"].as_str().expect("a token").to_owned();
+        self.tokens
+            .lock()
+            .unwrap()
+            .entry(user.to_owned())
+            .or_insert(token)
+            .clone()
+    }
+
+    /// A request as `user`: their bearer token under sessions; under
+    /// claimed identity the name goes in the body (`body` gains
+    /// `username`) or the query, as the caller builds it.
+    pub(crate) async fn as_user(
+        &self,
+        req: reqwest::RequestBuilder,
+        user: &str,
+    ) -> reqwest::RequestBuilder {
+        match self.identity {
+            Identity::Session => req.bearer_auth(self.token(user).await),
+            Identity::Claimed => req,
+        }
+    }
+
+    /// `body` with `username` added under claimed identity.
+    pub(crate) fn named(&self, mut body: Value, user: &str) -> Value {
+        if self.identity == Identity::Claimed {
+            body["username"] = json!(user);
+        }
+        body
+    }
+
+    /// A POST of `body` as `user`: (status, answer).
+    pub(crate) async fn post_as(&self, path: &str, body: Value, user: &str) -> (u16, Value) {
+        let req = self.http.post(self.url(path)).json(&self.named(body, user));
+        let res = self.as_user(req, user).await.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+
+    /// A GET as `user` (under claimed identity, `?username=` is added to
+    /// `/api/drops`): (status, answer).
+    pub(crate) async fn get_as(&self, path: &str, user: &str) -> (u16, Value) {
+        let url = if self.identity == Identity::Claimed && path == "/api/drops" {
+            self.url(&format!("{path}?username={user}"))
+        } else {
+            self.url(path)
+        };
+        let res = self
+            .as_user(self.http.get(url), user)
+            .await
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+
+    /// A DELETE as `user` (under claimed identity, with `?username=`).
+    pub(crate) async fn delete_as(&self, path: &str, user: &str) -> (u16, Value) {
+        let url = if self.identity == Identity::Claimed {
+            self.url(&format!("{path}?username={user}"))
+        } else {
+            self.url(path)
+        };
+        let res = self
+            .as_user(self.http.delete(url), user)
+            .await
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -205,17 +329,15 @@ impl TestServer {
     }
 
     pub(crate) async fn reserve(&self, drop_id: &str, user: &str) -> (u16, Value) {
-        self.post(
-            "/api/reservations",
-            json!({"dropId": drop_id, "username": user}),
-        )
-        .await
+        self.post_as("/api/reservations", json!({ "dropId": drop_id }), user)
+            .await
     }
 
     pub(crate) async fn purchase(&self, reservation_id: &str, user: &str) -> (u16, Value) {
-        self.post(
+        self.post_as(
             "/api/purchases",
-            json!({"reservationId": reservation_id, "username": user}),
+            json!({ "reservationId": reservation_id }),
+            user,
         )
         .await
     }
@@ -252,7 +374,26 @@ impl TestServer {
 
     /// A WebSocket client, after it has read its snapshot.
     pub(crate) async fn ws(&self) -> (WsClient, Value) {
-        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/ws", self.addr))
+        self.ws_with(None).await
+    }
+
+    /// A WebSocket client signed in as `user` (their session token as a
+    /// bearer), after it has read its snapshot.
+    pub(crate) async fn ws_as(&self, user: &str) -> (WsClient, Value) {
+        let token = self.token(user).await;
+        self.ws_with(Some(token)).await
+    }
+
+    async fn ws_with(&self, token: Option<String>) -> (WsClient, Value) {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{}/api/ws", self.addr)
+            .into_client_request()
+            .unwrap();
+        if let Some(token) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(req)
             .await
             .expect("websocket connects");
         let mut client = WsClient { stream };

@@ -1,0 +1,256 @@
+//! Who is asking, as handlers take it: the request's head handed to the
+//! identity hook, the cross-site rules for credentials a browser sends by
+//! itself, and the admin check.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use drop_core::{Buyer, Username};
+
+use crate::error::ApiError;
+use crate::identity::{AdminError, Identity, IdentityError, IdentityRequest};
+use crate::state::AppState;
+
+/// What identity needs of a request, kept past the extractors so a hook
+/// that reads claims can run once the body is parsed.
+#[derive(Debug)]
+pub(crate) struct Head {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    pub(crate) client_ip: Option<IpAddr>,
+    peer_ip: Option<IpAddr>,
+}
+
+impl Head {
+    pub(crate) fn of(parts: &Parts, app: &AppState) -> Self {
+        let peer_ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Self {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+            client_ip: peer_ip.map(|peer| app.trusted_proxies.client(peer, &parts.headers)),
+            peer_ip,
+        }
+    }
+
+    pub(crate) fn request<'a>(&'a self, claimed: Option<&'a str>) -> IdentityRequest<'a> {
+        IdentityRequest {
+            method: &self.method,
+            uri: &self.uri,
+            headers: &self.headers,
+            client_ip: self.client_ip,
+            peer_ip: self.peer_ip,
+            claimed,
+        }
+    }
+
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
+impl FromRequestParts<AppState> for Head {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(parts, app))
+    }
+}
+
+/// Asks the hook; a refusal is `401 UNAUTHENTICATED` (or 503).
+async fn identify(
+    app: &AppState,
+    request: &IdentityRequest<'_>,
+) -> Result<Option<Identity>, ApiError> {
+    app.identity.identify(request).await.map_err(|err| match err {
+        IdentityError::Rejected(message) => unauthenticated(message),
+        IdentityError::Unavailable(detail) => {
+            ApiError::unavailable("cannot tell who is asking now").with_detail(detail)
+        }
+    })
+}
+
+pub(crate) fn unauthenticated(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message)
+}
+
+/// The buyer a buyer route acts for. Without an identity the route
+/// answers 401 before reading the body, so strangers learn nothing of
+/// its rules. Under a hook that reads claims the buyer is known only
+/// once the body is parsed: [`resolve`](Self::resolve) then asks.
+#[derive(Debug)]
+pub(crate) struct Caller {
+    known: Option<Buyer>,
+    head: Head,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let head = Head::of(parts, app);
+        if app.identity.reads_claimed_username() {
+            return Ok(Self { known: None, head });
+        }
+        let identity = identify(app, &head.request(None))
+            .await?
+            .ok_or_else(|| unauthenticated("sign in first"))?;
+        if identity.is_ambient() {
+            forgery_checks(app, &head)?;
+        }
+        Ok(Self {
+            known: Some(identity.into_buyer()),
+            head,
+        })
+    }
+}
+
+impl Caller {
+    /// The buyer; `claimed` is the username the request names, read only
+    /// under a hook that reads claims (where a bad one is a 400 on
+    /// `username`, as the original API answered).
+    pub(crate) async fn resolve(
+        self,
+        app: &AppState,
+        claimed: Option<&str>,
+    ) -> Result<Buyer, ApiError> {
+        if let Some(buyer) = self.known {
+            return Ok(buyer);
+        }
+        let raw = claimed
+            .ok_or_else(|| ApiError::invalid("username", "missing field `username`"))?;
+        // The shape first, so a bad name is a 400 naming the field.
+        Username::parse(raw)?;
+        identify(app, &self.head.request(Some(raw)))
+            .await?
+            .map(Identity::into_buyer)
+            .ok_or_else(|| unauthenticated("name the buyer"))
+    }
+
+    /// Whether the buyer is named by the request (claims) rather than
+    /// known from its credentials.
+    pub(crate) fn is_claimed(&self) -> bool {
+        self.known.is_none()
+    }
+
+    /// The client's address, for the per-address rate limit.
+    pub(crate) fn client_ip(&self) -> Option<IpAddr> {
+        self.head.client_ip
+    }
+}
+
+/// The viewer of a public route (the drops list, the live feed): a
+/// buyer when the request identifies one, anonymous otherwise. Bad
+/// credentials make an anonymous viewer, not an error: a page with an
+/// expired cookie still shows the drops.
+#[derive(Debug)]
+pub(crate) struct Viewer(pub(crate) Option<Buyer>);
+
+impl Viewer {
+    /// The viewer of a request whose head is `head`; `claimed` is its
+    /// `?username=`, read only under a hook that reads claims.
+    pub(crate) async fn of(
+        app: &AppState,
+        head: &Head,
+        claimed: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let claimed = if app.identity.reads_claimed_username() {
+            let Some(raw) = claimed.map(str::trim).filter(|raw| !raw.is_empty()) else {
+                return Ok(Self(None));
+            };
+            Username::parse(raw)?;
+            Some(raw)
+        } else {
+            None
+        };
+        match identify(app, &head.request(claimed)).await {
+            Ok(identity) => Ok(Self(identity.map(Identity::into_buyer))),
+            Err(err) if err.status() == StatusCode::UNAUTHORIZED => Ok(Self(None)),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// A browser adds cookies to requests any page makes, so a write
+/// identified by one must show it comes from an allowed page: a JSON body
+/// (a cross-site form can only send form encodings and `text/plain`
+/// without asking the server first) and an allowed `Origin`.
+pub(crate) fn forgery_checks(app: &AppState, head: &Head) -> Result<(), ApiError> {
+    if matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    if head.method == Method::POST && !is_json(&head.headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the body as `Content-Type: application/json`",
+        ));
+    }
+    if !app.origins.allows(&head.headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "requests from this origin are not allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// `Content-Type: application/json`, with or without parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Proof that the admin hook let the request in. Taken before the body,
+/// so strangers learn nothing about the validation rules.
+#[derive(Debug)]
+pub(crate) struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let head = Head::of(parts, app);
+        app.admin
+            .authorize(&head.request(None))
+            .await
+            .map(|()| Admin)
+            .map_err(|err| match err {
+                AdminError::Unauthenticated(m) => ApiError::unauthorized(m),
+                AdminError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", m),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_recognised_with_parameters_and_in_any_case() {
+        let ct = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, v.parse().unwrap());
+            is_json(&h)
+        };
+        assert!(ct("application/json"));
+        assert!(ct("Application/JSON; charset=utf-8"));
+        assert!(!ct("text/plain"));
+        assert!(!ct("application/x-www-form-urlencoded"));
+        assert!(!ct("application/jsonp"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}

@@ -93,9 +93,12 @@ export function App() {
 
   const live = useLiveDrops(
     {
-      onResync: () => {
-        // After a reconnect the session may have ended meanwhile (or the
-        // first check may have found the server unreachable).
+      onResync: (reconnected) => {
+        // A first connection follows the session check and the listing,
+        // which did this already. After a reconnect, holds may have ended
+        // and the session may be gone (or the first check may have found the
+        // server unreachable).
+        if (!reconnected) return;
         void checkSession();
         void holdsRef.current?.revalidate();
       },

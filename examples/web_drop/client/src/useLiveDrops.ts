@@ -200,8 +200,11 @@ export function interpretFrame(msg: WsMessage): FrameEffect | null {
 
 /** What the live feed tells the rest of the page besides drop state. */
 export interface LiveCallbacks {
-  /** A fresh snapshot arrived after (re)connecting. */
-  onResync(): void;
+  /**
+   * A fresh snapshot arrived; `reconnected` when the socket had to be opened
+   * again for the same session (changes may have been missed meanwhile).
+   */
+  onResync(reconnected: boolean): void;
   /** The server says one of the signed-in buyer's holds ended. */
   onHoldEnded(end: HoldEnd): void;
 }
@@ -245,6 +248,7 @@ export function useLiveDrops(callbacks: LiveCallbacks, sessionKey: string | null
     const key = sessionKey;
     let ws: WebSocket | null = null;
     let attempt = 0;
+    let opened = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let stopped = false;
 
@@ -276,7 +280,7 @@ export function useLiveDrops(callbacks: LiveCallbacks, sessionKey: string | null
           dispatch({ type: 'snapshot', drops: effect.drops });
           dispatch({ type: 'connection', value: 'live', key });
           attempt = 0;
-          cb.current.onResync();
+          cb.current.onResync(opened > 1);
           break;
         case 'action':
           dispatch(effect.action);
@@ -298,6 +302,7 @@ export function useLiveDrops(callbacks: LiveCallbacks, sessionKey: string | null
         return;
       }
       ws = socket;
+      opened += 1;
       socket.onmessage = onMessage;
       socket.onclose = () => {
         if (ws === socket) ws = null;

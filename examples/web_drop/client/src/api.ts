@@ -25,7 +25,7 @@ export interface PublicName {
   username?: string | null;
 }
 
-/** The signed-in buyer (stands in for the generated `BuyerView`). */
+/** The signed-in buyer: the session answer's `buyer` (its generated schema's name is not known yet). */
 export interface Buyer {
   /** Opaque, random per sign-in: two sign-ins with one name are two buyers. */
   id: string;
@@ -34,10 +34,9 @@ export interface Buyer {
 }
 
 /**
- * `GET /api/session` and `POST /api/session` (stands in for the generated
- * `SessionView`). The sign-in answer also carries the session token, which
- * the page never reads or keeps: the HttpOnly cookie set with it is what
- * identifies the browser.
+ * The answer of `GET /api/session` and `POST /api/session`. The sign-in
+ * answer also carries the session token, which `signIn` drops at once: the
+ * HttpOnly cookie set with it is what identifies the browser.
  */
 export interface Session {
   buyer: Buyer;

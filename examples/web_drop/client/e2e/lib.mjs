@@ -65,34 +65,136 @@ export async function createDrop(body) {
   return json;
 }
 
-/** Reserves through the API, as another shopper would. */
-export async function apiReserve(dropId, username) {
-  const res = await fetch(`${BASE}/api/reservations`, {
+/**
+ * Signs a new guest in through the API, as a non-browser client would:
+ * `{ token, buyer }`, the token to send as `Authorization: Bearer`.
+ */
+export async function apiSignIn(username) {
+  const res = await fetch(`${BASE}/api/session`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ dropId, username }),
+    body: JSON.stringify({ username }),
+  });
+  const json = await res.json();
+  assert.equal(res.status, 200, `sign in: ${JSON.stringify(json)}`);
+  assert.ok(typeof json.token === 'string' && json.buyer?.id, `sign in answer: ${JSON.stringify(json)}`);
+  return { token: json.token, buyer: json.buyer };
+}
+
+/**
+ * Reserves through the API, as another shopper would: `guest` is an
+ * `apiSignIn` answer, or a username to sign a new guest in with.
+ */
+export async function apiReserve(dropId, guest) {
+  const { token } = typeof guest === 'string' ? await apiSignIn(guest) : guest;
+  const res = await fetch(`${BASE}/api/reservations`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ dropId }),
   });
   const json = await res.json();
   assert.ok(res.status === 201 || res.status === 200, `reserve: ${JSON.stringify(json)}`);
   return json;
 }
 
+/** Buys a hold through the API as the guest who holds it (an `apiSignIn` answer). */
+export async function apiPurchase(reservationId, guest) {
+  const res = await fetch(`${BASE}/api/purchases`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${guest.token}` },
+    body: JSON.stringify({ reservationId }),
+  });
+  const json = await res.json();
+  assert.equal(res.status, 201, `purchase: ${JSON.stringify(json)}`);
+  return json;
+}
+
 /**
- * A fresh browser context (its own storage, like a separate person) with the
- * page open, the username typed and the live feed connected.
+ * Signs in on the page with the header's form and waits until the header
+ * names the user and the live feed is connected again (a new session opens
+ * a new socket).
+ */
+export async function signIn(page, username) {
+  await page.getByLabel('Your username').fill(username);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await signedInName(page, username);
+  await waitLive(page);
+}
+
+/** Waits until the header says the page is signed in as `username`. */
+export async function signedInName(page, username, timeout = 5_000) {
+  await page
+    .getByTestId('signed-in-name')
+    .filter({ hasText: new RegExp(`^${username}$`) })
+    .waitFor({ timeout });
+}
+
+/** Waits until the header offers the sign-in form (nobody signed in). */
+export async function signedOut(page, timeout = 5_000) {
+  await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor({ timeout });
+}
+
+/**
+ * A fresh browser context (its own storage and cookies, like a separate
+ * person) with the page open, signed in as `username`, live feed connected.
  */
 export async function openAs(browser, username, viewport = { width: 1280, height: 900 }) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
+  const errors = watchErrors(page);
+  await page.goto(BASE);
+  await signIn(page, username);
+  return { context, page, errors, username };
+}
+
+/**
+ * Collects the page's uncaught errors and console errors. Failed requests
+ * are left out: a 401 from `GET /api/session` is how a page learns that
+ * nobody is signed in, and the browser logs it.
+ */
+export function watchErrors(page) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
   page.on('console', (m) => {
     if (m.type() === 'error' && !/WebSocket|ERR_CONNECTION|Failed to load resource/.test(m.text())) errors.push(m.text());
   });
-  await page.goto(BASE);
-  await page.getByLabel('Your username').fill(username);
-  await waitLive(page);
-  return { context, page, errors };
+  return errors;
+}
+
+/** The hold controls of a card (countdown, Complete Purchase, Release), counted. */
+export async function holdControls(page, name) {
+  const c = card(page, name);
+  return (
+    (await c.getByTestId('countdown').count()) +
+    (await c.getByRole('button', { name: /^Complete purchase/ }).count()) +
+    (await c.getByRole('button', { name: /^Release hold/ }).count())
+  );
+}
+
+/**
+ * Calls the API from inside the page, with the page's own cookies (as a
+ * script on the page could): `{ status, body }`.
+ */
+export async function pageFetch(page, method, path, body) {
+  return page.evaluate(
+    async ([m, p, b]) => {
+      const init = { method: m, headers: {} };
+      if (b !== null) {
+        init.headers['Content-Type'] = 'application/json';
+        init.body = JSON.stringify(b);
+      }
+      const res = await fetch(p, init);
+      const text = await res.text();
+      let json;
+      try {
+        json = text ? JSON.parse(text) : null;
+      } catch {
+        json = text;
+      }
+      return { status: res.status, body: json };
+    },
+    [method, path, body ?? null],
+  );
 }
 
 /** Waits until the header says the live feed is connected. */
@@ -143,4 +245,19 @@ export async function eventually(fn, timeout, what) {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+/**
+ * Calls the API outside any page with the context's cookies (its session),
+ * as another device signed in with the same session would: `{ status, body }`.
+ * No page's storage changes, so only the server's frames can tell the pages.
+ */
+export async function sessionFetch(context, method, path, body) {
+  const res = await context.request.fetch(`${BASE}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+    data: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status(), body: text ? JSON.parse(text) : null };
 }

@@ -7,18 +7,14 @@
 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BASE, apiReserve, card, createDrop, launch, reserveButton, waitLive } from './lib.mjs';
+import { BASE, apiPurchase, apiReserve, apiSignIn, card, createDrop, launch, reserveButton, signIn } from './lib.mjs';
 
 const OUT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'docs', 'screenshot.png');
 
 async function buy(dropId, username) {
-  const hold = await apiReserve(dropId, username);
-  const res = await fetch(`${BASE}/api/purchases`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ reservationId: hold.id, username }),
-  });
-  if (res.status !== 201) throw new Error(`purchase: ${await res.text()}`);
+  const guest = await apiSignIn(username);
+  const hold = await apiReserve(dropId, guest);
+  await apiPurchase(hold.id, guest);
 }
 
 const jordan = await createDrop({ name: 'Air Jordan 1 Retro High OG', price: '199.99', totalStock: 40, holdSeconds: 60 });
@@ -29,8 +25,7 @@ const browser = await launch();
 const context = await browser.newContext({ viewport: { width: 1200, height: 700 } });
 const page = await context.newPage();
 await page.goto(BASE);
-await page.getByLabel('Your username').fill('sneakerfan_42');
-await waitLive(page);
+await signIn(page, 'sneakerfan_42');
 
 for (const u of ['kicks_maria', 'ollie_b', 'jun_park']) await buy(jordan.id, u);
 for (const u of ['h0lder_1', 'h0lder_2', 'h0lder_3', 'h0lder_4', 'h0lder_5']) await apiReserve(jordan.id, u);

@@ -1,6 +1,7 @@
 // End-to-end tests of the web_drop client in real Chromium against the real
-// example server (see run.sh). Two browser contexts stand for two shoppers;
-// every check waits on what the page shows, never on fixed sleeps alone.
+// example server (see run.sh). Two browser contexts stand for two shoppers,
+// each signed in as its own guest; every check waits on what the page shows,
+// never on fixed sleeps alone.
 
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -13,11 +14,17 @@ import {
   card,
   createDrop,
   eventually,
+  holdControls,
   launch,
   openAs,
+  pageFetch,
   reserveButton,
   secondsLeft,
+  sessionFetch,
   shot,
+  signIn,
+  signedInName,
+  signedOut,
   unique,
   user,
   waitAvailable,
@@ -90,7 +97,7 @@ describe('web_drop client', () => {
     await createDrop({ name, price: '110.50', totalStock: 3, holdSeconds: 30 });
     const a = await shopper('amy');
     const b = await shopper('ben');
-    const aName = await a.page.getByLabel('Your username').inputValue();
+    const aName = a.username;
     await waitAvailable(b.page, name, 3);
     await card(b.page, name).getByText('No buyers yet').waitFor();
 
@@ -308,12 +315,12 @@ describe('web_drop client', () => {
     });
     const page = await context.newPage();
     await page.goto(BASE);
-    await page.getByLabel('Your username').fill(user('max'));
-    await waitLive(page);
+    await signIn(page, user('max'));
     await waitAvailable(page, name, 3);
 
     cut = true;
-    for (const ws of live) await ws.close({ code: 1001, reason: 'network down' });
+    // The socket of the page before it signed in is closed already.
+    for (const ws of live) await ws.close({ code: 1001, reason: 'network down' }).catch(() => {});
     await page.getByTestId('connection').filter({ hasText: /reconnecting/i }).waitFor({ timeout: 3000 });
     assert.match(await card(page, name).getByTestId('live-badge').textContent(), /reconnecting/i);
     await shot(page, '08-disconnected');
@@ -331,7 +338,7 @@ describe('web_drop client', () => {
     assert.equal(await card(page, name).getByTestId('live-badge').textContent(), 'Live');
   });
 
-  test('phone width: no sideways scroll, labelled controls, username checked as the server does', async () => {
+  test('phone width: no sideways scroll, labelled controls, sign-in name checked as the server does', async () => {
     const name = unique('Phone Drop');
     await createDrop({ name, price: '59.90', totalStock: 4, holdSeconds: 30 });
     const a = await shopper('quin', { width: 390, height: 844 });
@@ -355,18 +362,34 @@ describe('web_drop client', () => {
     assert.deepEqual(unnamed, []);
     await shot(a.page, '09-phone');
 
+    await a.page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await signedOut(a.page);
     const field = a.page.getByLabel('Your username');
+    // The form remembers the last name signed in with.
+    assert.equal(await field.inputValue(), a.username);
     await field.fill('ab');
     assert.equal(await field.getAttribute('aria-invalid'), 'true');
     await a.page.getByText('Use 3 to 50 characters.').waitFor();
     await field.fill('no spaces');
     await a.page.getByText('Use only letters, digits and underscores.').waitFor();
-    // Without a valid name there is nothing to reserve with.
+    // An invalid name is refused on the page, before any request.
+    let sessionPosts = 0;
+    a.page.on('request', (r) => {
+      if (r.method() === 'POST' && r.url().endsWith('/api/session')) sessionPosts += 1;
+    });
+    await a.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    assert.equal(await a.page.getByTestId('signed-in-name').count(), 0);
+    // Signed out, there is nothing to reserve with.
     assert.ok(await reserveButton(a.page, name).isDisabled());
-    await field.fill('quin_ok');
-    assert.equal(await a.page.evaluate(() => localStorage.getItem('dropkit.username')), 'quin_ok');
+    assert.equal(await card(a.page, name).getByTestId('hint').textContent(), 'Sign in above to reserve.');
+    await shot(a.page, '09-phone-signed-out');
+    const named = await a.page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(named[0] <= named[1], `signed out, page is ${named[0]} px wide in a ${named[1]} px viewport`);
+    const ok = user('quin_ok');
+    await signIn(a.page, ok);
+    assert.equal(sessionPosts, 1, 'only the valid name was sent');
     await a.page.reload();
-    assert.equal(await a.page.getByLabel('Your username').inputValue(), 'quin_ok');
+    await signedInName(a.page, ok);
   });
 
   test('the countdown follows the server clock, not a wrong browser clock', async () => {
@@ -379,8 +402,7 @@ describe('web_drop client', () => {
     await context.clock.install({ time: Date.now() + 10 * 60_000 });
     const page = await context.newPage();
     await page.goto(BASE);
-    await page.getByLabel('Your username').fill(user('sky'));
-    await waitLive(page);
+    await signIn(page, user('sky'));
     await reserveButton(page, name).click();
     await card(page, name).getByTestId('countdown').waitFor();
     const left = await secondsLeft(page, name);
@@ -409,5 +431,154 @@ describe('web_drop client', () => {
     await b.page.waitForTimeout(300);
     const shift = await b.page.evaluate(() => window.__shift);
     assert.equal(shift, 0, `cumulative layout shift ${shift}`);
+  });
+
+  test('signed in, a refresh keeps the session and the hold; Sign out takes the hold controls away', async () => {
+    const name = unique('Session Drop');
+    await createDrop({ name, price: '150', totalStock: 3, holdSeconds: 30 });
+    const a = await shopper('una');
+    await reserveButton(a.page, name).click();
+    await card(a.page, name).getByTestId('countdown').waitFor();
+    await waitAvailable(a.page, name, 2, LIVE_MS);
+
+    // The session lives in an HttpOnly cookie: no script on the page can
+    // read it, and the page keeps no copy of the token anywhere.
+    const cookie = (await a.context.cookies(BASE)).find((c) => c.name === 'dropkit_session');
+    assert.ok(cookie, 'the sign-in set the session cookie');
+    assert.equal(cookie.httpOnly, true);
+    const stored = await a.page.evaluate(() => ({
+      cookie: document.cookie,
+      local: Object.values(localStorage).join('\n'),
+      session: Object.values(sessionStorage).join('\n'),
+    }));
+    for (const [where, text] of Object.entries(stored))
+      assert.ok(!text.includes(cookie.value), `the session token is readable in ${where}`);
+
+    await a.page.reload();
+    await signedInName(a.page, a.username);
+    await waitLive(a.page);
+    await card(a.page, name).getByTestId('countdown').waitFor();
+    assert.ok(await card(a.page, name).getByRole('button', { name: /^Complete purchase/ }).isEnabled());
+    assert.equal(await holdControls(a.page, name), 3);
+    await shot(a.page, '11-refresh-signed-in');
+
+    await a.page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await signedOut(a.page);
+    await a.page.getByText('Signed out').first().waitFor();
+    await eventually(async () => (await holdControls(a.page, name)) === 0, LIVE_MS, 'the hold controls to go');
+    assert.ok(await reserveButton(a.page, name).isDisabled(), 'nobody signed in: nothing to reserve with');
+    // Signed out on the server too, and after a refresh.
+    assert.equal((await pageFetch(a.page, 'GET', '/api/session')).status, 401);
+    await a.page.reload();
+    await signedOut(a.page);
+    await waitLive(a.page);
+    await card(a.page, name).waitFor();
+    assert.equal(await holdControls(a.page, name), 0);
+    await shot(a.page, '11-signed-out');
+    assert.deepEqual(a.errors, []);
+  });
+
+  test('another guest sees none of a hold and cannot release or buy it by its id', async () => {
+    const name = unique('Private Hold');
+    await createDrop({ name, price: '90', totalStock: 3, holdSeconds: 30 });
+    const a = await shopper('vic');
+    const b = await shopper('wes');
+    const reserved = a.page.waitForResponse(
+      (r) => r.request().method() === 'POST' && r.url().endsWith('/api/reservations'),
+    );
+    await reserveButton(a.page, name).click();
+    const hold = await (await reserved).json();
+    await card(a.page, name).getByTestId('countdown').waitFor();
+    await waitAvailable(b.page, name, 2, LIVE_MS);
+
+    // B's page shows no hold on that drop, and B's listing carries none.
+    assert.equal(await holdControls(b.page, name), 0);
+    assert.ok(await reserveButton(b.page, name).isEnabled());
+    const listing = await pageFetch(b.page, 'GET', '/api/drops');
+    assert.equal(listing.status, 200);
+    assert.equal(listing.body.find((d) => d.id === hold.dropId)?.userReservation ?? null, null);
+
+    // B knows the id (say it leaked) and tries it directly: not found, so
+    // the answer tells B nothing about whether it exists.
+    const seen = await pageFetch(b.page, 'GET', `/api/reservations/${hold.id}`);
+    assert.equal(seen.status, 404, JSON.stringify(seen));
+    const released = await pageFetch(b.page, 'DELETE', `/api/reservations/${hold.id}`);
+    assert.equal(released.status, 404, JSON.stringify(released));
+    assert.equal(released.body?.error, 'RESERVATION_NOT_FOUND');
+    const bought = await pageFetch(b.page, 'POST', '/api/purchases', { reservationId: hold.id });
+    assert.equal(bought.status, 404, JSON.stringify(bought));
+    assert.equal(bought.body?.error, 'RESERVATION_NOT_FOUND');
+
+    // A's hold is untouched: still active on the server and on A's page.
+    const mine = await pageFetch(a.page, 'GET', `/api/reservations/${hold.id}`);
+    assert.equal(mine.status, 200, JSON.stringify(mine));
+    assert.equal(mine.body.status, 'active');
+    assert.equal(await holdControls(a.page, name), 3);
+    assert.equal(await available(a.page, name), 2);
+    assert.equal(await available(b.page, name), 2);
+    assert.equal(await card(b.page, name).getByTestId('sold').textContent(), '0');
+    assert.deepEqual([...a.errors, ...b.errors], []);
+  });
+
+  test('a session revoked elsewhere signs the page out and asks to sign in again', async () => {
+    const name = unique('Revoked');
+    await createDrop({ name, price: '40', totalStock: 2, holdSeconds: 30 });
+    const a = await shopper('xan');
+    await reserveButton(a.page, name).click();
+    await card(a.page, name).getByTestId('countdown').waitFor();
+
+    // Sign out behind the page's back, then put the (now revoked) cookie
+    // back, as a stolen or stale copy of it would be.
+    const cookie = (await a.context.cookies(BASE)).find((c) => c.name === 'dropkit_session');
+    assert.ok(cookie);
+    assert.equal((await pageFetch(a.page, 'DELETE', '/api/session')).status, 204);
+    await a.context.addCookies([cookie]);
+    assert.equal((await pageFetch(a.page, 'GET', '/api/session')).status, 401, 'a revoked token stays revoked');
+
+    await card(a.page, name).getByRole('button', { name: /^Release hold/ }).click();
+    await signedOut(a.page);
+    await a.page.getByTestId('toast-error').filter({ hasText: 'Sign in again' }).waitFor();
+    assert.match(await a.page.getByTestId('username-help').textContent(), /sign in again/i);
+    await eventually(async () => (await holdControls(a.page, name)) === 0, LIVE_MS, 'the hold controls to go');
+    await shot(a.page, '12-session-ended');
+
+    // Signing in again is a new guest, with a working session.
+    const again = user('xan_again');
+    await signIn(a.page, again);
+    await reserveButton(a.page, name).click();
+    await card(a.page, name).getByTestId('countdown').waitFor();
+  });
+
+  test('a hold released or bought elsewhere with the same session ends on the page at once', async () => {
+    const name = unique('Elsewhere');
+    await createDrop({ name, price: '70', totalStock: 3, holdSeconds: 30 });
+    const a = await shopper('yve');
+
+    // Released with the page's session but outside the page (another tab's
+    // script, another device): only the server's private frame can tell it.
+    const reserved = a.page.waitForResponse(
+      (r) => r.request().method() === 'POST' && r.url().endsWith('/api/reservations'),
+    );
+    await reserveButton(a.page, name).click();
+    const first = await (await reserved).json();
+    await card(a.page, name).getByTestId('countdown').waitFor();
+    const released = await sessionFetch(a.context, 'DELETE', `/api/reservations/${first.id}`);
+    assert.equal(released.status, 200, JSON.stringify(released));
+    await eventually(async () => (await holdControls(a.page, name)) === 0, LIVE_MS, 'the released hold to go');
+    await a.page.getByText('given back from another tab or device').waitFor();
+
+    // Bought the same way.
+    const again = a.page.waitForResponse(
+      (r) => r.request().method() === 'POST' && r.url().endsWith('/api/reservations'),
+    );
+    await reserveButton(a.page, name).click();
+    const second = await (await again).json();
+    await card(a.page, name).getByTestId('countdown').waitFor();
+    const bought = await sessionFetch(a.context, 'POST', '/api/purchases', { reservationId: second.id });
+    assert.equal(bought.status, 201, JSON.stringify(bought));
+    await eventually(async () => (await holdControls(a.page, name)) === 0, LIVE_MS, 'the bought hold to go');
+    await a.page.getByText('Bought from another tab or device.').waitFor();
+    await card(a.page, name).getByText('You bought one').waitFor();
+    assert.deepEqual(a.errors, []);
   });
 });

@@ -3,25 +3,15 @@ import * as api from './api';
 import { ApiError } from './api';
 import { errorTitle, plainError } from './errors';
 import { formatPrice } from './format';
-import { usernameProblem } from './username';
 import { useHolds, type Hold } from './useHolds';
-import { useLiveDrops, type LiveDrop } from './useLiveDrops';
+import { useLiveDrops, type HoldEnd, type LiveDrop } from './useLiveDrops';
+import { useSession } from './useSession';
 import { useServerNow } from './useNow';
 import { Header } from './components/Header';
 import { DropCard, type Busy } from './components/DropCard';
 import { ActivityFeed } from './components/ActivityFeed';
 import { AdminPanel } from './components/AdminPanel';
 import { Toasts, useToasts } from './components/Toasts';
-
-const USERNAME_KEY = 'dropkit.username';
-
-function readUsername(): string {
-  try {
-    return localStorage.getItem(USERNAME_KEY) ?? '';
-  } catch {
-    return '';
-  }
-}
 
 // Codes after which the hold is certainly no longer the user's to act on.
 const HOLD_GONE = new Set([
@@ -39,20 +29,18 @@ function asApiError(e: unknown): ApiError {
 /** The whole page. */
 export function App() {
   const { toasts, push, dismiss } = useToasts();
-  const [rawName, setRawName] = useState(readUsername);
-  const username = usernameProblem(rawName) === null ? rawName.trim() : '';
   const [adminOpen, setAdminOpen] = useState(() => location.hash === '#admin');
   const [busy, setBusy] = useState<Record<string, Busy>>({});
   const [bought, setBought] = useState<Record<string, number>>({});
   const [loadError, setLoadError] = useState<string | null>(null);
+  const [signingOut, setSigningOut] = useState(false);
   const now = useServerNow(1000);
 
   const dropsRef = useRef<LiveDrop[]>([]);
   const dropName = (dropId: string) => dropsRef.current.find((d) => d.id === dropId)?.name ?? 'The drop';
 
-  // The local timer ends a hold at `expiresAt` on the server's clock (the
-  // server sends no per-hold message: the freed unit shows in the stock);
-  // it tells the user once.
+  // A hold ends at `expiresAt` by the local timer and by the server's
+  // `holdExpired` frame, whichever comes first; the user is told once.
   const toldExpired = useRef(new Set<string>());
   const onHoldExpired = useCallback(
     (h: Hold) => {
@@ -62,28 +50,74 @@ export function App() {
     },
     [push],
   );
-  const holds = useHolds(username, onHoldExpired);
-  // Callbacks handed to the socket read the latest holds and drops through
-  // refs, updated after each render commits (never during render).
-  const holdsRef = useRef(holds);
+
+  // Holds and the buyer-count belong to one sign-in; a lost session takes
+  // them along and the user is asked to sign in again.
+  const holdsRef = useRef<ReturnType<typeof useHolds> | null>(null);
+  const session = useSession((buyer) => {
+    holdsRef.current?.forgetBuyer(buyer.id);
+    setBought({});
+    push('error', 'Signed out', plainError('UNAUTHENTICATED'));
+  });
+  const signedIn = session.state.status === 'signedIn' ? session.state.buyer : null;
+  const buyerId = signedIn?.id ?? '';
+  // null until the server has said who this is: no socket or listing before.
+  const sessionKey = session.state.status === 'checking' ? null : buyerId;
+
+  const holds = useHolds(buyerId, onHoldExpired);
+  // Callbacks handed to the socket and the session read the latest holds and
+  // drops through refs, updated after each render commits (never during render).
   useLayoutEffect(() => {
     holdsRef.current = holds;
   });
+  const checkSession = session.check;
 
-  const live = useLiveDrops({
-    onResync: () => void holdsRef.current.revalidate(),
-  });
+  // Holds with a purchase or release of this page in flight: that request's
+  // answer tells the user, not the socket's frame about the same hold.
+  const acting = useRef(new Set<string>());
+  const onHoldEnded = (end: HoldEnd) => {
+    const current = holdsRef.current;
+    if (!current) return;
+    const hold = Object.values(current.byDrop).find((h) => h.id === end.reservationId);
+    current.removeById(end.reservationId);
+    if (!hold || acting.current.has(hold.id)) return;
+    const name = dropName(end.dropId);
+    if (end.how === 'expired') onHoldExpired(hold);
+    else if (end.how === 'released')
+      push('info', 'Hold released', `Your hold on ${name} was given back from another tab or device.`);
+    else {
+      setBought((b) => ({ ...b, [end.dropId]: (b[end.dropId] ?? 0) + 1 }));
+      push('success', `Purchased: ${name}`, 'Bought from another tab or device.');
+    }
+  };
+
+  const live = useLiveDrops(
+    {
+      onResync: (reconnected) => {
+        // A first connection follows the session check and the listing,
+        // which did this already. After a reconnect, holds may have ended
+        // and the session may be gone (or the first check may have found the
+        // server unreachable).
+        if (!reconnected) return;
+        void checkSession();
+        void holdsRef.current?.revalidate();
+      },
+      onHoldEnded,
+    },
+    sessionKey,
+  );
   useLayoutEffect(() => {
     dropsRef.current = live.drops;
   });
   const { loadList } = live;
   const { mergeFromDrops, revalidate } = holds;
 
-  // The listing carries this user's holds; the snapshot does not.
+  // The listing carries this buyer's holds; the snapshot does not.
   useEffect(() => {
+    if (sessionKey === null) return;
     let cancelled = false;
     api
-      .listDrops(username || undefined)
+      .listDrops()
       .then(({ data }) => {
         if (cancelled) return;
         setLoadError(null);
@@ -97,15 +131,32 @@ export function App() {
     return () => {
       cancelled = true;
     };
-  }, [username, loadList, mergeFromDrops, revalidate]);
+  }, [sessionKey, loadList, mergeFromDrops, revalidate]);
 
-  const onUsername = (value: string) => {
-    setRawName(value);
+  const onSignIn = async (username: string) => {
+    await session.signIn(username);
+    setBought({});
+  };
+
+  const onSignOut = async () => {
+    if (!signedIn) return;
+    setSigningOut(true);
     try {
-      localStorage.setItem(USERNAME_KEY, value);
-    } catch {
-      // Not remembering the name only means typing it again.
+      await session.signOut();
+      holds.forgetBuyer(signedIn.id);
+      setBought({});
+      push('info', 'Signed out', 'Sign in again to reserve.');
+    } catch (e) {
+      const err = asApiError(e);
+      push('error', 'Could not sign out', plainError(err.code, err.message));
+    } finally {
+      setSigningOut(false);
     }
+  };
+
+  // A lost session is told once, by the session check that a 401 starts.
+  const tell = (err: ApiError, action: string) => {
+    if (err.code !== 'UNAUTHENTICATED') push('error', errorTitle(err.code, action), plainError(err.code, err.message));
   };
 
   const withBusy = async (dropId: string, what: Exclude<Busy, null>, fn: () => Promise<void>) => {
@@ -120,41 +171,46 @@ export function App() {
   const onReserve = (drop: LiveDrop) =>
     withBusy(drop.id, 'reserve', async () => {
       try {
-        const { status, data } = await api.reserve(drop.id, username);
+        const { status, data } = await api.reserve(drop.id);
         holds.put(data);
         if (status === 201)
           push('success', `Reserved: ${drop.name}`, `It is yours for ${drop.holdSeconds} s. Complete the purchase before the timer runs out.`);
         else push('info', 'You already hold one', 'Same hold, same timer: reserving again does not extend it.');
       } catch (e) {
-        const err = asApiError(e);
-        push('error', errorTitle(err.code, 'reserve'), plainError(err.code, err.message));
+        tell(asApiError(e), 'reserve');
       }
     });
 
   const onPurchase = (drop: LiveDrop, hold: Hold) =>
     withBusy(drop.id, 'purchase', async () => {
+      acting.current.add(hold.id);
       try {
-        const { data } = await api.purchase(hold.id, username);
+        const { data } = await api.purchase(hold.id);
         holds.removeById(hold.id);
         setBought((b) => ({ ...b, [drop.id]: (b[drop.id] ?? 0) + 1 }));
         push('success', `Purchased: ${drop.name}`, `Paid ${formatPrice(data.amountPaid ?? drop.price)}. Enjoy!`);
       } catch (e) {
         const err = asApiError(e);
         if (HOLD_GONE.has(err.code)) holds.removeById(hold.id);
-        push('error', errorTitle(err.code, 'complete the purchase'), plainError(err.code, err.message));
+        tell(err, 'complete the purchase');
+      } finally {
+        acting.current.delete(hold.id);
       }
     });
 
   const onRelease = (drop: LiveDrop, hold: Hold) =>
     withBusy(drop.id, 'release', async () => {
+      acting.current.add(hold.id);
       try {
-        await api.release(hold.id, username);
+        await api.release(hold.id);
         holds.removeById(hold.id);
         push('info', 'Hold released', `${drop.name} is back on sale for everyone.`);
       } catch (e) {
         const err = asApiError(e);
         if (HOLD_GONE.has(err.code)) holds.removeById(hold.id);
-        push('error', errorTitle(err.code, 'release the hold'), plainError(err.code, err.message));
+        tell(err, 'release the hold');
+      } finally {
+        acting.current.delete(hold.id);
       }
     });
 
@@ -167,8 +223,10 @@ export function App() {
       </a>
       <Header
         connection={live.connection}
-        username={rawName}
-        onUsername={onUsername}
+        session={session.state}
+        onSignIn={onSignIn}
+        onSignOut={() => void onSignOut()}
+        signingOut={signingOut}
         adminOpen={adminOpen}
         onToggleAdmin={() => setAdminOpen((o) => !o)}
       />
@@ -208,7 +266,7 @@ export function App() {
                       connection={live.connection}
                       busy={busy[d.id] ?? null}
                       bought={bought[d.id] ?? 0}
-                      canReserve={username !== ''}
+                      canReserve={signedIn !== null}
                       onReserve={() => void onReserve(d)}
                       onPurchase={() => hold && void onPurchase(d, hold)}
                       onRelease={() => hold && void onRelease(d, hold)}

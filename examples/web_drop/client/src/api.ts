@@ -8,26 +8,91 @@ import type { components } from './api.gen';
 // into TypeScript by `npm run gen:api`; CI fails when either is stale.
 type Schemas = components['schemas'];
 
-/** One entry of a drop's recent-buyers list. */
-export type TopPurchaser = Schemas['TopPurchaserView'];
+// ---------------------------------------------------------------------------
+// Buyer identity, written by hand until `openapi.json` describes it. Each type
+// below names the generated schema it stands in for; after `npm run gen:api`
+// against a server that serves them, replace the hand-written shape with that
+// `Schemas[...]` entry and delete the override.
+// ---------------------------------------------------------------------------
+
+/**
+ * A buyer's public name. `displayName` is the name; `username` is its
+ * deprecated alias (same value). Both are absent when the server hides
+ * buyers' names.
+ */
+export interface PublicName {
+  displayName?: string | null;
+  username?: string | null;
+}
+
+/** The signed-in buyer: the session answer's `buyer` (its generated schema's name is not known yet). */
+export interface Buyer {
+  /** Opaque, random per sign-in: two sign-ins with one name are two buyers. */
+  id: string;
+  /** The name given at sign-in. */
+  displayName: string;
+}
+
+/**
+ * The answer of `GET /api/session` and `POST /api/session`. The sign-in
+ * answer also carries the session token, which `signIn` drops at once: the
+ * HttpOnly cookie set with it is what identifies the browser.
+ */
+export interface Session {
+  buyer: Buyer;
+  expiresAt: string;
+}
+
+/** Stands in for `Schemas['TopPurchaserView']`, which gains `displayName`. */
+export type TopPurchaser = Omit<Schemas['TopPurchaserView'], 'username'> & PublicName;
+
+/** Stands in for `Schemas['DropView']` until its `topPurchasers` carry `displayName`. */
+export type Drop = Omit<Schemas['DropView'], 'topPurchasers'> & { topPurchasers: TopPurchaser[] };
+
+/** Stands in for `Schemas['ReservationView']`, which gains `displayName`. */
+export type Reservation = Omit<Schemas['ReservationView'], 'username'> & PublicName;
+
+/** Stands in for `Schemas['PurchaseView']`, which gains `displayName`. */
+export type Purchase = Omit<Schemas['PurchaseView'], 'username'> & PublicName;
+
+type GeneratedFrame = Schemas['WsMessage'];
+
+/** The `purchase` frame with `displayName` (stands in for its generated `WsMessage` member). */
+export type PurchaseFrame = Omit<Extract<GeneratedFrame, { type: 'purchase' }>, 'username' | 'topPurchasers'> &
+  PublicName & { topPurchasers: TopPurchaser[] };
+
+/** The `snapshot` frame, its drops' buyers named as above. */
+export type SnapshotFrame = Omit<Extract<GeneratedFrame, { type: 'snapshot' }>, 'drops'> & { drops: Drop[] };
+
+/** The `dropCreated` frame, its drop's buyers named as above. */
+export type DropCreatedFrame = Omit<Extract<GeneratedFrame, { type: 'dropCreated' }>, 'drop'> & { drop: Drop };
+
+/**
+ * A frame only the signed-in buyer's own sockets receive: their hold ended
+ * (ran out, given back, or bought), possibly from another tab or device.
+ */
+export interface HoldEndedFrame {
+  type: 'holdExpired' | 'holdReleased' | 'holdPurchased';
+  dropId: string;
+  reservationId: string;
+  serverTime?: string;
+}
+
+/** A message on the live feed (`GET /api/ws`): the generated frames plus the ones above. */
+export type WsMessage =
+  | Exclude<GeneratedFrame, { type: 'purchase' | 'snapshot' | 'dropCreated' }>
+  | SnapshotFrame
+  | DropCreatedFrame
+  | PurchaseFrame
+  | HoldEndedFrame;
+
+// ---------------------------------------------------------------------------
 
 /** The caller's active hold on a drop, as listed with the drop. */
 export type UserReservation = Schemas['UserHoldView'];
 
-/** A drop with its live stock. */
-export type Drop = Schemas['DropView'];
-
 /** The state of a hold. */
 export type ReservationStatus = Schemas['ReservationView']['status'];
-
-/** A hold on one unit. */
-export type Reservation = Schemas['ReservationView'];
-
-/** A completed purchase. */
-export type Purchase = Schemas['PurchaseView'];
-
-/** A message on the live feed (`GET /api/ws`). */
-export type WsMessage = Schemas['WsMessage'];
 
 /** What the admin form sends to create a drop. */
 export interface NewDrop {
@@ -86,12 +151,34 @@ export interface Answer<T> {
   data: T;
 }
 
-async function call<T>(
-  method: string,
-  path: string,
-  body?: unknown,
-  token?: string,
-): Promise<Answer<T>> {
+type UnauthenticatedListener = (err: ApiError) => void;
+const unauthenticatedListeners = new Set<UnauthenticatedListener>();
+
+/**
+ * Calls `listener` whenever a buyer route answers 401 `UNAUTHENTICATED`: the
+ * session ran out or was ended, wherever the call came from. Returns the
+ * function that stops listening.
+ */
+export function onUnauthenticated(listener: UnauthenticatedListener): () => void {
+  unauthenticatedListeners.add(listener);
+  return () => {
+    unauthenticatedListeners.delete(listener);
+  };
+}
+
+interface CallOptions {
+  body?: unknown;
+  /** The admin bearer token (buyers are identified by the session cookie). */
+  token?: string;
+  /**
+   * The session routes answer 401 as a plain "not signed in"; only other
+   * routes tell the listeners that a session was lost.
+   */
+  sessionRoute?: boolean;
+}
+
+async function call<T>(method: string, path: string, opts: CallOptions = {}): Promise<Answer<T>> {
+  const { body, token } = opts;
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -102,6 +189,8 @@ async function call<T>(
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
+      // The session cookie goes with every call to this origin, and only there.
+      credentials: 'same-origin',
     });
   } catch {
     throw new ApiError('NETWORK', 'The server could not be reached.', 0);
@@ -125,7 +214,9 @@ async function call<T>(
         : code === 'INVALID_INPUT'
           ? fieldFromMessage(message)
           : undefined;
-    throw new ApiError(code, message, res.status, field);
+    const error = new ApiError(code, message, res.status, field);
+    if (code === 'UNAUTHENTICATED' && !opts.sessionRoute) for (const l of unauthenticatedListeners) l(error);
+    throw error;
   }
   if (json === undefined && res.status !== 204) {
     throw new ApiError('BAD_RESPONSE', 'The server sent an answer the page cannot read.', res.status);
@@ -133,34 +224,52 @@ async function call<T>(
   return { status: res.status, data: json as T };
 }
 
-/** Live and upcoming drops, with `username`'s active holds. */
-export function listDrops(username?: string): Promise<Answer<Drop[]>> {
-  const q = username ? `?username=${encodeURIComponent(username)}` : '';
-  return call<Drop[]>('GET', `/api/drops${q}`);
+/** Signs in as a guest named `username`; the answer sets the session cookie. */
+export async function signIn(username: string): Promise<Answer<Session>> {
+  const { status, data } = await call<Session & { token?: unknown }>('POST', '/api/session', {
+    body: { username },
+    sessionRoute: true,
+  });
+  // Keep only what the page shows; the token stays in the HttpOnly cookie.
+  return { status, data: { buyer: data.buyer, expiresAt: data.expiresAt } };
+}
+
+/** Who this browser is signed in as; 401 `UNAUTHENTICATED` when nobody. */
+export function getSession(): Promise<Answer<Session>> {
+  return call('GET', '/api/session', { sessionRoute: true });
+}
+
+/** Signs out: the server revokes the session and clears the cookie (204). */
+export function signOut(): Promise<Answer<void>> {
+  return call('DELETE', '/api/session', { sessionRoute: true });
+}
+
+/** Live and upcoming drops, each with the signed-in buyer's active hold. */
+export function listDrops(): Promise<Answer<Drop[]>> {
+  return call('GET', '/api/drops');
 }
 
 /** Reserves one unit: 201 with a new hold, 200 with the caller's existing one. */
-export function reserve(dropId: string, username: string): Promise<Answer<Reservation>> {
-  return call('POST', '/api/reservations', { dropId, username });
+export function reserve(dropId: string): Promise<Answer<Reservation>> {
+  return call('POST', '/api/reservations', { body: { dropId } });
 }
 
-/** Reads a hold back (after a page refresh). */
+/** Reads one of the caller's holds back (after a page refresh). */
 export function getReservation(id: string): Promise<Answer<Reservation>> {
   return call('GET', `/api/reservations/${encodeURIComponent(id)}`);
 }
 
 /** The owner gives a hold back. */
-export function release(id: string, username: string): Promise<Answer<Reservation | null>> {
-  const q = `?username=${encodeURIComponent(username)}`;
-  return call('DELETE', `/api/reservations/${encodeURIComponent(id)}${q}`, { username });
+export function release(id: string): Promise<Answer<Reservation | null>> {
+  return call('DELETE', `/api/reservations/${encodeURIComponent(id)}`);
 }
 
-/** Turns a hold into a purchase. */
-export function purchase(reservationId: string, username: string): Promise<Answer<Purchase>> {
-  return call('POST', '/api/purchases', { reservationId, username });
+/** Turns one of the caller's holds into a purchase. */
+export function purchase(reservationId: string): Promise<Answer<Purchase>> {
+  return call('POST', '/api/purchases', { body: { reservationId } });
 }
 
 /** Creates a drop (needs the admin token). */
 export function createDrop(input: NewDrop, token: string): Promise<Answer<Drop>> {
-  return call('POST', '/api/drops', input, token);
+  return call('POST', '/api/drops', { body: input, token });
 }

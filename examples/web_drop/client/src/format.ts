@@ -1,4 +1,6 @@
-// Display formatting for money, durations and times.
+// Display formatting for money, durations, times and buyers' names.
+
+import type { PublicName } from './api';
 
 /** `"199.99"` → `"$199.99"`; the decimal string is shown exactly as sent. */
 export function formatPrice(price: string | number): string {
@@ -33,4 +35,16 @@ export function timeAgo(iso: string, now: number): string {
 export function formatWhen(iso: string): string {
   const d = new Date(iso);
   return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+/** What a buyer is called when the server hides names. */
+export const HIDDEN_NAME = 'Someone';
+
+/**
+ * The name to show for a buyer in public lists: `displayName`, else its
+ * deprecated alias `username` (older servers), else "Someone" (names hidden).
+ */
+export function buyerName(p: PublicName): string {
+  for (const n of [p.displayName, p.username]) if (typeof n === 'string' && n.trim() !== '') return n;
+  return HIDDEN_NAME;
 }

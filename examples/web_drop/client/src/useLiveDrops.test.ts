@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Drop } from './api';
-import { backoffMs, reducer, type State } from './useLiveDrops';
+import type { Drop, WsMessage } from './api';
+import { backoffMs, interpretFrame, reducer, type State } from './useLiveDrops';
 
 function drop(id: string, over: Partial<Drop> = {}): Drop {
   return {
@@ -19,7 +19,16 @@ function drop(id: string, over: Partial<Drop> = {}): Drop {
   };
 }
 
-const empty: State = { drops: [], fromSnapshot: false, loaded: false, connection: 'connecting', activity: [] };
+const empty: State = {
+  drops: [],
+  fromSnapshot: false,
+  loaded: false,
+  connection: 'connecting',
+  socketKey: null,
+  activity: [],
+};
+
+const T0 = '2026-01-01T00:00:00Z';
 
 describe('reducer', () => {
   it('lets a snapshot beat an HTTP listing that arrives after it', () => {
@@ -47,12 +56,12 @@ describe('reducer', () => {
     let s = reducer(empty, { type: 'snapshot', drops: [drop('a')] });
     for (let i = 0; i < 15; i++) {
       const at = new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString();
-      const action = { type: 'purchase' as const, dropId: 'a', username: `u${i}`, topPurchasers: [], at };
+      const action = { type: 'purchase' as const, dropId: 'a', name: `u${i}`, topPurchasers: [], at };
       s = reducer(s, action);
       s = reducer(s, action);
     }
     expect(s.activity).toHaveLength(12);
-    expect(s.activity[0]?.username).toBe('u14');
+    expect(s.activity[0]?.name).toBe('u14');
     expect(s.activity[0]?.dropName).toBe('Drop a');
   });
 
@@ -61,7 +70,29 @@ describe('reducer', () => {
       type: 'snapshot',
       drops: [drop('a', { topPurchasers: [{ username: 'ann', purchasedAt: '2026-01-01T00:00:01Z' }] })],
     });
-    expect(s.activity.map((a) => a.username)).toEqual(['ann']);
+    expect(s.activity.map((a) => a.name)).toEqual(['ann']);
+  });
+
+  it('names recent buyers by displayName, then username, then "Someone" when names are hidden', () => {
+    const s = reducer(empty, {
+      type: 'snapshot',
+      drops: [
+        drop('a', {
+          topPurchasers: [
+            { displayName: 'Ann', username: 'ann_old', purchasedAt: '2026-01-01T00:00:03Z' },
+            { username: 'bob', purchasedAt: '2026-01-01T00:00:02Z' },
+            { purchasedAt: '2026-01-01T00:00:01Z' },
+            { purchasedAt: '2026-01-01T00:00:00Z' },
+          ],
+        }),
+      ],
+    });
+    expect(s.activity.map((a) => a.name)).toEqual(['Ann', 'bob', 'Someone', 'Someone']);
+  });
+
+  it('records the connection with the session its socket belongs to', () => {
+    const s = reducer(empty, { type: 'connection', value: 'live', key: 'g_1' });
+    expect(s).toMatchObject({ connection: 'live', socketKey: 'g_1' });
   });
 
   it('merges an upserted drop into the one it has', () => {
@@ -80,5 +111,76 @@ describe('backoffMs', () => {
       expect(ms).toBeGreaterThanOrEqual(base * 0.8);
       expect(ms).toBeLessThanOrEqual(base * 1.2);
     }
+  });
+});
+
+describe('interpretFrame', () => {
+  function purchaseFrame(names: { displayName?: string; username?: string }, top: Drop['topPurchasers']): WsMessage {
+    return { type: 'purchase', dropId: 'a', serverTime: T0, topPurchasers: top, ...names };
+  }
+
+  function activityOf(msg: WsMessage) {
+    const effect = interpretFrame(msg);
+    if (effect?.kind !== 'action') throw new Error(`not an action: ${JSON.stringify(effect)}`);
+    const s = reducer(reducer(empty, { type: 'snapshot', drops: [drop('a')] }), effect.action);
+    return s.activity;
+  }
+
+  it('shows a purchase under its displayName, with the time its listed entry has', () => {
+    const top = [
+      { displayName: 'Ann', username: 'Ann', purchasedAt: '2026-01-01T00:00:05Z' },
+      { displayName: 'Bob', username: 'Bob', purchasedAt: '2026-01-01T00:00:04Z' },
+    ];
+    const activity = activityOf(purchaseFrame({ displayName: 'Bob', username: 'Bob' }, top));
+    expect(activity).toEqual([expect.objectContaining({ name: 'Bob', at: '2026-01-01T00:00:04Z', dropName: 'Drop a' })]);
+  });
+
+  it('falls back to the deprecated username when displayName is absent', () => {
+    const activity = activityOf(purchaseFrame({ username: 'old_client' }, [{ username: 'old_client', purchasedAt: T0 }]));
+    expect(activity[0]?.name).toBe('old_client');
+  });
+
+  it('shows "Someone" when the server hides names, at the newest listed time', () => {
+    const top = [{ purchasedAt: '2026-01-01T00:00:09Z' }, { purchasedAt: '2026-01-01T00:00:01Z' }];
+    const activity = activityOf(purchaseFrame({}, top));
+    expect(activity).toEqual([expect.objectContaining({ name: 'Someone', at: '2026-01-01T00:00:09Z' })]);
+  });
+
+  it('keeps two hidden-name purchases in the same drop apart', () => {
+    let s = reducer(empty, { type: 'snapshot', drops: [drop('a')] });
+    for (const at of ['2026-01-01T00:00:01Z', '2026-01-01T00:00:02Z']) {
+      const effect = interpretFrame(purchaseFrame({}, [{ purchasedAt: at }]));
+      if (effect?.kind === 'action') s = reducer(s, effect.action);
+    }
+    expect(s.activity.map((a) => a.name)).toEqual(['Someone', 'Someone']);
+  });
+
+  it.each([
+    ['holdExpired', 'expired'],
+    ['holdReleased', 'released'],
+    ['holdPurchased', 'purchased'],
+  ] as const)('turns a private %s frame into the end of that hold', (type, how) => {
+    const effect = interpretFrame({ type, dropId: 'a', reservationId: 'r1', serverTime: T0 });
+    expect(effect).toEqual({ kind: 'holdEnded', end: { how, dropId: 'a', reservationId: 'r1' } });
+  });
+
+  it('ignores a hold frame without its ids, and frames it does not know', () => {
+    const noId = JSON.parse('{"type":"holdExpired","dropId":"a"}') as WsMessage;
+    expect(interpretFrame(noId)).toBeNull();
+    const unknown = JSON.parse('{"type":"offerMade","dropId":"a","serverTime":"2026-01-01T00:00:00Z"}') as WsMessage;
+    expect(interpretFrame(unknown)).toBeNull();
+  });
+
+  it('passes stock frames and snapshots through', () => {
+    expect(
+      interpretFrame({ type: 'stock', dropId: 'a', availableStock: 1, reservedStock: 2, soldStock: 3, serverTime: T0 }),
+    ).toEqual({
+      kind: 'action',
+      action: { type: 'stock', dropId: 'a', availableStock: 1, reservedStock: 2, soldStock: 3 },
+    });
+    expect(interpretFrame({ type: 'snapshot', drops: [drop('a')], serverTime: T0 })).toEqual({
+      kind: 'snapshot',
+      drops: [drop('a')],
+    });
   });
 });

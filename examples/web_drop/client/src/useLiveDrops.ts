@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useLayoutEffect, useReducer, useRef } from 'react';
 import type { Drop, TopPurchaser, WsMessage } from './api';
 import { observeServerTime, resetServerClock } from './clock';
+import { buyerName } from './format';
 
 /** How the page is connected to the live feed. */
 export type Connection = 'connecting' | 'live' | 'reconnecting';
@@ -10,7 +11,8 @@ export interface Activity {
   key: string;
   dropId: string;
   dropName: string;
-  username: string;
+  /** The buyer's public name ("Someone" when the server hides names). */
+  name: string;
   at: string;
 }
 
@@ -28,6 +30,12 @@ export interface State {
   fromSnapshot: boolean;
   loaded: boolean;
   connection: Connection;
+  /**
+   * Whose socket `connection` describes: the session it was opened for
+   * (a buyer id, or '' for a visitor). A socket of an earlier session says
+   * nothing about the current one.
+   */
+  socketKey: string | null;
   activity: Activity[];
 }
 
@@ -43,13 +51,13 @@ export type Action =
       reservedStock: number;
       soldStock: number;
     }
-  | { type: 'purchase'; dropId: string; username: string; topPurchasers: TopPurchaser[]; at: string }
-  | { type: 'connection'; value: Connection };
+  | { type: 'purchase'; dropId: string; name: string; topPurchasers: TopPurchaser[]; at: string }
+  | { type: 'connection'; value: Connection; key: string };
 
 const ACTIVITY_MAX = 12;
 
-function activityKey(dropId: string, username: string, at: string): string {
-  return `${dropId}:${username}:${at}`;
+function activityKey(dropId: string, name: string, at: string): string {
+  return `${dropId}:${name}:${at}`;
 }
 
 // The feed starts from the recent buyers the drops already list, so a page
@@ -59,10 +67,11 @@ function withRecentBuyers(activity: Activity[], drops: Drop[]): Activity[] {
   const merged = activity.slice();
   for (const d of drops) {
     for (const p of d.topPurchasers ?? []) {
-      const key = activityKey(d.id, p.username, p.purchasedAt);
+      const name = buyerName(p);
+      const key = activityKey(d.id, name, p.purchasedAt);
       if (seen.has(key)) continue;
       seen.add(key);
-      merged.push({ key, dropId: d.id, dropName: d.name, username: p.username, at: p.purchasedAt });
+      merged.push({ key, dropId: d.id, dropName: d.name, name, at: p.purchasedAt });
     }
   }
   return merged.sort((a, b) => Date.parse(b.at) - Date.parse(a.at)).slice(0, ACTIVITY_MAX);
@@ -108,26 +117,96 @@ export function reducer(state: State, action: Action): State {
       const drops = state.drops.map((d) =>
         d.id === action.dropId ? { ...d, topPurchasers: action.topPurchasers } : d,
       );
-      const key = activityKey(action.dropId, action.username, action.at);
+      const key = activityKey(action.dropId, action.name, action.at);
       if (state.activity.some((a) => a.key === key)) return { ...state, drops };
       const item: Activity = {
         key,
         dropId: action.dropId,
         dropName: drop?.name ?? 'a drop',
-        username: action.username,
+        name: action.name,
         at: action.at,
       };
       return { ...state, drops, activity: [item, ...state.activity].slice(0, ACTIVITY_MAX) };
     }
     case 'connection':
-      return { ...state, connection: action.value };
+      return { ...state, connection: action.value, socketKey: action.key };
+  }
+}
+
+/** How one of the buyer's holds ended, as their own socket reports it. */
+export interface HoldEnd {
+  how: 'expired' | 'released' | 'purchased';
+  dropId: string;
+  reservationId: string;
+}
+
+/** What one frame of the live feed asks of the page. */
+export type FrameEffect =
+  /** A full picture: the state restarts from it. */
+  | { kind: 'snapshot'; drops: Drop[] }
+  /** A change to the public state. */
+  | { kind: 'action'; action: Action }
+  /** One of the signed-in buyer's holds ended (perhaps in another tab). */
+  | { kind: 'holdEnded'; end: HoldEnd };
+
+const HOLD_END: Record<string, HoldEnd['how']> = {
+  holdExpired: 'expired',
+  holdReleased: 'released',
+  holdPurchased: 'purchased',
+};
+
+/**
+ * What a parsed frame means for the page, or null for a frame it does not
+ * know or cannot use (a newer server may send more kinds). Pure, so it is
+ * unit tested.
+ */
+export function interpretFrame(msg: WsMessage): FrameEffect | null {
+  switch (msg.type) {
+    case 'snapshot':
+      return { kind: 'snapshot', drops: Array.isArray(msg.drops) ? msg.drops : [] };
+    case 'stock':
+      return {
+        kind: 'action',
+        action: {
+          type: 'stock',
+          dropId: msg.dropId,
+          availableStock: msg.availableStock,
+          reservedStock: msg.reservedStock,
+          soldStock: msg.soldStock,
+        },
+      };
+    case 'purchase': {
+      const top = Array.isArray(msg.topPurchasers) ? msg.topPurchasers : [];
+      const name = buyerName(msg);
+      // The listed entry of this purchase carries its time, so the feed and
+      // the recent-buyers list agree. With names hidden every entry is
+      // "Someone" and the newest one (listed first) is taken.
+      const at = top.find((p) => buyerName(p) === name)?.purchasedAt ?? msg.serverTime;
+      return { kind: 'action', action: { type: 'purchase', dropId: msg.dropId, name, topPurchasers: top, at } };
+    }
+    case 'dropCreated':
+      return msg.drop && typeof msg.drop === 'object' ? { kind: 'action', action: { type: 'upsert', drop: msg.drop } } : null;
+    case 'holdExpired':
+    case 'holdReleased':
+    case 'holdPurchased': {
+      const how = HOLD_END[msg.type];
+      if (!how || typeof msg.dropId !== 'string' || typeof msg.reservationId !== 'string') return null;
+      return { kind: 'holdEnded', end: { how, dropId: msg.dropId, reservationId: msg.reservationId } };
+    }
+    default:
+      return null;
   }
 }
 
 /** What the live feed tells the rest of the page besides drop state. */
 export interface LiveCallbacks {
-  /** A fresh snapshot arrived after (re)connecting. */
-  onResync(): void;
+  /**
+   * A fresh snapshot arrived; `reconnected` when the socket had to be opened
+   * again for the same session (changes may have been missed meanwhile).
+   */
+  onResync(reconnected: boolean): void;
+  /** The server says one of the signed-in buyer's holds ended. */
+  onHoldEnded(end: HoldEnd): void;
 }
 
 /** Backoff before reconnect attempt `n` (0-based): 0.5 s doubling to 10 s, with jitter. */
@@ -144,13 +223,19 @@ function wsUrl(): string {
 /**
  * Drops with live stock from `/api/ws`: reconnects with backoff and
  * resynchronises from the snapshot every connection starts with.
+ *
+ * `sessionKey` names the session the socket belongs to (the buyer id, '' for
+ * a visitor, null while it is not known yet: then no socket opens). The
+ * browser sends the session cookie only with the upgrade, so a new sign-in or
+ * a sign-out opens a new socket, which then receives that buyer's own frames.
  */
-export function useLiveDrops(callbacks: LiveCallbacks) {
+export function useLiveDrops(callbacks: LiveCallbacks, sessionKey: string | null) {
   const [state, dispatch] = useReducer(reducer, {
     drops: [],
     fromSnapshot: false,
     loaded: false,
     connection: 'connecting',
+    socketKey: null,
     activity: [],
   });
   const cb = useRef(callbacks);
@@ -159,14 +244,17 @@ export function useLiveDrops(callbacks: LiveCallbacks) {
   });
 
   useEffect(() => {
+    if (sessionKey === null) return;
+    const key = sessionKey;
     let ws: WebSocket | null = null;
     let attempt = 0;
+    let opened = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let stopped = false;
 
     const schedule = () => {
       if (stopped || timer !== undefined) return;
-      dispatch({ type: 'connection', value: 'reconnecting' });
+      dispatch({ type: 'connection', value: 'reconnecting', key });
       timer = setTimeout(() => {
         timer = undefined;
         connect();
@@ -174,8 +262,9 @@ export function useLiveDrops(callbacks: LiveCallbacks) {
     };
 
     const onMessage = (ev: MessageEvent) => {
-      if (typeof ev.data !== 'string') return;
-      // Frames are the document's `WsMessage` (types generated from it).
+      // A socket of an ended session may still deliver a frame or two.
+      if (stopped || typeof ev.data !== 'string') return;
+      // Frames are `WsMessage`s (see api.ts: generated, plus the buyer's own frames).
       let msg: WsMessage;
       try {
         msg = JSON.parse(ev.data) as WsMessage;
@@ -184,32 +273,20 @@ export function useLiveDrops(callbacks: LiveCallbacks) {
       }
       if (!msg || typeof msg !== 'object') return;
       observeServerTime(msg.serverTime);
-      switch (msg.type) {
+      const effect = interpretFrame(msg);
+      if (!effect) return;
+      switch (effect.kind) {
         case 'snapshot':
-          dispatch({ type: 'snapshot', drops: Array.isArray(msg.drops) ? msg.drops : [] });
-          dispatch({ type: 'connection', value: 'live' });
+          dispatch({ type: 'snapshot', drops: effect.drops });
+          dispatch({ type: 'connection', value: 'live', key });
           attempt = 0;
-          cb.current.onResync();
+          cb.current.onResync(opened > 1);
           break;
-        case 'stock': {
-          dispatch({
-            type: 'stock',
-            dropId: msg.dropId,
-            availableStock: msg.availableStock,
-            reservedStock: msg.reservedStock,
-            soldStock: msg.soldStock,
-          });
+        case 'action':
+          dispatch(effect.action);
           break;
-        }
-        case 'purchase': {
-          const top = Array.isArray(msg.topPurchasers) ? msg.topPurchasers : [];
-          const username = msg.username;
-          const at = top.find((p) => p.username === username)?.purchasedAt ?? msg.serverTime;
-          dispatch({ type: 'purchase', dropId: msg.dropId, username, topPurchasers: top, at });
-          break;
-        }
-        case 'dropCreated':
-          if (msg.drop && typeof msg.drop === 'object') dispatch({ type: 'upsert', drop: msg.drop });
+        case 'holdEnded':
+          cb.current.onHoldEnded(effect.end);
           break;
       }
     };
@@ -225,6 +302,7 @@ export function useLiveDrops(callbacks: LiveCallbacks) {
         return;
       }
       ws = socket;
+      opened += 1;
       socket.onmessage = onMessage;
       socket.onclose = () => {
         if (ws === socket) ws = null;
@@ -250,10 +328,13 @@ export function useLiveDrops(callbacks: LiveCallbacks) {
       if (timer !== undefined) clearTimeout(timer);
       ws?.close();
     };
-  }, []);
+  }, [sessionKey]);
 
   const loadList = useCallback((drops: Drop[]) => dispatch({ type: 'list', drops }), []);
   const upsert = useCallback((drop: Drop) => dispatch({ type: 'upsert', drop }), []);
 
-  return { ...state, loadList, upsert };
+  // Until the socket of the current session has its snapshot, the page is
+  // not live for this session, whatever an earlier socket said.
+  const connection: Connection = state.socketKey === sessionKey ? state.connection : 'connecting';
+  return { ...state, connection, loadList, upsert };
 }

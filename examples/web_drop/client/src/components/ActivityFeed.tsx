@@ -15,7 +15,7 @@ export function ActivityFeed({ items }: { items: Activity[] }) {
           {items.map((a) => (
             <li key={a.key}>
               <span className="activity-what">
-                <strong>{a.username}</strong> bought <span className="activity-drop">{a.dropName}</span>
+                <strong>{a.name}</strong> bought <span className="activity-drop">{a.dropName}</span>
               </span>
               <time dateTime={a.at}>{timeAgo(a.at, now)}</time>
             </li>

@@ -50,7 +50,7 @@ export function DropCard({
   let hint = `Held for ${drop.holdSeconds} s once reserved.`;
   if (upcoming && drop.startsAt) hint = `Opens ${formatWhen(drop.startsAt)}.`;
   else if (soldOut) hint = 'Every unit is held or sold. Held units return if not bought in time.';
-  else if (!canReserve) hint = 'Enter a username above to reserve.';
+  else if (!canReserve) hint = 'Sign in above to reserve.';
   else if (bought > 0) hint = `You bought ${bought === 1 ? 'one' : bought}. Reserve another if you like.`;
 
   return (

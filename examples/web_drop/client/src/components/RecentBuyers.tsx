@@ -1,5 +1,5 @@
 import type { TopPurchaser } from '../api';
-import { timeAgo } from '../format';
+import { buyerName, timeAgo } from '../format';
 
 /** The three most recent buyers of a drop; always three rows tall so the card never jumps. */
 export function RecentBuyers({ buyers, now, dropName }: { buyers: TopPurchaser[]; now: number; dropName: string }) {
@@ -11,17 +11,21 @@ export function RecentBuyers({ buyers, now, dropName }: { buyers: TopPurchaser[]
         <p className="buyers-empty">No buyers yet. Be the first.</p>
       ) : (
         <ol className="buyers-list">
-          {recent.map((b) => (
-            <li key={`${b.username}:${b.purchasedAt}`}>
-              <span className="buyer-avatar" aria-hidden="true">
-                {b.username.charAt(0).toUpperCase()}
-              </span>
-              <span className="buyer-name">{b.username}</span>
-              <time className="buyer-time" dateTime={b.purchasedAt}>
-                {timeAgo(b.purchasedAt, now)}
-              </time>
-            </li>
-          ))}
+          {recent.map((b, i) => {
+            const name = buyerName(b);
+            return (
+              // With names hidden two buyers can share a name and a second.
+              <li key={`${name}:${b.purchasedAt}:${i}`}>
+                <span className="buyer-avatar" aria-hidden="true">
+                  {name.charAt(0).toUpperCase()}
+                </span>
+                <span className="buyer-name">{name}</span>
+                <time className="buyer-time" dateTime={b.purchasedAt}>
+                  {timeAgo(b.purchasedAt, now)}
+                </time>
+              </li>
+            );
+          })}
         </ol>
       )}
     </section>

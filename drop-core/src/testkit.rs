@@ -15,7 +15,7 @@
 //! store can use `#[sqlx::test]` and receive a fresh pool per case:
 //! `(pool: PgPool) => PgHarness::new(pool).await`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -328,8 +328,9 @@ pub async fn reserve_holds_one_unit(h: &dyn Harness) {
     assert!(stock.version > d.stock.version);
     let got = next_events(&mut events, 2).await;
     assert!(got.iter().any(|e| matches!(e,
-        DropEvent::HoldCreated { reservation_id, expires_at, .. }
-            if *reservation_id == hold.id && *expires_at == hold.expires_at)));
+        DropEvent::HoldCreated { reservation_id, buyer_id, expires_at, .. }
+            if *reservation_id == hold.id && *buyer_id == alice.id
+               && *expires_at == hold.expires_at)));
     assert!(
         got.iter().any(|e| matches!(e,
         DropEvent::StockChanged { drop_id, stock: s } if *drop_id == d.drop.id && s.reserved == 1))
@@ -430,8 +431,9 @@ pub async fn purchase_completes_hold(h: &dyn Harness) {
     assert_eq!((stock.reserved, stock.sold, stock.available()), (0, 1, 2));
     let got = next_events(&mut events, 2).await;
     assert!(got.iter().any(|e| matches!(e,
-        DropEvent::PurchaseCompleted { reservation_id, display_name, top_purchasers, .. }
-            if *reservation_id == hold.id && *display_name == alice.display_name
+        DropEvent::PurchaseCompleted { reservation_id, buyer_id, display_name, top_purchasers, .. }
+            if *reservation_id == hold.id && *buyer_id == alice.id
+               && *display_name == alice.display_name
                && top_purchasers.first().map(|t| &t.display_name) == Some(&alice.display_name))));
     assert!(got.iter().any(|e| matches!(e,
         DropEvent::StockChanged { stock: s, .. } if s.sold == 1 && s.reserved == 0)));
@@ -493,7 +495,8 @@ pub async fn release_frees_the_unit(h: &dyn Harness) {
     assert_eq!(released.id, hold.id);
     let got = next_events(&mut events, 2).await;
     assert!(got.iter().any(|e| matches!(e,
-        DropEvent::HoldReleased { reservation_id, .. } if *reservation_id == hold.id)));
+        DropEvent::HoldReleased { reservation_id, buyer_id, .. }
+            if *reservation_id == hold.id && *buyer_id == alice.id)));
     assert!(got.iter().any(|e| matches!(e,
         DropEvent::StockChanged { stock: s, .. } if s.reserved == 0)));
     assert_eq!(
@@ -1230,6 +1233,86 @@ pub async fn buyer_ids_that_are_not_usernames(h: &dyn Harness) {
     verify(h).await;
 }
 
+/// The hold events name the buyer by id (not by display name), each its
+/// own, also when several buyers' calls are served together.
+pub async fn hold_events_carry_the_buyer_id(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 8).await;
+    let buyers: Vec<Buyer> = (0..6)
+        .map(|i| {
+            Buyer::new(
+                BuyerId::parse(&format!("auth0|buyer-{i}")).expect("valid id"),
+                // Two buyers to a name: only the id tells them apart.
+                Username::parse(&format!("shared_{}", i / 2)).expect("valid name"),
+            )
+        })
+        .collect();
+    let mut events = store.subscribe();
+    let holds = join_all(buyers.iter().map(|b| {
+        let (store, b) = (store.clone(), b.clone());
+        tokio::spawn(async move { store.reserve(d.drop.id, &b).await })
+    }))
+    .await;
+    let holds: Vec<_> = holds
+        .into_iter()
+        .map(|r| r.expect("task").expect("reserve").reservation)
+        .collect();
+    // Half buy (at once), the others give their holds back.
+    let bought = join_all(holds.iter().zip(&buyers).take(3).map(|(hold, b)| {
+        let (store, id, b) = (store.clone(), hold.id, b.id.clone());
+        tokio::spawn(async move { store.purchase(id, &b).await })
+    }))
+    .await;
+    for p in bought {
+        p.expect("task").expect("purchase");
+    }
+    for (hold, b) in holds.iter().zip(&buyers).skip(3) {
+        store.release(hold.id, &b.id).await.expect("release");
+    }
+    let owner: HashMap<ReservationId, &Buyer> =
+        holds.iter().map(|hold| hold.id).zip(&buyers).collect();
+    let marker = store
+        .create_drop(NewDrop::new("marker", Money::ZERO, 1))
+        .await
+        .expect("create marker drop");
+    let (mut created, mut bought, mut released) = (0, 0, 0);
+    loop {
+        match next_event(&mut events).await {
+            DropEvent::DropCreated { drop } if drop.drop.id == marker.drop.id => break,
+            DropEvent::HoldCreated {
+                reservation_id,
+                buyer_id,
+                ..
+            } => {
+                assert_eq!(buyer_id, owner[&reservation_id].id, "HoldCreated");
+                created += 1;
+            }
+            DropEvent::PurchaseCompleted {
+                reservation_id,
+                buyer_id,
+                display_name,
+                ..
+            } => {
+                let buyer = owner[&reservation_id];
+                assert_eq!(buyer_id, buyer.id, "PurchaseCompleted");
+                assert_eq!(display_name, buyer.display_name, "PurchaseCompleted");
+                bought += 1;
+            }
+            DropEvent::HoldReleased {
+                reservation_id,
+                buyer_id,
+                ..
+            } => {
+                assert_eq!(buyer_id, owner[&reservation_id].id, "HoldReleased");
+                released += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((created, bought, released), (6, 3, 3));
+    verify(h).await;
+}
+
 /// Stamps every conformance case into the calling module as a test.
 ///
 /// `#[attr] (args) => setup`: each case becomes `#[attr] async fn case(args)`
@@ -1265,6 +1348,7 @@ macro_rules! conformance_suite {
             overdue_holds_read_as_free_before_the_sweep,
             buyers_sharing_a_display_name_are_different_buyers,
             buyer_ids_that_are_not_usernames,
+            hold_events_carry_the_buyer_id,
         }
     };
 }

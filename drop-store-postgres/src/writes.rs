@@ -105,7 +105,8 @@ impl Shared {
         }
     }
 
-    /// Runs a read-only `op` with the same retry budget (nothing to resync).
+    /// Runs a read-only `op` (or an idempotent write that announces
+    /// nothing) with the same retry budget: nothing to resync.
     pub(crate) async fn read<T, F, Fut>(&self, mut op: F) -> Result<T, DropError>
     where
         F: FnMut() -> Fut,

@@ -10,9 +10,15 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use crate::{DropId, DropState, ReservationId, Stock, TopPurchaser, Username};
+use crate::{BuyerId, DropId, DropState, ReservationId, Stock, TopPurchaser, Username};
 
 /// Something that changed, announced only after it committed.
+///
+/// Events are for the embedding application and the web layer, not for
+/// the public: the hold events and [`PurchaseCompleted`](Self::PurchaseCompleted)
+/// name the buyer by [`BuyerId`], so an application can tell a buyer of
+/// their own holds. The web layer builds its own public frames from them
+/// and never shows a buyer id publicly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
@@ -33,6 +39,8 @@ pub enum DropEvent {
         drop_id: DropId,
         /// The new hold.
         reservation_id: ReservationId,
+        /// Who holds it.
+        buyer_id: BuyerId,
         /// When it runs out.
         expires_at: DateTime<Utc>,
     },
@@ -49,7 +57,9 @@ pub enum DropEvent {
         drop_id: DropId,
         /// The completed hold.
         reservation_id: ReservationId,
-        /// The buyer's display name (never their id: events are public).
+        /// Who bought it.
+        buyer_id: BuyerId,
+        /// The buyer's display name, as public feeds show them.
         display_name: Username,
         /// The drop's most recent buyers after this purchase, newest first.
         top_purchasers: Vec<TopPurchaser>,
@@ -67,6 +77,8 @@ pub enum DropEvent {
         drop_id: DropId,
         /// The released hold.
         reservation_id: ReservationId,
+        /// Who held it (and gave it back).
+        buyer_id: BuyerId,
     },
 }
 
@@ -238,6 +250,39 @@ mod tests {
         DropEvent::HoldExpired {
             drop_id: DropId::new(),
             reservation_id: ReservationId::new(),
+        }
+    }
+
+    /// The hold events name their buyer by id in JSON too (how they
+    /// travel between instances), and read back as they were.
+    #[test]
+    fn hold_events_carry_the_buyer_id_through_json() {
+        let buyer_id = BuyerId::parse("auth0|ann \"quoted\"").unwrap();
+        let (drop_id, reservation_id) = (DropId::new(), ReservationId::new());
+        let events = [
+            DropEvent::HoldCreated {
+                drop_id,
+                reservation_id,
+                buyer_id: buyer_id.clone(),
+                expires_at: DateTime::UNIX_EPOCH,
+            },
+            DropEvent::HoldReleased {
+                drop_id,
+                reservation_id,
+                buyer_id: buyer_id.clone(),
+            },
+            DropEvent::PurchaseCompleted {
+                drop_id,
+                reservation_id,
+                buyer_id: buyer_id.clone(),
+                display_name: Username::parse("ann").unwrap(),
+                top_purchasers: vec![],
+            },
+        ];
+        for event in events {
+            let json = serde_json::to_value(&event).unwrap();
+            assert_eq!(json["buyerId"], buyer_id.as_str(), "{json}");
+            assert_eq!(serde_json::from_value::<DropEvent>(json).unwrap(), event);
         }
     }
 

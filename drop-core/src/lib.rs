@@ -13,6 +13,8 @@
 //!   implements, with the invariants it must keep.
 //! - [`DropError`]: the one error type, with a stable code per variant.
 //! - [`DropEvent`], [`EventBus`]: committed changes, fanned out.
+//! - [`session`]: revoked sign-in sessions ([`RevokedSession`]), which
+//!   the store shares between instances.
 //! - [`Clock`]: the system clock and a manual one for tests.
 //! - [`ExpiryScheduler`]: expires holds when they are due, without polling.
 //! - `testkit` (feature): the conformance suite every store runs.
@@ -34,6 +36,7 @@ pub mod ids;
 pub mod model;
 pub mod money;
 pub mod scheduler;
+pub mod session;
 pub mod state;
 pub mod store;
 pub mod username;
@@ -56,6 +59,7 @@ pub use model::{
 };
 pub use money::Money;
 pub use scheduler::{ExpiryScheduler, SchedulerHandle};
+pub use session::{RevokedSession, RevokedSessions};
 pub use state::{Transition, next_status};
 pub use store::{
     DropOverview, InventoryStore, InventoryStoreExt, TOP_PURCHASERS, overview_by_parts,

@@ -257,7 +257,7 @@ mod tests {
     use crate::{Buyer, BuyerId};
     use crate::{
         DropError, DropId, DropState, EventBus, EventStream, NewDrop, Purchase, Reservation,
-        ReservationId, Reserved, TopPurchaser,
+        ReservationId, Reserved, RevokedSessions, TopPurchaser,
     };
 
     /// Wall time that follows tokio's (paused) clock, shifted by `skew`.
@@ -337,6 +337,15 @@ mod tests {
         }
         fn subscribe(&self) -> EventStream {
             self.bus.subscribe()
+        }
+        async fn revoke_session(&self, _: uuid::Uuid, _: DateTime<Utc>) -> Result<(), DropError> {
+            unimplemented!()
+        }
+        async fn revoked_sessions(
+            &self,
+            _: Option<DateTime<Utc>>,
+        ) -> Result<RevokedSessions, DropError> {
+            unimplemented!()
         }
         async fn store_time(&self) -> Result<Option<DateTime<Utc>>, DropError> {
             Ok(Some(self.clock.now()))
@@ -434,6 +443,19 @@ mod tests {
             }
             fn subscribe(&self) -> EventStream {
                 self.0.subscribe()
+            }
+            async fn revoke_session(
+                &self,
+                _: uuid::Uuid,
+                _: DateTime<Utc>,
+            ) -> Result<(), DropError> {
+                unimplemented!()
+            }
+            async fn revoked_sessions(
+                &self,
+                _: Option<DateTime<Utc>>,
+            ) -> Result<RevokedSessions, DropError> {
+                unimplemented!()
             }
         }
         let clock = crate::ManualClock::fixed();

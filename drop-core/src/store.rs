@@ -6,15 +6,18 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use uuid::Uuid;
+
 use crate::{
     Buyer, BuyerId, DropError, DropId, DropState, EventStream, NewDrop, Purchase, Reservation,
-    ReservationId, Reserved, TopPurchaser,
+    ReservationId, Reserved, RevokedSessions, TopPurchaser,
 };
 
 /// How many recent buyers a drop lists.
 pub const TOP_PURCHASERS: usize = 3;
 
-/// Storage for drops, holds and purchases.
+/// Storage for drops, holds and purchases, and the list of revoked
+/// sign-in sessions every instance shares.
 ///
 /// Object safe: applications hold an `Arc<dyn InventoryStore>`.
 ///
@@ -108,6 +111,36 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
 
     /// Committed events from now on.
     fn subscribe(&self) -> EventStream;
+
+    /// Records that sign-in session `id` is revoked, for every instance
+    /// sharing the store. `expires_at` is when the session's token expires
+    /// anyway: from then on the record serves no purpose, and the store
+    /// may forget it (each store prunes expired records as it goes).
+    ///
+    /// Idempotent: revoking a session again is not an error. The record
+    /// keeps the later of the two expiries, and its `revoked_at` becomes
+    /// the time of the latest revocation, so pollers hear of it again.
+    /// The revocation's time is the store's (its clock, or the database's),
+    /// taken before the revocation commits.
+    async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError>;
+
+    /// The revocations recorded at or after `since` (every one when
+    /// `None`) whose `expires_at` has not passed, oldest `revoked_at`
+    /// first, with the store's time of the read
+    /// ([`RevokedSessions::now`]), both by the store's own clock.
+    ///
+    /// To follow revocations, start with `since = None`, then ask again
+    /// and again with `since = now - overlap`, where `now` is the previous
+    /// answer's: a revocation's `revoked_at` is taken before it commits,
+    /// so one committing while a read runs may carry a time before that
+    /// read's `now` and still not be in its answer. An overlap of a few
+    /// seconds (longer than any revocation takes to commit) catches it on
+    /// the next read; revocations in the overlap come again, which is
+    /// harmless. A session is revoked while `now < expires_at`.
+    async fn revoked_sessions(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<RevokedSessions, DropError>;
 
     /// Every drop that has not ended (as [`list_drops`](Self::list_drops)),
     /// with its latest buyers and `viewer`'s active hold.

@@ -15,7 +15,7 @@
 //! store can use `#[sqlx::test]` and receive a fresh pool per case:
 //! `(pool: PgPool) => PgHarness::new(pool).await`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,11 +23,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::join_all;
+use uuid::Uuid;
 
 use crate::{Buyer, BuyerId};
 use crate::{
     DropError, DropEvent, DropId, DropState, EventStream, InventoryStore, Money, NewDrop,
-    ReservationId, ReservationStatus, Username,
+    ReservationId, ReservationStatus, RevokedSession, Username,
 };
 
 /// What the suite needs from a store under test.
@@ -328,8 +329,9 @@ pub async fn reserve_holds_one_unit(h: &dyn Harness) {
     assert!(stock.version > d.stock.version);
     let got = next_events(&mut events, 2).await;
     assert!(got.iter().any(|e| matches!(e,
-        DropEvent::HoldCreated { reservation_id, expires_at, .. }
-            if *reservation_id == hold.id && *expires_at == hold.expires_at)));
+        DropEvent::HoldCreated { reservation_id, buyer_id, expires_at, .. }
+            if *reservation_id == hold.id && *buyer_id == alice.id
+               && *expires_at == hold.expires_at)));
     assert!(
         got.iter().any(|e| matches!(e,
         DropEvent::StockChanged { drop_id, stock: s } if *drop_id == d.drop.id && s.reserved == 1))
@@ -430,8 +432,9 @@ pub async fn purchase_completes_hold(h: &dyn Harness) {
     assert_eq!((stock.reserved, stock.sold, stock.available()), (0, 1, 2));
     let got = next_events(&mut events, 2).await;
     assert!(got.iter().any(|e| matches!(e,
-        DropEvent::PurchaseCompleted { reservation_id, display_name, top_purchasers, .. }
-            if *reservation_id == hold.id && *display_name == alice.display_name
+        DropEvent::PurchaseCompleted { reservation_id, buyer_id, display_name, top_purchasers, .. }
+            if *reservation_id == hold.id && *buyer_id == alice.id
+               && *display_name == alice.display_name
                && top_purchasers.first().map(|t| &t.display_name) == Some(&alice.display_name))));
     assert!(got.iter().any(|e| matches!(e,
         DropEvent::StockChanged { stock: s, .. } if s.sold == 1 && s.reserved == 0)));
@@ -493,7 +496,8 @@ pub async fn release_frees_the_unit(h: &dyn Harness) {
     assert_eq!(released.id, hold.id);
     let got = next_events(&mut events, 2).await;
     assert!(got.iter().any(|e| matches!(e,
-        DropEvent::HoldReleased { reservation_id, .. } if *reservation_id == hold.id)));
+        DropEvent::HoldReleased { reservation_id, buyer_id, .. }
+            if *reservation_id == hold.id && *buyer_id == alice.id)));
     assert!(got.iter().any(|e| matches!(e,
         DropEvent::StockChanged { stock: s, .. } if s.reserved == 0)));
     assert_eq!(
@@ -1230,6 +1234,239 @@ pub async fn buyer_ids_that_are_not_usernames(h: &dyn Harness) {
     verify(h).await;
 }
 
+/// The hold events name the buyer by id (not by display name), each its
+/// own, also when several buyers' calls are served together.
+pub async fn hold_events_carry_the_buyer_id(h: &dyn Harness) {
+    let store = h.store();
+    let d = new_drop(h, 8).await;
+    let buyers: Vec<Buyer> = (0..6)
+        .map(|i| {
+            Buyer::new(
+                BuyerId::parse(&format!("auth0|buyer-{i}")).expect("valid id"),
+                // Two buyers to a name: only the id tells them apart.
+                Username::parse(&format!("shared_{}", i / 2)).expect("valid name"),
+            )
+        })
+        .collect();
+    let mut events = store.subscribe();
+    let holds = join_all(buyers.iter().map(|b| {
+        let (store, b) = (store.clone(), b.clone());
+        tokio::spawn(async move { store.reserve(d.drop.id, &b).await })
+    }))
+    .await;
+    let holds: Vec<_> = holds
+        .into_iter()
+        .map(|r| r.expect("task").expect("reserve").reservation)
+        .collect();
+    // Half buy (at once), the others give their holds back.
+    let bought = join_all(holds.iter().zip(&buyers).take(3).map(|(hold, b)| {
+        let (store, id, b) = (store.clone(), hold.id, b.id.clone());
+        tokio::spawn(async move { store.purchase(id, &b).await })
+    }))
+    .await;
+    for p in bought {
+        p.expect("task").expect("purchase");
+    }
+    for (hold, b) in holds.iter().zip(&buyers).skip(3) {
+        store.release(hold.id, &b.id).await.expect("release");
+    }
+    let owner: HashMap<ReservationId, &Buyer> =
+        holds.iter().map(|hold| hold.id).zip(&buyers).collect();
+    let marker = store
+        .create_drop(NewDrop::new("marker", Money::ZERO, 1))
+        .await
+        .expect("create marker drop");
+    let (mut created, mut bought, mut released) = (0, 0, 0);
+    loop {
+        match next_event(&mut events).await {
+            DropEvent::DropCreated { drop } if drop.drop.id == marker.drop.id => break,
+            DropEvent::HoldCreated {
+                reservation_id,
+                buyer_id,
+                ..
+            } => {
+                assert_eq!(buyer_id, owner[&reservation_id].id, "HoldCreated");
+                created += 1;
+            }
+            DropEvent::PurchaseCompleted {
+                reservation_id,
+                buyer_id,
+                display_name,
+                ..
+            } => {
+                let buyer = owner[&reservation_id];
+                assert_eq!(buyer_id, buyer.id, "PurchaseCompleted");
+                assert_eq!(display_name, buyer.display_name, "PurchaseCompleted");
+                bought += 1;
+            }
+            DropEvent::HoldReleased {
+                reservation_id,
+                buyer_id,
+                ..
+            } => {
+                assert_eq!(buyer_id, owner[&reservation_id].id, "HoldReleased");
+                released += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((created, bought, released), (6, 3, 3));
+    verify(h).await;
+}
+
+/// A session expiring `secs` seconds after `now`, to the microsecond (the
+/// precision every store keeps).
+fn session_expiry(now: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
+    let at = now + chrono::Duration::seconds(secs);
+    DateTime::from_timestamp_micros(at.timestamp_micros()).expect("valid instant")
+}
+
+/// A revoked session is listed, with its expiry and the store's time of
+/// the revocation; the answer carries the store's time of the read.
+pub async fn revoked_sessions_are_listed(h: &dyn Harness) {
+    let store = h.store();
+    let empty = store.revoked_sessions(None).await.unwrap();
+    assert!(empty.sessions.is_empty(), "{empty:?}");
+    let before = h.now().await;
+    let id = Uuid::new_v4();
+    let expires_at = session_expiry(before, 86_400);
+    store.revoke_session(id, expires_at).await.unwrap();
+    let after = h.now().await;
+    let listed = store.revoked_sessions(None).await.unwrap();
+    assert_eq!(listed.sessions.len(), 1, "{listed:?}");
+    let r = &listed.sessions[0];
+    assert_eq!((r.id, r.expires_at), (id, expires_at));
+    assert!(
+        before <= r.revoked_at && r.revoked_at <= after,
+        "revoked at {} by the store's clock, between {before} and {after}",
+        r.revoked_at
+    );
+    assert!(
+        listed.now >= r.revoked_at && listed.now >= after,
+        "{listed:?}"
+    );
+    assert!(empty.now <= before, "{empty:?}");
+    // Revoking a session ends nothing else.
+    let d = new_drop(h, 1).await;
+    store.reserve(d.drop.id, &user("alice")).await.unwrap();
+    verify(h).await;
+}
+
+/// `since` lists the revocations recorded at or after it, oldest first;
+/// a poller asking from the previous answer's `now` hears of the newer.
+pub async fn revoked_sessions_since(h: &dyn Harness) {
+    let store = h.store();
+    let now = h.now().await;
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    store
+        .revoke_session(a, session_expiry(now, 3600))
+        .await
+        .unwrap();
+    h.advance(Duration::from_millis(20)).await;
+    let first = store.revoked_sessions(None).await.unwrap();
+    let ids = |r: &[RevokedSession]| r.iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(ids(&first.sessions), [a]);
+    h.advance(Duration::from_millis(20)).await;
+    store
+        .revoke_session(b, session_expiry(now, 3600))
+        .await
+        .unwrap();
+    h.advance(Duration::from_millis(20)).await;
+    store
+        .revoke_session(c, session_expiry(now, 3600))
+        .await
+        .unwrap();
+    let next = store.revoked_sessions(Some(first.now)).await.unwrap();
+    assert_eq!(ids(&next.sessions), [b, c], "recorded since the first read");
+    assert!(next.sessions[0].revoked_at < next.sessions[1].revoked_at);
+    let all = store.revoked_sessions(None).await.unwrap();
+    assert_eq!(ids(&all.sessions), [a, b, c], "oldest first");
+    // The bound is inclusive.
+    let from_b = store
+        .revoked_sessions(Some(all.sessions[1].revoked_at))
+        .await
+        .unwrap();
+    assert_eq!(ids(&from_b.sessions), [b, c]);
+    let later = next.now + chrono::Duration::seconds(1);
+    let none = store.revoked_sessions(Some(later)).await.unwrap();
+    assert!(none.sessions.is_empty(), "{none:?}");
+}
+
+/// A revocation is listed until its session's expiry, then no more; one
+/// whose session had already expired is never listed.
+pub async fn expired_revocations_are_not_listed(h: &dyn Harness) {
+    let store = h.store();
+    let now = h.now().await;
+    let hold = i64::try_from(h.hold().as_secs())
+        .expect("short hold")
+        .max(1);
+    let (soon, later, past) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let soon_at = session_expiry(now, hold);
+    store.revoke_session(soon, soon_at).await.unwrap();
+    store
+        .revoke_session(later, session_expiry(now, 86_400))
+        .await
+        .unwrap();
+    store
+        .revoke_session(past, session_expiry(now, -60))
+        .await
+        .unwrap();
+    let ids = |r: Vec<RevokedSession>| r.into_iter().map(|s| s.id).collect::<HashSet<_>>();
+    let listed = store.revoked_sessions(None).await.unwrap();
+    assert!(listed.now < soon_at, "the case ran slower than {hold} s");
+    assert_eq!(ids(listed.sessions), HashSet::from([soon, later]));
+    advance_to(h, soon_at).await;
+    let left = store.revoked_sessions(None).await.unwrap();
+    assert_eq!(ids(left.sessions), HashSet::from([later]));
+    // A revoke after the expiry (which may prune) keeps the others.
+    let another = Uuid::new_v4();
+    store
+        .revoke_session(another, session_expiry(now, 86_400))
+        .await
+        .unwrap();
+    let since_start = store.revoked_sessions(Some(now)).await.unwrap();
+    assert_eq!(ids(since_start.sessions), HashSet::from([later, another]));
+}
+
+/// Revoking a session again is fine: it stays listed once, with the later
+/// expiry, and is listed again to a poller that already heard of it.
+pub async fn revoking_twice_is_fine(h: &dyn Harness) {
+    let store = h.store();
+    let now = h.now().await;
+    let (id, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let (early, late) = (session_expiry(now, 3600), session_expiry(now, 7200));
+    store.revoke_session(id, early).await.unwrap();
+    store.revoke_session(other, late).await.unwrap();
+    h.advance(Duration::from_millis(20)).await;
+    let first = store.revoked_sessions(None).await.unwrap();
+    assert_eq!(first.sessions.len(), 2);
+    h.advance(Duration::from_millis(20)).await;
+    store.revoke_session(id, early).await.unwrap();
+    store.revoke_session(id, late).await.unwrap();
+    // An earlier expiry than the one recorded does not shorten it.
+    store.revoke_session(id, early).await.unwrap();
+    let all = store.revoked_sessions(None).await.unwrap();
+    assert_eq!(all.sessions.len(), 2, "{all:?}");
+    let again = all.sessions.iter().find(|s| s.id == id).expect("listed");
+    assert_eq!(again.expires_at, late);
+    let was = first.sessions.iter().find(|s| s.id == id).expect("listed");
+    assert!(again.revoked_at > was.revoked_at, "{again:?} after {was:?}");
+    let news = store.revoked_sessions(Some(first.now)).await.unwrap();
+    let news: Vec<Uuid> = news.sessions.iter().map(|s| s.id).collect();
+    assert_eq!(news, [id]);
+    // Many at once, of one session: still one record.
+    let results = join_all((0..16).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.revoke_session(id, late).await })
+    }))
+    .await;
+    for r in results {
+        r.expect("task").expect("revoke");
+    }
+    let all = store.revoked_sessions(None).await.unwrap();
+    assert_eq!(all.sessions.iter().filter(|s| s.id == id).count(), 1);
+}
+
 /// Stamps every conformance case into the calling module as a test.
 ///
 /// `#[attr] (args) => setup`: each case becomes `#[attr] async fn case(args)`
@@ -1265,6 +1502,11 @@ macro_rules! conformance_suite {
             overdue_holds_read_as_free_before_the_sweep,
             buyers_sharing_a_display_name_are_different_buyers,
             buyer_ids_that_are_not_usernames,
+            hold_events_carry_the_buyer_id,
+            revoked_sessions_are_listed,
+            revoked_sessions_since,
+            expired_revocations_are_not_listed,
+            revoking_twice_is_fine,
         }
     };
 }

@@ -157,6 +157,7 @@ impl DropCell {
         events.push(DropEvent::HoldCreated {
             drop_id: self.drop.id,
             reservation_id: id,
+            buyer_id: buyer.id.clone(),
             expires_at: hold.expires_at,
         });
         g.push_stock(&self.drop, events);
@@ -199,6 +200,7 @@ impl DropCell {
                 events.push(DropEvent::PurchaseCompleted {
                     drop_id: self.drop.id,
                     reservation_id: id,
+                    buyer_id: p.buyer_id.clone(),
                     display_name: p.display_name.clone(),
                     top_purchasers: g.top(drop_core::TOP_PURCHASERS),
                 });
@@ -207,6 +209,7 @@ impl DropCell {
                 events.push(DropEvent::HoldReleased {
                     drop_id: self.drop.id,
                     reservation_id: id,
+                    buyer_id: hold.buyer_id.clone(),
                 });
                 g.push_stock(&self.drop, events);
             }

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
     Buyer, BuyerId, Clock, DropError, DropEvent, DropId, DropState, EventBus, NewDrop, Purchase,
-    Reservation, ReservationId, Reserved, TopPurchaser, Transition,
+    Reservation, ReservationId, Reserved, RevokedSessions, TopPurchaser, Transition,
 };
+use uuid::Uuid;
 
 use crate::cell::DropCell;
 use crate::index::ReservationIndex;
+use crate::revocations::Revocations;
 use crate::sync::RwLock;
 
 #[derive(Debug)]
@@ -24,6 +26,8 @@ pub(crate) struct Engine {
     index: Arc<ReservationIndex>,
     /// How long ended holds stay visible after their `expiresAt`.
     retention: TimeDelta,
+    /// Revoked sessions, apart from the drops.
+    revocations: Revocations,
     pub(crate) bus: EventBus,
 }
 
@@ -34,6 +38,7 @@ impl Engine {
             drops: RwLock::new(HashMap::new()),
             index: Arc::new(ReservationIndex::new()),
             retention,
+            revocations: Revocations::new(),
             bus,
         }
     }
@@ -171,6 +176,14 @@ impl Engine {
 
     pub(crate) fn next_expiry(&self) -> Option<DateTime<Utc>> {
         self.cells().iter().filter_map(|c| c.next_expiry()).min()
+    }
+
+    pub(crate) fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) {
+        self.revocations.revoke(id, expires_at, self.now());
+    }
+
+    pub(crate) fn revoked_sessions(&self, since: Option<DateTime<Utc>>) -> RevokedSessions {
+        self.revocations.list(since, self.now())
     }
 
     pub(crate) fn kept_holds(&self) -> usize {

@@ -35,7 +35,8 @@
 //!   interleaving.
 //! - The drop table is read-locked only to look a drop up (written when a
 //!   drop is created); reservation ids are found through a sharded index.
-//!   Different drops never contend on a lock.
+//!   Different drops never contend on a lock. Revoked sessions have a lock
+//!   of their own, which no drop operation takes.
 //! - Overdue holds are reclaimed inside the reserve's critical section
 //!   whenever they are due, so availability never waits for a sweeper.
 //! - A new hold is indexed by id inside the reserve's critical section, so
@@ -49,10 +50,13 @@
 //! Released and expired holds are pruned once a retention period (10
 //! minutes by default) has passed since their `expiresAt`; purchased holds
 //! and purchases are kept. See [`MemoryStoreBuilder::retention`].
+//! Revoked sessions live in a map under a lock of their own, and each is
+//! forgotten once its session has expired.
 
 mod cell;
 mod engine;
 mod index;
+mod revocations;
 mod store;
 mod sync;
 

@@ -8,8 +8,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
     Buyer, BuyerId, Clock, DEFAULT_EVENT_CAPACITY, DropError, DropId, DropState, EventBus,
     EventStream, InventoryStore, NewDrop, Purchase, Reservation, ReservationId, Reserved,
-    SystemClock, TopPurchaser, Transition,
+    RevokedSessions, SystemClock, TopPurchaser, Transition,
 };
+use uuid::Uuid;
 
 use crate::engine::Engine;
 
@@ -203,5 +204,17 @@ impl InventoryStore for MemoryStore {
 
     fn subscribe(&self) -> EventStream {
         self.engine.bus.subscribe()
+    }
+
+    async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {
+        self.engine.revoke_session(id, expires_at);
+        Ok(())
+    }
+
+    async fn revoked_sessions(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<RevokedSessions, DropError> {
+        Ok(self.engine.revoked_sessions(since))
     }
 }

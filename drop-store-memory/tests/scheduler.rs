@@ -10,11 +10,12 @@ use drop_core::{Buyer, BuyerId};
 use drop_core::{
     Clock, DropError, DropEvent, DropId, DropState, EventStream, ExpiryScheduler, InventoryStore,
     ManualClock, Money, NewDrop, Purchase, Reservation, ReservationId, ReservationStatus, Reserved,
-    TopPurchaser, Username, async_trait,
+    RevokedSessions, TopPurchaser, Username, async_trait,
 };
 use drop_store_memory::MemoryStore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// Wall time that follows tokio's (paused) clock, so auto-advance moves
 /// the store's time and the scheduler's sleeps together.
@@ -169,6 +170,15 @@ impl InventoryStore for Counting {
     }
     fn subscribe(&self) -> EventStream {
         self.inner.subscribe()
+    }
+    async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {
+        self.inner.revoke_session(id, expires_at).await
+    }
+    async fn revoked_sessions(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<RevokedSessions, DropError> {
+        self.inner.revoked_sessions(since).await
     }
 }
 

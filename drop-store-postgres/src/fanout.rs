@@ -519,6 +519,51 @@ mod tests {
         assert_eq!(out, vec![hold, stock(b, 4), stock(a, 3)]);
     }
 
+    /// The largest events that travel: a purchase by a buyer whose id is
+    /// the longest there is and doubles in JSON (every byte escaped), with
+    /// the longest names in its latest buyers. Each fits a payload with
+    /// room to spare, and payloads of many stay under the limit.
+    #[test]
+    fn the_largest_events_fit_a_payload() {
+        use drop_core::{BUYER_ID_MAX, BuyerId, TopPurchaser, Username};
+
+        let buyer_id = BuyerId::parse(&"\"".repeat(BUYER_ID_MAX)).unwrap();
+        let name = Username::parse(&"n".repeat(50)).unwrap();
+        let at = chrono::DateTime::UNIX_EPOCH;
+        let purchase = DropEvent::PurchaseCompleted {
+            drop_id: DropId::new(),
+            reservation_id: ReservationId::new(),
+            buyer_id: buyer_id.clone(),
+            display_name: name.clone(),
+            top_purchasers: vec![TopPurchaser::new(name, at); drop_core::TOP_PURCHASERS],
+        };
+        let held = DropEvent::HoldCreated {
+            drop_id: DropId::new(),
+            reservation_id: ReservationId::new(),
+            buyer_id: buyer_id.clone(),
+            expires_at: at,
+        };
+        let released = DropEvent::HoldReleased {
+            drop_id: DropId::new(),
+            reservation_id: ReservationId::new(),
+            buyer_id,
+        };
+        for event in [&purchase, &held, &released] {
+            let json = serde_json::to_string(event).unwrap();
+            assert!(json.len() < MAX_PAYLOAD / 4, "{} bytes: {json}", json.len());
+        }
+        let events: Vec<DropEvent> = (0..100)
+            .flat_map(|_| [purchase.clone(), held.clone(), released.clone()])
+            .collect();
+        let me = Uuid::new_v4();
+        let mut back = Vec::new();
+        for p in payloads(me, false, events.clone()) {
+            assert!(p.len() < 8000, "{} bytes", p.len());
+            back.extend(serde_json::from_str::<Envelope>(&p).unwrap().e);
+        }
+        assert_eq!(back, events);
+    }
+
     #[test]
     fn payloads_stay_under_the_limit_and_round_trip() {
         let a = DropId::new();

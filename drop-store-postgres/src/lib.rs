@@ -39,7 +39,7 @@
 //!
 //! Embedded migrations (`migrations/`, applied by every constructor unless
 //! [`PgStoreBuilder::migrate`] turns that off, and by [`PgStore::migrate`])
-//! create three tables. Their history lives in [`HISTORY_TABLE`], not in
+//! create four tables. Their history lives in [`HISTORY_TABLE`], not in
 //! sqlx's default `_sqlx_migrations`, so an application that keeps its own
 //! migrations in the same database never sees dropkit's versions (nor
 //! dropkit the application's). Migrations are append-only: a released one
@@ -54,6 +54,9 @@
 //!   index on `(drop_id, expires_at)` of active holds for the sweeper,
 //!   lazy reclaim and `next_expiry`.
 //! - `dropkit_purchases`: unique per hold.
+//! - `dropkit_revoked_sessions`: signed-out sessions, until their tokens
+//!   would have expired anyway (the store deletes expired rows as it
+//!   records new ones), so every instance refuses a revoked token.
 //!
 //! Holds and purchases carry their drop's id without a foreign key: the
 //! key-share lock a foreign-key check takes on the referenced row would
@@ -121,6 +124,7 @@ mod error;
 mod fanout;
 mod invariants;
 mod migrations;
+mod sessions;
 mod statistics;
 mod store;
 mod writes;
@@ -150,6 +154,7 @@ mod tests {
             ("fanout.rs", include_str!("fanout.rs")),
             ("invariants.rs", include_str!("invariants.rs")),
             ("migrations.rs", include_str!("migrations.rs")),
+            ("sessions.rs", include_str!("sessions.rs")),
             ("rows.rs", include_str!("rows.rs")),
             ("statistics.rs", include_str!("statistics.rs")),
             ("store.rs", include_str!("store.rs")),

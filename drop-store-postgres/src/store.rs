@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use drop_core::{
     Buyer, BuyerId, DropError, DropEvent, DropId, DropOverview, DropState, EventBus, EventStream,
     InventoryStore, NewDrop, Purchase, Reservation, ReservationId, ReservationStatus, Reserved,
-    TOP_PURCHASERS, TopPurchaser, async_trait,
+    RevokedSessions, TOP_PURCHASERS, TopPurchaser, async_trait,
 };
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -21,6 +21,7 @@ use crate::error::{internal, map_sqlx, violates};
 use crate::fanout::{self, Fanout, FeedTasks};
 use crate::migrations;
 use crate::rows;
+use crate::sessions;
 use crate::statistics;
 use crate::writes::{self, Shared};
 
@@ -590,6 +591,22 @@ impl InventoryStore for PgStore {
 
     fn subscribe(&self) -> EventStream {
         self.shared().fanout.bus().subscribe()
+    }
+
+    async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {
+        // On a task of the store's, like every write: shutdown waits for
+        // it, and refuses it once begun.
+        let shared = self.shared().clone();
+        self.shared()
+            .detached(async move { sessions::revoke(&shared, id, expires_at).await })
+            .await
+    }
+
+    async fn revoked_sessions(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<RevokedSessions, DropError> {
+        sessions::revoked(self.shared(), since).await
     }
 
     /// One statement however many drops there are: each drop's latest

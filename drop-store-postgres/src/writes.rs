@@ -105,7 +105,8 @@ impl Shared {
         }
     }
 
-    /// Runs a read-only `op` with the same retry budget (nothing to resync).
+    /// Runs a read-only `op` (or an idempotent write that announces
+    /// nothing) with the same retry budget: nothing to resync.
     pub(crate) async fn read<T, F, Fut>(&self, mut op: F) -> Result<T, DropError>
     where
         F: FnMut() -> Fut,
@@ -255,6 +256,7 @@ fn recognise_reserve(
                 events.push(DropEvent::HoldCreated {
                     drop_id,
                     reservation_id: hold.id,
+                    buyer_id: hold.buyer_id.clone(),
                     expires_at: hold.expires_at,
                 });
                 Ok(hold.clone())
@@ -301,6 +303,7 @@ fn read_reserve(
                     events.push(DropEvent::HoldCreated {
                         drop_id,
                         reservation_id: hold.id,
+                        buyer_id: hold.buyer_id.clone(),
                         expires_at: hold.expires_at,
                     });
                 }
@@ -392,6 +395,7 @@ fn read_purchase(
                     events.push(DropEvent::PurchaseCompleted {
                         drop_id,
                         reservation_id,
+                        buyer_id: p.buyer_id.clone(),
                         display_name: p.display_name.clone(),
                         top_purchasers: top.clone(),
                     });
@@ -435,6 +439,7 @@ pub(crate) async fn release(
                 vec![DropEvent::HoldReleased {
                     drop_id: released.drop_id,
                     reservation_id,
+                    buyer_id: released.buyer_id.clone(),
                 }],
                 row.after.stock()?,
             );

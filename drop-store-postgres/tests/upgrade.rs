@@ -30,6 +30,10 @@ const STRING_ANSWERS: i64 = 20261130000100;
 /// rows).
 const USERNAME_KEYS: i64 = 20261201000001;
 
+/// The last migration before sessions could be revoked (holds and
+/// purchases keyed by buyer id, with a display name beside it).
+const BUYER_IDS: i64 = 20261202000001;
+
 /// The store's migrations up to and including `version`, recording their
 /// history where the first stage did: sqlx's default `_sqlx_migrations`.
 fn migrator_up_to(version: i64) -> Migrator {
@@ -337,6 +341,129 @@ async fn a_database_keyed_by_username_upgrades_to_buyer_ids_with_its_data(pool: 
     the_old_rows_work(&store, &old).await;
 }
 
+/// Data as the functions keyed by buyer id wrote it: a drop with a
+/// purchased, a released, an overdue and an active hold, each buyer shown
+/// under a name that is not their id.
+async fn buyer_keyed_data(pool: &PgPool) -> OldData {
+    let drop_id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, hold_micros) \
+         VALUES ($1, 'Old', 1999, 10, 3600000000)",
+    )
+    .bind(drop_id)
+    .execute(pool)
+    .await
+    .unwrap();
+    let buyers = ["alice", "bob", "carol", "dave"];
+    let names: Vec<String> = buyers.iter().map(|b| format!("{b}_shown")).collect();
+    let ids: Vec<Uuid> = buyers.iter().map(|_| Uuid::new_v4()).collect();
+    let results: Vec<String> = sqlx::query_scalar(
+        "SELECT (a).outcome::text FROM dropkit_reserve($1, $2, $3, $4), unnest(o_answers) AS a",
+    )
+    .bind(drop_id)
+    .bind(&buyers[..])
+    .bind(&names)
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(results, ["created"; 4]);
+    let bought: Vec<String> = sqlx::query_scalar(
+        "SELECT (a).outcome::text FROM dropkit_purchase($1, $2, $3, $4), unnest(o_answers) AS a",
+    )
+    .bind(drop_id)
+    .bind(&ids[1..2])
+    .bind(&buyers[1..2])
+    .bind(&[Uuid::new_v4()][..])
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(bought, ["purchased"]);
+    let released: String =
+        sqlx::query_scalar("SELECT o_outcome::text FROM dropkit_release($1, $2)")
+            .bind(ids[2])
+            .bind(buyers[2])
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(released, "released");
+    sqlx::query(
+        "UPDATE dropkit_reservations SET created_at = created_at - interval '2 hours', \
+                expires_at = expires_at - interval '2 hours' WHERE id = $1",
+    )
+    .bind(ids[3])
+    .execute(pool)
+    .await
+    .unwrap();
+    OldData {
+        drop_id,
+        active: (ids[0], buyers[0]),
+        purchased: ids[1],
+        overdue: (ids[3], buyers[3]),
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_database_keyed_by_buyer_id_upgrades_to_session_revocations_with_its_data(pool: PgPool) {
+    own_history_up_to(BUYER_IDS).run(&pool).await.unwrap();
+    let old = buyer_keyed_data(&pool).await;
+    let table: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('dropkit_revoked_sessions')::text")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(table, None, "the previous version had no revocations");
+
+    let store = PgStore::builder()
+        .listen(false)
+        .build(pool.clone())
+        .await
+        .expect("the store migrates the database and starts");
+    let applied: Vec<i64> = sqlx::query_scalar(
+        "SELECT version FROM _dropkit_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let embedded: Vec<i64> = PgStore::migrator().iter().map(|m| m.version).collect();
+    assert_eq!(applied, embedded);
+
+    // The holds keep the names they were taken under.
+    let active = store
+        .get_reservation(ReservationId::from_uuid(old.active.0))
+        .await
+        .unwrap();
+    assert_eq!(active.buyer_id.as_str(), old.active.1);
+    assert_eq!(active.display_name.as_str(), "alice_shown");
+    the_old_rows_work(&store, &old).await;
+}
+
+/// Revocations work on an upgraded database: recorded, listed, recorded
+/// again, and gone from the list once expired.
+async fn revocations_work(store: &PgStore) {
+    let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let (id, ended) = (Uuid::new_v4(), Uuid::new_v4());
+    let expires_at = now + chrono::Duration::hours(24);
+    store.revoke_session(id, expires_at).await.unwrap();
+    store.revoke_session(id, expires_at).await.unwrap();
+    store
+        .revoke_session(ended, now - chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    let listed = store.revoked_sessions(None).await.unwrap();
+    let got: Vec<_> = listed
+        .sessions
+        .iter()
+        .map(|s| (s.id, s.expires_at))
+        .collect();
+    assert_eq!(got, [(id, expires_at)]);
+    let since = store.revoked_sessions(Some(listed.now)).await.unwrap();
+    assert!(since.sessions.is_empty(), "{since:?}");
+}
+
 /// What every upgrade test checks once the store has migrated: the old rows
 /// read as before, and the new code acts on them.
 async fn the_old_rows_work(store: &PgStore, old: &OldData) {
@@ -414,6 +541,7 @@ async fn the_old_rows_work(store: &PgStore, old: &OldData) {
     let state = store.get_drop(drop_id).await.unwrap();
     assert_eq!((state.stock.reserved, state.stock.sold), (1, 2));
     assert_invariants(store).await;
+    revocations_work(store).await;
 }
 
 /// A host application's own migrations, as `sqlx::migrate!` would record

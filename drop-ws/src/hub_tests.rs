@@ -9,12 +9,13 @@ use chrono::{DateTime, Utc};
 use drop_core::{Buyer, BuyerId};
 use drop_core::{
     Clock, DropError, DropEvent, DropId, DropState, EventBus, EventStream, InventoryStore,
-    ManualClock, Money, NewDrop, Purchase, Reservation, ReservationId, Reserved, TopPurchaser,
-    Username, async_trait,
+    ManualClock, Money, NewDrop, Purchase, Reservation, ReservationId, Reserved, RevokedSessions,
+    TopPurchaser, Username, async_trait,
 };
 use drop_store_memory::MemoryStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use uuid::Uuid;
 
 use super::Hub;
 use crate::metrics::Metrics;
@@ -211,6 +212,15 @@ impl InventoryStore for Relay {
     }
     fn subscribe(&self) -> EventStream {
         self.bus.subscribe()
+    }
+    async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {
+        self.store.revoke_session(id, expires_at).await
+    }
+    async fn revoked_sessions(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<RevokedSessions, DropError> {
+        self.store.revoked_sessions(since).await
     }
 }
 

@@ -208,8 +208,15 @@ fn interleaved(
 
 /// How many guests a session case needs: half again what a claimed run
 /// of the same length managed in a short probe, and some.
-fn guests_needed(client_rt: &Runtime, addr: SocketAddr, load: &Load, conns: usize, secs: f64, serial: &Arc<AtomicU64>) -> usize {
-    let probe = client_rt.block_on(load(addr, conns, 0.5, load.clone(), serial.clone()));
+fn guests_needed(
+    client_rt: &Runtime,
+    addr: SocketAddr,
+    what: &Load,
+    conns: usize,
+    secs: f64,
+    serial: &Arc<AtomicU64>,
+) -> usize {
+    let probe = client_rt.block_on(load(addr, conns, 0.5, what.clone(), serial.clone()));
     (probe.rps * secs * 1.5) as usize + 10_000
 }
 

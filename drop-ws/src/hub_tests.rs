@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::Hub;
 use crate::metrics::Metrics;
+use crate::names::FeedNames;
 
 const TICK: Duration = Duration::from_millis(50);
 
@@ -34,6 +35,7 @@ async fn start(store: Arc<dyn InventoryStore>, clock: &ManualClock) -> (Hub, Arc
         metrics.clone(),
         TICK,
         64,
+        FeedNames::Show,
         CancellationToken::new(),
         &TaskTracker::new(),
     )
@@ -54,6 +56,76 @@ fn resyncs(metrics: &Metrics) -> String {
         .find(|l| l.starts_with("dropkit_hub_resyncs_total"))
         .unwrap()
         .to_owned()
+}
+
+/// The frames a private feed has received so far.
+fn received(feed: &mut super::PrivateFeed) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while let Ok(frame) = feed.frames.try_recv() {
+        out.push(serde_json::from_str(frame.as_str()).unwrap());
+    }
+    out
+}
+
+/// A buyer's socket hears of their own holds ending (expired, released,
+/// bought), those taken before it opened included, and of nobody else's.
+#[tokio::test(start_paused = true)]
+async fn private_feeds_tell_only_the_holder() {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let drop_id = store
+        .create_drop(NewDrop::new("Mine", Money::ZERO, 10).hold(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .drop
+        .id;
+    let other = store
+        .create_drop(NewDrop::new("Other", Money::ZERO, 10).hold(Duration::from_secs(300)))
+        .await
+        .unwrap()
+        .drop
+        .id;
+    let (hub, _) = start(Arc::new(store.clone()), &clock).await;
+    let (ann, bob) = (user("ann"), user("bob"));
+    // Taken before ann's socket opened: the socket tells the hub.
+    let early = store.reserve(other, &ann).await.unwrap().reservation;
+    let mut ann_feed = hub.private_feed(&ann.id);
+    ann_feed.know([early.id]);
+    let mut bob_feed = hub.private_feed(&bob.id);
+    let expiring = store.reserve(drop_id, &ann).await.unwrap().reservation;
+    let bobs = store.reserve(drop_id, &bob).await.unwrap().reservation;
+    settle().await;
+    assert!(received(&mut ann_feed).is_empty(), "nothing ended yet");
+
+    clock.advance(Duration::from_secs(31));
+    store.expire_due(10).await.unwrap();
+    store.purchase(early.id, &ann.id).await.unwrap();
+    settle().await;
+    let ann_got = received(&mut ann_feed);
+    let kinds: Vec<(&str, &str)> = ann_got
+        .iter()
+        .map(|f| (f["type"].as_str().unwrap(), f["reservationId"].as_str().unwrap()))
+        .collect();
+    let (expiring_id, early_id) = (expiring.id.to_string(), early.id.to_string());
+    assert_eq!(
+        kinds,
+        vec![
+            ("holdExpired", expiring_id.as_str()),
+            ("holdPurchased", early_id.as_str())
+        ]
+    );
+    let bob_got = received(&mut bob_feed);
+    assert_eq!(bob_got.len(), 1, "{bob_got:?}");
+    assert_eq!(bob_got[0]["type"], "holdExpired");
+    assert_eq!(bob_got[0]["reservationId"], bobs.id.to_string());
+
+    // A closed socket's buyer is forgotten: their next hold is not tracked.
+    drop(bob_feed);
+    let later = store.reserve(other, &bob).await.unwrap().reservation;
+    settle().await;
+    store.release(later.id, &bob.id).await.unwrap();
+    settle().await;
+    assert!(received(&mut ann_feed).is_empty(), "bob's hold told to ann");
 }
 
 /// A drop that ends leaves the hub's copy, the board and the snapshot

@@ -298,10 +298,6 @@ impl Sessions {
             .map_or_else(Utc::now, |b| b.clock.now())
     }
 
-    pub(crate) fn cookie_name(&self) -> &str {
-        &self.cookie
-    }
-
     /// A new guest named `name`: its token and what it says.
     pub(crate) fn sign_in(&self, name: Username) -> (String, SessionToken) {
         let buyer_id = BuyerId::parse(&format!("g_{}", Uuid::new_v4().simple()))

@@ -43,7 +43,7 @@ PORT="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()
 BASE="http://127.0.0.1:$PORT"
 LOG="$OUT/server.log"
 
-"$BIN" --bind "127.0.0.1:$PORT" --hold-seconds "$HOLD_SECONDS" --admin-token "$TOKEN" --rate-limit 0 --no-demo >"$LOG" 2>&1 &
+"$BIN" --bind "127.0.0.1:$PORT" --hold-seconds "$HOLD_SECONDS" --admin-token "$TOKEN" --rate-limit 0 --sign-ins-per-minute 0 --no-demo >"$LOG" 2>&1 &
 SERVER_PID=$!
 stop_server() {
   kill "$SERVER_PID" 2>/dev/null || true

@@ -78,7 +78,8 @@ async fn rate_limit_answers_429(factory: StoreFactory) {
     for user in ["ann_1", "ann_2", "ann_3"] {
         let res = a
             .post(&url)
-            .json(&json!({"dropId": id, "username": user}))
+            .bearer_auth(server.token(user).await)
+            .json(&json!({ "dropId": id }))
             .send()
             .await
             .unwrap();
@@ -86,7 +87,8 @@ async fn rate_limit_answers_429(factory: StoreFactory) {
     }
     let res = a
         .post(&url)
-        .json(&json!({"dropId": id, "username": "ann_4"}))
+        .bearer_auth(server.token("ann_4").await)
+        .json(&json!({ "dropId": id }))
         .send()
         .await
         .unwrap();
@@ -99,14 +101,16 @@ async fn rate_limit_answers_429(factory: StoreFactory) {
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "RATE_LIMITED");
 
-    // Per username: the same name from fresh addresses is refused too.
+    // Per buyer: the same buyer from fresh addresses is refused too.
+    let bea = server.token("bea").await;
     for (i, ip) in [[127, 0, 0, 3], [127, 0, 0, 4], [127, 0, 0, 5]]
         .into_iter()
         .enumerate()
     {
         let res = client_from(ip)
             .post(&url)
-            .json(&json!({"dropId": id, "username": "bea"}))
+            .bearer_auth(&bea)
+            .json(&json!({ "dropId": id }))
             .send()
             .await
             .unwrap();
@@ -114,12 +118,15 @@ async fn rate_limit_answers_429(factory: StoreFactory) {
     }
     let res = client_from([127, 0, 0, 6])
         .post(&url)
-        .json(&json!({"dropId": id, "username": "bea"}))
+        .bearer_auth(&bea)
+        .json(&json!({ "dropId": id }))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 429);
-    assert_eq!(res.json::<Value>().await.unwrap()["error"], "RATE_LIMITED");
+    let body = res.json::<Value>().await.unwrap();
+    assert_eq!(body["error"], "RATE_LIMITED");
+    assert!(body["message"].as_str().unwrap().contains("buyer"), "{body}");
     // Reading is never limited.
     assert_eq!(server.get("/api/drops").await.0, 200);
     server.stop().await;
@@ -139,10 +146,12 @@ async fn post_large(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let (mut rd, mut wr) = stream.into_split();
+    // The admin's token, or a signed-in buyer's: the body is read after
+    // the caller is known.
     let auth = if admin {
         format!("Authorization: Bearer {TOKEN}\r\n")
     } else {
-        String::new()
+        format!("Authorization: Bearer {}\r\n", server.token("big_body").await)
     };
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n{auth}Content-Length: {len}\r\nConnection: close\r\n\r\n"

@@ -16,6 +16,7 @@ async fn everything_follows_the_prefix() {
     let backend = memory_store().await;
     let api = DropApi::builder(backend.store.clone())
         .admin_token(TOKEN)
+        .claimed_identity()
         .clock(backend.clock.clone())
         .expiry_scheduler(ExpiryScheduler::new(backend.store).clock(backend.clock))
         .build()

@@ -33,7 +33,8 @@ async fn reserved_after_close(
 }
 
 async fn shutdown_leaves_no_request_half_done(factory: StoreFactory) {
-    let server = TestServer::start(factory).await;
+    // Buyers named in the body, as load tools send them.
+    let server = TestServer::with(factory, claimed()).await;
     let drop = server.create_drop("Draining", 1_000_000, 60.0).await;
     let id = drop["id"].as_str().unwrap().to_owned();
     let store = server.api.store().clone();
@@ -194,7 +195,7 @@ async fn close_code(ws: &mut crate::support::WsClient) -> Option<u16> {
 /// store closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_the_request_in_flight_then_closes_the_store() {
-    let server = TestServer::start(postgres_store).await;
+    let server = TestServer::with(postgres_store, claimed()).await;
     let drop = server.create_drop("Last call", 5, 60.0).await;
     let id = drop["id"].as_str().unwrap().to_owned();
     let (mut ws, _) = server.ws().await;
@@ -243,6 +244,7 @@ async fn the_api_alone_waits_for_its_requests_in_flight() {
     let backend = crate::support::memory_store().await;
     let api = drop_ws::DropApi::builder(backend.store)
         .admin_token(crate::support::TOKEN)
+        .claimed_identity()
         .clock(backend.clock)
         .build()
         .await
@@ -364,6 +366,7 @@ async fn run_until_drains_for_the_period_before_it_stops() {
     let backend = crate::support::memory_store().await;
     let api = drop_ws::DropApi::builder(backend.store)
         .admin_token(crate::support::TOKEN)
+        .claimed_identity()
         .clock(backend.clock)
         .build()
         .await
@@ -416,4 +419,12 @@ async fn run_until_drains_for_the_period_before_it_stops() {
         "stopped {:?} after the signal, before the drain period",
         signalled_at.elapsed()
     );
+}
+
+/// Buyers named in the body (claimed identity), as load tools send them.
+fn claimed() -> crate::support::Settings {
+    crate::support::Settings {
+        identity: crate::support::Identity::Claimed,
+        ..crate::support::Settings::default()
+    }
 }

@@ -11,10 +11,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Live and upcoming drops, with the viewer's hold when `username` is given. */
+        /** Live and upcoming drops, each with the caller's own hold. */
         get: operations["listDrops"];
         put?: never;
-        /** Creates a drop (admin bearer token required). */
+        /** Creates a drop (admin only). */
         post: operations["createDrop"];
         delete?: never;
         options?: never;
@@ -90,7 +90,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Completes a purchase within the hold's window. */
+        /** Buys one of the caller's holds within its window. */
         post: operations["purchase"];
         delete?: never;
         options?: never;
@@ -107,7 +107,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Reserves one unit: 201 with a new hold, 200 with the caller's existing one. */
+        /**
+         * Reserves one unit for the caller: 201 with a new hold, 200 with their
+         *     existing one.
+         */
         post: operations["reserve"];
         delete?: never;
         options?: never;
@@ -122,16 +125,41 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A hold's status and expiry. */
+        /** One of the caller's holds: its status and expiry. */
         get: operations["getReservation"];
         put?: never;
         post?: never;
         /**
-         * The owner gives a hold back (username in the body or the query).
-         *     Releasing ends the hold, it does not erase it: the hold stays readable
-         *     with `GET /api/reservations/{id}`, status `released`.
+         * The caller gives one of their holds back. Releasing ends the hold, it
+         *     does not erase it: the hold stays readable with
+         *     `GET /api/reservations/{id}`, status `released`.
          */
         delete: operations["release"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in buyer. */
+        get: operations["getSession"];
+        put?: never;
+        /**
+         * Signs a guest in: a new buyer with `username` as display name, a
+         *     session cookie, and the same session as a bearer token.
+         */
+        post: operations["signIn"];
+        /**
+         * Signs out: the session ends on every instance and the cookie is
+         *     cleared. Answers 204 also when there was no session to end.
+         */
+        delete: operations["signOut"];
         options?: never;
         head?: never;
         patch?: never;
@@ -147,7 +175,8 @@ export interface paths {
         /**
          * The live feed. Each text frame the server sends is one `WsMessage`
          *     (see the schema of that name: `snapshot`, `stock`, `purchase`,
-         *     `dropCreated`); clients send nothing.
+         *     `dropCreated`, and to a signed-in buyer's own sockets `holdExpired`,
+         *     `holdReleased`, `holdPurchased`); clients send nothing.
          */
         get: operations["liveFeed"];
         put?: never;
@@ -162,6 +191,13 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description A signed-in buyer, as they see themselves. */
+        BuyerView: {
+            /** @description The name public feeds show. */
+            displayName: string;
+            /** @description The buyer's id: 1–128 bytes, no control characters. */
+            id: string;
+        };
         /** @description `POST /api/drops`. */
         CreateDropBody: {
             /**
@@ -245,7 +281,7 @@ export interface components {
              * @description Stable machine code.
              * @enum {string}
              */
-            error: "OUT_OF_STOCK" | "DROP_NOT_FOUND" | "DROP_NOT_ACTIVE" | "RESERVATION_NOT_FOUND" | "RESERVATION_EXPIRED" | "NOT_OWNER" | "ALREADY_PURCHASED" | "ALREADY_RELEASED" | "INVALID_INPUT" | "UNAVAILABLE" | "INTERNAL" | "BAD_REQUEST" | "INVALID_JSON" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UNAUTHORIZED" | "FORBIDDEN";
+            error: "OUT_OF_STOCK" | "DROP_NOT_FOUND" | "DROP_NOT_ACTIVE" | "RESERVATION_NOT_FOUND" | "RESERVATION_EXPIRED" | "NOT_OWNER" | "ALREADY_PURCHASED" | "ALREADY_RELEASED" | "INVALID_INPUT" | "UNAVAILABLE" | "INTERNAL" | "BAD_REQUEST" | "INVALID_JSON" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UNAUTHORIZED" | "UNAUTHENTICATED" | "FORBIDDEN";
             /** @description The offending request field (camelCase), for input errors. */
             field?: string | null;
             /** @description What went wrong, for people. */
@@ -263,11 +299,6 @@ export interface components {
              * @description The hold to complete.
              */
             reservationId: string;
-            /**
-             * @description The buyer: 3–50 of `A–Z a–z 0–9 _` (surrounding white space is trimmed).
-             * @example alice
-             */
-            username: string;
         };
         /** @description A completed purchase. */
         PurchaseView: {
@@ -281,6 +312,8 @@ export interface components {
              * @description An instant (RFC 3339, UTC).
              */
             createdAt: string;
+            /** @description The buyer's display name. */
+            displayName: string;
             /**
              * Format: uuid
              * @description The drop.
@@ -296,13 +329,11 @@ export interface components {
              * @description The hold it completed.
              */
             reservationId: string;
-            /** @description The buyer. */
+            /**
+             * @deprecated
+             * @description Deprecated: the same as `displayName`.
+             */
             username: string;
-        };
-        /** @description `DELETE /api/reservations/{id}` (the username may also come in the query). */
-        ReleaseBody: {
-            /** @description The hold's owner: 3–50 of `A–Z a–z 0–9 _`; when absent, `?username=` names the owner. */
-            username?: string | null;
         };
         /** @description A hold. */
         ReservationView: {
@@ -311,6 +342,8 @@ export interface components {
              * @description An instant (RFC 3339, UTC).
              */
             createdAt: string;
+            /** @description The holder's display name (a hold is only ever shown to its holder). */
+            displayName: string;
             /**
              * Format: uuid
              * @description The drop held.
@@ -331,7 +364,10 @@ export interface components {
              * @enum {string}
              */
             status: "active" | "purchased" | "expired" | "released";
-            /** @description Who holds it. */
+            /**
+             * @deprecated
+             * @description Deprecated: the same as `displayName`.
+             */
             username: string;
         };
         /** @description `POST /api/reservations`. */
@@ -341,6 +377,24 @@ export interface components {
              * @description The drop.
              */
             dropId: string;
+        };
+        /** @description A session: who it signs in and until when. */
+        SessionView: {
+            /** @description The signed-in buyer. */
+            buyer: components["schemas"]["BuyerView"];
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            expiresAt: string;
+            /**
+             * @description The session token, answered once, at sign-in: send it as
+             *     `Authorization: Bearer <token>` from clients that keep no cookies.
+             */
+            token?: string | null;
+        };
+        /** @description `POST /api/session`. */
+        SignInBody: {
             /**
              * @description The buyer: 3–50 of `A–Z a–z 0–9 _` (surrounding white space is trimmed).
              * @example alice
@@ -350,12 +404,20 @@ export interface components {
         /** @description One recent buyer. */
         TopPurchaserView: {
             /**
+             * @description The buyer's display name (shortened to initials, or left out, when
+             *     the server hides buyers' names).
+             */
+            displayName?: string | null;
+            /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC).
              */
             purchasedAt: string;
-            /** @description The buyer. */
-            username: string;
+            /**
+             * @deprecated
+             * @description Deprecated: the same as `displayName`.
+             */
+            username?: string | null;
         };
         /** @description The viewer's own hold, as listed with a drop. */
         UserHoldView: {
@@ -411,6 +473,11 @@ export interface components {
             type: "stock";
         } | {
             /**
+             * @description The buyer's display name (shortened, or left out, when the
+             *     server hides buyers' names).
+             */
+            displayName?: string | null;
+            /**
              * Format: uuid
              * @description The drop.
              */
@@ -424,8 +491,11 @@ export interface components {
             topPurchasers: components["schemas"]["TopPurchaserView"][];
             /** @enum {string} */
             type: "purchase";
-            /** @description The buyer. */
-            username: string;
+            /**
+             * @deprecated
+             * @description Deprecated: the same as `displayName`.
+             */
+            username?: string | null;
         } | {
             /** @description The drop. */
             drop: components["schemas"]["DropView"];
@@ -436,6 +506,60 @@ export interface components {
             serverTime: string;
             /** @enum {string} */
             type: "dropCreated";
+        } | {
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: uuid
+             * @description The hold.
+             */
+            reservationId: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            serverTime: string;
+            /** @enum {string} */
+            type: "holdExpired";
+        } | {
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: uuid
+             * @description The hold.
+             */
+            reservationId: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            serverTime: string;
+            /** @enum {string} */
+            type: "holdReleased";
+        } | {
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: uuid
+             * @description The hold.
+             */
+            reservationId: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            serverTime: string;
+            /** @enum {string} */
+            type: "holdPurchased";
         };
     };
     responses: never;
@@ -448,9 +572,7 @@ export type $defs = Record<string, never>;
 export interface operations {
     listDrops: {
         parameters: {
-            query?: {
-                username?: string;
-            };
+            query?: never;
             header?: never;
             path?: never;
             cookie?: never;
@@ -773,7 +895,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `NOT_OWNER` */
+            /** @description `UNAUTHENTICATED`: no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `NOT_OWNER` (claimed identity only); or `FORBIDDEN`: a cookie-signed request from a page of another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -782,7 +913,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `RESERVATION_NOT_FOUND` */
+            /** @description `RESERVATION_NOT_FOUND`: no such hold, or not the caller's */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -827,7 +958,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `RATE_LIMITED` (per client address and per username) */
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: a cookie-signed request whose body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `RATE_LIMITED` (per client address and per buyer) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -900,6 +1040,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `UNAUTHENTICATED`: no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: a cookie-signed request from a page of another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `DROP_NOT_FOUND` */
             404: {
                 headers: {
@@ -936,7 +1094,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `RATE_LIMITED` (per client address and per username) */
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: a cookie-signed request whose body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `RATE_LIMITED` (per client address and per buyer) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -999,7 +1166,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `RESERVATION_NOT_FOUND` */
+            /** @description `UNAUTHENTICATED`: no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `RESERVATION_NOT_FOUND`: no such hold, or not the caller's */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1041,9 +1217,7 @@ export interface operations {
     };
     release: {
         parameters: {
-            query?: {
-                username?: string;
-            };
+            query?: never;
             header?: never;
             path: {
                 /** @description Reservation id */
@@ -1051,12 +1225,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description Optional: the owner's username (it wins over `?username=`) */
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ReleaseBody"];
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description Released; the hold stays readable with status `released` */
             200: {
@@ -1076,7 +1245,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `NOT_OWNER` */
+            /** @description `UNAUTHENTICATED`: no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `NOT_OWNER` (claimed identity only); or `FORBIDDEN`: a cookie-signed request from a page of another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1085,7 +1263,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `RESERVATION_NOT_FOUND` */
+            /** @description `RESERVATION_NOT_FOUND`: no such hold, or not the caller's */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1130,8 +1308,217 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `INVALID_INPUT` on `username`: the owner is named neither in the body nor in the query (a rule between two places, which the schema cannot state) */
-            422: {
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed in (no `token`: it is not answered again) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionView"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: not signed in, or the session expired or was signed out */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    signIn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignInBody"];
+            };
+        };
+        responses: {
+            /** @description Signed in. The answer sets the session cookie (`HttpOnly; SameSite=Lax`); `token` is the same session for `Authorization: Bearer`. */
+            200: {
+                headers: {
+                    /** @description The session cookie */
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionView"];
+                };
+            };
+            /** @description `INVALID_INPUT` on `username`, or `INVALID_JSON` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: sent from a page of another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many sign-ins from this address */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    signOut: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed out (or was not signed in); the cookie is cleared */
+            204: {
+                headers: {
+                    /** @description Clears the session cookie */
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `FORBIDDEN`: sent with the cookie from a page of another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1170,7 +1557,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Switching to WebSocket. Every text frame is a [`WsMessage`](#/components/schemas/WsMessage): first a `snapshot`, then `stock`, `purchase` and `dropCreated` as they happen (an expiry shows as `stock`). */
+            /** @description Switching to WebSocket. Every text frame is a [`WsMessage`](#/components/schemas/WsMessage): first a `snapshot`, then `stock`, `purchase` and `dropCreated` as they happen (an expiry shows as `stock`). A socket opened with a session (its cookie, or `Authorization: Bearer`) also receives its buyer's own `holdExpired`, `holdReleased` and `holdPurchased`. */
             101: {
                 headers: {
                     [name: string]: unknown;

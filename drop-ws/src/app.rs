@@ -29,7 +29,7 @@ use crate::names::FeedNames;
 use crate::openapi::DocShape;
 use crate::origin::AllowedOrigins;
 use crate::error::error_responses;
-use crate::hub::Hub;
+use crate::hub::{Hub, HubSettings};
 use crate::limit::Limits;
 use crate::metrics::{self, Metrics};
 use crate::proxy::{Network, TrustedProxies};
@@ -367,9 +367,11 @@ impl DropApiBuilder {
             self.store.clone(),
             self.clock,
             metrics.clone(),
-            self.tick,
-            self.client_queue,
-            self.names,
+            HubSettings {
+                tick: self.tick,
+                queue: self.client_queue,
+                names: self.names,
+            },
             self.cancel.clone(),
             &tasks,
         )

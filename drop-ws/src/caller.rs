@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -26,10 +27,18 @@ pub(crate) struct Head {
 
 impl Head {
     pub(crate) fn of(parts: &Parts, app: &AppState) -> Self {
+        // As axum's `ConnectInfo` extractor reads it: the server's, or the
+        // one a host or a test set with `MockConnectInfo`.
         let peer_ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
+            .map(|ConnectInfo(addr)| addr.ip())
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<MockConnectInfo<SocketAddr>>()
+                    .map(|MockConnectInfo(addr)| addr.ip())
+            });
         Self {
             method: parts.method.clone(),
             uri: parts.uri.clone(),

@@ -183,20 +183,27 @@ pub(crate) struct Subscription {
     pub(crate) seen: HashMap<DropId, u64>,
 }
 
+/// How the hub paces and names what it sends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HubSettings {
+    /// The coalescing window: each drop's stock is broadcast at most once
+    /// per tick, always the latest value.
+    pub(crate) tick: Duration,
+    /// How many frames a client may fall behind before it is
+    /// resynchronised.
+    pub(crate) queue: usize,
+    /// How public frames name buyers.
+    pub(crate) names: FeedNames,
+}
+
 impl Hub {
     /// Loads the live drops from `store` and starts the hub task on
     /// `tasks`; it stops when `cancel` is cancelled.
-    ///
-    /// `tick` is the coalescing window: each drop's stock is broadcast at
-    /// most once per tick, always the latest value. `queue` is how many
-    /// frames a client may fall behind before it is resynchronised.
     pub(crate) async fn start(
         store: Arc<dyn InventoryStore>,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
-        tick: Duration,
-        queue: usize,
-        names: FeedNames,
+        settings: HubSettings,
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> Result<Hub, DropError> {
@@ -205,12 +212,12 @@ impl Hub {
         let hub = Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
-                names,
-                tx: broadcast::channel(queue.max(1)).0,
+                names: settings.names,
+                tx: broadcast::channel(settings.queue.max(1)).0,
                 board: watch::channel(Arc::new(StockBoard::new())).0,
                 clock,
                 metrics,
-                tick,
+                tick: settings.tick,
             }),
         };
         hub.reload(&*store).await?;

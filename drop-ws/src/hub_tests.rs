@@ -33,9 +33,11 @@ async fn start(store: Arc<dyn InventoryStore>, clock: &ManualClock) -> (Hub, Arc
         store,
         Arc::new(clock.clone()),
         metrics.clone(),
-        TICK,
-        64,
-        FeedNames::Show,
+        super::HubSettings {
+            tick: TICK,
+            queue: 64,
+            names: FeedNames::Show,
+        },
         CancellationToken::new(),
         &TaskTracker::new(),
     )

@@ -120,7 +120,8 @@ pub(crate) async fn reserve(
 ) -> Result<(StatusCode, Json<ReservationView>), ApiError> {
     let ip = caller.client_ip();
     let drop_id = body.drop_id.parse()?;
-    let buyer = caller.resolve(&app, body.username.as_deref()).await?;
+    let claimed = claimed_name(&caller, body.username.as_ref())?;
+    let buyer = caller.resolve(&app, claimed).await?;
     limited(&app, ip, &buyer)?;
     let reserved = counted(&app, "reserve", app.store.reserve(drop_id, &buyer).await)?;
     let status = if reserved.created {
@@ -213,6 +214,37 @@ pub(crate) async fn release(
     Ok(Json(ReservationView::from(&res)))
 }
 
+/// The `username` a body names, read only under claimed identity (other
+/// identities ignore the field whatever it holds): a string, or a 400 on
+/// `username` as the original API answered.
+fn claimed_name<'a>(
+    caller: &Caller,
+    raw: Option<&'a serde_json::Value>,
+) -> Result<Option<&'a str>, ApiError> {
+    if !caller.is_claimed() {
+        return Ok(None);
+    }
+    match raw {
+        None => Ok(None),
+        Some(serde_json::Value::String(name)) => Ok(Some(name)),
+        Some(other) => Err(ApiError::invalid(
+            "username",
+            format!("invalid type: {}, expected a string", json_kind(other)),
+        )),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "sequence",
+        serde_json::Value::Object(_) => "map",
+    }
+}
+
 /// A claimed name, checked.
 fn caller_name(raw: &str) -> Result<String, ApiError> {
     drop_core::Username::parse(raw)?;
@@ -243,9 +275,8 @@ pub(crate) async fn purchase(
     let ip = caller.client_ip();
     let claimed = caller.is_claimed();
     let id: ReservationId = body.reservation_id.parse()?;
-    let buyer = caller
-        .resolve(&app, body.username.as_deref())
-        .await?;
+    let name = claimed_name(&caller, body.username.as_ref())?;
+    let buyer = caller.resolve(&app, name).await?;
     limited(&app, ip, &buyer)?;
     let mut bought = app.store.purchase(id, &buyer.id).await;
     if !claimed {

@@ -2,7 +2,8 @@
 //! runs on signed sessions ([`SessionIdentity`](crate::SessionIdentity)).
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use drop_core::Username;
@@ -13,6 +14,21 @@ use crate::extract::JsonBody;
 use crate::identity::{IdentityError, SessionToken, Sessions};
 use crate::state::AppState;
 use crate::wire::{BuyerView, SessionView, SignInBody, time};
+
+/// A write that passed the cross-site checks, taken before the body is
+/// read: a page elsewhere could otherwise sign its visitors in as a guest
+/// of its choosing.
+pub(crate) struct SameSiteWrite(Head);
+
+impl FromRequestParts<AppState> for SameSiteWrite {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let head = Head::of(parts, app);
+        forgery_checks(app, &head)?;
+        Ok(Self(head))
+    }
+}
 
 fn sessions(app: &AppState) -> &Sessions {
     app.sessions
@@ -59,13 +75,10 @@ fn with_cookie(mut response: Response, cookie: &str) -> Response {
 )]
 pub(crate) async fn sign_in(
     State(app): State<AppState>,
-    head: Head,
+    SameSiteWrite(head): SameSiteWrite,
     JsonBody(body): JsonBody<SignInBody>,
 ) -> Result<Response, ApiError> {
     let s = sessions(&app);
-    // A page elsewhere could otherwise sign its visitors in as a guest
-    // of its choosing.
-    forgery_checks(&app, &head)?;
     let name = Username::parse(&body.username)?;
     s.check_sign_in(head.client_ip)?;
     let (raw, token) = s.sign_in(name);

@@ -182,7 +182,7 @@ pub(crate) struct ReserveBody {
     /// only under claimed identity).
     #[serde(default)]
     #[schema(schema_with = schema::username)]
-    pub(crate) username: Option<String>,
+    pub(crate) username: Option<serde_json::Value>,
 }
 
 /// `POST /api/purchases`.
@@ -196,7 +196,7 @@ pub(crate) struct PurchaseBody {
     /// identity).
     #[serde(default)]
     #[schema(schema_with = schema::username)]
-    pub(crate) username: Option<String>,
+    pub(crate) username: Option<serde_json::Value>,
 }
 
 /// `DELETE /api/reservations/{id}` under claimed identity (the username

@@ -1,9 +1,10 @@
 //! The crate's modules depend on each other without cycles: each one can
 //! be read, and changed, knowing only the modules below it.
 //!
-//! Reads `src/*.rs` and every `crate::` path in them (paths go through
-//! the module, never the crate root's re-exports, so each names its
-//! module).
+//! Reads `src/*.rs`, the files of modules kept in a directory
+//! (`src/identity/**`, all one module), and every `crate::` path in them
+//! (paths go through the module, never the crate root's re-exports, so
+//! each names its module).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -62,34 +63,48 @@ fn crate_paths(source: &str) -> BTreeSet<String> {
     out
 }
 
+/// Every `.rs` file under `dir`, at any depth.
+fn rust_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
 #[test]
 fn modules_form_a_dag() {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let files: Vec<_> = std::fs::read_dir(&src)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-        .collect();
-    let modules: BTreeSet<String> = files
-        .iter()
-        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .filter(|m| m != "lib")
-        .collect();
-    for path in &files {
+    // Each source file with the top-level module it belongs to: a file
+    // of its own, or any file under a module's directory.
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        if name == "lib" {
-            continue;
+        if path.is_dir() {
+            files.extend(rust_files(&path).into_iter().map(|f| (name.clone(), f)));
+        } else if path.extension().is_some_and(|e| e == "rs") && name != "lib" {
+            // A module's test file belongs to it.
+            let module = name.strip_suffix("_tests").unwrap_or(&name).to_owned();
+            files.push((module, path));
         }
-        // A module's test file belongs to it.
-        let module = name.strip_suffix("_tests").unwrap_or(&name).to_owned();
+    }
+    let modules: BTreeSet<String> = files.iter().map(|(m, _)| m.clone()).collect();
+    for (module, path) in &files {
         let source = std::fs::read_to_string(path).unwrap();
         for dep in crate_paths(&source) {
             assert!(
                 modules.contains(&dep),
-                "{name}.rs uses `crate::{dep}`: go through the module that defines it"
+                "{} uses `crate::{dep}`: go through the module that defines it",
+                path.display()
             );
-            if dep != module {
+            if &dep != module {
                 graph.entry(module.clone()).or_default().insert(dep);
             }
         }
@@ -119,6 +134,10 @@ fn modules_form_a_dag() {
         visit(m, &graph, &mut Vec::new(), &mut done);
     }
     assert!(graph.contains_key("app"), "the graph was read: {graph:?}");
+    assert!(
+        graph.contains_key("identity"),
+        "modules in directories are read: {graph:?}"
+    );
 }
 
 #[test]

@@ -13,19 +13,18 @@ use axum::extract::State;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::Request;
 use axum::routing::get;
+use drop_ws::{SessionIdentity, SessionKey};
 use prometheus_client::registry::Registry;
-use support::{builder, call, json};
+use support::{builder, call, json, post_as, sign_in};
 use tower::ServiceExt;
 
 async fn reserve_one(app: &Router) {
     let create = r#"{"name":"Host","price":"1.00","totalStock":3}"#;
     let (status, drop) = json(app, "POST", "/api/drops", Some(create.into()), true).await;
     assert_eq!(status, 201, "{drop}");
-    let body = format!(
-        r#"{{"dropId":"{}","username":"alice"}}"#,
-        drop["id"].as_str().unwrap()
-    );
-    let (status, hold) = json(app, "POST", "/api/reservations", Some(body), false).await;
+    let token = sign_in(app, "alice").await;
+    let body = format!(r#"{{"dropId":"{}"}}"#, drop["id"].as_str().unwrap());
+    let (status, hold) = post_as(app, "/api/reservations", body, &token).await;
     assert_eq!(status, 201, "{hold}");
 }
 
@@ -118,26 +117,35 @@ async fn the_document_names_the_prefix_it_is_nested_at() {
     );
 }
 
-/// A reserve from `client` (as `X-Forwarded-For`) for `username`: its status.
-async fn reserve_from(app: &Router, drop_id: &str, client: &str, username: &str) -> u16 {
-    let body = format!(r#"{{"dropId":"{drop_id}","username":"{username}"}}"#);
+/// A reserve from `client` (as `X-Forwarded-For`) by the buyer whose
+/// session token is `token`: its status.
+async fn reserve_from(app: &Router, drop_id: &str, client: &str, token: &str) -> u16 {
     let req = Request::post("/api/reservations")
         .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
         .header("x-forwarded-for", client)
-        .body(Body::from(body))
+        .body(Body::from(format!(r#"{{"dropId":"{drop_id}"}}"#)))
         .unwrap();
     app.clone().oneshot(req).await.unwrap().status().as_u16()
 }
 
-#[tokio::test]
-async fn behind_a_trusted_proxy_rate_limits_count_the_forwarded_client() {
-    let api = builder()
+/// An API allowing one reserve a minute per address and per buyer, whose
+/// guests may sign in as often as they like (so only those two limits
+/// speak), behind a proxy at 10.0.0.0/8.
+async fn limited_api() -> drop_ws::DropApi {
+    builder()
+        .sessions(SessionIdentity::new(SessionKey::generate()).sign_ins_per_minute(0))
         .rate_limit_per_minute(1)
         .trusted_proxy("10.0.0.0/8")
         .unwrap()
         .build()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_rate_limits_count_the_forwarded_client() {
+    let api = limited_api().await;
     // Every request arrives from the load balancer.
     let app = api
         .router()
@@ -145,46 +153,36 @@ async fn behind_a_trusted_proxy_rate_limits_count_the_forwarded_client() {
     let create = r#"{"name":"Proxied","price":"1.00","totalStock":50}"#;
     let (_, drop) = json(&app, "POST", "/api/drops", Some(create.into()), true).await;
     let id = drop["id"].as_str().unwrap();
+    let one = sign_in(&app, "buyer_one").await;
+    let two = sign_in(&app, "buyer_two").await;
+    let three = sign_in(&app, "buyer_three").await;
     // Two clients behind one balancer each have their own budget...
+    assert_eq!(reserve_from(&app, id, "198.51.100.1", &one).await, 201);
+    assert_eq!(reserve_from(&app, id, "198.51.100.2", &two).await, 201);
+    // ...and one client spends its own, whichever buyer it signs in as,
+    // and whatever it claims left of the balancer's entry.
     assert_eq!(
-        reserve_from(&app, id, "198.51.100.1", "buyer_one").await,
-        201
-    );
-    assert_eq!(
-        reserve_from(&app, id, "198.51.100.2", "buyer_two").await,
-        201
-    );
-    // ...and one client spends its own, whatever name it gives, and
-    // whatever it claims left of the balancer's entry.
-    assert_eq!(
-        reserve_from(&app, id, "7.7.7.7, 198.51.100.1", "buyer_three").await,
+        reserve_from(&app, id, "7.7.7.7, 198.51.100.1", &three).await,
         429
     );
+    // A buyer has a budget of their own too, from any address.
+    assert_eq!(reserve_from(&app, id, "198.51.100.3", &one).await, 429);
+    assert_eq!(reserve_from(&app, id, "198.51.100.4", &three).await, 201);
 }
 
 #[tokio::test]
 async fn an_untrusted_peer_cannot_choose_its_address() {
-    let api = builder()
-        .rate_limit_per_minute(1)
-        .trusted_proxy("10.0.0.0/8")
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
+    let api = limited_api().await;
     let app = api
         .router()
         .layer(MockConnectInfo(SocketAddr::from(([203, 0, 113, 5], 40000))));
     let create = r#"{"name":"Direct","price":"1.00","totalStock":50}"#;
     let (_, drop) = json(&app, "POST", "/api/drops", Some(create.into()), true).await;
     let id = drop["id"].as_str().unwrap();
-    assert_eq!(
-        reserve_from(&app, id, "198.51.100.1", "buyer_one").await,
-        201
-    );
-    assert_eq!(
-        reserve_from(&app, id, "198.51.100.2", "buyer_two").await,
-        429
-    );
+    let one = sign_in(&app, "buyer_one").await;
+    let two = sign_in(&app, "buyer_two").await;
+    assert_eq!(reserve_from(&app, id, "198.51.100.1", &one).await, 201);
+    assert_eq!(reserve_from(&app, id, "198.51.100.2", &two).await, 429);
 }
 
 #[tokio::test]

@@ -379,11 +379,21 @@ impl Sessions {
 
     /// The session a request carries: a bearer token first (a client
     /// that sends one means it), else the cookie. `Ok(None)` without
-    /// either.
+    /// either. Every credential sent must hold: a valid token beside a
+    /// forged or ended cookie is refused, not picked from.
     pub(crate) fn token_of(
         &self,
         request: &IdentityRequest<'_>,
     ) -> Result<Option<SessionToken>, IdentityError> {
+        let from_cookie = request
+            .cookie(&self.cookie)
+            .map(|token| {
+                self.verify(token).map(|t| SessionToken {
+                    from_cookie: true,
+                    ..t
+                })
+            })
+            .transpose()?;
         if let Some(token) = request.bearer_token() {
             return self.verify(token).map(Some);
         }
@@ -395,15 +405,7 @@ impl Sessions {
                 "use `Authorization: Bearer <session token>`".into(),
             ));
         }
-        match request.cookie(&self.cookie) {
-            Some(token) => self.verify(token).map(|t| {
-                Some(SessionToken {
-                    from_cookie: true,
-                    ..t
-                })
-            }),
-            None => Ok(None),
-        }
+        Ok(from_cookie)
     }
 
     fn identify(&self, request: &IdentityRequest<'_>) -> Result<Option<Identity>, IdentityError> {
@@ -538,6 +540,17 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_bad_cookie_beside_a_good_token_is_refused() {
+        let s = sessions();
+        let (token, _) = s.sign_in(name("bob"));
+        let (method, uri) = (Method::GET, Uri::from_static("/api/reservations/x"));
+        let mut h = HeaderMap::new();
+        h.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        h.insert("cookie", "dropkit_session=forged".parse().unwrap());
+        assert!(s.identify(&IdentityRequest::new(&method, &uri, &h)).is_err());
     }
 
     #[test]

@@ -1,23 +1,55 @@
-//! The bad-request table: every malformed request, the status, the stable
-//! error code and the field it must answer with. Shared by the router
-//! tests (`drop-ws/tests/bad_input.rs`, in-process on the memory store)
-//! and the end-to-end tests (`tests/web/bad_input.rs`, a real server on
-//! PostgreSQL).
+//! The bad-request tables: every malformed request, who sends it, the
+//! status, the stable error code and the field it must answer with.
+//! Shared by the router tests (`drop-ws/tests/bad_input.rs`, in-process
+//! on the memory store) and the end-to-end tests
+//! (`tests/web/bad_input.rs`, a real server on PostgreSQL).
 //!
 //! `{drop}` is an existing drop, `{res}` alice's hold on it, `{unknown}` an
-//! id nothing has.
+//! id nothing has. [`table`] runs under signed guest sessions (the
+//! default), [`claimed_table`] under claimed identity (the original wire,
+//! where the username travels in the request).
+
+/// Who sends a case, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Who {
+    /// No credentials.
+    Nobody,
+    /// Alice, the owner of `{res}`, with her session as a bearer token.
+    Owner,
+    /// Alice's session as the cookie a browser sends by itself.
+    OwnerCookie,
+    /// Bob, another signed-in buyer, with his bearer token.
+    Other,
+    /// A bearer token no server signed.
+    Forged,
+    /// The admin token.
+    Admin,
+}
 
 pub(crate) struct Case {
     pub(crate) method: &'static str,
     pub(crate) path: &'static str,
     pub(crate) body: Option<&'static str>,
-    pub(crate) admin: bool,
+    pub(crate) who: Who,
+    /// The body's `Content-Type` (when there is a body).
+    pub(crate) content_type: &'static str,
+    /// An `Origin` header, as a browser page elsewhere would send.
+    pub(crate) origin: Option<&'static str>,
     pub(crate) status: u16,
     pub(crate) code: &'static str,
     pub(crate) field: Option<&'static str>,
 }
 
+const JSON: &str = "application/json";
+
+/// The bearer token [`Who::Forged`] sends.
+pub(crate) const FORGED: &str = "v1.not-a-session.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// The page [`Case::origin`] names: never the server's own.
+pub(crate) const FOREIGN_ORIGIN: &str = "https://evil.example";
+
 const fn case(
+    who: Who,
     method: &'static str,
     path: &'static str,
     body: Option<&'static str>,
@@ -29,7 +61,9 @@ const fn case(
         method,
         path,
         body,
-        admin: false,
+        who,
+        content_type: JSON,
+        origin: None,
         status,
         code,
         field,
@@ -42,171 +76,365 @@ const fn admin(
     code: &'static str,
     field: Option<&'static str>,
 ) -> Case {
-    Case {
-        method: "POST",
-        path: "/api/drops",
-        body: Some(body),
-        admin: true,
+    case(
+        Who::Admin,
+        "POST",
+        "/api/drops",
+        Some(body),
         status,
         code,
         field,
+    )
+}
+
+/// A sign-in with `body`.
+const fn sign_in(
+    body: &'static str,
+    status: u16,
+    code: &'static str,
+    field: Option<&'static str>,
+) -> Case {
+    case(
+        Who::Nobody,
+        "POST",
+        "/api/session",
+        Some(body),
+        status,
+        code,
+        field,
+    )
+}
+
+impl Case {
+    const fn content_type(mut self, content_type: &'static str) -> Self {
+        self.content_type = content_type;
+        self
+    }
+
+    const fn sent_from_elsewhere(mut self) -> Self {
+        self.origin = Some(FOREIGN_ORIGIN);
+        self
     }
 }
 
 pub(crate) const UNKNOWN: &str = "6f1c1d2e-8a7b-4c3d-9e0f-112233445566";
 
+const R: &str = "/api/reservations";
+const P: &str = "/api/purchases";
+const BAD: &str = "INVALID_INPUT";
+const LONG_NAME: &str = r#"{"username":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#;
+
+/// The table under signed guest sessions.
 pub(crate) fn table() -> Vec<Case> {
-    const R: &str = "/api/reservations";
-    const P: &str = "/api/purchases";
-    let bad = "INVALID_INPUT";
-    vec![
-        // Reserve: malformed JSON, wrong shapes, missing fields, bad values.
-        case("POST", R, Some("{"), 400, "INVALID_JSON", None),
-        case("POST", R, Some(""), 400, "INVALID_JSON", None),
+    use Who::{Forged, Nobody, Other, Owner, OwnerCookie};
+    let mut cases = vec![
+        // Signing in: the name is 3–50 of `A–Z a–z 0–9 _`, in a JSON object.
+        sign_in(r#"{"username":"al"}"#, 400, BAD, Some("username")),
+        sign_in(r#"{"username":"has space"}"#, 400, BAD, Some("username")),
+        sign_in(r#"{"username":"émile"}"#, 400, BAD, Some("username")),
+        sign_in(LONG_NAME, 400, BAD, Some("username")),
+        sign_in(r#"{"username":null}"#, 400, BAD, Some("username")),
+        sign_in(r#"{"username":["alice"]}"#, 400, BAD, Some("username")),
+        sign_in(r#"{"username":42}"#, 400, BAD, Some("username")),
+        sign_in("{}", 400, BAD, Some("username")),
+        sign_in("[]", 400, BAD, Some("body")),
+        sign_in("{", 400, "INVALID_JSON", None),
+        sign_in(r#"{"username":"alice"} x"#, 400, "INVALID_JSON", None),
+        // A cross-site form can send `text/plain` without asking first.
+        sign_in(
+            r#"{"username":"alice"}"#,
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            None,
+        )
+        .content_type("text/plain"),
+        sign_in(r#"{"username":"alice"}"#, 403, "FORBIDDEN", None).sent_from_elsewhere(),
+        // Who is signed in.
         case(
+            Nobody,
+            "GET",
+            "/api/session",
+            None,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            Forged,
+            "GET",
+            "/api/session",
+            None,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        // Buyer routes without credentials: 401 before the body is read,
+        // so a stranger learns nothing of its rules.
+        case(
+            Nobody,
             "POST",
             R,
-            Some(r#"{"dropId":"{drop}","username":"alice"} x"#),
+            Some(r#"{"dropId":"{drop}"}"#),
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(Nobody, "POST", R, Some("{"), 401, "UNAUTHENTICATED", None),
+        case(
+            Nobody,
+            "POST",
+            P,
+            Some(r#"{"reservationId":"{res}"}"#),
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            Nobody,
+            "GET",
+            "/api/reservations/{res}",
+            None,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            Nobody,
+            "DELETE",
+            "/api/reservations/{res}",
+            None,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        // A body naming the owner is no credential.
+        case(
+            Nobody,
+            "POST",
+            P,
+            Some(r#"{"reservationId":"{res}","username":"alice"}"#),
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        // A token no server signed, or the admin's, is no session.
+        case(
+            Forged,
+            "POST",
+            R,
+            Some(r#"{"dropId":"{drop}"}"#),
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            Forged,
+            "DELETE",
+            "/api/reservations/{res}",
+            None,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            Who::Admin,
+            "GET",
+            "/api/reservations/{res}",
+            None,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        // Another buyer's hold is simply not there.
+        case(
+            Other,
+            "GET",
+            "/api/reservations/{res}",
+            None,
+            404,
+            "RESERVATION_NOT_FOUND",
+            None,
+        ),
+        case(
+            Other,
+            "DELETE",
+            "/api/reservations/{res}",
+            None,
+            404,
+            "RESERVATION_NOT_FOUND",
+            None,
+        ),
+        case(
+            Other,
+            "POST",
+            P,
+            Some(r#"{"reservationId":"{res}"}"#),
+            404,
+            "RESERVATION_NOT_FOUND",
+            None,
+        ),
+        // ...whatever name the body gives.
+        case(
+            Other,
+            "POST",
+            P,
+            Some(r#"{"reservationId":"{res}","username":"alice"}"#),
+            404,
+            "RESERVATION_NOT_FOUND",
+            None,
+        ),
+        // The cookie a browser adds by itself needs a JSON body and an
+        // allowed page; checked before the body, so nothing is bought.
+        case(
+            OwnerCookie,
+            "POST",
+            P,
+            Some(r#"{"reservationId":"{res}"}"#),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            None,
+        )
+        .content_type("text/plain"),
+        case(
+            OwnerCookie,
+            "POST",
+            P,
+            Some(r#"{"reservationId":"{res}"}"#),
+            403,
+            "FORBIDDEN",
+            None,
+        )
+        .sent_from_elsewhere(),
+        case(
+            OwnerCookie,
+            "DELETE",
+            "/api/reservations/{res}",
+            None,
+            403,
+            "FORBIDDEN",
+            None,
+        )
+        .sent_from_elsewhere(),
+        // Reserve: malformed JSON, wrong shapes, missing fields, bad values.
+        case(Owner, "POST", R, Some("{"), 400, "INVALID_JSON", None),
+        case(Owner, "POST", R, Some(""), 400, "INVALID_JSON", None),
+        case(
+            Owner,
+            "POST",
+            R,
+            Some(r#"{"dropId":"{drop}"} x"#),
             400,
             "INVALID_JSON",
             None,
         ),
-        case("POST", R, Some("[]"), 400, bad, Some("body")),
-        case("POST", R, Some("42"), 400, bad, Some("body")),
+        case(Owner, "POST", R, Some("[]"), 400, BAD, Some("body")),
+        case(Owner, "POST", R, Some("42"), 400, BAD, Some("body")),
+        // Bodies are JSON objects; serde alone would read an array as the
+        // struct's fields in order.
         case(
+            Owner,
+            "POST",
+            R,
+            Some(r#"["{drop}"]"#),
+            400,
+            BAD,
+            Some("body"),
+        ),
+        case(Owner, "POST", R, Some("{}"), 400, BAD, Some("dropId")),
+        case(
+            Owner,
             "POST",
             R,
             Some(r#"{"username":"alice"}"#),
             400,
-            bad,
+            BAD,
             Some("dropId"),
         ),
         case(
+            Owner,
             "POST",
             R,
-            Some(r#"{"dropId":"{drop}"}"#),
+            Some(r#"{"dropId":42}"#),
             400,
-            bad,
-            Some("username"),
-        ),
-        case(
-            "POST",
-            R,
-            Some(r#"{"dropId":42,"username":"alice"}"#),
-            400,
-            bad,
+            BAD,
             Some("dropId"),
         ),
         case(
+            Owner,
             "POST",
             R,
-            Some(r#"{"dropId":"not-a-uuid","username":"alice"}"#),
+            Some(r#"{"dropId":"not-a-uuid"}"#),
             400,
-            bad,
+            BAD,
             Some("dropId"),
         ),
         case(
+            Owner,
             "POST",
             R,
-            Some(r#"{"dropId":"{drop}","username":"al"}"#),
-            400,
-            bad,
-            Some("username"),
-        ),
-        case(
-            "POST",
-            R,
-            Some(r#"{"dropId":"{drop}","username":"has space"}"#),
-            400,
-            bad,
-            Some("username"),
-        ),
-        case(
-            "POST",
-            R,
-            Some(r#"{"dropId":"{drop}","username":"émile"}"#),
-            400,
-            bad,
-            Some("username"),
-        ),
-        case(
-            "POST",
-            R,
-            Some(
-                r#"{"dropId":"{drop}","username":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#,
-            ),
-            400,
-            bad,
-            Some("username"),
-        ),
-        case(
-            "POST",
-            R,
-            Some(r#"{"dropId":"{drop}","username":null}"#),
-            400,
-            bad,
-            Some("username"),
-        ),
-        case(
-            "POST",
-            R,
-            Some(r#"{"dropId":"{drop}","username":["alice"]}"#),
-            400,
-            bad,
-            Some("username"),
-        ),
-        case(
-            "POST",
-            R,
-            Some(r#"{"dropId":"{unknown}","username":"alice"}"#),
+            Some(r#"{"dropId":"{unknown}"}"#),
             404,
             "DROP_NOT_FOUND",
             None,
         ),
         // Purchase.
         case(
+            Owner,
             "POST",
             P,
-            Some(r#"{"reservationId":"x","username":"alice"}"#),
+            Some("{}"),
             400,
-            bad,
+            BAD,
             Some("reservationId"),
         ),
         case(
+            Owner,
             "POST",
             P,
-            Some(r#"{"reservationId":"{res}"}"#),
+            Some(r#"{"reservationId":"x"}"#),
             400,
-            bad,
-            Some("username"),
-        ),
-        case(
-            "POST",
-            P,
-            Some(r#"{"reservationId":true,"username":"alice"}"#),
-            400,
-            bad,
+            BAD,
             Some("reservationId"),
         ),
         case(
+            Owner,
             "POST",
             P,
-            Some(r#"{"reservationId":"{unknown}","username":"alice"}"#),
+            Some(r#"{"reservationId":true}"#),
+            400,
+            BAD,
+            Some("reservationId"),
+        ),
+        case(
+            Owner,
+            "POST",
+            P,
+            Some(r#"{"reservationId":"{unknown}"}"#),
             404,
             "RESERVATION_NOT_FOUND",
             None,
         ),
-        case(
-            "POST",
-            P,
-            Some(r#"{"reservationId":"{res}","username":"bob_x"}"#),
-            403,
-            "NOT_OWNER",
-            None,
-        ),
         // Holds by id.
-        case("GET", "/api/reservations/42", None, 400, bad, Some("id")),
         case(
+            Owner,
+            "GET",
+            "/api/reservations/42",
+            None,
+            400,
+            BAD,
+            Some("id"),
+        ),
+        case(
+            Owner,
+            "DELETE",
+            "/api/reservations/42",
+            None,
+            400,
+            BAD,
+            Some("id"),
+        ),
+        case(
+            Owner,
             "GET",
             "/api/reservations/{unknown}",
             None,
@@ -214,44 +442,26 @@ pub(crate) fn table() -> Vec<Case> {
             "RESERVATION_NOT_FOUND",
             None,
         ),
-        // The owner named nowhere: each part fits its schema, together
-        // they do not (422, not 400).
         case(
+            Owner,
+            "DELETE",
+            "/api/reservations/{unknown}",
+            None,
+            404,
+            "RESERVATION_NOT_FOUND",
+            None,
+        ),
+        case(
+            Owner,
             "DELETE",
             "/api/reservations/{res}",
-            None,
-            422,
-            bad,
-            Some("username"),
-        ),
-        // A bad `?username=` is refused even when the body names the owner.
-        case(
-            "DELETE",
-            "/api/reservations/{res}?username=x!",
-            Some(r#"{"username":"alice"}"#),
-            400,
-            bad,
-            Some("username"),
-        ),
-        // Bodies are JSON objects; serde alone would read an array as the
-        // struct's fields in order.
-        case(
-            "DELETE",
-            "/api/reservations/{res}?username=alice",
             Some("[]"),
             400,
-            bad,
+            BAD,
             Some("body"),
         ),
         case(
-            "POST",
-            "/api/reservations",
-            Some(r#"["{drop}","alice"]"#),
-            400,
-            bad,
-            Some("body"),
-        ),
-        case(
+            Owner,
             "DELETE",
             "/api/reservations/{res}",
             Some("{nope"),
@@ -259,7 +469,122 @@ pub(crate) fn table() -> Vec<Case> {
             "INVALID_JSON",
             None,
         ),
+        // A buyer's session is not the admin token.
         case(
+            Owner,
+            "POST",
+            "/api/drops",
+            Some(r#"{"name":"A","price":1,"totalStock":5}"#),
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+    ];
+    cases.extend(common());
+    cases
+}
+
+/// The username cases under claimed identity: the original wire keeps
+/// its errors.
+pub(crate) fn claimed_table() -> Vec<Case> {
+    use Who::Nobody;
+    let reserve =
+        |body, status, code, field| case(Nobody, "POST", R, Some(body), status, code, field);
+    vec![
+        reserve(r#"{"dropId":"{drop}"}"#, 400, BAD, Some("username")),
+        reserve(
+            r#"{"dropId":"{drop}","username":"al"}"#,
+            400,
+            BAD,
+            Some("username"),
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","username":"has space"}"#,
+            400,
+            BAD,
+            Some("username"),
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","username":"émile"}"#,
+            400,
+            BAD,
+            Some("username"),
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","username":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#,
+            400,
+            BAD,
+            Some("username"),
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","username":null}"#,
+            400,
+            BAD,
+            Some("username"),
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","username":["alice"]}"#,
+            400,
+            BAD,
+            Some("username"),
+        ),
+        reserve(r#"{"username":"alice"}"#, 400, BAD, Some("dropId")),
+        reserve(
+            r#"{"dropId":"{unknown}","username":"alice"}"#,
+            404,
+            "DROP_NOT_FOUND",
+            None,
+        ),
+        case(
+            Nobody,
+            "POST",
+            P,
+            Some(r#"{"reservationId":"{res}"}"#),
+            400,
+            BAD,
+            Some("username"),
+        ),
+        case(
+            Nobody,
+            "POST",
+            P,
+            Some(r#"{"reservationId":"{res}","username":"bob_x"}"#),
+            403,
+            "NOT_OWNER",
+            None,
+        ),
+        // The owner named nowhere: each part fits its schema, together
+        // they do not (422, not 400).
+        case(
+            Nobody,
+            "DELETE",
+            "/api/reservations/{res}",
+            None,
+            422,
+            BAD,
+            Some("username"),
+        ),
+        // A bad `?username=` is refused even when the body names the owner.
+        case(
+            Nobody,
+            "DELETE",
+            "/api/reservations/{res}?username=x!",
+            Some(r#"{"username":"alice"}"#),
+            400,
+            BAD,
+            Some("username"),
+        ),
+        case(
+            Nobody,
+            "DELETE",
+            "/api/reservations/{res}?username=alice",
+            Some("[]"),
+            400,
+            BAD,
+            Some("body"),
+        ),
+        case(
+            Nobody,
             "DELETE",
             "/api/reservations/{unknown}?username=alice",
             None,
@@ -267,100 +592,118 @@ pub(crate) fn table() -> Vec<Case> {
             "RESERVATION_NOT_FOUND",
             None,
         ),
-        // Listing.
         case(
+            Nobody,
             "GET",
             "/api/drops?username=x!",
             None,
             400,
-            bad,
+            BAD,
             Some("username"),
         ),
-        // Creating drops (with the admin token).
+        // There are no sessions to sign in to.
+        sign_in(r#"{"username":"alice"}"#, 404, "NOT_FOUND", None),
+    ]
+}
+
+/// Cases that do not depend on who the buyer is: creating drops and
+/// routing.
+fn common() -> Vec<Case> {
+    vec![
+        // The token is checked before the body is looked at.
+        case(
+            Who::Nobody,
+            "POST",
+            "/api/drops",
+            Some(r#"{"totalStock":0}"#),
+            401,
+            "UNAUTHORIZED",
+            None,
+        ),
         admin(
             r#"{"name":"A","price":10,"totalStock":0}"#,
             400,
-            bad,
+            BAD,
             Some("totalStock"),
         ),
+        admin(r#"{"name":"A","totalStock":5}"#, 400, BAD, Some("price")),
         admin(
             r#"{"name":"A","price":10,"totalStock":1000001}"#,
             400,
-            bad,
+            BAD,
             Some("totalStock"),
         ),
         admin(
             r#"{"name":"A","price":10,"totalStock":-5}"#,
             400,
-            bad,
+            BAD,
             Some("totalStock"),
         ),
         admin(
             r#"{"name":"A","price":10,"totalStock":"ten"}"#,
             400,
-            bad,
+            BAD,
             Some("totalStock"),
         ),
         admin(
             r#"{"name":"A","price":10,"totalStock":2.5}"#,
             400,
-            bad,
+            BAD,
             Some("totalStock"),
         ),
         admin(
             r#"{"name":"A","price":-1,"totalStock":5}"#,
             400,
-            bad,
+            BAD,
             Some("price"),
         ),
         admin(
             r#"{"name":"A","price":1.234,"totalStock":5}"#,
             400,
-            bad,
+            BAD,
             Some("price"),
         ),
         admin(
             r#"{"name":"A","price":"12.345","totalStock":5}"#,
             400,
-            bad,
+            BAD,
             Some("price"),
         ),
         admin(
             r#"{"name":"A","price":"abc","totalStock":5}"#,
             400,
-            bad,
+            BAD,
             Some("price"),
         ),
-        admin(r#"{"name":"A","totalStock":5}"#, 400, bad, Some("price")),
         admin(
             r#"{"name":"","price":1,"totalStock":5}"#,
             400,
-            bad,
+            BAD,
             Some("name"),
         ),
-        admin(r#"{"price":1,"totalStock":5}"#, 400, bad, Some("name")),
+        admin(r#"{"price":1,"totalStock":5}"#, 400, BAD, Some("name")),
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"startsAt":"yesterday"}"#,
             400,
-            bad,
+            BAD,
             Some("startsAt"),
         ),
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"endsAt":"2030-13-45T00:00:00Z"}"#,
             400,
-            bad,
+            BAD,
             Some("endsAt"),
         ),
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"startsAt":"2030-01-02T00:00:00Z","endsAt":"2030-01-01T00:00:00Z"}"#,
             422,
-            bad,
+            BAD,
             Some("endsAt"),
         ),
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"startsAt":"2030-01-01T00:00:00Z","endsAt":"2030-01-01T00:00:00Z"}"#,
             422,
-            bad,
+            BAD,
             Some("endsAt"),
         ),
         // Instants no store keeps (PostgreSQL's timestamps stop at 4713 BC)
@@ -369,46 +712,61 @@ pub(crate) fn table() -> Vec<Case> {
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"startsAt":"-5000-01-01T00:00:00Z"}"#,
             422,
-            bad,
+            BAD,
             Some("startsAt"),
         ),
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"endsAt":"2000-01-01T00:00:00Z"}"#,
             422,
-            bad,
+            BAD,
             Some("endsAt"),
         ),
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"holdSeconds":-1}"#,
             400,
-            bad,
+            BAD,
             Some("holdSeconds"),
         ),
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"holdSeconds":"x"}"#,
             400,
-            bad,
+            BAD,
             Some("holdSeconds"),
         ),
         admin(
             r#"{"name":"A","price":1,"totalStock":5,"holdSeconds":999999}"#,
             400,
-            bad,
+            BAD,
             Some("holdSeconds"),
         ),
-        // The token is checked before the body is looked at.
+        // Routing.
         case(
-            "POST",
-            "/api/drops",
-            Some(r#"{"totalStock":0}"#),
-            401,
-            "UNAUTHORIZED",
+            Who::Nobody,
+            "GET",
+            "/api/nope",
+            None,
+            404,
+            "NOT_FOUND",
             None,
         ),
-        // Routing.
-        case("GET", "/api/nope", None, 404, "NOT_FOUND", None),
-        case("PUT", "/api/drops", None, 405, "METHOD_NOT_ALLOWED", None),
-        case("GET", "/api/ws", None, 400, "BAD_REQUEST", None),
+        case(
+            Who::Nobody,
+            "PUT",
+            "/api/drops",
+            None,
+            405,
+            "METHOD_NOT_ALLOWED",
+            None,
+        ),
+        case(
+            Who::Nobody,
+            "GET",
+            "/api/ws",
+            None,
+            400,
+            "BAD_REQUEST",
+            None,
+        ),
     ]
 }
 
@@ -419,16 +777,58 @@ pub(crate) fn fill(s: &str, drop_id: &str, res_id: &str) -> String {
         .replace("{unknown}", UNKNOWN)
 }
 
+/// The session tokens of the two buyers the cases name.
+pub(crate) struct Tokens {
+    /// Alice's, the owner of `{res}`.
+    pub(crate) owner: String,
+    /// Bob's.
+    pub(crate) other: String,
+}
+
+/// The headers `c` is sent with, besides the ones every client adds.
+pub(crate) fn headers(c: &Case, tokens: &Tokens, admin_token: &str) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if c.body.is_some() {
+        out.push(("content-type", c.content_type.to_owned()));
+    }
+    if let Some(origin) = c.origin {
+        out.push(("origin", origin.to_owned()));
+    }
+    let bearer = |token: &str| ("authorization", format!("Bearer {token}"));
+    match c.who {
+        Who::Nobody => {}
+        Who::Owner => out.push(bearer(&tokens.owner)),
+        Who::OwnerCookie => out.push(("cookie", format!("dropkit_session={}", tokens.owner))),
+        Who::Other => out.push(bearer(&tokens.other)),
+        Who::Forged => out.push(bearer(FORGED)),
+        Who::Admin => out.push(bearer(admin_token)),
+    }
+    out
+}
+
 /// What is wrong with an answer to `c`, if anything.
 pub(crate) fn mismatch(c: &Case, status: u16, text: &str) -> Option<String> {
     let Ok(body) = serde_json::from_str::<serde_json::Value>(text) else {
-        return Some(format!("{} {}: not JSON: {text}", c.method, c.path));
+        return Some(format!(
+            "{:?} {} {}: {status}, not JSON: {text}",
+            c.who, c.method, c.path
+        ));
     };
     let field_ok = c.field.is_none_or(|f| body["field"] == f);
     if status != c.status || body["error"] != c.code || !body["message"].is_string() || !field_ok {
         return Some(format!(
-            "{} {} {:?}: want {} {} {:?}, got {status} {body}",
-            c.method, c.path, c.body, c.status, c.code, c.field
+            "{:?} {} {} {:?} ({}{}): want {} {} {:?}, got {status} {body}",
+            c.who,
+            c.method,
+            c.path,
+            c.body,
+            c.content_type,
+            c.origin
+                .map(|o| format!(", Origin {o}"))
+                .unwrap_or_default(),
+            c.status,
+            c.code,
+            c.field
         ));
     }
     None

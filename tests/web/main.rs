@@ -14,6 +14,7 @@ mod bad_input;
 mod concurrency;
 mod edge;
 mod health;
+mod hostile;
 mod live;
 mod options;
 mod prefix;

@@ -375,13 +375,20 @@ fn postgres_cases(secs: f64, server_rt: &Runtime, client_rt: &Runtime, serial: &
     );
     let claimed = Load::Claimed(on.drop_id.clone());
     let need = guests_needed(client_rt, on.addr, &claimed, PG_CONNS, secs, serial);
-    let session = Load::Session(on_session.drop_id.clone(), guests(client_rt, on_session.addr, need));
+    let session = Load::Session(
+        on_session.drop_id.clone(),
+        guests(client_rt, on_session.addr, need),
+    );
     let cases = [
         ("health, batching on", on.addr, Load::Health),
         ("reserve, batching on", on.addr, claimed),
         ("reserve, on, session", on_session.addr, session),
         ("health, batching off", off.addr, Load::Health),
-        ("reserve, batching off", off.addr, Load::Claimed(off.drop_id.clone())),
+        (
+            "reserve, batching off",
+            off.addr,
+            Load::Claimed(off.drop_id.clone()),
+        ),
     ];
     let outcomes = interleaved(client_rt, &cases, PG_CONNS, secs, serial);
     println!(

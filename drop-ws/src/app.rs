@@ -22,16 +22,16 @@ use tower_http::trace::TraceLayer;
 
 use crate::bounds::{ConnSettings, WsSettings};
 use crate::caps::Caps;
+use crate::error::error_responses;
+use crate::hub::{Hub, HubSettings};
 use crate::identity::{
     AdminHook, BearerAdmin, ClaimedIdentity, IdentityHook, SessionIdentity, SessionKey,
 };
+use crate::limit::Limits;
+use crate::metrics::{self, Metrics};
 use crate::names::FeedNames;
 use crate::openapi::DocShape;
 use crate::origin::AllowedOrigins;
-use crate::error::error_responses;
-use crate::hub::{Hub, HubSettings};
-use crate::limit::Limits;
-use crate::metrics::{self, Metrics};
 use crate::proxy::{Network, TrustedProxies};
 use crate::state::{AppState, Inner, track_requests};
 use crate::{health, openapi, routes, session_routes, ws};

@@ -80,12 +80,15 @@ async fn identify(
     app: &AppState,
     request: &IdentityRequest<'_>,
 ) -> Result<Option<Identity>, ApiError> {
-    app.identity.identify(request).await.map_err(|err| match err {
-        IdentityError::Rejected(message) => unauthenticated(message),
-        IdentityError::Unavailable(detail) => {
-            ApiError::unavailable("cannot tell who is asking now").with_detail(detail)
-        }
-    })
+    app.identity
+        .identify(request)
+        .await
+        .map_err(|err| match err {
+            IdentityError::Rejected(message) => unauthenticated(message),
+            IdentityError::Unavailable(detail) => {
+                ApiError::unavailable("cannot tell who is asking now").with_detail(detail)
+            }
+        })
 }
 
 pub(crate) fn unauthenticated(message: impl Into<String>) -> ApiError {
@@ -135,8 +138,8 @@ impl Caller {
         if let Some(buyer) = self.known {
             return Ok(buyer);
         }
-        let raw = claimed
-            .ok_or_else(|| ApiError::invalid("username", "missing field `username`"))?;
+        let raw =
+            claimed.ok_or_else(|| ApiError::invalid("username", "missing field `username`"))?;
         // The shape first, so a bad name is a 400 naming the field.
         Username::parse(raw)?;
         identify(app, &self.head.request(Some(raw)))

@@ -113,7 +113,9 @@ impl PrivateFeed {
     /// Adds holds the buyer had before the feed was joined.
     pub(crate) fn know(&self, holds: impl IntoIterator<Item = ReservationId>) {
         let mut state = self.hub.lock();
-        let State { private, owners, .. } = &mut *state;
+        let State {
+            private, owners, ..
+        } = &mut *state;
         if let Some(feeds) = private.get_mut(&self.buyer) {
             for hold in holds {
                 feeds.holds.insert(hold);
@@ -126,7 +128,9 @@ impl PrivateFeed {
 impl Drop for PrivateFeed {
     fn drop(&mut self) {
         let mut state = self.hub.lock();
-        let State { private, owners, .. } = &mut *state;
+        let State {
+            private, owners, ..
+        } = &mut *state;
         if let Some(feeds) = private.get_mut(&self.buyer) {
             feeds.senders.retain(|(id, _)| *id != self.id);
             if feeds.senders.is_empty() {
@@ -484,7 +488,9 @@ impl Hub {
                 buyer_id,
                 ..
             } => {
-                let State { private, owners, .. } = state;
+                let State {
+                    private, owners, ..
+                } = state;
                 if let Some(feeds) = private.get_mut(&buyer_id) {
                     feeds.holds.insert(reservation_id);
                     owners.insert(reservation_id, buyer_id);

@@ -106,7 +106,12 @@ async fn private_feeds_tell_only_the_holder() {
     let ann_got = received(&mut ann_feed);
     let kinds: Vec<(&str, &str)> = ann_got
         .iter()
-        .map(|f| (f["type"].as_str().unwrap(), f["reservationId"].as_str().unwrap()))
+        .map(|f| {
+            (
+                f["type"].as_str().unwrap(),
+                f["reservationId"].as_str().unwrap(),
+            )
+        })
         .collect();
     let (expiring_id, early_id) = (expiring.id.to_string(), early.id.to_string());
     assert_eq!(

@@ -2,8 +2,8 @@
 //! the route that serves it.
 
 use axum::Json;
-use axum::extract::{NestedPath, State};
 use axum::extract::rejection::NestedPathRejection;
+use axum::extract::{NestedPath, State};
 use axum::response::IntoResponse;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;

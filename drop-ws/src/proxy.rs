@@ -141,7 +141,10 @@ mod tests {
             client_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
             client_key(ip("2001:db8:1:2::9"))
         );
-        assert_ne!(client_key(ip("2001:db8:1:3::1")), client_key(ip("2001:db8:1:2::1")));
+        assert_ne!(
+            client_key(ip("2001:db8:1:3::1")),
+            client_key(ip("2001:db8:1:2::1"))
+        );
         assert_eq!(client_key(ip("203.0.113.9")), ip("203.0.113.9"));
         assert_eq!(client_key(ip("::ffff:203.0.113.9")), ip("203.0.113.9"));
     }

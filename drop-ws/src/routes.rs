@@ -38,7 +38,11 @@ fn not_theirs(err: DropError) -> DropError {
 }
 
 /// The per-address and per-buyer rate limits, when on.
-fn limited(app: &AppState, caller_ip: Option<std::net::IpAddr>, buyer: &Buyer) -> Result<(), ApiError> {
+fn limited(
+    app: &AppState,
+    caller_ip: Option<std::net::IpAddr>,
+    buyer: &Buyer,
+) -> Result<(), ApiError> {
     match &app.limits {
         Some(limits) => limits.check(caller_ip, buyer.id.as_str()),
         None => Ok(()),
@@ -60,7 +64,9 @@ pub(crate) async fn list_drops(
 ) -> Result<Json<Vec<DropView>>, ApiError> {
     let Viewer(viewer) = Viewer::of(&app, &head, q.username.as_deref()).await?;
     let drops = app.store.overview(viewer.as_ref().map(|b| &b.id)).await?;
-    Ok(Json(drops.iter().map(|d| DropView::of(d, app.names)).collect()))
+    Ok(Json(
+        drops.iter().map(|d| DropView::of(d, app.names)).collect(),
+    ))
 }
 
 /// Creates a drop (admin only).

@@ -7,8 +7,8 @@
 //! (explicit code point classes, no `\s` or `\d`, whose meaning differs
 //! between them), since fuzzers generate from them.
 
-use drop_core::money::MONEY_MAX_MINOR;
 use drop_core::BUYER_ID_MAX;
+use drop_core::money::MONEY_MAX_MINOR;
 use drop_core::username::{USERNAME_MAX, USERNAME_MIN};
 use drop_core::{ERROR_CODES, MAX_HOLD, MAX_NAME, MAX_STOCK, MIN_HOLD, ReservationStatus};
 use utoipa::openapi::Schema;

@@ -84,7 +84,10 @@ pub(crate) async fn sign_in(
     let (raw, token) = s.sign_in(name);
     app.metrics.operation("sign_in", "ok");
     let cookie = s.set_cookie(&raw);
-    Ok(with_cookie(Json(view(&token, Some(raw))).into_response(), &cookie))
+    Ok(with_cookie(
+        Json(view(&token, Some(raw))).into_response(),
+        &cookie,
+    ))
 }
 
 /// The signed-in buyer.

@@ -126,7 +126,11 @@ async fn private_feed(app: &AppState, buyer: &Buyer) -> PrivateFeed {
     // the page's own clock.
     let feed = app.hub.private_feed(&buyer.id);
     match app.store.overview(Some(&buyer.id)).await {
-        Ok(drops) => feed.know(drops.into_iter().filter_map(|d| d.user_reservation.map(|r| r.id))),
+        Ok(drops) => feed.know(
+            drops
+                .into_iter()
+                .filter_map(|d| d.user_reservation.map(|r| r.id)),
+        ),
         Err(err) => tracing::debug!(error = %err, "socket opened without its buyer's holds"),
     }
     feed

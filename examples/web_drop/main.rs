@@ -154,7 +154,9 @@ fn identity(
         }
         IdentityKind::Header => {
             if opts.identity_proxy.is_empty() {
-                return Err("--identity header needs --identity-proxy (who sets the headers)".into());
+                return Err(
+                    "--identity header needs --identity-proxy (who sets the headers)".into(),
+                );
             }
             let mut hook = HeaderIdentity::new()
                 .id_header(&opts.identity_id_header)
@@ -171,7 +173,8 @@ fn identity(
         }
         IdentityKind::Claimed => (
             builder.claimed_identity(),
-            "identity: CLAIMED — INSECURE, anyone can act as any buyer (load tests only)".to_owned(),
+            "identity: CLAIMED — INSECURE, anyone can act as any buyer (load tests only)"
+                .to_owned(),
         ),
     })
 }

@@ -347,7 +347,9 @@ impl Options {
     pub(crate) fn session_ttl(&self) -> Result<Duration, String> {
         Duration::try_from_secs_f64(self.session_hours * 3600.0)
             .ok()
-            .filter(|d| (Duration::from_secs(60)..=Duration::from_secs(366 * 24 * 3600)).contains(d))
+            .filter(|d| {
+                (Duration::from_secs(60)..=Duration::from_secs(366 * 24 * 3600)).contains(d)
+            })
             .ok_or_else(|| "--session-hours must be between 1/60 and 8784".to_owned())
     }
 

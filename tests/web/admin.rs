@@ -126,7 +126,10 @@ async fn rate_limit_answers_429(factory: StoreFactory) {
     assert_eq!(res.status(), 429);
     let body = res.json::<Value>().await.unwrap();
     assert_eq!(body["error"], "RATE_LIMITED");
-    assert!(body["message"].as_str().unwrap().contains("buyer"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("buyer"),
+        "{body}"
+    );
     // Reading is never limited.
     assert_eq!(server.get("/api/drops").await.0, 200);
     server.stop().await;
@@ -151,7 +154,10 @@ async fn post_large(
     let auth = if admin {
         format!("Authorization: Bearer {TOKEN}\r\n")
     } else {
-        format!("Authorization: Bearer {}\r\n", server.token("big_body").await)
+        format!(
+            "Authorization: Bearer {}\r\n",
+            server.token("big_body").await
+        )
     };
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n{auth}Content-Length: {len}\r\nConnection: close\r\n\r\n"

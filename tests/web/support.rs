@@ -342,18 +342,6 @@ impl TestServer {
         .await
     }
 
-    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let res = self
-            .http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap())
-    }
-
     pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         let res = self.http.get(self.url(path)).send().await.unwrap();
         let status = res.status().as_u16();

@@ -126,7 +126,10 @@ mod tests {
         let (method, uri) = (Method::GET, Uri::from_static("/api/drops"));
         let req = IdentityRequest::new(&method, &uri, &h)
             .with_addresses(None, Some(peer.parse().unwrap()));
-        hook.identify(&req).await.unwrap().map(|i| i.buyer().clone())
+        hook.identify(&req)
+            .await
+            .unwrap()
+            .map(|i| i.buyer().clone())
     }
 
     #[tokio::test]
@@ -139,7 +142,11 @@ mod tests {
         let buyer = who(&hook, "10.1.2.3", &sent).await.expect("from the proxy");
         assert_eq!(buyer.id.as_str(), "auth0|5f3a");
         assert_eq!(buyer.display_name.as_str(), "Jane_Doe");
-        assert_eq!(who(&hook, "203.0.113.9", &sent).await, None, "from a client");
+        assert_eq!(
+            who(&hook, "203.0.113.9", &sent).await,
+            None,
+            "from a client"
+        );
         assert_eq!(who(&hook, "10.1.2.3", &[]).await, None, "no header");
         let unnamed = who(&hook, "10.1.2.3", &sent[..1]).await.unwrap();
         assert_eq!(unnamed.display_name.as_str(), "buyer");

@@ -331,7 +331,10 @@ mod tests {
     #[test]
     fn cookies_and_bearer_tokens_are_read_exactly() {
         let mut h = HeaderMap::new();
-        h.append(http_header::COOKIE, "a=1; dropkit_session=tok.en; b=2".parse().unwrap());
+        h.append(
+            http_header::COOKIE,
+            "a=1; dropkit_session=tok.en; b=2".parse().unwrap(),
+        );
         h.append(http_header::COOKIE, "c=3".parse().unwrap());
         assert_eq!(cookie(&h, "dropkit_session"), Some("tok.en"));
         assert_eq!(cookie(&h, "c"), Some("3"));

@@ -293,9 +293,7 @@ impl Sessions {
     }
 
     fn now(&self) -> DateTime<Utc> {
-        self.backend
-            .get()
-            .map_or_else(Utc::now, |b| b.clock.now())
+        self.backend.get().map_or_else(Utc::now, |b| b.clock.now())
     }
 
     /// A new guest named `name`: its token and what it says.
@@ -488,7 +486,10 @@ mod tests {
         assert_eq!(checked.buyer.display_name.as_str(), "alice");
         assert!(checked.buyer.id.as_str().starts_with("g_"));
         let (_, again) = s.sign_in(name("alice"));
-        assert_ne!(again.buyer.id, signed.buyer.id, "every sign-in is a new guest");
+        assert_ne!(
+            again.buyer.id, signed.buyer.id,
+            "every sign-in is a new guest"
+        );
 
         let (payload, mac) = token["v1.".len()..].split_once('.').unwrap();
         // Another key's token, a changed payload, a cut signature, junk.
@@ -519,7 +520,10 @@ mod tests {
         let (token, _) = s.sign_in(name("bob"));
         let (method, uri) = (Method::POST, Uri::from_static("/api/reservations"));
         let mut h = HeaderMap::new();
-        h.insert("cookie", format!("dropkit_session={token}").parse().unwrap());
+        h.insert(
+            "cookie",
+            format!("dropkit_session={token}").parse().unwrap(),
+        );
         let id = s
             .identify(&IdentityRequest::new(&method, &uri, &h))
             .unwrap()
@@ -534,7 +538,10 @@ mod tests {
         assert!(!id.is_ambient());
         let mut h = HeaderMap::new();
         h.insert("authorization", "Basic Ym9iOmJvYg==".parse().unwrap());
-        assert!(s.identify(&IdentityRequest::new(&method, &uri, &h)).is_err());
+        assert!(
+            s.identify(&IdentityRequest::new(&method, &uri, &h))
+                .is_err()
+        );
         assert!(
             s.identify(&IdentityRequest::new(&method, &uri, &HeaderMap::new()))
                 .unwrap()
@@ -550,7 +557,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("authorization", format!("Bearer {token}").parse().unwrap());
         h.insert("cookie", "dropkit_session=forged".parse().unwrap());
-        assert!(s.identify(&IdentityRequest::new(&method, &uri, &h)).is_err());
+        assert!(
+            s.identify(&IdentityRequest::new(&method, &uri, &h))
+                .is_err()
+        );
     }
 
     #[test]

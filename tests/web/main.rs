@@ -12,6 +12,7 @@ mod proxy;
 mod admin;
 mod bad_input;
 mod concurrency;
+mod custom_identity;
 mod edge;
 mod health;
 mod hostile;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use drop_core::{Clock, ExpiryScheduler, InventoryStore};
 use drop_store_memory::MemoryStore;
-use drop_ws::{DropApi, DropServer, SessionIdentity, SessionKey};
+use drop_ws::{DropApi, DropApiBuilder, DropServer, SessionIdentity, SessionKey};
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -177,6 +177,16 @@ impl TestServer {
     /// A server over a store the caller made, with the expiry scheduler,
     /// served as `web_drop` serves it.
     pub(crate) async fn on(backend: Backend, settings: Settings) -> Self {
+        Self::configured(backend, settings, |b| b).await
+    }
+
+    /// [`on`](Self::on), with `configure` applied to the builder last (a
+    /// hook of the test's own, say).
+    pub(crate) async fn configured(
+        backend: Backend,
+        settings: Settings,
+        configure: impl FnOnce(DropApiBuilder) -> DropApiBuilder,
+    ) -> Self {
         let scheduler = ExpiryScheduler::new(backend.store.clone()).clock(backend.clock.clone());
         let mut builder = DropApi::builder(backend.store.clone())
             .admin_token(TOKEN)
@@ -195,7 +205,7 @@ impl TestServer {
             ),
             Identity::Claimed => builder.claimed_identity(),
         };
-        let api = builder.build().await.expect("api builds");
+        let api = configure(builder).build().await.expect("api builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = api.serve(listener, api.router()).expect("server starts");
         Self {

@@ -181,10 +181,10 @@ fn interleaved(
     secs: f64,
     serial: &Arc<AtomicU64>,
 ) -> Vec<Outcome> {
+    // Every server warms up, the session ones included (their warm-up
+    // takes guests from the same pool, which is sized for it).
     for (_, addr, load) in cases {
-        if !matches!(load, Load::Session(..)) {
-            client_rt.block_on(load_hist(*addr, conns, 0.3, load.clone(), serial.clone()));
-        }
+        client_rt.block_on(load_hist(*addr, conns, 0.3, load.clone(), serial.clone()));
     }
     let slice = secs / f64::from(ROUNDS);
     let mut merged: Vec<(Histogram<u64>, u64, f64)> = cases
@@ -206,8 +206,8 @@ fn interleaved(
         .collect()
 }
 
-/// How many guests a session case needs: half again what a claimed run
-/// of the same length managed in a short probe, and some.
+/// How many guests a session case needs: twice what a claimed run of
+/// the same length (and its warm-up) managed in a short probe, and some.
 fn guests_needed(
     client_rt: &Runtime,
     addr: SocketAddr,
@@ -217,7 +217,7 @@ fn guests_needed(
     serial: &Arc<AtomicU64>,
 ) -> usize {
     let probe = client_rt.block_on(load(addr, conns, 0.5, what.clone(), serial.clone()));
-    (probe.rps * secs * 1.5) as usize + 10_000
+    (probe.rps * (secs + 0.3) * 2.0) as usize + 10_000
 }
 
 fn memory_cases(secs: f64, server_rt: &Runtime, client_rt: &Runtime, serial: &Arc<AtomicU64>) {
@@ -527,9 +527,14 @@ async fn load_hist(
                     let status = match &what {
                         Load::Health => conn.send(Method::GET, "/api/health", None).await,
                         Load::Claimed(drop_id) => {
-                            // Every request a new buyer, so each one takes a unit.
-                            let n = serial.fetch_add(1, Ordering::Relaxed);
-                            let body = format!(r#"{{"dropId":"{drop_id}","username":"buyer{n}"}}"#);
+                            // Every request a new buyer, so each one takes a
+                            // unit, named as guests are (`g_` and 32 random hex
+                            // digits): random keys land all over the holds'
+                            // indexes, sequential ones at their end, and the
+                            // two identities are compared on equal keys.
+                            serial.fetch_add(1, Ordering::Relaxed);
+                            let name = format!("g_{}", uuid::Uuid::new_v4().simple());
+                            let body = format!(r#"{{"dropId":"{drop_id}","username":"{name}"}}"#);
                             conn.send(Method::POST, "/api/reservations", Some(body))
                                 .await
                         }

@@ -25,25 +25,33 @@ pub(crate) struct Head {
     peer_ip: Option<IpAddr>,
 }
 
+/// The peer's address and the client's (behind trusted proxies, the
+/// forwarded one).
+fn addresses(parts: &Parts, app: &AppState) -> (Option<IpAddr>, Option<IpAddr>) {
+    // As axum's `ConnectInfo` extractor reads it: the server's, or the
+    // one a host or a test set with `MockConnectInfo`.
+    let peer_ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<MockConnectInfo<SocketAddr>>()
+                .map(|MockConnectInfo(addr)| addr.ip())
+        });
+    let client_ip = peer_ip.map(|peer| app.trusted_proxies.client(peer, &parts.headers));
+    (peer_ip, client_ip)
+}
+
 impl Head {
     pub(crate) fn of(parts: &Parts, app: &AppState) -> Self {
-        // As axum's `ConnectInfo` extractor reads it: the server's, or the
-        // one a host or a test set with `MockConnectInfo`.
-        let peer_ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
-            .or_else(|| {
-                parts
-                    .extensions
-                    .get::<MockConnectInfo<SocketAddr>>()
-                    .map(|MockConnectInfo(addr)| addr.ip())
-            });
+        let (peer_ip, client_ip) = addresses(parts, app);
         Self {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             headers: parts.headers.clone(),
-            client_ip: peer_ip.map(|peer| app.trusted_proxies.client(peer, &parts.headers)),
+            client_ip,
             peer_ip,
         }
     }
@@ -102,26 +110,44 @@ pub(crate) fn unauthenticated(message: impl Into<String>) -> ApiError {
 #[derive(Debug)]
 pub(crate) struct Caller {
     known: Option<Buyer>,
-    head: Head,
+    /// Kept only under a hook that reads claims, which runs after the body.
+    head: Option<Head>,
+    client_ip: Option<IpAddr>,
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let head = Head::of(parts, app);
         if app.identity.reads_claimed_username() {
-            return Ok(Self { known: None, head });
+            let head = Head::of(parts, app);
+            return Ok(Self {
+                known: None,
+                client_ip: head.client_ip,
+                head: Some(head),
+            });
         }
-        let identity = identify(app, &head.request(None))
+        // The head is read in place: nothing of the request is copied on
+        // the way to the hook.
+        let (peer_ip, client_ip) = addresses(parts, app);
+        let request = IdentityRequest {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            client_ip,
+            peer_ip,
+            claimed: None,
+        };
+        let identity = identify(app, &request)
             .await?
             .ok_or_else(|| unauthenticated("sign in first"))?;
         if identity.is_ambient() {
-            forgery_checks(app, &head)?;
+            forgery_checks_on(app, &parts.method, &parts.headers)?;
         }
         Ok(Self {
             known: Some(identity.into_buyer()),
-            head,
+            head: None,
+            client_ip,
         })
     }
 }
@@ -142,7 +168,11 @@ impl Caller {
             claimed.ok_or_else(|| ApiError::invalid("username", "missing field `username`"))?;
         // The shape first, so a bad name is a 400 naming the field.
         Username::parse(raw)?;
-        identify(app, &self.head.request(Some(raw)))
+        let head = self
+            .head
+            .as_ref()
+            .expect("kept under a hook that reads claims");
+        identify(app, &head.request(Some(raw)))
             .await?
             .map(Identity::into_buyer)
             .ok_or_else(|| unauthenticated("name the buyer"))
@@ -156,7 +186,7 @@ impl Caller {
 
     /// The client's address, for the per-address rate limit.
     pub(crate) fn client_ip(&self) -> Option<IpAddr> {
-        self.head.client_ip
+        self.client_ip
     }
 }
 
@@ -197,17 +227,21 @@ impl Viewer {
 /// (a cross-site form can only send form encodings and `text/plain`
 /// without asking the server first) and an allowed `Origin`.
 pub(crate) fn forgery_checks(app: &AppState, head: &Head) -> Result<(), ApiError> {
-    if matches!(head.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    forgery_checks_on(app, &head.method, &head.headers)
+}
+
+fn forgery_checks_on(app: &AppState, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
-    if head.method == Method::POST && !is_json(&head.headers) {
+    if *method == Method::POST && !is_json(headers) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",
             "send the body as `Content-Type: application/json`",
         ));
     }
-    if !app.origins.allows(&head.headers) {
+    if !app.origins.allows(headers) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "FORBIDDEN",

@@ -35,6 +35,41 @@ async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     (status, body)
 }
 
+/// `token` on every buyer route (and the session route): as a bearer,
+/// and the reserve also as the cookie. `url` makes a path absolute.
+async fn every_buyer_route(
+    http: &reqwest::Client,
+    url: impl Fn(&str) -> String,
+    token: &str,
+    hold: &str,
+    drop_id: &str,
+) -> Vec<(u16, Value)> {
+    let held = url(&format!("/api/reservations/{hold}"));
+    vec![
+        send(http.get(url("/api/session")).bearer_auth(token)).await,
+        send(http.get(&held).bearer_auth(token)).await,
+        send(http.delete(&held).bearer_auth(token)).await,
+        send(
+            http.post(url("/api/purchases"))
+                .bearer_auth(token)
+                .json(&json!({ "reservationId": hold })),
+        )
+        .await,
+        send(
+            http.post(url("/api/reservations"))
+                .bearer_auth(token)
+                .json(&json!({ "dropId": drop_id })),
+        )
+        .await,
+        send(
+            http.post(url("/api/reservations"))
+                .header("cookie", format!("dropkit_session={token}"))
+                .json(&json!({ "dropId": drop_id })),
+        )
+        .await,
+    ]
+}
+
 /// Asserts an error answer: its status and machine code.
 #[track_caller]
 fn refused(answer: &(u16, Value), status: u16, code: &str, what: &str) {
@@ -393,35 +428,7 @@ async fn signed_out_token_is_refused(factory: StoreFactory) {
     let answer = send(s.http.delete(s.url("/api/session")).bearer_auth(&token)).await;
     assert_eq!(answer.0, 204, "{}", answer.1);
 
-    let answers = [
-        send(s.http.get(s.url("/api/session")).bearer_auth(&token)).await,
-        send(
-            s.http
-                .get(s.url(&format!("/api/reservations/{hold}")))
-                .bearer_auth(&token),
-        )
-        .await,
-        send(
-            s.http
-                .delete(s.url(&format!("/api/reservations/{hold}")))
-                .bearer_auth(&token),
-        )
-        .await,
-        send(
-            s.http
-                .post(s.url("/api/purchases"))
-                .bearer_auth(&token)
-                .json(&json!({ "reservationId": hold })),
-        )
-        .await,
-        send(
-            s.http
-                .post(s.url("/api/reservations"))
-                .header("cookie", format!("dropkit_session={token}"))
-                .json(&json!({ "dropId": drop_id })),
-        )
-        .await,
-    ];
+    let answers = every_buyer_route(&s.http, |p| s.url(p), &token, &hold, &drop_id).await;
     for answer in &answers {
         refused(answer, 401, "UNAUTHENTICATED", "signed out");
     }
@@ -465,35 +472,7 @@ async fn expired_session_is_refused() {
     assert_eq!(status, 200, "{session}");
 
     clock.advance(Duration::from_secs(61));
-    let answers = [
-        send(s.http.get(s.url("/api/session")).bearer_auth(&token)).await,
-        send(
-            s.http
-                .get(s.url(&format!("/api/reservations/{hold}")))
-                .bearer_auth(&token),
-        )
-        .await,
-        send(
-            s.http
-                .delete(s.url(&format!("/api/reservations/{hold}")))
-                .bearer_auth(&token),
-        )
-        .await,
-        send(
-            s.http
-                .post(s.url("/api/purchases"))
-                .bearer_auth(&token)
-                .json(&json!({ "reservationId": hold })),
-        )
-        .await,
-        send(
-            s.http
-                .post(s.url("/api/reservations"))
-                .bearer_auth(&token)
-                .json(&json!({ "dropId": drop_id })),
-        )
-        .await,
-    ];
+    let answers = every_buyer_route(&s.http, |p| s.url(p), &token, &hold, &drop_id).await;
     for answer in &answers {
         refused(answer, 401, "UNAUTHENTICATED", "expired");
     }
@@ -921,6 +900,38 @@ async fn private_frames_reach_only_their_buyer(factory: StoreFactory) {
     for socket in [mine, theirs, anonymous] {
         socket.close().await;
     }
+    s.stop().await;
+}
+
+/// Guest sign-ins are limited per client address: a script cannot mint
+/// guests (and their budgets) without end, while another address signs
+/// in as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_are_limited_per_address() {
+    let s = TestServer::with(
+        memory_store,
+        Settings {
+            sign_ins_per_minute: 3,
+            ..Settings::default()
+        },
+    )
+    .await;
+    let sign_in = |client: &reqwest::Client| {
+        client
+            .post(s.url("/api/session"))
+            .json(&json!({ "username": "minted" }))
+    };
+    let from = client_from(Ipv4Addr::new(127, 0, 0, 7));
+    for _ in 0..3 {
+        assert_eq!(send(sign_in(&from)).await.0, 200);
+    }
+    let res = sign_in(&from).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "RATE_LIMITED", "{body}");
+    let (status, other) = send(sign_in(&client_from(Ipv4Addr::new(127, 0, 0, 8)))).await;
+    assert_eq!(status, 200, "{other}");
     s.stop().await;
 }
 

@@ -282,34 +282,33 @@ impl TestServer {
     /// A GET as `user` (under claimed identity, `?username=` is added to
     /// `/api/drops`): (status, answer).
     pub(crate) async fn get_as(&self, path: &str, user: &str) -> (u16, Value) {
-        let url = if self.identity == Identity::Claimed && path == "/api/drops" {
-            self.url(&format!("{path}?username={user}"))
-        } else {
-            self.url(path)
-        };
-        let res = self
-            .as_user(self.http.get(url), user)
+        let named = path == "/api/drops";
+        self.request_as(reqwest::Method::GET, path, user, named)
             .await
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap())
     }
 
     /// A DELETE as `user` (under claimed identity, with `?username=`).
     pub(crate) async fn delete_as(&self, path: &str, user: &str) -> (u16, Value) {
-        let url = if self.identity == Identity::Claimed {
+        self.request_as(reqwest::Method::DELETE, path, user, true)
+            .await
+    }
+
+    /// A bodiless request as `user`; under claimed identity `named` adds
+    /// `?username=`.
+    async fn request_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+        named: bool,
+    ) -> (u16, Value) {
+        let url = if self.identity == Identity::Claimed && named {
             self.url(&format!("{path}?username={user}"))
         } else {
             self.url(path)
         };
-        let res = self
-            .as_user(self.http.delete(url), user)
-            .await
-            .send()
-            .await
-            .unwrap();
+        let req = self.as_user(self.http.request(method, url), user).await;
+        let res = req.send().await.unwrap();
         let status = res.status().as_u16();
         (status, res.json().await.unwrap())
     }

@@ -8,85 +8,46 @@ import type { components } from './api.gen';
 // into TypeScript by `npm run gen:api`; CI fails when either is stale.
 type Schemas = components['schemas'];
 
-// ---------------------------------------------------------------------------
-// Buyer identity, written by hand until `openapi.json` describes it. Each type
-// below names the generated schema it stands in for; after `npm run gen:api`
-// against a server that serves them, replace the hand-written shape with that
-// `Schemas[...]` entry and delete the override.
-// ---------------------------------------------------------------------------
-
 /**
  * A buyer's public name. `displayName` is the name; `username` is its
  * deprecated alias (same value). Both are absent when the server hides
  * buyers' names.
  */
-export interface PublicName {
-  displayName?: string | null;
-  username?: string | null;
-}
+export type PublicName = Pick<Schemas['TopPurchaserView'], 'displayName' | 'username'>;
 
-/** The signed-in buyer: the session answer's `buyer` (its generated schema's name is not known yet). */
-export interface Buyer {
-  /** Opaque, random per sign-in: two sign-ins with one name are two buyers. */
-  id: string;
-  /** The name given at sign-in. */
-  displayName: string;
-}
+/** The signed-in buyer. Its id is opaque and random per sign-in: two sign-ins with one name are two buyers. */
+export type Buyer = Schemas['BuyerView'];
 
 /**
  * The answer of `GET /api/session` and `POST /api/session`. The sign-in
  * answer also carries the session token, which `signIn` drops at once: the
  * HttpOnly cookie set with it is what identifies the browser.
  */
-export interface Session {
-  buyer: Buyer;
-  expiresAt: string;
-}
+export type Session = Omit<Schemas['SessionView'], 'token'>;
 
-/** Stands in for `Schemas['TopPurchaserView']`, which gains `displayName`. */
-export type TopPurchaser = Omit<Schemas['TopPurchaserView'], 'username'> & PublicName;
+/** One entry of a drop's recent-buyers list. */
+export type TopPurchaser = Schemas['TopPurchaserView'];
 
-/** Stands in for `Schemas['DropView']` until its `topPurchasers` carry `displayName`. */
-export type Drop = Omit<Schemas['DropView'], 'topPurchasers'> & { topPurchasers: TopPurchaser[] };
+/** A drop with its live stock. */
+export type Drop = Schemas['DropView'];
 
-/** Stands in for `Schemas['ReservationView']`, which gains `displayName`. */
-export type Reservation = Omit<Schemas['ReservationView'], 'username'> & PublicName;
+/** A hold on one unit. */
+export type Reservation = Schemas['ReservationView'];
 
-/** Stands in for `Schemas['PurchaseView']`, which gains `displayName`. */
-export type Purchase = Omit<Schemas['PurchaseView'], 'username'> & PublicName;
+/** A completed purchase. */
+export type Purchase = Schemas['PurchaseView'];
 
-type GeneratedFrame = Schemas['WsMessage'];
+/** A message on the live feed (`GET /api/ws`). */
+export type WsMessage = Schemas['WsMessage'];
 
-/** The `purchase` frame with `displayName` (stands in for its generated `WsMessage` member). */
-export type PurchaseFrame = Omit<Extract<GeneratedFrame, { type: 'purchase' }>, 'username' | 'topPurchasers'> &
-  PublicName & { topPurchasers: TopPurchaser[] };
-
-/** The `snapshot` frame, its drops' buyers named as above. */
-export type SnapshotFrame = Omit<Extract<GeneratedFrame, { type: 'snapshot' }>, 'drops'> & { drops: Drop[] };
-
-/** The `dropCreated` frame, its drop's buyers named as above. */
-export type DropCreatedFrame = Omit<Extract<GeneratedFrame, { type: 'dropCreated' }>, 'drop'> & { drop: Drop };
+/** The `purchase` frame. */
+export type PurchaseFrame = Extract<WsMessage, { type: 'purchase' }>;
 
 /**
  * A frame only the signed-in buyer's own sockets receive: their hold ended
  * (ran out, given back, or bought), possibly from another tab or device.
  */
-export interface HoldEndedFrame {
-  type: 'holdExpired' | 'holdReleased' | 'holdPurchased';
-  dropId: string;
-  reservationId: string;
-  serverTime?: string;
-}
-
-/** A message on the live feed (`GET /api/ws`): the generated frames plus the ones above. */
-export type WsMessage =
-  | Exclude<GeneratedFrame, { type: 'purchase' | 'snapshot' | 'dropCreated' }>
-  | SnapshotFrame
-  | DropCreatedFrame
-  | PurchaseFrame
-  | HoldEndedFrame;
-
-// ---------------------------------------------------------------------------
+export type HoldEndedFrame = Extract<WsMessage, { type: 'holdExpired' | 'holdReleased' | 'holdPurchased' }>;
 
 /** The caller's active hold on a drop, as listed with the drop. */
 export type UserReservation = Schemas['UserHoldView'];

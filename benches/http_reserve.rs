@@ -144,7 +144,12 @@ async fn sign_in_guests(addr: SocketAddr, n: usize) -> (Vec<String>, f64) {
                     .send_read(
                         Method::POST,
                         "/api/session",
-                        Some(r#"{"username":"bench_guest"}"#.to_owned()),
+                        // Each guest named as the claimed buyers are: unique
+                        // names, the same shape (see `Load::Claimed`).
+                        Some(format!(
+                            r#"{{"username":"g_{}"}}"#,
+                            uuid::Uuid::new_v4().simple()
+                        )),
                     )
                     .await;
                 assert_eq!(status, 200, "sign in: {body}");
@@ -528,10 +533,10 @@ async fn load_hist(
                         Load::Health => conn.send(Method::GET, "/api/health", None).await,
                         Load::Claimed(drop_id) => {
                             // Every request a new buyer, so each one takes a
-                            // unit, named as guests are (`g_` and 32 random hex
-                            // digits): random keys land all over the holds'
-                            // indexes, sequential ones at their end, and the
-                            // two identities are compared on equal keys.
+                            // unit, named as guest ids look (`g_` and 32 random
+                            // hex digits), and guests sign in with names of the
+                            // same shape: both identities write the same keys
+                            // and names, so what differs is the identity alone.
                             serial.fetch_add(1, Ordering::Relaxed);
                             let name = format!("g_{}", uuid::Uuid::new_v4().simple());
                             let body = format!(r#"{{"dropId":"{drop_id}","username":"{name}"}}"#);

@@ -319,7 +319,49 @@ async fn a_stalled_client_does_not_slow_the_others(factory: StoreFactory) {
     server.stop().await;
 }
 
+/// Public feeds name buyers as configured: initials, or not at all; the
+/// buyer's own hold still shows their name to them.
+async fn feeds_shorten_or_hide_names(factory: StoreFactory) {
+    for (names, shown) in [
+        (drop_ws::FeedNames::Initials, Some("A.")),
+        (drop_ws::FeedNames::Hide, None),
+    ] {
+        let server = TestServer::configured(factory().await, Settings::default(), |b| {
+            b.feed_names(names)
+        })
+        .await;
+        let drop = server.create_drop("Discreet", 5, 60.0).await;
+        let id = drop["id"].as_str().unwrap();
+        let (mut watcher, _) = server.ws().await;
+        let (_, hold) = server.reserve(id, "alice").await;
+        assert_eq!(
+            hold["displayName"], "alice",
+            "the buyer sees their own name"
+        );
+        let (status, _) = server.purchase(hold["id"].as_str().unwrap(), "alice").await;
+        assert_eq!(status, 201);
+        let msg = watcher
+            .wait_for(WAIT, |m| m["type"] == "purchase" && m["dropId"] == id)
+            .await;
+        let view = server.drop_view(id).await;
+        for named in [&msg, &msg["topPurchasers"][0], &view["topPurchasers"][0]] {
+            for field in ["displayName", "username"] {
+                assert_eq!(
+                    named.get(field).and_then(Value::as_str),
+                    shown,
+                    "{names:?}: {named}"
+                );
+            }
+        }
+        assert!(view["topPurchasers"][0]["purchasedAt"].is_string());
+        assert!(!msg.to_string().contains("alice"), "{names:?}: {msg}");
+        watcher.close().await;
+        server.stop().await;
+    }
+}
+
 store_tests!(
+    feeds_shorten_or_hide_names,
     a_stalled_client_does_not_slow_the_others,
     reserve_and_purchase_reach_other_clients,
     expiry_reaches_clients_promptly,

@@ -117,7 +117,14 @@ impl SessionKey {
 /// The token travels in an `HttpOnly; SameSite=Lax` cookie for browsers
 /// (writes identified by it must then be JSON and from an allowed
 /// `Origin`) or as `Authorization: Bearer <token>` for other clients.
-#[derive(Debug, Clone)]
+///
+/// Give it to [`DropApiBuilder::sessions`](crate::DropApiBuilder::sessions),
+/// which also mounts `/api/session` and connects the sessions to the
+/// store (for sign-outs shared by every instance); as a plain
+/// [`identity`](crate::DropApiBuilder::identity) hook it would only check
+/// tokens. Configure it before handing it over; it is not `Clone`, so
+/// one configuration serves one API.
+#[derive(Debug)]
 pub struct SessionIdentity {
     pub(crate) sessions: Arc<Sessions>,
 }

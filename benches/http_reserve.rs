@@ -22,6 +22,13 @@
 //!   cargo bench --bench http_reserve                   # one store only
 //! ```
 //!
+//! `HTTP_BENCH_NAMES` sets how buyers are named: `guest` (the default:
+//! `g_` and 32 random hex digits, as guest ids are; guests sign in with
+//! display names of the same shape, so both identities write the same
+//! keys and names), `short` (`buyer1`, `buyer2`, …) or `padded` (`b` and
+//! 33 digits, sequential). The session cases' guest ids are `g_` and 32
+//! hex digits whatever the setting; only their display names follow it.
+//!
 //! `HTTP_BENCH_STORES` is a comma-separated list of `memory` and
 //! `postgres` (default both). The PostgreSQL cases create a fresh database
 //! per server next to `DATABASE_URL`'s (default
@@ -125,6 +132,20 @@ impl Guests {
     }
 }
 
+/// The name of the `n`th buyer, as `HTTP_BENCH_NAMES` says (see the
+/// module docs); unique as long as `n` is.
+fn buyer_name(n: u64) -> String {
+    static NAMES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let names =
+        NAMES.get_or_init(|| std::env::var("HTTP_BENCH_NAMES").unwrap_or_else(|_| "guest".into()));
+    match names.as_str() {
+        "guest" => format!("g_{}", uuid::Uuid::new_v4().simple()),
+        "short" => format!("buyer{n}"),
+        "padded" => format!("b{n:033}"),
+        other => panic!("HTTP_BENCH_NAMES: unknown {other:?} (guest, short, padded)"),
+    }
+}
+
 /// Signs `n` guests in on `addr` over 64 connections: their tokens, and
 /// the sign-ins per second.
 async fn sign_in_guests(addr: SocketAddr, n: usize) -> (Vec<String>, f64) {
@@ -136,20 +157,15 @@ async fn sign_in_guests(addr: SocketAddr, n: usize) -> (Vec<String>, f64) {
         let mut conn = Conn::open(addr).await;
         tasks.push(tokio::spawn(async move {
             let mut tokens = Vec::new();
-            while left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(1))
-                .is_ok()
+            while let Ok(nth) =
+                left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(1))
             {
                 let (status, body) = conn
                     .send_read(
                         Method::POST,
                         "/api/session",
-                        // Each guest named as the claimed buyers are: unique
-                        // names, the same shape (see `Load::Claimed`).
-                        Some(format!(
-                            r#"{{"username":"g_{}"}}"#,
-                            uuid::Uuid::new_v4().simple()
-                        )),
+                        // Each guest named as the claimed buyers are.
+                        Some(format!(r#"{{"username":"{}"}}"#, buyer_name(nth))),
                     )
                     .await;
                 assert_eq!(status, 200, "sign in: {body}");
@@ -532,13 +548,8 @@ async fn load_hist(
                     let status = match &what {
                         Load::Health => conn.send(Method::GET, "/api/health", None).await,
                         Load::Claimed(drop_id) => {
-                            // Every request a new buyer, so each one takes a
-                            // unit, named as guest ids look (`g_` and 32 random
-                            // hex digits), and guests sign in with names of the
-                            // same shape: both identities write the same keys
-                            // and names, so what differs is the identity alone.
-                            serial.fetch_add(1, Ordering::Relaxed);
-                            let name = format!("g_{}", uuid::Uuid::new_v4().simple());
+                            // Every request a new buyer, so each one takes a unit.
+                            let name = buyer_name(serial.fetch_add(1, Ordering::Relaxed));
                             let body = format!(r#"{{"dropId":"{drop_id}","username":"{name}"}}"#);
                             conn.send(Method::POST, "/api/reservations", Some(body))
                                 .await

@@ -23,6 +23,10 @@
 //! `BENCH_SECS` sets the measured seconds per case (default 2), run as four
 //! interleaved slices so that outside load falls on every case alike.
 //!
+//! `BENCH_NAME_LEN=N` pads every buyer name to N characters (at most 50,
+//! the username limit) with zeros before its counter, to see what longer
+//! buyer ids cost (guests' ids are 34 characters).
+//!
 //! `BENCH_VARIANT_SQL=file.sql` adds a case (f): the store with group
 //! commit on a second database, to which the file was applied after the
 //! migrations (a setting, an index dropped, a function replaced), measured
@@ -170,7 +174,7 @@ impl Bench {
                             break;
                         }
                         i += 1;
-                        let name = format!("b{}_{t}_{i}", &tag[..8]);
+                        let name = buyer_name(&tag[..8], t, i);
                         one(algo, &pool, &store, drop_id, &name).await;
                         // Counted by completion, so that a case slower
                         // than the window still shows what it finished.
@@ -579,4 +583,21 @@ fn main() {
 
         finish.await;
     });
+}
+
+/// Buyer `i` of task `t` in the run tagged `tag`, padded to
+/// `BENCH_NAME_LEN` characters when it is set.
+fn buyer_name(tag: &str, t: usize, i: u64) -> String {
+    static LEN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let len = *LEN.get_or_init(|| {
+        std::env::var("BENCH_NAME_LEN").map_or(0, |v| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n <= 50)
+                .expect("BENCH_NAME_LEN: a length of at most 50")
+        })
+    });
+    let head = format!("b{tag}_{t}_");
+    let width = len.saturating_sub(head.len());
+    format!("{head}{i:0>width$}")
 }

@@ -357,8 +357,12 @@ impl DropApiBuilder {
                  for load tests and demos only"
             );
         }
-        let revocations_since = match &sessions {
-            Some(s) => s.attach(self.store.clone(), self.clock.clone()).await?,
+        let revocations = match &sessions {
+            Some(s) => Some(
+                s.clone()
+                    .attach(self.store.clone(), self.clock.clone(), self.cancel.clone())
+                    .await?,
+            ),
             None => None,
         };
         let metrics = Arc::new(self.metrics.unwrap_or_default());
@@ -379,11 +383,8 @@ impl DropApiBuilder {
         if let Some(scheduler) = self.scheduler {
             tasks.spawn(scheduler.run(self.cancel.clone()));
         }
-        if let Some(s) = &sessions {
-            tasks.spawn(
-                s.clone()
-                    .follow_revocations(revocations_since, self.cancel.clone()),
-            );
+        if let Some(follow) = revocations {
+            tasks.spawn(follow);
         }
         let state = AppState(Arc::new(Inner {
             store: self.store,

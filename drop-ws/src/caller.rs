@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::connect_info::MockConnectInfo;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use drop_core::{Buyer, Username};
@@ -13,6 +13,7 @@ use drop_core::{Buyer, Username};
 use crate::error::ApiError;
 use crate::identity::{AdminError, Identity, IdentityError, IdentityRequest};
 use crate::state::AppState;
+use crate::wire::UsernameQuery;
 
 /// What identity needs of a request, kept past the extractors so a hook
 /// that reads claims can run once the body is parsed.
@@ -42,6 +43,23 @@ fn addresses(parts: &Parts, app: &AppState) -> (Option<IpAddr>, Option<IpAddr>) 
         });
     let client_ip = peer_ip.map(|peer| app.trusted_proxies.client(peer, &parts.headers));
     (peer_ip, client_ip)
+}
+
+/// The request as hooks see it, read in place: nothing of it is copied.
+fn request_of<'a>(
+    parts: &'a Parts,
+    app: &AppState,
+    claimed: Option<&'a str>,
+) -> IdentityRequest<'a> {
+    let (peer_ip, client_ip) = addresses(parts, app);
+    IdentityRequest {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        client_ip,
+        peer_ip,
+        claimed,
+    }
 }
 
 impl Head {
@@ -127,17 +145,8 @@ impl FromRequestParts<AppState> for Caller {
                 head: Some(head),
             });
         }
-        // The head is read in place: nothing of the request is copied on
-        // the way to the hook.
-        let (peer_ip, client_ip) = addresses(parts, app);
-        let request = IdentityRequest {
-            method: &parts.method,
-            uri: &parts.uri,
-            headers: &parts.headers,
-            client_ip,
-            peer_ip,
-            claimed: None,
-        };
+        let request = request_of(parts, app, None);
+        let client_ip = request.client_ip;
         let identity = identify(app, &request)
             .await?
             .ok_or_else(|| unauthenticated("sign in first"))?;
@@ -193,32 +202,43 @@ impl Caller {
 /// The viewer of a public route (the drops list, the live feed): a
 /// buyer when the request identifies one, anonymous otherwise. Bad
 /// credentials make an anonymous viewer, not an error: a page with an
-/// expired cookie still shows the drops.
+/// expired cookie still shows the drops. Under a hook that reads claims
+/// the viewer is `?username=` (a bad one is a 400 on `username`).
 #[derive(Debug)]
 pub(crate) struct Viewer(pub(crate) Option<Buyer>);
 
 impl Viewer {
-    /// The viewer of a request whose head is `head`; `claimed` is its
-    /// `?username=`, read only under a hook that reads claims.
-    pub(crate) async fn of(
-        app: &AppState,
-        head: &Head,
-        claimed: Option<&str>,
-    ) -> Result<Self, ApiError> {
+    /// The viewer of a request seen as `request` (its claim not yet set).
+    pub(crate) async fn of(app: &AppState, request: IdentityRequest<'_>) -> Result<Self, ApiError> {
         let claimed = if app.identity.reads_claimed_username() {
-            let Some(raw) = claimed.map(str::trim).filter(|raw| !raw.is_empty()) else {
+            let Query(query) = Query::<UsernameQuery>::try_from_uri(request.uri)
+                .map_err(|rej| ApiError::invalid("query", rej.body_text()))?;
+            let Some(raw) = query
+                .username
+                .map(|raw| raw.trim().to_owned())
+                .filter(|raw| !raw.is_empty())
+            else {
                 return Ok(Self(None));
             };
-            Username::parse(raw)?;
+            Username::parse(&raw)?;
             Some(raw)
         } else {
             None
         };
-        match identify(app, &head.request(claimed)).await {
+        let request = request.with_claimed_username(claimed.as_deref());
+        match identify(app, &request).await {
             Ok(identity) => Ok(Self(identity.map(Identity::into_buyer))),
             Err(err) if err.status() == StatusCode::UNAUTHORIZED => Ok(Self(None)),
             Err(err) => Err(err),
         }
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        Self::of(app, request_of(parts, app, None)).await
     }
 }
 
@@ -269,9 +289,8 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let head = Head::of(parts, app);
         app.admin
-            .authorize(&head.request(None))
+            .authorize(&request_of(parts, app, None))
             .await
             .map(|()| Admin)
             .map_err(|err| match err {

@@ -293,8 +293,13 @@ impl Hub {
         }
     }
 
-    /// How many drops the hub keeps a copy of (live and upcoming ones;
-    /// ended drops are forgotten within about a second).
+    /// The drops the hub keeps a copy of: live and upcoming ones (ended
+    /// drops are forgotten within about a second).
+    pub(crate) fn drop_ids(&self) -> Vec<DropId> {
+        self.lock().drops.keys().copied().collect()
+    }
+
+    /// How many drops the hub keeps a copy of.
     #[cfg(test)]
     pub(crate) fn drop_count(&self) -> usize {
         self.lock().drops.len()

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use drop_core::{Buyer, DropError, ReservationId};
 
-use crate::caller::{Admin, Caller, Head, Viewer};
+use crate::caller::{Admin, Caller, Viewer};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, OptionalJsonBody, QueryParams, ReservationPath};
 use crate::state::AppState;
@@ -59,10 +59,8 @@ fn limited(
 )]
 pub(crate) async fn list_drops(
     State(app): State<AppState>,
-    head: Head,
-    QueryParams(q): QueryParams<UsernameQuery>,
+    Viewer(viewer): Viewer,
 ) -> Result<Json<Vec<DropView>>, ApiError> {
-    let Viewer(viewer) = Viewer::of(&app, &head, q.username.as_deref()).await?;
     let drops = app.store.overview(viewer.as_ref().map(|b| &b.id)).await?;
     Ok(Json(
         drops.iter().map(|d| DropView::of(d, app.names)).collect(),
@@ -230,25 +228,11 @@ fn claimed_name<'a>(
     if !caller.is_claimed() {
         return Ok(None);
     }
-    match raw {
-        None => Ok(None),
-        Some(serde_json::Value::String(name)) => Ok(Some(name)),
-        Some(other) => Err(ApiError::invalid(
-            "username",
-            format!("invalid type: {}, expected a string", json_kind(other)),
-        )),
-    }
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "boolean",
-        serde_json::Value::Number(_) => "number",
-        serde_json::Value::String(_) => "string",
-        serde_json::Value::Array(_) => "sequence",
-        serde_json::Value::Object(_) => "map",
-    }
+    raw.map(|v| {
+        <&str as serde::Deserialize>::deserialize(v)
+            .map_err(|err| ApiError::invalid("username", err.to_string()))
+    })
+    .transpose()
 }
 
 /// A claimed name, checked.

@@ -84,7 +84,7 @@ pub(crate) async fn upgrade(
         })
     })?;
     // A socket opened with a session also hears of its buyer's own holds.
-    let Viewer(viewer) = Viewer::of(&app, &head, None).await?;
+    let Viewer(viewer) = Viewer::of(&app, head.request(None)).await?;
     // Tracked, so that shutdown waits until every socket has been told
     // the server is going away.
     let tasks = app.tasks.clone();
@@ -124,15 +124,24 @@ async fn private_feed(app: &AppState, buyer: &Buyer) -> PrivateFeed {
     // Joined before the holds are listed, so a hold taken in between is
     // learnt from its creation; one that ends in between is only told by
     // the page's own clock.
+    // Only the buyer's hold on each drop the hub keeps (live and
+    // upcoming ones): one indexed lookup each, not a whole listing.
     let feed = app.hub.private_feed(&buyer.id);
-    match app.store.overview(Some(&buyer.id)).await {
-        Ok(drops) => feed.know(
-            drops
-                .into_iter()
-                .filter_map(|d| d.user_reservation.map(|r| r.id)),
-        ),
-        Err(err) => tracing::debug!(error = %err, "socket opened without its buyer's holds"),
+    let lookups = app
+        .hub
+        .drop_ids()
+        .into_iter()
+        .map(|drop_id| app.store.active_hold(drop_id, &buyer.id));
+    let mut holds = Vec::new();
+    for found in futures::future::join_all(lookups).await {
+        match found {
+            Ok(hold) => holds.extend(hold.map(|h| h.id)),
+            Err(err) => {
+                tracing::debug!(error = %err, "socket opened without one of its buyer's holds")
+            }
+        }
     }
+    feed.know(holds);
     feed
 }
 

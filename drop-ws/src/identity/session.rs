@@ -268,50 +268,47 @@ impl fmt::Debug for Sessions {
 
 impl Sessions {
     /// Connects the sessions to the store and clock and loads the
-    /// revocations still in force. Called once, when the API is built.
+    /// revocations still in force; then the returned task reads new ones
+    /// from the store every second until `cancel`. Called once, when the
+    /// API is built.
     pub(crate) async fn attach(
-        &self,
+        self: Arc<Self>,
         store: Arc<dyn InventoryStore>,
         clock: Arc<dyn Clock>,
-    ) -> Result<Option<DateTime<Utc>>, DropError> {
+        cancel: CancellationToken,
+    ) -> Result<impl Future<Output = ()> + Send + 'static, DropError> {
         let first = store.revoked_sessions(None).await?;
         self.remember(&first.sessions, first.now);
-        let _ = self.backend.set(Backend { store, clock });
-        Ok(Some(first.now - REVOCATION_OVERLAP))
-    }
-
-    /// Reads new revocations from the store every second until `cancel`.
-    pub(crate) async fn follow_revocations(
-        self: Arc<Self>,
-        mut since: Option<DateTime<Utc>>,
-        cancel: CancellationToken,
-    ) {
-        let Some(backend) = self.backend.get() else {
-            return;
-        };
-        let mut failing = false;
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(REVOCATION_POLL) => {}
-            }
-            match backend.store.revoked_sessions(since).await {
-                Ok(read) => {
-                    if failing {
-                        tracing::info!("session revocations readable again");
-                        failing = false;
-                    }
-                    self.remember(&read.sessions, read.now);
-                    since = Some(read.now - REVOCATION_OVERLAP);
+        let _ = self.backend.set(Backend {
+            store: store.clone(),
+            clock,
+        });
+        let mut since = first.now - REVOCATION_OVERLAP;
+        Ok(async move {
+            let mut failing = false;
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(REVOCATION_POLL) => {}
                 }
-                Err(err) => {
-                    if !failing {
-                        tracing::warn!(error = %err, "cannot read session revocations; retrying");
-                        failing = true;
+                match store.revoked_sessions(Some(since)).await {
+                    Ok(read) => {
+                        if failing {
+                            tracing::info!("session revocations readable again");
+                            failing = false;
+                        }
+                        self.remember(&read.sessions, read.now);
+                        since = read.now - REVOCATION_OVERLAP;
+                    }
+                    Err(err) => {
+                        if !failing {
+                            tracing::warn!(error = %err, "cannot read session revocations; retrying");
+                            failing = true;
+                        }
                     }
                 }
             }
-        }
+        })
     }
 
     fn remember(&self, sessions: &[drop_core::RevokedSession], now: DateTime<Utc>) {

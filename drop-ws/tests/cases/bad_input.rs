@@ -806,6 +806,18 @@ pub(crate) fn headers(c: &Case, tokens: &Tokens, admin_token: &str) -> Vec<(&'st
     out
 }
 
+/// Fails the test with every case answered otherwise than the table says.
+#[track_caller]
+pub(crate) fn assert_all_answered(failures: &[String], total: usize) {
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        total,
+        failures.join("\n")
+    );
+}
+
 /// What is wrong with an answer to `c`, if anything.
 pub(crate) fn mismatch(c: &Case, status: u16, text: &str) -> Option<String> {
     let Ok(body) = serde_json::from_str::<serde_json::Value>(text) else {

@@ -312,8 +312,8 @@ fn schema_run(
         }
         if reset_plans {
             for f in [
-                "dropkit_reserve(uuid, text[], text[], uuid[])",
-                "dropkit_purchase(uuid, uuid[], text[], uuid[])",
+                "dropkit_reserve_units(uuid, text[], text[], uuid[], integer[], uuid[], text[], text[], bytea[])",
+                "dropkit_purchase_units(uuid, uuid[], text[], uuid[], text[], text[], bytea[])",
                 "dropkit_release(uuid, text)",
                 "dropkit_expire_due(integer)",
             ] {

@@ -641,12 +641,7 @@ mod server {
                     let available = *ticker.available.lock().unwrap();
                     if available != last {
                         last = available;
-                        let frame = format!(
-                            r#"{{"type":"stock","dropId":"{}","availableStock":{},"reservedStock":{},"soldStock":0}}"#,
-                            ticker.drop_id,
-                            available,
-                            TOTAL - available
-                        );
+                        let frame = stock_frame(&ticker.drop_id, available);
                         ticker.board.send_replace(frame.into());
                     }
                 }
@@ -662,6 +657,16 @@ mod server {
             });
             axum::serve(listener, app).await.unwrap();
         });
+    }
+
+    /// A `stock` frame of the real server's shape (a drop of one variant,
+    /// its stock listed per variant too), so the baselines send as many
+    /// bytes per frame as the server does.
+    fn stock_frame(drop_id: &str, available: u32) -> String {
+        let reserved = TOTAL - available;
+        format!(
+            r#"{{"type":"stock","serverTime":"2030-01-01T00:00:00.000Z","dropId":"{drop_id}","availableStock":{available},"reservedStock":{reserved},"soldStock":0,"totalStock":{TOTAL},"variants":[{{"id":"{drop_id}","availableStock":{available},"reservedStock":{reserved},"soldStock":0,"totalStock":{TOTAL}}}]}}"#
+        )
     }
 
     async fn floor_reserve(State(s): State<Floor>) -> (StatusCode, String) {
@@ -695,12 +700,7 @@ mod server {
         let mut available = s.available.lock().unwrap();
         *available -= 1;
         let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let msg = format!(
-            r#"{{"type":"stock","dropId":"{}","availableStock":{},"reservedStock":{},"soldStock":0}}"#,
-            s.drop_id,
-            *available,
-            TOTAL - *available
-        );
+        let msg = stock_frame(&s.drop_id, *available);
         let _ = s.tx.send(msg);
         (
             StatusCode::CREATED,

@@ -32,8 +32,9 @@ fn on_threads(threads: usize, iters: u64, work: impl Fn(usize, u64) + Sync) -> D
     start.elapsed()
 }
 
-fn users(thread: usize) -> Vec<Buyer> {
-    (0..USERS)
+/// `count` distinct buyers for one thread.
+fn users(thread: usize, count: usize) -> Vec<Buyer> {
+    (0..count)
         .map(|i| Buyer::claimed(Username::parse(&format!("t{thread}u{i}")).unwrap()))
         .collect()
 }
@@ -80,10 +81,14 @@ fn reserve_purchase(c: &mut Criterion, spread: bool, threads: usize) {
             let drops = if spread { SPREAD } else { 1 };
             let stock = (iters / drops as u64 + 1).min(1_000_000) as u32;
             let (store, _, ids) = store_with(drops, stock);
-            let users: Vec<_> = (0..threads).map(users).collect();
-            on_threads(threads, iters.min(stock as u64 * drops as u64), |t, n| {
+            let cycles = iters.min(stock as u64 * drops as u64);
+            // One buyer per cycle: a buyer who bought may not buy again
+            // (`maxPerBuyer`), so buyers are made before the clock starts.
+            let per_thread = cycles.div_ceil(threads as u64) as usize;
+            let users: Vec<_> = (0..threads).map(|t| users(t, per_thread)).collect();
+            on_threads(threads, cycles, |t, n| {
                 for i in 0..n as usize {
-                    let user = &users[t][i % USERS];
+                    let user = &users[t][i];
                     let drop = ids[(i * threads + t) % ids.len()];
                     let hold = store.reserve(drop, user).now_or_never().unwrap().unwrap();
                     store
@@ -106,7 +111,7 @@ fn reserve_expire(c: &mut Criterion, spread: bool, threads: usize) {
         b.iter_custom(|iters| {
             let drops = if spread { SPREAD } else { 1 };
             let (store, clock, ids) = store_with(drops, (USERS * threads) as u32);
-            let users: Vec<_> = (0..threads).map(users).collect();
+            let users: Vec<_> = (0..threads).map(|t| users(t, USERS)).collect();
             let chunk = USERS as u64;
             let start = Instant::now();
             let mut done = 0;

@@ -9,7 +9,11 @@
 //!   the database's hot-row floor;
 //! - (d) `batched`: [`PgStore`] with group commit (the default);
 //! - (e) `floor+notify`: the floor with a `pg_notify` in each transaction,
-//!   the cost of announcing every reservation on the hot path.
+//!   the cost of announcing every reservation on the hot path;
+//! - (g) `batched, 4 variants`: group commit on a drop of four variants
+//!   with `maxPerBuyer` 2, each buyer asking for 1 or 2 units of one of
+//!   them, compared with the floor and with (d), the one-variant drop, in
+//!   the same interleaved run.
 //!
 //! First on a fresh drop ("empty"), then on a big drop that already has
 //! 100,000 purchases and 100,000 active holds of other users ("big").
@@ -35,13 +39,16 @@
 //! every statement would cost:
 //!
 //! ```text
-//! ALTER FUNCTION dropkit_reserve(uuid, text[], text[], uuid[]) SET plan_cache_mode = force_custom_plan;
+//! ALTER FUNCTION dropkit_reserve_units(uuid, text[], text[], uuid[], integer[], uuid[], text[], text[], bytea[])
+//!     SET plan_cache_mode = force_custom_plan;
 //! ```
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use drop_core::{Buyer, DropId, InventoryStore, Money, NewDrop, Username};
+use drop_core::{
+    Buyer, DropId, InventoryStore, Money, NewDrop, NewVariant, ReserveRequest, Username, VariantId,
+};
 use drop_store_postgres::PgStore;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
@@ -61,6 +68,7 @@ enum Algo {
     Store,
     Batched,
     Variant,
+    Variants4,
 }
 
 impl Algo {
@@ -72,6 +80,7 @@ impl Algo {
             Algo::Store => "(a) store",
             Algo::Batched => "(d) batched",
             Algo::Variant => "(f) batched, variant",
+            Algo::Variants4 => "(g) batched, 4 variants",
         }
     }
 }
@@ -160,7 +169,7 @@ impl Bench {
             .map(|t| {
                 let pool = self.pool.clone();
                 let store = match (algo, &self.variant) {
-                    (Algo::Batched, _) => self.batched.clone(),
+                    (Algo::Batched | Algo::Variants4, _) => self.batched.clone(),
                     (Algo::Variant, Some((_, variant))) => variant.clone(),
                     _ => self.store.clone(),
                 };
@@ -206,6 +215,28 @@ async fn fresh_drop(store: &PgStore, name: &str) -> DropId {
         .drop
         .id
 }
+
+/// A drop of four variants of 250,000 units each, at most 2 per buyer.
+async fn four_variant_drop(store: &PgStore, name: &str) -> (DropId, Vec<VariantId>) {
+    let state = store
+        .create_drop(
+            NewDrop::with_variants(
+                name,
+                Money::from_minor(100).expect("price"),
+                ["XS", "S", "M", "L"].map(|v| NewVariant::new(v, 250_000)),
+            )
+            .max_per_buyer(2)
+            .hold(Duration::from_secs(3_600)),
+        )
+        .await
+        .expect("create drop");
+    let variants = state.drop.variants.iter().map(|v| v.id).collect();
+    (state.drop.id, variants)
+}
+
+/// The variants of the four-variant drops, by drop.
+static VARIANTS: std::sync::Mutex<BTreeMap<DropId, Vec<VariantId>>> =
+    std::sync::Mutex::new(BTreeMap::new());
 
 async fn one(algo: Algo, pool: &PgPool, store: &PgStore, drop_id: DropId, name: &str) {
     match algo {
@@ -257,8 +288,10 @@ async fn one(algo: Algo, pool: &PgPool, store: &PgStore, drop_id: DropId, name: 
             assert!(held + sold < i64::from(total), "bench drop sold out");
             sqlx::query(
                 "INSERT INTO dropkit_reservations \
-                        (id, drop_id, buyer_id, display_name, status, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $3, 'active', now(), now() + interval '1 hour')",
+                        (id, drop_id, variant_id, buyer_id, display_name, status, created_at, \
+                         expires_at) \
+                 VALUES ($1, $2, (SELECT id FROM dropkit_variants WHERE drop_id = $2), $3, $3, \
+                         'active', now(), now() + interval '1 hour')",
             )
             .bind(Uuid::new_v4())
             .bind(drop_id.as_uuid())
@@ -272,6 +305,24 @@ async fn one(algo: Algo, pool: &PgPool, store: &PgStore, drop_id: DropId, name: 
             let user = Buyer::claimed(Username::parse(name).expect("username"));
             store.reserve(drop_id, &user).await.expect("reserve");
         }
+        Algo::Variants4 => {
+            let user = Buyer::claimed(Username::parse(name).expect("username"));
+            // The buyer's name ends in its task and counter: spread the
+            // buyers over the variants and the two quantities.
+            let n: usize = name
+                .split('_')
+                .skip(1)
+                .filter_map(|part| part.parse::<usize>().ok())
+                .sum();
+            let variant = VARIANTS.lock().expect("variants")[&drop_id][n % 4];
+            let ask = ReserveRequest::new()
+                .variant(variant)
+                .quantity(1 + u32::try_from(n / 4 % 2).expect("0 or 1"));
+            store
+                .reserve_with(drop_id, &user, ask, None)
+                .await
+                .expect("reserve");
+        }
     }
 }
 
@@ -281,20 +332,25 @@ async fn big_drop(pool: &PgPool, store: &PgStore, name: &str) -> DropId {
     let mut tx = pool.begin().await.expect("begin");
     for sql in [
         "INSERT INTO dropkit_reservations \
-                (id, drop_id, buyer_id, display_name, status, created_at, expires_at) \
-         SELECT gen_random_uuid(), $1, 'held' || g, 'held' || g, 'active', now(), now() + interval '1 hour' \
+                (id, drop_id, variant_id, buyer_id, display_name, status, created_at, expires_at) \
+         SELECT gen_random_uuid(), $1, (SELECT id FROM dropkit_variants WHERE drop_id = $1), \
+                'held' || g, 'held' || g, 'active', now(), now() + interval '1 hour' \
          FROM generate_series(1, 100000) g",
         "INSERT INTO dropkit_reservations \
-                (id, drop_id, buyer_id, display_name, status, created_at, expires_at) \
-         SELECT gen_random_uuid(), $1, 'sold' || g, 'sold' || g, 'purchased', now(), now() + interval '1 hour' \
+                (id, drop_id, variant_id, buyer_id, display_name, status, created_at, expires_at) \
+         SELECT gen_random_uuid(), $1, (SELECT id FROM dropkit_variants WHERE drop_id = $1), \
+                'sold' || g, 'sold' || g, 'purchased', now(), now() + interval '1 hour' \
          FROM generate_series(1, 100000) g",
         "INSERT INTO dropkit_purchases \
-                (id, reservation_id, drop_id, buyer_id, display_name, amount_minor, created_at) \
-         SELECT gen_random_uuid(), id, drop_id, buyer_id, display_name, 100, now() \
+                (id, reservation_id, drop_id, variant_id, buyer_id, display_name, amount_minor, \
+                 created_at) \
+         SELECT gen_random_uuid(), id, drop_id, variant_id, buyer_id, display_name, 100, now() \
            FROM dropkit_reservations \
          WHERE drop_id = $1 AND status = 'purchased'",
         "UPDATE dropkit_drops SET reserved = reserved + 100000, sold = sold + 100000, \
          version = version + 1 WHERE id = $1",
+        "UPDATE dropkit_variants SET reserved = reserved + 100000, sold = sold + 100000 \
+          WHERE drop_id = $1",
     ] {
         sqlx::query(sql)
             .bind(id.as_uuid())
@@ -449,12 +505,30 @@ fn main() {
             for algo in cases {
                 on.push((algo, bench.fresh_drop("hot").await));
             }
+            if tasks == 32 {
+                let (id, variants) = four_variant_drop(&bench.store, "hot, 4 variants").await;
+                VARIANTS.lock().expect("variants").insert(id, variants);
+                on.push((Algo::Variants4, id));
+            }
             if let Some(drop_id) = bench.variant_drop("hot").await {
                 on.push((Algo::Variant, drop_id));
             }
             hot.extend(bench.interleaved(&on, tasks).await);
         }
         print_table("hot drop, empty tables", &hot);
+        if hot.contains_key(&(32, Algo::Variants4)) {
+            println!("\n## four variants, quantities 1–2, maxPerBuyer 2, 32 tasks");
+            target(
+                "(g)/(c), four variants vs the floor",
+                ratio(&hot, 32, Algo::Variants4, Algo::Floor),
+                5.0,
+            );
+            target(
+                "(g)/(d), four variants vs one variant, group commit both",
+                ratio(&hot, 32, Algo::Variants4, Algo::Batched),
+                0.8,
+            );
+        }
 
         // Two big drops: the baseline inserts holds without counters, so it
         // gets its own.

@@ -37,6 +37,32 @@ async fn wiring_needs_only_dropkit_paths() {
         .expect("created");
     let info: &DropInfo = &created.drop;
     assert_eq!(info.name, "Facade");
+    // Variants, quantities, edits and idempotency keys are named through
+    // the facade too.
+    let sized = store
+        .create_drop(
+            NewDrop::with_variants("Sized", Money::ZERO, [NewVariant::new("42", 2)])
+                .max_per_buyer(2),
+        )
+        .await
+        .expect("created");
+    let buyer = Buyer::claimed(Username::parse("facade").unwrap());
+    let key = IdempotencyKey::new("b:facade", "k-1", [7; 32]).unwrap();
+    let held = store
+        .reserve_with(
+            sized.drop.id,
+            &buyer,
+            ReserveRequest::new().quantity(2),
+            Some(&key),
+        )
+        .await
+        .expect("held");
+    assert_eq!(held.reservation.quantity, 2);
+    let edited: Applied<DropState> = store
+        .update_drop(sized.drop.id, &DropPatch::new().name("Resized"), None)
+        .await
+        .expect("edited");
+    assert_eq!(edited.value.drop.name, "Resized");
     scheduler.stop().await;
     assert!(stop.is_cancelled());
 

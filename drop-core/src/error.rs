@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{DropId, ReservationId};
+use crate::{DropId, PurchaseId, Reservation, ReservationId, VariantId};
 
 /// A boxed source error kept for diagnostics.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -136,6 +136,74 @@ pub enum DropError {
         /// The reservation.
         reservation_id: ReservationId,
     },
+    /// The buyer already holds other units of this drop (another variant
+    /// or quantity): one active hold per buyer and drop. Carries that hold.
+    #[error("you already hold {} of this drop (reservation {})", reservation.quantity, reservation.id)]
+    HoldExists {
+        /// The buyer's existing hold.
+        reservation: Box<Reservation>,
+    },
+    /// The units asked for, with those the buyer bought already, are more
+    /// than the drop's `maxPerBuyer`.
+    #[error("at most {max_per_buyer} per buyer in drop {drop_id}; you have {taken} already")]
+    BuyerLimitReached {
+        /// The drop.
+        drop_id: DropId,
+        /// Its limit.
+        max_per_buyer: u32,
+        /// Units the buyer holds or bought (not cancelled) already.
+        taken: u32,
+    },
+    /// The drop is paused: no new holds for now.
+    #[error("drop {drop_id} is paused")]
+    DropPaused {
+        /// The drop.
+        drop_id: DropId,
+    },
+    /// A variant's new total would be below its held plus sold units.
+    #[error(
+        "variant {variant_id} has {committed} units held or sold; its stock cannot go below that"
+    )]
+    StockBelowCommitted {
+        /// The drop.
+        drop_id: DropId,
+        /// The variant.
+        variant_id: VariantId,
+        /// Its reserved + sold units.
+        committed: u32,
+    },
+    /// The price cannot change once the sale has started.
+    #[error("drop {drop_id} has started: its price is locked")]
+    PriceLocked {
+        /// The drop.
+        drop_id: DropId,
+    },
+    /// No such purchase.
+    #[error("purchase {purchase_id} not found")]
+    PurchaseNotFound {
+        /// The purchase asked for.
+        purchase_id: PurchaseId,
+    },
+    /// The drop has no such variant.
+    #[error("drop {drop_id} has no variant {variant_id}")]
+    VariantNotFound {
+        /// The drop.
+        drop_id: DropId,
+        /// The variant asked for.
+        variant_id: VariantId,
+    },
+    /// The idempotency key was used before with a different request.
+    #[error("idempotency key {key:?} was used for a different request")]
+    IdempotencyKeyReused {
+        /// The key.
+        key: String,
+    },
+    /// A request with the same idempotency key is still being answered.
+    #[error("a request with idempotency key {key:?} is still in progress")]
+    IdempotencyInProgress {
+        /// The key.
+        key: String,
+    },
     /// A caller-supplied value breaks a rule.
     #[error("invalid {field}: {message}")]
     InvalidInput {
@@ -190,6 +258,15 @@ impl DropError {
             Self::NotOwner { .. } => "NOT_OWNER",
             Self::AlreadyPurchased { .. } => "ALREADY_PURCHASED",
             Self::AlreadyReleased { .. } => "ALREADY_RELEASED",
+            Self::HoldExists { .. } => "HOLD_EXISTS",
+            Self::BuyerLimitReached { .. } => "BUYER_LIMIT_REACHED",
+            Self::DropPaused { .. } => "DROP_PAUSED",
+            Self::StockBelowCommitted { .. } => "STOCK_BELOW_COMMITTED",
+            Self::PriceLocked { .. } => "PRICE_LOCKED",
+            Self::PurchaseNotFound { .. } => "PURCHASE_NOT_FOUND",
+            Self::VariantNotFound { .. } => "VARIANT_NOT_FOUND",
+            Self::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
+            Self::IdempotencyInProgress { .. } => "IDEMPOTENCY_IN_PROGRESS",
             Self::InvalidInput { .. } => "INVALID_INPUT",
             Self::Unavailable { .. } => "UNAVAILABLE",
             Self::Internal { .. } => "INTERNAL",
@@ -220,6 +297,15 @@ pub const ERROR_CODES: &[&str] = &[
     "NOT_OWNER",
     "ALREADY_PURCHASED",
     "ALREADY_RELEASED",
+    "HOLD_EXISTS",
+    "BUYER_LIMIT_REACHED",
+    "DROP_PAUSED",
+    "STOCK_BELOW_COMMITTED",
+    "PRICE_LOCKED",
+    "PURCHASE_NOT_FOUND",
+    "VARIANT_NOT_FOUND",
+    "IDEMPOTENCY_KEY_REUSED",
+    "IDEMPOTENCY_IN_PROGRESS",
     "INVALID_INPUT",
     "UNAVAILABLE",
     "INTERNAL",
@@ -232,7 +318,7 @@ mod tests {
     /// Every variant has its own code, and `ERROR_CODES` lists exactly them.
     #[test]
     fn codes_are_distinct_and_listed() {
-        let (d, r) = (DropId::new(), ReservationId::new());
+        let (d, r, v) = (DropId::new(), ReservationId::new(), VariantId::new());
         let source = || -> ErrorSource { "boom".into() };
         let all = [
             DropError::OutOfStock { drop_id: d },
@@ -246,6 +332,38 @@ mod tests {
             DropError::NotOwner { reservation_id: r },
             DropError::AlreadyPurchased { reservation_id: r },
             DropError::AlreadyReleased { reservation_id: r },
+            DropError::HoldExists {
+                reservation: Box::new(crate::Reservation::new(
+                    r,
+                    d,
+                    v,
+                    crate::Buyer::new("b".parse().unwrap(), crate::Username::parse("bob").unwrap()),
+                    crate::ReservationStatus::Active,
+                    chrono::DateTime::UNIX_EPOCH,
+                    chrono::DateTime::UNIX_EPOCH,
+                )),
+            },
+            DropError::BuyerLimitReached {
+                drop_id: d,
+                max_per_buyer: 1,
+                taken: 1,
+            },
+            DropError::DropPaused { drop_id: d },
+            DropError::StockBelowCommitted {
+                drop_id: d,
+                variant_id: v,
+                committed: 1,
+            },
+            DropError::PriceLocked { drop_id: d },
+            DropError::PurchaseNotFound {
+                purchase_id: PurchaseId::new(),
+            },
+            DropError::VariantNotFound {
+                drop_id: d,
+                variant_id: v,
+            },
+            DropError::IdempotencyKeyReused { key: "k".into() },
+            DropError::IdempotencyInProgress { key: "k".into() },
             DropError::invalid("name", "bad"),
             DropError::Unavailable {
                 store: "test",
@@ -260,7 +378,7 @@ mod tests {
         assert_eq!(codes, ERROR_CODES);
         let retryable: Vec<bool> = all.iter().map(DropError::is_retryable).collect();
         assert_eq!(retryable.iter().filter(|r| **r).count(), 1);
-        assert!(all[9].is_retryable());
+        assert!(all[ERROR_CODES.len() - 2].is_retryable());
     }
 
     /// A clone is the same error: same code, same text, and the same

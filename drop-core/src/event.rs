@@ -10,7 +10,10 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use crate::{BuyerId, DropId, DropState, ReservationId, Stock, TopPurchaser, Username};
+use crate::{
+    BuyerId, DropId, DropState, Money, PurchaseId, ReservationId, Stock, TopPurchaser, Username,
+    VariantId, VariantStock,
+};
 
 /// Something that changed, announced only after it committed.
 ///
@@ -41,6 +44,10 @@ pub enum DropEvent {
         reservation_id: ReservationId,
         /// Who holds it.
         buyer_id: BuyerId,
+        /// The variant held.
+        variant_id: VariantId,
+        /// How many units.
+        quantity: u32,
         /// When it runs out.
         expires_at: DateTime<Utc>,
     },
@@ -48,17 +55,27 @@ pub enum DropEvent {
     StockChanged {
         /// The drop.
         drop_id: DropId,
-        /// Counters after the change.
+        /// Counters after the change (sums over the variants).
         stock: Stock,
+        /// Every variant's counters after the change, in the drop's order.
+        variants: Vec<VariantStock>,
     },
     /// A hold was purchased.
     PurchaseCompleted {
         /// The drop.
         drop_id: DropId,
+        /// The purchase made.
+        purchase_id: PurchaseId,
         /// The completed hold.
         reservation_id: ReservationId,
         /// Who bought it.
         buyer_id: BuyerId,
+        /// The variant bought.
+        variant_id: VariantId,
+        /// How many units.
+        quantity: u32,
+        /// What was paid.
+        amount_paid: Money,
         /// The buyer's display name, as public feeds show them.
         display_name: Username,
         /// The drop's most recent buyers after this purchase, newest first.
@@ -80,14 +97,37 @@ pub enum DropEvent {
         /// Who held it (and gave it back).
         buyer_id: BuyerId,
     },
+    /// An admin changed a drop: edited it, paused or resumed it, or ended
+    /// it. `drop` is its state after the change.
+    DropUpdated {
+        /// The drop and its stock after the change.
+        drop: DropState,
+    },
+    /// An admin cancelled a purchase; its units went back on sale (a
+    /// [`StockChanged`](Self::StockChanged) follows).
+    PurchaseCancelled {
+        /// The drop.
+        drop_id: DropId,
+        /// The cancelled purchase.
+        purchase_id: PurchaseId,
+        /// The hold it had completed.
+        reservation_id: ReservationId,
+        /// Who had bought it.
+        buyer_id: BuyerId,
+        /// The variant.
+        variant_id: VariantId,
+        /// How many units went back.
+        quantity: u32,
+    },
 }
 
 impl DropEvent {
     /// The drop the event concerns.
     pub fn drop_id(&self) -> DropId {
         match self {
-            Self::DropCreated { drop } => drop.drop.id,
+            Self::DropCreated { drop } | Self::DropUpdated { drop } => drop.drop.id,
             Self::HoldCreated { drop_id, .. }
+            | Self::PurchaseCancelled { drop_id, .. }
             | Self::StockChanged { drop_id, .. }
             | Self::PurchaseCompleted { drop_id, .. }
             | Self::HoldExpired { drop_id, .. }
@@ -264,6 +304,8 @@ mod tests {
                 drop_id,
                 reservation_id,
                 buyer_id: buyer_id.clone(),
+                variant_id: crate::VariantId::new(),
+                quantity: 2,
                 expires_at: DateTime::UNIX_EPOCH,
             },
             DropEvent::HoldReleased {
@@ -273,8 +315,12 @@ mod tests {
             },
             DropEvent::PurchaseCompleted {
                 drop_id,
+                purchase_id: crate::PurchaseId::new(),
                 reservation_id,
                 buyer_id: buyer_id.clone(),
+                variant_id: crate::VariantId::new(),
+                quantity: 2,
+                amount_paid: crate::Money::from_minor(250).unwrap(),
                 display_name: Username::parse("ann").unwrap(),
                 top_purchasers: vec![],
             },

@@ -80,6 +80,11 @@ uuid_id!(
     PurchaseId,
     "purchaseId"
 );
+uuid_id!(
+    /// Identifies a variant (a size, a colour) of a drop.
+    VariantId,
+    "variantId"
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,10 @@
 //!
 //! - [`model`]: [`DropInfo`], [`Reservation`], [`Purchase`], [`Stock`] and their
 //!   validated parts ([`Money`], ids).
+//! - [`variant`]: a drop's variants ([`VariantInfo`], [`VariantStock`]) and
+//!   what a reserve asks for ([`ReserveRequest`]).
+//! - [`admin`]: editing a drop ([`DropPatch`]).
+//! - [`idempotency`]: keys that make a retried write act once.
 //! - [`buyer`]: [`BuyerId`], the store's key for a buyer, and [`Buyer`]: an
 //!   id with the display name ([`Username`]'s rules) public feeds show.
 //! - [`state`]: the reservation state machine, as plain functions.
@@ -28,10 +32,12 @@
 //! (feature `testkit`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod admin;
 pub mod buyer;
 pub mod clock;
 pub mod error;
 pub mod event;
+pub mod idempotency;
 pub mod ids;
 pub mod model;
 pub mod money;
@@ -40,31 +46,41 @@ pub mod session;
 pub mod state;
 pub mod store;
 pub mod username;
+pub mod variant;
 
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 
+pub use admin::{DropPatch, VariantPatch};
 pub use buyer::{BUYER_ID_MAX, Buyer, BuyerId};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BoxError, DropError, ERROR_CODES, ErrorSource, NotActiveReason};
 pub use event::{
     DEFAULT_EVENT_CAPACITY, DropEvent, EventBus, EventStream, EventsLost, Origin, OriginEventStream,
 };
-pub use ids::{DropId, PurchaseId, ReservationId};
+pub use idempotency::{
+    Applied, IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_RETENTION, IdempotencyKey, IdempotencyRecord,
+    Recorded,
+};
+pub use ids::{DropId, PurchaseId, ReservationId, VariantId};
 pub use model::{
     DEFAULT_HOLD, DropInfo, DropState, EARLIEST_INSTANT, LATEST_INSTANT, MAX_HOLD, MAX_NAME,
-    MAX_STOCK, MIN_HOLD, NewDrop, Purchase, Reservation, ReservationStatus, Reserved, Stock,
-    TopPurchaser,
+    MAX_STOCK, MIN_HOLD, NewDrop, Purchase, PurchaseStatus, Purchased, Reservation,
+    ReservationStatus, Reserved, Stock, TopPurchaser,
 };
 pub use money::Money;
 pub use scheduler::{ExpiryScheduler, SchedulerHandle};
 pub use session::{RevokedSession, RevokedSessions};
 pub use state::{Transition, next_status};
 pub use store::{
-    DropOverview, InventoryStore, InventoryStoreExt, TOP_PURCHASERS, overview_by_parts,
+    DropOverview, InventoryStore, InventoryStoreExt, MAX_PAGE, TOP_PURCHASERS, overview_by_parts,
 };
 pub use username::Username;
+pub use variant::{
+    DEFAULT_MAX_PER_BUYER, DEFAULT_VARIANT_NAME, MAX_PER_BUYER, MAX_VARIANT_NAME, MAX_VARIANTS,
+    NewVariant, ReserveRequest, VariantInfo, VariantStock,
+};
 
 /// Re-exported so implementors use the same version.
 pub use async_trait::async_trait;

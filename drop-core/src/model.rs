@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Buyer, BuyerId, DropError, DropId, Money, NotActiveReason, PurchaseId, ReservationId, Username,
+    Buyer, BuyerId, DEFAULT_MAX_PER_BUYER, DEFAULT_VARIANT_NAME, DropError, DropId, MAX_PER_BUYER,
+    MAX_VARIANTS, Money, NewVariant, NotActiveReason, PurchaseId, ReservationId, ReserveRequest,
+    Username, VariantId, VariantInfo, VariantStock,
 };
 
 /// Hold duration when a drop does not choose one.
@@ -15,7 +17,7 @@ pub const DEFAULT_HOLD: Duration = Duration::from_secs(60);
 pub const MIN_HOLD: Duration = Duration::from_millis(50);
 /// Longest hold a drop may have.
 pub const MAX_HOLD: Duration = Duration::from_secs(24 * 60 * 60);
-/// Largest stock a single drop may have.
+/// Largest stock a single drop may have (all its variants together).
 pub const MAX_STOCK: u32 = 1_000_000;
 /// Longest drop name, in characters.
 pub const MAX_NAME: usize = 100;
@@ -48,13 +50,21 @@ pub struct DropInfo {
     pub name: String,
     /// Price of one unit.
     pub price: Money,
-    /// Units for sale in all.
+    /// Units for sale in all (the sum over its variants).
     pub total_stock: u32,
+    /// Its variants, in the order they were created (at least one).
+    pub variants: Vec<VariantInfo>,
+    /// Units one buyer may hold plus have bought (not cancelled), across
+    /// the variants.
+    pub max_per_buyer: u32,
+    /// Whether new holds are refused for now (`DROP_PAUSED`); existing
+    /// holds can still be bought within their window.
+    pub paused: bool,
     /// Sale opens at this instant (open from creation when absent).
     pub starts_at: Option<DateTime<Utc>>,
     /// Sale closes at this instant (never when absent).
     pub ends_at: Option<DateTime<Utc>>,
-    /// How long a reservation holds a unit.
+    /// How long a new reservation holds its units.
     #[serde(rename = "holdSeconds", with = "hold_seconds")]
     pub hold: Duration,
     /// When the drop was created.
@@ -62,15 +72,18 @@ pub struct DropInfo {
 }
 
 impl DropInfo {
-    /// A drop as a store read it back: open from creation, never closing;
-    /// set [`starts_at`](Self::starts_at) and [`ends_at`](Self::ends_at)
-    /// afterwards. No rule is checked here: rules are checked once, by
-    /// [`NewDrop::validate`], when the drop is created.
+    /// A drop as a store read it back: open from creation, never closing,
+    /// not paused, with `maxPerBuyer` 1; set [`starts_at`](Self::starts_at),
+    /// [`ends_at`](Self::ends_at), [`max_per_buyer`](Self::max_per_buyer)
+    /// and [`paused`](Self::paused) afterwards. No rule is checked here:
+    /// rules are checked by [`NewDrop::validate`] and
+    /// [`DropPatch::apply`](crate::DropPatch::apply).
     pub fn new(
         id: DropId,
         name: impl Into<String>,
         price: Money,
         total_stock: u32,
+        variants: Vec<VariantInfo>,
         hold: Duration,
         created_at: DateTime<Utc>,
     ) -> Self {
@@ -79,11 +92,82 @@ impl DropInfo {
             name: name.into(),
             price,
             total_stock,
+            variants,
+            max_per_buyer: DEFAULT_MAX_PER_BUYER,
+            paused: false,
             starts_at: None,
             ends_at: None,
             hold,
             created_at,
         }
+    }
+
+    /// The variant a reserve asking for `wanted` means: the one named, or
+    /// the drop's only one. Errors: `VARIANT_NOT_FOUND`, or
+    /// `INVALID_INPUT` (field `variantId`) when none is named and the drop
+    /// has several.
+    pub fn pick_variant(&self, wanted: Option<VariantId>) -> Result<&VariantInfo, DropError> {
+        match wanted {
+            Some(id) => {
+                self.variants
+                    .iter()
+                    .find(|v| v.id == id)
+                    .ok_or(DropError::VariantNotFound {
+                        drop_id: self.id,
+                        variant_id: id,
+                    })
+            }
+            None => match self.variants.as_slice() {
+                [only] => Ok(only),
+                _ => Err(DropError::invalid(
+                    "variantId",
+                    "is required: the drop has more than one variant",
+                )),
+            },
+        }
+    }
+
+    /// Checks a reserve's request against the drop's rules (the variant
+    /// and the quantity, not the stock or the buyer's past) and answers
+    /// the variant it names. Errors: as [`pick_variant`](Self::pick_variant),
+    /// and `INVALID_INPUT` (field `quantity`) for a quantity of 0 or above
+    /// `maxPerBuyer`, or whose total (price × quantity) would be above the
+    /// largest amount ([`MONEY_MAX_MINOR`](crate::money::MONEY_MAX_MINOR)),
+    /// so that a hold granted can always be paid.
+    pub fn check_request(&self, request: &ReserveRequest) -> Result<VariantId, DropError> {
+        let variant = self.pick_variant(request.variant_id)?.id;
+        if request.quantity == 0 || request.quantity > self.max_per_buyer {
+            return Err(DropError::invalid(
+                "quantity",
+                format!(
+                    "must be between 1 and the drop's maxPerBuyer ({})",
+                    self.max_per_buyer
+                ),
+            ));
+        }
+        if self.price.times(request.quantity).is_none() {
+            return Err(DropError::invalid(
+                "quantity",
+                "the total would be above the largest amount (1000000000)",
+            ));
+        }
+        Ok(variant)
+    }
+
+    /// `Ok` while the drop takes new holds at `now`: in its window and not
+    /// paused (`DROP_NOT_ACTIVE`, `DROP_PAUSED`).
+    pub fn check_open(&self, now: DateTime<Utc>) -> Result<(), DropError> {
+        self.check_active(now)?;
+        if self.paused {
+            return Err(DropError::DropPaused { drop_id: self.id });
+        }
+        Ok(())
+    }
+
+    /// Whether the price may still change at `now`: only before the sale
+    /// starts (a drop without `startsAt` is on sale from its creation).
+    pub fn price_locked(&self, now: DateTime<Utc>) -> bool {
+        now >= self.starts_at.unwrap_or(self.created_at)
     }
 
     /// `Ok` while the drop takes reservations and purchases at `now`.
@@ -113,9 +197,10 @@ impl DropInfo {
 }
 
 /// What a caller supplies to create a drop. Build it with [`NewDrop::new`]
-/// and the setters, then hand it to a store, which calls
-/// [`NewDrop::validate`]. New fields may be added in minor releases (each
-/// with a default), so it cannot be built as a struct literal.
+/// (one variant) or [`NewDrop::with_variants`] and the setters, then hand
+/// it to a store, which calls [`NewDrop::validate`]. New fields may be
+/// added in minor releases (each with a default), so it cannot be built as
+/// a struct literal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -124,8 +209,12 @@ pub struct NewDrop {
     pub name: String,
     /// Price of one unit.
     pub price: Money,
-    /// Units for sale (1–1,000,000).
-    pub total_stock: u32,
+    /// Its variants (1–100, names unique, stock summing to 1–1,000,000).
+    pub variants: Vec<NewVariant>,
+    /// Units one buyer may hold plus have bought, across the variants
+    /// (1–100; default 1).
+    #[serde(default = "default_max_per_buyer")]
+    pub max_per_buyer: u32,
     /// Optional opening instant.
     pub starts_at: Option<DateTime<Utc>>,
     /// Optional closing instant (after `starts_at`).
@@ -143,17 +232,50 @@ fn default_hold() -> Duration {
     DEFAULT_HOLD
 }
 
+fn default_max_per_buyer() -> u32 {
+    DEFAULT_MAX_PER_BUYER
+}
+
 impl NewDrop {
-    /// A drop open from now on, forever, with the default hold.
+    /// A drop of one variant ([`DEFAULT_VARIANT_NAME`]) with `total_stock`
+    /// units, open from now on, forever, with the default hold and one
+    /// unit per buyer.
     pub fn new(name: impl Into<String>, price: Money, total_stock: u32) -> Self {
+        Self::with_variants(
+            name,
+            price,
+            vec![NewVariant::new(DEFAULT_VARIANT_NAME, total_stock)],
+        )
+    }
+
+    /// A drop of several variants, each with its own stock.
+    pub fn with_variants(
+        name: impl Into<String>,
+        price: Money,
+        variants: impl IntoIterator<Item = NewVariant>,
+    ) -> Self {
         Self {
             name: name.into(),
             price,
-            total_stock,
+            variants: variants.into_iter().collect(),
+            max_per_buyer: DEFAULT_MAX_PER_BUYER,
             starts_at: None,
             ends_at: None,
             hold: DEFAULT_HOLD,
         }
+    }
+
+    /// Units for sale in all: the sum over the variants (saturating).
+    pub fn total_stock(&self) -> u32 {
+        self.variants
+            .iter()
+            .fold(0u32, |sum, v| sum.saturating_add(v.total_stock))
+    }
+
+    /// Sets how many units one buyer may hold plus have bought.
+    pub fn max_per_buyer(mut self, max: u32) -> Self {
+        self.max_per_buyer = max;
+        self
     }
 
     /// Sets the opening instant.
@@ -189,10 +311,45 @@ impl NewDrop {
                 "must not contain control characters",
             ));
         }
-        if self.total_stock == 0 || self.total_stock > MAX_STOCK {
+        if self.variants.is_empty() || self.variants.len() > MAX_VARIANTS {
             return Err(DropError::invalid(
-                "totalStock",
-                format!("must be between 1 and {MAX_STOCK}"),
+                "variants",
+                format!("must have 1 to {MAX_VARIANTS} entries"),
+            ));
+        }
+        for (i, v) in self.variants.iter().enumerate() {
+            // A drop made with `totalStock` and no variants names that field.
+            if self.variants.len() == 1 && v.total_stock > MAX_STOCK {
+                return Err(DropError::invalid(
+                    "totalStock",
+                    format!("total stock must be between 1 and {MAX_STOCK}"),
+                ));
+            }
+            v.validate(i)?;
+            let name = v.name.trim();
+            if self.variants[..i].iter().any(|w| w.name.trim() == name) {
+                return Err(DropError::invalid(
+                    format!("variants[{i}].name"),
+                    "must be unique within the drop",
+                ));
+            }
+        }
+        let total = self.total_stock();
+        if total == 0 || total > MAX_STOCK {
+            let field = if self.variants.len() == 1 {
+                "totalStock"
+            } else {
+                "variants"
+            };
+            return Err(DropError::invalid(
+                field,
+                format!("total stock must be between 1 and {MAX_STOCK}"),
+            ));
+        }
+        if self.max_per_buyer == 0 || self.max_per_buyer > MAX_PER_BUYER {
+            return Err(DropError::invalid(
+                "maxPerBuyer",
+                format!("must be between 1 and {MAX_PER_BUYER}"),
             ));
         }
         for (field, at) in [("startsAt", self.starts_at), ("endsAt", self.ends_at)] {
@@ -232,19 +389,42 @@ impl NewDrop {
     }
 
     /// Validates (at `now`) and turns this into a [`DropInfo`] created at
-    /// `now`, with the name trimmed.
-    pub fn into_drop(self, id: DropId, now: DateTime<Utc>) -> Result<DropInfo, DropError> {
+    /// `now`, with the names trimmed and a new id for each variant, and the
+    /// variants' starting stock (all free), in the same order.
+    pub fn into_drop(
+        self,
+        id: DropId,
+        now: DateTime<Utc>,
+    ) -> Result<(DropInfo, Vec<VariantStock>), DropError> {
         self.validate_at(now)?;
-        Ok(DropInfo {
-            id,
-            name: self.name.trim().to_owned(),
-            price: self.price,
-            total_stock: self.total_stock,
-            starts_at: self.starts_at,
-            ends_at: self.ends_at,
-            hold: self.hold,
-            created_at: now,
-        })
+        let total_stock = self.total_stock();
+        let (variants, stock) = self
+            .variants
+            .iter()
+            .map(|v| {
+                let vid = VariantId::new();
+                (
+                    VariantInfo::new(vid, v.name.trim()),
+                    VariantStock::new(vid, v.total_stock, 0, 0),
+                )
+            })
+            .unzip();
+        Ok((
+            DropInfo {
+                id,
+                name: self.name.trim().to_owned(),
+                price: self.price,
+                total_stock,
+                variants,
+                max_per_buyer: self.max_per_buyer,
+                paused: false,
+                starts_at: self.starts_at,
+                ends_at: self.ends_at,
+                hold: self.hold,
+                created_at: now,
+            },
+            stock,
+        ))
     }
 }
 
@@ -292,7 +472,7 @@ impl std::str::FromStr for ReservationStatus {
     }
 }
 
-/// A hold on one unit of a drop.
+/// A hold on units of one variant of a drop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -301,6 +481,10 @@ pub struct Reservation {
     pub id: ReservationId,
     /// The drop held.
     pub drop_id: DropId,
+    /// The variant held.
+    pub variant_id: VariantId,
+    /// How many units it holds (at least 1).
+    pub quantity: u32,
     /// Who holds it.
     pub buyer_id: BuyerId,
     /// The holder's display name, as given when the hold was taken.
@@ -314,10 +498,12 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// A hold as a store records it.
+    /// A hold of one unit as a store records it; set
+    /// [`quantity`](Self::quantity) afterwards for more.
     pub fn new(
         id: ReservationId,
         drop_id: DropId,
+        variant_id: VariantId,
         buyer: Buyer,
         status: ReservationStatus,
         created_at: DateTime<Utc>,
@@ -326,6 +512,8 @@ impl Reservation {
         Self {
             id,
             drop_id,
+            variant_id,
+            quantity: 1,
             buyer_id: buyer.id,
             display_name: buyer.display_name,
             status,
@@ -341,28 +529,74 @@ impl Reservation {
 }
 
 /// The answer to a reserve: the hold, and whether this call created it
-/// (`false` when the caller already held one, returned unchanged).
+/// (`false` when the caller already held the same units, returned
+/// unchanged, or when the call replayed an earlier one by its idempotency
+/// key and that one did not create it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Reserved {
-    /// The caller's active hold.
+    /// The caller's hold (as it is now, for a replay: it may have ended).
     pub reservation: Reservation,
-    /// Whether this call created it.
+    /// Whether this call (or, for a replay, the call replayed) created it.
     pub created: bool,
+    /// Whether this call replayed an earlier one with the same
+    /// idempotency key instead of acting.
+    pub replayed: bool,
 }
 
 impl Reserved {
-    /// The answer to a reserve.
+    /// The answer to a reserve that acted.
     pub fn new(reservation: Reservation, created: bool) -> Self {
         Self {
             reservation,
             created,
+            replayed: false,
+        }
+    }
+
+    /// The answer to a reserve that replayed an earlier one.
+    pub fn replay(reservation: Reservation, created: bool) -> Self {
+        Self {
+            reservation,
+            created,
+            replayed: true,
         }
     }
 }
 
-/// A completed purchase.
+/// Whether a purchase stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PurchaseStatus {
+    /// Paid and standing.
+    Completed,
+    /// Cancelled by an admin; its units went back on sale (terminal).
+    Cancelled,
+}
+
+impl PurchaseStatus {
+    /// The lowercase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::str::FromStr for PurchaseStatus {
+    type Err = DropError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "completed" => Self::Completed,
+            "cancelled" => Self::Cancelled,
+            _ => return Err(DropError::invalid("status", "unknown purchase status")),
+        })
+    }
+}
+
+/// A purchase: a hold paid for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -373,34 +607,90 @@ pub struct Purchase {
     pub reservation_id: ReservationId,
     /// The drop bought from.
     pub drop_id: DropId,
+    /// The variant bought.
+    pub variant_id: VariantId,
+    /// How many units.
+    pub quantity: u32,
     /// The buyer.
     pub buyer_id: BuyerId,
     /// The buyer's display name, as given when the hold was taken.
     pub display_name: Username,
-    /// What was paid (the drop's price).
+    /// What was paid: the drop's price at the time × quantity.
     pub amount_paid: Money,
-    /// When.
+    /// Completed, or cancelled since.
+    pub status: PurchaseStatus,
+    /// When it was paid.
     pub created_at: DateTime<Utc>,
+    /// When it was cancelled, if it was.
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 impl Purchase {
-    /// A purchase as a store records it.
+    /// A completed purchase of `reservation`'s units as a store records it.
     pub fn new(
         id: PurchaseId,
-        reservation_id: ReservationId,
-        drop_id: DropId,
-        buyer: Buyer,
+        reservation: &Reservation,
         amount_paid: Money,
         created_at: DateTime<Utc>,
     ) -> Self {
         Self {
             id,
-            reservation_id,
-            drop_id,
-            buyer_id: buyer.id,
-            display_name: buyer.display_name,
+            reservation_id: reservation.id,
+            drop_id: reservation.drop_id,
+            variant_id: reservation.variant_id,
+            quantity: reservation.quantity,
+            buyer_id: reservation.buyer_id.clone(),
+            display_name: reservation.display_name.clone(),
             amount_paid,
+            status: PurchaseStatus::Completed,
             created_at,
+            cancelled_at: None,
+        }
+    }
+
+    /// Its buyer, id and display name.
+    pub fn buyer(&self) -> Buyer {
+        Buyer::new(self.buyer_id.clone(), self.display_name.clone())
+    }
+
+    /// Whether it still stands (not cancelled).
+    pub fn is_completed(&self) -> bool {
+        self.status == PurchaseStatus::Completed
+    }
+}
+
+/// The answer to a purchase: the purchase, and whether this call made it
+/// (`false` when the owner repeated a purchase of a hold already bought:
+/// the same purchase comes back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Purchased {
+    /// The purchase (as it is now, for a repeat: it may be cancelled).
+    pub purchase: Purchase,
+    /// Whether this call (or, for a replay, the call replayed) made it.
+    pub created: bool,
+    /// Whether this call replayed an earlier one with the same
+    /// idempotency key instead of acting.
+    pub replayed: bool,
+}
+
+impl Purchased {
+    /// The answer to a purchase that acted (or found the purchase made).
+    pub fn new(purchase: Purchase, created: bool) -> Self {
+        Self {
+            purchase,
+            created,
+            replayed: false,
+        }
+    }
+
+    /// The answer to a purchase that replayed an earlier one.
+    pub fn replay(purchase: Purchase, created: bool) -> Self {
+        Self {
+            purchase,
+            created,
+            replayed: true,
         }
     }
 }
@@ -470,14 +760,26 @@ impl Stock {
 pub struct DropState {
     /// The drop.
     pub drop: DropInfo,
-    /// Its counters.
+    /// Its counters: the sums over its variants.
     pub stock: Stock,
+    /// Each variant's counters, in the order of
+    /// [`DropInfo::variants`].
+    pub variants: Vec<VariantStock>,
 }
 
 impl DropState {
     /// A drop with its counters.
-    pub fn new(drop: DropInfo, stock: Stock) -> Self {
-        Self { drop, stock }
+    pub fn new(drop: DropInfo, stock: Stock, variants: Vec<VariantStock>) -> Self {
+        Self {
+            drop,
+            stock,
+            variants,
+        }
+    }
+
+    /// One variant's counters.
+    pub fn variant(&self, id: VariantId) -> Option<&VariantStock> {
+        self.variants.iter().find(|v| v.id == id)
     }
 }
 
@@ -522,20 +824,34 @@ mod tests {
                 },
                 "name",
             ),
+            (NewDrop::new("Air", Money::ZERO, 0), "totalStock"),
             (
-                NewDrop {
-                    total_stock: 0,
-                    ..ok.clone()
-                },
+                NewDrop::new("Air", Money::ZERO, MAX_STOCK + 1),
                 "totalStock",
             ),
+            (NewDrop::with_variants("Air", Money::ZERO, []), "variants"),
             (
-                NewDrop {
-                    total_stock: MAX_STOCK + 1,
-                    ..ok.clone()
-                },
-                "totalStock",
+                NewDrop::with_variants(
+                    "Air",
+                    Money::ZERO,
+                    [NewVariant::new("M", 1), NewVariant::new(" M ", 1)],
+                ),
+                "variants[1].name",
             ),
+            (
+                NewDrop::with_variants(
+                    "Air",
+                    Money::ZERO,
+                    [NewVariant::new("M", 0), NewVariant::new("L", 0)],
+                ),
+                "variants",
+            ),
+            (
+                NewDrop::with_variants("Air", Money::ZERO, [NewVariant::new("", 1)]),
+                "variants[0].name",
+            ),
+            (ok.clone().max_per_buyer(0), "maxPerBuyer"),
+            (ok.clone().max_per_buyer(MAX_PER_BUYER + 1), "maxPerBuyer"),
             (
                 ok.clone()
                     .starts_at(t("2030-01-02T00:00:00Z"))
@@ -581,7 +897,8 @@ mod tests {
             .starts_at(t("2030-01-01T00:00:00Z"))
             .ends_at(t("2030-01-02T00:00:00Z"))
             .into_drop(DropId::new(), t("2029-01-01T00:00:00Z"))
-            .unwrap();
+            .unwrap()
+            .0;
         assert!(matches!(
             d.check_active(t("2029-12-31T23:59:59Z")),
             Err(DropError::DropNotActive {

@@ -41,6 +41,15 @@ impl Money {
         self.0
     }
 
+    /// `quantity` times this amount, or `None` when that is above
+    /// [`MONEY_MAX_MINOR`].
+    pub fn times(self, quantity: u32) -> Option<Money> {
+        self.0
+            .checked_mul(i64::from(quantity))
+            .filter(|m| *m <= MONEY_MAX_MINOR)
+            .map(Money)
+    }
+
     /// Parses a decimal such as `"199.99"`, `"5"` or `"0.5"`.
     pub fn parse_decimal(raw: &str) -> Result<Self, DropError> {
         let bad = || {
@@ -150,6 +159,18 @@ impl<'de> Deserialize<'de> for Money {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_stops_at_the_largest_amount() {
+        let price = Money::from_minor(MONEY_MAX_MINOR / 2).unwrap();
+        assert_eq!(price.times(2).map(Money::minor), Some(MONEY_MAX_MINOR));
+        assert_eq!(price.times(3), None);
+        assert_eq!(Money::from_minor(250).unwrap().times(0), Some(Money::ZERO));
+        assert_eq!(
+            Money::from_minor(MONEY_MAX_MINOR).unwrap().times(u32::MAX),
+            None
+        );
+    }
 
     #[test]
     fn parses_and_prints_exactly() {

@@ -254,11 +254,12 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::{Buyer, BuyerId};
     use crate::{
-        DropError, DropId, DropState, EventBus, EventStream, NewDrop, Purchase, Reservation,
-        ReservationId, Reserved, RevokedSessions, TopPurchaser,
+        Applied, DropError, DropId, DropPatch, DropState, EventBus, EventStream, IdempotencyKey,
+        IdempotencyRecord, NewDrop, Purchase, PurchaseId, Purchased, Reservation, ReservationId,
+        ReserveRequest, Reserved, RevokedSessions, TopPurchaser,
     };
+    use crate::{Buyer, BuyerId};
 
     /// Wall time that follows tokio's (paused) clock, shifted by `skew`.
     #[derive(Debug)]
@@ -273,6 +274,135 @@ mod tests {
         }
     }
 
+    /// Implements the store trait for a test store with the methods given
+    /// (what a scheduler asks) and every other one unreachable.
+    macro_rules! scheduler_store {
+        ($store:ty { $($given:tt)* }) => {
+            #[async_trait]
+            impl InventoryStore for $store {
+                $($given)*
+            async fn create_drop_with(
+                &self,
+                _: NewDrop,
+                _: Option<&IdempotencyKey>,
+            ) -> Result<Applied<DropState>, DropError> {
+                unreachable!("the scheduler does not create drops")
+            }
+            async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
+                unreachable!("the scheduler does not list drops")
+            }
+            async fn list_all_drops(&self) -> Result<Vec<DropState>, DropError> {
+                unreachable!("the scheduler does not list drops")
+            }
+            async fn get_drop(&self, _: DropId) -> Result<DropState, DropError> {
+                unreachable!("the scheduler does not read drops")
+            }
+            async fn reserve_with(
+                &self,
+                _: DropId,
+                _: &Buyer,
+                _: ReserveRequest,
+                _: Option<&IdempotencyKey>,
+            ) -> Result<Reserved, DropError> {
+                unreachable!("the scheduler does not reserve")
+            }
+            async fn purchase_with(
+                &self,
+                _: ReservationId,
+                _: &BuyerId,
+                _: Option<&IdempotencyKey>,
+            ) -> Result<Purchased, DropError> {
+                unreachable!("the scheduler does not purchase")
+            }
+            async fn get_purchase(&self, _: PurchaseId) -> Result<Purchase, DropError> {
+                unreachable!("the scheduler does not read purchases")
+            }
+            async fn buyer_purchases(
+                &self,
+                _: &BuyerId,
+                _: Option<PurchaseId>,
+                _: usize,
+            ) -> Result<Vec<Purchase>, DropError> {
+                unreachable!("the scheduler does not read purchases")
+            }
+            async fn update_drop(
+                &self,
+                _: DropId,
+                _: &DropPatch,
+                _: Option<&IdempotencyKey>,
+            ) -> Result<Applied<DropState>, DropError> {
+                unreachable!("the scheduler does not edit drops")
+            }
+            async fn set_paused(
+                &self,
+                _: DropId,
+                _: bool,
+                _: Option<&IdempotencyKey>,
+            ) -> Result<Applied<DropState>, DropError> {
+                unreachable!("the scheduler does not pause drops")
+            }
+            async fn end_drop(
+                &self,
+                _: DropId,
+                _: Option<&IdempotencyKey>,
+            ) -> Result<Applied<DropState>, DropError> {
+                unreachable!("the scheduler does not end drops")
+            }
+            async fn cancel_purchase(
+                &self,
+                _: PurchaseId,
+                _: Option<&IdempotencyKey>,
+            ) -> Result<Applied<Purchase>, DropError> {
+                unreachable!("the scheduler does not cancel purchases")
+            }
+            async fn idempotency_record(
+                &self,
+                _: &str,
+                _: &str,
+            ) -> Result<Option<IdempotencyRecord>, DropError> {
+                unreachable!("the scheduler writes nothing")
+            }
+            async fn release(
+                &self,
+                _: ReservationId,
+                _: &BuyerId,
+            ) -> Result<Reservation, DropError> {
+                unreachable!("the scheduler does not release")
+            }
+            async fn get_reservation(&self, _: ReservationId) -> Result<Reservation, DropError> {
+                unreachable!("the scheduler does not read holds")
+            }
+            async fn active_hold(
+                &self,
+                _: DropId,
+                _: &BuyerId,
+            ) -> Result<Option<Reservation>, DropError> {
+                unreachable!("the scheduler does not read holds")
+            }
+            async fn top_purchasers(
+                &self,
+                _: DropId,
+                _: usize,
+            ) -> Result<Vec<TopPurchaser>, DropError> {
+                unreachable!("the scheduler does not read buyers")
+            }
+            async fn revoke_session(
+                &self,
+                _: uuid::Uuid,
+                _: DateTime<Utc>,
+            ) -> Result<(), DropError> {
+                unreachable!("the scheduler does not touch sessions")
+            }
+            async fn revoked_sessions(
+                &self,
+                _: Option<DateTime<Utc>>,
+            ) -> Result<RevokedSessions, DropError> {
+                unreachable!("the scheduler does not touch sessions")
+            }
+            }
+        };
+    }
+
     /// A store keeping its own time (like a database) with one hold due at
     /// `due`, counting the sweeps it is asked for.
     #[derive(Debug)]
@@ -284,43 +414,7 @@ mod tests {
         bus: EventBus,
     }
 
-    #[async_trait]
-    impl InventoryStore for OwnTimeStore {
-        async fn create_drop(&self, _: NewDrop) -> Result<DropState, DropError> {
-            unimplemented!()
-        }
-        async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
-            unimplemented!()
-        }
-        async fn get_drop(&self, _: DropId) -> Result<DropState, DropError> {
-            unimplemented!()
-        }
-        async fn reserve(&self, _: DropId, _: &Buyer) -> Result<Reserved, DropError> {
-            unimplemented!()
-        }
-        async fn purchase(&self, _: ReservationId, _: &BuyerId) -> Result<Purchase, DropError> {
-            unimplemented!()
-        }
-        async fn release(&self, _: ReservationId, _: &BuyerId) -> Result<Reservation, DropError> {
-            unimplemented!()
-        }
-        async fn get_reservation(&self, _: ReservationId) -> Result<Reservation, DropError> {
-            unimplemented!()
-        }
-        async fn active_hold(
-            &self,
-            _: DropId,
-            _: &BuyerId,
-        ) -> Result<Option<Reservation>, DropError> {
-            unimplemented!()
-        }
-        async fn top_purchasers(
-            &self,
-            _: DropId,
-            _: usize,
-        ) -> Result<Vec<TopPurchaser>, DropError> {
-            unimplemented!()
-        }
+    scheduler_store!(OwnTimeStore {
         async fn expire_due(&self, _: usize) -> Result<usize, DropError> {
             self.sweeps.fetch_add(1, Ordering::SeqCst);
             let now = self.clock.now();
@@ -338,19 +432,10 @@ mod tests {
         fn subscribe(&self) -> EventStream {
             self.bus.subscribe()
         }
-        async fn revoke_session(&self, _: uuid::Uuid, _: DateTime<Utc>) -> Result<(), DropError> {
-            unimplemented!()
-        }
-        async fn revoked_sessions(
-            &self,
-            _: Option<DateTime<Utc>>,
-        ) -> Result<RevokedSessions, DropError> {
-            unimplemented!()
-        }
         async fn store_time(&self) -> Result<Option<DateTime<Utc>>, DropError> {
             Ok(Some(self.clock.now()))
         }
-    }
+    });
 
     /// The application's clock runs a second ahead of the store's: the
     /// scheduler still sleeps until the hold is due by the store's clock and
@@ -393,47 +478,7 @@ mod tests {
     async fn a_hold_left_due_is_retried_with_backoff() {
         #[derive(Debug)]
         struct Stuck(EventBus, AtomicUsize, DateTime<Utc>);
-        #[async_trait]
-        impl InventoryStore for Stuck {
-            async fn create_drop(&self, _: NewDrop) -> Result<DropState, DropError> {
-                unimplemented!()
-            }
-            async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
-                unimplemented!()
-            }
-            async fn get_drop(&self, _: DropId) -> Result<DropState, DropError> {
-                unimplemented!()
-            }
-            async fn reserve(&self, _: DropId, _: &Buyer) -> Result<Reserved, DropError> {
-                unimplemented!()
-            }
-            async fn purchase(&self, _: ReservationId, _: &BuyerId) -> Result<Purchase, DropError> {
-                unimplemented!()
-            }
-            async fn release(
-                &self,
-                _: ReservationId,
-                _: &BuyerId,
-            ) -> Result<Reservation, DropError> {
-                unimplemented!()
-            }
-            async fn get_reservation(&self, _: ReservationId) -> Result<Reservation, DropError> {
-                unimplemented!()
-            }
-            async fn active_hold(
-                &self,
-                _: DropId,
-                _: &BuyerId,
-            ) -> Result<Option<Reservation>, DropError> {
-                unimplemented!()
-            }
-            async fn top_purchasers(
-                &self,
-                _: DropId,
-                _: usize,
-            ) -> Result<Vec<TopPurchaser>, DropError> {
-                unimplemented!()
-            }
+        scheduler_store!(Stuck {
             async fn expire_due(&self, _: usize) -> Result<usize, DropError> {
                 self.1.fetch_add(1, Ordering::SeqCst);
                 Ok(0)
@@ -444,20 +489,7 @@ mod tests {
             fn subscribe(&self) -> EventStream {
                 self.0.subscribe()
             }
-            async fn revoke_session(
-                &self,
-                _: uuid::Uuid,
-                _: DateTime<Utc>,
-            ) -> Result<(), DropError> {
-                unimplemented!()
-            }
-            async fn revoked_sessions(
-                &self,
-                _: Option<DateTime<Utc>>,
-            ) -> Result<RevokedSessions, DropError> {
-                unimplemented!()
-            }
-        }
+        });
         let clock = crate::ManualClock::fixed();
         let store = Arc::new(Stuck(EventBus::new(16), AtomicUsize::new(0), clock.now()));
         let cancel = CancellationToken::new();

@@ -107,6 +107,8 @@ mod tests {
         Reservation {
             id: ReservationId::new(),
             drop_id: DropId::new(),
+            variant_id: crate::VariantId::new(),
+            quantity: 1,
             buyer_id: BuyerId::parse("alice").unwrap(),
             display_name: crate::Username::parse("alice").unwrap(),
             status,

@@ -9,9 +9,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    Buyer, BuyerId, DropError, DropId, DropState, EventStream, NewDrop, Purchase, Reservation,
-    ReservationId, Reserved, RevokedSessions, TopPurchaser,
+    Applied, Buyer, BuyerId, DropError, DropId, DropPatch, DropState, EventStream, IdempotencyKey,
+    IdempotencyRecord, NewDrop, Purchase, PurchaseId, Purchased, Reservation, ReservationId,
+    ReserveRequest, Reserved, RevokedSessions, TopPurchaser,
 };
+
+/// Most purchases one page of [`InventoryStore::buyer_purchases`] holds.
+pub const MAX_PAGE: usize = 100;
 
 /// How many recent buyers a drop lists.
 pub const TOP_PURCHASERS: usize = 3;
@@ -27,48 +31,181 @@ pub const TOP_PURCHASERS: usize = 3;
 /// and proves it by running the conformance suite (`drop_core::testkit`,
 /// feature `testkit`):
 ///
-/// 1. No oversell: `reserved + sold ≤ total` at every instant.
+/// 1. No oversell, per variant: `reserved + sold ≤ total` for each
+///    variant at every instant (and so for the drop).
 /// 2. A hold past its `expiresAt` never blocks a reserve, even if no
 ///    sweeper has run ([`expire_due`](Self::expire_due) is for promptness,
 ///    not correctness).
 /// 3. Every hold ends in exactly one terminal state; a purchase exists iff
 ///    its hold is purchased; at most one purchase per hold.
-/// 4. At most one active hold per (drop, buyer id). Holds and purchases
-///    are keyed by [`BuyerId`]; the display name is only shown, so two
-///    buyers sharing one are still two buyers.
+/// 4. At most one active hold per (drop, buyer id), and the units a buyer
+///    holds plus has bought (not cancelled) in a drop never exceed its
+///    `maxPerBuyer` as it stood when they were taken, whatever the
+///    concurrency (several instances included): lowering the limit takes
+///    nothing back. Holds and purchases are keyed by [`BuyerId`]; the display
+///    name is only shown, so two buyers sharing one are still two buyers.
 /// 5. [`subscribe`](Self::subscribe)rs hear of every committed change and
 ///    of nothing that did not commit.
+///
+/// # Idempotency
+///
+/// The writes taking an `Option<&IdempotencyKey>` record the key in the
+/// same critical section or transaction as their change, and a later call
+/// with the same caller and key replays instead of acting (see
+/// [`crate::idempotency`]): same fingerprint, the recorded entity as it is
+/// now, marked `replayed`; another fingerprint, `IDEMPOTENCY_KEY_REUSED`.
+/// Refused writes record nothing.
 ///
 /// Time is the store's: a clock given to it, or the database's.
 #[async_trait]
 pub trait InventoryStore: Debug + Send + Sync + 'static {
     /// Validates and creates a drop; emits [`DropEvent::DropCreated`](crate::DropEvent::DropCreated).
-    async fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError>;
+    /// The answer is `changed` (a replay is not).
+    async fn create_drop_with(
+        &self,
+        new: NewDrop,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError>;
+
+    /// Validates and creates a drop (no idempotency key).
+    async fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError> {
+        self.create_drop_with(new, None).await.map(|a| a.value)
+    }
 
     /// Drops that have not ended, soonest start first.
     async fn list_drops(&self) -> Result<Vec<DropState>, DropError>;
 
+    /// Every drop, ended ones too, newest first (for admins).
+    async fn list_all_drops(&self) -> Result<Vec<DropState>, DropError>;
+
     /// One drop with its stock.
     async fn get_drop(&self, drop_id: DropId) -> Result<DropState, DropError>;
 
-    /// Holds one unit of `drop_id` for `buyer`, shown as its display name.
+    /// Holds `request.quantity` units of one variant of `drop_id` for
+    /// `buyer`, shown as its display name: all of them, or none.
     ///
-    /// If the buyer already holds an active unit of this drop, that hold is
-    /// returned unchanged with `created: false` (no extension: holding is
-    /// not a way to hoard). Otherwise, when a unit is free (reclaiming
-    /// overdue holds first if none is), a new hold is created. Errors:
-    /// `DROP_NOT_FOUND`, `DROP_NOT_ACTIVE`, `OUT_OF_STOCK`.
-    async fn reserve(&self, drop_id: DropId, buyer: &Buyer) -> Result<Reserved, DropError>;
+    /// Checked in this order, so every store answers alike:
+    /// 1. `DROP_NOT_FOUND`;
+    /// 2. the request against the drop ([`DropInfo::check_request`](crate::DropInfo::check_request)):
+    ///    `VARIANT_NOT_FOUND`, `INVALID_INPUT` (`variantId` missing on a
+    ///    drop of several, `quantity` 0 or above `maxPerBuyer`);
+    /// 3. `DROP_NOT_ACTIVE` outside the sale window, `DROP_PAUSED`;
+    /// 4. the buyer's active, unexpired hold on this drop: the same variant
+    ///    and quantity answer it unchanged with `created: false` (no
+    ///    extension: holding is not a way to hoard); anything else is
+    ///    `HOLD_EXISTS` carrying it;
+    /// 5. `BUYER_LIMIT_REACHED` when the units bought (not cancelled) in
+    ///    this drop plus `quantity` exceed `maxPerBuyer`;
+    /// 6. `OUT_OF_STOCK` when the variant has fewer free units, after
+    ///    reclaiming overdue holds of the drop.
+    ///
+    /// With a key, the idempotency rules of the trait apply (step 0).
+    async fn reserve_with(
+        &self,
+        drop_id: DropId,
+        buyer: &Buyer,
+        request: ReserveRequest,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Reserved, DropError>;
 
-    /// Completes a hold: the owner (`buyer`) pays the drop's price. Errors:
+    /// One unit of the drop's only variant: [`reserve_with`](Self::reserve_with)
+    /// with the default request and no key.
+    async fn reserve(&self, drop_id: DropId, buyer: &Buyer) -> Result<Reserved, DropError> {
+        self.reserve_with(drop_id, buyer, ReserveRequest::default(), None)
+            .await
+    }
+
+    /// Completes a hold: the owner (`buyer`) pays the drop's price ×
+    /// quantity. The owner asking again for a hold they bought gets the
+    /// same purchase back with `created: false` (a lost answer is the
+    /// common case), even if it was cancelled since. Errors:
     /// `RESERVATION_NOT_FOUND`, `NOT_OWNER`, `RESERVATION_EXPIRED` (at or
-    /// after `expiresAt`, swept or not), `ALREADY_PURCHASED`,
-    /// `ALREADY_RELEASED`.
+    /// after `expiresAt`, swept or not), `ALREADY_RELEASED`.
+    ///
+    /// A hold taken before the drop's `endsAt` may be bought until its own
+    /// `expiresAt`; a paused drop's holds may be bought too.
+    async fn purchase_with(
+        &self,
+        reservation_id: ReservationId,
+        buyer: &BuyerId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Purchased, DropError>;
+
+    /// [`purchase_with`](Self::purchase_with) without a key.
     async fn purchase(
         &self,
         reservation_id: ReservationId,
         buyer: &BuyerId,
-    ) -> Result<Purchase, DropError>;
+    ) -> Result<Purchased, DropError> {
+        self.purchase_with(reservation_id, buyer, None).await
+    }
+
+    /// One purchase, completed or cancelled. Errors: `PURCHASE_NOT_FOUND`.
+    /// Whoever asks may see it: the web layer shows it to its owner and
+    /// admins only.
+    async fn get_purchase(&self, purchase_id: PurchaseId) -> Result<Purchase, DropError>;
+
+    /// The buyer's purchases in every drop, cancelled ones included,
+    /// newest first: at most `limit` (1–[`MAX_PAGE`]) of them, starting
+    /// after purchase `before` (the last one of the previous page; a
+    /// purchase of another buyer or none at all is `PURCHASE_NOT_FOUND`).
+    async fn buyer_purchases(
+        &self,
+        buyer: &BuyerId,
+        before: Option<PurchaseId>,
+        limit: usize,
+    ) -> Result<Vec<Purchase>, DropError>;
+
+    /// Edits a drop ([`DropPatch::apply`] decides, under the drop's lock),
+    /// emitting [`DropUpdated`](crate::DropEvent::DropUpdated) and, when
+    /// stock changed, [`StockChanged`](crate::DropEvent::StockChanged).
+    /// An empty patch changes nothing and emits nothing.
+    async fn update_drop(
+        &self,
+        drop_id: DropId,
+        patch: &DropPatch,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError>;
+
+    /// Pauses (`true`) or resumes (`false`) a drop: a paused drop refuses
+    /// new holds with `DROP_PAUSED`. Pausing a paused drop (or resuming a
+    /// running one) changes nothing and emits nothing.
+    async fn set_paused(
+        &self,
+        drop_id: DropId,
+        paused: bool,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError>;
+
+    /// Ends a drop's sale now (its `endsAt` becomes now). Holds taken
+    /// before may still be bought until their own `expiresAt`. A drop
+    /// that had not started never opens: its `startsAt` is cleared. Ending
+    /// an ended drop changes nothing.
+    async fn end_drop(
+        &self,
+        drop_id: DropId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError>;
+
+    /// Cancels a purchase: its units go back on sale at once, the buyer's
+    /// count under `maxPerBuyer` drops by them, and
+    /// [`PurchaseCancelled`](crate::DropEvent::PurchaseCancelled) and
+    /// [`StockChanged`](crate::DropEvent::StockChanged) are emitted.
+    /// Cancelling a cancelled purchase changes nothing. Errors:
+    /// `PURCHASE_NOT_FOUND`.
+    async fn cancel_purchase(
+        &self,
+        purchase_id: PurchaseId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<Purchase>, DropError>;
+
+    /// The record of `caller`'s write under `key`, if one is kept: for a
+    /// caller that wants to answer a replay without attempting the write.
+    async fn idempotency_record(
+        &self,
+        caller: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, DropError>;
 
     /// The owner (`buyer`) gives a hold back; the unit is free again at once.
     async fn release(

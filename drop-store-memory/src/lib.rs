@@ -4,19 +4,32 @@
 //! the embedded default and the fastest store.
 //!
 //! ```
-//! use drop_core::{Buyer, BuyerId, InventoryStore, Money, NewDrop, Username};
+//! use drop_core::{
+//!     Buyer, BuyerId, InventoryStore, Money, NewDrop, NewVariant, ReserveRequest, Username,
+//! };
 //! use drop_store_memory::MemoryStore;
 //!
 //! # tokio_test_block_on(async {
 //! let store = MemoryStore::new();
 //! let drop = store
-//!     .create_drop(NewDrop::new("Air Jordan 1", Money::parse_decimal("199.99")?, 100))
+//!     .create_drop(
+//!         NewDrop::with_variants(
+//!             "Air Jordan 1",
+//!             Money::parse_decimal("199.99")?,
+//!             [NewVariant::new("42", 60), NewVariant::new("43", 40)],
+//!         )
+//!         .max_per_buyer(2),
+//!     )
 //!     .await?;
 //! // Holds are keyed by the app's own id for the buyer; the name is shown.
 //! let alice = Buyer::new(BuyerId::parse("auth0|alice")?, Username::parse("alice")?);
-//! let hold = store.reserve(drop.drop.id, &alice).await?.reservation;
-//! let purchase = store.purchase(hold.id, &alice.id).await?;
-//! assert_eq!(purchase.amount_paid.to_string(), "199.99");
+//! let size_43 = ReserveRequest::new().variant(drop.drop.variants[1].id).quantity(2);
+//! let hold = store
+//!     .reserve_with(drop.drop.id, &alice, size_43, None)
+//!     .await?
+//!     .reservation;
+//! let bought = store.purchase(hold.id, &alice.id).await?;
+//! assert_eq!(bought.purchase.amount_paid.to_string(), "399.98");
 //! # Ok::<(), drop_core::DropError>(())
 //! # }).unwrap();
 //! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -26,19 +39,31 @@
 //!
 //! ## Concurrency
 //!
-//! - Every drop has its own mutex over its counters, holds and purchases.
-//!   A reserve, purchase, release or expiry is one synchronous critical
-//!   section on that one drop: it reads the state, decides with
-//!   [`drop_core::next_status`], and writes, so no interleaving can
-//!   oversell, double-sell or give a user two holds. The loom tests in
+//! - Every drop has its own mutex over its settings, its variants'
+//!   counters, its holds, its purchases and each buyer's tally under
+//!   `maxPerBuyer`. A reserve, purchase, release, expiry, cancellation or
+//!   edit is one synchronous critical section on that one drop: it reads
+//!   the state, decides (with [`drop_core::next_status`] and
+//!   [`DropPatch::apply`](drop_core::DropPatch::apply)), and writes, so no
+//!   interleaving can oversell a variant, double-sell a hold, give a buyer
+//!   two holds or let them past their limit. The loom tests in
 //!   `src/loom_tests.rs` check the races that matter under every
 //!   interleaving.
+//! - Idempotency records are written inside the critical section of the
+//!   change they guard (the drop's lock first, then the records' own), so
+//!   two calls with one key on one drop act once and the second replays
+//!   the first. Creating a drop has no drop lock yet: it holds the
+//!   records' lock instead.
 //! - The drop table is read-locked only to look a drop up (written when a
 //!   drop is created); reservation ids are found through a sharded index.
-//!   Different drops never contend on a lock. Revoked sessions have a lock
-//!   of their own, which no drop operation takes.
-//! - Overdue holds are reclaimed inside the reserve's critical section
-//!   whenever they are due, so availability never waits for a sweeper.
+//!   Different drops never contend on a lock. Each buyer's purchases are
+//!   listed in one store-wide index, written briefly under the drop's
+//!   lock. Revoked sessions have a lock of their own, which no drop
+//!   operation takes.
+//! - Overdue holds are reclaimed inside the reserve's critical section,
+//!   earliest first and only as many as the reserve needs, so availability
+//!   never waits for a sweeper; until then every read and event shows
+//!   them as free.
 //! - A new hold is indexed by id inside the reserve's critical section, so
 //!   an id handed to any caller (the reserve's own, a concurrent reserve of
 //!   the same user, `active_hold`) can always be looked up.
@@ -49,14 +74,22 @@
 //!
 //! Released and expired holds are pruned once a retention period (10
 //! minutes by default) has passed since their `expiresAt`; purchased holds
-//! and purchases are kept. See [`MemoryStoreBuilder::retention`].
+//! and purchases (cancelled ones too) are kept. See
+//! [`MemoryStoreBuilder::retention`]. Idempotency records are kept
+//! [`IDEMPOTENCY_RETENTION`](drop_core::IDEMPOTENCY_RETENTION) (24 h on the
+//! store's clock), then pruned a few at a time; a hold a record names
+//! stays (visible to that record's replay only) until the record goes.
 //! Revoked sessions live in a map under a lock of their own, and each is
 //! forgotten once its session has expired.
 
+mod buyers;
 mod cell;
 mod engine;
 mod index;
+mod ledger;
+mod records;
 mod revocations;
+mod shared;
 mod store;
 mod sync;
 

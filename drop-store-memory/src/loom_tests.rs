@@ -7,10 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drop_core::Buyer;
 use drop_core::{
-    Clock, DropError, DropEvent, EventBus, EventStream, ManualClock, Money, NewDrop,
-    ReservationStatus, Transition, Username,
+    Buyer, Clock, DropError, DropEvent, DropId, EventBus, EventStream, IdempotencyKey, ManualClock,
+    Money, NewDrop, NewVariant, ReservationStatus, ReserveRequest, Reserved, Username,
 };
 use futures::{FutureExt, StreamExt};
 use loom::thread;
@@ -29,6 +28,15 @@ fn user(name: &str) -> Buyer {
     Buyer::claimed(Username::parse(name).unwrap())
 }
 
+fn create(engine: &Engine, new: NewDrop) -> drop_core::DropState {
+    engine.create_drop(new, None).unwrap().value
+}
+
+/// One unit of the drop's only variant, without a key.
+fn reserve(engine: &Engine, id: DropId, buyer: &Buyer) -> Result<Reserved, DropError> {
+    engine.reserve(id, buyer, ReserveRequest::default(), None)
+}
+
 /// Everything published so far (invariant 5: subscribers hear of every
 /// committed change, and of nothing that did not commit).
 fn heard(events: &mut EventStream) -> Vec<DropEvent> {
@@ -45,16 +53,14 @@ fn loom_three_threads_race_for_the_last_unit() {
     loom::model(|| {
         let clock = ManualClock::fixed();
         let engine = engine(&clock);
-        let drop = engine
-            .create_drop(NewDrop::new("Last one", Money::ZERO, 1))
-            .unwrap();
+        let drop = create(&engine, NewDrop::new("Last one", Money::ZERO, 1));
         let id = drop.drop.id;
         let mut events = engine.bus.subscribe();
         let handles: Vec<_> = ["ann", "ben", "cat"]
             .into_iter()
             .map(|name| {
                 let engine = engine.clone();
-                thread::spawn(move || engine.reserve(id, &user(name)))
+                thread::spawn(move || reserve(&engine, id, &user(name)))
             })
             .collect();
         let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -92,17 +98,18 @@ fn loom_purchase_races_expiry() {
     loom::model(|| {
         let clock = ManualClock::fixed();
         let engine = engine(&clock);
-        let drop = engine
-            .create_drop(NewDrop::new("Race", Money::ZERO, 1).hold(Duration::from_secs(60)))
-            .unwrap();
+        let drop = create(
+            &engine,
+            NewDrop::new("Race", Money::ZERO, 1).hold(Duration::from_secs(60)),
+        );
         let alice = user("alice");
-        let hold = engine.reserve(drop.drop.id, &alice).unwrap().reservation;
+        let hold = reserve(&engine, drop.drop.id, &alice).unwrap().reservation;
         let mut events = engine.bus.subscribe();
 
         let buyer = {
             let engine = engine.clone();
             let alice = alice.clone();
-            thread::spawn(move || engine.transition(hold.id, Transition::Purchase, &alice.id))
+            thread::spawn(move || engine.purchase(hold.id, &alice.id, None))
         };
         let sweeper = {
             let engine = engine.clone();
@@ -119,8 +126,8 @@ fn loom_purchase_races_expiry() {
         let late = engine.expire_due(10);
         let status = engine.get_reservation(hold.id).unwrap().status;
         match bought {
-            Ok((_, purchase)) => {
-                assert!(purchase.is_some());
+            Ok(purchased) => {
+                assert!(purchased.created);
                 assert_eq!(status, ReservationStatus::Purchased);
                 assert_eq!(swept + late, 0);
             }
@@ -161,14 +168,12 @@ fn loom_same_user_twice_gets_one_hold() {
     loom::model(|| {
         let clock = ManualClock::fixed();
         let engine = engine(&clock);
-        let drop = engine
-            .create_drop(NewDrop::new("Twice", Money::ZERO, 5))
-            .unwrap();
+        let drop = create(&engine, NewDrop::new("Twice", Money::ZERO, 5));
         let id = drop.drop.id;
         let handles: Vec<_> = (0..2)
             .map(|_| {
                 let engine = engine.clone();
-                thread::spawn(move || engine.reserve(id, &user("alice")).unwrap())
+                thread::spawn(move || reserve(&engine, id, &user("alice")).unwrap())
             })
             .collect();
         let holds: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -187,16 +192,14 @@ fn loom_same_user_reserve_answers_an_indexed_hold() {
     loom::model(|| {
         let clock = ManualClock::fixed();
         let engine = engine(&clock);
-        let drop = engine
-            .create_drop(NewDrop::new("Indexed", Money::ZERO, 5))
-            .unwrap();
+        let drop = create(&engine, NewDrop::new("Indexed", Money::ZERO, 5));
         let id = drop.drop.id;
         let handles: Vec<_> = (0..2)
             .map(|_| {
                 let engine = engine.clone();
                 thread::spawn(move || {
                     let alice = user("alice");
-                    let hold = engine.reserve(id, &alice).unwrap().reservation;
+                    let hold = reserve(&engine, id, &alice).unwrap().reservation;
                     // Straight from the answer to a lookup by id, as a
                     // client buying what it was just given does.
                     engine.get_reservation(hold.id).map(|r| r.id)
@@ -218,13 +221,11 @@ fn loom_active_hold_answers_a_purchasable_hold() {
     loom::model(|| {
         let clock = ManualClock::fixed();
         let engine = engine(&clock);
-        let drop = engine
-            .create_drop(NewDrop::new("Visible", Money::ZERO, 5))
-            .unwrap();
+        let drop = create(&engine, NewDrop::new("Visible", Money::ZERO, 5));
         let id = drop.drop.id;
         let reserver = {
             let engine = engine.clone();
-            thread::spawn(move || engine.reserve(id, &user("alice")).unwrap())
+            thread::spawn(move || reserve(&engine, id, &user("alice")).unwrap())
         };
         let buyer = {
             let engine = engine.clone();
@@ -233,7 +234,7 @@ fn loom_active_hold_answers_a_purchasable_hold() {
                 engine
                     .active_hold(id, &alice.id)
                     .unwrap()
-                    .map(|h| engine.transition(h.id, Transition::Purchase, &alice.id))
+                    .map(|h| engine.purchase(h.id, &alice.id, None))
             })
         };
         reserver.join().unwrap();
@@ -245,4 +246,248 @@ fn loom_active_hold_answers_a_purchasable_hold() {
         }
         engine.verify().unwrap();
     });
+}
+
+/// The same buyer asks for two different variants at once, with
+/// `maxPerBuyer` 1: exactly one hold is taken, and the other call is told
+/// of it (`HOLD_EXISTS`), whatever the interleaving.
+#[test]
+fn loom_one_buyer_two_variants_at_once_gets_one_hold() {
+    // Which variant won, over the explored interleavings: each must.
+    let seen = Arc::new(std::sync::Mutex::new([false; 2]));
+    let seen_in_model = seen.clone();
+    loom::model(move || {
+        let clock = ManualClock::fixed();
+        let engine = engine(&clock);
+        let drop = create(
+            &engine,
+            NewDrop::with_variants(
+                "Sizes",
+                Money::ZERO,
+                [NewVariant::new("M", 1), NewVariant::new("L", 1)],
+            ),
+        );
+        let id = drop.drop.id;
+        let handles: Vec<_> = drop
+            .variants
+            .iter()
+            .map(|v| {
+                let engine = engine.clone();
+                let request = ReserveRequest::new().variant(v.id);
+                thread::spawn(move || engine.reserve(id, &user("alice"), request, None))
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let won: Vec<_> = results.iter().flatten().collect();
+        assert_eq!(won.len(), 1, "{results:?}");
+        assert!(won[0].created);
+        for r in &results {
+            if let Err(e) = r {
+                match e {
+                    DropError::HoldExists { reservation } => {
+                        assert_eq!(reservation.id, won[0].reservation.id);
+                    }
+                    other => panic!("unexpected refusal: {other}"),
+                }
+            }
+        }
+        let state = engine.get_drop(id).unwrap();
+        assert_eq!(state.stock.reserved, 1);
+        assert_eq!(
+            state
+                .variants
+                .iter()
+                .map(|v| v.reserved)
+                .collect::<Vec<_>>(),
+            drop.variants
+                .iter()
+                .map(|v| u32::from(v.id == won[0].reservation.variant_id))
+                .collect::<Vec<_>>()
+        );
+        let winner = drop
+            .variants
+            .iter()
+            .position(|v| v.id == won[0].reservation.variant_id)
+            .unwrap();
+        seen_in_model.lock().unwrap()[winner] = true;
+        engine.verify().unwrap();
+    });
+    assert_eq!(*seen.lock().unwrap(), [true; 2], "either variant may win");
+}
+
+/// A buyer's purchase, then its cancellation, race the same buyer
+/// reserving again (and a reader of the stock): every variant keeps
+/// `reserved + sold ≤ total` at every read, and the buyer never holds
+/// plus owns more than `maxPerBuyer`. The reserve's answer says where in
+/// the race it ran.
+#[test]
+fn loom_purchase_and_cancel_race_a_reserve() {
+    // Which of the three answers the explored interleavings produced: all
+    // three must come up, or the model did not explore the race.
+    let seen = Arc::new(std::sync::Mutex::new([false; 3]));
+    let seen_in_model = seen.clone();
+    loom::model(move || {
+        let seen = &seen_in_model;
+        let clock = ManualClock::fixed();
+        let engine = engine(&clock);
+        let drop = create(&engine, NewDrop::new("Returns", Money::ZERO, 1));
+        let id = drop.drop.id;
+        let alice = user("alice");
+        let hold = reserve(&engine, id, &alice).unwrap().reservation;
+
+        let admin = {
+            let engine = engine.clone();
+            let alice = alice.clone();
+            thread::spawn(move || {
+                let bought = engine.purchase(hold.id, &alice.id, None).unwrap();
+                assert!(bought.created);
+                let cancelled = engine.cancel_purchase(bought.purchase.id, None).unwrap();
+                assert!(cancelled.changed);
+            })
+        };
+        let again = {
+            let engine = engine.clone();
+            let alice = alice.clone();
+            thread::spawn(move || reserve(&engine, id, &alice))
+        };
+        let reader = {
+            let engine = engine.clone();
+            thread::spawn(move || {
+                let state = engine.get_drop(id).unwrap();
+                for v in &state.variants {
+                    assert!(v.reserved + v.sold <= v.total, "{state:?}");
+                }
+            })
+        };
+        admin.join().unwrap();
+        reader.join().unwrap();
+        let again = again.join().unwrap();
+
+        let state = engine.get_drop(id).unwrap();
+        let active = engine.active_hold(id, &alice.id).unwrap();
+        let branch = match &again {
+            // Before the purchase: the hold it was about to buy.
+            Ok(r) if !r.created => {
+                assert_eq!(r.reservation.id, hold.id);
+                assert_eq!(active, None);
+                0
+            }
+            // Between the two: the unit bought counts against the limit.
+            Err(DropError::BuyerLimitReached { taken, .. }) => {
+                assert_eq!(*taken, 1);
+                assert_eq!(active, None);
+                1
+            }
+            // After the cancellation: the unit is free again, and so is
+            // the buyer's allowance.
+            Ok(r) => {
+                assert_eq!(active.as_ref().map(|h| h.id), Some(r.reservation.id));
+                2
+            }
+            Err(e) => panic!("unexpected refusal: {e}"),
+        };
+        seen.lock().unwrap()[branch] = true;
+        assert_eq!(state.stock.sold, 0, "the purchase was cancelled");
+        let held = active.map_or(0, |h| h.quantity);
+        assert!(held + state.stock.sold <= drop.drop.max_per_buyer);
+        assert_eq!(state.stock.reserved, held);
+        engine.verify().unwrap();
+    });
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [true; 3],
+        "before the purchase, between, after the cancellation"
+    );
+}
+
+/// Two first calls with one idempotency key race: one acts, the other
+/// replays its answer, whichever gets the drop's lock first.
+#[test]
+fn loom_one_key_acts_once() {
+    loom::model(|| {
+        let clock = ManualClock::fixed();
+        let engine = engine(&clock);
+        let drop = create(&engine, NewDrop::new("Keyed", Money::ZERO, 5));
+        let id = drop.drop.id;
+        let key = IdempotencyKey::new("alice", "k-1", [7; 32]).unwrap();
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let engine = engine.clone();
+                let key = key.clone();
+                thread::spawn(move || {
+                    engine
+                        .reserve(id, &user("alice"), ReserveRequest::default(), Some(&key))
+                        .unwrap()
+                })
+            })
+            .collect();
+        let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(answers[0].reservation.id, answers[1].reservation.id);
+        assert!(answers.iter().all(|a| a.created), "{answers:?}");
+        assert_eq!(answers.iter().filter(|a| a.replayed).count(), 1);
+        assert_eq!(engine.kept_records(), 1);
+        assert_eq!(engine.get_drop(id).unwrap().stock.reserved, 1);
+        engine.verify().unwrap();
+    });
+}
+
+/// One key sent with the same fingerprint to two different drops at once
+/// (no drop lock orders them): exactly one acts; the other replays it if
+/// it comes after, or is told `IDEMPOTENCY_IN_PROGRESS` if it comes while
+/// the first is acting. Never two holds.
+#[test]
+fn loom_one_key_on_two_drops_acts_once() {
+    let seen = Arc::new(std::sync::Mutex::new([false; 2]));
+    let seen_in_model = seen.clone();
+    loom::model(move || {
+        let clock = ManualClock::fixed();
+        let engine = engine(&clock);
+        let drops: Vec<DropId> = (0..2)
+            .map(|_| {
+                create(&engine, NewDrop::new("Keyed", Money::ZERO, 5))
+                    .drop
+                    .id
+            })
+            .collect();
+        let key = IdempotencyKey::new("alice", "k-1", [7; 32]).unwrap();
+        let handles: Vec<_> = drops
+            .iter()
+            .map(|&id| {
+                let engine = engine.clone();
+                let key = key.clone();
+                thread::spawn(move || {
+                    engine.reserve(id, &user("alice"), ReserveRequest::default(), Some(&key))
+                })
+            })
+            .collect();
+        let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let acted: Vec<_> = answers.iter().flatten().filter(|a| !a.replayed).collect();
+        assert_eq!(acted.len(), 1, "{answers:?}");
+        let other = answers
+            .iter()
+            .find(|a| !a.as_ref().is_ok_and(|a| !a.replayed))
+            .unwrap();
+        match other {
+            Ok(replay) => {
+                assert_eq!(replay.reservation.id, acted[0].reservation.id);
+                seen_in_model.lock().unwrap()[0] = true;
+            }
+            Err(DropError::IdempotencyInProgress { .. }) => {
+                seen_in_model.lock().unwrap()[1] = true;
+            }
+            Err(e) => panic!("unexpected refusal: {e}"),
+        }
+        let held: u32 = drops
+            .iter()
+            .map(|&id| engine.get_drop(id).unwrap().stock.reserved)
+            .sum();
+        assert_eq!(held, 1, "one hold in all");
+        assert_eq!(engine.kept_records(), 1);
+        engine.verify().unwrap();
+    });
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [true; 2],
+        "a replay after, and a refusal during"
+    );
 }

@@ -6,9 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
-    Buyer, BuyerId, Clock, DEFAULT_EVENT_CAPACITY, DropError, DropId, DropState, EventBus,
-    EventStream, InventoryStore, NewDrop, Purchase, Reservation, ReservationId, Reserved,
-    RevokedSessions, SystemClock, TopPurchaser, Transition,
+    Applied, Buyer, BuyerId, Clock, DEFAULT_EVENT_CAPACITY, DropError, DropId, DropPatch,
+    DropState, EventBus, EventStream, IdempotencyKey, IdempotencyRecord, InventoryStore, NewDrop,
+    Purchase, PurchaseId, Purchased, Reservation, ReservationId, ReserveRequest, Reserved,
+    RevokedSessions, SystemClock, TopPurchaser,
 };
 use uuid::Uuid;
 
@@ -30,7 +31,9 @@ use crate::engine::Engine;
 /// clients can still look them up, then pruned; after that,
 /// [`get_reservation`](InventoryStore::get_reservation), `purchase` and
 /// `release` of such a hold answer `RESERVATION_NOT_FOUND`, exactly as for
-/// an id that never existed. (The PostgreSQL store keeps every hold.)
+/// an id that never existed. (The PostgreSQL store keeps every hold.) A
+/// hold an idempotency record names is still answered to that record's
+/// replay until the record is pruned, 24 hours after it was written.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     engine: Arc<Engine>,
@@ -69,9 +72,17 @@ impl MemoryStore {
     }
 
     /// How many holds the store keeps in memory: active and purchased ones,
-    /// and released or expired ones still within the retention period.
+    /// released or expired ones still within the retention period, and
+    /// those kept for an idempotency record's replay.
     pub fn kept_holds(&self) -> usize {
         self.engine.kept_holds()
+    }
+
+    /// How many idempotency records the store keeps: each is kept at least
+    /// [`IDEMPOTENCY_RETENTION`](drop_core::IDEMPOTENCY_RETENTION), then
+    /// pruned a few at a time by later keyed writes and sweeps.
+    pub fn kept_idempotency_records(&self) -> usize {
+        self.engine.kept_records()
     }
 
     /// Checks every drop's counters against its holds and purchases;
@@ -133,31 +144,98 @@ impl MemoryStoreBuilder {
 
 #[async_trait]
 impl InventoryStore for MemoryStore {
-    async fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError> {
-        self.engine.create_drop(new)
+    async fn create_drop_with(
+        &self,
+        new: NewDrop,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.engine.create_drop(new, key)
     }
 
     async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
         Ok(self.engine.list_drops())
     }
 
+    async fn list_all_drops(&self) -> Result<Vec<DropState>, DropError> {
+        Ok(self.engine.list_all_drops())
+    }
+
     async fn get_drop(&self, drop_id: DropId) -> Result<DropState, DropError> {
         self.engine.get_drop(drop_id)
     }
 
-    async fn reserve(&self, drop_id: DropId, buyer: &Buyer) -> Result<Reserved, DropError> {
-        self.engine.reserve(drop_id, buyer)
+    async fn reserve_with(
+        &self,
+        drop_id: DropId,
+        buyer: &Buyer,
+        request: ReserveRequest,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Reserved, DropError> {
+        self.engine.reserve(drop_id, buyer, request, key)
     }
 
-    async fn purchase(
+    async fn purchase_with(
         &self,
         reservation_id: ReservationId,
         buyer: &BuyerId,
-    ) -> Result<Purchase, DropError> {
-        let (_, purchase) = self
-            .engine
-            .transition(reservation_id, Transition::Purchase, buyer)?;
-        Ok(purchase.expect("a purchase transition yields a purchase"))
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Purchased, DropError> {
+        self.engine.purchase(reservation_id, buyer, key)
+    }
+
+    async fn get_purchase(&self, purchase_id: PurchaseId) -> Result<Purchase, DropError> {
+        self.engine.get_purchase(purchase_id)
+    }
+
+    async fn buyer_purchases(
+        &self,
+        buyer: &BuyerId,
+        before: Option<PurchaseId>,
+        limit: usize,
+    ) -> Result<Vec<Purchase>, DropError> {
+        self.engine.buyer_purchases(buyer, before, limit)
+    }
+
+    async fn update_drop(
+        &self,
+        drop_id: DropId,
+        patch: &DropPatch,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.engine.update_drop(drop_id, patch, key)
+    }
+
+    async fn set_paused(
+        &self,
+        drop_id: DropId,
+        paused: bool,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.engine.set_paused(drop_id, paused, key)
+    }
+
+    async fn end_drop(
+        &self,
+        drop_id: DropId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.engine.end_drop(drop_id, key)
+    }
+
+    async fn cancel_purchase(
+        &self,
+        purchase_id: PurchaseId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<Purchase>, DropError> {
+        self.engine.cancel_purchase(purchase_id, key)
+    }
+
+    async fn idempotency_record(
+        &self,
+        caller: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, DropError> {
+        Ok(self.engine.idempotency_record(caller, key))
     }
 
     async fn release(
@@ -165,10 +243,7 @@ impl InventoryStore for MemoryStore {
         reservation_id: ReservationId,
         buyer: &BuyerId,
     ) -> Result<Reservation, DropError> {
-        let (hold, _) = self
-            .engine
-            .transition(reservation_id, Transition::Release, buyer)?;
-        Ok(hold)
+        self.engine.release(reservation_id, buyer)
     }
 
     async fn get_reservation(

@@ -1,66 +1,205 @@
 //! Proptest state-machine test: random operation sequences against the
-//! memory store and a small reference model, comparing every result and
-//! checking every invariant after every step.
+//! memory store and a small reference model, comparing every answer and
+//! checking every counter and invariant after every step.
 //!
-//! 256 cases by default; `PROPTEST_CASES=5000 cargo test -p drop-store-memory --test model`
+//! Drops of 1–3 variants with `maxPerBuyer` 1–3; reserves of 1–3 units,
+//! purchases (repeated too), releases, cancellations, pause and resume,
+//! stock edits, ending a drop, time passing, sweeps, and idempotency keys
+//! drawn from a small pool so that replays and reuses are common.
+//!
+//! 256 cases by default; `PROPTEST_CASES=1024 cargo test -p drop-store-memory --test model`
 //! runs more.
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use drop_core::{Buyer, BuyerId};
 use drop_core::{
-    DropError, DropId, InventoryStore, ManualClock, Money, NewDrop, ReservationId,
-    ReservationStatus, Username,
+    Buyer, BuyerId, DropError, DropId, DropPatch, IdempotencyKey, InventoryStore, MAX_PAGE,
+    ManualClock, Money, NewDrop, NewVariant, PurchaseId, PurchaseStatus, ReservationId,
+    ReservationStatus, ReserveRequest, Username, VariantId,
 };
 use drop_store_memory::MemoryStore;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 
-const USERS: usize = 4;
+const USERS: usize = 3;
 const MAX_DROPS: usize = 3;
+/// Keys each caller draws from: small, so keys come back often.
+const KEYS: u8 = 3;
 /// The store's retention of ended holds, short so that sequences reach it.
 const RETENTION_SECS: u64 = 45;
+/// The price of one unit in every drop, in minor units.
+const PRICE: i64 = 250;
+/// The caller admin writes are keyed by.
+const ADMIN: &str = "admin";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 enum Op {
-    CreateDrop { stock: u32, hold_secs: u64 },
-    Reserve { drop: usize, user: usize },
-    Purchase { hold: usize, user: usize },
-    Release { hold: usize, user: usize },
-    Advance { secs: u64 },
+    CreateDrop {
+        stocks: Vec<u32>,
+        max_per_buyer: u32,
+        hold_secs: u64,
+        key: Option<u8>,
+    },
+    Reserve {
+        drop: usize,
+        user: usize,
+        /// `None`: no variant named; `Some(i)` past the drop's variants:
+        /// a variant of no drop.
+        variant: Option<usize>,
+        quantity: u32,
+        key: Option<u8>,
+    },
+    Purchase {
+        hold: usize,
+        user: usize,
+        key: Option<u8>,
+    },
+    Release {
+        hold: usize,
+        user: usize,
+    },
+    Cancel {
+        purchase: usize,
+        key: Option<u8>,
+    },
+    Pause {
+        drop: usize,
+        paused: bool,
+        key: Option<u8>,
+    },
+    EditStock {
+        drop: usize,
+        variant: usize,
+        total: u32,
+        key: Option<u8>,
+    },
+    End {
+        drop: usize,
+        key: Option<u8>,
+    },
+    Advance {
+        secs: u64,
+    },
     ExpireDue,
 }
 
-/// What the model says an operation returns.
+impl Op {
+    fn key(&self) -> Option<u8> {
+        match self {
+            Op::CreateDrop { key, .. }
+            | Op::Reserve { key, .. }
+            | Op::Purchase { key, .. }
+            | Op::Cancel { key, .. }
+            | Op::Pause { key, .. }
+            | Op::EditStock { key, .. }
+            | Op::End { key, .. } => *key,
+            Op::Release { .. } | Op::Advance { .. } | Op::ExpireDue => None,
+        }
+    }
+
+    /// Who the write is keyed by: the buyer, or the admin.
+    fn caller(&self) -> String {
+        match self {
+            Op::Reserve { user, .. } | Op::Purchase { user, .. } => buyer_id(*user),
+            _ => ADMIN.to_owned(),
+        }
+    }
+
+    /// The request without its key, as a web layer would hash it.
+    fn fingerprint(&self) -> [u8; 32] {
+        let mut bare = self.clone();
+        match &mut bare {
+            Op::CreateDrop { key, .. }
+            | Op::Reserve { key, .. }
+            | Op::Purchase { key, .. }
+            | Op::Cancel { key, .. }
+            | Op::Pause { key, .. }
+            | Op::EditStock { key, .. }
+            | Op::End { key, .. } => *key = None,
+            Op::Release { .. } | Op::Advance { .. } | Op::ExpireDue => {}
+        }
+        let mut h = DefaultHasher::new();
+        bare.hash(&mut h);
+        let mut out = [0; 32];
+        out[..8].copy_from_slice(&h.finish().to_le_bytes());
+        out
+    }
+}
+
+/// What the model says an operation answers.
 #[derive(Debug, Clone, PartialEq)]
 enum Outcome {
-    Created,
-    /// A new hold (its index in creation order) or the caller's existing one.
+    Drop {
+        drop: usize,
+        changed: bool,
+        replayed: bool,
+    },
     Reserved {
         hold: usize,
         created: bool,
+        replayed: bool,
+        status: ReservationStatus,
+        quantity: u32,
     },
-    Purchased,
+    Purchased {
+        purchase: usize,
+        created: bool,
+        replayed: bool,
+        status: PurchaseStatus,
+        amount: i64,
+    },
     Released,
+    Cancelled {
+        purchase: usize,
+        changed: bool,
+        replayed: bool,
+    },
     Expired(usize),
-    Err(&'static str),
+    /// A refusal; `HOLD_EXISTS` carries the hold it names.
+    Err(&'static str, Option<usize>),
     Nothing,
+}
+
+fn err(code: &'static str) -> Outcome {
+    Outcome::Err(code, None)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Entity {
+    Drop(usize),
+    Hold(usize),
+    Purchase(usize),
 }
 
 #[derive(Debug, Clone)]
 struct MDrop {
-    total: u32,
+    totals: Vec<u32>,
+    max_per_buyer: u32,
     hold_secs: u64,
+    paused: bool,
+    ended: bool,
 }
 
 #[derive(Debug, Clone)]
 struct MHold {
     drop: usize,
+    variant: usize,
+    quantity: u32,
     user: usize,
+    /// As the store records it (an overdue hold stays active until
+    /// reclaimed).
     status: ReservationStatus,
     expires: u64,
+}
+
+#[derive(Debug, Clone)]
+struct MPurchase {
+    hold: usize,
+    status: PurchaseStatus,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -68,25 +207,13 @@ struct Model {
     now: u64,
     drops: Vec<MDrop>,
     holds: Vec<MHold>,
+    purchases: Vec<MPurchase>,
+    /// (caller, key) → (fingerprint, entity, created).
+    records: HashMap<(String, u8), ([u8; 32], Entity, bool)>,
     last: Option<Outcome>,
 }
 
 impl Model {
-    fn count(&self, drop: usize, status: ReservationStatus) -> u32 {
-        self.holds
-            .iter()
-            .filter(|h| h.drop == drop && h.status == status)
-            .count() as u32
-    }
-
-    /// Holds of `drop` whose status, as time sees it, is `status`.
-    fn count_effective(&self, drop: usize, status: ReservationStatus) -> u32 {
-        self.holds
-            .iter()
-            .filter(|h| h.drop == drop && self.effective(h) == status)
-            .count() as u32
-    }
-
     fn effective(&self, h: &MHold) -> ReservationStatus {
         if h.status == ReservationStatus::Active && self.now >= h.expires {
             ReservationStatus::Expired
@@ -104,14 +231,54 @@ impl Model {
         ) && self.now >= h.expires + RETENTION_SECS
     }
 
-    fn expire_due_of(&mut self, drop: Option<usize>) -> usize {
+    /// Units of a variant held by recorded-active holds, overdue or not
+    /// (the store's own counters), or by holds active in their time.
+    fn held(&self, drop: usize, variant: usize, effective: bool) -> u32 {
+        self.holds
+            .iter()
+            .filter(|h| h.drop == drop && h.variant == variant)
+            .filter(|h| {
+                let status = if effective {
+                    self.effective(h)
+                } else {
+                    h.status
+                };
+                status == ReservationStatus::Active
+            })
+            .map(|h| h.quantity)
+            .sum()
+    }
+
+    fn sold(&self, drop: usize, variant: usize) -> u32 {
+        self.purchases
+            .iter()
+            .filter(|p| p.status == PurchaseStatus::Completed)
+            .map(|p| &self.holds[p.hold])
+            .filter(|h| h.drop == drop && h.variant == variant)
+            .map(|h| h.quantity)
+            .sum()
+    }
+
+    fn bought(&self, drop: usize, user: usize) -> u32 {
+        self.purchases
+            .iter()
+            .filter(|p| p.status == PurchaseStatus::Completed)
+            .map(|p| &self.holds[p.hold])
+            .filter(|h| h.drop == drop && h.user == user)
+            .map(|h| h.quantity)
+            .sum()
+    }
+
+    fn raw_available(&self, drop: usize, variant: usize) -> u32 {
+        self.drops[drop].totals[variant]
+            .saturating_sub(self.held(drop, variant, false) + self.sold(drop, variant))
+    }
+
+    fn expire_all_due(&mut self) -> usize {
         let now = self.now;
         let mut n = 0;
         for h in &mut self.holds {
-            if drop.is_none_or(|d| d == h.drop)
-                && h.status == ReservationStatus::Active
-                && now >= h.expires
-            {
+            if h.status == ReservationStatus::Active && now >= h.expires {
                 h.status = ReservationStatus::Expired;
                 n += 1;
             }
@@ -119,31 +286,307 @@ impl Model {
         n
     }
 
-    fn end(&mut self, hold: usize, user: usize, to: ReservationStatus) -> Outcome {
+    fn hold_outcome(&self, hold: usize, created: bool, replayed: bool) -> Outcome {
+        let h = &self.holds[hold];
+        Outcome::Reserved {
+            hold,
+            created,
+            replayed,
+            status: self.effective(h),
+            quantity: h.quantity,
+        }
+    }
+
+    fn purchase_outcome(&self, purchase: usize, created: bool, replayed: bool) -> Outcome {
+        let p = &self.purchases[purchase];
+        Outcome::Purchased {
+            purchase,
+            created,
+            replayed,
+            status: p.status,
+            amount: PRICE * i64::from(self.holds[p.hold].quantity),
+        }
+    }
+
+    fn reserve(
+        &mut self,
+        drop: usize,
+        user: usize,
+        variant: Option<usize>,
+        quantity: u32,
+    ) -> Result<(Outcome, Entity, bool), Outcome> {
+        let d = &self.drops[drop];
+        let variant = match variant {
+            Some(v) if v >= d.totals.len() => return Err(err("VARIANT_NOT_FOUND")),
+            Some(v) => v,
+            None if d.totals.len() > 1 => return Err(err("INVALID_INPUT")),
+            None => 0,
+        };
+        if quantity == 0 || quantity > d.max_per_buyer {
+            return Err(err("INVALID_INPUT"));
+        }
+        if d.ended {
+            return Err(err("DROP_NOT_ACTIVE"));
+        }
+        if d.paused {
+            return Err(err("DROP_PAUSED"));
+        }
+        let now = self.now;
+        let mine = |h: &MHold| h.drop == drop && h.user == user;
+        if let Some(i) = self
+            .holds
+            .iter()
+            .position(|h| mine(h) && h.status == ReservationStatus::Active && now < h.expires)
+        {
+            let h = &self.holds[i];
+            if h.variant == variant && h.quantity == quantity {
+                return Ok((self.hold_outcome(i, false, false), Entity::Hold(i), false));
+            }
+            return Err(Outcome::Err("HOLD_EXISTS", Some(i)));
+        }
+        if self.bought(drop, user) + quantity > self.drops[drop].max_per_buyer {
+            return Err(err("BUYER_LIMIT_REACHED"));
+        }
+        let free = self.raw_available(drop, variant);
+        if free < quantity {
+            // Overdue holds of the variant, earliest first, as many as
+            // needed; none when all of them would not be enough.
+            let mut overdue: Vec<usize> = (0..self.holds.len())
+                .filter(|&i| {
+                    let h = &self.holds[i];
+                    h.drop == drop
+                        && h.variant == variant
+                        && h.status == ReservationStatus::Active
+                        && now >= h.expires
+                })
+                .collect();
+            overdue.sort_by_key(|&i| (self.holds[i].expires, i));
+            let mut needed = quantity - free;
+            let mut chosen = Vec::new();
+            for i in overdue {
+                if needed == 0 {
+                    break;
+                }
+                chosen.push(i);
+                needed = needed.saturating_sub(self.holds[i].quantity);
+            }
+            if needed > 0 {
+                return Err(err("OUT_OF_STOCK"));
+            }
+            for i in chosen {
+                self.holds[i].status = ReservationStatus::Expired;
+            }
+        }
+        // The buyer's own overdue hold ends as the new one starts.
+        for h in &mut self.holds {
+            if mine(h) && h.status == ReservationStatus::Active {
+                h.status = ReservationStatus::Expired;
+            }
+        }
+        self.holds.push(MHold {
+            drop,
+            variant,
+            quantity,
+            user,
+            status: ReservationStatus::Active,
+            expires: now + self.drops[drop].hold_secs,
+        });
+        let i = self.holds.len() - 1;
+        Ok((self.hold_outcome(i, true, false), Entity::Hold(i), true))
+    }
+
+    fn purchase(&mut self, hold: usize, user: usize) -> Result<(Outcome, Entity, bool), Outcome> {
         let h = &self.holds[hold];
         if self.gone(h) {
-            return Outcome::Err("RESERVATION_NOT_FOUND");
+            return Err(err("RESERVATION_NOT_FOUND"));
         }
         if h.user != user {
-            return Outcome::Err("NOT_OWNER");
+            return Err(err("NOT_OWNER"));
+        }
+        match self.effective(h) {
+            ReservationStatus::Purchased => {
+                let p = self
+                    .purchases
+                    .iter()
+                    .position(|p| p.hold == hold)
+                    .expect("a purchased hold has its purchase");
+                Ok((
+                    self.purchase_outcome(p, false, false),
+                    Entity::Purchase(p),
+                    false,
+                ))
+            }
+            ReservationStatus::Active => {
+                self.holds[hold].status = ReservationStatus::Purchased;
+                self.purchases.push(MPurchase {
+                    hold,
+                    status: PurchaseStatus::Completed,
+                });
+                let p = self.purchases.len() - 1;
+                Ok((
+                    self.purchase_outcome(p, true, false),
+                    Entity::Purchase(p),
+                    true,
+                ))
+            }
+            ReservationStatus::Released => Err(err("ALREADY_RELEASED")),
+            ReservationStatus::Expired => Err(err("RESERVATION_EXPIRED")),
+        }
+    }
+
+    fn release(&mut self, hold: usize, user: usize) -> Outcome {
+        let h = &self.holds[hold];
+        if self.gone(h) {
+            return err("RESERVATION_NOT_FOUND");
+        }
+        if h.user != user {
+            return err("NOT_OWNER");
         }
         match self.effective(h) {
             ReservationStatus::Active => {
-                self.holds[hold].status = to;
-                if to == ReservationStatus::Purchased {
-                    Outcome::Purchased
-                } else {
-                    Outcome::Released
-                }
+                self.holds[hold].status = ReservationStatus::Released;
+                Outcome::Released
             }
-            ReservationStatus::Purchased => Outcome::Err("ALREADY_PURCHASED"),
-            ReservationStatus::Released => Outcome::Err("ALREADY_RELEASED"),
-            ReservationStatus::Expired => Outcome::Err("RESERVATION_EXPIRED"),
+            ReservationStatus::Purchased => err("ALREADY_PURCHASED"),
+            ReservationStatus::Released => err("ALREADY_RELEASED"),
+            ReservationStatus::Expired => err("RESERVATION_EXPIRED"),
+        }
+    }
+
+    fn edit_stock(&mut self, drop: usize, variant: usize, total: u32) -> Result<bool, Outcome> {
+        let committed = self.held(drop, variant, false) + self.sold(drop, variant);
+        if total < committed {
+            return Err(err("STOCK_BELOW_COMMITTED"));
+        }
+        let d = &mut self.drops[drop];
+        let sum: u32 = d.totals.iter().sum::<u32>() - d.totals[variant] + total;
+        if sum == 0 {
+            return Err(err("INVALID_INPUT"));
+        }
+        let changed = d.totals[variant] != total;
+        d.totals[variant] = total;
+        Ok(changed)
+    }
+
+    /// Acts on `op` (a write that may be keyed): the answer, and for a
+    /// success the entity and whether it was created.
+    fn act(&mut self, op: &Op) -> Result<(Outcome, Entity, bool), Outcome> {
+        let drop_outcome = |drop, changed| Outcome::Drop {
+            drop,
+            changed,
+            replayed: false,
+        };
+        match *op {
+            Op::CreateDrop {
+                ref stocks,
+                max_per_buyer,
+                hold_secs,
+                ..
+            } => {
+                self.drops.push(MDrop {
+                    totals: stocks.clone(),
+                    max_per_buyer,
+                    hold_secs,
+                    paused: false,
+                    ended: false,
+                });
+                let d = self.drops.len() - 1;
+                Ok((drop_outcome(d, true), Entity::Drop(d), true))
+            }
+            Op::Reserve {
+                drop,
+                user,
+                variant,
+                quantity,
+                ..
+            } => self.reserve(drop, user, variant, quantity),
+            Op::Purchase { hold, user, .. } => self.purchase(hold, user),
+            Op::Cancel { purchase, .. } => {
+                let p = &mut self.purchases[purchase];
+                let changed = p.status == PurchaseStatus::Completed;
+                p.status = PurchaseStatus::Cancelled;
+                let outcome = Outcome::Cancelled {
+                    purchase,
+                    changed,
+                    replayed: false,
+                };
+                Ok((outcome, Entity::Purchase(purchase), false))
+            }
+            Op::Pause { drop, paused, .. } => {
+                let changed = self.drops[drop].paused != paused;
+                self.drops[drop].paused = paused;
+                Ok((drop_outcome(drop, changed), Entity::Drop(drop), false))
+            }
+            Op::EditStock {
+                drop,
+                variant,
+                total,
+                ..
+            } => {
+                let changed = self.edit_stock(drop, variant, total)?;
+                Ok((drop_outcome(drop, changed), Entity::Drop(drop), false))
+            }
+            Op::End { drop, .. } => {
+                let changed = !self.drops[drop].ended;
+                self.drops[drop].ended = true;
+                Ok((drop_outcome(drop, changed), Entity::Drop(drop), false))
+            }
+            Op::Release { .. } | Op::Advance { .. } | Op::ExpireDue => {
+                unreachable!("not a keyed write")
+            }
+        }
+    }
+
+    /// The answer to a repeat of a recorded write: the entity as it is now.
+    fn replay(&self, op: &Op, entity: Entity, created: bool) -> Outcome {
+        match (op, entity) {
+            (
+                Op::CreateDrop { .. } | Op::Pause { .. } | Op::EditStock { .. } | Op::End { .. },
+                Entity::Drop(drop),
+            ) => Outcome::Drop {
+                drop,
+                changed: false,
+                replayed: true,
+            },
+            (Op::Reserve { .. }, Entity::Hold(h)) => self.hold_outcome(h, created, true),
+            (Op::Purchase { .. }, Entity::Purchase(p)) => self.purchase_outcome(p, created, true),
+            (Op::Cancel { .. }, Entity::Purchase(purchase)) => Outcome::Cancelled {
+                purchase,
+                changed: false,
+                replayed: true,
+            },
+            _ => err("IDEMPOTENCY_KEY_REUSED"),
+        }
+    }
+
+    fn keyed(&mut self, op: &Op) -> Outcome {
+        let slot = op.key().map(|k| (op.caller(), k));
+        if let Some(slot) = &slot
+            && let Some(&(fingerprint, entity, created)) = self.records.get(slot)
+        {
+            if fingerprint != op.fingerprint() {
+                return err("IDEMPOTENCY_KEY_REUSED");
+            }
+            return self.replay(op, entity, created);
+        }
+        match self.act(op) {
+            Ok((outcome, entity, created)) => {
+                if let Some(slot) = slot {
+                    self.records
+                        .insert(slot, (op.fingerprint(), entity, created));
+                }
+                outcome
+            }
+            Err(refused) => refused,
         }
     }
 }
 
 struct Reference;
+
+fn key() -> impl Strategy<Value = Option<u8>> {
+    prop_oneof![1 => Just(None), 2 => (0..KEYS).prop_map(Some)]
+}
 
 impl ReferenceStateMachine for Reference {
     type State = Model;
@@ -154,96 +597,137 @@ impl ReferenceStateMachine for Reference {
     }
 
     fn transitions(state: &Model) -> BoxedStrategy<Op> {
-        let create = (1u32..4, 1u64..6).prop_map(|(stock, h)| Op::CreateDrop {
-            stock,
-            hold_secs: h * 10,
-        });
+        let stocks = prop_oneof![
+            1 => prop::collection::vec(1u32..4, 1),
+            4 => prop::collection::vec(0u32..4, 2..=3),
+        ]
+        .prop_filter("some stock", |s| s.iter().sum::<u32>() > 0);
+        let create =
+            (stocks, 1u32..=3, 1u64..6, key()).prop_map(|(stocks, max_per_buyer, h, key)| {
+                Op::CreateDrop {
+                    stocks,
+                    max_per_buyer,
+                    hold_secs: h * 10,
+                    key,
+                }
+            });
         let advance = (1u64..40).prop_map(|secs| Op::Advance { secs });
         if state.drops.is_empty() {
             return prop_oneof![create, advance].boxed();
         }
+        let variants: Vec<usize> = state.drops.iter().map(|d| d.totals.len()).collect();
         let drops = state.drops.len();
-        let reserve = (0..drops, 0..USERS).prop_map(|(drop, user)| Op::Reserve { drop, user });
+        let vs = variants.clone();
+        let reserve = (
+            0..drops,
+            0..USERS,
+            any::<prop::sample::Index>(),
+            0u32..10,
+            1u32..=3,
+            key(),
+        )
+            .prop_map(move |(drop, user, pick, how, quantity, key)| {
+                let n = vs[drop];
+                // Mostly a variant of the drop; now and then none, or
+                // one of no drop.
+                let variant = match how {
+                    0 => None,
+                    1 => Some(n),
+                    _ => Some(pick.index(n)),
+                };
+                Op::Reserve {
+                    drop,
+                    user,
+                    variant,
+                    quantity,
+                    key,
+                }
+            });
+        let vs = variants.clone();
+        let edit = (0..drops, any::<prop::sample::Index>(), 0u32..5, key()).prop_map(
+            move |(drop, pick, total, key)| Op::EditStock {
+                drop,
+                variant: pick.index(vs[drop]),
+                total,
+                key,
+            },
+        );
+        let pause = (0..drops, prop::bool::weighted(0.6), key())
+            .prop_map(|(drop, paused, key)| Op::Pause { drop, paused, key });
+        let end = (0..drops, key()).prop_map(|(drop, key)| Op::End { drop, key });
         if state.holds.is_empty() {
-            return prop_oneof![1 => create, 4 => reserve, 1 => advance].boxed();
+            return prop_oneof![
+                1 => create,
+                6 => reserve,
+                1 => advance,
+                1 => pause,
+                1 => edit,
+            ]
+            .boxed();
         }
-        let holds = state.holds.len();
         // Mostly the owner, sometimes a stranger.
-        let actor = |state: &Model| {
-            let owners: Vec<usize> = state.holds.iter().map(|h| h.user).collect();
-            (0..owners.len(), prop::bool::weighted(0.85), 0..USERS)
-                .prop_map(move |(hold, own, other)| (hold, if own { owners[hold] } else { other }))
-        };
+        let owners: Vec<usize> = state.holds.iter().map(|h| h.user).collect();
+        let actor = (0..owners.len(), prop::bool::weighted(0.85), 0..USERS)
+            .prop_map(move |(hold, own, other)| (hold, if own { owners[hold] } else { other }));
+        let purchase =
+            (actor.clone(), key()).prop_map(|((hold, user), key)| Op::Purchase { hold, user, key });
+        let release = actor.prop_map(|(hold, user)| Op::Release { hold, user });
+        if state.purchases.is_empty() {
+            return prop_oneof![
+                1 => create,
+                6 => reserve,
+                4 => purchase,
+                2 => release,
+                2 => advance,
+                1 => Just(Op::ExpireDue),
+                1 => pause,
+                1 => edit,
+            ]
+            .boxed();
+        }
+        let cancel = (0..state.purchases.len(), key())
+            .prop_map(|(purchase, key)| Op::Cancel { purchase, key });
         prop_oneof![
             1 => create,
-            5 => reserve,
-            3 => actor(state).prop_map(|(hold, user)| Op::Purchase { hold, user }),
-            2 => actor(state).prop_map(|(hold, user)| Op::Release { hold, user }),
+            6 => reserve,
+            4 => purchase,
+            2 => release,
             2 => advance,
             1 => Just(Op::ExpireDue),
-            1 => (0..holds).prop_map(|hold| Op::Purchase { hold, user: 0 }),
+            1 => pause,
+            1 => edit,
+            1 => end,
+            2 => cancel,
         ]
         .boxed()
     }
 
     fn preconditions(state: &Model, op: &Op) -> bool {
+        let drop_ok = |d: usize| d < state.drops.len();
         match op {
             Op::CreateDrop { .. } => state.drops.len() < MAX_DROPS,
-            Op::Reserve { drop, .. } => *drop < state.drops.len(),
+            Op::Reserve { drop, variant, .. } => {
+                drop_ok(*drop) && variant.is_none_or(|v| v <= state.drops[*drop].totals.len())
+            }
+            Op::EditStock { drop, variant, .. } => {
+                drop_ok(*drop) && *variant < state.drops[*drop].totals.len()
+            }
+            Op::Pause { drop, .. } | Op::End { drop, .. } => drop_ok(*drop),
             Op::Purchase { hold, .. } | Op::Release { hold, .. } => *hold < state.holds.len(),
+            Op::Cancel { purchase, .. } => *purchase < state.purchases.len(),
             Op::Advance { .. } | Op::ExpireDue => true,
         }
     }
 
     fn apply(mut s: Model, op: &Op) -> Model {
         let outcome = match *op {
-            Op::CreateDrop { stock, hold_secs } => {
-                s.drops.push(MDrop {
-                    total: stock,
-                    hold_secs,
-                });
-                Outcome::Created
-            }
-            Op::Reserve { drop, user } => {
-                let now = s.now;
-                let existing = s.holds.iter().position(|h| {
-                    h.drop == drop
-                        && h.user == user
-                        && h.status == ReservationStatus::Active
-                        && now < h.expires
-                });
-                if let Some(hold) = existing {
-                    Outcome::Reserved {
-                        hold,
-                        created: false,
-                    }
-                } else {
-                    s.expire_due_of(Some(drop));
-                    let used = s.count(drop, ReservationStatus::Active)
-                        + s.count(drop, ReservationStatus::Purchased);
-                    if used >= s.drops[drop].total {
-                        Outcome::Err("OUT_OF_STOCK")
-                    } else {
-                        s.holds.push(MHold {
-                            drop,
-                            user,
-                            status: ReservationStatus::Active,
-                            expires: now + s.drops[drop].hold_secs,
-                        });
-                        Outcome::Reserved {
-                            hold: s.holds.len() - 1,
-                            created: true,
-                        }
-                    }
-                }
-            }
-            Op::Purchase { hold, user } => s.end(hold, user, ReservationStatus::Purchased),
-            Op::Release { hold, user } => s.end(hold, user, ReservationStatus::Released),
+            Op::Release { hold, user } => s.release(hold, user),
             Op::Advance { secs } => {
                 s.now += secs;
                 Outcome::Nothing
             }
-            Op::ExpireDue => Outcome::Expired(s.expire_due_of(None)),
+            Op::ExpireDue => Outcome::Expired(s.expire_all_due()),
+            _ => s.keyed(op),
         };
         s.last = Some(outcome);
         s
@@ -255,7 +739,14 @@ struct Real {
     clock: ManualClock,
     store: MemoryStore,
     drops: Vec<DropId>,
+    /// Each drop's variant ids, in the drop's order.
+    variants: Vec<Vec<VariantId>>,
     holds: Vec<ReservationId>,
+    purchases: Vec<PurchaseId>,
+}
+
+fn buyer_id(i: usize) -> String {
+    format!("auth0|{i}")
 }
 
 /// Buyer `i`: an id that is no username, and a display name shared with
@@ -263,7 +754,7 @@ struct Real {
 /// the model.
 fn user(i: usize) -> Buyer {
     Buyer::new(
-        BuyerId::parse(&format!("auth0|{i}")).unwrap(),
+        BuyerId::parse(&buyer_id(i)).unwrap(),
         Username::parse(&format!("name{}", i % 2)).unwrap(),
     )
 }
@@ -271,7 +762,42 @@ fn user(i: usize) -> Buyer {
 fn outcome_of<T>(r: Result<T, DropError>, ok: impl FnOnce(T) -> Outcome) -> Outcome {
     match r {
         Ok(v) => ok(v),
-        Err(e) => Outcome::Err(e.code()),
+        Err(e) => err(e.code()),
+    }
+}
+
+impl Real {
+    fn key(&self, op: &Op) -> Option<IdempotencyKey> {
+        op.key().map(|k| {
+            IdempotencyKey::new(op.caller(), format!("key-{k}"), op.fingerprint()).unwrap()
+        })
+    }
+
+    fn hold_index(&mut self, id: ReservationId, created: bool, replayed: bool) -> usize {
+        if created && !replayed {
+            self.holds.push(id);
+        }
+        self.holds
+            .iter()
+            .position(|h| *h == id)
+            .expect("a hold the model knows")
+    }
+
+    fn purchase_index(&mut self, id: PurchaseId, created: bool, replayed: bool) -> usize {
+        if created && !replayed {
+            self.purchases.push(id);
+        }
+        self.purchases
+            .iter()
+            .position(|p| *p == id)
+            .expect("a purchase the model knows")
+    }
+
+    fn drop_index(&self, id: DropId) -> usize {
+        self.drops
+            .iter()
+            .position(|d| *d == id)
+            .expect("a known drop")
     }
 }
 
@@ -291,86 +817,201 @@ impl StateMachineTest for Real {
                 .build(),
             clock,
             drops: Vec::new(),
+            variants: Vec::new(),
             holds: Vec::new(),
+            purchases: Vec::new(),
         }
     }
 
     fn apply(mut sut: Self, model: &Model, op: Op) -> Self {
         let store = sut.store.clone();
+        let key = sut.key(&op);
+        let key = key.as_ref();
+        let drop_applied = |sut: &Real, r: Result<drop_core::Applied<drop_core::DropState>, _>| {
+            outcome_of(r, |a| Outcome::Drop {
+                drop: sut.drop_index(a.value.drop.id),
+                changed: a.changed,
+                replayed: a.replayed,
+            })
+        };
         let got = match op {
-            Op::CreateDrop { stock, hold_secs } => {
-                let new = NewDrop::new("Model drop", Money::ZERO, stock)
-                    .hold(Duration::from_secs(hold_secs));
-                let state = sut.rt.block_on(store.create_drop(new)).unwrap();
-                sut.drops.push(state.drop.id);
-                Outcome::Created
+            Op::CreateDrop {
+                ref stocks,
+                max_per_buyer,
+                hold_secs,
+                ..
+            } => {
+                let variants = stocks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| NewVariant::new(format!("v{i}"), *s));
+                let new = NewDrop::with_variants(
+                    "Model drop",
+                    Money::from_minor(PRICE).unwrap(),
+                    variants,
+                )
+                .max_per_buyer(max_per_buyer)
+                .hold(Duration::from_secs(hold_secs));
+                let r = sut.rt.block_on(store.create_drop_with(new, key));
+                if let Ok(a) = &r
+                    && !a.replayed
+                {
+                    sut.drops.push(a.value.drop.id);
+                    sut.variants
+                        .push(a.value.drop.variants.iter().map(|v| v.id).collect());
+                }
+                drop_applied(&sut, r)
             }
-            Op::Reserve { drop, user: u } => {
-                let r = sut.rt.block_on(store.reserve(sut.drops[drop], &user(u)));
-                outcome_of(r, |r| {
-                    if r.created {
-                        sut.holds.push(r.reservation.id);
-                    }
-                    let hold = sut
-                        .holds
-                        .iter()
-                        .position(|id| *id == r.reservation.id)
-                        .expect("known hold");
-                    Outcome::Reserved {
-                        hold,
+            Op::Reserve {
+                drop,
+                user: u,
+                variant,
+                quantity,
+                ..
+            } => {
+                let mut request = ReserveRequest::new().quantity(quantity);
+                if let Some(v) = variant {
+                    let id = sut.variants[drop]
+                        .get(v)
+                        .copied()
+                        .unwrap_or_else(VariantId::new);
+                    request = request.variant(id);
+                }
+                let r =
+                    sut.rt
+                        .block_on(store.reserve_with(sut.drops[drop], &user(u), request, key));
+                match r {
+                    Ok(r) => Outcome::Reserved {
+                        hold: sut.hold_index(r.reservation.id, r.created, r.replayed),
                         created: r.created,
+                        replayed: r.replayed,
+                        status: r.reservation.status,
+                        quantity: r.reservation.quantity,
+                    },
+                    Err(DropError::HoldExists { reservation }) => Outcome::Err(
+                        "HOLD_EXISTS",
+                        Some(sut.hold_index(reservation.id, false, false)),
+                    ),
+                    Err(e) => err(e.code()),
+                }
+            }
+            Op::Purchase { hold, user: u, .. } => {
+                let r = sut
+                    .rt
+                    .block_on(store.purchase_with(sut.holds[hold], &user(u).id, key));
+                outcome_of(r, |p| {
+                    assert_eq!(p.purchase.reservation_id, sut.holds[hold]);
+                    Outcome::Purchased {
+                        purchase: sut.purchase_index(p.purchase.id, p.created, p.replayed),
+                        created: p.created,
+                        replayed: p.replayed,
+                        status: p.purchase.status,
+                        amount: p.purchase.amount_paid.minor(),
                     }
                 })
             }
-            Op::Purchase { hold, user: u } => outcome_of(
-                sut.rt
-                    .block_on(store.purchase(sut.holds[hold], &user(u).id)),
-                |_| Outcome::Purchased,
-            ),
             Op::Release { hold, user: u } => outcome_of(
                 sut.rt.block_on(store.release(sut.holds[hold], &user(u).id)),
                 |_| Outcome::Released,
             ),
+            Op::Cancel { purchase, .. } => {
+                let r = sut
+                    .rt
+                    .block_on(store.cancel_purchase(sut.purchases[purchase], key));
+                outcome_of(r, |a| {
+                    assert_eq!(a.value.status, PurchaseStatus::Cancelled);
+                    Outcome::Cancelled {
+                        purchase: sut.purchase_index(a.value.id, false, false),
+                        changed: a.changed,
+                        replayed: a.replayed,
+                    }
+                })
+            }
+            Op::Pause { drop, paused, .. } => {
+                let r = sut
+                    .rt
+                    .block_on(store.set_paused(sut.drops[drop], paused, key));
+                drop_applied(&sut, r)
+            }
+            Op::EditStock {
+                drop,
+                variant,
+                total,
+                ..
+            } => {
+                let patch = DropPatch::new().variant_stock(sut.variants[drop][variant], total);
+                let r = sut
+                    .rt
+                    .block_on(store.update_drop(sut.drops[drop], &patch, key));
+                drop_applied(&sut, r)
+            }
+            Op::End { drop, .. } => {
+                let r = sut.rt.block_on(store.end_drop(sut.drops[drop], key));
+                drop_applied(&sut, r)
+            }
             Op::Advance { secs } => {
                 sut.clock.advance(Duration::from_secs(secs));
                 Outcome::Nothing
             }
             Op::ExpireDue => Outcome::Expired(sut.rt.block_on(store.expire_due(1000)).unwrap()),
         };
-        assert_eq!(Some(&got), model.last.as_ref(), "result of {op:?}");
+        assert_eq!(Some(&got), model.last.as_ref(), "answer to {op:?}");
         sut
     }
 
     fn check_invariants(sut: &Self, model: &Model) {
         sut.store.verify_invariants().unwrap();
+        let store = &sut.store;
         for (i, id) in sut.drops.iter().enumerate() {
-            let stock = sut.rt.block_on(sut.store.get_drop(*id)).unwrap().stock;
-            assert!(stock.reserved + stock.sold <= stock.total, "oversold");
-            // Overdue holds read as free before they are swept.
+            let state = sut.block(store.get_drop(*id)).unwrap();
+            let d = &model.drops[i];
+            assert_eq!(state.drop.paused, d.paused, "paused, drop {i}");
             assert_eq!(
-                stock.reserved,
-                model.count_effective(i, ReservationStatus::Active),
-                "reserved of drop {i}"
+                state.drop.is_ended(sut.clock_now()),
+                d.ended,
+                "ended, drop {i}"
             );
+            for (v, counters) in state.variants.iter().enumerate() {
+                assert_eq!(counters.id, sut.variants[i][v]);
+                // Overdue holds read as free before they are swept.
+                let want = (d.totals[v], model.held(i, v, true), model.sold(i, v));
+                assert_eq!(
+                    (counters.total, counters.reserved, counters.sold),
+                    want,
+                    "counters of drop {i} variant {v}"
+                );
+                assert!(
+                    counters.reserved + counters.sold <= counters.total,
+                    "oversold"
+                );
+            }
+            let sums = state.variants.iter().fold((0, 0, 0), |(t, r, s), v| {
+                (t + v.total, r + v.reserved, s + v.sold)
+            });
             assert_eq!(
-                stock.sold,
-                model.count(i, ReservationStatus::Purchased),
-                "sold of drop {i}"
+                (state.stock.total, state.stock.reserved, state.stock.sold),
+                sums,
+                "drop {i}: the drop's stock is the sum of its variants'"
             );
-            // At most one active, unexpired hold per (drop, user).
             for u in 0..USERS {
-                let active = sut
-                    .rt
-                    .block_on(sut.store.active_hold(*id, &user(u).id))
-                    .unwrap();
+                let active = sut.block(store.active_hold(*id, &user(u).id)).unwrap();
                 let expected = model.holds.iter().position(|h| {
                     h.drop == i && h.user == u && model.effective(h) == ReservationStatus::Active
                 });
-                assert_eq!(active.map(|r| r.id), expected.map(|h| sut.holds[h]));
+                assert_eq!(
+                    active.as_ref().map(|r| r.id),
+                    expected.map(|h| sut.holds[h])
+                );
+                // Units held plus bought never exceed the limit.
+                let held = active.map_or(0, |h| h.quantity);
+                assert!(
+                    held + model.bought(i, u) <= d.max_per_buyer,
+                    "over the limit"
+                );
             }
         }
         for (i, id) in sut.holds.iter().enumerate() {
-            let got = sut.rt.block_on(sut.store.get_reservation(*id));
+            let got = sut.block(store.get_reservation(*id));
             let h = &model.holds[i];
             if model.gone(h) {
                 assert!(
@@ -378,19 +1019,61 @@ impl StateMachineTest for Real {
                     "hold {i} is past its retention: {got:?}"
                 );
             } else {
-                assert_eq!(
-                    got.unwrap().status,
-                    model.effective(h),
-                    "status of hold {i}"
-                );
+                let got = got.unwrap();
+                assert_eq!(got.status, model.effective(h), "status of hold {i}");
+                assert_eq!(got.variant_id, sut.variants[h.drop][h.variant]);
             }
         }
-        // What the store keeps is never more than the model says is visible.
+        for (i, id) in sut.purchases.iter().enumerate() {
+            let got = sut.block(store.get_purchase(*id)).unwrap();
+            let p = &model.purchases[i];
+            assert_eq!(got.status, p.status, "status of purchase {i}");
+            assert_eq!(got.reservation_id, sut.holds[p.hold]);
+            assert_eq!(
+                got.cancelled_at.is_some(),
+                p.status == PurchaseStatus::Cancelled
+            );
+        }
+        // Each buyer's purchases, newest first, whole and page by page.
+        for u in 0..USERS {
+            let id = user(u).id;
+            let want: Vec<PurchaseId> = (0..model.purchases.len())
+                .rev()
+                .filter(|&p| model.holds[model.purchases[p].hold].user == u)
+                .map(|p| sut.purchases[p])
+                .collect();
+            let all = sut
+                .block(store.buyer_purchases(&id, None, MAX_PAGE))
+                .unwrap();
+            assert_eq!(all.iter().map(|p| p.id).collect::<Vec<_>>(), want);
+            let mut paged = Vec::new();
+            let mut before = None;
+            loop {
+                let page = sut.block(store.buyer_purchases(&id, before, 2)).unwrap();
+                let Some(last) = page.last() else { break };
+                before = Some(last.id);
+                paged.extend(page.iter().map(|p| p.id));
+            }
+            assert_eq!(paged, want, "pages of buyer {u}");
+        }
+        // What the store keeps is never less than the model says is visible.
         let visible = model.holds.iter().filter(|h| !model.gone(h)).count();
         assert!(
             sut.store.kept_holds() >= visible,
             "a visible hold was pruned"
         );
+        assert_eq!(sut.store.kept_idempotency_records(), model.records.len());
+    }
+}
+
+impl Real {
+    fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use drop_core::Clock;
+        self.clock.now()
+    }
+
+    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
     }
 }
 

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drop_core::{Buyer, DropError, DropId, InventoryStore, ManualClock, Money, NewDrop, Username};
+use drop_core::{
+    Buyer, Clock, DropError, DropId, IDEMPOTENCY_RETENTION, IdempotencyKey, InventoryStore,
+    ManualClock, Money, NewDrop, ReserveRequest, Username,
+};
 use drop_store_memory::{DEFAULT_RETENTION, MemoryStore};
 
 const HOLD: Duration = Duration::from_secs(60);
@@ -146,4 +149,75 @@ async fn a_swept_backlog_is_freed() {
         assert!(store.kept_holds() < before, "pruning stalled at {before}");
     }
     store.verify_invariants().unwrap();
+}
+
+/// A keyed reserve still replays after its hold has been pruned from
+/// every other read; the record is kept 24 hours, then pruned, and the
+/// hold with it. After that the key is free: a call with it acts afresh.
+#[tokio::test]
+async fn idempotency_records_outlive_pruned_holds_then_go() {
+    let retention = Duration::from_secs(30);
+    let (clock, store, drop) = store_and_drop(Some(retention)).await;
+    let alice = user(0);
+    let key = IdempotencyKey::new(alice.id.as_str(), "reserve-1", [1; 32]).unwrap();
+    let first = store
+        .reserve_with(drop, &alice, ReserveRequest::new(), Some(&key))
+        .await
+        .unwrap();
+    assert!(first.created && !first.replayed);
+    let hold = first.reservation;
+    store.release(hold.id, &alice.id).await.unwrap();
+
+    clock.advance(HOLD + retention);
+    // Any write on the drop prunes what is past its retention.
+    store.reserve(drop, &user(1)).await.unwrap();
+    assert!(not_found(store.get_reservation(hold.id).await));
+    assert!(not_found(store.release(hold.id, &alice.id).await));
+    let again = store
+        .reserve_with(drop, &alice, ReserveRequest::new(), Some(&key))
+        .await
+        .unwrap();
+    assert!(again.replayed && again.created);
+    assert_eq!(again.reservation.id, hold.id);
+    assert_eq!(again.reservation.status.as_str(), "released");
+    store.verify_invariants().unwrap();
+
+    // Kept for at least the whole retention of records...
+    let recorded = store
+        .idempotency_record(alice.id.as_str(), "reserve-1")
+        .await
+        .unwrap()
+        .expect("recorded");
+    let day = chrono::TimeDelta::from_std(IDEMPOTENCY_RETENTION).unwrap();
+    let remaining = recorded.recorded_at + day - clock.now();
+    clock.advance(remaining.to_std().unwrap() - Duration::from_micros(1));
+    store.expire_due(100).await.unwrap();
+    assert_eq!(store.kept_idempotency_records(), 1);
+    let replay = store
+        .reserve_with(drop, &alice, ReserveRequest::new(), Some(&key))
+        .await
+        .unwrap();
+    assert_eq!(replay.reservation.id, hold.id);
+
+    // ...then pruned by a sweep, and the hold it kept goes with it.
+    clock.advance(Duration::from_micros(1));
+    store.expire_due(100).await.unwrap();
+    assert_eq!(store.kept_idempotency_records(), 0);
+    assert_eq!(
+        store
+            .idempotency_record(alice.id.as_str(), "reserve-1")
+            .await
+            .unwrap(),
+        None
+    );
+    // Every other hold ended long ago; the released one was kept only
+    // for the record.
+    assert_eq!(store.kept_holds(), 0);
+    store.verify_invariants().unwrap();
+    let fresh = store
+        .reserve_with(drop, &alice, ReserveRequest::new(), Some(&key))
+        .await
+        .unwrap();
+    assert!(fresh.created && !fresh.replayed);
+    assert_ne!(fresh.reservation.id, hold.id);
 }

@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use drop_core::{Buyer, BuyerId};
 use drop_core::{
-    Clock, DropError, DropEvent, DropId, DropState, EventStream, ExpiryScheduler, InventoryStore,
-    ManualClock, Money, NewDrop, Purchase, Reservation, ReservationId, ReservationStatus, Reserved,
-    RevokedSessions, TopPurchaser, Username, async_trait,
+    Applied, Clock, DropError, DropEvent, DropId, DropPatch, DropState, EventStream,
+    ExpiryScheduler, IdempotencyKey, IdempotencyRecord, InventoryStore, ManualClock, Money,
+    NewDrop, Purchase, PurchaseId, Purchased, Reservation, ReservationId, ReservationStatus,
+    ReserveRequest, Reserved, RevokedSessions, TopPurchaser, Username, async_trait,
 };
+use drop_core::{Buyer, BuyerId};
 use drop_store_memory::MemoryStore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -134,20 +135,86 @@ struct Counting {
 
 #[async_trait]
 impl InventoryStore for Counting {
-    async fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError> {
-        self.inner.create_drop(new).await
+    async fn create_drop_with(
+        &self,
+        new: NewDrop,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.inner.create_drop_with(new, key).await
     }
     async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
         self.inner.list_drops().await
     }
+    async fn list_all_drops(&self) -> Result<Vec<DropState>, DropError> {
+        self.inner.list_all_drops().await
+    }
     async fn get_drop(&self, id: DropId) -> Result<DropState, DropError> {
         self.inner.get_drop(id).await
     }
-    async fn reserve(&self, id: DropId, u: &Buyer) -> Result<Reserved, DropError> {
-        self.inner.reserve(id, u).await
+    async fn reserve_with(
+        &self,
+        id: DropId,
+        u: &Buyer,
+        request: ReserveRequest,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Reserved, DropError> {
+        self.inner.reserve_with(id, u, request, key).await
     }
-    async fn purchase(&self, id: ReservationId, u: &BuyerId) -> Result<Purchase, DropError> {
-        self.inner.purchase(id, u).await
+    async fn purchase_with(
+        &self,
+        id: ReservationId,
+        u: &BuyerId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Purchased, DropError> {
+        self.inner.purchase_with(id, u, key).await
+    }
+    async fn get_purchase(&self, id: PurchaseId) -> Result<Purchase, DropError> {
+        self.inner.get_purchase(id).await
+    }
+    async fn buyer_purchases(
+        &self,
+        u: &BuyerId,
+        before: Option<PurchaseId>,
+        limit: usize,
+    ) -> Result<Vec<Purchase>, DropError> {
+        self.inner.buyer_purchases(u, before, limit).await
+    }
+    async fn update_drop(
+        &self,
+        id: DropId,
+        patch: &DropPatch,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.inner.update_drop(id, patch, key).await
+    }
+    async fn set_paused(
+        &self,
+        id: DropId,
+        paused: bool,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.inner.set_paused(id, paused, key).await
+    }
+    async fn end_drop(
+        &self,
+        id: DropId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.inner.end_drop(id, key).await
+    }
+    async fn cancel_purchase(
+        &self,
+        id: PurchaseId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<Purchase>, DropError> {
+        self.inner.cancel_purchase(id, key).await
+    }
+    async fn idempotency_record(
+        &self,
+        caller: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, DropError> {
+        self.inner.idempotency_record(caller, key).await
     }
     async fn release(&self, id: ReservationId, u: &BuyerId) -> Result<Reservation, DropError> {
         self.inner.release(id, u).await

@@ -205,7 +205,7 @@ struct Sender {
 fn coalesce(events: Vec<DropEvent>) -> Vec<DropEvent> {
     let mut newest: HashMap<DropId, u64> = HashMap::new();
     for e in &events {
-        if let DropEvent::StockChanged { drop_id, stock } = e {
+        if let DropEvent::StockChanged { drop_id, stock, .. } = e {
             let v = newest.entry(*drop_id).or_default();
             *v = (*v).max(stock.version);
         }
@@ -214,7 +214,7 @@ fn coalesce(events: Vec<DropEvent>) -> Vec<DropEvent> {
     events
         .into_iter()
         .filter(|e| match e {
-            DropEvent::StockChanged { drop_id, stock } => {
+            DropEvent::StockChanged { drop_id, stock, .. } => {
                 let first = !kept.get(drop_id).copied().unwrap_or(false);
                 if stock.version == newest[drop_id] && first {
                     kept.insert(*drop_id, true);
@@ -229,7 +229,24 @@ fn coalesce(events: Vec<DropEvent>) -> Vec<DropEvent> {
 }
 
 /// Splits events into payloads under PostgreSQL's size limit.
+///
+/// An event that alone exceeds the limit (a drop of many variants with
+/// long names: its state or its stock) cannot travel: it is left out and
+/// the payloads say events were lost, so the other instances' subscribers
+/// resync from the store instead.
 fn payloads(instance: Uuid, lost: bool, events: Vec<DropEvent>) -> Vec<String> {
+    let mut lost = lost;
+    let events: Vec<String> = events
+        .iter()
+        .filter_map(|event| {
+            let json = serde_json::to_string(event).ok()?;
+            if json.len() > MAX_PAYLOAD {
+                lost = true;
+                return None;
+            }
+            Some(json)
+        })
+        .collect();
     let mut out = Vec::new();
     let mut chunk: Vec<String> = Vec::new();
     let mut size = 0;
@@ -245,10 +262,7 @@ fn payloads(instance: Uuid, lost: bool, events: Vec<DropEvent>) -> Vec<String> {
         chunk.clear();
     };
     let mut first = true;
-    for event in events {
-        let Ok(json) = serde_json::to_string(&event) else {
-            continue;
-        };
+    for json in events {
         if !chunk.is_empty() && size + json.len() > MAX_PAYLOAD {
             flush(&mut chunk, lost && first, &mut out);
             first = false;
@@ -499,6 +513,7 @@ mod tests {
         DropEvent::StockChanged {
             drop_id,
             stock: Stock::new(10, version as u32, 0, version),
+            variants: Vec::new(),
         }
     }
 
@@ -519,6 +534,29 @@ mod tests {
         assert_eq!(out, vec![hold, stock(b, 4), stock(a, 3)]);
     }
 
+    /// A stock snapshot of a drop of 100 variants is too large for one
+    /// notification: it is left out, the payload says events were lost
+    /// (the other instances resync), and the rest still travels.
+    #[test]
+    fn an_event_too_large_for_a_payload_is_reported_lost() {
+        use drop_core::{VariantId, VariantStock};
+
+        let big = DropEvent::StockChanged {
+            drop_id: DropId::new(),
+            stock: Stock::new(100, 0, 0, 1),
+            variants: (0..100)
+                .map(|_| VariantStock::new(VariantId::new(), 1, 0, 0))
+                .collect(),
+        };
+        assert!(serde_json::to_string(&big).unwrap().len() > MAX_PAYLOAD);
+        let small = stock(DropId::new(), 1);
+        let out = payloads(Uuid::new_v4(), false, vec![big, small.clone()]);
+        assert_eq!(out.len(), 1);
+        let env: Envelope = serde_json::from_str(&out[0]).unwrap();
+        assert!(env.lost);
+        assert_eq!(env.e, vec![small]);
+    }
+
     /// The largest events that travel: a purchase by a buyer whose id is
     /// the longest there is and doubles in JSON (every byte escaped), with
     /// the longest names in its latest buyers. Each fits a payload with
@@ -532,8 +570,12 @@ mod tests {
         let at = chrono::DateTime::UNIX_EPOCH;
         let purchase = DropEvent::PurchaseCompleted {
             drop_id: DropId::new(),
+            purchase_id: drop_core::PurchaseId::new(),
             reservation_id: ReservationId::new(),
             buyer_id: buyer_id.clone(),
+            variant_id: drop_core::VariantId::new(),
+            quantity: drop_core::MAX_PER_BUYER,
+            amount_paid: drop_core::Money::from_minor(drop_core::money::MONEY_MAX_MINOR).unwrap(),
             display_name: name.clone(),
             top_purchasers: vec![TopPurchaser::new(name, at); drop_core::TOP_PURCHASERS],
         };
@@ -541,6 +583,8 @@ mod tests {
             drop_id: DropId::new(),
             reservation_id: ReservationId::new(),
             buyer_id: buyer_id.clone(),
+            variant_id: drop_core::VariantId::new(),
+            quantity: drop_core::MAX_PER_BUYER,
             expires_at: at,
         };
         let released = DropEvent::HoldReleased {

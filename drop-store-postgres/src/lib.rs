@@ -39,21 +39,31 @@
 //!
 //! Embedded migrations (`migrations/`, applied by every constructor unless
 //! [`PgStoreBuilder::migrate`] turns that off, and by [`PgStore::migrate`])
-//! create four tables. Their history lives in [`HISTORY_TABLE`], not in
+//! create the tables below. Their history lives in [`HISTORY_TABLE`], not in
 //! sqlx's default `_sqlx_migrations`, so an application that keeps its own
 //! migrations in the same database never sees dropkit's versions (nor
 //! dropkit the application's). Migrations are append-only: a released one
 //! is never edited. The database itself refuses what must never happen:
 //!
-//! - `dropkit_drops` keeps the counters `reserved` and `sold` with CHECKs
-//!   `reserved ≥ 0`, `sold ≥ 0`, `reserved + sold ≤ total_stock` — no
-//!   oversell even if the code were wrong — and a `version` that grows with
-//!   every change.
-//! - `dropkit_reservations` (holds): a CHECKed status, a partial unique
-//!   index giving at most one active hold per (drop, user), and a partial
-//!   index on `(drop_id, expires_at)` of active holds for the sweeper,
-//!   lazy reclaim and `next_expiry`.
-//! - `dropkit_purchases`: unique per hold.
+//! - `dropkit_drops` keeps the sums of its variants' counters (`reserved`,
+//!   `sold`, in units) with CHECKs `reserved ≥ 0`, `sold ≥ 0`,
+//!   `reserved + sold ≤ total_stock`, a `version` that grows with every
+//!   change, `max_per_buyer` and `paused`. Its row is the lock every writer
+//!   of the drop takes first.
+//! - `dropkit_variants`: one row per variant with its own counters under
+//!   the same CHECKs — no oversell of any variant even if the code were
+//!   wrong.
+//! - `dropkit_reservations` (holds, with their variant and quantity): a
+//!   CHECKed status, a partial unique index giving at most one active hold
+//!   per (drop, buyer), and a partial index on `(drop_id, expires_at)` of
+//!   active holds for the sweeper, lazy reclaim and `next_expiry`.
+//! - `dropkit_purchases`: unique per hold, completed or cancelled, indexed
+//!   by buyer for the per-buyer limit (units bought and not cancelled, one
+//!   probe per buyer) and for a buyer's purchase history.
+//! - `dropkit_idempotency`: (caller, key) → the request's fingerprint and
+//!   the entity the write made or changed, recorded in the write's own
+//!   transaction and pruned after
+//!   [`IDEMPOTENCY_RETENTION`](drop_core::IDEMPOTENCY_RETENTION).
 //! - `dropkit_revoked_sessions`: signed-out sessions, until their tokens
 //!   would have expired anyway (the store deletes expired rows as it
 //!   records new ones), so every instance refuses a revoked token.
@@ -73,10 +83,20 @@
 //! hold of that drop is being written by anyone else, so hold rows need no
 //! locks and no insert waits on another transaction's uncommitted hold.
 //!
-//! - **Reserve** returns the caller's active hold unchanged if there is
-//!   one; expires the caller's own overdue hold; and when no unit is free
-//!   reclaims the drop's overdue holds (as many as needed) before answering
-//!   `OUT_OF_STOCK`, so a late sweeper never blocks a sale.
+//! - **Reserve** takes `quantity` units of one variant, all or nothing,
+//!   checked in the trait's order: the request, the window and the pause,
+//!   the buyer's active hold (returned unchanged for the same request,
+//!   `HOLD_EXISTS` otherwise), the per-buyer limit, the variant's stock.
+//!   It expires the caller's own overdue hold, and when the variant is
+//!   short reclaims its overdue holds (as many units as needed) before
+//!   answering `OUT_OF_STOCK`, so a late sweeper never blocks a sale.
+//! - **Idempotency keys**: a replay is answered from one statement that
+//!   reads the key's record with its entity, without queueing on the drop;
+//!   a first call records its key in the transaction of its write.
+//! - **Admin writes** (edit, pause, end, cancel a purchase) are one
+//!   transaction each under the drop's lock, the rules decided by
+//!   [`DropPatch::apply`](drop_core::DropPatch::apply) on the counters read
+//!   under it.
 //! - **Purchase / release** check owner and expiry by the database's time
 //!   under the lock; a purchase racing the sweeper ends in exactly one
 //!   state. A hold taken before `endsAt` may be bought until its own
@@ -118,11 +138,13 @@
 
 #[macro_use]
 mod rows;
+mod admin;
 mod batch;
 mod builder;
 mod error;
 mod fanout;
 mod invariants;
+mod keys;
 mod migrations;
 mod sessions;
 mod statistics;
@@ -148,11 +170,13 @@ mod tests {
     #[test]
     fn tasks_are_spawned_only_on_trackers() {
         let sources = [
+            ("admin.rs", include_str!("admin.rs")),
             ("batch.rs", include_str!("batch.rs")),
             ("builder.rs", include_str!("builder.rs")),
             ("error.rs", include_str!("error.rs")),
             ("fanout.rs", include_str!("fanout.rs")),
             ("invariants.rs", include_str!("invariants.rs")),
+            ("keys.rs", include_str!("keys.rs")),
             ("migrations.rs", include_str!("migrations.rs")),
             ("sessions.rs", include_str!("sessions.rs")),
             ("rows.rs", include_str!("rows.rs")),

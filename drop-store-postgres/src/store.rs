@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drop_core::{
-    Buyer, BuyerId, DropError, DropEvent, DropId, DropOverview, DropState, EventBus, EventStream,
-    InventoryStore, NewDrop, Purchase, Reservation, ReservationId, ReservationStatus, Reserved,
+    Applied, Buyer, BuyerId, DropError, DropId, DropOverview, DropPatch, DropState, EventBus,
+    EventStream, IdempotencyKey, IdempotencyRecord, InventoryStore, MAX_PAGE, NewDrop, Purchase,
+    PurchaseId, Purchased, Reservation, ReservationId, ReservationStatus, ReserveRequest, Reserved,
     RevokedSessions, TOP_PURCHASERS, TopPurchaser, async_trait,
 };
 use sqlx::PgPool;
@@ -15,19 +16,20 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::admin::{self, DropChange};
 use crate::batch::{BatchFuture, Gatherer};
 use crate::builder::PgStoreBuilder;
-use crate::error::{internal, map_sqlx, violates};
+use crate::error::{internal, map_sqlx};
 use crate::fanout::{self, Fanout, FeedTasks};
+use crate::keys;
 use crate::migrations;
 use crate::rows;
 use crate::sessions;
 use crate::statistics;
-use crate::writes::{self, Shared};
+use crate::writes::{self, PurchaseCall, ReserveCall, Shared};
 
-type ReserveGate = Gatherer<DropId, Buyer, Reserved>;
-/// A purchase request: the hold, and its owner as the hold names them.
-type PurchaseGate = Gatherer<DropId, (ReservationId, Buyer), Purchase>;
+type ReserveGate = Gatherer<DropId, ReserveCall, Reserved>;
+type PurchaseGate = Gatherer<DropId, PurchaseCall, Purchased>;
 
 /// A dropkit store on PostgreSQL.
 ///
@@ -163,6 +165,7 @@ impl PgStore {
             retries: settings.retries,
             tasks: work.clone(),
             closing,
+            pruned: Default::default(),
         };
         let (reserve_gate, purchase_gate) = if settings.group_commit {
             let s = shared.clone();
@@ -251,11 +254,15 @@ impl PgStore {
         }
     }
 
-    /// Proves the bookkeeping: every drop's counters equal what its rows
-    /// say (`reserved` = active holds, `sold` = purchased holds =
-    /// purchases), `reserved + sold ≤ total`, every purchase belongs to a
-    /// purchased hold of the same drop and buyer, and no user has two
-    /// active holds on a drop. Reads one consistent snapshot.
+    /// Proves the bookkeeping: every variant's counters equal what its rows
+    /// say (`reserved` = units of its active holds, `sold` = units of its
+    /// completed purchases), `reserved + sold ≤ total` per variant and per
+    /// drop, each drop's figures equal its variants' sums, every purchase
+    /// belongs to a purchased hold of the same drop, variant, quantity and
+    /// buyer, no buyer has two active holds on a drop, and no buyer holds
+    /// plus bought more units of a drop than the highest `maxPerBuyer` it
+    /// has had (lowering the limit takes nothing back). Reads one
+    /// consistent snapshot.
     ///
     /// Errors with [`DropError::Internal`] whose source is an
     /// [`InvariantViolations`] listing every problem found.
@@ -273,6 +280,19 @@ impl PgStore {
 
     fn shared(&self) -> &Shared {
         &self.inner.shared
+    }
+
+    /// Runs an admin change of a drop on a task of the store's.
+    async fn change(
+        &self,
+        drop_id: DropId,
+        change: DropChange,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        let (shared, key) = (self.shared().clone(), key.cloned());
+        self.shared()
+            .detached(async move { admin::change(&shared, drop_id, change, key).await })
+            .await
     }
 
     /// The database's clock, which decides every hold's time.
@@ -293,70 +313,28 @@ pub struct InvariantViolations {
 
 #[async_trait]
 impl InventoryStore for PgStore {
-    async fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError> {
-        new.validate()?;
-        if new.ends_at.is_some() {
-            // Only the database's clock can say whether the end is past.
-            new.validate_at(self.database_time().await?)?;
-        }
-        let hold_micros = i64::try_from(new.hold.as_micros())
-            .map_err(|_| DropError::invalid("holdSeconds", "too long"))?;
-        let id = DropId::new();
-        const SQL: &str = concat!(
-            "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, starts_at, ends_at, hold_micros) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
-            drop_columns!()
-        );
-        let total = i32::try_from(new.total_stock)
-            .map_err(|_| DropError::invalid("totalStock", "too large"))?;
-        let name = new.name.trim();
-        let name = name.to_owned();
-        let shared = self.shared().clone();
+    async fn create_drop_with(
+        &self,
+        new: NewDrop,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        let (shared, key) = (self.shared().clone(), key.cloned());
         self.shared()
-            .detached(async move {
-                let name = name.as_str();
-                let (row, recognised) = shared
-                    .retry(move |mut conn| async move {
-                        let inserted = sqlx::query_as::<_, rows::DropRow>(SQL)
-                            .bind(id.as_uuid())
-                            .bind(name)
-                            .bind(new.price.minor())
-                            .bind(total)
-                            .bind(new.starts_at)
-                            .bind(new.ends_at)
-                            .bind(hold_micros)
-                            .fetch_one(&mut *conn)
-                            .await;
-                        match inserted {
-                            // The id is this call's own: an earlier attempt
-                            // committed it and lost the answer.
-                            Err(e) if violates(&e, "dropkit_drops_pkey") => {
-                                const GET: &str = concat!(
-                                    "SELECT ",
-                                    drop_columns!(),
-                                    " FROM dropkit_drops WHERE id = $1"
-                                );
-                                let row = sqlx::query_as::<_, rows::DropRow>(GET)
-                                    .bind(id.as_uuid())
-                                    .fetch_one(&mut *conn)
-                                    .await?;
-                                Ok((row, true))
-                            }
-                            other => other.map(|row| (row, false)),
-                        }
-                    })
-                    .await?;
-                let state = DropState::try_from(row)?;
-                if recognised {
-                    tracing::debug!(drop = %id, "a create whose answer was lost had committed");
-                }
-                // Either way this is the first announcement of the drop.
-                shared.fanout.publish(vec![DropEvent::DropCreated {
-                    drop: state.clone(),
-                }]);
-                Ok(state)
-            })
+            .detached(async move { admin::create(&shared, new, key).await })
             .await
+    }
+
+    async fn list_all_drops(&self) -> Result<Vec<DropState>, DropError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            visible_drop_columns!(),
+            " FROM dropkit_drops d ORDER BY d.created_at DESC, d.id"
+        );
+        let rows = self
+            .shared()
+            .read(|| sqlx::query_as::<_, rows::DropRow>(SQL).fetch_all(self.pool()))
+            .await?;
+        rows.into_iter().map(DropState::try_from).collect()
     }
 
     async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
@@ -374,33 +352,34 @@ impl InventoryStore for PgStore {
     }
 
     async fn get_drop(&self, drop_id: DropId) -> Result<DropState, DropError> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            visible_drop_columns!(),
-            " FROM dropkit_drops d WHERE d.id = $1"
-        );
-        let row = self
-            .shared()
-            .read(|| {
-                sqlx::query_as::<_, rows::DropRow>(SQL)
-                    .bind(drop_id.as_uuid())
-                    .fetch_optional(self.pool())
-            })
-            .await?;
-        match row {
-            Some(row) => DropState::try_from(row),
-            None => Err(DropError::DropNotFound { drop_id }),
-        }
+        admin::read_drop(self.shared(), drop_id).await
     }
 
-    async fn reserve(&self, drop_id: DropId, buyer: &Buyer) -> Result<Reserved, DropError> {
+    async fn reserve_with(
+        &self,
+        drop_id: DropId,
+        buyer: &Buyer,
+        request: ReserveRequest,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Reserved, DropError> {
+        // A replay costs one read and never queues on the drop.
+        if let Some(key) = key
+            && let Some(replay) = keys::reserve_replay(self.shared(), key).await?
+        {
+            return Ok(replay);
+        }
+        let call = ReserveCall {
+            buyer: buyer.clone(),
+            request,
+            key: key.cloned(),
+        };
         match &self.inner.reserve_gate {
-            Some(gate) => gate.submit(drop_id, buyer.clone()).await,
+            Some(gate) => gate.submit(drop_id, call).await,
             None => {
-                let (shared, user) = (self.shared().clone(), buyer.clone());
+                let shared = self.shared().clone();
                 self.shared()
                     .detached(async move {
-                        writes::reserve(&shared, drop_id, vec![user])
+                        writes::reserve(&shared, drop_id, vec![call])
                             .await
                             .pop()
                             .unwrap_or_else(|| Err(internal("reserve gave no answer")))
@@ -410,23 +389,32 @@ impl InventoryStore for PgStore {
         }
     }
 
-    async fn purchase(
+    async fn purchase_with(
         &self,
         reservation_id: ReservationId,
         buyer: &BuyerId,
-    ) -> Result<Purchase, DropError> {
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Purchased, DropError> {
+        if let Some(key) = key
+            && let Some(replay) = keys::purchase_replay(self.shared(), key).await?
+        {
+            return Ok(replay);
+        }
         // Owner and terminal states never change, so they can be answered
-        // from a plain read without queueing on the drop's lock.
+        // from a plain read without queueing on the drop's lock; the
+        // owner's repeat of a purchase made is answered with it (unless a
+        // key must be recorded, which takes the drop's lock).
+        const CHECK: &str = "SELECT h.drop_id, h.buyer_id, h.status, h.expires_at <= clock_timestamp() AS overdue, \
+                    p.id AS purchase_id \
+               FROM dropkit_reservations h \
+               LEFT JOIN dropkit_purchases p ON p.reservation_id = h.id \
+              WHERE h.id = $1";
         let row = self
             .shared()
             .read(|| {
-                sqlx::query_as::<_, rows::PurchaseCheck>(
-                    "SELECT drop_id, buyer_id, display_name, status, \
-                            expires_at <= clock_timestamp() AS overdue \
-                     FROM dropkit_reservations WHERE id = $1",
-                )
-                .bind(reservation_id.as_uuid())
-                .fetch_optional(self.pool())
+                sqlx::query_as::<_, rows::PurchaseCheck>(CHECK)
+                    .bind(reservation_id.as_uuid())
+                    .fetch_optional(self.pool())
             })
             .await?;
         let Some(hold) = row else {
@@ -436,9 +424,16 @@ impl InventoryStore for PgStore {
             return Err(DropError::NotOwner { reservation_id });
         }
         match hold.status()? {
-            ReservationStatus::Purchased => {
-                return Err(DropError::AlreadyPurchased { reservation_id });
+            ReservationStatus::Purchased if key.is_none() => {
+                let id = hold
+                    .purchase_id()
+                    .ok_or_else(|| internal("a purchased hold has no purchase"))?;
+                return self
+                    .get_purchase(id)
+                    .await
+                    .map(|p| Purchased::new(p, false));
             }
+            ReservationStatus::Purchased => {}
             ReservationStatus::Released => {
                 return Err(DropError::AlreadyReleased { reservation_id });
             }
@@ -451,16 +446,18 @@ impl InventoryStore for PgStore {
             ReservationStatus::Active => {}
         }
         let drop_id = hold.drop_id();
-        // The name the hold was taken under goes on the purchase: it
-        // never changes, so the read above is as good as one under the lock.
-        let req = (reservation_id, hold.buyer()?);
+        let call = PurchaseCall {
+            reservation_id,
+            buyer: buyer.clone(),
+            key: key.cloned(),
+        };
         match &self.inner.purchase_gate {
-            Some(gate) => gate.submit(drop_id, req).await,
+            Some(gate) => gate.submit(drop_id, call).await,
             None => {
                 let shared = self.shared().clone();
                 self.shared()
                     .detached(async move {
-                        writes::purchase(&shared, drop_id, vec![req])
+                        writes::purchase(&shared, drop_id, vec![call])
                             .await
                             .pop()
                             .unwrap_or_else(|| Err(internal("purchase gave no answer")))
@@ -468,6 +465,121 @@ impl InventoryStore for PgStore {
                     .await
             }
         }
+    }
+
+    async fn get_purchase(&self, purchase_id: PurchaseId) -> Result<Purchase, DropError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            purchase_columns!(),
+            " FROM dropkit_purchases WHERE id = $1"
+        );
+        let row = self
+            .shared()
+            .read(|| {
+                sqlx::query_as::<_, rows::PurchaseRecordRow>(SQL)
+                    .bind(purchase_id.as_uuid())
+                    .fetch_optional(self.pool())
+            })
+            .await?;
+        match row {
+            Some(row) => Purchase::try_from(row),
+            None => Err(DropError::PurchaseNotFound { purchase_id }),
+        }
+    }
+
+    async fn buyer_purchases(
+        &self,
+        buyer: &BuyerId,
+        before: Option<PurchaseId>,
+        limit: usize,
+    ) -> Result<Vec<Purchase>, DropError> {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(DropError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let after_seq: i64 = match before {
+            None => i64::MAX,
+            Some(purchase_id) => self
+                .shared()
+                .read(|| {
+                    sqlx::query_scalar(
+                        "SELECT seq FROM dropkit_purchases WHERE id = $1 AND buyer_id = $2",
+                    )
+                    .bind(purchase_id.as_uuid())
+                    .bind(buyer.as_str())
+                    .fetch_optional(self.pool())
+                })
+                .await?
+                .ok_or(DropError::PurchaseNotFound { purchase_id })?,
+        };
+        const SQL: &str = concat!(
+            "SELECT ",
+            purchase_columns!(),
+            " FROM dropkit_purchases WHERE buyer_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .shared()
+            .read(|| {
+                sqlx::query_as::<_, rows::PurchaseRecordRow>(SQL)
+                    .bind(buyer.as_str())
+                    .bind(after_seq)
+                    .bind(limit)
+                    .fetch_all(self.pool())
+            })
+            .await?;
+        rows.into_iter().map(Purchase::try_from).collect()
+    }
+
+    async fn update_drop(
+        &self,
+        drop_id: DropId,
+        patch: &DropPatch,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.change(drop_id, DropChange::Patch(patch.clone()), key)
+            .await
+    }
+
+    async fn set_paused(
+        &self,
+        drop_id: DropId,
+        paused: bool,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.change(drop_id, DropChange::Pause(paused), key).await
+    }
+
+    async fn end_drop(
+        &self,
+        drop_id: DropId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.change(drop_id, DropChange::End, key).await
+    }
+
+    async fn cancel_purchase(
+        &self,
+        purchase_id: PurchaseId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<Purchase>, DropError> {
+        let (shared, key) = (self.shared().clone(), key.cloned());
+        self.shared()
+            .detached(async move { admin::cancel(&shared, purchase_id, key).await })
+            .await
+    }
+
+    async fn idempotency_record(
+        &self,
+        caller: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, DropError> {
+        keys::lookup(self.shared(), caller, key)
+            .await?
+            .map(|row| row.record(caller, key))
+            .transpose()
     }
 
     async fn release(
@@ -622,7 +734,8 @@ impl InventoryStore for PgStore {
                          WHERE p.drop_id = d.id ORDER BY p.created_at DESC, p.seq DESC LIMIT $2) t) \
                 AS latest, \
                h.id AS hold_id, h.display_name AS hold_display_name, \
-               h.created_at AS hold_created_at, h.expires_at AS hold_expires_at \
+               h.created_at AS hold_created_at, h.expires_at AS hold_expires_at, \
+               h.variant_id AS hold_variant_id, h.quantity AS hold_quantity \
              FROM dropkit_drops d \
              LEFT JOIN dropkit_reservations h \
                ON h.buyer_id = $1 AND h.drop_id = d.id AND h.status = 'active' \

@@ -2,13 +2,13 @@
 //! retried as a whole on transient faults, with events published after the
 //! commit. The same code serves one caller or a batch of them.
 
-use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drop_core::{
-    Buyer, BuyerId, DropError, DropEvent, DropId, Purchase, PurchaseId, Reservation, ReservationId,
-    ReservationStatus, Reserved, Stock, TOP_PURCHASERS, TopPurchaser,
+    Buyer, BuyerId, DropError, DropEvent, DropId, IdempotencyKey, Purchased, Reservation,
+    ReservationId, ReservationStatus, ReserveRequest, Reserved, TOP_PURCHASERS, TopPurchaser,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
@@ -33,21 +33,11 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskTracker,
     /// Cancelled when the store shuts down: new writes are refused.
     pub(crate) closing: CancellationToken,
+    /// When this instance last pruned old idempotency records.
+    pub(crate) pruned: Arc<Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl Shared {
-    /// Publishes a write's events followed by the drop's new stock; a write
-    /// that changed nothing publishes nothing.
-    fn publish_with_stock(&self, drop_id: DropId, mut events: Vec<DropEvent>, after: Stock) {
-        if !events.is_empty() {
-            events.push(DropEvent::StockChanged {
-                drop_id,
-                stock: after,
-            });
-        }
-        self.fanout.publish(events);
-    }
-
     /// Runs a write (`fut`: the statement and the publishing of its
     /// events) on a task of its own and waits for its answer. Dropping the
     /// returned future (a client that went away, a request timeout) gives
@@ -147,41 +137,97 @@ where
     decode(row).inspect_err(|_| shared.fanout.publish_lost())
 }
 
-/// Reserves one unit of `drop_id` for each of `users` (in arrival order,
-/// possibly repeating) in one transaction.
+/// One caller's reserve, as the batch carries it.
+#[derive(Debug, Clone)]
+pub(crate) struct ReserveCall {
+    /// Who asks.
+    pub(crate) buyer: Buyer,
+    /// What they ask for.
+    pub(crate) request: ReserveRequest,
+    /// Their idempotency key, if they sent one.
+    pub(crate) key: Option<IdempotencyKey>,
+}
+
+/// One caller's purchase, as the batch carries it.
+#[derive(Debug, Clone)]
+pub(crate) struct PurchaseCall {
+    /// The hold.
+    pub(crate) reservation_id: ReservationId,
+    /// Its owner, as the caller names them.
+    pub(crate) buyer: BuyerId,
+    /// The caller's idempotency key, if they sent one.
+    pub(crate) key: Option<IdempotencyKey>,
+}
+
+/// The key columns of a batch: per caller, the caller, key and
+/// fingerprint, or NULLs.
+type KeyColumns<'a> = (
+    Vec<Option<&'a str>>,
+    Vec<Option<&'a str>>,
+    Vec<Option<Vec<u8>>>,
+);
+
+fn key_columns<'a>(keys: impl Iterator<Item = Option<&'a IdempotencyKey>>) -> KeyColumns<'a> {
+    let mut out: KeyColumns<'a> = (Vec::new(), Vec::new(), Vec::new());
+    for key in keys {
+        out.0.push(key.map(IdempotencyKey::caller));
+        out.1.push(key.map(IdempotencyKey::key));
+        out.2.push(key.map(|k| k.fingerprint().to_vec()));
+    }
+    out
+}
+
+/// Reserves for each of `calls` (in arrival order, a buyer possibly more
+/// than once) in one transaction.
 pub(crate) async fn reserve(
     shared: &Shared,
     drop_id: DropId,
-    users: Vec<Buyer>,
+    calls: Vec<ReserveCall>,
 ) -> Vec<Result<Reserved, DropError>> {
-    // The same buyer twice gets one hold: send each buyer id once (under
-    // the name it came with first).
-    let mut slot_of: HashMap<&str, usize> = HashMap::new();
-    let mut distinct: Vec<&Buyer> = Vec::new();
-    let slots: Vec<usize> = users
+    let buyers: Vec<&str> = calls.iter().map(|c| c.buyer.id.as_str()).collect();
+    let names: Vec<&str> = calls
         .iter()
-        .map(|u| {
-            *slot_of.entry(u.id.as_str()).or_insert_with(|| {
-                distinct.push(u);
-                distinct.len() - 1
-            })
-        })
+        .map(|c| c.buyer.display_name.as_str())
         .collect();
-    let buyers: Vec<&str> = distinct.iter().map(|u| u.id.as_str()).collect();
-    let names: Vec<&str> = distinct.iter().map(|u| u.display_name.as_str()).collect();
+    let variants: Vec<Option<Uuid>> = calls
+        .iter()
+        .map(|c| c.request.variant_id.map(|v| v.as_uuid()))
+        .collect();
+    let quantities: Vec<i32> = calls
+        .iter()
+        .map(|c| i32::try_from(c.request.quantity).unwrap_or(i32::MAX))
+        .collect();
+    let (callers, keys, prints) = key_columns(calls.iter().map(|c| c.key.as_ref()));
     // Ids are chosen once, so a retry of a call that did commit finds its
     // own holds and reports them as created.
-    let ids: Vec<Uuid> = distinct.iter().map(|_| Uuid::new_v4()).collect();
-    let (buyers_ref, names_ref, ids_ref) = (&buyers, &names, &ids);
+    let ids: Vec<Uuid> = calls.iter().map(|_| Uuid::new_v4()).collect();
+    let args = (
+        &buyers,
+        &names,
+        &variants,
+        &quantities,
+        &ids,
+        &callers,
+        &keys,
+        &prints,
+    );
     let attempt = shared
         .retry(move |mut conn| async move {
-            let called = sqlx::query("SELECT * FROM dropkit_reserve($1, $2, $3, $4)")
-                .bind(drop_id.as_uuid())
-                .bind(buyers_ref)
-                .bind(names_ref)
-                .bind(ids_ref)
-                .fetch_one(&mut *conn)
-                .await;
+            let (buyers, names, variants, quantities, ids, callers, keys, prints) = args;
+            let called = sqlx::query(
+                "SELECT * FROM dropkit_reserve_units($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(drop_id.as_uuid())
+            .bind(buyers)
+            .bind(names)
+            .bind(variants)
+            .bind(quantities)
+            .bind(ids)
+            .bind(callers)
+            .bind(keys)
+            .bind(prints)
+            .fetch_one(&mut *conn)
+            .await;
             match called {
                 // Only a retry can meet a hold with an id this call chose:
                 // the attempt whose answer was lost committed it, and it is
@@ -193,7 +239,7 @@ pub(crate) async fn reserve(
                         " FROM dropkit_reservations WHERE id = ANY ($1)"
                     );
                     let rows = sqlx::query_as::<_, HoldRow>(SQL)
-                        .bind(ids_ref)
+                        .bind(ids)
                         .fetch_all(&shared.pool)
                         .await?;
                     Ok(ReserveAttempt::Recognised(rows))
@@ -204,26 +250,35 @@ pub(crate) async fn reserve(
         .await;
     let answers = attempt.and_then(|attempt| match attempt {
         ReserveAttempt::Answered(row) => {
-            answer(shared, &row).and_then(|row| read_reserve(shared, drop_id, &distinct, &ids, row))
+            answer(shared, &row).and_then(|row| read_reserve(shared, drop_id, &calls, &ids, row))
         }
         ReserveAttempt::Recognised(rows) => recognise_reserve(shared, drop_id, &ids, rows),
     });
-    let per_slot = match answers {
+    let answers = match answers {
         Ok(a) => a,
-        Err(e) => return fail_all(users.len(), &e),
+        Err(e) => return fail_all(calls.len(), &e),
     };
-    let mut seen = vec![false; per_slot.len()];
-    slots
-        .into_iter()
-        .map(|slot| match &per_slot[slot] {
-            Ok(reservation) => {
-                let created = reservation.id.as_uuid() == ids[slot] && !seen[slot];
-                seen[slot] = true;
-                Ok(Reserved::new(reservation.clone(), created))
-            }
-            Err(e) => Err(e.clone()),
-        })
-        .collect()
+    let mut out = Vec::with_capacity(answers.len());
+    for (call, answer) in calls.iter().zip(answers) {
+        out.push(match answer {
+            Answer::Done(a) => a,
+            // Answered from the record, after the batch's commit.
+            Answer::FromRecord => match &call.key {
+                Some(key) => crate::keys::replay_reserve(shared, key).await,
+                None => Err(internal("a reserve without a key was answered by one")),
+            },
+        });
+    }
+    out
+}
+
+/// One caller's answer from a batch: final, or to be read from the
+/// caller's idempotency record.
+pub(crate) enum Answer<T> {
+    /// The answer.
+    Done(Result<T, DropError>),
+    /// The caller's key is recorded: answer from the record.
+    FromRecord,
 }
 
 /// What one attempt of a reserve came back with.
@@ -235,15 +290,26 @@ enum ReserveAttempt {
     Recognised(Vec<HoldRow>),
 }
 
-/// Answers a reserve from the holds its lost attempt committed: those users
-/// got a hold (announced now, since the lost commit announced nothing);
-/// what the others got is unknown, so they are told to retry.
+fn hold_created(drop_id: DropId, hold: &Reservation) -> DropEvent {
+    DropEvent::HoldCreated {
+        drop_id,
+        reservation_id: hold.id,
+        buyer_id: hold.buyer_id.clone(),
+        variant_id: hold.variant_id,
+        quantity: hold.quantity,
+        expires_at: hold.expires_at,
+    }
+}
+
+/// Answers a reserve from the holds its lost attempt committed: those
+/// callers got a hold (announced now, since the lost commit announced
+/// nothing); what the others got is unknown, so they are told to retry.
 fn recognise_reserve(
     shared: &Shared,
     drop_id: DropId,
     ids: &[Uuid],
     rows: Vec<HoldRow>,
-) -> Result<Vec<Result<Reservation, DropError>>, DropError> {
+) -> Result<Vec<Answer<Reserved>>, DropError> {
     let holds = rows
         .into_iter()
         .map(Reservation::try_from)
@@ -253,35 +319,32 @@ fn recognise_reserve(
         .iter()
         .map(|id| match holds.iter().find(|h| h.id.as_uuid() == *id) {
             Some(hold) => {
-                events.push(DropEvent::HoldCreated {
-                    drop_id,
-                    reservation_id: hold.id,
-                    buyer_id: hold.buyer_id.clone(),
-                    expires_at: hold.expires_at,
-                });
-                Ok(hold.clone())
+                events.push(hold_created(drop_id, hold));
+                Answer::Done(Ok(Reserved::new(hold.clone(), true)))
             }
-            None => Err(DropError::Unavailable {
+            None => Answer::Done(Err(DropError::Unavailable {
                 store: crate::error::STORE,
                 source: "the answer to this reserve was lost; retry".into(),
-            }),
+            })),
         })
         .collect();
     shared.fanout.publish(events);
     Ok(out)
 }
 
-/// One answer per distinct user, and the events, published.
+/// One answer per caller, and the events, published.
 fn read_reserve(
     shared: &Shared,
     drop_id: DropId,
-    users: &[&Buyer],
+    calls: &[ReserveCall],
     ids: &[Uuid],
     row: ReserveRow,
-) -> Result<Vec<Result<Reservation, DropError>>, DropError> {
+) -> Result<Vec<Answer<Reserved>>, DropError> {
     row.outcome.accept(Some(drop_id), None)?;
     if row.answers.len() != ids.len() {
-        return Err(internal("reserve answered for a different number of users"));
+        return Err(internal(
+            "reserve answered for a different number of callers",
+        ));
     }
     let mut events: Vec<DropEvent> = row
         .expired
@@ -292,121 +355,173 @@ fn read_reserve(
         })
         .collect();
     let mut out = Vec::with_capacity(ids.len());
-    for ((answer, user), id) in row.answers.iter().zip(users).zip(ids) {
-        out.push(match answer.outcome.accept(Some(drop_id), None) {
-            Ok(Outcome::Created | Outcome::Existing) => {
-                let hold = answer.hold(drop_id, user.id.clone())?;
+    for ((answer, call), id) in row.answers.iter().zip(calls).zip(ids) {
+        let buyer = || call.buyer.id.clone();
+        out.push(match answer.outcome {
+            Outcome::Created | Outcome::Existing => {
+                let hold = answer.hold(drop_id, buyer())?;
                 // An existing hold with the id this call chose is one an
                 // earlier attempt committed without an answer (so without
                 // its event): announce it now.
-                if answer.outcome == Outcome::Created || hold.id.as_uuid() == *id {
-                    events.push(DropEvent::HoldCreated {
-                        drop_id,
-                        reservation_id: hold.id,
-                        buyer_id: hold.buyer_id.clone(),
-                        expires_at: hold.expires_at,
-                    });
+                let created = hold.id.as_uuid() == *id;
+                if created {
+                    events.push(hold_created(drop_id, &hold));
                 }
-                Ok(hold)
+                Answer::Done(Ok(Reserved::new(hold, created)))
             }
-            Ok(other) => return Err(other.unexpected("a reserve")),
-            Err(refused) => Err(refused),
+            Outcome::HoldExists => Answer::Done(Err(DropError::HoldExists {
+                reservation: Box::new(answer.hold(drop_id, buyer())?),
+            })),
+            Outcome::BuyerLimit => Answer::Done(Err(DropError::BuyerLimitReached {
+                drop_id,
+                max_per_buyer: row.max_per_buyer()?,
+                taken: answer.taken()?,
+            })),
+            Outcome::VariantNotFound => Answer::Done(Err(DropError::VariantNotFound {
+                drop_id,
+                variant_id: call
+                    .request
+                    .variant_id
+                    .ok_or_else(|| internal("an unnamed variant was not found"))?,
+            })),
+            Outcome::BadQuantity => {
+                let max = row.max_per_buyer()?;
+                let message = if (1..=max).contains(&call.request.quantity) {
+                    // Within the limit: refused for its total.
+                    "the total would be above the largest amount (1000000000)".to_owned()
+                } else {
+                    format!("must be between 1 and the drop's maxPerBuyer ({max})")
+                };
+                Answer::Done(Err(DropError::invalid("quantity", message)))
+            }
+            Outcome::KeyTaken => Answer::FromRecord,
+            other => match other.accept(Some(drop_id), None) {
+                Ok(other) => return Err(other.unexpected("a reserve")),
+                Err(refused) => Answer::Done(Err(refused)),
+            },
         });
     }
-    shared.publish_with_stock(drop_id, events, row.after.stock()?);
+    let stock = row.after.event(drop_id)?;
+    if !events.is_empty() {
+        events.push(stock);
+    }
+    shared.fanout.publish(events);
     Ok(out)
 }
 
-/// Purchases holds of `drop_id` in one transaction: `(hold, buyer)` pairs,
-/// each buyer with the display name its hold was taken under.
+/// Purchases holds of `drop_id` in one transaction.
 pub(crate) async fn purchase(
     shared: &Shared,
     drop_id: DropId,
-    reqs: Vec<(ReservationId, Buyer)>,
-) -> Vec<Result<Purchase, DropError>> {
-    let res: Vec<Uuid> = reqs.iter().map(|(r, _)| r.as_uuid()).collect();
-    let users: Vec<&str> = reqs.iter().map(|(_, u)| u.id.as_str()).collect();
-    let pids: Vec<Uuid> = reqs.iter().map(|_| Uuid::new_v4()).collect();
-    let (res_ref, users_ref, pids_ref) = (&res, &users, &pids);
+    calls: Vec<PurchaseCall>,
+) -> Vec<Result<Purchased, DropError>> {
+    let res: Vec<Uuid> = calls.iter().map(|c| c.reservation_id.as_uuid()).collect();
+    let buyers: Vec<&str> = calls.iter().map(|c| c.buyer.as_str()).collect();
+    let pids: Vec<Uuid> = calls.iter().map(|_| Uuid::new_v4()).collect();
+    let (callers, keys, prints) = key_columns(calls.iter().map(|c| c.key.as_ref()));
+    let args = (&res, &buyers, &pids, &callers, &keys, &prints);
     let row = shared
         .retry(move |mut conn| async move {
-            sqlx::query("SELECT * FROM dropkit_purchase($1, $2, $3, $4)")
+            let (res, buyers, pids, callers, keys, prints) = args;
+            sqlx::query("SELECT * FROM dropkit_purchase_units($1, $2, $3, $4, $5, $6, $7)")
                 .bind(drop_id.as_uuid())
-                .bind(res_ref)
-                .bind(users_ref)
-                .bind(pids_ref)
+                .bind(res)
+                .bind(buyers)
+                .bind(pids)
+                .bind(callers)
+                .bind(keys)
+                .bind(prints)
                 .fetch_one(&mut *conn)
                 .await
         })
         .await;
     let answers = row
         .and_then(|row| answer(shared, &row))
-        .and_then(|row| read_purchase(shared, drop_id, &reqs, &pids, row));
-    match answers {
-        Ok(answers) => answers,
-        Err(e) => fail_all(reqs.len(), &e),
+        .and_then(|row| read_purchase(shared, drop_id, &calls, &pids, row));
+    let answers = match answers {
+        Ok(a) => a,
+        Err(e) => return fail_all(calls.len(), &e),
+    };
+    let mut out = Vec::with_capacity(answers.len());
+    for (call, answer) in calls.iter().zip(answers) {
+        out.push(match answer {
+            Answer::Done(a) => a,
+            Answer::FromRecord => match &call.key {
+                Some(key) => crate::keys::replay_purchase(shared, key).await,
+                None => Err(internal("a purchase without a key was answered by one")),
+            },
+        });
     }
+    out
 }
 
 fn read_purchase(
     shared: &Shared,
     drop_id: DropId,
-    reqs: &[(ReservationId, Buyer)],
+    calls: &[PurchaseCall],
     pids: &[Uuid],
     row: PurchaseRow,
-) -> Result<Vec<Result<Purchase, DropError>>, DropError> {
+) -> Result<Vec<Answer<Purchased>>, DropError> {
     if row.outcome == Outcome::DropNotFound {
         // The hold named a drop that is gone: so is, to the caller, the hold.
-        return Ok(reqs
+        return Ok(calls
             .iter()
-            .map(|(r, _)| Err(DropError::ReservationNotFound { reservation_id: *r }))
+            .map(|c| {
+                Answer::Done(Err(DropError::ReservationNotFound {
+                    reservation_id: c.reservation_id,
+                }))
+            })
             .collect());
     }
     row.outcome.accept(Some(drop_id), None)?;
-    if row.answers.len() != reqs.len() {
+    if row.answers.len() != calls.len() {
         return Err(internal(
             "purchase answered for a different number of holds",
         ));
     }
-    let price = row.price()?;
     let mut top = row.latest()?;
     let mut events = Vec::new();
-    let mut out = Vec::with_capacity(reqs.len());
-    for (((reservation_id, user), answer), pid) in reqs.iter().zip(&row.answers).zip(pids) {
-        let reservation_id = *reservation_id;
-        out.push(
-            match answer.outcome.accept(Some(drop_id), Some(reservation_id)) {
-                Ok(said @ (Outcome::Purchased | Outcome::Repeated)) => {
-                    let p = Purchase::new(
-                        PurchaseId::from_uuid(*pid),
-                        reservation_id,
-                        drop_id,
-                        user.clone(),
-                        price,
-                        answer.purchased_at()?,
-                    );
-                    // Repeated: this call's own purchase, committed by an
-                    // earlier attempt whose answer (and event) was lost; the
-                    // latest buyers read by this call already include it.
-                    if said == Outcome::Purchased {
-                        top.insert(0, TopPurchaser::new(p.display_name.clone(), p.created_at));
-                        top.truncate(TOP_PURCHASERS);
-                    }
+    let mut out = Vec::with_capacity(calls.len());
+    for ((call, answer), pid) in calls.iter().zip(&row.answers).zip(pids) {
+        let reservation_id = call.reservation_id;
+        out.push(match answer.outcome {
+            Outcome::Purchased | Outcome::Repeated => {
+                let p = answer.purchase(drop_id, reservation_id, call.buyer.clone())?;
+                // This call's own purchase (made now, or by an earlier
+                // attempt whose answer and event were lost) is announced;
+                // the owner's repeat of a purchase made before is not.
+                let created = p.id.as_uuid() == *pid;
+                if answer.outcome == Outcome::Purchased {
+                    top.insert(0, TopPurchaser::new(p.display_name.clone(), p.created_at));
+                    top.truncate(TOP_PURCHASERS);
+                }
+                if created {
                     events.push(DropEvent::PurchaseCompleted {
                         drop_id,
+                        purchase_id: p.id,
                         reservation_id,
                         buyer_id: p.buyer_id.clone(),
+                        variant_id: p.variant_id,
+                        quantity: p.quantity,
+                        amount_paid: p.amount_paid,
                         display_name: p.display_name.clone(),
                         top_purchasers: top.clone(),
                     });
-                    Ok(p)
                 }
+                Answer::Done(Ok(Purchased::new(p, created)))
+            }
+            Outcome::KeyTaken => Answer::FromRecord,
+            other => match other.accept(Some(drop_id), Some(reservation_id)) {
                 Ok(other) => return Err(other.unexpected("a purchase")),
-                Err(refused) => Err(refused),
+                Err(refused) => Answer::Done(Err(refused)),
             },
-        );
+        });
     }
-    shared.publish_with_stock(drop_id, events, row.after.stock()?);
+    let stock = row.after.event(drop_id)?;
+    if !events.is_empty() {
+        events.push(stock);
+    }
+    shared.fanout.publish(events);
     Ok(out)
 }
 
@@ -434,15 +549,14 @@ pub(crate) async fn release(
     match row.outcome.accept(None, Some(reservation_id)) {
         Ok(Outcome::Released) => {
             let released = row.hold(reservation_id, user.clone(), ReservationStatus::Released)?;
-            shared.publish_with_stock(
-                released.drop_id,
-                vec![DropEvent::HoldReleased {
+            shared.fanout.publish(vec![
+                DropEvent::HoldReleased {
                     drop_id: released.drop_id,
                     reservation_id,
                     buyer_id: released.buyer_id.clone(),
-                }],
-                row.after.stock()?,
-            );
+                },
+                row.after.event(released.drop_id)?,
+            ]);
             Ok(released)
         }
         // Only the owner can have released it; after a retry, a release
@@ -479,11 +593,9 @@ pub(crate) async fn expire_due(shared: &Shared, limit: usize) -> Result<usize, D
             drop_id,
             reservation_id: ReservationId::from_uuid(*id),
         }));
-        events.push(DropEvent::StockChanged {
-            drop_id,
-            stock: row.after.stock()?,
-        });
+        events.push(row.after.event(drop_id)?);
     }
     shared.fanout.publish(events);
+    crate::keys::prune(shared).await;
     Ok(n)
 }

@@ -34,7 +34,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::store_on;
-use drop_core::{Buyer, DropId, InventoryStore, Money, NewDrop, Username};
+use drop_core::{
+    Buyer, DropId, DropPatch, IdempotencyKey, InventoryStore, Money, NewDrop, ReserveRequest,
+    Username,
+};
 use drop_store_postgres::PgStore;
 use futures::future::join_all;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -55,15 +58,15 @@ fn user(name: &str) -> Buyer {
     Buyer::claimed(Username::parse(name).unwrap())
 }
 
-/// Tuples read so far from dropkit's hold and purchase tables, by where
+/// Tuples read so far from dropkit's hold, purchase and idempotency tables, by where
 /// they were read (table scans and each index).
 async fn tuples_read(conn: &mut PgConnection) -> BTreeMap<String, i64> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT relname || ' (seq)', coalesce(seq_tup_read, 0) FROM pg_stat_user_tables \
-          WHERE relname IN ('dropkit_reservations', 'dropkit_purchases') \
+          WHERE relname IN ('dropkit_reservations', 'dropkit_purchases', 'dropkit_idempotency') \
          UNION ALL \
          SELECT indexrelname, coalesce(idx_tup_read, 0) FROM pg_stat_user_indexes \
-          WHERE relname IN ('dropkit_reservations', 'dropkit_purchases')",
+          WHERE relname IN ('dropkit_reservations', 'dropkit_purchases', 'dropkit_idempotency')",
     )
     .fetch_all(&mut *conn)
     .await
@@ -108,6 +111,53 @@ async fn round(store: &PgStore, drop_id: DropId, round: usize, tag: &str) -> usi
         .expect("release");
     calls += 4;
 
+    // Keyed writes and their replays, purchase records, admin writes.
+    let key = |n: usize| {
+        IdempotencyKey::new(users[n].id.as_str(), format!("k{n}"), [7; 32]).expect("key")
+    };
+    for _ in 0..2 {
+        let held = store
+            .reserve_with(drop_id, &users[6], ReserveRequest::new(), Some(&key(6)))
+            .await
+            .expect("keyed reserve");
+        assert_eq!(held.reservation.id, holds[6].id);
+        let bought = store
+            .purchase_with(holds[7].id, &users[7].id, Some(&key(7)))
+            .await
+            .expect("keyed purchase");
+        assert_eq!(bought.purchase.reservation_id, holds[7].id);
+    }
+    let again = store
+        .purchase(holds[0].id, &users[0].id)
+        .await
+        .expect("repeat");
+    assert!(!again.created);
+    store
+        .get_purchase(again.purchase.id)
+        .await
+        .expect("purchase");
+    store
+        .buyer_purchases(&users[0].id, None, 10)
+        .await
+        .expect("purchases");
+    store
+        .cancel_purchase(again.purchase.id, None)
+        .await
+        .expect("cancel");
+    store
+        .idempotency_record(users[6].id.as_str(), "k6")
+        .await
+        .expect("record");
+    store
+        .update_drop(
+            drop_id,
+            &DropPatch::new().name(format!("Hot {tag} {round}")),
+            None,
+        )
+        .await
+        .expect("edit");
+    calls += 10;
+
     store.get_reservation(holds[4].id).await.expect("hold");
     assert!(
         store
@@ -146,8 +196,8 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
     PgStore::migrate(&pool).await.unwrap();
     if let Some(mode) = plans {
         for function in [
-            "dropkit_reserve(uuid, text[], text[], uuid[])",
-            "dropkit_purchase(uuid, uuid[], text[], uuid[])",
+            "dropkit_reserve_units(uuid, text[], text[], uuid[], integer[], uuid[], text[], text[], bytea[])",
+            "dropkit_purchase_units(uuid, uuid[], text[], uuid[], text[], text[], bytea[])",
             "dropkit_release(uuid, text)",
         ] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
@@ -164,6 +214,8 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
     sqlx::raw_sql(
         "ALTER TABLE dropkit_reservations SET (autovacuum_enabled = false); \
          ALTER TABLE dropkit_purchases SET (autovacuum_enabled = false); \
+         ALTER TABLE dropkit_idempotency SET (autovacuum_enabled = false); \
+         ALTER TABLE dropkit_variants SET (autovacuum_enabled = false); \
          ALTER TABLE dropkit_drops SET (autovacuum_enabled = false);",
     )
     .execute(&pool)
@@ -191,17 +243,19 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
         .await
         .unwrap();
     sqlx::query(
-        "WITH h AS ( \
+        "WITH v AS (SELECT id FROM dropkit_variants WHERE drop_id = $1), \
+         h AS ( \
            INSERT INTO dropkit_reservations \
-                  (id, drop_id, buyer_id, display_name, status, created_at, expires_at) \
-           SELECT gen_random_uuid(), $1, 'grown_' || g, 'grown_' || g, \
+                  (id, drop_id, variant_id, buyer_id, display_name, status, created_at, expires_at) \
+           SELECT gen_random_uuid(), $1, v.id, 'grown_' || g, 'grown_' || g, \
                   CASE WHEN g % 2 = 0 THEN 'active' ELSE 'purchased' END, \
                   now(), now() + interval '1 hour' \
-             FROM generate_series(1, $2 * 2) g \
-           RETURNING id, buyer_id, display_name, status) \
+             FROM generate_series(1, $2 * 2) g, v \
+           RETURNING id, variant_id, buyer_id, display_name, status) \
          INSERT INTO dropkit_purchases \
-                (id, reservation_id, drop_id, buyer_id, display_name, amount_minor, created_at) \
-         SELECT gen_random_uuid(), h.id, $1, h.buyer_id, h.display_name, 100, now() \
+                (id, reservation_id, drop_id, variant_id, buyer_id, display_name, amount_minor, \
+                 created_at) \
+         SELECT gen_random_uuid(), h.id, $1, h.variant_id, h.buyer_id, h.display_name, 100, now() \
            FROM h WHERE h.status = 'purchased'",
     )
     .bind(drop_id.as_uuid())
@@ -209,12 +263,29 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
     .execute(&mut observer)
     .await
     .unwrap();
+    for table in ["dropkit_drops", "dropkit_variants"] {
+        let column = if table == "dropkit_drops" {
+            "id"
+        } else {
+            "drop_id"
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET reserved = reserved + $2, sold = sold + $2 WHERE {column} = $1"
+        )))
+        .bind(drop_id.as_uuid())
+        .bind(GROWN as i32)
+        .execute(&mut observer)
+        .await
+        .unwrap();
+    }
+    // Other callers' idempotency records, as many.
     sqlx::query(
-        "UPDATE dropkit_drops SET reserved = reserved + $2, sold = sold + $2, version = version + 1 \
-          WHERE id = $1",
+        "INSERT INTO dropkit_idempotency (caller, key, fingerprint, entity_kind, entity_id, created) \
+         SELECT 'grown_' || g, 'k', decode(repeat('00', 32), 'hex'), 'drop', $1, true \
+           FROM generate_series(1, $2) g",
     )
     .bind(drop_id.as_uuid())
-    .bind(GROWN as i32)
+    .bind(GROWN)
     .execute(&mut observer)
     .await
     .unwrap();

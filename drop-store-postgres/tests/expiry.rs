@@ -39,8 +39,9 @@ async fn new_drop(store: &PgStore, name: &str) -> DropId {
 async fn overdue_holds(pool: &PgPool, drop_id: DropId, n: i32, ago: &str) -> HashSet<Uuid> {
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO dropkit_reservations \
-                (id, drop_id, buyer_id, display_name, status, created_at, expires_at) \
-         SELECT gen_random_uuid(), $1, 'u' || i, 'u' || i, 'active', \
+                (id, drop_id, variant_id, buyer_id, display_name, status, created_at, expires_at) \
+         SELECT gen_random_uuid(), $1, (SELECT v.id FROM dropkit_variants v WHERE v.drop_id = $1), \
+                'u' || i, 'u' || i, 'active', \
                 now() - $3::interval - interval '1 minute' + i * interval '1 microsecond', \
                 now() - $3::interval + i * interval '1 microsecond' \
            FROM generate_series(1, $2) AS i RETURNING id",
@@ -52,6 +53,12 @@ async fn overdue_holds(pool: &PgPool, drop_id: DropId, n: i32, ago: &str) -> Has
     .await
     .unwrap();
     sqlx::query("UPDATE dropkit_drops SET reserved = reserved + $2 WHERE id = $1")
+        .bind(drop_id.as_uuid())
+        .bind(n)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE dropkit_variants SET reserved = reserved + $2 WHERE drop_id = $1")
         .bind(drop_id.as_uuid())
         .bind(n)
         .execute(pool)

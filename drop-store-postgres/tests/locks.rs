@@ -99,7 +99,10 @@ async fn a_lone_reserve_behind_a_batch_does_not_deadlock(pool: PgPool) {
     let batch = tokio::spawn(async move {
         let row: (String, Vec<String>) = sqlx::query_as(
             "SELECT o_outcome::text, ARRAY(SELECT a.outcome::text FROM unnest(o_answers) a) \
-               FROM dropkit_reserve($1, ARRAY['ann', 'bob'], ARRAY['ann', 'bob'], $2)",
+               FROM dropkit_reserve_units($1, ARRAY['ann', 'bob'], ARRAY['ann', 'bob'], \
+                                          ARRAY[NULL, NULL]::uuid[], ARRAY[1, 1], $2, \
+                                          ARRAY[NULL, NULL]::text[], ARRAY[NULL, NULL]::text[], \
+                                          ARRAY[NULL, NULL]::bytea[])",
         )
         .bind(drop_id.as_uuid())
         .bind(vec![ann_batch, bob_batch])
@@ -116,7 +119,9 @@ async fn a_lone_reserve_behind_a_batch_does_not_deadlock(pool: PgPool) {
         let row: (String, Vec<String>, Vec<Uuid>) = sqlx::query_as(
             "SELECT o_outcome::text, ARRAY(SELECT a.outcome::text FROM unnest(o_answers) a), \
                     ARRAY(SELECT a.hold_id FROM unnest(o_answers) a) \
-               FROM dropkit_reserve($1, ARRAY['ann'], ARRAY['ann'], $2)",
+               FROM dropkit_reserve_units($1, ARRAY['ann'], ARRAY['ann'], ARRAY[NULL]::uuid[], \
+                                          ARRAY[1], $2, ARRAY[NULL]::text[], ARRAY[NULL]::text[], \
+                                          ARRAY[NULL]::bytea[])",
         )
         .bind(drop_id.as_uuid())
         .bind(vec![ann_lone])

@@ -34,6 +34,10 @@ const USERNAME_KEYS: i64 = 20261201000001;
 /// purchases keyed by buyer id, with a display name beside it).
 const BUYER_IDS: i64 = 20261202000001;
 
+/// The last migration before drops had variants, quantities, per-buyer
+/// limits and idempotency records.
+const SESSIONS: i64 = 20261207000001;
+
 /// The store's migrations up to and including `version`, recording their
 /// history where the first stage did: sqlx's default `_sqlx_migrations`.
 fn migrator_up_to(version: i64) -> Migrator {
@@ -464,6 +468,153 @@ async fn revocations_work(store: &PgStore) {
     assert!(since.sessions.is_empty(), "{since:?}");
 }
 
+/// Every old drop has one variant, `Standard`, with the drop's counters;
+/// every hold and purchase names it, with quantity 1; every purchase is
+/// completed. Read straight from the tables, before the store acts.
+async fn one_standard_variant_each(pool: &PgPool) {
+    let drops: Vec<(Uuid, i32, i32, i32, i32, bool)> = sqlx::query_as(
+        "SELECT id, total_stock, reserved, sold, max_per_buyer, paused FROM dropkit_drops ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(!drops.is_empty());
+    for (id, total, reserved, sold, max, paused) in drops {
+        let variants: Vec<(String, i32, i32, i32, i32)> = sqlx::query_as(
+            "SELECT name, position, total_stock, reserved, sold FROM dropkit_variants \
+              WHERE drop_id = $1",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            variants,
+            [(
+                drop_core::DEFAULT_VARIANT_NAME.to_owned(),
+                0,
+                total,
+                reserved,
+                sold
+            )],
+            "drop {id}"
+        );
+        assert_eq!((max, paused), (1, false), "drop {id}");
+    }
+    let odd_holds: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dropkit_reservations r \
+          WHERE r.quantity <> 1 OR NOT EXISTS (SELECT 1 FROM dropkit_variants v \
+                WHERE v.id = r.variant_id AND v.drop_id = r.drop_id)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(odd_holds, 0);
+    let odd_purchases: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dropkit_purchases p \
+          WHERE p.quantity <> 1 OR p.status <> 'completed' OR p.cancelled_at IS NOT NULL \
+             OR NOT EXISTS (SELECT 1 FROM dropkit_variants v \
+                WHERE v.id = p.variant_id AND v.drop_id = p.drop_id)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(odd_purchases, 0);
+    let purchases: i64 = sqlx::query_scalar("SELECT count(*) FROM dropkit_purchases")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(purchases > 0, "the data had purchases");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_database_before_variants_upgrades_with_its_data(pool: PgPool) {
+    own_history_up_to(SESSIONS).run(&pool).await.unwrap();
+    // A drop swept by the old sweeper: an expired hold.
+    let swept = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, reserved, hold_micros) \
+         VALUES ($1, 'Swept', 500, 3, 1, 3600000000)",
+    )
+    .bind(swept)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO dropkit_reservations \
+                (id, drop_id, buyer_id, display_name, status, created_at, expires_at) \
+         VALUES ($1, $2, 'frank', 'frank', 'active', now() - interval '2 hours', \
+                 now() - interval '1 hour')",
+    )
+    .bind(Uuid::new_v4())
+    .bind(swept)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let took: Vec<Uuid> = sqlx::query_scalar("SELECT o_drop FROM dropkit_expire_due(10)")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(took, [swept], "the old sweeper ended frank's hold");
+    let old = buyer_keyed_data(&pool).await;
+
+    let store = PgStore::builder()
+        .listen(false)
+        .build(pool.clone())
+        .await
+        .expect("the store migrates the database and starts");
+    let applied: Vec<i64> = sqlx::query_scalar(
+        "SELECT version FROM _dropkit_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let embedded: Vec<i64> = PgStore::migrator().iter().map(|m| m.version).collect();
+    assert_eq!(applied, embedded);
+    one_standard_variant_each(&pool).await;
+
+    let drop_id = drop_core::DropId::from_uuid(old.drop_id);
+    let state = store.get_drop(drop_id).await.unwrap();
+    assert_eq!(state.drop.variants.len(), 1);
+    assert_eq!(state.drop.variants[0].name, drop_core::DEFAULT_VARIANT_NAME);
+    assert_eq!(state.drop.max_per_buyer, 1);
+    assert!(!state.drop.paused);
+    let variant = state.variants[0];
+    // Dave's overdue hold reads as free, per variant as for the drop.
+    assert_eq!((variant.total, variant.reserved, variant.sold), (10, 1, 1));
+    assert_eq!(
+        (state.stock.total, state.stock.reserved, state.stock.sold),
+        (10, 1, 1)
+    );
+    let active = store
+        .get_reservation(ReservationId::from_uuid(old.active.0))
+        .await
+        .unwrap();
+    assert_eq!((active.variant_id, active.quantity), (variant.id, 1));
+    // The old purchase reads back as a completed purchase of one unit.
+    let bought = store
+        .buyer_purchases(&user("bob").id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(bought.len(), 1);
+    assert_eq!(bought[0].variant_id, variant.id);
+    assert!(bought[0].is_completed());
+    // The limit of one counts the old purchase: bob may take no more.
+    let more = store.reserve(drop_id, &user("bob")).await;
+    assert!(
+        matches!(more, Err(DropError::BuyerLimitReached { taken: 1, .. })),
+        "{more:?}"
+    );
+    // The swept drop's counters moved with its variant's.
+    let swept = store
+        .get_drop(drop_core::DropId::from_uuid(swept))
+        .await
+        .unwrap();
+    assert_eq!(swept.variants[0].reserved, 0);
+    assert_eq!(swept.stock.available(), 3);
+    the_old_rows_work(&store, &old).await;
+}
+
 /// What every upgrade test checks once the store has migrated: the old rows
 /// read as before, and the new code acts on them.
 async fn the_old_rows_work(store: &PgStore, old: &OldData) {
@@ -473,7 +624,8 @@ async fn the_old_rows_work(store: &PgStore, old: &OldData) {
     let settings: Vec<(String, Option<Vec<String>>)> = sqlx::query_as(
         "SELECT proname::text, proconfig FROM pg_proc \
           WHERE proname IN ('dropkit_reserve', 'dropkit_purchase', 'dropkit_release', \
-                            'dropkit_expire_due') ORDER BY proname",
+                            'dropkit_expire_due', 'dropkit_reserve_units', \
+                            'dropkit_purchase_units') ORDER BY proname",
     )
     .fetch_all(store.pool())
     .await
@@ -489,9 +641,9 @@ async fn the_old_rows_work(store: &PgStore, old: &OldData) {
                 "dropkit_expire_due",
                 vec!["plan_cache_mode=force_custom_plan".to_owned()]
             ),
-            ("dropkit_purchase", vec![]),
+            ("dropkit_purchase_units", vec![]),
             ("dropkit_release", vec![]),
-            ("dropkit_reserve", vec![]),
+            ("dropkit_reserve_units", vec![]),
         ]
     );
 
@@ -517,13 +669,25 @@ async fn the_old_rows_work(store: &PgStore, old: &OldData) {
         )
         .await
         .unwrap();
-    assert_eq!(bought.amount_paid.minor(), 1999);
+    assert_eq!(bought.purchase.amount_paid.minor(), 1999);
+    // The owner repeating an old purchase gets it back.
     let again = store
         .purchase(ReservationId::from_uuid(old.purchased), &user("bob").id)
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(
+        again.purchase.reservation_id,
+        ReservationId::from_uuid(old.purchased)
+    );
+    assert_eq!(again.purchase.quantity, 1);
+    assert_eq!(again.purchase.amount_paid.minor(), 1999);
+    let stranger = store
+        .purchase(ReservationId::from_uuid(old.purchased), &user("mallory").id)
         .await;
     assert!(
-        matches!(again, Err(DropError::AlreadyPurchased { .. })),
-        "{again:?}"
+        matches!(stranger, Err(DropError::NotOwner { .. })),
+        "{stranger:?}"
     );
     assert_eq!(store.expire_due(100).await.unwrap(), 1);
     let fresh = store.reserve(drop_id, &user("erin")).await.unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, patch, post};
 use drop_core::{Clock, DEFAULT_HOLD, DropError, ExpiryScheduler, InventoryStore, SystemClock};
 use prometheus_client::registry::Registry;
 use tokio::sync::OnceCell;
@@ -34,7 +34,7 @@ use crate::openapi::DocShape;
 use crate::origin::AllowedOrigins;
 use crate::proxy::{Network, TrustedProxies};
 use crate::state::{AppState, Inner, track_requests};
-use crate::{health, openapi, routes, session_routes, ws};
+use crate::{admin_routes, health, openapi, purchase_routes, routes, session_routes, ws};
 
 /// Largest request body accepted.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
@@ -403,6 +403,7 @@ impl DropApiBuilder {
             origins: AllowedOrigins(self.cors_origins.clone()),
             names: self.names,
             default_hold: self.default_hold,
+            in_flight: Arc::default(),
             cancel: self.cancel,
             draining: AtomicBool::new(false),
             tasks,
@@ -509,8 +510,9 @@ impl DropApi {
             .merge(self.metrics_router())
     }
 
-    /// Drops, holds, purchases and the WebSocket (`/api/drops`,
-    /// `/api/reservations`, `/api/purchases`, `/api/ws`), and a JSON 404
+    /// Drops, holds, purchases, the admin operations and the WebSocket
+    /// (`/api/drops`, `/api/reservations`, `/api/purchases`,
+    /// `/api/me/purchases`, `/api/admin/...`, `/api/ws`), and a JSON 404
     /// for any other path under `/api`.
     pub fn api_router(&self) -> Router {
         let timed = Router::new()
@@ -523,7 +525,18 @@ impl DropApi {
                 "/api/reservations/{id}",
                 get(routes::get_reservation).delete(routes::release),
             )
-            .route("/api/purchases", post(routes::purchase));
+            .route("/api/purchases", post(routes::purchase))
+            .route("/api/purchases/{id}", get(purchase_routes::get_purchase))
+            .route("/api/me/purchases", get(purchase_routes::my_purchases))
+            .route("/api/admin/drops", get(admin_routes::list_all_drops))
+            .route("/api/admin/drops/{id}", patch(admin_routes::update_drop))
+            .route("/api/admin/drops/{id}/pause", post(admin_routes::pause))
+            .route("/api/admin/drops/{id}/resume", post(admin_routes::resume))
+            .route("/api/admin/drops/{id}/end", post(admin_routes::end))
+            .route(
+                "/api/admin/purchases/{id}/cancel",
+                post(admin_routes::cancel_purchase),
+            );
         let timed = if self.state.sessions.is_some() {
             timed.route(
                 "/api/session",
@@ -603,8 +616,13 @@ impl DropApi {
             routes.layer(
                 CorsLayer::new()
                     .allow_origin(AllowOrigin::list(self.cors_origins.clone()))
-                    .allow_methods([Method::GET, Method::POST, Method::DELETE])
-                    .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                    .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+                    .allow_headers([
+                        header::CONTENT_TYPE,
+                        header::AUTHORIZATION,
+                        crate::idempotency::KEY_HEADER,
+                    ])
+                    .expose_headers([crate::idempotency::REPLAYED_HEADER])
                     .max_age(Duration::from_secs(600)),
             )
         };

@@ -300,6 +300,34 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// Whoever may read a purchase: an admin (the admin hook lets the
+/// request in), or else a buyer, who sees only their own.
+#[derive(Debug)]
+pub(crate) enum Reader {
+    /// The admin hook let the request in.
+    Admin,
+    /// A buyer (resolved as for any buyer route).
+    Buyer(Box<Caller>),
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        if app
+            .admin
+            .authorize(&request_of(parts, app, None))
+            .await
+            .is_ok()
+        {
+            return Ok(Self::Admin);
+        }
+        Caller::from_request_parts(parts, app)
+            .await
+            .map(|c| Self::Buyer(Box::new(c)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,18 +23,22 @@ pub struct ErrorBody {
     /// The offending request field (camelCase), for input errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// With `HOLD_EXISTS`: the caller's existing hold on the drop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<Box<crate::wire::ReservationView>>,
 }
 
 /// The `Retry-After` (seconds) of a 503: outages worth answering fast are
 /// worth retrying soon.
-pub(crate) const RETRY_UNAVAILABLE_SECS: u64 = 1;
+pub(crate) const RETRY_UNAVAILABLE_SECS: u32 = 1;
 
 /// An error answer: status, body and the odd header.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
-    retry_after: Option<u64>,
+    // Seconds; u32 keeps the error small (it travels in every `Result`).
+    retry_after: Option<u32>,
     bearer_challenge: bool,
     /// What the operator needs to know of a server fault and the client
     /// must not see; the error middleware logs it.
@@ -59,6 +63,7 @@ impl ApiError {
                 error: code.into(),
                 message: message.into(),
                 field: None,
+                reservation: None,
             },
             retry_after: None,
             bearer_challenge: false,
@@ -86,7 +91,7 @@ impl ApiError {
             "RATE_LIMITED",
             format!("too many requests for this {scope}; retry in {secs} s"),
         );
-        err.retry_after = Some(secs.max(1));
+        err.retry_after = Some(u32::try_from(secs.max(1)).unwrap_or(u32::MAX));
         err
     }
 
@@ -127,6 +132,11 @@ impl ApiError {
         &self.body.error
     }
 
+    /// The sentence for people.
+    pub fn message(&self) -> &str {
+        &self.body.message
+    }
+
     /// The request field an input error names.
     pub fn field(&self) -> Option<&str> {
         self.body.field.as_deref()
@@ -137,15 +147,23 @@ impl ApiError {
 pub fn status_of(err: &DropError) -> StatusCode {
     match err {
         DropError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-        DropError::DropNotFound { .. } | DropError::ReservationNotFound { .. } => {
-            StatusCode::NOT_FOUND
-        }
+        DropError::DropNotFound { .. }
+        | DropError::ReservationNotFound { .. }
+        | DropError::PurchaseNotFound { .. }
+        | DropError::VariantNotFound { .. } => StatusCode::NOT_FOUND,
         DropError::ReservationExpired { .. } => StatusCode::GONE,
         DropError::NotOwner { .. } => StatusCode::FORBIDDEN,
         DropError::OutOfStock { .. }
         | DropError::DropNotActive { .. }
         | DropError::AlreadyPurchased { .. }
-        | DropError::AlreadyReleased { .. } => StatusCode::CONFLICT,
+        | DropError::AlreadyReleased { .. }
+        | DropError::HoldExists { .. }
+        | DropError::BuyerLimitReached { .. }
+        | DropError::DropPaused { .. }
+        | DropError::StockBelowCommitted { .. }
+        | DropError::PriceLocked { .. }
+        | DropError::IdempotencyInProgress { .. } => StatusCode::CONFLICT,
+        DropError::IdempotencyKeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         DropError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -173,6 +191,10 @@ impl From<DropError> for ApiError {
         }
         let mut out = Self::new(status, err.code(), err.to_string());
         out.body.field = err.field().map(str::to_owned);
+        if let DropError::HoldExists { reservation } = &err {
+            out.body.reservation =
+                Some(Box::new(crate::wire::ReservationView::from(&**reservation)));
+        }
         out
     }
 }
@@ -265,6 +287,39 @@ mod tests {
             (DropError::OutOfStock { drop_id: d }, 409),
             (DropError::AlreadyPurchased { reservation_id: r }, 409),
             (DropError::AlreadyReleased { reservation_id: r }, 409),
+            (DropError::DropPaused { drop_id: d }, 409),
+            (DropError::PriceLocked { drop_id: d }, 409),
+            (
+                DropError::BuyerLimitReached {
+                    drop_id: d,
+                    max_per_buyer: 1,
+                    taken: 1,
+                },
+                409,
+            ),
+            (
+                DropError::StockBelowCommitted {
+                    drop_id: d,
+                    variant_id: drop_core::VariantId::new(),
+                    committed: 1,
+                },
+                409,
+            ),
+            (DropError::IdempotencyInProgress { key: "k".into() }, 409),
+            (DropError::IdempotencyKeyReused { key: "k".into() }, 422),
+            (
+                DropError::PurchaseNotFound {
+                    purchase_id: drop_core::PurchaseId::new(),
+                },
+                404,
+            ),
+            (
+                DropError::VariantNotFound {
+                    drop_id: d,
+                    variant_id: drop_core::VariantId::new(),
+                },
+                404,
+            ),
         ];
         for (err, status) in table {
             assert_eq!(status_of(&err).as_u16(), status, "{err}");

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use drop_core::ReservationId;
+use drop_core::{DropId, PurchaseId, ReservationId};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -25,6 +25,39 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
         parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON body, parsed, with the bytes it came as (a keyed write's
+/// fingerprint covers them).
+#[derive(Debug)]
+pub(crate) struct RawJson<T>(pub(crate) T, pub(crate) Bytes);
+
+impl<T, S> FromRequest<S> for RawJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        let value = parse_json(&bytes)?;
+        Ok(RawJson(value, bytes))
+    }
+}
+
+/// The body of a route that takes none (pause, resume, end, cancel): read
+/// only to keep it in a keyed write's fingerprint, so the same key with
+/// another body is a reuse.
+#[derive(Debug)]
+pub(crate) struct AnyBody(pub(crate) Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for AnyBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        body_bytes(req, state).await.map(AnyBody)
     }
 }
 
@@ -99,6 +132,46 @@ impl<S: Send + Sync> FromRequestParts<S> for ReservationPath {
     }
 }
 
+/// The `{id}` of a drop route; anything but a UUID is `INVALID_INPUT`
+/// on `id`.
+#[derive(Debug)]
+pub(crate) struct DropPath(pub(crate) DropId);
+
+impl<S: Send + Sync> FromRequestParts<S> for DropPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        path_id(parts, state, "a drop id").await.map(DropPath)
+    }
+}
+
+/// The `{id}` of a purchase route; anything but a UUID is
+/// `INVALID_INPUT` on `id`.
+#[derive(Debug)]
+pub(crate) struct PurchasePath(pub(crate) PurchaseId);
+
+impl<S: Send + Sync> FromRequestParts<S> for PurchasePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        path_id(parts, state, "a purchase id")
+            .await
+            .map(PurchasePath)
+    }
+}
+
+async fn path_id<S: Send + Sync, T: std::str::FromStr>(
+    parts: &mut Parts,
+    state: &S,
+    what: &str,
+) -> Result<T, ApiError> {
+    let Path(raw) = Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|rej| ApiError::invalid("id", rej.body_text()))?;
+    raw.parse::<T>()
+        .map_err(|_| ApiError::invalid("id", format!("must be {what} (UUID)")))
+}
+
 /// Parses `bytes` as `T`; syntax errors are `INVALID_JSON`, shape errors
 /// `INVALID_INPUT` naming the field. Every body is a JSON object: serde
 /// would also read a struct from an array of its fields in order, a form
@@ -145,8 +218,11 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// The field a "missing field" or "unknown field" message names.
 fn missing_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("missing field `")?;
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?;
     Some(rest.split('`').next()?.to_owned())
 }
 

@@ -416,6 +416,13 @@ impl Hub {
         if matches!(event, DropEvent::HoldExpired { .. }) && origin == Origin::Local {
             self.shared.metrics.operation("expire", "ok");
         }
+        // An edit may bring an ended drop back (a later `endsAt`): such a
+        // drop is known again, whatever the hub forgot.
+        if let DropEvent::DropUpdated { drop } = &event
+            && !drop.drop.is_ended(now)
+        {
+            state.forgotten.remove(&drop.drop.id);
+        }
         if !matches!(event, DropEvent::DropCreated { .. })
             && Self::is_forgotten(state, event.drop_id())
         {
@@ -444,7 +451,60 @@ impl Hub {
                     drop: view,
                 });
             }
-            DropEvent::StockChanged { drop_id, stock } => {
+            DropEvent::DropUpdated { drop } => {
+                let id = drop.drop.id;
+                // An edit of a drop that had ended before this hub knew it
+                // (a rename after the sale) is nothing clients show.
+                if drop.drop.is_ended(now) && !state.drops.contains_key(&id) {
+                    return true;
+                }
+                let entry = state.drops.entry(id).or_insert_with(|| Entry {
+                    state: drop.clone(),
+                    top: Vec::new(),
+                });
+                // An edit's counters are news only when newer than the
+                // copy's (a stock change may have overtaken it); its drop
+                // (name, price, times, pause) always is.
+                entry.state.drop = drop.drop.clone();
+                if drop.stock.version >= entry.state.stock.version {
+                    entry.state.stock = drop.stock;
+                    entry.state.variants = drop.variants.clone();
+                    state.dirty.insert(id);
+                    state.dirty_since.get_or_insert_with(Instant::now);
+                }
+                let view = DropView::new(&entry.state, &entry.top, None, self.shared.names);
+                state.views = None;
+                self.broadcast(&WsMessage::DropUpdated {
+                    server_time: time(now),
+                    drop: view,
+                });
+            }
+            DropEvent::PurchaseCancelled {
+                drop_id,
+                purchase_id,
+                buyer_id,
+                ..
+            } => {
+                // The units coming back show in the drop's next `stock`
+                // frame; the buyer's own sockets are told why.
+                if let Some(feeds) = state.private.get(&buyer_id) {
+                    let frame: Frame = WsMessage::PurchaseCancelled {
+                        server_time: time(now),
+                        purchase_id: purchase_id.as_uuid(),
+                        drop_id: drop_id.as_uuid(),
+                    }
+                    .to_json()
+                    .into();
+                    for (_, tx) in &feeds.senders {
+                        let _ = tx.try_send(frame.clone());
+                    }
+                }
+            }
+            DropEvent::StockChanged {
+                drop_id,
+                stock,
+                variants,
+            } => {
                 let Some(entry) = state.drops.get_mut(&drop_id) else {
                     // A drop this hub never heard created (another
                     // process made it while our feed was down), or one
@@ -454,6 +514,7 @@ impl Hub {
                 };
                 if stock.version > entry.state.stock.version {
                     entry.state.stock = stock;
+                    entry.state.variants = variants;
                     state.views = None;
                     state.dirty.insert(drop_id);
                     state.dirty_since.get_or_insert_with(Instant::now);
@@ -462,6 +523,8 @@ impl Hub {
             DropEvent::PurchaseCompleted {
                 drop_id,
                 reservation_id,
+                variant_id,
+                quantity,
                 display_name,
                 top_purchasers,
                 ..
@@ -475,6 +538,8 @@ impl Hub {
                 self.broadcast(&WsMessage::Purchase {
                     server_time: time(now),
                     drop_id: drop_id.as_uuid(),
+                    variant_id: variant_id.as_uuid(),
+                    quantity,
                     display_name: shown.clone(),
                     username: shown,
                     top_purchasers: top_purchasers
@@ -535,9 +600,8 @@ impl Hub {
         let mut board = StockBoard::clone(&self.shared.board.borrow());
         for id in &dirty {
             if let Some(entry) = state.drops.get(id) {
-                let stock = &entry.state.stock;
-                let msg = WsMessage::stock(now, id.as_uuid(), stock);
-                board.insert(*id, (stock.version, msg.to_json().into()));
+                let msg = WsMessage::stock(now, &entry.state);
+                board.insert(*id, (entry.state.stock.version, msg.to_json().into()));
             }
         }
         // Ended drops never change again; keep the board small.

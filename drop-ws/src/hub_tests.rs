@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use drop_core::{Buyer, BuyerId};
 use drop_core::{
-    Clock, DropError, DropEvent, DropId, DropState, EventBus, EventStream, InventoryStore,
-    ManualClock, Money, NewDrop, Purchase, Reservation, ReservationId, Reserved, RevokedSessions,
+    Applied, Clock, DropError, DropEvent, DropId, DropPatch, DropState, EventBus, EventStream,
+    IdempotencyKey, IdempotencyRecord, InventoryStore, ManualClock, Money, NewDrop, Purchase,
+    PurchaseId, Purchased, Reservation, ReservationId, ReserveRequest, Reserved, RevokedSessions,
     TopPurchaser, Username, async_trait,
 };
+use drop_core::{Buyer, BuyerId};
 use drop_store_memory::MemoryStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -248,20 +249,86 @@ struct Relay {
 
 #[async_trait]
 impl InventoryStore for Relay {
-    async fn create_drop(&self, new: NewDrop) -> Result<DropState, DropError> {
-        self.store.create_drop(new).await
+    async fn create_drop_with(
+        &self,
+        new: NewDrop,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.store.create_drop_with(new, key).await
     }
     async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
         self.store.list_drops().await
     }
+    async fn list_all_drops(&self) -> Result<Vec<DropState>, DropError> {
+        self.store.list_all_drops().await
+    }
     async fn get_drop(&self, id: DropId) -> Result<DropState, DropError> {
         self.store.get_drop(id).await
     }
-    async fn reserve(&self, id: DropId, user: &Buyer) -> Result<Reserved, DropError> {
-        self.store.reserve(id, user).await
+    async fn reserve_with(
+        &self,
+        id: DropId,
+        user: &Buyer,
+        request: ReserveRequest,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Reserved, DropError> {
+        self.store.reserve_with(id, user, request, key).await
     }
-    async fn purchase(&self, id: ReservationId, user: &BuyerId) -> Result<Purchase, DropError> {
-        self.store.purchase(id, user).await
+    async fn purchase_with(
+        &self,
+        id: ReservationId,
+        user: &BuyerId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Purchased, DropError> {
+        self.store.purchase_with(id, user, key).await
+    }
+    async fn get_purchase(&self, id: PurchaseId) -> Result<Purchase, DropError> {
+        self.store.get_purchase(id).await
+    }
+    async fn buyer_purchases(
+        &self,
+        buyer: &BuyerId,
+        before: Option<PurchaseId>,
+        limit: usize,
+    ) -> Result<Vec<Purchase>, DropError> {
+        self.store.buyer_purchases(buyer, before, limit).await
+    }
+    async fn update_drop(
+        &self,
+        id: DropId,
+        patch: &DropPatch,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.store.update_drop(id, patch, key).await
+    }
+    async fn set_paused(
+        &self,
+        id: DropId,
+        paused: bool,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.store.set_paused(id, paused, key).await
+    }
+    async fn end_drop(
+        &self,
+        id: DropId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<DropState>, DropError> {
+        self.store.end_drop(id, key).await
+    }
+    async fn cancel_purchase(
+        &self,
+        id: PurchaseId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Applied<Purchase>, DropError> {
+        self.store.cancel_purchase(id, key).await
+    }
+    async fn idempotency_record(
+        &self,
+        caller: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, DropError> {
+        self.store.idempotency_record(caller, key).await
     }
     async fn release(&self, id: ReservationId, user: &BuyerId) -> Result<Reservation, DropError> {
         self.store.release(id, user).await
@@ -338,4 +405,44 @@ async fn expiries_from_other_instances_are_not_counted_here() {
         text.contains("dropkit_operations_total{op=\"expire\",outcome=\"ok\"} 2\n"),
         "{text}"
     );
+}
+
+/// An edit that reopens an ended drop (a later `endsAt`) brings it back
+/// into the hub's copy, and so into every new snapshot; an edit of an
+/// ended drop the hub no longer shows is not news.
+#[tokio::test(start_paused = true)]
+async fn an_edit_reopening_an_ended_drop_brings_it_back() {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let id = store
+        .create_drop(NewDrop::new("Again", Money::ZERO, 5))
+        .await
+        .unwrap()
+        .drop
+        .id;
+    let (hub, _) = start(Arc::new(store.clone()), &clock).await;
+    assert_eq!(hub.drop_count(), 1);
+    store.end_drop(id, None).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    settle().await;
+    assert_eq!(hub.drop_count(), 0, "an ended drop is forgotten");
+
+    store
+        .update_drop(id, &DropPatch::new().name("Renamed"), None)
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(hub.drop_count(), 0, "still ended");
+
+    let later = clock.now() + chrono::Duration::hours(1);
+    store
+        .update_drop(id, &DropPatch::new().ends_at(Some(later)), None)
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(hub.drop_count(), 1, "reopened");
+    let snapshot: serde_json::Value =
+        serde_json::from_str(hub.subscribe().snapshot.as_str()).unwrap();
+    assert_eq!(snapshot["drops"][0]["name"], "Renamed");
+    assert_eq!(snapshot["drops"][0]["paused"], false);
 }

@@ -25,24 +25,30 @@
 //!
 //! | method path | what |
 //! |---|---|
-//! | `GET /api/drops?username=` | live and upcoming drops with stock, top 3 buyers, the viewer's hold |
-//! | `POST /api/drops` | create a drop (`Authorization: Bearer <admin token>`) |
-//! | `POST /api/reservations` `{dropId, username}` | reserve one unit (201 new, 200 existing hold) |
-//! | `GET /api/reservations/{id}` | a hold's status and expiry |
-//! | `DELETE /api/reservations/{id}` | the owner releases (`{username}` body or `?username=`) |
-//! | `POST /api/purchases` `{reservationId, username}` | complete a purchase |
-//! | `GET /api/ws` | WebSocket: `snapshot`, `stock`, `purchase`, `dropCreated` (an expiry shows as `stock`) |
+//! | `GET /api/drops` | live and upcoming drops with their variants, stock, top 3 buyers, the viewer's hold |
+//! | `POST /api/drops` | create a drop, of one variant or several (admin) |
+//! | `POST /api/reservations` `{dropId, variantId?, quantity?}` | hold units of one variant (201 new, 200 the same hold again) |
+//! | `GET /api/reservations/{id}` | one of the caller's holds |
+//! | `DELETE /api/reservations/{id}` | the owner releases |
+//! | `POST /api/purchases` `{reservationId}` | complete a purchase (201; the owner repeating it: 200, the same purchase) |
+//! | `GET /api/purchases/{id}`, `GET /api/me/purchases?before=&limit=` | purchase records: the buyer's own (or any, for the admin) |
+//! | `GET /api/admin/drops`, `PATCH /api/admin/drops/{id}`, `POST /api/admin/drops/{id}/pause` · `/resume` · `/end`, `POST /api/admin/purchases/{id}/cancel` | admin operations |
+//! | `GET /api/ws` | WebSocket: `snapshot`, `stock`, `purchase`, `dropCreated`, `dropUpdated`, and the buyer's own frames |
 //! | `GET /api/health/live`, `GET /api/health/ready` (= `GET /api/health`) | liveness (no store), readiness (store answers, not draining; 503 with `Retry-After` otherwise) |
 //! | `GET /metrics`, `GET /api/openapi.json` | Prometheus metrics, API spec |
 //!
-//! The buyer is the `username` a request names, unchecked: it is both the
-//! store's [`BuyerId`](drop_core::BuyerId) for them and their display name
-//! ([`Buyer::claimed`](drop_core::Buyer::claimed)).
+//! The buyer is whoever the identity hook says (signed guest sessions by
+//! default; see [`IdentityHook`]); the admin, whoever the admin hook lets
+//! in. Every write but signing in takes an `Idempotency-Key`: a retry with
+//! the same key and body is answered again (`Idempotent-Replayed: true`)
+//! instead of acting twice.
 //!
 //! Errors are `{"error": CODE, "message": text, "field"?: name}` with a
-//! fitting status: 400 bad input, 401/403 admin token, 404 unknown id,
-//! 409 conflict (sold out, not active, already purchased), 410 expired
-//! hold, 413 body over 16 KiB, 429 rate limited (with `Retry-After`); the
+//! fitting status: 400 bad input, 401 no identity, 403 not allowed, 404
+//! unknown id (or another buyer's), 409 conflict (sold out, not active,
+//! paused, a hold of something else, over the per-buyer limit), 410
+//! expired hold, 422 a rule between fields or a reused idempotency key,
+//! 413 body over 16 KiB, 429 rate limited (with `Retry-After`); the
 //! WebSocket answers 403 to a foreign `Origin` and 503 over its caps.
 //! A 5xx says only `INTERNAL` or `UNAVAILABLE`; its cause goes to the log.
 //!
@@ -87,6 +93,7 @@
 //! a bounded queue: a client that falls behind is resent a snapshot, one
 //! whose socket stalls is closed, and neither slows anyone else.
 
+mod admin_routes;
 mod app;
 mod bounds;
 mod caller;
@@ -95,6 +102,7 @@ mod error;
 mod extract;
 mod health;
 mod hub;
+mod idempotency;
 mod identity;
 mod limit;
 mod metrics;
@@ -102,6 +110,7 @@ mod names;
 mod openapi;
 mod origin;
 mod proxy;
+mod purchase_routes;
 mod routes;
 mod schema;
 mod server;

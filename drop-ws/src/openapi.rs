@@ -19,11 +19,12 @@ use utoipa::{Modify, OpenApi};
 use crate::error::ErrorBody;
 use crate::identity::DEFAULT_SESSION_COOKIE;
 use crate::wire::{
-    BuyerView, CreateDropBody, DropView, HealthView, PurchaseBody, PurchaseView, ReleaseBody,
-    ReservationView, ReserveBody, SessionView, SignInBody, TopPurchaserView, UserHoldView,
-    WsMessage,
+    BuyerView, CreateDropBody, DropView, HealthView, NewVariantBody, PatchDropBody, PurchaseBody,
+    PurchaseBuyerView, PurchasePage, PurchaseView, ReleaseBody, ReservationView, ReserveBody,
+    SessionView, SignInBody, TopPurchaserView, UserHoldView, VariantPatchBody, VariantStockView,
+    VariantView, WsMessage,
 };
-use crate::{health, routes, session_routes, ws};
+use crate::{admin_routes, health, purchase_routes, routes, session_routes, ws};
 
 /// The API's OpenAPI 3 description.
 #[derive(OpenApi)]
@@ -43,6 +44,14 @@ use crate::{health, routes, session_routes, ws};
         routes::get_reservation,
         routes::release,
         routes::purchase,
+        purchase_routes::get_purchase,
+        purchase_routes::my_purchases,
+        admin_routes::list_all_drops,
+        admin_routes::update_drop,
+        admin_routes::pause,
+        admin_routes::resume,
+        admin_routes::end,
+        admin_routes::cancel_purchase,
         session_routes::sign_in,
         session_routes::get_session,
         session_routes::sign_out,
@@ -54,7 +63,8 @@ use crate::{health, routes, session_routes, ws};
     components(schemas(
         DropView, TopPurchaserView, UserHoldView, ReservationView, PurchaseView,
         CreateDropBody, ReserveBody, PurchaseBody, ReleaseBody, HealthView, ErrorBody, WsMessage,
-        SessionView, BuyerView, SignInBody
+        SessionView, BuyerView, SignInBody, VariantView, VariantStockView, PurchaseBuyerView,
+        PurchasePage, NewVariantBody, PatchDropBody, VariantPatchBody
     )),
     modifiers(&BearerAuth, &CommonResponses, &FlowLinks)
 )]
@@ -115,6 +125,11 @@ impl Modify for CommonResponses {
             .into_iter()
             .flatten()
             {
+                for param in op.parameters.iter_mut().flatten() {
+                    if param.name == "Idempotency-Key" {
+                        param.description = Some(crate::idempotency::KEY_DOC.to_owned());
+                    }
+                }
                 let has_body = op.request_body.is_some();
                 let responses = &mut op.responses.responses;
                 let mut add = |status: &str, response: Response| {
@@ -193,6 +208,11 @@ impl FlowLinks {
                     "parameters": {"path.id": "$response.body#/reservationId"},
                     "description": "The hold, now `purchased`",
                 },
+                "getPurchase": {
+                    "operationId": "getPurchase",
+                    "parameters": {"path.id": "$response.body#/id"},
+                    "description": "The purchase record",
+                },
             }),
             _ => return None,
         })
@@ -259,7 +279,12 @@ const BUYER_OPS: &[(&str, &str)] = &[
     ("/api/reservations/{id}", "get"),
     ("/api/reservations/{id}", "delete"),
     ("/api/purchases", "post"),
+    ("/api/purchases/{id}", "get"),
+    ("/api/me/purchases", "get"),
 ];
+
+/// The buyer reads that, under claimed identity, need `?username=`.
+const CLAIMED_READS: &[&str] = &["/api/purchases/{id}", "/api/me/purchases"];
 
 /// The OpenAPI document of the API with its default identity (signed
 /// sessions) mounted at `prefix` (e.g. `"/shop"` for
@@ -351,6 +376,15 @@ impl DocShape {
                     for status in ["401", "415"] {
                         op.responses.responses.remove(status);
                     }
+                    if CLAIMED_READS.contains(&path.as_str())
+                        && let Some(params) = op.parameters.as_mut()
+                    {
+                        for p in params.iter_mut().filter(|p| p.name == "username") {
+                            // Required, and never blank: it names the reader.
+                            p.required = utoipa::openapi::Required::True;
+                            p.schema = Some(RefOr::T(crate::schema::username()));
+                        }
+                    }
                 }
                 if self.sessions && (buyer_op || (path == "/api/drops" && method == "get")) {
                     let mut security = vec![
@@ -361,6 +395,10 @@ impl DocShape {
                         // Optional: the list is public, and names the
                         // caller's own hold when signed in.
                         security.insert(0, SecurityRequirement::default());
+                    }
+                    if path == "/api/purchases/{id}" {
+                        // Admins read any purchase.
+                        security.push(SecurityRequirement::new("bearer", Vec::<String>::new()));
                     }
                     op.security = Some(security);
                 }

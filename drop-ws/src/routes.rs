@@ -2,12 +2,16 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use drop_core::{Buyer, DropError, ReservationId};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::Response;
+use std::time::Duration;
+
+use drop_core::{Buyer, DropError, NewDrop, NewVariant, ReservationId, ReserveRequest, VariantId};
 
 use crate::caller::{Admin, Caller, Viewer};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, OptionalJsonBody, QueryParams, ReservationPath};
+use crate::extract::{OptionalJsonBody, QueryParams, RawJson, ReservationPath};
+use crate::idempotency::{KeyHeader, KeyOwner, answer};
 use crate::state::AppState;
 use crate::wire::{
     CreateDropBody, DropView, PurchaseBody, PurchaseView, ReleaseBody, ReservationView,
@@ -15,7 +19,11 @@ use crate::wire::{
 };
 
 /// Counts an operation's outcome and passes the result through.
-fn counted<T>(app: &AppState, op: &'static str, r: Result<T, DropError>) -> Result<T, ApiError> {
+pub(crate) fn counted<T>(
+    app: &AppState,
+    op: &'static str,
+    r: Result<T, DropError>,
+) -> Result<T, ApiError> {
     match r {
         Ok(v) => {
             app.metrics.operation(op, "ok");
@@ -34,6 +42,16 @@ fn not_theirs(err: DropError) -> DropError {
     match err {
         DropError::NotOwner { reservation_id } => DropError::ReservationNotFound { reservation_id },
         other => other,
+    }
+}
+
+/// The status of a write's answer: 201 when it (or, for a replay, the
+/// request replayed) created the entity, 200 otherwise.
+pub(crate) fn created_or_ok(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     }
 }
 
@@ -70,49 +88,68 @@ pub(crate) async fn list_drops(
 /// Creates a drop (admin only).
 #[utoipa::path(
     post, path = "/api/drops", operation_id = "createDrop", request_body = CreateDropBody,
+    params(crate::idempotency::IdempotencyKeyParam),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = DropView),
-        (status = 400, description = "`INVALID_INPUT` (a field breaks its schema) or `INVALID_JSON`", body = ErrorBody),
+        (status = 201, description = "Created (or, with a replayed `Idempotency-Key`, the drop it created, as it is now)",
+            body = DropView, headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+        (status = 400, description = "`INVALID_INPUT` (a field breaks its schema, or a bad `Idempotency-Key`) or `INVALID_JSON`", body = ErrorBody),
         (status = 401, description = "`UNAUTHORIZED`: no bearer token", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "`FORBIDDEN`: the token is wrong", body = ErrorBody),
+        (status = 409, description = "`IDEMPOTENCY_IN_PROGRESS`: a request with this key is still being answered", body = ErrorBody),
         (status = 422, description = "`INVALID_INPUT` on `startsAt` or `endsAt`: an instant outside \
             1970-01-01T00:00:00Z – 9999-12-31T23:59:59Z, `endsAt` not after `startsAt`, or `endsAt` \
-            already passed. Rules between fields and against the clock, which the schema cannot state.",
+            already passed; on `totalStock`: missing without `variants`, or not their sum; on `variants`: \
+            names not unique, or no stock in all. Rules between fields and against the clock, which the \
+            schema cannot state. `IDEMPOTENCY_KEY_REUSED`: the key was used for another request.",
             body = ErrorBody),
     )
 )]
 pub(crate) async fn create_drop(
     State(app): State<AppState>,
     _: Admin,
-    JsonBody(body): JsonBody<CreateDropBody>,
-) -> Result<(StatusCode, Json<DropView>), ApiError> {
-    let new = body.into_new_drop(app.default_hold).map_err(time_rule)?;
-    let state = app
+    method: Method,
+    uri: Uri,
+    key: KeyHeader,
+    RawJson(body, raw): RawJson<CreateDropBody>,
+) -> Result<Response, ApiError> {
+    let new = body.into_new_drop(app.default_hold).map_err(rule)?;
+    let keyed = app
+        .in_flight
+        .begin(key, KeyOwner::Admin, &method, uri.path(), &raw)?;
+    let applied = app
         .store
-        .create_drop(new)
+        .create_drop_with(new, keyed.as_ref().map(|k| &k.key))
         .await
-        .map_err(|err| time_rule(err.into()))?;
-    Ok((
+        .map_err(|err| rule(err.into()))?;
+    Ok(answer(
         StatusCode::CREATED,
-        Json(DropView::new(&state, &[], None, app.names)),
+        applied.replayed,
+        DropView::new(&applied.value, &[], None, app.names),
     ))
 }
 
-/// Reserves one unit for the caller: 201 with a new hold, 200 with their
-/// existing one.
+/// Holds units of one variant for the caller: 201 with a new hold, 200
+/// with the same hold again.
 #[utoipa::path(
     post, path = "/api/reservations", operation_id = "reserve", request_body = ReserveBody,
+    params(crate::idempotency::IdempotencyKeyParam),
     responses(
-        (status = 201, description = "New hold", body = ReservationView),
-        (status = 200, description = "The caller's existing hold, unchanged", body = ReservationView),
-        (status = 400, description = "`INVALID_INPUT` (a field breaks its schema) or `INVALID_JSON`", body = ErrorBody),
+        (status = 201, description = "New hold (or its replay by `Idempotency-Key`, as it is now)", body = ReservationView,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+        (status = 200, description = "The caller's existing hold of the same variant and quantity, unchanged", body = ReservationView,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+        (status = 400, description = "`INVALID_INPUT` (a field breaks its schema; `variantId` missing on a drop \
+            of several variants; `quantity` above the drop's `maxPerBuyer`; a bad `Idempotency-Key`) or `INVALID_JSON`", body = ErrorBody),
         (status = 401, description = "`UNAUTHENTICATED`: no valid session", body = ErrorBody),
         (status = 403, description = "`FORBIDDEN`: a cookie-signed request from a page of another origin", body = ErrorBody),
-        (status = 404, description = "`DROP_NOT_FOUND`", body = ErrorBody),
-        (status = 409, description = "`OUT_OF_STOCK`, or `DROP_NOT_ACTIVE` (not started yet, or ended)", body = ErrorBody),
+        (status = 404, description = "`DROP_NOT_FOUND`, `VARIANT_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`OUT_OF_STOCK`; `DROP_NOT_ACTIVE` (not started yet, or ended); `DROP_PAUSED`; \
+            `HOLD_EXISTS` (the caller holds something else of this drop: the body's `reservation` is that hold); \
+            `BUYER_LIMIT_REACHED` (with what they bought, over `maxPerBuyer`); `IDEMPOTENCY_IN_PROGRESS`", body = ErrorBody),
         (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: a cookie-signed request whose body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`IDEMPOTENCY_KEY_REUSED`: the key was used for another request", body = ErrorBody),
         (status = 429, description = "`RATE_LIMITED` (per client address and per buyer)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
@@ -120,20 +157,39 @@ pub(crate) async fn create_drop(
 pub(crate) async fn reserve(
     State(app): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody<ReserveBody>,
-) -> Result<(StatusCode, Json<ReservationView>), ApiError> {
+    method: Method,
+    uri: Uri,
+    key: KeyHeader,
+    RawJson(body, raw): RawJson<ReserveBody>,
+) -> Result<Response, ApiError> {
     let ip = caller.client_ip();
     let drop_id = body.drop_id.parse()?;
+    let mut request = ReserveRequest::new();
+    if let Some(variant) = &body.variant_id {
+        let variant: VariantId = variant
+            .parse()
+            .map_err(|_| ApiError::invalid("variantId", "must be a variant id (UUID)"))?;
+        request = request.variant(variant);
+    }
+    if let Some(quantity) = body.quantity {
+        request = request.quantity(quantity);
+    }
     let claimed = claimed_name(&caller, body.username.as_ref())?;
     let buyer = caller.resolve(&app, claimed).await?;
     limited(&app, ip, &buyer)?;
-    let reserved = counted(&app, "reserve", app.store.reserve(drop_id, &buyer).await)?;
-    let status = if reserved.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(ReservationView::from(&reserved.reservation))))
+    let keyed = app
+        .in_flight
+        .begin(key, KeyOwner::Buyer(&buyer.id), &method, uri.path(), &raw)?;
+    let reserved = app
+        .store
+        .reserve_with(drop_id, &buyer, request, keyed.as_ref().map(|k| &k.key))
+        .await;
+    let reserved = counted(&app, "reserve", reserved)?;
+    Ok(answer(
+        created_or_ok(reserved.created),
+        reserved.replayed,
+        ReservationView::from(&reserved.reservation),
+    ))
 }
 
 /// One of the caller's holds: its status and expiry.
@@ -241,18 +297,24 @@ fn caller_name(raw: &str) -> Result<String, ApiError> {
     Ok(raw.to_owned())
 }
 
-/// Buys one of the caller's holds within its window.
+/// Buys one of the caller's holds within its window: the price × its
+/// quantity. The owner repeating it gets the same purchase again (200).
 #[utoipa::path(
     post, path = "/api/purchases", operation_id = "purchase", request_body = PurchaseBody,
+    params(crate::idempotency::IdempotencyKeyParam),
     responses(
-        (status = 201, description = "Bought", body = PurchaseView),
-        (status = 400, description = "`INVALID_INPUT` (a field breaks its schema) or `INVALID_JSON`", body = ErrorBody),
+        (status = 201, description = "Bought (or its replay by `Idempotency-Key`, as it is now)", body = PurchaseView,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+        (status = 200, description = "The hold was bought already: the same purchase, as it is now (it may have been cancelled since)",
+            body = PurchaseView, headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+        (status = 400, description = "`INVALID_INPUT` (a field breaks its schema, or a bad `Idempotency-Key`) or `INVALID_JSON`", body = ErrorBody),
         (status = 401, description = "`UNAUTHENTICATED`: no valid session", body = ErrorBody),
         (status = 403, description = "`NOT_OWNER` (claimed identity only); or `FORBIDDEN`: a cookie-signed request from a page of another origin", body = ErrorBody),
         (status = 404, description = "`RESERVATION_NOT_FOUND`: no such hold, or not the caller's", body = ErrorBody),
-        (status = 409, description = "`ALREADY_PURCHASED` or `ALREADY_RELEASED`", body = ErrorBody),
+        (status = 409, description = "`ALREADY_RELEASED`; `IDEMPOTENCY_IN_PROGRESS`", body = ErrorBody),
         (status = 410, description = "`RESERVATION_EXPIRED`: the hold ran out (even if no sweeper has run yet)", body = ErrorBody),
         (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: a cookie-signed request whose body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`IDEMPOTENCY_KEY_REUSED`: the key was used for another request", body = ErrorBody),
         (status = 429, description = "`RATE_LIMITED` (per client address and per buyer)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
@@ -260,30 +322,114 @@ fn caller_name(raw: &str) -> Result<String, ApiError> {
 pub(crate) async fn purchase(
     State(app): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody<PurchaseBody>,
-) -> Result<(StatusCode, Json<PurchaseView>), ApiError> {
+    method: Method,
+    uri: Uri,
+    key: KeyHeader,
+    RawJson(body, raw): RawJson<PurchaseBody>,
+) -> Result<Response, ApiError> {
     let ip = caller.client_ip();
     let claimed = caller.is_claimed();
     let id: ReservationId = body.reservation_id.parse()?;
     let name = claimed_name(&caller, body.username.as_ref())?;
     let buyer = caller.resolve(&app, name).await?;
     limited(&app, ip, &buyer)?;
-    let mut bought = app.store.purchase(id, &buyer.id).await;
+    let keyed = app
+        .in_flight
+        .begin(key, KeyOwner::Buyer(&buyer.id), &method, uri.path(), &raw)?;
+    let mut bought = app
+        .store
+        .purchase_with(id, &buyer.id, keyed.as_ref().map(|k| &k.key))
+        .await;
     if !claimed {
         bought = bought.map_err(not_theirs);
     }
     let bought = counted(&app, "purchase", bought)?;
-    Ok((StatusCode::CREATED, Json(PurchaseView::from(&bought))))
+    Ok(answer(
+        created_or_ok(bought.created),
+        bought.replayed,
+        PurchaseView::from(&bought.purchase),
+    ))
 }
 
-/// `INVALID_INPUT` on `startsAt`/`endsAt` from drop validation is a rule
-/// between fields or against the clock (the shape was checked while
+/// `INVALID_INPUT` from drop validation on `startsAt`/`endsAt`, on a
+/// variant's name being unique, or on stock summed over the variants is a
+/// rule between fields or against the clock (the shape was checked while
 /// parsing), so it answers 422, keeping 400 for what the schema states.
-fn time_rule(err: ApiError) -> ApiError {
-    if err.code() == "INVALID_INPUT" && matches!(err.field(), Some("startsAt" | "endsAt")) {
+pub(crate) fn rule(err: ApiError) -> ApiError {
+    let message = err.message();
+    let between = match err.field() {
+        Some("startsAt" | "endsAt") => true,
+        Some("variants") => message.contains("total stock"),
+        Some(f) => f.starts_with("variants[") && message.contains("unique"),
+        None => false,
+    };
+    if err.code() == "INVALID_INPUT" && between {
         err.with_status(StatusCode::UNPROCESSABLE_ENTITY)
     } else {
         err
+    }
+}
+
+impl CreateDropBody {
+    /// The domain request, with `default_hold` when none is given.
+    pub(crate) fn into_new_drop(self, default_hold: Duration) -> Result<NewDrop, ApiError> {
+        let hold = match self.hold_seconds {
+            None => default_hold,
+            Some(secs) => Duration::try_from_secs_f64(secs)
+                .map_err(|_| ApiError::invalid("holdSeconds", "must be a positive number"))?,
+        };
+        let with_variants = self.variants.is_some();
+        let mut new = match self.variants {
+            None => {
+                let total = self.total_stock.ok_or_else(|| {
+                    ApiError::invalid("totalStock", "is required when no variants are given")
+                        .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+                })?;
+                NewDrop::new(self.name, self.price, total)
+            }
+            Some(variants) => {
+                let new = NewDrop::with_variants(
+                    self.name,
+                    self.price,
+                    variants
+                        .into_iter()
+                        .map(|v| NewVariant::new(v.name, v.total_stock)),
+                );
+                if let Some(total) = self.total_stock
+                    && total != new.total_stock()
+                {
+                    return Err(ApiError::invalid(
+                        "totalStock",
+                        "must equal the sum of the variants' totalStock (or be left out)",
+                    )
+                    .with_status(StatusCode::UNPROCESSABLE_ENTITY));
+                }
+                new
+            }
+        }
+        .hold(hold);
+        if let Some(max) = self.max_per_buyer {
+            new = new.max_per_buyer(max);
+        }
+        new.starts_at = self.starts_at;
+        new.ends_at = self.ends_at;
+        new.validate().map_err(|err| {
+            // One variant given in `variants` with no stock: the rule is on
+            // the sum, as for several.
+            if with_variants && err.field() == Some("totalStock") {
+                ApiError::invalid("variants", err.to_string())
+                    .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+            } else if !with_variants && err.field() == Some("variants[0].totalStock") {
+                // The drop's one variant is the body's `totalStock`.
+                ApiError::invalid(
+                    "totalStock",
+                    format!("must be between 1 and {}", drop_core::MAX_STOCK),
+                )
+            } else {
+                err.into()
+            }
+        })?;
+        Ok(new)
     }
 }
 

@@ -10,7 +10,10 @@
 use drop_core::BUYER_ID_MAX;
 use drop_core::money::MONEY_MAX_MINOR;
 use drop_core::username::{USERNAME_MAX, USERNAME_MIN};
-use drop_core::{ERROR_CODES, MAX_HOLD, MAX_NAME, MAX_STOCK, MIN_HOLD, ReservationStatus};
+use drop_core::{
+    ERROR_CODES, IDEMPOTENCY_KEY_MAX, MAX_HOLD, MAX_NAME, MAX_PAGE, MAX_PER_BUYER, MAX_STOCK,
+    MAX_VARIANT_NAME, MIN_HOLD, PurchaseStatus, ReservationStatus,
+};
 use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
 
@@ -273,6 +276,147 @@ pub(crate) fn status() -> Schema {
         .into()
 }
 
+/// A purchase's `status`.
+pub(crate) fn purchase_status() -> Schema {
+    string("`completed`, or `cancelled` by an admin since.")
+        .enum_values(Some(
+            [PurchaseStatus::Completed, PurchaseStatus::Cancelled].map(PurchaseStatus::as_str),
+        ))
+        .into()
+}
+
+/// A variant name: trimmed, 1–`MAX_VARIANT_NAME` characters, no control
+/// characters.
+pub(crate) fn variant_name_pattern() -> String {
+    format!(
+        "^[{WHITE}]*[^{VISIBLE}](?:[^{CONTROL}]{{0,{inner}}}[^{VISIBLE}])?[{WHITE}]*$",
+        inner = MAX_VARIANT_NAME - 2
+    )
+}
+
+/// `name` of a new variant.
+pub(crate) fn variant_name() -> Schema {
+    string(&format!(
+        "Display name, 1–{MAX_VARIANT_NAME} characters once trimmed, no control characters,          unique within the drop."
+    ))
+    .pattern(Some(variant_name_pattern()))
+    .examples(["42"])
+    .into()
+}
+
+/// A variant's stock (a drop's variants together hold 1 or more).
+pub(crate) fn variant_stock_in() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .description(Some(format!(
+            "Units of the variant, 0–{MAX_STOCK} (the drop's variants together: 1–{MAX_STOCK})."
+        )))
+        .minimum(Some(0))
+        .maximum(Some(MAX_STOCK))
+        .into()
+}
+
+/// `totalStock` of an edit: 0 is refused by the drop's total rule.
+pub(crate) fn patch_stock_in() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .description(Some(format!(
+            "New units for sale of a one-variant drop, 1–{MAX_STOCK}, never below its held + sold              units (`STOCK_BELOW_COMMITTED`)."
+        )))
+        .minimum(Some(1))
+        .maximum(Some(MAX_STOCK))
+        .into()
+}
+
+/// `maxPerBuyer`.
+pub(crate) fn max_per_buyer_in() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .description(Some(format!(
+            "Units one buyer may hold plus have bought in the drop, 1–{MAX_PER_BUYER}."
+        )))
+        .minimum(Some(1))
+        .maximum(Some(MAX_PER_BUYER))
+        .into()
+}
+
+/// `quantity` of a reserve.
+pub(crate) fn quantity_in() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .description(Some(format!(
+            "Units to hold, 1–{MAX_PER_BUYER}, and at most the drop's `maxPerBuyer` (400              `INVALID_INPUT` on `quantity` above it); default 1."
+        )))
+        .minimum(Some(1))
+        .maximum(Some(MAX_PER_BUYER))
+        .into()
+}
+
+/// `holdSeconds` of an edit (no `null`: leave it out to keep the length).
+pub(crate) fn hold_seconds_patch() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .description(Some(format!(
+            "Hold length in seconds for holds taken from now on, {}–{}.",
+            MIN_HOLD.as_secs_f64(),
+            MAX_HOLD.as_secs()
+        )))
+        .minimum(Some(MIN_HOLD.as_secs_f64()))
+        .maximum(Some(MAX_HOLD.as_secs()))
+        .into()
+}
+
+/// A variant id in a body.
+pub(crate) fn variant_id() -> Schema {
+    uuid("The variant.")
+}
+
+/// `variantId` of a reserve: may be left out (or `null`) on a drop of one
+/// variant.
+pub(crate) fn optional_variant_id() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        .description(Some(
+            "The variant; required when the drop has more than one (400 `INVALID_INPUT` on              `variantId` otherwise).",
+        ))
+        .into()
+}
+
+/// The `Idempotency-Key` header.
+pub(crate) fn idempotency_key() -> Schema {
+    string(&format!(
+        "1–{IDEMPOTENCY_KEY_MAX} visible ASCII characters (`!` to `~`), e.g. a UUID."
+    ))
+    .min_length(Some(1))
+    .max_length(Some(IDEMPOTENCY_KEY_MAX))
+    .pattern(Some(format!("^[!-~]{{1,{IDEMPOTENCY_KEY_MAX}}}$")))
+    .into()
+}
+
+/// `?before=`.
+pub(crate) fn before_query() -> Schema {
+    uuid("The last purchase of the previous page (its `nextBefore`).")
+}
+
+/// `?limit=`.
+pub(crate) fn limit_query() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .description(Some(format!(
+            "How many purchases at most, 1–{MAX_PAGE} (default {DEFAULT_PAGE})."
+        )))
+        .minimum(Some(1))
+        .maximum(Some(MAX_PAGE))
+        .into()
+}
+
+/// Purchases on one page when `?limit=` is left out.
+pub(crate) const DEFAULT_PAGE: usize = 20;
+
 /// Every error code, the store's and the web layer's.
 pub(crate) fn error_codes() -> Vec<&'static str> {
     ERROR_CODES.iter().chain(WEB_ERROR_CODES).copied().collect()
@@ -408,6 +552,9 @@ mod tests {
             include_str!("error.rs"),
             include_str!("extract.rs"),
             include_str!("routes.rs"),
+            include_str!("admin_routes.rs"),
+            include_str!("purchase_routes.rs"),
+            include_str!("idempotency.rs"),
             include_str!("state.rs"),
             include_str!("health.rs"),
             include_str!("ws.rs"),

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bounds::WsSettings;
 use crate::hub::Hub;
+use crate::idempotency::InFlight;
 use crate::identity::{AdminHook, IdentityHook, Sessions};
 use crate::limit::Limits;
 use crate::metrics::Metrics;
@@ -45,6 +46,8 @@ pub(crate) struct Inner {
     /// How public feeds name buyers.
     pub(crate) names: FeedNames,
     pub(crate) default_hold: Duration,
+    /// The keyed writes this process is answering right now.
+    pub(crate) in_flight: Arc<InFlight>,
     /// Cancelled when shutdown begins: WebSockets close, readiness fails,
     /// the hub and the scheduler stop.
     pub(crate) cancel: CancellationToken,

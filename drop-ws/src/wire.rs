@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use drop_core::{
-    DropOverview, DropState, Money, NewDrop, Purchase, Reservation, Stock, TopPurchaser,
+    DropOverview, DropState, Money, Purchase, Reservation, TopPurchaser, VariantStock,
 };
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::ApiError;
 use crate::names::FeedNames;
 use crate::schema;
 
@@ -35,6 +34,14 @@ pub struct DropView {
     pub reserved_stock: u32,
     /// Units sold.
     pub sold_stock: u32,
+    /// Its variants (sizes, colours) with their own stock, in the order
+    /// they were created; a drop created without variants has one.
+    pub variants: Vec<VariantView>,
+    /// Units one buyer may hold plus have bought (not cancelled), across
+    /// the variants.
+    pub max_per_buyer: u32,
+    /// Whether new holds are refused for now (`DROP_PAUSED`).
+    pub paused: bool,
     /// Sale opens at this instant (RFC 3339, UTC), or `null` for open now.
     #[schema(schema_with = schema::optional_instant_out)]
     pub starts_at: Option<String>,
@@ -50,6 +57,52 @@ pub struct DropView {
     /// The caller's own active hold on this drop (`null` when they have
     /// none or are not signed in).
     pub user_reservation: Option<UserHoldView>,
+}
+
+/// One variant of a drop and its stock.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantView {
+    /// Its id.
+    pub id: Uuid,
+    /// Display name, unique within the drop.
+    pub name: String,
+    /// Units of it in all.
+    pub total_stock: u32,
+    /// Units of it free to reserve now.
+    pub available_stock: u32,
+    /// Units of it under an active hold.
+    pub reserved_stock: u32,
+    /// Units of it sold (cancelled purchases not counted).
+    pub sold_stock: u32,
+}
+
+/// One variant's stock, as `stock` frames carry it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantStockView {
+    /// The variant.
+    pub id: Uuid,
+    /// Units free.
+    pub available_stock: u32,
+    /// Units held.
+    pub reserved_stock: u32,
+    /// Units sold.
+    pub sold_stock: u32,
+    /// Units in all.
+    pub total_stock: u32,
+}
+
+impl From<&VariantStock> for VariantStockView {
+    fn from(v: &VariantStock) -> Self {
+        Self {
+            id: v.id.as_uuid(),
+            available_stock: v.available(),
+            reserved_stock: v.reserved,
+            sold_stock: v.sold,
+            total_stock: v.total,
+        }
+    }
 }
 
 /// One recent buyer.
@@ -75,6 +128,10 @@ pub struct TopPurchaserView {
 pub struct UserHoldView {
     /// The hold's id.
     pub id: Uuid,
+    /// The variant held.
+    pub variant_id: Uuid,
+    /// How many units it holds.
+    pub quantity: u32,
     /// When it runs out (RFC 3339).
     #[schema(schema_with = schema::instant_out)]
     pub expires_at: String,
@@ -88,6 +145,10 @@ pub struct ReservationView {
     pub id: Uuid,
     /// The drop held.
     pub drop_id: Uuid,
+    /// The variant held.
+    pub variant_id: Uuid,
+    /// How many units it holds.
+    pub quantity: u32,
     /// The holder's display name (a hold is only ever shown to its holder).
     pub display_name: String,
     /// Deprecated: the same as `displayName`.
@@ -104,7 +165,8 @@ pub struct ReservationView {
     pub expires_at: String,
 }
 
-/// A completed purchase.
+/// A purchase: a hold paid for, standing or cancelled since. Shown only
+/// to its buyer and to admins.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PurchaseView {
@@ -114,17 +176,49 @@ pub struct PurchaseView {
     pub reservation_id: Uuid,
     /// The drop.
     pub drop_id: Uuid,
-    /// The buyer's display name.
+    /// The variant bought.
+    pub variant_id: Uuid,
+    /// The buyer, as shown (never their id).
+    pub buyer: PurchaseBuyerView,
+    /// Deprecated: the same as `buyer.displayName`.
+    #[schema(deprecated)]
     pub display_name: String,
-    /// Deprecated: the same as `displayName`.
+    /// Deprecated: the same as `buyer.displayName`.
     #[schema(deprecated)]
     pub username: String,
-    /// What was paid, a decimal string.
+    /// How many units.
+    pub quantity: u32,
+    /// What was paid (the price × quantity), a decimal string.
     #[schema(schema_with = schema::price_out)]
     pub amount_paid: String,
-    /// When.
+    /// `completed`, or `cancelled` by an admin since.
+    #[schema(schema_with = schema::purchase_status)]
+    pub status: &'static str,
+    /// When it was paid.
     #[schema(schema_with = schema::instant_out)]
     pub created_at: String,
+    /// When it was cancelled, or `null`.
+    #[schema(schema_with = schema::optional_instant_out)]
+    pub cancelled_at: Option<String>,
+}
+
+/// The buyer of a purchase.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchaseBuyerView {
+    /// Their display name.
+    pub display_name: String,
+}
+
+/// `GET /api/me/purchases`: one page, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchasePage {
+    /// The purchases of this page.
+    pub purchases: Vec<PurchaseView>,
+    /// The id to pass as `before` for the next page, or `null` when this
+    /// page is the last.
+    pub next_before: Option<Uuid>,
 }
 
 /// `POST /api/drops`.
@@ -137,10 +231,20 @@ pub(crate) struct CreateDropBody {
     /// A JSON number or a decimal string, at most 2 decimals, not negative.
     #[schema(schema_with = schema::price_in)]
     pub(crate) price: Money,
-    /// Units for sale, 1–1,000,000.
-    #[serde(deserialize_with = "whole_number")]
+    /// Units for sale, 1–1,000,000. Required without `variants`; with
+    /// them it may be left out, and if given must equal their sum.
+    #[serde(default, deserialize_with = "some_whole_number")]
     #[schema(schema_with = schema::total_stock_in)]
-    pub(crate) total_stock: u32,
+    pub(crate) total_stock: Option<u32>,
+    /// The variants (sizes, colours), 1–100, each with its own stock;
+    /// without them the drop has one variant of `totalStock` units.
+    #[serde(default, deserialize_with = "some")]
+    #[schema(min_items = 1, max_items = 100, nullable = false)]
+    pub(crate) variants: Option<Vec<NewVariantBody>>,
+    /// Units one buyer may hold plus have bought, 1–100 (default 1).
+    #[serde(default, deserialize_with = "some_whole_number")]
+    #[schema(schema_with = schema::max_per_buyer_in)]
+    pub(crate) max_per_buyer: Option<u32>,
     /// Optional opening instant (RFC 3339).
     #[serde(default)]
     #[schema(schema_with = schema::instant_in)]
@@ -155,20 +259,68 @@ pub(crate) struct CreateDropBody {
     pub(crate) hold_seconds: Option<f64>,
 }
 
-impl CreateDropBody {
-    /// The domain request, with `default_hold` when none is given.
-    pub(crate) fn into_new_drop(self, default_hold: Duration) -> Result<NewDrop, ApiError> {
-        let hold = match self.hold_seconds {
-            None => default_hold,
-            Some(secs) => Duration::try_from_secs_f64(secs)
-                .map_err(|_| ApiError::invalid("holdSeconds", "must be a positive number"))?,
-        };
-        let mut new = NewDrop::new(self.name, self.price, self.total_stock).hold(hold);
-        new.starts_at = self.starts_at;
-        new.ends_at = self.ends_at;
-        new.validate()?;
-        Ok(new)
-    }
+/// A variant of a new drop.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct NewVariantBody {
+    /// Display name, 1–50 characters, unique within the drop.
+    #[schema(schema_with = schema::variant_name)]
+    pub(crate) name: String,
+    /// Units of it for sale, 0–1,000,000.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(schema_with = schema::variant_stock_in)]
+    pub(crate) total_stock: u32,
+}
+
+/// `PATCH /api/admin/drops/{id}`: only the fields given change.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct PatchDropBody {
+    /// New display name, 1–100 characters.
+    #[serde(default, deserialize_with = "some")]
+    #[schema(schema_with = schema::drop_name)]
+    pub(crate) name: Option<String>,
+    /// New price (only before the sale starts: `PRICE_LOCKED` after).
+    #[serde(default, deserialize_with = "some")]
+    #[schema(schema_with = schema::price_in)]
+    pub(crate) price: Option<Money>,
+    /// New opening instant; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = schema::instant_in)]
+    pub(crate) starts_at: Option<Option<DateTime<Utc>>>,
+    /// New closing instant; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = schema::instant_in)]
+    pub(crate) ends_at: Option<Option<DateTime<Utc>>>,
+    /// New per-buyer limit, 1–100.
+    #[serde(default, deserialize_with = "some_whole_number")]
+    #[schema(schema_with = schema::max_per_buyer_in)]
+    pub(crate) max_per_buyer: Option<u32>,
+    /// New hold length in seconds, for holds taken from now on.
+    #[serde(default, deserialize_with = "some")]
+    #[schema(schema_with = schema::hold_seconds_patch)]
+    pub(crate) hold_seconds: Option<f64>,
+    /// New stock of a one-variant drop (never below its held + sold units).
+    #[serde(default, deserialize_with = "some_whole_number")]
+    #[schema(schema_with = schema::patch_stock_in)]
+    pub(crate) total_stock: Option<u32>,
+    /// New stock per variant (never below each one's held + sold units).
+    #[serde(default, deserialize_with = "some")]
+    #[schema(max_items = 100, nullable = false)]
+    pub(crate) variants: Option<Vec<VariantPatchBody>>,
+}
+
+/// One variant's new stock.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct VariantPatchBody {
+    /// The variant (UUID).
+    #[schema(schema_with = schema::variant_id)]
+    pub(crate) id: String,
+    /// Its new total, 0–1,000,000.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(schema_with = schema::variant_stock_in)]
+    pub(crate) total_stock: u32,
 }
 
 /// `POST /api/reservations`.
@@ -178,6 +330,14 @@ pub(crate) struct ReserveBody {
     /// The drop (UUID).
     #[schema(schema_with = schema::drop_id)]
     pub(crate) drop_id: String,
+    /// The variant (UUID); required when the drop has more than one.
+    #[serde(default)]
+    #[schema(schema_with = schema::optional_variant_id)]
+    pub(crate) variant_id: Option<String>,
+    /// How many units, 1 to the drop's `maxPerBuyer` (default 1).
+    #[serde(default, deserialize_with = "some_whole_number")]
+    #[schema(schema_with = schema::quantity_in)]
+    pub(crate) quantity: Option<u32>,
     /// The buyer: 3–50 of `A–Z a–z 0–9 _` (read, and in the document,
     /// only under claimed identity).
     #[serde(default)]
@@ -263,6 +423,46 @@ pub struct HealthView {
     pub status: &'static str,
 }
 
+/// `?before=&limit=` of `GET /api/me/purchases` (and `?username=` under
+/// claimed identity). Read as text, so a bad value names its parameter.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PurchasesQuery {
+    /// The last purchase of the previous page (its `nextBefore`).
+    #[param(schema_with = schema::before_query)]
+    pub(crate) before: Option<String>,
+    /// How many purchases at most, 1–100 (default 20).
+    #[param(schema_with = schema::limit_query)]
+    pub(crate) limit: Option<String>,
+    /// The buyer (claimed identity only).
+    #[param(schema_with = schema::username_query)]
+    pub(crate) username: Option<String>,
+}
+
+/// A field that may be `null` to clear it: absent is `None`, `null` is
+/// `Some(None)`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A field that may be left out but not `null`.
+fn some<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// An optional count, as [`whole_number`].
+fn some_whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    whole_number(d).map(Some)
+}
+
 /// A count, as any JSON number with no fraction: JSON Schema's `integer`
 /// includes `10.0`, which serde's `u32` alone refuses.
 fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
@@ -327,6 +527,23 @@ impl DropView {
             available_stock: s.available(),
             reserved_stock: s.reserved,
             sold_stock: s.sold,
+            variants: d
+                .variants
+                .iter()
+                .map(|v| {
+                    let stock = state.variant(v.id);
+                    VariantView {
+                        id: v.id.as_uuid(),
+                        name: v.name.clone(),
+                        total_stock: stock.map_or(0, |s| s.total),
+                        available_stock: stock.map_or(0, VariantStock::available),
+                        reserved_stock: stock.map_or(0, |s| s.reserved),
+                        sold_stock: stock.map_or(0, |s| s.sold),
+                    }
+                })
+                .collect(),
+            max_per_buyer: d.max_per_buyer,
+            paused: d.paused,
             starts_at: d.starts_at.map(time),
             ends_at: d.ends_at.map(time),
             hold_seconds: d.hold,
@@ -336,6 +553,8 @@ impl DropView {
                 .collect(),
             user_reservation: user_reservation.map(|r| UserHoldView {
                 id: r.id.as_uuid(),
+                variant_id: r.variant_id.as_uuid(),
+                quantity: r.quantity,
                 expires_at: time(r.expires_at),
             }),
         }
@@ -371,6 +590,8 @@ impl From<&Reservation> for ReservationView {
         Self {
             id: r.id.as_uuid(),
             drop_id: r.drop_id.as_uuid(),
+            variant_id: r.variant_id.as_uuid(),
+            quantity: r.quantity,
             display_name: r.display_name.to_string(),
             username: r.display_name.to_string(),
             status: r.status.as_str(),
@@ -386,10 +607,17 @@ impl From<&Purchase> for PurchaseView {
             id: p.id.as_uuid(),
             reservation_id: p.reservation_id.as_uuid(),
             drop_id: p.drop_id.as_uuid(),
+            variant_id: p.variant_id.as_uuid(),
+            buyer: PurchaseBuyerView {
+                display_name: p.display_name.to_string(),
+            },
             display_name: p.display_name.to_string(),
             username: p.display_name.to_string(),
+            quantity: p.quantity,
             amount_paid: p.amount_paid.to_string(),
+            status: p.status.as_str(),
             created_at: time(p.created_at),
+            cancelled_at: p.cancelled_at.map(time),
         }
     }
 }
@@ -424,8 +652,12 @@ pub enum WsMessage {
         reserved_stock: u32,
         /// Units sold.
         sold_stock: u32,
+        /// Units in all.
+        total_stock: u32,
+        /// Each variant's stock, in the drop's order.
+        variants: Vec<VariantStockView>,
     },
-    /// Someone bought a unit.
+    /// Someone bought units.
     #[serde(rename_all = "camelCase")]
     Purchase {
         /// The server's clock.
@@ -433,6 +665,10 @@ pub enum WsMessage {
         server_time: String,
         /// The drop.
         drop_id: Uuid,
+        /// The variant bought.
+        variant_id: Uuid,
+        /// How many units.
+        quantity: u32,
         /// The buyer's display name (shortened, or left out, when the
         /// server hides buyers' names).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -452,6 +688,28 @@ pub enum WsMessage {
         server_time: String,
         /// The drop.
         drop: DropView,
+    },
+    /// An admin changed a drop (edited, paused, resumed or ended it): the
+    /// client replaces its copy.
+    #[serde(rename_all = "camelCase")]
+    DropUpdated {
+        /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
+        server_time: String,
+        /// The drop as it is now.
+        drop: DropView,
+    },
+    /// Sent only to its buyer's sockets: an admin cancelled their
+    /// purchase (its units are back on sale; a `stock` frame shows them).
+    #[serde(rename_all = "camelCase")]
+    PurchaseCancelled {
+        /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
+        server_time: String,
+        /// The cancelled purchase.
+        purchase_id: Uuid,
+        /// The drop.
+        drop_id: Uuid,
     },
     /// Sent only to its holder's sockets: their hold ran out.
     #[serde(rename_all = "camelCase")]
@@ -491,14 +749,17 @@ pub enum WsMessage {
 }
 
 impl WsMessage {
-    /// A stock message from counters.
-    pub(crate) fn stock(server_time: DateTime<Utc>, drop_id: Uuid, stock: &Stock) -> Self {
+    /// A stock message from a drop's counters.
+    pub(crate) fn stock(server_time: DateTime<Utc>, state: &DropState) -> Self {
+        let stock = &state.stock;
         Self::Stock {
             server_time: time(server_time),
-            drop_id,
+            drop_id: state.drop.id.as_uuid(),
             available_stock: stock.available(),
             reserved_stock: stock.reserved,
             sold_stock: stock.sold,
+            total_stock: stock.total,
+            variants: state.variants.iter().map(VariantStockView::from).collect(),
         }
     }
 
@@ -514,14 +775,31 @@ mod tests {
 
     #[test]
     fn stock_message_shape() {
-        let stock = Stock::new(10, 2, 3, 7);
+        use drop_core::{NewDrop, NewVariant};
         let at = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+        let (info, mut variants) = NewDrop::with_variants(
+            "A",
+            Money::ZERO,
+            [NewVariant::new("40", 6), NewVariant::new("41", 4)],
+        )
+        .into_drop(drop_core::DropId::new(), at)
+        .unwrap();
+        variants[0].reserved = 2;
+        variants[1].sold = 3;
+        let state = DropState::new(info, drop_core::Stock::new(10, 2, 3, 7), variants);
         let v: serde_json::Value =
-            serde_json::from_str(&WsMessage::stock(at, Uuid::nil(), &stock).to_json()).unwrap();
+            serde_json::from_str(&WsMessage::stock(at, &state).to_json()).unwrap();
         assert_eq!(v["type"], "stock");
         assert_eq!(v["serverTime"], "2030-03-17T17:46:40.000Z");
         assert_eq!(v["availableStock"], 5);
         assert_eq!(v["reservedStock"], 2);
         assert_eq!(v["soldStock"], 3);
+        assert_eq!(v["totalStock"], 10);
+        assert_eq!(v["variants"][0]["availableStock"], 4);
+        assert_eq!(v["variants"][0]["reservedStock"], 2);
+        assert_eq!(v["variants"][1]["availableStock"], 1);
+        assert_eq!(v["variants"][1]["soldStock"], 3);
+        assert_eq!(v["variants"][1]["totalStock"], 4);
+        assert_eq!(v["variants"][1]["id"], state.variants[1].id.to_string());
     }
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use clap::Parser;
-use drop_core::{ExpiryScheduler, InventoryStore, Money, NewDrop};
+use drop_core::{ExpiryScheduler, InventoryStore, Money, NewDrop, NewVariant};
 use drop_ws::{DropApi, DropApiBuilder, HeaderIdentity, SessionIdentity, SessionKey};
 use tracing_subscriber::EnvFilter;
 
@@ -95,8 +95,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let api = builder.feed_names(opts.feed_names.into()).build().await?;
 
     if !opts.no_demo && store.list_drops().await?.is_empty() {
-        let demo =
-            NewDrop::new("Air Drop 1 — Limited", Money::parse_decimal("199.99")?, 25).hold(hold);
+        // Sizes 40–44, two pairs at most per buyer: the client has sizes
+        // and quantities to show.
+        let sizes = (40..=44).map(|size| NewVariant::new(size.to_string(), 5));
+        let demo = NewDrop::with_variants(
+            "Air Drop 1 — Limited",
+            Money::parse_decimal("199.99")?,
+            sizes,
+        )
+        .max_per_buyer(2)
+        .hold(hold);
         let created = store.create_drop(demo).await?;
         tracing::info!(drop = %created.drop.id, "created the demo drop");
     }

@@ -10,13 +10,16 @@ mod support;
 mod proxy;
 
 mod admin;
+mod admin_ops;
 mod bad_input;
 mod concurrency;
 mod custom_identity;
 mod edge;
 mod health;
 mod hostile;
+mod idempotency;
 mod live;
 mod options;
 mod prefix;
+mod sale;
 mod shutdown;

@@ -401,6 +401,109 @@ impl TestServer {
     }
 }
 
+/// Who sends a request of [`TestServer::call`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum As<'a> {
+    /// No credentials.
+    Nobody,
+    /// The named buyer (their session token).
+    Buyer(&'a str),
+    /// The admin token.
+    Admin,
+}
+
+/// An answer: status, headers and JSON body (`null` when empty).
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Value,
+}
+
+impl Answer {
+    /// Whether it carries `Idempotent-Replayed: true`.
+    pub(crate) fn replayed(&self) -> bool {
+        self.headers
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true")
+    }
+
+    /// The error code of an error answer.
+    pub(crate) fn code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+}
+
+impl TestServer {
+    /// Any request, as `who`, with an optional JSON body and
+    /// `Idempotency-Key`.
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: As<'_>,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> Answer {
+        let mut req = self.http.request(method, self.url(path));
+        req = match who {
+            As::Nobody => req,
+            As::Buyer(user) => req.bearer_auth(self.token(user).await),
+            As::Admin => req.bearer_auth(TOKEN),
+        };
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        if let Some(key) = key {
+            req = req.header("idempotency-key", key);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text}: {e}"))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Creates a drop from a full body (admin): its view.
+    pub(crate) async fn create_drop_from(&self, body: Value) -> Value {
+        let answer = self
+            .call(
+                reqwest::Method::POST,
+                "/api/drops",
+                As::Admin,
+                Some(body),
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, 201, "create drop: {}", answer.body);
+        answer.body
+    }
+
+    /// A drop of sizes `40`… with the stock given for each, at 10.00 a
+    /// unit, `maxPerBuyer` as given: its view.
+    pub(crate) async fn sized_drop(&self, stock: &[u32], max_per_buyer: u32) -> Value {
+        let variants: Vec<Value> = stock
+            .iter()
+            .enumerate()
+            .map(|(i, n)| json!({ "name": (40 + i).to_string(), "totalStock": n }))
+            .collect();
+        self.create_drop_from(json!({
+            "name": "Sized", "price": "10.00", "variants": variants,
+            "maxPerBuyer": max_per_buyer, "holdSeconds": 60
+        }))
+        .await
+    }
+}
+
 pub(crate) struct WsClient {
     pub(crate) stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }

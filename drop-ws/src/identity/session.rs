@@ -412,8 +412,11 @@ impl Sessions {
         &self,
         request: &IdentityRequest<'_>,
     ) -> Result<Option<SessionToken>, IdentityError> {
+        // An empty cookie is no credential (what is left of one cleared
+        // by hand, or sent by a generic client for the cookie scheme).
         let from_cookie = request
             .cookie(&self.cookie)
+            .filter(|token| !token.is_empty())
             .map(|token| {
                 self.verify(token).map(|t| SessionToken {
                     from_cookie: true,
@@ -590,6 +593,26 @@ mod tests {
             s.identify(&IdentityRequest::new(&method, &uri, &h))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_empty_cookie_is_no_credential() {
+        let s = sessions();
+        let (token, _) = s.sign_in(name("bob"));
+        let (method, uri) = (Method::GET, Uri::from_static("/api/reservations/x"));
+        let mut h = HeaderMap::new();
+        h.insert("cookie", "dropkit_session=".parse().unwrap());
+        assert!(
+            s.identify(&IdentityRequest::new(&method, &uri, &h))
+                .unwrap()
+                .is_none()
+        );
+        h.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let who = s
+            .identify(&IdentityRequest::new(&method, &uri, &h))
+            .unwrap()
+            .expect("the bearer token");
+        assert_eq!(who.into_buyer().display_name.as_str(), "bob");
     }
 
     #[test]

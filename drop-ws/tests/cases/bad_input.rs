@@ -38,6 +38,8 @@ pub(crate) struct Case {
     pub(crate) status: u16,
     pub(crate) code: &'static str,
     pub(crate) field: Option<&'static str>,
+    /// An `Idempotency-Key` header, sent as given.
+    pub(crate) key: Option<&'static str>,
 }
 
 const JSON: &str = "application/json";
@@ -67,6 +69,7 @@ const fn case(
         status,
         code,
         field,
+        key: None,
     }
 }
 
@@ -113,6 +116,11 @@ impl Case {
 
     const fn sent_from_elsewhere(mut self) -> Self {
         self.origin = Some(FOREIGN_ORIGIN);
+        self
+    }
+
+    const fn keyed(mut self, key: &'static str) -> Self {
+        self.key = Some(key);
         self
     }
 }
@@ -480,8 +488,475 @@ pub(crate) fn table() -> Vec<Case> {
             None,
         ),
     ];
+    cases.extend(sale());
     cases.extend(common());
     cases
+}
+
+/// A key of 256 characters, one over the limit.
+const LONG_KEY: &str = "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\
+kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\
+kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk";
+
+/// Variants, quantities, idempotency keys, purchase records and the
+/// admin operations, under signed guest sessions. None of them changes
+/// anything: alice keeps her one-unit hold on `{drop}` (a drop of one
+/// variant, `maxPerBuyer` 1).
+fn sale() -> Vec<Case> {
+    use Who::{Admin, Nobody, Other, Owner};
+    let reserve =
+        |body, status, code, field| case(Owner, "POST", R, Some(body), status, code, field);
+    let patch = |body, status, code, field| {
+        case(
+            Admin,
+            "PATCH",
+            "/api/admin/drops/{drop}",
+            Some(body),
+            status,
+            code,
+            field,
+        )
+    };
+    let key = Some("Idempotency-Key");
+    vec![
+        // Reserve: the variant and the quantity.
+        reserve(
+            r#"{"dropId":"{drop}","variantId":"x"}"#,
+            400,
+            BAD,
+            Some("variantId"),
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","variantId":42}"#,
+            400,
+            BAD,
+            Some("variantId"),
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","variantId":"{unknown}"}"#,
+            404,
+            "VARIANT_NOT_FOUND",
+            None,
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","quantity":0}"#,
+            400,
+            BAD,
+            Some("quantity"),
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","quantity":101}"#,
+            400,
+            BAD,
+            Some("quantity"),
+        ),
+        // Above the drop's `maxPerBuyer` (1), within the schema's 1–100.
+        reserve(
+            r#"{"dropId":"{drop}","quantity":2}"#,
+            400,
+            BAD,
+            Some("quantity"),
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","quantity":"2"}"#,
+            400,
+            BAD,
+            Some("quantity"),
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","quantity":-1}"#,
+            400,
+            BAD,
+            Some("quantity"),
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","quantity":1.5}"#,
+            400,
+            BAD,
+            Some("quantity"),
+        ),
+        reserve(
+            r#"{"dropId":"{drop}","quantity":null}"#,
+            400,
+            BAD,
+            Some("quantity"),
+        ),
+        // Idempotency keys: 1–255 visible ASCII characters.
+        reserve(r#"{"dropId":"{drop}"}"#, 400, BAD, key).keyed(""),
+        reserve(r#"{"dropId":"{drop}"}"#, 400, BAD, key).keyed("a b"),
+        reserve(r#"{"dropId":"{drop}"}"#, 400, BAD, key).keyed(LONG_KEY),
+        case(
+            Owner,
+            "POST",
+            P,
+            Some(r#"{"reservationId":"{res}"}"#),
+            400,
+            BAD,
+            key,
+        )
+        .keyed("tab\there"),
+        case(Admin, "POST", "/api/drops", Some("{}"), 400, BAD, key).keyed(" "),
+        case(
+            Admin,
+            "POST",
+            "/api/admin/drops/{drop}/pause",
+            None,
+            400,
+            BAD,
+            key,
+        )
+        .keyed(""),
+        // Without credentials the key is not looked at.
+        case(
+            Nobody,
+            "POST",
+            R,
+            Some(r#"{"dropId":"{drop}"}"#),
+            401,
+            "UNAUTHENTICATED",
+            None,
+        )
+        .keyed(""),
+        // Purchase records.
+        case(
+            Nobody,
+            "GET",
+            "/api/purchases/{unknown}",
+            None,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(Owner, "GET", "/api/purchases/x", None, 400, BAD, Some("id")),
+        case(
+            Owner,
+            "GET",
+            "/api/purchases/{unknown}",
+            None,
+            404,
+            "PURCHASE_NOT_FOUND",
+            None,
+        ),
+        case(
+            Admin,
+            "GET",
+            "/api/purchases/{unknown}",
+            None,
+            404,
+            "PURCHASE_NOT_FOUND",
+            None,
+        ),
+        case(
+            Nobody,
+            "GET",
+            "/api/me/purchases",
+            None,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            Owner,
+            "GET",
+            "/api/me/purchases?limit=0",
+            None,
+            400,
+            BAD,
+            Some("limit"),
+        ),
+        case(
+            Owner,
+            "GET",
+            "/api/me/purchases?limit=101",
+            None,
+            400,
+            BAD,
+            Some("limit"),
+        ),
+        case(
+            Owner,
+            "GET",
+            "/api/me/purchases?limit=x",
+            None,
+            400,
+            BAD,
+            Some("limit"),
+        ),
+        case(
+            Owner,
+            "GET",
+            "/api/me/purchases?limit=-1",
+            None,
+            400,
+            BAD,
+            Some("limit"),
+        ),
+        case(
+            Owner,
+            "GET",
+            "/api/me/purchases?before=x",
+            None,
+            400,
+            BAD,
+            Some("before"),
+        ),
+        case(
+            Other,
+            "GET",
+            "/api/me/purchases?before={unknown}",
+            None,
+            404,
+            "PURCHASE_NOT_FOUND",
+            None,
+        ),
+        // Admin routes: the token first, then the path, then the body.
+        case(
+            Nobody,
+            "GET",
+            "/api/admin/drops",
+            None,
+            401,
+            "UNAUTHORIZED",
+            None,
+        ),
+        case(
+            Owner,
+            "GET",
+            "/api/admin/drops",
+            None,
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            Nobody,
+            "PATCH",
+            "/api/admin/drops/{drop}",
+            Some("{"),
+            401,
+            "UNAUTHORIZED",
+            None,
+        ),
+        case(
+            Owner,
+            "PATCH",
+            "/api/admin/drops/{drop}",
+            Some(r#"{"name":"B"}"#),
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            Owner,
+            "POST",
+            "/api/admin/drops/{drop}/pause",
+            None,
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            Nobody,
+            "POST",
+            "/api/admin/drops/{drop}/end",
+            None,
+            401,
+            "UNAUTHORIZED",
+            None,
+        ),
+        case(
+            Owner,
+            "POST",
+            "/api/admin/purchases/{unknown}/cancel",
+            None,
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            Admin,
+            "PATCH",
+            "/api/admin/drops/x",
+            Some(r#"{"name":"B"}"#),
+            400,
+            BAD,
+            Some("id"),
+        ),
+        case(
+            Admin,
+            "PATCH",
+            "/api/admin/drops/{unknown}",
+            Some(r#"{"name":"B"}"#),
+            404,
+            "DROP_NOT_FOUND",
+            None,
+        ),
+        case(
+            Admin,
+            "POST",
+            "/api/admin/drops/x/pause",
+            None,
+            400,
+            BAD,
+            Some("id"),
+        ),
+        case(
+            Admin,
+            "POST",
+            "/api/admin/drops/{unknown}/pause",
+            None,
+            404,
+            "DROP_NOT_FOUND",
+            None,
+        ),
+        case(
+            Admin,
+            "POST",
+            "/api/admin/drops/{unknown}/resume",
+            None,
+            404,
+            "DROP_NOT_FOUND",
+            None,
+        ),
+        case(
+            Admin,
+            "POST",
+            "/api/admin/drops/{unknown}/end",
+            None,
+            404,
+            "DROP_NOT_FOUND",
+            None,
+        ),
+        case(
+            Admin,
+            "POST",
+            "/api/admin/purchases/x/cancel",
+            None,
+            400,
+            BAD,
+            Some("id"),
+        ),
+        case(
+            Admin,
+            "POST",
+            "/api/admin/purchases/{unknown}/cancel",
+            None,
+            404,
+            "PURCHASE_NOT_FOUND",
+            None,
+        ),
+        case(
+            Admin,
+            "GET",
+            "/api/admin/drops/{drop}/pause",
+            None,
+            405,
+            "METHOD_NOT_ALLOWED",
+            None,
+        ),
+        // Edits: unknown fields, wrong types, out of range, against the drop.
+        patch("{", 400, "INVALID_JSON", None),
+        patch("[]", 400, BAD, Some("body")),
+        patch(r#"{"bogus":1}"#, 400, BAD, Some("bogus")),
+        patch(r#"{"name":null}"#, 400, BAD, Some("name")),
+        patch(r#"{"name":""}"#, 400, BAD, Some("name")),
+        patch(r#"{"name":5}"#, 400, BAD, Some("name")),
+        patch(r#"{"price":"abc"}"#, 400, BAD, Some("price")),
+        patch(r#"{"maxPerBuyer":"2"}"#, 400, BAD, Some("maxPerBuyer")),
+        patch(r#"{"maxPerBuyer":0}"#, 400, BAD, Some("maxPerBuyer")),
+        patch(r#"{"maxPerBuyer":101}"#, 400, BAD, Some("maxPerBuyer")),
+        patch(r#"{"holdSeconds":"x"}"#, 400, BAD, Some("holdSeconds")),
+        patch(r#"{"holdSeconds":0}"#, 400, BAD, Some("holdSeconds")),
+        patch(r#"{"startsAt":"yesterday"}"#, 400, BAD, Some("startsAt")),
+        patch(
+            r#"{"endsAt":"2000-01-01T00:00:00Z"}"#,
+            422,
+            BAD,
+            Some("endsAt"),
+        ),
+        patch(r#"{"totalStock":-1}"#, 400, BAD, Some("totalStock")),
+        patch(r#"{"totalStock":1000001}"#, 400, BAD, Some("totalStock")),
+        patch(r#"{"variants":{}}"#, 400, BAD, Some("variants")),
+        patch(r#"{"variants":null}"#, 400, BAD, Some("variants")),
+        patch(
+            r#"{"variants":[{"id":"x","totalStock":1}]}"#,
+            400,
+            BAD,
+            Some("variants[0].id"),
+        ),
+        patch(
+            r#"{"variants":[{"id":"{unknown}","totalStock":1,"extra":true}]}"#,
+            400,
+            BAD,
+            Some("variants[0].extra"),
+        ),
+        patch(
+            r#"{"variants":[{"id":"{unknown}","totalStock":1}]}"#,
+            404,
+            "VARIANT_NOT_FOUND",
+            None,
+        ),
+        // Alice holds the one unit: below that is below what is committed.
+        patch(r#"{"totalStock":0}"#, 409, "STOCK_BELOW_COMMITTED", None),
+        // The drop has been on sale since it was made.
+        patch(r#"{"price":"1.00"}"#, 409, "PRICE_LOCKED", None),
+        // Creating with variants.
+        admin(
+            r#"{"name":"A","price":1,"variants":[]}"#,
+            400,
+            BAD,
+            Some("variants"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"variants":null}"#,
+            400,
+            BAD,
+            Some("variants"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"variants":[{"name":"","totalStock":1}]}"#,
+            400,
+            BAD,
+            Some("variants[0].name"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"variants":[{"name":"M","totalStock":-1}]}"#,
+            400,
+            BAD,
+            Some("variants[0].totalStock"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"variants":[{"name":"M","totalStock":1},{"name":" M","totalStock":1}]}"#,
+            422,
+            BAD,
+            Some("variants[1].name"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"variants":[{"name":"M","totalStock":0}]}"#,
+            422,
+            BAD,
+            Some("variants"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"totalStock":3,"variants":[{"name":"M","totalStock":1}]}"#,
+            422,
+            BAD,
+            Some("totalStock"),
+        ),
+        admin(r#"{"name":"A","price":1}"#, 422, BAD, Some("totalStock")),
+        admin(
+            r#"{"name":"A","price":1,"totalStock":1,"maxPerBuyer":0}"#,
+            400,
+            BAD,
+            Some("maxPerBuyer"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"totalStock":1,"maxPerBuyer":101}"#,
+            400,
+            BAD,
+            Some("maxPerBuyer"),
+        ),
+    ]
 }
 
 /// The username cases under claimed identity: the original wire keeps
@@ -793,6 +1268,9 @@ pub(crate) fn headers(c: &Case, tokens: &Tokens, admin_token: &str) -> Vec<(&'st
     }
     if let Some(origin) = c.origin {
         out.push(("origin", origin.to_owned()));
+    }
+    if let Some(key) = c.key {
+        out.push(("idempotency-key", key.to_owned()));
     }
     let bearer = |token: &str| ("authorization", format!("Bearer {token}"));
     match c.who {

@@ -83,14 +83,15 @@ export async function apiSignIn(username) {
 
 /**
  * Reserves through the API, as another shopper would: `guest` is an
- * `apiSignIn` answer, or a username to sign a new guest in with.
+ * `apiSignIn` answer, or a username to sign a new guest in with; `choice`
+ * may name a `variantId` and a `quantity`.
  */
-export async function apiReserve(dropId, guest) {
+export async function apiReserve(dropId, guest, choice = {}) {
   const { token } = typeof guest === 'string' ? await apiSignIn(guest) : guest;
   const res = await fetch(`${BASE}/api/reservations`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-    body: JSON.stringify({ dropId }),
+    body: JSON.stringify({ dropId, ...choice }),
   });
   const json = await res.json();
   assert.ok(res.status === 201 || res.status === 200, `reserve: ${JSON.stringify(json)}`);
@@ -227,7 +228,28 @@ export async function secondsLeft(page, name) {
 
 /** The Reserve button of a card (its label changes to "Sold out", …). */
 export function reserveButton(page, name) {
-  return card(page, name).getByRole('button', { name: /^(Reserve|Reserving…|Sold out|Not started yet):/ });
+  return card(page, name).getByRole('button', {
+    name: /^(Reserve|Reserving…|Sold out|Not started yet|Paused|Limit reached):/,
+  });
+}
+
+/** A card's size choices (radio buttons named by size, ", sold out" added when disabled). */
+export function sizes(page, name) {
+  return card(page, name).getByRole('radiogroup', { name: `Size of ${name}` }).getByRole('radio');
+}
+
+/** A card's quantity choice. */
+export function quantity(page, name) {
+  return card(page, name).getByLabel(`Quantity of ${name}`);
+}
+
+/** Calls an admin route with the admin token: `{ status, body }`. */
+export async function adminFetch(method, path, body) {
+  const headers = { Authorization: `Bearer ${TOKEN}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(`${BASE}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
 /** Saves a screenshot under e2e/screenshots/. */

@@ -9,6 +9,7 @@ import {
   BASE,
   HOLD_SECONDS,
   TOKEN,
+  adminFetch,
   apiReserve,
   available,
   card,
@@ -18,6 +19,7 @@ import {
   launch,
   openAs,
   pageFetch,
+  quantity,
   reserveButton,
   secondsLeft,
   sessionFetch,
@@ -25,6 +27,7 @@ import {
   signIn,
   signedInName,
   signedOut,
+  sizes,
   unique,
   user,
   waitAvailable,
@@ -578,7 +581,213 @@ describe('web_drop client', () => {
     assert.equal(bought.status, 201, JSON.stringify(bought));
     await eventually(async () => (await holdControls(a.page, name)) === 0, LIVE_MS, 'the bought hold to go');
     await a.page.getByText('Bought from another tab or device.').waitFor();
-    await card(a.page, name).getByText('You bought one').waitFor();
+    await card(a.page, name).getByText('You can buy one of this drop and you have it already.').waitFor();
+    assert.ok(await reserveButton(a.page, name).isDisabled(), 'one per buyer: the limit is reached');
+    assert.deepEqual(a.errors, []);
+  });
+
+  test('buying a size: every size shown, sold-out sizes disabled live, the hold shows size × quantity and the total', async () => {
+    const name = unique('Sized');
+    const drop = await createDrop({
+      name,
+      price: '50.00',
+      holdSeconds: 30,
+      maxPerBuyer: 3,
+      variants: [
+        { name: 'S', totalStock: 1 },
+        { name: 'M', totalStock: 3 },
+        { name: 'L', totalStock: 2 },
+      ],
+    });
+    const [vs, vm] = drop.variants;
+    const a = await shopper('sam');
+    await waitAvailable(a.page, name, 6);
+    const radios = sizes(a.page, name);
+    assert.deepEqual(await radios.evaluateAll((els) => els.map((e) => [e.getAttribute('aria-label'), e.disabled])), [
+      ['S', false],
+      ['M', false],
+      ['L', false],
+    ]);
+
+    // Another shopper takes the only S: it stays listed, disabled, without a reload.
+    await apiReserve(drop.id, user('tom'), { variantId: vs.id, quantity: 1 });
+    const soldOutS = card(a.page, name).getByRole('radio', { name: 'S, sold out', exact: true });
+    await soldOutS.waitFor({ timeout: LIVE_MS });
+    assert.ok(await soldOutS.isDisabled());
+    assert.equal(await radios.count(), 3, 'a sold-out size is still shown');
+
+    // M, two of them: the quantity offers no more than the buyer may take and M has free.
+    await card(a.page, name).getByRole('radio', { name: 'M', exact: true }).check();
+    const qty = quantity(a.page, name);
+    assert.deepEqual(await qty.locator('option').allTextContents(), ['1', '2', '3']);
+    await qty.selectOption('2');
+    await card(a.page, name).getByText('2 × $50.00 = $100.00').waitFor();
+    await card(a.page, name).scrollIntoViewIfNeeded();
+    await shot(a.page, '17-size-picker');
+    const sent = a.page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/api/reservations'));
+    await reserveButton(a.page, name).click();
+    const request = await sent;
+    assert.deepEqual(JSON.parse(request.postData()), { dropId: drop.id, variantId: vm.id, quantity: 2 });
+    assert.match(request.headers()['idempotency-key'] ?? '', /^[0-9a-f]{32}$/, 'the reserve carries an idempotency key');
+
+    const hold = card(a.page, name).getByTestId('hold-what');
+    await hold.waitFor();
+    assert.match(await hold.textContent(), /M × 2\s*Total \$100\.00/);
+    await waitAvailable(a.page, name, 3, LIVE_MS);
+    await card(a.page, name).scrollIntoViewIfNeeded();
+    await shot(a.page, '17-size-hold');
+
+    await card(a.page, name).getByRole('button', { name: /^Complete purchase/ }).click();
+    await a.page.getByText('Paid $100.00').waitFor();
+    // One more is allowed (3 per buyer): the hint says so.
+    await card(a.page, name).getByText('You have 2; you can buy one more.').waitFor();
+    assert.deepEqual(a.errors, []);
+  });
+
+  test('the limit: buy up to maxPerBuyer, then the page explains it and the server refuses more', async () => {
+    const name = unique('Limited');
+    const drop = await createDrop({ name, price: '20', totalStock: 10, holdSeconds: 30, maxPerBuyer: 2 });
+    const a = await shopper('lim');
+    await waitAvailable(a.page, name, 10);
+    assert.equal(await card(a.page, name).getByRole('radiogroup').count(), 0, 'one size: no picker');
+
+    await reserveButton(a.page, name).click();
+    await card(a.page, name).getByRole('button', { name: /^Complete purchase/ }).click();
+    await a.page.getByText('Paid $20.00').waitFor();
+    await card(a.page, name).getByText('You have one; you can buy one more.').waitFor();
+    assert.deepEqual(await quantity(a.page, name).locator('option').allTextContents(), ['1']);
+
+    await reserveButton(a.page, name).click();
+    await card(a.page, name).getByRole('button', { name: /^Complete purchase/ }).click();
+    await eventually(async () => (await holdControls(a.page, name)) === 0, LIVE_MS, 'the second hold to be bought');
+    const limit = card(a.page, name).getByText('You can buy 2 of this drop and you have 2 already.');
+    await limit.waitFor();
+    await reserveButton(a.page, name).filter({ hasText: 'Limit reached' }).waitFor();
+    assert.ok(await reserveButton(a.page, name).isDisabled());
+    assert.doesNotMatch(await card(a.page, name).textContent(), /Reserve another/);
+
+    // The server refuses a third unit whatever the page shows.
+    const refused = await pageFetch(a.page, 'POST', '/api/reservations', { dropId: drop.id });
+    assert.equal(refused.status, 409, JSON.stringify(refused));
+    assert.equal(refused.body?.error, 'BUYER_LIMIT_REACHED');
+
+    // The count comes from the server, so a reload still explains it.
+    await a.page.reload();
+    await waitLive(a.page);
+    await limit.waitFor();
+    await card(a.page, name).scrollIntoViewIfNeeded();
+    await shot(a.page, '18-limit');
+    assert.deepEqual(a.errors, []);
+  });
+
+  test('the admin pauses a drop while a buyer watches: the page shows it paused and reserving is refused', async () => {
+    const name = unique('Pausable');
+    const drop = await createDrop({ name, price: '35', totalStock: 4, holdSeconds: 30 });
+    const admin = await shopper('adm');
+    const b = await shopper('wat');
+    await waitAvailable(b.page, name, 4);
+    assert.ok(await reserveButton(b.page, name).isEnabled());
+
+    await admin.page.getByRole('button', { name: 'Admin', exact: true }).click();
+    await admin.page.getByRole('region', { name: 'Create a drop' }).getByLabel('Admin token').fill(TOKEN);
+    const manage = admin.page.getByRole('region', { name: 'Manage drops' });
+    await manage.getByRole('button', { name: 'Load drops' }).click();
+    const row = manage.getByRole('listitem', { name, exact: true });
+    await row.waitFor();
+    await row.getByRole('button', { name: `Pause ${name}` }).click();
+    // Asked first; nothing changes until confirmed.
+    const confirm = row.getByRole('group', { name: /^Pause “/ });
+    await confirm.waitFor();
+    assert.equal(await card(b.page, name).getByTestId('status').textContent(), 'On sale');
+    await confirm.getByRole('button', { name: 'Pause', exact: true }).click();
+    await row.getByTestId('admin-state').filter({ hasText: 'Paused' }).waitFor();
+
+    // The buyer's page follows without a reload.
+    await card(b.page, name).getByTestId('status').filter({ hasText: /^Paused$/ }).waitFor({ timeout: LIVE_MS });
+    await reserveButton(b.page, name).filter({ hasText: 'Paused' }).waitFor();
+    assert.ok(await reserveButton(b.page, name).isDisabled());
+    assert.match(await card(b.page, name).getByTestId('hint').textContent(), /paused/i);
+    const refused = await pageFetch(b.page, 'POST', '/api/reservations', { dropId: drop.id });
+    assert.equal(refused.status, 409, JSON.stringify(refused));
+    assert.equal(refused.body?.error, 'DROP_PAUSED');
+    await card(b.page, name).scrollIntoViewIfNeeded();
+    await shot(b.page, '19-paused-b');
+
+    await row.getByRole('button', { name: `Resume ${name}` }).click();
+    await card(b.page, name).getByTestId('status').filter({ hasText: /^On sale$/ }).waitFor({ timeout: LIVE_MS });
+    assert.ok(await reserveButton(b.page, name).isEnabled());
+    assert.deepEqual([...admin.errors, ...b.errors], []);
+  });
+
+  test('My purchases lists the buyer’s purchases newest first; an admin cancel marks one cancelled and frees the limit', async () => {
+    const name = unique('Records');
+    const drop = await createDrop({ name, price: '15.50', totalStock: 5, holdSeconds: 30 });
+    const a = await shopper('rec');
+    await reserveButton(a.page, name).click();
+    const bought = a.page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/purchases'));
+    await card(a.page, name).getByRole('button', { name: /^Complete purchase/ }).click();
+    const purchase = await (await bought).json();
+    await card(a.page, name).getByText('You can buy one of this drop and you have it already.').waitFor();
+
+    await a.page.getByRole('button', { name: 'My purchases' }).click();
+    const list = a.page.getByRole('list', { name: 'Your purchases, newest first' });
+    const item = list.locator(`[data-purchase-id="${purchase.id}"]`);
+    await item.waitFor();
+    assert.match(await item.textContent(), new RegExp(`${name}.*× 1.*\\$15\\.50`));
+    assert.equal(await item.getByTestId('purchase-status').textContent(), 'Completed');
+
+    // The shop cancels it (confirmed in the admin panel); the buyer's page hears of it.
+    await a.page.getByRole('button', { name: 'Admin', exact: true }).click();
+    await a.page.getByRole('region', { name: 'Create a drop' }).getByLabel('Admin token').fill(TOKEN);
+    const cancel = a.page.getByRole('region', { name: 'Cancel a purchase' });
+    await cancel.getByLabel('Purchase id').fill(purchase.id);
+    await cancel.getByRole('button', { name: 'Cancel purchase…' }).click();
+    await cancel.getByRole('button', { name: 'Cancel purchase', exact: true }).click();
+    await cancel.getByTestId('cancel-result').filter({ hasText: 'is cancelled' }).waitFor();
+    await a.page.getByText('Purchase cancelled').first().waitFor({ timeout: LIVE_MS });
+    await list
+      .locator(`[data-purchase-id="${purchase.id}"]`)
+      .getByTestId('purchase-status')
+      .filter({ hasText: /^Cancelled/ })
+      .waitFor({ timeout: LIVE_MS });
+    await waitAvailable(a.page, name, 5, LIVE_MS);
+    // A cancelled purchase no longer counts: the buyer may reserve again.
+    await reserveButton(a.page, name).filter({ hasText: /^Reserve$/ }).waitFor({ timeout: LIVE_MS });
+    assert.ok(await reserveButton(a.page, name).isEnabled());
+    const again = await adminFetch('POST', `/api/admin/purchases/${purchase.id}/cancel`);
+    assert.equal(again.status, 200, 'cancelling a cancelled purchase changes nothing');
+    assert.equal(drop.maxPerBuyer, 1);
+    await list.scrollIntoViewIfNeeded();
+    await shot(a.page, '20-purchases');
+    assert.deepEqual(a.errors, []);
+  });
+
+  test('My purchases pages ten at a time: More brings the older ones, none twice', async () => {
+    const name = unique('Pager');
+    const drop = await createDrop({ name, price: '3.00', totalStock: 20, holdSeconds: 30, maxPerBuyer: 12 });
+    const a = await shopper('pag');
+    // Eleven purchases made with the page's session outside the page, oldest first.
+    const ids = [];
+    for (let i = 0; i < 11; i += 1) {
+      const hold = await sessionFetch(a.context, 'POST', '/api/reservations', { dropId: drop.id });
+      assert.equal(hold.status, 201, JSON.stringify(hold));
+      const bought = await sessionFetch(a.context, 'POST', '/api/purchases', { reservationId: hold.body.id });
+      assert.equal(bought.status, 201, JSON.stringify(bought));
+      ids.push(bought.body.id);
+    }
+    // Eleven of twelve bought: the card says one more is allowed. (The page
+    // also hears of each purchase on its socket; waiting for the count means
+    // the list below opens after the last of them.)
+    await card(a.page, name).getByText('You have 11; you can buy one more.').waitFor({ timeout: LIVE_MS });
+    await a.page.getByRole('button', { name: 'My purchases' }).click();
+    const rows = a.page.getByRole('list', { name: 'Your purchases, newest first' }).getByTestId('purchase');
+    await eventually(async () => (await rows.count()) === 10, LIVE_MS, 'the first page of ten');
+    const more = a.page.getByRole('button', { name: 'More', exact: true });
+    await more.click();
+    await eventually(async () => (await rows.count()) === 11, LIVE_MS, 'the eleventh, older purchase');
+    const shown = await rows.evaluateAll((els) => els.map((e) => e.getAttribute('data-purchase-id')));
+    assert.deepEqual(shown, ids.slice().reverse(), 'newest first, each once');
+    assert.equal(await more.count(), 0, 'no More after the last page');
     assert.deepEqual(a.errors, []);
   });
 });

@@ -3,12 +3,15 @@ import * as api from './api';
 import { ApiError } from './api';
 import { errorTitle, plainError } from './errors';
 import { formatPrice } from './format';
+import { holdLabel } from './inventory';
+import { useBought } from './useBought';
 import { useHolds, type Hold } from './useHolds';
 import { useLiveDrops, type HoldEnd, type LiveDrop } from './useLiveDrops';
 import { useSession } from './useSession';
 import { useServerNow } from './useNow';
 import { Header } from './components/Header';
-import { DropCard, type Busy } from './components/DropCard';
+import { DropCard, type Busy, type ReserveChoice } from './components/DropCard';
+import { MyPurchases } from './components/MyPurchases';
 import { ActivityFeed } from './components/ActivityFeed';
 import { AdminPanel } from './components/AdminPanel';
 import { Toasts, useToasts } from './components/Toasts';
@@ -31,7 +34,11 @@ export function App() {
   const { toasts, push, dismiss } = useToasts();
   const [adminOpen, setAdminOpen] = useState(() => location.hash === '#admin');
   const [busy, setBusy] = useState<Record<string, Busy>>({});
-  const [bought, setBought] = useState<Record<string, number>>({});
+  const [purchasesOpen, setPurchasesOpen] = useState(false);
+  // Bumped when the buyer buys something, so an open list reads its first
+  // page again; a cancellation restarts the list (its key) instead.
+  const [purchasesVersion, setPurchasesVersion] = useState(0);
+  const [purchasesReset, setPurchasesReset] = useState(0);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [signingOut, setSigningOut] = useState(false);
   const now = useServerNow(1000);
@@ -56,7 +63,6 @@ export function App() {
   const holdsRef = useRef<ReturnType<typeof useHolds> | null>(null);
   const session = useSession((buyer) => {
     holdsRef.current?.forgetBuyer(buyer.id);
-    setBought({});
     push('error', 'Signed out', plainError('UNAUTHENTICATED'));
   });
   const signedIn = session.state.status === 'signedIn' ? session.state.buyer : null;
@@ -65,6 +71,11 @@ export function App() {
   const sessionKey = session.state.status === 'checking' ? null : buyerId;
 
   const holds = useHolds(buyerId, onHoldExpired);
+  const { bought, refresh: refreshBought } = useBought(buyerId);
+  const purchasesChanged = () => {
+    refreshBought();
+    setPurchasesVersion((v) => v + 1);
+  };
   // Callbacks handed to the socket and the session read the latest holds and
   // drops through refs, updated after each render commits (never during render).
   useLayoutEffect(() => {
@@ -80,15 +91,22 @@ export function App() {
     if (!current) return;
     const hold = Object.values(current.byDrop).find((h) => h.id === end.reservationId);
     current.removeById(end.reservationId);
-    if (!hold || acting.current.has(hold.id)) return;
+    const ours = hold !== undefined && acting.current.has(hold.id);
+    // Bought elsewhere (even a hold this page never saw): the counts behind
+    // the per-buyer limit change.
+    if (end.how === 'purchased' && !ours) purchasesChanged();
+    if (!hold || ours) return;
     const name = dropName(end.dropId);
     if (end.how === 'expired') onHoldExpired(hold);
     else if (end.how === 'released')
       push('info', 'Hold released', `Your hold on ${name} was given back from another tab or device.`);
-    else {
-      setBought((b) => ({ ...b, [end.dropId]: (b[end.dropId] ?? 0) + 1 }));
-      push('success', `Purchased: ${name}`, 'Bought from another tab or device.');
-    }
+    else push('success', `Purchased: ${name}`, 'Bought from another tab or device.');
+  };
+
+  const onPurchaseCancelled = (purchaseId: string, dropId: string) => {
+    refreshBought();
+    setPurchasesReset((r) => r + 1);
+    push('info', 'Purchase cancelled', `The shop cancelled your purchase of ${dropName(dropId)} (${purchaseId}).`);
   };
 
   const live = useLiveDrops(
@@ -101,8 +119,10 @@ export function App() {
         if (!reconnected) return;
         void checkSession();
         void holdsRef.current?.revalidate();
+        refreshBought();
       },
       onHoldEnded,
+      onPurchaseCancelled,
     },
     sessionKey,
   );
@@ -135,7 +155,6 @@ export function App() {
 
   const onSignIn = async (username: string) => {
     await session.signIn(username);
-    setBought({});
   };
 
   const onSignOut = async () => {
@@ -144,7 +163,7 @@ export function App() {
     try {
       await session.signOut();
       holds.forgetBuyer(signedIn.id);
-      setBought({});
+      setPurchasesOpen(false);
       push('info', 'Signed out', 'Sign in again to reserve.');
     } catch (e) {
       const err = asApiError(e);
@@ -168,16 +187,30 @@ export function App() {
     }
   };
 
-  const onReserve = (drop: LiveDrop) =>
+  const onReserve = (drop: LiveDrop, choice: ReserveChoice) =>
     withBusy(drop.id, 'reserve', async () => {
+      const size = (drop.variants ?? []).find((v) => v.id === choice.variantId);
+      const what = holdLabel((drop.variants ?? []).length > 1 ? (size?.name ?? null) : null, choice.quantity);
+      const named = what ? `${drop.name} (${what})` : drop.name;
       try {
-        const { status, data } = await api.reserve(drop.id);
+        // One key for this click: the call's own retries resend it, so a
+        // lost answer never holds twice.
+        const { status, data } = await api.reserve({ dropId: drop.id, variantId: choice.variantId, quantity: choice.quantity });
         holds.put(data);
         if (status === 201)
-          push('success', `Reserved: ${drop.name}`, `It is yours for ${drop.holdSeconds} s. Complete the purchase before the timer runs out.`);
-        else push('info', 'You already hold one', 'Same hold, same timer: reserving again does not extend it.');
+          push('success', `Reserved: ${named}`, `It is yours for ${drop.holdSeconds} s. Complete the purchase before the timer runs out.`);
+        else push('info', 'You already hold this', 'Same hold, same timer: reserving again does not extend it.');
       } catch (e) {
-        tell(asApiError(e), 'reserve');
+        const err = asApiError(e);
+        const existing = (err.body as { reservation?: api.Reservation } | undefined)?.reservation;
+        if (err.code === 'HOLD_EXISTS' && existing && typeof existing === 'object') {
+          holds.put(existing);
+          push('info', 'You already hold units of this drop', 'Buy or release that hold first; it is shown on the card.');
+          return;
+        }
+        // The page's count may be behind (a purchase from another device).
+        if (err.code === 'BUYER_LIMIT_REACHED') refreshBought();
+        tell(err, 'reserve');
       }
     });
 
@@ -187,7 +220,7 @@ export function App() {
       try {
         const { data } = await api.purchase(hold.id);
         holds.removeById(hold.id);
-        setBought((b) => ({ ...b, [drop.id]: (b[drop.id] ?? 0) + 1 }));
+        purchasesChanged();
         push('success', `Purchased: ${drop.name}`, `Paid ${formatPrice(data.amountPaid ?? drop.price)}. Enjoy!`);
       } catch (e) {
         const err = asApiError(e);
@@ -229,6 +262,8 @@ export function App() {
         signingOut={signingOut}
         adminOpen={adminOpen}
         onToggleAdmin={() => setAdminOpen((o) => !o)}
+        purchasesOpen={purchasesOpen}
+        onTogglePurchases={() => setPurchasesOpen((o) => !o)}
       />
       <main className="page">
         {adminOpen && (
@@ -239,6 +274,17 @@ export function App() {
                 live.upsert(drop);
                 push('success', `Drop created: ${drop.name}`, 'Everyone watching sees it now.');
               }}
+              onChanged={(drop) => live.upsert(drop)}
+            />
+          </div>
+        )}
+        {purchasesOpen && signedIn && (
+          <div id="my-purchases">
+            <MyPurchases
+              key={purchasesReset}
+              version={purchasesVersion}
+              drops={live.drops}
+              onClose={() => setPurchasesOpen(false)}
             />
           </div>
         )}
@@ -246,7 +292,7 @@ export function App() {
           <section id="drops" className="drops" aria-labelledby="drops-title">
             <div className="section-head">
               <h1 id="drops-title">Drops</h1>
-              <p className="section-sub">One unit per reserve, held for you while the timer runs. Stock moves live.</p>
+              <p className="section-sub">Pick a size and how many, and they are held for you while the timer runs. Stock moves live.</p>
             </div>
             {!live.loaded ? (
               <p className="empty" role="status">
@@ -267,7 +313,7 @@ export function App() {
                       busy={busy[d.id] ?? null}
                       bought={bought[d.id] ?? 0}
                       canReserve={signedIn !== null}
-                      onReserve={() => void onReserve(d)}
+                      onReserve={(choice) => void onReserve(d, choice)}
                       onPurchase={() => hold && void onPurchase(d, hold)}
                       onRelease={() => hold && void onRelease(d, hold)}
                     />

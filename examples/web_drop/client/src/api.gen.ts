@@ -4,6 +4,119 @@
  */
 
 export interface paths {
+    "/api/admin/drops": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every drop, ended ones too, newest first. */
+        get: operations["adminListDrops"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/drops/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Edits a drop: only the fields given change. */
+        patch: operations["updateDrop"];
+        trace?: never;
+    };
+    "/api/admin/drops/{id}/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ends a drop's sale now. Holds taken before may still be bought until
+         *     their own `expiresAt`. Ending an ended drop answers it unchanged.
+         */
+        post: operations["endDrop"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/drops/{id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pauses a drop: new holds are refused (`DROP_PAUSED`); existing holds
+         *     may still be bought within their window. Pausing a paused drop
+         *     answers it unchanged.
+         */
+        post: operations["pauseDrop"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/drops/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resumes a paused drop. Resuming a running drop answers it unchanged. */
+        post: operations["resumeDrop"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/purchases/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancels a purchase: its units go back on sale at once, and its buyer
+         *     may take them again under `maxPerBuyer`. Cancelling a cancelled
+         *     purchase answers it unchanged.
+         */
+        post: operations["cancelPurchase"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/drops": {
         parameters: {
             query?: never;
@@ -81,6 +194,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/me/purchases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's purchases in every drop, cancelled ones included, newest
+         *     first.
+         */
+        get: operations["myPurchases"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/purchases": {
         parameters: {
             query?: never;
@@ -90,8 +223,28 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Buys one of the caller's holds within its window. */
+        /**
+         * Buys one of the caller's holds within its window: the price × its
+         *     quantity. The owner repeating it gets the same purchase again (200).
+         */
         post: operations["purchase"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/purchases/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One purchase, completed or cancelled: to its buyer, or to an admin. */
+        get: operations["getPurchase"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -108,8 +261,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Reserves one unit for the caller: 201 with a new hold, 200 with their
-         *     existing one.
+         * Holds units of one variant for the caller: 201 with a new hold, 200
+         *     with the same hold again.
          */
         post: operations["reserve"];
         delete?: never;
@@ -207,6 +360,8 @@ export interface components {
             endsAt?: string | null;
             /** @description Hold length in seconds, 0.05–86400; the server's default when absent or null. */
             holdSeconds?: number | null;
+            /** @description Units one buyer may hold plus have bought in the drop, 1–100. */
+            maxPerBuyer?: number;
             /**
              * @description Display name, 1–100 characters once trimmed, no control characters.
              * @example Sneaker X
@@ -220,7 +375,12 @@ export interface components {
              */
             startsAt?: string | null;
             /** @description Units for sale, 1–1000000. */
-            totalStock: number;
+            totalStock?: number;
+            /**
+             * @description The variants (sizes, colours), 1–100, each with its own stock;
+             *     without them the drop has one variant of `totalStock` units.
+             */
+            variants?: components["schemas"]["NewVariantBody"][];
         };
         /** @description A drop as buyers see it. */
         DropView: {
@@ -244,8 +404,16 @@ export interface components {
              * @description Its id.
              */
             id: string;
+            /**
+             * Format: int32
+             * @description Units one buyer may hold plus have bought (not cancelled), across
+             *     the variants.
+             */
+            maxPerBuyer: number;
             /** @description Display name. */
             name: string;
+            /** @description Whether new holds are refused for now (`DROP_PAUSED`). */
+            paused: boolean;
             /**
              * @description A decimal string with two decimals, such as `"199.99"`.
              * @example 199.99
@@ -274,6 +442,11 @@ export interface components {
              */
             totalStock: number;
             userReservation?: null | components["schemas"]["UserHoldView"];
+            /**
+             * @description Its variants (sizes, colours) with their own stock, in the order
+             *     they were created; a drop created without variants has one.
+             */
+            variants: components["schemas"]["VariantView"][];
         };
         /** @description The body of every error answer: a stable machine code and a sentence. */
         ErrorBody: {
@@ -281,16 +454,55 @@ export interface components {
              * @description Stable machine code.
              * @enum {string}
              */
-            error: "OUT_OF_STOCK" | "DROP_NOT_FOUND" | "DROP_NOT_ACTIVE" | "RESERVATION_NOT_FOUND" | "RESERVATION_EXPIRED" | "NOT_OWNER" | "ALREADY_PURCHASED" | "ALREADY_RELEASED" | "INVALID_INPUT" | "UNAVAILABLE" | "INTERNAL" | "BAD_REQUEST" | "INVALID_JSON" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UNAUTHORIZED" | "UNAUTHENTICATED" | "FORBIDDEN";
+            error: "OUT_OF_STOCK" | "DROP_NOT_FOUND" | "DROP_NOT_ACTIVE" | "RESERVATION_NOT_FOUND" | "RESERVATION_EXPIRED" | "NOT_OWNER" | "ALREADY_PURCHASED" | "ALREADY_RELEASED" | "HOLD_EXISTS" | "BUYER_LIMIT_REACHED" | "DROP_PAUSED" | "STOCK_BELOW_COMMITTED" | "PRICE_LOCKED" | "PURCHASE_NOT_FOUND" | "VARIANT_NOT_FOUND" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "INVALID_INPUT" | "UNAVAILABLE" | "INTERNAL" | "BAD_REQUEST" | "INVALID_JSON" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UNAUTHORIZED" | "UNAUTHENTICATED" | "FORBIDDEN";
             /** @description The offending request field (camelCase), for input errors. */
             field?: string | null;
             /** @description What went wrong, for people. */
             message: string;
+            reservation?: null | components["schemas"]["ReservationView"];
         };
         /** @description `GET /api/health`. */
         HealthView: {
             /** @description `"ok"`. */
             status: string;
+        };
+        /** @description A variant of a new drop. */
+        NewVariantBody: {
+            /**
+             * @description Display name, 1–50 characters once trimmed, no control characters,          unique within the drop.
+             * @example 42
+             */
+            name: string;
+            /** @description Units of the variant, 0–1000000 (the drop's variants together: 1–1000000). */
+            totalStock: number;
+        };
+        /** @description `PATCH /api/admin/drops/{id}`: only the fields given change. */
+        PatchDropBody: {
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339) from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z. The server answers 422 when it is outside that range, when `endsAt` is not after `startsAt`, or when `endsAt` has passed: rules between fields and the clock, which a schema cannot state.
+             */
+            endsAt?: string | null;
+            /** @description Hold length in seconds for holds taken from now on, 0.05–86400. */
+            holdSeconds?: number;
+            /** @description Units one buyer may hold plus have bought in the drop, 1–100. */
+            maxPerBuyer?: number;
+            /**
+             * @description Display name, 1–100 characters once trimmed, no control characters.
+             * @example Sneaker X
+             */
+            name?: string;
+            /** @description Price of one unit, 0 to 1000000000, at most 2 decimals: a decimal string such as `"199.99"` (exact), or a JSON number. */
+            price?: string | number;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339) from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z. The server answers 422 when it is outside that range, when `endsAt` is not after `startsAt`, or when `endsAt` has passed: rules between fields and the clock, which a schema cannot state.
+             */
+            startsAt?: string | null;
+            /** @description New units for sale of a one-variant drop, 1–1000000, never below its held + sold              units (`STOCK_BELOW_COMMITTED`). */
+            totalStock?: number;
+            /** @description New stock per variant (never below each one's held + sold units). */
+            variants?: components["schemas"]["VariantPatchBody"][];
         };
         /** @description `POST /api/purchases`. */
         PurchaseBody: {
@@ -300,19 +512,48 @@ export interface components {
              */
             reservationId: string;
         };
-        /** @description A completed purchase. */
+        /** @description The buyer of a purchase. */
+        PurchaseBuyerView: {
+            /** @description Their display name. */
+            displayName: string;
+        };
+        /** @description `GET /api/me/purchases`: one page, newest first. */
+        PurchasePage: {
+            /**
+             * Format: uuid
+             * @description The id to pass as `before` for the next page, or `null` when this
+             *     page is the last.
+             */
+            nextBefore?: string | null;
+            /** @description The purchases of this page. */
+            purchases: components["schemas"]["PurchaseView"][];
+        };
+        /**
+         * @description A purchase: a hold paid for, standing or cancelled since. Shown only
+         *     to its buyer and to admins.
+         */
         PurchaseView: {
             /**
              * @description A decimal string with two decimals, such as `"199.99"`.
              * @example 199.99
              */
             amountPaid: string;
+            /** @description The buyer, as shown (never their id). */
+            buyer: components["schemas"]["PurchaseBuyerView"];
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC), or `null` for none.
+             */
+            cancelledAt?: string | null;
             /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC).
              */
             createdAt: string;
-            /** @description The buyer's display name. */
+            /**
+             * @deprecated
+             * @description Deprecated: the same as `buyer.displayName`.
+             */
             displayName: string;
             /**
              * Format: uuid
@@ -325,15 +566,30 @@ export interface components {
              */
             id: string;
             /**
+             * Format: int32
+             * @description How many units.
+             */
+            quantity: number;
+            /**
              * Format: uuid
              * @description The hold it completed.
              */
             reservationId: string;
             /**
+             * @description `completed`, or `cancelled` by an admin since.
+             * @enum {string}
+             */
+            status: "completed" | "cancelled";
+            /**
              * @deprecated
-             * @description Deprecated: the same as `displayName`.
+             * @description Deprecated: the same as `buyer.displayName`.
              */
             username: string;
+            /**
+             * Format: uuid
+             * @description The variant bought.
+             */
+            variantId: string;
         };
         /** @description A hold. */
         ReservationView: {
@@ -360,6 +616,11 @@ export interface components {
              */
             id: string;
             /**
+             * Format: int32
+             * @description How many units it holds.
+             */
+            quantity: number;
+            /**
              * @description Where the hold is in its life: `active` until it ends as one of the others.
              * @enum {string}
              */
@@ -369,6 +630,11 @@ export interface components {
              * @description Deprecated: the same as `displayName`.
              */
             username: string;
+            /**
+             * Format: uuid
+             * @description The variant held.
+             */
+            variantId: string;
         };
         /** @description `POST /api/reservations`. */
         ReserveBody: {
@@ -377,6 +643,13 @@ export interface components {
              * @description The drop.
              */
             dropId: string;
+            /** @description Units to hold, 1–100, and at most the drop's `maxPerBuyer` (400              `INVALID_INPUT` on `quantity` above it); default 1. */
+            quantity?: number;
+            /**
+             * Format: uuid
+             * @description The variant; required when the drop has more than one (400 `INVALID_INPUT` on              `variantId` otherwise).
+             */
+            variantId?: string | null;
         };
         /** @description A session: who it signs in and until when. */
         SessionView: {
@@ -431,6 +704,84 @@ export interface components {
              * @description The hold's id.
              */
             id: string;
+            /**
+             * Format: int32
+             * @description How many units it holds.
+             */
+            quantity: number;
+            /**
+             * Format: uuid
+             * @description The variant held.
+             */
+            variantId: string;
+        };
+        /** @description One variant's new stock. */
+        VariantPatchBody: {
+            /**
+             * Format: uuid
+             * @description The variant.
+             */
+            id: string;
+            /** @description Units of the variant, 0–1000000 (the drop's variants together: 1–1000000). */
+            totalStock: number;
+        };
+        /** @description One variant's stock, as `stock` frames carry it. */
+        VariantStockView: {
+            /**
+             * Format: int32
+             * @description Units free.
+             */
+            availableStock: number;
+            /**
+             * Format: uuid
+             * @description The variant.
+             */
+            id: string;
+            /**
+             * Format: int32
+             * @description Units held.
+             */
+            reservedStock: number;
+            /**
+             * Format: int32
+             * @description Units sold.
+             */
+            soldStock: number;
+            /**
+             * Format: int32
+             * @description Units in all.
+             */
+            totalStock: number;
+        };
+        /** @description One variant of a drop and its stock. */
+        VariantView: {
+            /**
+             * Format: int32
+             * @description Units of it free to reserve now.
+             */
+            availableStock: number;
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description Display name, unique within the drop. */
+            name: string;
+            /**
+             * Format: int32
+             * @description Units of it under an active hold.
+             */
+            reservedStock: number;
+            /**
+             * Format: int32
+             * @description Units of it sold (cancelled purchases not counted).
+             */
+            soldStock: number;
+            /**
+             * Format: int32
+             * @description Units of it in all.
+             */
+            totalStock: number;
         };
         /** @description Messages on `GET /api/ws`, each with `type` and `serverTime`. */
         WsMessage: {
@@ -469,8 +820,15 @@ export interface components {
              * @description Units sold.
              */
             soldStock: number;
+            /**
+             * Format: int32
+             * @description Units in all.
+             */
+            totalStock: number;
             /** @enum {string} */
             type: "stock";
+            /** @description Each variant's stock, in the drop's order. */
+            variants: components["schemas"]["VariantStockView"][];
         } | {
             /**
              * @description The buyer's display name (shortened, or left out, when the
@@ -482,6 +840,11 @@ export interface components {
              * @description The drop.
              */
             dropId: string;
+            /**
+             * Format: int32
+             * @description How many units.
+             */
+            quantity: number;
             /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC).
@@ -496,6 +859,11 @@ export interface components {
              * @description Deprecated: the same as `displayName`.
              */
             username?: string | null;
+            /**
+             * Format: uuid
+             * @description The variant bought.
+             */
+            variantId: string;
         } | {
             /** @description The drop. */
             drop: components["schemas"]["DropView"];
@@ -506,6 +874,34 @@ export interface components {
             serverTime: string;
             /** @enum {string} */
             type: "dropCreated";
+        } | {
+            /** @description The drop as it is now. */
+            drop: components["schemas"]["DropView"];
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            serverTime: string;
+            /** @enum {string} */
+            type: "dropUpdated";
+        } | {
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: uuid
+             * @description The cancelled purchase.
+             */
+            purchaseId: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            serverTime: string;
+            /** @enum {string} */
+            type: "purchaseCancelled";
         } | {
             /**
              * Format: uuid
@@ -570,6 +966,648 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    adminListDrops: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every drop */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DropView"][];
+                };
+            };
+            /** @description `UNAUTHORIZED`: no bearer token */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    updateDrop: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Drop id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PatchDropBody"];
+            };
+        };
+        responses: {
+            /** @description The drop as it is now */
+            200: {
+                headers: {
+                    /** @description `true` on a replay */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DropView"];
+                };
+            };
+            /** @description `INVALID_INPUT` (`id` not a UUID, an unknown field, a field that breaks its schema, a bad `Idempotency-Key`) or `INVALID_JSON` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHORIZED`: no bearer token */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `DROP_NOT_FOUND`, `VARIANT_NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `PRICE_LOCKED` (the sale has started); `STOCK_BELOW_COMMITTED` (below a variant's held + sold units); `IDEMPOTENCY_IN_PROGRESS` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INVALID_INPUT` on `startsAt` or `endsAt` (outside the allowed range, `endsAt` not after `startsAt`, or `endsAt` already passed: end the drop instead), on `totalStock` (given for a drop of several variants, or leaving no stock in all), on `variants[i].id` (a variant named twice); `IDEMPOTENCY_KEY_REUSED` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    endDrop: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Drop id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The drop, ended */
+            200: {
+                headers: {
+                    /** @description `true` on a replay */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DropView"];
+                };
+            };
+            /** @description `INVALID_INPUT`: `id` not a UUID, or a bad `Idempotency-Key` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHORIZED`: no bearer token */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `DROP_NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    pauseDrop: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Drop id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The drop, paused */
+            200: {
+                headers: {
+                    /** @description `true` on a replay */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DropView"];
+                };
+            };
+            /** @description `INVALID_INPUT`: `id` not a UUID, or a bad `Idempotency-Key` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHORIZED`: no bearer token */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `DROP_NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    resumeDrop: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Drop id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The drop, running */
+            200: {
+                headers: {
+                    /** @description `true` on a replay */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DropView"];
+                };
+            };
+            /** @description `INVALID_INPUT`: `id` not a UUID, or a bad `Idempotency-Key` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHORIZED`: no bearer token */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `DROP_NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancelPurchase: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Purchase id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The purchase, cancelled */
+            200: {
+                headers: {
+                    /** @description `true` on a replay */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PurchaseView"];
+                };
+            };
+            /** @description `INVALID_INPUT`: `id` not a UUID, or a bad `Idempotency-Key` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHORIZED`: no bearer token */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `PURCHASE_NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     listDrops: {
         parameters: {
             query?: never;
@@ -631,7 +1669,9 @@ export interface operations {
     createDrop: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -641,16 +1681,18 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Created */
+            /** @description Created (or, with a replayed `Idempotency-Key`, the drop it created, as it is now) */
             201: {
                 headers: {
+                    /** @description `true` on a replay */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["DropView"];
                 };
             };
-            /** @description `INVALID_INPUT` (a field breaks its schema) or `INVALID_JSON` */
+            /** @description `INVALID_INPUT` (a field breaks its schema, or a bad `Idempotency-Key`) or `INVALID_JSON` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -688,6 +1730,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with this key is still being answered */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `PAYLOAD_TOO_LARGE`: the body is over the limit */
             413: {
                 headers: {
@@ -697,7 +1748,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `INVALID_INPUT` on `startsAt` or `endsAt`: an instant outside 1970-01-01T00:00:00Z – 9999-12-31T23:59:59Z, `endsAt` not after `startsAt`, or `endsAt` already passed. Rules between fields and against the clock, which the schema cannot state. */
+            /** @description `INVALID_INPUT` on `startsAt` or `endsAt`: an instant outside 1970-01-01T00:00:00Z – 9999-12-31T23:59:59Z, `endsAt` not after `startsAt`, or `endsAt` already passed; on `totalStock`: missing without `variants`, or not their sum; on `variants`: names not unique, or no stock in all. Rules between fields and against the clock, which the schema cannot state. `IDEMPOTENCY_KEY_REUSED`: the key was used for another request. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -864,10 +1915,91 @@ export interface operations {
             };
         };
     };
+    myPurchases: {
+        parameters: {
+            query?: {
+                before?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page; pass its `nextBefore` as `before` for the next */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PurchasePage"];
+                };
+            };
+            /** @description `INVALID_INPUT` on `limit` (not 1–100) or `before` (not a UUID) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `PURCHASE_NOT_FOUND`: `before` is none of the caller's purchases */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     purchase: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -877,16 +2009,29 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Bought */
-            201: {
+            /** @description The hold was bought already: the same purchase, as it is now (it may have been cancelled since) */
+            200: {
                 headers: {
+                    /** @description `true` on a replay */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["PurchaseView"];
                 };
             };
-            /** @description `INVALID_INPUT` (a field breaks its schema) or `INVALID_JSON` */
+            /** @description Bought (or its replay by `Idempotency-Key`, as it is now) */
+            201: {
+                headers: {
+                    /** @description `true` on a replay */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PurchaseView"];
+                };
+            };
+            /** @description `INVALID_INPUT` (a field breaks its schema, or a bad `Idempotency-Key`) or `INVALID_JSON` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -931,7 +2076,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `ALREADY_PURCHASED` or `ALREADY_RELEASED` */
+            /** @description `ALREADY_RELEASED`; `IDEMPOTENCY_IN_PROGRESS` */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -960,6 +2105,15 @@ export interface operations {
             };
             /** @description `UNSUPPORTED_MEDIA_TYPE`: a cookie-signed request whose body is not `application/json` */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the key was used for another request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1000,10 +2154,91 @@ export interface operations {
             };
         };
     };
-    reserve: {
+    getPurchase: {
         parameters: {
             query?: never;
             header?: never;
+            path: {
+                /** @description Purchase id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The purchase */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PurchaseView"];
+                };
+            };
+            /** @description `INVALID_INPUT` on `id`: not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no valid session (nor the admin's token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `PURCHASE_NOT_FOUND`: no such purchase, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    reserve: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1013,25 +2248,29 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The caller's existing hold, unchanged */
+            /** @description The caller's existing hold of the same variant and quantity, unchanged */
             200: {
                 headers: {
+                    /** @description `true` on a replay */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ReservationView"];
                 };
             };
-            /** @description New hold */
+            /** @description New hold (or its replay by `Idempotency-Key`, as it is now) */
             201: {
                 headers: {
+                    /** @description `true` on a replay */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ReservationView"];
                 };
             };
-            /** @description `INVALID_INPUT` (a field breaks its schema) or `INVALID_JSON` */
+            /** @description `INVALID_INPUT` (a field breaks its schema; `variantId` missing on a drop of several variants; `quantity` above the drop's `maxPerBuyer`; a bad `Idempotency-Key`) or `INVALID_JSON` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1058,7 +2297,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `DROP_NOT_FOUND` */
+            /** @description `DROP_NOT_FOUND`, `VARIANT_NOT_FOUND` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1076,7 +2315,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `OUT_OF_STOCK`, or `DROP_NOT_ACTIVE` (not started yet, or ended) */
+            /** @description `OUT_OF_STOCK`; `DROP_NOT_ACTIVE` (not started yet, or ended); `DROP_PAUSED`; `HOLD_EXISTS` (the caller holds something else of this drop: the body's `reservation` is that hold); `BUYER_LIMIT_REACHED` (with what they bought, over `maxPerBuyer`); `IDEMPOTENCY_IN_PROGRESS` */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1096,6 +2335,15 @@ export interface operations {
             };
             /** @description `UNSUPPORTED_MEDIA_TYPE`: a cookie-signed request whose body is not `application/json` */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the key was used for another request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

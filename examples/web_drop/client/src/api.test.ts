@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import * as api from './api';
 import { ApiError } from './api';
 
@@ -51,7 +51,7 @@ describe('the 401 path', () => {
     const heard: string[] = [];
     const stop = api.onUnauthenticated((e) => heard.push(`${e.status} ${e.code}`));
     try {
-      const err = await failure(api.reserve('d1'));
+      const err = await failure(api.reserve({ dropId: 'd1' }));
       expect(err).toMatchObject({ code: 'UNAUTHENTICATED', status: 401, message: 'sign in first' });
       await failure(api.purchase('r1'));
       await failure(api.release('r1'));
@@ -91,7 +91,7 @@ describe('the 401 path', () => {
     answer(401, LOST);
     const heard = vi.fn();
     api.onUnauthenticated(heard)();
-    await failure(api.reserve('d1'));
+    await failure(api.reserve({ dropId: 'd1' }));
     expect(heard).not.toHaveBeenCalled();
   });
 });
@@ -100,7 +100,7 @@ describe('buyer calls', () => {
   it('name no buyer: the session cookie does', async () => {
     const sent = answer(200, {});
     await api.listDrops();
-    await api.reserve('d1');
+    await api.reserve({ dropId: 'd1' });
     await api.purchase('r1');
     await api.release('r1');
     expect(sent.map((s) => [s.method, s.url, s.body])).toEqual([
@@ -142,7 +142,103 @@ describe('buyer calls', () => {
 
   it('sign-out is a DELETE without a body, and its 204 is a success', async () => {
     const sent = answer(204);
-    expect(await api.signOut()).toEqual({ status: 204, data: undefined });
+    expect(await api.signOut()).toEqual({ status: 204, data: undefined, replayed: false });
     expect(sent[0]).toMatchObject({ method: 'DELETE', url: '/api/session', body: undefined });
+  });
+});
+
+// Answers each request with the next of `answers` (the last one repeats).
+function answerInTurn(answers: { status: number; body?: unknown; headers?: Record<string, string> }[]): Sent[] {
+  const sent: Sent[] = [];
+  vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
+    sent.push({
+      url,
+      method: init.method ?? 'GET',
+      headers: { ...(init.headers as Record<string, string>) },
+      body: typeof init.body === 'string' ? JSON.parse(init.body) : init.body,
+      credentials: init.credentials,
+    });
+    const a = answers[Math.min(sent.length - 1, answers.length - 1)];
+    if (!a) throw new TypeError('no answer');
+    if (a.status === 0) throw new TypeError('Failed to fetch');
+    const text = a.body === undefined ? null : JSON.stringify(a.body);
+    return new Response(text, { status: a.status, headers: { ...(text ? { 'Content-Type': 'application/json' } : {}), ...a.headers } });
+  });
+  return sent;
+}
+
+describe('idempotency keys', () => {
+  const waits: number[] = [];
+  beforeEach(() => {
+    waits.length = 0;
+    api.setRetrySleep(async (ms) => {
+      waits.push(ms);
+    });
+  });
+
+  it('every write carries a fresh key; reads and sign-in carry none', async () => {
+    const sent = answer(200, {});
+    await api.reserve({ dropId: 'd1', variantId: 'v1', quantity: 2 });
+    await api.reserve({ dropId: 'd1' });
+    await api.purchase('r1');
+    await api.patchDrop('d1', { name: 'New' }, 'tok');
+    await api.dropOperation('d1', 'pause', 'tok');
+    await api.cancelPurchase('p1', 'tok');
+    await api.listDrops();
+    await api.signIn('alice');
+    const keys = sent.map((s) => s.headers['Idempotency-Key']);
+    const writes = keys.slice(0, 6);
+    for (const k of writes) expect(k).toMatch(/^[0-9a-f]{32}$/);
+    expect(new Set(writes).size).toBe(6);
+    expect(keys.slice(6)).toEqual([undefined, undefined]);
+    expect(sent[0]?.body).toEqual({ dropId: 'd1', variantId: 'v1', quantity: 2 });
+    expect(sent.slice(3, 6).map((s) => [s.method, s.url, s.headers.Authorization])).toEqual([
+      ['PATCH', '/api/admin/drops/d1', 'Bearer tok'],
+      ['POST', '/api/admin/drops/d1/pause', 'Bearer tok'],
+      ['POST', '/api/admin/purchases/p1/cancel', 'Bearer tok'],
+    ]);
+  });
+
+  it('a write that got no answer is retried with the same key, and the replay is reported', async () => {
+    const purchase = { id: 'p1', reservationId: 'r1' };
+    const sent = answerInTurn([
+      { status: 0 },
+      { status: 503, body: { error: 'UNAVAILABLE', message: 'busy' }, headers: { 'Retry-After': '1' } },
+      { status: 200, body: purchase, headers: { 'Idempotent-Replayed': 'true' } },
+    ]);
+    const res = await api.purchase('r1', 'key-1');
+    expect(res).toEqual({ status: 200, data: purchase, replayed: true });
+    expect(sent.map((s) => s.headers['Idempotency-Key'])).toEqual(['key-1', 'key-1', 'key-1']);
+    expect(waits).toEqual([250, 1000]);
+  });
+
+  it('gives up after its tries, and never retries a definite refusal', async () => {
+    const busy = answerInTurn([{ status: 409, body: { error: 'IDEMPOTENCY_IN_PROGRESS', message: 'running' } }]);
+    expect((await failure(api.reserve({ dropId: 'd1' }))).code).toBe('IDEMPOTENCY_IN_PROGRESS');
+    expect(busy).toHaveLength(api.WRITE_TRIES);
+
+    const refused = answerInTurn([{ status: 409, body: { error: 'OUT_OF_STOCK', message: 'none left' } }]);
+    expect((await failure(api.reserve({ dropId: 'd1' }))).code).toBe('OUT_OF_STOCK');
+    expect(refused).toHaveLength(1);
+  });
+
+  it('HOLD_EXISTS keeps the existing hold from the error body', async () => {
+    const reservation = { id: 'r9', dropId: 'd1', variantId: 'v2', quantity: 1, status: 'active' };
+    answer(409, { error: 'HOLD_EXISTS', message: 'you hold another size', reservation });
+    const err = await failure(api.reserve({ dropId: 'd1', variantId: 'v1' }));
+    expect(err.code).toBe('HOLD_EXISTS');
+    expect((err.body as { reservation: unknown }).reservation).toEqual(reservation);
+  });
+
+  it('reads purchases: one by id, and the list a page at a time with before and limit', async () => {
+    const sent = answer(200, { purchases: [], nextBefore: null });
+    await api.getPurchase('p/1');
+    await api.myPurchases();
+    await api.myPurchases({ before: '0b7f4c1e-2f4a-4c59-9a51-1d1b6b0e7a10', limit: 10 });
+    expect(sent.map((s) => [s.method, s.url, s.headers['Idempotency-Key']])).toEqual([
+      ['GET', '/api/purchases/p%2F1', undefined],
+      ['GET', '/api/me/purchases', undefined],
+      ['GET', '/api/me/purchases?before=0b7f4c1e-2f4a-4c59-9a51-1d1b6b0e7a10&limit=10', undefined],
+    ]);
   });
 });

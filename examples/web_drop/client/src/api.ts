@@ -28,14 +28,33 @@ export type Session = Omit<Schemas['SessionView'], 'token'>;
 /** One entry of a drop's recent-buyers list. */
 export type TopPurchaser = Schemas['TopPurchaserView'];
 
-/** A drop with its live stock. */
+/**
+ * One variant of a drop (a size, a colour) with its live stock. A drop
+ * created without variants has exactly one.
+ */
+export type Variant = Schemas['VariantView'];
+
+/** The caller's active hold on a drop, as listed with the drop: its variant and quantity too. */
+export type UserReservation = Schemas['UserHoldView'];
+
+/**
+ * A drop with its live stock. Drop-level figures are the sums over its
+ * variants; `maxPerBuyer` bounds what one buyer may hold plus have bought;
+ * a `paused` drop refuses new holds (holds already made can still be bought).
+ */
 export type Drop = Schemas['DropView'];
 
-/** A hold on one unit. */
+/** A hold on units of one variant. */
 export type Reservation = Schemas['ReservationView'];
 
-/** A completed purchase. */
+/** A purchase record: completed, or cancelled by the shop. */
 export type Purchase = Schemas['PurchaseView'];
+
+/** One page of the caller's purchases, newest first; `nextBefore` asks for the next (older) page. */
+export type PurchasePage = Schemas['PurchasePage'];
+
+/** Per-variant stock as stock frames carry it. */
+export type VariantStock = Schemas['VariantStockView'];
 
 /** A message on the live feed (`GET /api/ws`). */
 export type WsMessage = Schemas['WsMessage'];
@@ -49,21 +68,29 @@ export type PurchaseFrame = Extract<WsMessage, { type: 'purchase' }>;
  */
 export type HoldEndedFrame = Extract<WsMessage, { type: 'holdExpired' | 'holdReleased' | 'holdPurchased' }>;
 
-/** The caller's active hold on a drop, as listed with the drop. */
-export type UserReservation = Schemas['UserHoldView'];
-
 /** The state of a hold. */
 export type ReservationStatus = Schemas['ReservationView']['status'];
 
-/** What the admin form sends to create a drop. */
-export interface NewDrop {
-  name: string;
-  price: string;
-  totalStock: number | string;
-  startsAt?: string;
-  endsAt?: string;
-  holdSeconds?: number | string;
-}
+/**
+ * What the admin form sends to create a drop. Numbers the form could not
+ * read as numbers are sent as typed, so the server's validation explains
+ * them by field.
+ */
+export type NewDrop = Omit<Schemas['CreateDropBody'], 'totalStock' | 'maxPerBuyer' | 'holdSeconds'> & {
+  totalStock?: number | string;
+  maxPerBuyer?: number | string;
+  holdSeconds?: number | string | null;
+};
+
+/**
+ * An admin edit of a drop: only the fields present change. `startsAt` and
+ * `endsAt` set to null remove the time; `totalStock` is for one-variant
+ * drops, `variants` sets the stock of the variants it names.
+ */
+export type DropPatch = Schemas['PatchDropBody'];
+
+/** What one reserve asks for (`variantId` is required when the drop has more than one). */
+export type ReserveRequest = Schemas['ReserveBody'];
 
 /**
  * An error answer of the API, or a failure to reach it (`NETWORK`) or to
@@ -73,19 +100,35 @@ export class ApiError extends Error {
   readonly code: string;
   readonly status: number;
   readonly field: string | undefined;
+  /** The whole error body, for codes that carry more (`HOLD_EXISTS` has the existing hold). */
+  readonly body: unknown;
+  /** Seconds the server asked to wait (`Retry-After`), when it said. */
+  retryAfter: number | undefined;
 
-  constructor(code: string, message: string, status: number, field?: string) {
+  constructor(code: string, message: string, status: number, field?: string, body?: unknown) {
     super(message);
     this.name = 'ApiError';
     this.code = code;
     this.status = status;
     this.field = field;
+    this.body = body;
   }
 }
 
 // Fields the drop form has; used to find the field an INVALID_INPUT
 // message names when the body carries no `field` key.
-const FORM_FIELDS = ['name', 'price', 'totalStock', 'startsAt', 'endsAt', 'holdSeconds', 'username'];
+const FORM_FIELDS = [
+  'name',
+  'price',
+  'totalStock',
+  'variants',
+  'maxPerBuyer',
+  'startsAt',
+  'endsAt',
+  'holdSeconds',
+  'quantity',
+  'username',
+];
 
 function fieldFromMessage(message: string): string | undefined {
   const named = /invalid (\w+)/i.exec(message)?.[1];
@@ -110,6 +153,32 @@ function codeForStatus(status: number): string {
 export interface Answer<T> {
   status: number;
   data: T;
+  /** The server answered from its idempotency record: the action had already happened. */
+  replayed: boolean;
+}
+
+/**
+ * A fresh `Idempotency-Key`: 128 random bits in hex. `crypto.randomUUID`
+ * exists only in secure contexts; `getRandomValues` works on plain HTTP too.
+ */
+export function newIdempotencyKey(): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+// Answers after which the same request may be sent again with the same key:
+// nothing happened (no answer, busy server) or the first try is still
+// running. The key makes the retry safe: a write that did happen is
+// answered from the record instead of acting twice.
+const RETRY_CODES = new Set(['NETWORK', 'UNAVAILABLE', 'IDEMPOTENCY_IN_PROGRESS']);
+/** Tries of one write (the first and its retries). */
+export const WRITE_TRIES = 3;
+
+function retryDelayMs(err: ApiError, attempt: number): number {
+  const after = err.retryAfter;
+  if (after !== undefined) return Math.min(5_000, after * 1000);
+  return 250 * 2 ** attempt;
 }
 
 type UnauthenticatedListener = (err: ApiError) => void;
@@ -129,6 +198,11 @@ export function onUnauthenticated(listener: UnauthenticatedListener): () => void
 
 interface CallOptions {
   body?: unknown;
+  /**
+   * The user action's idempotency key: sent as `Idempotency-Key` and kept for
+   * every retry of this call.
+   */
+  idempotencyKey?: string;
   /** The admin bearer token (buyers are identified by the session cookie). */
   token?: string;
   /**
@@ -138,11 +212,31 @@ interface CallOptions {
   sessionRoute?: boolean;
 }
 
+let sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Replaces the wait between retries (unit tests run them without waiting). */
+export function setRetrySleep(fn: (ms: number) => Promise<void>): void {
+  sleep = fn;
+}
+
 async function call<T>(method: string, path: string, opts: CallOptions = {}): Promise<Answer<T>> {
+  if (opts.idempotencyKey === undefined) return callOnce(method, path, opts);
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await callOnce<T>(method, path, opts);
+    } catch (e) {
+      if (!(e instanceof ApiError) || !RETRY_CODES.has(e.code) || attempt + 1 >= WRITE_TRIES) throw e;
+      await sleep(retryDelayMs(e, attempt));
+    }
+  }
+}
+
+async function callOnce<T>(method: string, path: string, opts: CallOptions): Promise<Answer<T>> {
   const { body, token } = opts;
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
+  if (opts.idempotencyKey !== undefined) headers['Idempotency-Key'] = opts.idempotencyKey;
   let res: Response;
   try {
     res = await fetch(path, {
@@ -175,24 +269,26 @@ async function call<T>(method: string, path: string, opts: CallOptions = {}): Pr
         : code === 'INVALID_INPUT'
           ? fieldFromMessage(message)
           : undefined;
-    const error = new ApiError(code, message, res.status, field);
+    const error = new ApiError(code, message, res.status, field, json);
+    const retryAfter = Number(res.headers.get('Retry-After'));
+    if (res.headers.has('Retry-After') && Number.isFinite(retryAfter)) error.retryAfter = retryAfter;
     if (code === 'UNAUTHENTICATED' && !opts.sessionRoute) for (const l of unauthenticatedListeners) l(error);
     throw error;
   }
   if (json === undefined && res.status !== 204) {
     throw new ApiError('BAD_RESPONSE', 'The server sent an answer the page cannot read.', res.status);
   }
-  return { status: res.status, data: json as T };
+  return { status: res.status, data: json as T, replayed: res.headers.get('Idempotent-Replayed') === 'true' };
 }
 
 /** Signs in as a guest named `username`; the answer sets the session cookie. */
 export async function signIn(username: string): Promise<Answer<Session>> {
-  const { status, data } = await call<Session & { token?: unknown }>('POST', '/api/session', {
+  const { status, data, replayed } = await call<Session & { token?: unknown }>('POST', '/api/session', {
     body: { username },
     sessionRoute: true,
   });
   // Keep only what the page shows; the token stays in the HttpOnly cookie.
-  return { status, data: { buyer: data.buyer, expiresAt: data.expiresAt } };
+  return { status, data: { buyer: data.buyer, expiresAt: data.expiresAt }, replayed };
 }
 
 /** Who this browser is signed in as; 401 `UNAUTHENTICATED` when nobody. */
@@ -210,9 +306,17 @@ export function listDrops(): Promise<Answer<Drop[]>> {
   return call('GET', '/api/drops');
 }
 
-/** Reserves one unit: 201 with a new hold, 200 with the caller's existing one. */
-export function reserve(dropId: string): Promise<Answer<Reservation>> {
-  return call('POST', '/api/reservations', { body: { dropId } });
+
+/**
+ * Holds units of one variant: 201 with a new hold, 200 with the caller's
+ * existing one when it asked for the same; 409 `HOLD_EXISTS` (the error's
+ * `body.reservation` is the existing hold) when it asked for something else.
+ */
+export function reserve(req: ReserveRequest, idempotencyKey = newIdempotencyKey()): Promise<Answer<Reservation>> {
+  const body: ReserveRequest = { dropId: req.dropId };
+  if (req.variantId !== undefined) body.variantId = req.variantId;
+  if (req.quantity !== undefined) body.quantity = req.quantity;
+  return call('POST', '/api/reservations', { body, idempotencyKey });
 }
 
 /** Reads one of the caller's holds back (after a page refresh). */
@@ -225,12 +329,62 @@ export function release(id: string): Promise<Answer<Reservation | null>> {
   return call('DELETE', `/api/reservations/${encodeURIComponent(id)}`);
 }
 
-/** Turns one of the caller's holds into a purchase. */
-export function purchase(reservationId: string): Promise<Answer<Purchase>> {
-  return call('POST', '/api/purchases', { body: { reservationId } });
+/**
+ * Turns one of the caller's holds into a purchase: 201, or 200 with the same
+ * purchase when it was already bought (an answer lost on the way).
+ */
+export function purchase(reservationId: string, idempotencyKey = newIdempotencyKey()): Promise<Answer<Purchase>> {
+  return call('POST', '/api/purchases', { body: { reservationId }, idempotencyKey });
+}
+
+/** One of the caller's purchases (another buyer's answers 404). */
+export function getPurchase(id: string): Promise<Answer<Purchase>> {
+  return call('GET', `/api/purchases/${encodeURIComponent(id)}`);
+}
+
+/** A page of the caller's purchases, newest first; `before` is the previous page's `nextBefore`. */
+export function myPurchases(opts: { before?: string | null; limit?: number } = {}): Promise<Answer<PurchasePage>> {
+  const q = new URLSearchParams();
+  if (opts.before) q.set('before', opts.before);
+  if (opts.limit !== undefined) q.set('limit', String(opts.limit));
+  const query = q.toString();
+  return call('GET', `/api/me/purchases${query ? `?${query}` : ''}`);
 }
 
 /** Creates a drop (needs the admin token). */
-export function createDrop(input: NewDrop, token: string): Promise<Answer<Drop>> {
-  return call('POST', '/api/drops', { body: input, token });
+export function createDrop(input: NewDrop, token: string, idempotencyKey = newIdempotencyKey()): Promise<Answer<Drop>> {
+  return call('POST', '/api/drops', { body: input, token, idempotencyKey });
+}
+
+/** Every drop, ended ones too (admin). */
+export function adminDrops(token: string): Promise<Answer<Drop[]>> {
+  return call('GET', '/api/admin/drops', { token });
+}
+
+/** Edits a drop (admin); the answer is the drop as it now is. */
+export function patchDrop(
+  id: string,
+  patch: DropPatch,
+  token: string,
+  idempotencyKey = newIdempotencyKey(),
+): Promise<Answer<Drop>> {
+  return call('PATCH', `/api/admin/drops/${encodeURIComponent(id)}`, { body: patch, token, idempotencyKey });
+}
+
+/** The admin's drop operations without a body. */
+export type DropOperation = 'pause' | 'resume' | 'end';
+
+/** Pauses, resumes or ends a drop now (admin); pausing a paused drop changes nothing. */
+export function dropOperation(
+  id: string,
+  op: DropOperation,
+  token: string,
+  idempotencyKey = newIdempotencyKey(),
+): Promise<Answer<Drop>> {
+  return call('POST', `/api/admin/drops/${encodeURIComponent(id)}/${op}`, { token, idempotencyKey });
+}
+
+/** Cancels a purchase (admin): its units go back on sale, or to the waiting line. */
+export function cancelPurchase(id: string, token: string, idempotencyKey = newIdempotencyKey()): Promise<Answer<Purchase>> {
+  return call('POST', `/api/admin/purchases/${encodeURIComponent(id)}/cancel`, { token, idempotencyKey });
 }

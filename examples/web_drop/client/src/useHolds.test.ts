@@ -6,11 +6,21 @@ import { interpretFrame } from './useLiveDrops';
 const EXPIRES = '2026-01-01T00:01:00Z';
 
 function hold(id: string, dropId: string, buyerId = 'g_me'): Hold {
-  return { id, dropId, buyerId, expiresAt: Date.parse(EXPIRES) };
+  return { id, dropId, buyerId, variantId: 'v1', quantity: 1, expiresAt: Date.parse(EXPIRES) };
 }
 
 function reservation(id: string, dropId: string, status: Reservation['status'] = 'active'): Reservation {
-  return { id, dropId, status, createdAt: '2026-01-01T00:00:00Z', expiresAt: EXPIRES, displayName: 'me', username: 'me' };
+  return {
+    id,
+    dropId,
+    variantId: 'v1',
+    quantity: 1,
+    status,
+    createdAt: '2026-01-01T00:00:00Z',
+    expiresAt: EXPIRES,
+    displayName: 'me',
+    username: 'me',
+  };
 }
 
 describe('holdsReducer', () => {
@@ -50,9 +60,18 @@ describe('holdsReducer', () => {
   });
 
   it('takes the holds a listing reports for the signed-in buyer', () => {
-    const listed = { id: 'a', userReservation: { id: 'r9', expiresAt: EXPIRES } } as Drop;
+    const listed = { id: 'a', userReservation: { id: 'r9', expiresAt: EXPIRES, variantId: 'v1', quantity: 1 } } as Drop;
     const holds = holdsReducer([hold('r1', 'a')], { type: 'listing', buyerId: 'g_me', drops: [listed] });
     expect(holds).toEqual([hold('r9', 'a')]);
+  });
+
+  it('keeps the size and quantity a hold was made with', () => {
+    const r = { ...reservation('r1', 'a'), variantId: 'v-m', quantity: 3 };
+    const holds = holdsReducer([], { type: 'put', buyerId: 'g_me', reservation: r });
+    expect(holds).toEqual([{ ...hold('r1', 'a'), variantId: 'v-m', quantity: 3 }]);
+    const listed = { id: 'b', userReservation: { id: 'r2', expiresAt: EXPIRES, variantId: 'v-l', quantity: 2 } } as Drop;
+    const both = holdsReducer(holds, { type: 'listing', buyerId: 'g_me', drops: [listed] });
+    expect(both[1]).toEqual({ ...hold('r2', 'b'), variantId: 'v-l', quantity: 2 });
   });
 
   it('drops holds whose time is up', () => {

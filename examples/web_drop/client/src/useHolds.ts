@@ -11,8 +11,18 @@ export interface Hold {
    * earlier sign-in in this browser are never shown to the next one.
    */
   buyerId: string;
+  /** The variant (size) held; empty when the server did not say. */
+  variantId: string;
+  /** Units held. */
+  quantity: number;
   /** Expiry on the server's clock, in epoch milliseconds. */
   expiresAt: number;
+}
+
+// Holds remembered by an older page, or answers of a server without
+// variants, count as one unit of an unnamed variant.
+function heldQuantity(q: unknown): number {
+  return typeof q === 'number' && Number.isInteger(q) && q > 0 ? q : 1;
 }
 
 /** What changes the remembered holds. */
@@ -32,7 +42,14 @@ export type HoldsAction =
 function toHold(r: Reservation, buyerId: string): Hold | null {
   const expiresAt = Date.parse(r.expiresAt);
   if (r.status !== 'active' || Number.isNaN(expiresAt)) return null;
-  return { id: r.id, dropId: r.dropId, buyerId, expiresAt };
+  return {
+    id: r.id,
+    dropId: r.dropId,
+    buyerId,
+    variantId: typeof r.variantId === 'string' ? r.variantId : '',
+    quantity: heldQuantity(r.quantity),
+    expiresAt,
+  };
 }
 
 /**
@@ -60,7 +77,14 @@ export function holdsReducer(holds: Hold[], action: HoldsAction): Hold[] {
         if (Number.isNaN(expiresAt) || next.some((h) => h.id === r.id)) continue;
         next = [
           ...next.filter((h) => !(h.dropId === d.id && h.buyerId === action.buyerId)),
-          { id: r.id, dropId: d.id, buyerId: action.buyerId, expiresAt },
+          {
+            id: r.id,
+            dropId: d.id,
+            buyerId: action.buyerId,
+            variantId: typeof r.variantId === 'string' ? r.variantId : '',
+            quantity: heldQuantity(r.quantity),
+            expiresAt,
+          },
         ];
       }
       return next;
@@ -83,14 +107,20 @@ function readStored(): Hold[] {
     const raw = localStorage.getItem(STORAGE_KEY);
     const list = raw ? (JSON.parse(raw) as unknown) : [];
     if (!Array.isArray(list)) return [];
-    return list.filter(
-      (h): h is Hold =>
-        !!h &&
-        typeof h.id === 'string' &&
-        typeof h.dropId === 'string' &&
-        typeof h.buyerId === 'string' &&
-        typeof h.expiresAt === 'number',
-    );
+    return list
+      .filter(
+        (h): h is Hold =>
+          !!h &&
+          typeof h.id === 'string' &&
+          typeof h.dropId === 'string' &&
+          typeof h.buyerId === 'string' &&
+          typeof h.expiresAt === 'number',
+      )
+      .map((h) => ({
+        ...h,
+        variantId: typeof h.variantId === 'string' ? h.variantId : '',
+        quantity: heldQuantity(h.quantity),
+      }));
   } catch {
     return [];
   }

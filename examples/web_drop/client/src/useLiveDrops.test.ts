@@ -15,6 +15,9 @@ function drop(id: string, over: Partial<Drop> = {}): Drop {
     endsAt: null,
     holdSeconds: 60,
     topPurchasers: [],
+    variants: [{ id: `${id}-v`, name: 'Standard', totalStock: 10, availableStock: 10, reservedStock: 0, soldStock: 0 }],
+    maxPerBuyer: 1,
+    paused: false,
     ...over,
   };
 }
@@ -116,7 +119,7 @@ describe('backoffMs', () => {
 
 describe('interpretFrame', () => {
   function purchaseFrame(names: { displayName?: string; username?: string }, top: Drop['topPurchasers']): WsMessage {
-    return { type: 'purchase', dropId: 'a', serverTime: T0, topPurchasers: top, ...names };
+    return { type: 'purchase', dropId: 'a', variantId: 'a-v', quantity: 1, serverTime: T0, topPurchasers: top, ...names };
   }
 
   function activityOf(msg: WsMessage) {
@@ -173,14 +176,81 @@ describe('interpretFrame', () => {
 
   it('passes stock frames and snapshots through', () => {
     expect(
-      interpretFrame({ type: 'stock', dropId: 'a', availableStock: 1, reservedStock: 2, soldStock: 3, serverTime: T0 }),
+      interpretFrame({
+        type: 'stock',
+        dropId: 'a',
+        availableStock: 1,
+        reservedStock: 2,
+        soldStock: 3,
+        totalStock: 6,
+        variants: [],
+        serverTime: T0,
+      }),
     ).toEqual({
       kind: 'action',
-      action: { type: 'stock', dropId: 'a', availableStock: 1, reservedStock: 2, soldStock: 3 },
+      action: { type: 'stock', dropId: 'a', availableStock: 1, reservedStock: 2, soldStock: 3, totalStock: 6, variants: [] },
     });
     expect(interpretFrame({ type: 'snapshot', drops: [drop('a')], serverTime: T0 })).toEqual({
       kind: 'snapshot',
       drops: [drop('a')],
     });
+  });
+});
+
+describe('variants, pauses and cancellations on the live feed', () => {
+  const sized = (id: string) =>
+    drop(id, {
+      totalStock: 6,
+      availableStock: 6,
+      variants: [
+        { id: 'vs', name: 'S', totalStock: 3, availableStock: 3, reservedStock: 0, soldStock: 0 },
+        { id: 'vm', name: 'M', totalStock: 3, availableStock: 3, reservedStock: 0, soldStock: 0 },
+      ],
+    });
+
+  it('a stock frame updates each size it names and keeps the sizes’ names', () => {
+    const frame = {
+      type: 'stock',
+      serverTime: T0,
+      dropId: 'a',
+      availableStock: 4,
+      reservedStock: 1,
+      soldStock: 1,
+      totalStock: 6,
+      variants: [{ id: 'vm', availableStock: 1, reservedStock: 1, soldStock: 1, totalStock: 3 }],
+    } as WsMessage;
+    const effect = interpretFrame(frame);
+    if (effect?.kind !== 'action') throw new Error(JSON.stringify(effect));
+    const s = reducer(reducer(empty, { type: 'snapshot', drops: [sized('a')] }), effect.action);
+    expect(s.drops[0]?.variants.map((v) => [v.name, v.availableStock, v.reservedStock, v.soldStock, v.totalStock])).toEqual([
+      ['S', 3, 0, 0, 3],
+      ['M', 1, 1, 1, 3],
+    ]);
+    expect(s.drops[0]?.availableStock).toBe(4);
+  });
+
+  it('a stock frame without sizes leaves the sizes as they were', () => {
+    let s = reducer(empty, { type: 'snapshot', drops: [sized('a')] });
+    s = reducer(s, { type: 'stock', dropId: 'a', availableStock: 5, reservedStock: 1, soldStock: 0 });
+    expect(s.drops[0]?.variants).toEqual(sized('a').variants);
+  });
+
+  it('dropUpdated replaces the drop: a pause shows without a reload', () => {
+    const effect = interpretFrame({ type: 'dropUpdated', serverTime: T0, drop: { ...sized('a'), paused: true } });
+    if (effect?.kind !== 'action') throw new Error(JSON.stringify(effect));
+    const s = reducer(reducer(empty, { type: 'snapshot', drops: [sized('a'), drop('b')] }), effect.action);
+    expect(s.drops.map((d) => [d.id, d.paused])).toEqual([
+      ['a', true],
+      ['b', false],
+    ]);
+  });
+
+  it('purchaseCancelled is for the page, not the drop state', () => {
+    expect(interpretFrame({ type: 'purchaseCancelled', serverTime: T0, purchaseId: 'p1', dropId: 'a' })).toEqual({
+      kind: 'purchaseCancelled',
+      purchaseId: 'p1',
+      dropId: 'a',
+    });
+    expect(interpretFrame({ type: 'purchaseCancelled', serverTime: T0, dropId: 'a' } as unknown as WsMessage)).toBeNull();
   });
 });

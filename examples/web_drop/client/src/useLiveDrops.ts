@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useReducer, useRef } from 'react';
-import type { Drop, TopPurchaser, WsMessage } from './api';
+import type { Drop, TopPurchaser, VariantStock, WsMessage } from './api';
 import { observeServerTime, resetServerClock } from './clock';
 import { buyerName } from './format';
 
@@ -50,6 +50,10 @@ export type Action =
       availableStock: number;
       reservedStock: number;
       soldStock: number;
+      /** The drop's total (an admin edit can change it). */
+      totalStock?: number;
+      /** Per-variant stock. */
+      variants?: VariantStock[];
     }
   | { type: 'purchase'; dropId: string; name: string; topPurchasers: TopPurchaser[]; at: string }
   | { type: 'connection'; value: Connection; key: string };
@@ -75,6 +79,24 @@ function withRecentBuyers(activity: Activity[], drops: Drop[]): Activity[] {
     }
   }
   return merged.sort((a, b) => Date.parse(b.at) - Date.parse(a.at)).slice(0, ACTIVITY_MAX);
+}
+
+// A stock frame names variants by id; their names stay as the drop listed
+// them. A variant the page does not know yet (added
+// by an edit it has not heard of) waits for the drop's next full picture.
+function mergeVariantStock(current: Drop['variants'] | undefined, fresh: VariantStock[]): Drop['variants'] {
+  const list = Array.isArray(current) ? current : [];
+  return list.map((v) => {
+    const f = fresh.find((x) => x.id === v.id);
+    if (!f) return v;
+    return {
+      ...v,
+      availableStock: f.availableStock,
+      reservedStock: f.reservedStock,
+      soldStock: f.soldStock,
+      totalStock: f.totalStock,
+    };
+  });
 }
 
 /** The live feed's state transitions: pure, so they are unit tested. */
@@ -108,6 +130,8 @@ export function reducer(state: State, action: Action): State {
           availableStock: action.availableStock,
           reservedStock: action.reservedStock,
           soldStock: action.soldStock,
+          totalStock: action.totalStock ?? d.totalStock,
+          variants: action.variants ? mergeVariantStock(d.variants, action.variants) : d.variants,
         };
       });
       return { ...state, drops };
@@ -147,7 +171,9 @@ export type FrameEffect =
   /** A change to the public state. */
   | { kind: 'action'; action: Action }
   /** One of the signed-in buyer's holds ended (perhaps in another tab). */
-  | { kind: 'holdEnded'; end: HoldEnd };
+  | { kind: 'holdEnded'; end: HoldEnd }
+  /** The shop cancelled one of the signed-in buyer's purchases. */
+  | { kind: 'purchaseCancelled'; purchaseId: string; dropId: string };
 
 const HOLD_END: Record<string, HoldEnd['how']> = {
   holdExpired: 'expired',
@@ -173,6 +199,8 @@ export function interpretFrame(msg: WsMessage): FrameEffect | null {
           availableStock: msg.availableStock,
           reservedStock: msg.reservedStock,
           soldStock: msg.soldStock,
+          ...(typeof msg.totalStock === 'number' ? { totalStock: msg.totalStock } : {}),
+          ...(Array.isArray(msg.variants) ? { variants: msg.variants } : {}),
         },
       };
     case 'purchase': {
@@ -185,7 +213,12 @@ export function interpretFrame(msg: WsMessage): FrameEffect | null {
       return { kind: 'action', action: { type: 'purchase', dropId: msg.dropId, name, topPurchasers: top, at } };
     }
     case 'dropCreated':
+    case 'dropUpdated':
+      // An edit, pause, resume or end: the whole drop as it now is.
       return msg.drop && typeof msg.drop === 'object' ? { kind: 'action', action: { type: 'upsert', drop: msg.drop } } : null;
+    case 'purchaseCancelled':
+      if (typeof msg.purchaseId !== 'string' || typeof msg.dropId !== 'string') return null;
+      return { kind: 'purchaseCancelled', purchaseId: msg.purchaseId, dropId: msg.dropId };
     case 'holdExpired':
     case 'holdReleased':
     case 'holdPurchased': {
@@ -207,6 +240,8 @@ export interface LiveCallbacks {
   onResync(reconnected: boolean): void;
   /** The server says one of the signed-in buyer's holds ended. */
   onHoldEnded(end: HoldEnd): void;
+  /** The shop cancelled one of the signed-in buyer's purchases. */
+  onPurchaseCancelled(purchaseId: string, dropId: string): void;
 }
 
 /** Backoff before reconnect attempt `n` (0-based): 0.5 s doubling to 10 s, with jitter. */
@@ -287,6 +322,9 @@ export function useLiveDrops(callbacks: LiveCallbacks, sessionKey: string | null
           break;
         case 'holdEnded':
           cb.current.onHoldEnded(effect.end);
+          break;
+        case 'purchaseCancelled':
+          cb.current.onPurchaseCancelled(effect.purchaseId, effect.dropId);
           break;
       }
     };

@@ -1,21 +1,44 @@
 import { useId, useState, type FormEvent } from 'react';
 import { ApiError, createDrop, type Drop, type NewDrop } from '../api';
 import { plainError } from '../errors';
+import { cleanMessage, parseSizes, toInstant } from '../adminForm';
+import { AdminDrops } from './AdminDrops';
+import { CancelPurchase } from './CancelPurchase';
 
 const TOKEN_KEY = 'dropkit.adminToken';
 
-type FieldName = 'token' | 'name' | 'price' | 'totalStock' | 'holdSeconds' | 'startsAt' | 'endsAt';
+type FieldName =
+  | 'token'
+  | 'name'
+  | 'price'
+  | 'totalStock'
+  | 'variants'
+  | 'maxPerBuyer'
+  | 'holdSeconds'
+  | 'startsAt'
+  | 'endsAt';
 
 interface FormState {
   name: string;
   price: string;
   totalStock: string;
+  variants: string;
+  maxPerBuyer: string;
   holdSeconds: string;
   startsAt: string;
   endsAt: string;
 }
 
-const EMPTY: FormState = { name: '', price: '', totalStock: '', holdSeconds: '', startsAt: '', endsAt: '' };
+const EMPTY: FormState = {
+  name: '',
+  price: '',
+  totalStock: '',
+  variants: '',
+  maxPerBuyer: '',
+  holdSeconds: '',
+  startsAt: '',
+  endsAt: '',
+};
 
 function readToken(): string {
   try {
@@ -25,23 +48,19 @@ function readToken(): string {
   }
 }
 
-// `datetime-local` gives a wall-clock time in the browser's zone; the API
-// wants an instant in UTC.
-function toInstant(local: string): string | undefined {
-  if (!local) return undefined;
-  const d = new Date(local);
-  return Number.isNaN(d.getTime()) ? local : d.toISOString();
-}
-
 /**
- * Creates drops. The token stays in this tab's session storage only; the
- * server does all validation and its errors are shown next to the fields.
+ * Creates drops, manages them (edit, pause, resume, end) and cancels
+ * purchases. The token stays in this tab's session storage only; the server
+ * does all validation and its errors are shown next to the fields.
  */
 export function AdminPanel({
   onCreated,
+  onChanged,
   onClose,
 }: {
   onCreated: (drop: Drop) => void;
+  /** A drop was edited, paused, resumed or ended: the answer is how it now is. */
+  onChanged: (drop: Drop) => void;
   onClose: () => void;
 }) {
   const [token, setToken] = useState(readToken);
@@ -67,11 +86,16 @@ export function AdminPanel({
       setErrors({ token: 'Enter the admin token the server was started with.' });
       return;
     }
-    const body: NewDrop = {
-      name: form.name,
-      price: form.price.trim(),
-      totalStock: /^\d+$/.test(form.totalStock.trim()) ? Number(form.totalStock.trim()) : form.totalStock,
-    };
+    const sizes = parseSizes(form.variants);
+    if ('field' in sizes) {
+      setErrors({ variants: sizes.message });
+      return;
+    }
+    const body: NewDrop = { name: form.name, price: form.price.trim() };
+    if (sizes.variants.length > 0) body.variants = sizes.variants;
+    else body.totalStock = /^\d+$/.test(form.totalStock.trim()) ? Number(form.totalStock.trim()) : form.totalStock;
+    if (form.maxPerBuyer.trim())
+      body.maxPerBuyer = /^\d+$/.test(form.maxPerBuyer.trim()) ? Number(form.maxPerBuyer.trim()) : form.maxPerBuyer;
     if (form.holdSeconds.trim())
       body.holdSeconds = /^\d+(\.\d+)?$/.test(form.holdSeconds.trim())
         ? Number(form.holdSeconds.trim())
@@ -96,8 +120,9 @@ export function AdminPanel({
       const api = err instanceof ApiError ? err : new ApiError('NETWORK', String(err), 0);
       if (api.code === 'UNAUTHORIZED' || api.code === 'FORBIDDEN') {
         setErrors({ token: plainError(api.code) });
-      } else if (api.code === 'INVALID_INPUT' && api.field && api.field in EMPTY) {
-        setErrors({ [api.field as FieldName]: cleanMessage(api.message, api.field) });
+      } else if (api.code === 'INVALID_INPUT' && api.field && formField(api.field)) {
+        const f = formField(api.field) as FieldName;
+        setErrors({ [f]: cleanMessage(api.message, api.field) });
       } else {
         setFormError(plainError(api.code, api.message));
       }
@@ -133,6 +158,7 @@ export function AdminPanel({
   };
 
   return (
+    <div className="admin-stack">
     <section className="admin" aria-labelledby={`${uid}-title`}>
       <div className="admin-head">
         <h2 id={`${uid}-title`}>Create a drop</h2>
@@ -170,6 +196,16 @@ export function AdminPanel({
           <input {...field('totalStock')} type="text" inputMode="numeric" value={form.totalStock} onChange={set('totalStock')} placeholder="100" />
           {errorFor('totalStock')}
         </div>
+        <div className="field field-wide">
+          <label htmlFor={`${uid}-variants`}>Sizes</label>
+          <input {...field('variants')} type="text" value={form.variants} onChange={set('variants')} placeholder="S=10, M=12, L=5" />
+          {errorFor('variants', 'Optional: each size with its stock; then the total stock is left empty.')}
+        </div>
+        <div className="field">
+          <label htmlFor={`${uid}-maxPerBuyer`}>Max per buyer</label>
+          <input {...field('maxPerBuyer')} type="text" inputMode="numeric" value={form.maxPerBuyer} onChange={set('maxPerBuyer')} placeholder="1" />
+          {errorFor('maxPerBuyer', 'Optional; 1 if empty.')}
+        </div>
         <div className="field">
           <label htmlFor={`${uid}-holdSeconds`}>Hold (seconds)</label>
           <input {...field('holdSeconds')} type="text" inputMode="numeric" value={form.holdSeconds} onChange={set('holdSeconds')} placeholder="60" />
@@ -195,16 +231,15 @@ export function AdminPanel({
         </div>
       </form>
     </section>
+    <AdminDrops token={token.trim()} onChanged={onChanged} />
+    <CancelPurchase token={token.trim()} />
+    </div>
   );
 }
 
-// "price: invalid price: must have at most 2 decimals" → "Must have at most 2 decimals."
-function cleanMessage(message: string, field: string): string {
-  // The field may be named more than once ("price: invalid price: …").
-  const prefix = new RegExp(`^\\s*(invalid\\s+)?${field}\\s*:\\s*`, 'i');
-  let rest = message.trim();
-  while (prefix.test(rest)) rest = rest.replace(prefix, '').trim();
-  if (!rest) return 'This value is not valid.';
-  const sentence = rest.charAt(0).toUpperCase() + rest.slice(1);
-  return /[.!?]$/.test(sentence) ? sentence : `${sentence}.`;
+// The server names a field as the JSON path it read ("variants[1].name");
+// the form has one input per top-level field.
+function formField(path: string): FieldName | null {
+  const top = /^[A-Za-z]+/.exec(path)?.[0];
+  return top && top in EMPTY ? (top as FieldName) : null;
 }

@@ -1,15 +1,37 @@
+import { useId, useState } from 'react';
 import type { LiveDrop, Connection } from '../useLiveDrops';
 import type { Hold } from '../useHolds';
 import { formatCountdown, formatPrice, formatWhen } from '../format';
+import {
+  chosenSize,
+  clampQuantity,
+  limitText,
+  maxQuantity,
+  ownedText,
+  showsQuantity,
+  showsSizePicker,
+  sizeOptions,
+  totalPrice,
+} from '../inventory';
 import { useServerNow } from '../useNow';
 import { StockBar } from './StockBar';
 import { HoldPanel } from './HoldPanel';
 import { RecentBuyers } from './RecentBuyers';
+import { SizePicker } from './SizePicker';
 
 /** What a card is busy with while a request is in flight. */
 export type Busy = 'reserve' | 'purchase' | 'release' | null;
 
-/** One drop: price, live stock, the user's hold or a Reserve button, and recent buyers. */
+/** What the buyer asks to reserve: a size (when the drop has sizes) and a quantity. */
+export interface ReserveChoice {
+  variantId: string | undefined;
+  quantity: number;
+}
+
+/**
+ * One drop: price, live stock, the size picker and quantity, the user's hold
+ * or a Reserve button, and recent buyers.
+ */
 export function DropCard({
   drop,
   hold,
@@ -25,33 +47,59 @@ export function DropCard({
   hold: Hold | undefined;
   connection: Connection;
   busy: Busy;
+  /** Units the signed-in buyer has bought of this drop (not cancelled). */
   bought: number;
   canReserve: boolean;
-  onReserve: () => void;
+  onReserve: (choice: ReserveChoice) => void;
   onPurchase: () => void;
   onRelease: () => void;
 }) {
   const now = useServerNow(1000);
+  const uid = useId();
+  const [sizeChoice, setSizeChoice] = useState<string | null>(null);
+  const [quantityChoice, setQuantityChoice] = useState(1);
+
   const startsAt = drop.startsAt ? Date.parse(drop.startsAt) : NaN;
   const upcoming = !Number.isNaN(startsAt) && startsAt > now;
   const soldOut = drop.availableStock <= 0;
+  const paused = drop.paused;
+  const maxPerBuyer = drop.maxPerBuyer;
   const titleId = `drop-${drop.id}`;
+
+  const picker = showsSizePicker(drop);
+  const size = chosenSize(drop, sizeChoice);
+  const sizeFree = size ? Math.max(0, size.availableStock) : Math.max(0, drop.availableStock);
+  const limitReached = canReserve && limitText(maxPerBuyer, bought) !== null;
+  const maxQty = maxQuantity(maxPerBuyer, bought, sizeFree);
+  const quantity = clampQuantity(quantityChoice, maxQty);
+  const heldSize = hold ? drop.variants.find((v) => v.id === hold.variantId) : undefined;
 
   let status: { label: string; tone: string };
   if (upcoming) status = { label: `Opens in ${formatCountdown(startsAt - now)}`, tone: 'upcoming' };
+  else if (paused) status = { label: 'Paused', tone: 'paused' };
   else if (soldOut && !hold) status = { label: 'Sold out', tone: 'soldout' };
   else status = { label: 'On sale', tone: 'onsale' };
 
   let reserveLabel = 'Reserve';
   if (busy === 'reserve') reserveLabel = 'Reserving…';
   else if (upcoming) reserveLabel = 'Not started yet';
+  else if (paused) reserveLabel = 'Paused';
   else if (soldOut) reserveLabel = 'Sold out';
+  else if (limitReached) reserveLabel = 'Limit reached';
+  else if (picker && sizeFree <= 0) reserveLabel = 'Sold out';
 
   let hint = `Held for ${drop.holdSeconds} s once reserved.`;
   if (upcoming && drop.startsAt) hint = `Opens ${formatWhen(drop.startsAt)}.`;
+  else if (paused) hint = 'Paused by the shop: reserving is off until it resumes. Holds already made can still be bought.';
   else if (soldOut) hint = 'Every unit is held or sold. Held units return if not bought in time.';
   else if (!canReserve) hint = 'Sign in above to reserve.';
-  else if (bought > 0) hint = `You bought ${bought === 1 ? 'one' : bought}. Reserve another if you like.`;
+  else if (limitReached) hint = limitText(maxPerBuyer, bought) ?? hint;
+  else if (quantity > 1)
+    hint = `${quantity} × ${formatPrice(drop.price)} = ${formatPrice(totalPrice(drop.price, quantity))}, held for ${drop.holdSeconds} s.`;
+  else if (bought > 0) hint = ownedText(maxPerBuyer, bought) ?? hint;
+
+  const cannotReserve =
+    busy !== null || upcoming || paused || soldOut || !canReserve || limitReached || maxQty <= 0;
 
   return (
     <article className={`card card-${status.tone}`} aria-labelledby={titleId} data-drop-id={drop.id}>
@@ -86,22 +134,58 @@ export function DropCard({
             hold={hold}
             holdSeconds={drop.holdSeconds}
             dropName={drop.name}
+            sizeName={picker ? (heldSize?.name ?? null) : null}
+            price={drop.price}
             busy={busy}
             onPurchase={onPurchase}
             onRelease={onRelease}
           />
         ) : (
           <div className="reserve">
+            {(picker || showsQuantity(maxPerBuyer)) && (
+              <div className="choose">
+                {picker && (
+                  <SizePicker
+                    dropName={drop.name}
+                    options={sizeOptions(drop)}
+                    value={size?.id ?? null}
+                    disabled={busy !== null}
+                    onChange={setSizeChoice}
+                  />
+                )}
+                {showsQuantity(maxPerBuyer) && (
+                  <div className="qty">
+                    <label htmlFor={`${uid}-qty`} className="qty-label">
+                      Quantity
+                    </label>
+                    <select
+                      id={`${uid}-qty`}
+                      className="qty-select"
+                      value={quantity}
+                      disabled={cannotReserve || maxQty <= 1}
+                      aria-label={`Quantity of ${drop.name}`}
+                      onChange={(e) => setQuantityChoice(Number(e.target.value))}
+                    >
+                      {Array.from({ length: Math.max(1, maxQty) }, (_, i) => i + 1).map((n) => (
+                        <option key={n} value={n}>
+                          {n}
+                        </option>
+                      ))}
+                    </select>
+                  </div>
+                )}
+              </div>
+            )}
             <button
               type="button"
               className="btn btn-primary btn-block"
-              onClick={onReserve}
-              disabled={busy !== null || upcoming || soldOut || !canReserve}
+              onClick={() => onReserve({ variantId: size?.id, quantity })}
+              disabled={cannotReserve}
               aria-label={`${reserveLabel}: ${drop.name}`}
             >
               {reserveLabel}
             </button>
-            <p className="reserve-hint" data-testid="hint">
+            <p className={`reserve-hint${limitReached ? ' reserve-limit' : ''}`} data-testid="hint">
               {hint}
             </p>
           </div>

@@ -5,7 +5,10 @@ import type { SessionState } from '../useSession';
 import type { Connection } from '../useLiveDrops';
 import { lastUsername, rememberUsername, usernameProblem } from '../username';
 
-/** The top bar: brand, connection state, sign-in (or who is signed in) and the admin toggle. */
+/**
+ * The top bar: brand, connection state, sign-in (or who is signed in, with
+ * their purchases) and the admin toggle.
+ */
 export function Header({
   connection,
   session,
@@ -14,6 +17,8 @@ export function Header({
   signingOut,
   adminOpen,
   onToggleAdmin,
+  purchasesOpen,
+  onTogglePurchases,
 }: {
   connection: Connection;
   session: SessionState;
@@ -22,6 +27,8 @@ export function Header({
   signingOut: boolean;
   adminOpen: boolean;
   onToggleAdmin: () => void;
+  purchasesOpen: boolean;
+  onTogglePurchases: () => void;
 }) {
   return (
     <header className="topbar">
@@ -43,6 +50,15 @@ export function Header({
                 {session.buyer.displayName}
               </strong>
             </p>
+            <button
+              type="button"
+              className={`btn btn-small ${purchasesOpen ? 'btn-dark-active' : 'btn-dark'}`}
+              aria-expanded={purchasesOpen}
+              aria-controls="my-purchases"
+              onClick={onTogglePurchases}
+            >
+              My purchases
+            </button>
             <button type="button" className="btn btn-small btn-dark" onClick={onSignOut} disabled={signingOut}>
               {signingOut ? 'Signing out…' : 'Sign out'}
             </button>

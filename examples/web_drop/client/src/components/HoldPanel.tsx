@@ -1,12 +1,18 @@
 import type { Hold } from '../useHolds';
-import { formatCountdown } from '../format';
+import { formatCountdown, formatPrice } from '../format';
+import { holdLabel, totalPrice } from '../inventory';
 import { useServerNow } from '../useNow';
 
-/** The countdown of a hold with its Complete Purchase and Release buttons. */
+/**
+ * The countdown of a hold with what it holds (size × quantity), its total,
+ * and its Complete Purchase and Release buttons.
+ */
 export function HoldPanel({
   hold,
   holdSeconds,
   dropName,
+  sizeName,
+  price,
   busy,
   onPurchase,
   onRelease,
@@ -14,6 +20,10 @@ export function HoldPanel({
   hold: Hold;
   holdSeconds: number;
   dropName: string;
+  /** The held size's name; null for a drop without a size choice. */
+  sizeName: string | null;
+  /** The drop's unit price (decimal string). */
+  price: string;
   busy: 'purchase' | 'release' | 'reserve' | null;
   onPurchase: () => void;
   onRelease: () => void;
@@ -26,6 +36,7 @@ export function HoldPanel({
   const fraction = Math.min(1, left / span);
   const urgent = left <= Math.min(10_000, span / 3);
   const seconds = Math.ceil(left / 1000);
+  const what = holdLabel(sizeName, hold.quantity);
   return (
     <div className={`hold${urgent ? ' hold-urgent' : ''}`}>
       <div className="hold-head">
@@ -40,6 +51,12 @@ export function HoldPanel({
           {formatCountdown(left)}
         </span>
       </div>
+      <p className="hold-what" data-testid="hold-what">
+        <span className="hold-items">{what || '1 unit'}</span>
+        <span className="hold-total" data-testid="hold-total">
+          Total {formatPrice(totalPrice(price, hold.quantity))}
+        </span>
+      </p>
       <div className="hold-track" aria-hidden="true">
         <span className="hold-fill" style={{ transform: `scaleX(${fraction})` }} />
       </div>

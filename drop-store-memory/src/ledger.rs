@@ -1,0 +1,577 @@
+//! One drop's counters, holds and purchases, and every change to them, as
+//! plain single-threaded code: [`DropCell`](crate::cell::DropCell) runs it
+//! under the drop's lock.
+//!
+//! The counters are kept per variant and always agree with the holds and
+//! purchases (`verify` checks it). Holds past their `expiresAt` that no
+//! one has reclaimed yet still count in the stored counters, exactly as
+//! [`DropPatch::apply`](drop_core::DropPatch::apply) expects; every answer
+//! and event shows them as free.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use drop_core::{
+    Applied, Buyer, BuyerId, DropError, DropEvent, DropInfo, DropPatch, DropState, Money, Purchase,
+    PurchaseId, PurchaseStatus, Purchased, Reservation, ReservationId, ReservationStatus,
+    ReserveRequest, Reserved, Stock, TopPurchaser, Transition, VariantId, VariantStock,
+    next_status,
+};
+
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    pub(crate) drop: DropInfo,
+    /// Each variant's counters, in the drop's order.
+    variants: Vec<VariantStock>,
+    version: u64,
+    /// Every hold taken on this drop that is active, purchased, ended less
+    /// than the retention ago, or named by an idempotency record.
+    pub(crate) holds: HashMap<ReservationId, Reservation>,
+    /// The active hold of each buyer (at most one: invariant 4), with its
+    /// place in `due`.
+    active_by_buyer: HashMap<BuyerId, (ReservationId, u64)>,
+    /// Active holds by expiry, then by the order they were taken (so
+    /// which of two holds due at once is reclaimed first never depends on
+    /// their random ids).
+    due: BTreeSet<(DateTime<Utc>, u64, ReservationId)>,
+    /// The order number of the next hold.
+    next_seq: u64,
+    /// Purchases in commit order.
+    purchases: Vec<Purchase>,
+    /// Where each purchase sits in `purchases`.
+    purchase_at: HashMap<PurchaseId, usize>,
+    /// Where each purchased hold's purchase sits in `purchases`.
+    purchase_of_hold: HashMap<ReservationId, usize>,
+    /// Units each buyer bought and that were not cancelled: the part of
+    /// `maxPerBuyer` that no longer shows as a hold.
+    bought: HashMap<BuyerId, u32>,
+    /// Released and expired holds still kept, by `expiresAt`: the
+    /// retention counts from there, so it needs no extra timestamp.
+    pub(crate) ended: BTreeSet<(DateTime<Utc>, ReservationId)>,
+}
+
+/// `price × quantity`, or `INVALID_INPUT` when that is beyond what
+/// [`Money`] can hold.
+fn amount(price: Money, quantity: u32) -> Result<Money, DropError> {
+    price
+        .minor()
+        .checked_mul(i64::from(quantity))
+        .and_then(|minor| Money::from_minor(minor).ok())
+        .ok_or_else(|| {
+            DropError::invalid("quantity", "price × quantity is above the largest amount")
+        })
+}
+
+impl Ledger {
+    pub(crate) fn new(drop: DropInfo, variants: Vec<VariantStock>) -> Self {
+        Self {
+            drop,
+            variants,
+            version: 0,
+            holds: HashMap::new(),
+            active_by_buyer: HashMap::new(),
+            due: BTreeSet::new(),
+            next_seq: 0,
+            purchases: Vec::new(),
+            purchase_at: HashMap::new(),
+            purchase_of_hold: HashMap::new(),
+            bought: HashMap::new(),
+            ended: BTreeSet::new(),
+        }
+    }
+
+    fn variant_mut(&mut self, id: VariantId) -> &mut VariantStock {
+        self.variants
+            .iter_mut()
+            .find(|v| v.id == id)
+            .expect("a hold's variant belongs to its drop")
+    }
+
+    /// Each variant's counters as clients see them at `now`: holds past
+    /// their time count as free even before they are reclaimed.
+    fn counters(&self, now: DateTime<Utc>) -> Vec<VariantStock> {
+        let mut out = self.variants.clone();
+        for (_, _, id) in self.due.iter().take_while(|(at, _, _)| *at <= now) {
+            let hold = &self.holds[id];
+            if let Some(v) = out.iter_mut().find(|v| v.id == hold.variant_id) {
+                v.reserved -= hold.quantity;
+            }
+        }
+        out
+    }
+
+    /// The drop's counters and each variant's, as clients see them at
+    /// `now`.
+    fn stock(&self, now: DateTime<Utc>) -> (Stock, Vec<VariantStock>) {
+        let variants = self.counters(now);
+        let (reserved, sold) = variants
+            .iter()
+            .fold((0, 0), |(r, s), v| (r + v.reserved, s + v.sold));
+        let stock = Stock::new(self.drop.total_stock, reserved, sold, self.version);
+        (stock, variants)
+    }
+
+    /// The drop and its stock as clients see it at `now`.
+    pub(crate) fn state(&self, now: DateTime<Utc>) -> DropState {
+        let (stock, variants) = self.stock(now);
+        DropState::new(self.drop.clone(), stock, variants)
+    }
+
+    /// Records a change of the counters and announces the new stock.
+    pub(crate) fn announce_stock(&mut self, now: DateTime<Utc>, events: &mut Vec<DropEvent>) {
+        self.version += 1;
+        let (stock, variants) = self.stock(now);
+        events.push(DropEvent::StockChanged {
+            drop_id: self.drop.id,
+            stock,
+            variants,
+        });
+    }
+
+    /// Ends active hold `id` in `to`, keeping counters and indexes in step.
+    fn finish(&mut self, id: ReservationId, to: ReservationStatus) -> Reservation {
+        let hold = self.holds.get_mut(&id).expect("hold exists");
+        debug_assert_eq!(hold.status, ReservationStatus::Active);
+        hold.status = to;
+        let hold = hold.clone();
+        let v = self.variant_mut(hold.variant_id);
+        v.reserved -= hold.quantity;
+        if to == ReservationStatus::Purchased {
+            v.sold += hold.quantity;
+        }
+        if let Some((_, seq)) = self.active_by_buyer.remove(&hold.buyer_id) {
+            self.due.remove(&(hold.expires_at, seq, id));
+        }
+        if to != ReservationStatus::Purchased {
+            self.ended.insert((hold.expires_at, id));
+        }
+        hold
+    }
+
+    fn expire(&mut self, id: ReservationId, events: &mut Vec<DropEvent>) {
+        self.finish(id, ReservationStatus::Expired);
+        events.push(DropEvent::HoldExpired {
+            drop_id: self.drop.id,
+            reservation_id: id,
+        });
+    }
+
+    /// Expires up to `limit` overdue holds, earliest first; returns how
+    /// many. Announces the holds, not the stock.
+    pub(crate) fn expire_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: usize,
+        events: &mut Vec<DropEvent>,
+    ) -> usize {
+        let mut n = 0;
+        while n < limit {
+            match self.due.first() {
+                Some(&(at, _, id)) if at <= now => {
+                    self.expire(id, events);
+                    n += 1;
+                }
+                _ => break,
+            }
+        }
+        n
+    }
+
+    /// Expires overdue holds of `variant`, earliest first, until it has
+    /// `quantity` free units; returns whether any expired. Only as many as
+    /// the reserve needs, and none when all of them would not be enough:
+    /// the sweeper ends the rest, and every read already shows them free.
+    fn reclaim_for(
+        &mut self,
+        variant: VariantId,
+        quantity: u32,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> bool {
+        let free = self.variant_mut(variant).available();
+        let Some(mut needed) = quantity.checked_sub(free).filter(|n| *n > 0) else {
+            return false;
+        };
+        let mut chosen = Vec::new();
+        for &(_, _, id) in self.due.iter().take_while(|(at, _, _)| *at <= now) {
+            let hold = &self.holds[&id];
+            if hold.variant_id == variant {
+                chosen.push(id);
+                needed = needed.saturating_sub(hold.quantity);
+                if needed == 0 {
+                    break;
+                }
+            }
+        }
+        if needed > 0 {
+            return false;
+        }
+        for &id in &chosen {
+            self.expire(id, events);
+        }
+        true
+    }
+
+    pub(crate) fn next_expiry(&self) -> Option<DateTime<Utc>> {
+        self.due.first().map(|(at, _, _)| *at)
+    }
+
+    /// Takes a hold `id` for `buyer` as [`InventoryStore::reserve_with`]
+    /// orders its checks; answers the hold and whether it is new.
+    ///
+    /// [`InventoryStore::reserve_with`]: drop_core::InventoryStore::reserve_with
+    pub(crate) fn reserve(
+        &mut self,
+        id: ReservationId,
+        buyer: &Buyer,
+        request: ReserveRequest,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Result<Reserved, DropError> {
+        let variant = self.drop.check_request(&request)?;
+        self.drop.check_open(now)?;
+        let quantity = request.quantity;
+        if let Some(existing) = self
+            .active_by_buyer
+            .get(&buyer.id)
+            .map(|(r, _)| &self.holds[r])
+            && !existing.is_due(now)
+        {
+            if existing.variant_id == variant && existing.quantity == quantity {
+                return Ok(Reserved::new(existing.clone(), false));
+            }
+            return Err(DropError::HoldExists {
+                reservation: Box::new(existing.clone()),
+            });
+        }
+        let taken = self.bought.get(&buyer.id).copied().unwrap_or(0);
+        if taken + quantity > self.drop.max_per_buyer {
+            return Err(DropError::BuyerLimitReached {
+                drop_id: self.drop.id,
+                max_per_buyer: self.drop.max_per_buyer,
+                taken,
+            });
+        }
+        let reclaimed = self.reclaim_for(variant, quantity, now, events);
+        if self.variant_mut(variant).available() < quantity {
+            if reclaimed {
+                self.announce_stock(now, events);
+            }
+            return Err(DropError::OutOfStock {
+                drop_id: self.drop.id,
+            });
+        }
+        // The buyer's own overdue hold, if the reclaim did not need it,
+        // ends now: one active hold per buyer.
+        if let Some(&(old, _)) = self.active_by_buyer.get(&buyer.id) {
+            self.expire(old, events);
+        }
+        let mut hold = Reservation::new(
+            id,
+            self.drop.id,
+            variant,
+            buyer.clone(),
+            ReservationStatus::Active,
+            now,
+            self.drop.hold_expiry(now),
+        );
+        hold.quantity = quantity;
+        self.variant_mut(variant).reserved += quantity;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.active_by_buyer.insert(buyer.id.clone(), (id, seq));
+        self.due.insert((hold.expires_at, seq, id));
+        self.holds.insert(id, hold.clone());
+        events.push(DropEvent::HoldCreated {
+            drop_id: self.drop.id,
+            reservation_id: id,
+            buyer_id: buyer.id.clone(),
+            variant_id: variant,
+            quantity,
+            expires_at: hold.expires_at,
+        });
+        self.announce_stock(now, events);
+        Ok(Reserved::new(hold, true))
+    }
+
+    /// Buys hold `id` for its owner `buyer`; a hold they bought already
+    /// answers its purchase (`created: false`).
+    pub(crate) fn purchase(
+        &mut self,
+        id: ReservationId,
+        buyer: &BuyerId,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Result<Purchased, DropError> {
+        let hold = &self.holds[&id];
+        if hold.status == ReservationStatus::Purchased && hold.buyer_id == *buyer {
+            let at = self.purchase_of_hold[&id];
+            return Ok(Purchased::new(self.purchases[at].clone(), false));
+        }
+        next_status(hold, Transition::Purchase, Some(buyer), now)?;
+        let purchase = Purchase::new(
+            PurchaseId::new(),
+            hold,
+            amount(self.drop.price, hold.quantity)?,
+            now,
+        );
+        self.finish(id, ReservationStatus::Purchased);
+        *self.bought.entry(buyer.clone()).or_default() += purchase.quantity;
+        let at = self.purchases.len();
+        self.purchase_at.insert(purchase.id, at);
+        self.purchase_of_hold.insert(id, at);
+        self.purchases.push(purchase.clone());
+        self.announce_stock(now, events);
+        events.push(DropEvent::PurchaseCompleted {
+            drop_id: self.drop.id,
+            purchase_id: purchase.id,
+            reservation_id: id,
+            buyer_id: purchase.buyer_id.clone(),
+            variant_id: purchase.variant_id,
+            quantity: purchase.quantity,
+            amount_paid: purchase.amount_paid,
+            display_name: purchase.display_name.clone(),
+            top_purchasers: self.top(drop_core::TOP_PURCHASERS),
+        });
+        Ok(Purchased::new(purchase, true))
+    }
+
+    /// Gives hold `id` back on behalf of its owner `buyer`.
+    pub(crate) fn release(
+        &mut self,
+        id: ReservationId,
+        buyer: &BuyerId,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Result<Reservation, DropError> {
+        let to = next_status(&self.holds[&id], Transition::Release, Some(buyer), now)?;
+        let hold = self.finish(id, to);
+        events.push(DropEvent::HoldReleased {
+            drop_id: self.drop.id,
+            reservation_id: id,
+            buyer_id: hold.buyer_id.clone(),
+        });
+        self.announce_stock(now, events);
+        Ok(hold)
+    }
+
+    pub(crate) fn purchase_by_id(&self, id: PurchaseId) -> Option<&Purchase> {
+        self.purchase_at.get(&id).map(|&at| &self.purchases[at])
+    }
+
+    /// Cancels purchase `id`: its units go back on sale and stop counting
+    /// against its buyer's limit. Cancelling again changes nothing.
+    pub(crate) fn cancel_purchase(
+        &mut self,
+        id: PurchaseId,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Result<Applied<Purchase>, DropError> {
+        let at = *self
+            .purchase_at
+            .get(&id)
+            .ok_or(DropError::PurchaseNotFound { purchase_id: id })?;
+        if self.purchases[at].status == PurchaseStatus::Cancelled {
+            return Ok(Applied::new(self.purchases[at].clone(), false));
+        }
+        let p = &mut self.purchases[at];
+        p.status = PurchaseStatus::Cancelled;
+        p.cancelled_at = Some(now);
+        let p = p.clone();
+        self.variant_mut(p.variant_id).sold -= p.quantity;
+        if let Some(n) = self.bought.get_mut(&p.buyer_id) {
+            *n -= p.quantity;
+            if *n == 0 {
+                self.bought.remove(&p.buyer_id);
+            }
+        }
+        events.push(DropEvent::PurchaseCancelled {
+            drop_id: self.drop.id,
+            purchase_id: p.id,
+            reservation_id: p.reservation_id,
+            buyer_id: p.buyer_id.clone(),
+            variant_id: p.variant_id,
+            quantity: p.quantity,
+        });
+        self.announce_stock(now, events);
+        Ok(Applied::new(p, true))
+    }
+
+    /// Replaces the drop's settings by `next` (and its counters by
+    /// `variants`, when given), announcing the change.
+    fn commit_update(
+        &mut self,
+        next: DropInfo,
+        variants: Option<Vec<VariantStock>>,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Applied<DropState> {
+        self.drop = next;
+        let stock_changed = variants.is_some();
+        if let Some(v) = variants {
+            self.variants = v;
+        }
+        self.version += 1;
+        let state = self.state(now);
+        events.push(DropEvent::DropUpdated {
+            drop: state.clone(),
+        });
+        if stock_changed {
+            events.push(DropEvent::StockChanged {
+                drop_id: self.drop.id,
+                stock: state.stock,
+                variants: state.variants.clone(),
+            });
+        }
+        Applied::new(state, true)
+    }
+
+    /// Edits the drop as `patch` says ([`DropPatch::apply`] decides).
+    pub(crate) fn update(
+        &mut self,
+        patch: &DropPatch,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Result<Applied<DropState>, DropError> {
+        if patch.is_empty() {
+            return Ok(Applied::new(self.state(now), false));
+        }
+        let (next, variants) = patch.apply(&self.drop, &self.variants, now)?;
+        let stock_changed = variants != self.variants;
+        if !stock_changed && next == self.drop {
+            return Ok(Applied::new(self.state(now), false));
+        }
+        Ok(self.commit_update(next, stock_changed.then_some(variants), now, events))
+    }
+
+    /// Pauses or resumes new holds.
+    pub(crate) fn set_paused(
+        &mut self,
+        paused: bool,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Applied<DropState> {
+        if self.drop.paused == paused {
+            return Applied::new(self.state(now), false);
+        }
+        let mut next = self.drop.clone();
+        next.paused = paused;
+        self.commit_update(next, None, now, events)
+    }
+
+    /// Ends the sale at `now`. A drop that has not started yet never
+    /// opens: its start is cleared, so its window stays well formed.
+    pub(crate) fn end(
+        &mut self,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Applied<DropState> {
+        if self.drop.is_ended(now) {
+            return Applied::new(self.state(now), false);
+        }
+        let mut next = self.drop.clone();
+        next.ends_at = Some(now);
+        if next.starts_at.is_some_and(|s| s >= now) {
+            next.starts_at = None;
+        }
+        self.commit_update(next, None, now, events)
+    }
+
+    /// The buyer's active, unexpired hold.
+    pub(crate) fn active_hold(&self, buyer: &BuyerId, now: DateTime<Utc>) -> Option<Reservation> {
+        let hold = &self.holds[&self.active_by_buyer.get(buyer)?.0];
+        (!hold.is_due(now)).then(|| hold.clone())
+    }
+
+    /// The latest purchases that still stand, newest first.
+    pub(crate) fn top(&self, limit: usize) -> Vec<TopPurchaser> {
+        self.purchases
+            .iter()
+            .rev()
+            .filter(|p| p.is_completed())
+            .take(limit)
+            .map(|p| TopPurchaser::new(p.display_name.clone(), p.created_at))
+            .collect()
+    }
+
+    /// Checks the counters against the records; describes the first
+    /// mismatch. `kept_for_replay` is how many ended holds past their
+    /// retention are kept for idempotency records.
+    pub(crate) fn verify(&self, kept_for_replay: usize) -> Result<(), String> {
+        let id = self.drop.id;
+        let mut total = 0;
+        for v in &self.variants {
+            let held: u32 = self
+                .holds
+                .values()
+                .filter(|h| h.variant_id == v.id && h.status == ReservationStatus::Active)
+                .map(|h| h.quantity)
+                .sum();
+            let sold: u32 = self
+                .purchases
+                .iter()
+                .filter(|p| p.variant_id == v.id && p.is_completed())
+                .map(|p| p.quantity)
+                .sum();
+            if (v.reserved, v.sold) != (held, sold) {
+                return Err(format!(
+                    "drop {id} variant {}: counters {}/{} but {held} held, {sold} sold",
+                    v.id, v.reserved, v.sold
+                ));
+            }
+            if v.reserved + v.sold > v.total {
+                return Err(format!("drop {id} variant {}: oversold", v.id));
+            }
+            total += v.total;
+        }
+        if total != self.drop.total_stock {
+            return Err(format!(
+                "drop {id}: total {} but variants sum to {total}",
+                self.drop.total_stock
+            ));
+        }
+        let count = |s| self.holds.values().filter(|h| h.status == s).count();
+        let active = count(ReservationStatus::Active);
+        let purchased = count(ReservationStatus::Purchased);
+        if purchased != self.purchases.len() || purchased != self.purchase_of_hold.len() {
+            return Err(format!(
+                "drop {id}: {purchased} purchased holds, {} purchases",
+                self.purchases.len()
+            ));
+        }
+        for p in &self.purchases {
+            if self.holds.get(&p.reservation_id).map(|h| h.status)
+                != Some(ReservationStatus::Purchased)
+            {
+                return Err(format!(
+                    "drop {id}: purchase {} without a purchased hold",
+                    p.id
+                ));
+            }
+        }
+        let ended = self.holds.len() - active - purchased;
+        if self.ended.len() + kept_for_replay != ended {
+            return Err(format!(
+                "drop {id}: {} ended holds indexed, {kept_for_replay} kept for replay, but {ended} kept",
+                self.ended.len()
+            ));
+        }
+        if self.active_by_buyer.len() != active || self.due.len() != active {
+            return Err(format!(
+                "drop {id}: indexes disagree with {active} active holds"
+            ));
+        }
+        let mut bought: HashMap<&BuyerId, u32> = HashMap::new();
+        for p in self.purchases.iter().filter(|p| p.is_completed()) {
+            *bought.entry(&p.buyer_id).or_default() += p.quantity;
+        }
+        if bought.len() != self.bought.len()
+            || bought.iter().any(|(b, n)| self.bought.get(*b) != Some(n))
+        {
+            return Err(format!(
+                "drop {id}: per-buyer tallies disagree with purchases"
+            ));
+        }
+        Ok(())
+    }
+}

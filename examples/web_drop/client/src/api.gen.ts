@@ -1039,6 +1039,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Makes a retried write act once: the first answer for this key (from this caller) is kept at least 24 h, and a repeat with the same body gets it again, as the entity is now, with `Idempotent-Replayed: true`; the same key with another request is 422 `IDEMPOTENCY_KEY_REUSED`, and while the first request is still being answered, 409 `IDEMPOTENCY_IN_PROGRESS`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -1164,6 +1165,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Makes a retried write act once: the first answer for this key (from this caller) is kept at least 24 h, and a repeat with the same body gets it again, as the entity is now, with `Idempotent-Replayed: true`; the same key with another request is 422 `IDEMPOTENCY_KEY_REUSED`, and while the first request is still being answered, 409 `IDEMPOTENCY_IN_PROGRESS`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -1276,6 +1278,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Makes a retried write act once: the first answer for this key (from this caller) is kept at least 24 h, and a repeat with the same body gets it again, as the entity is now, with `Idempotent-Replayed: true`; the same key with another request is 422 `IDEMPOTENCY_KEY_REUSED`, and while the first request is still being answered, 409 `IDEMPOTENCY_IN_PROGRESS`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -1388,6 +1391,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Makes a retried write act once: the first answer for this key (from this caller) is kept at least 24 h, and a repeat with the same body gets it again, as the entity is now, with `Idempotent-Replayed: true`; the same key with another request is 422 `IDEMPOTENCY_KEY_REUSED`, and while the first request is still being answered, 409 `IDEMPOTENCY_IN_PROGRESS`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -1500,6 +1504,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Makes a retried write act once: the first answer for this key (from this caller) is kept at least 24 h, and a repeat with the same body gets it again, as the entity is now, with `Idempotent-Replayed: true`; the same key with another request is 422 `IDEMPOTENCY_KEY_REUSED`, and while the first request is still being answered, 409 `IDEMPOTENCY_IN_PROGRESS`. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -1670,6 +1675,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Makes a retried write act once: the first answer for this key (from this caller) is kept at least 24 h, and a repeat with the same body gets it again, as the entity is now, with `Idempotent-Replayed: true`; the same key with another request is 422 `IDEMPOTENCY_KEY_REUSED`, and while the first request is still being answered, 409 `IDEMPOTENCY_IN_PROGRESS`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -1998,6 +2004,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Makes a retried write act once: the first answer for this key (from this caller) is kept at least 24 h, and a repeat with the same body gets it again, as the entity is now, with `Idempotent-Replayed: true`; the same key with another request is 422 `IDEMPOTENCY_KEY_REUSED`, and while the first request is still being answered, 409 `IDEMPOTENCY_IN_PROGRESS`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -2237,6 +2244,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Makes a retried write act once: the first answer for this key (from this caller) is kept at least 24 h, and a repeat with the same body gets it again, as the entity is now, with `Idempotent-Replayed: true`; the same key with another request is 422 `IDEMPOTENCY_KEY_REUSED`, and while the first request is still being answered, 409 `IDEMPOTENCY_IN_PROGRESS`. */
                 "Idempotency-Key"?: string;
             };
             path?: never;

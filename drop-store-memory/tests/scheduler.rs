@@ -6,17 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use drop_core::testkit::{StoreHooks, Wrapped};
 use drop_core::{
-    Applied, Clock, DropError, DropEvent, DropId, DropPatch, DropState, EventStream,
-    ExpiryScheduler, IdempotencyKey, IdempotencyRecord, InventoryStore, ManualClock, Money,
-    NewDrop, Purchase, PurchaseId, Purchased, Reservation, ReservationId, ReservationStatus,
-    ReserveRequest, Reserved, RevokedSessions, TopPurchaser, Username, async_trait,
+    Buyer, Clock, DropEvent, DropId, EventStream, ExpiryScheduler, InventoryStore, ManualClock,
+    Money, NewDrop, ReservationStatus, Username, async_trait,
 };
-use drop_core::{Buyer, BuyerId};
 use drop_store_memory::MemoryStore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// Wall time that follows tokio's (paused) clock, so auto-advance moves
 /// the store's time and the scheduler's sleeps together.
@@ -127,125 +124,15 @@ async fn futures_next(events: &mut EventStream) -> DropEvent {
 }
 
 /// Counts the sweeps a scheduler makes.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Counting {
-    inner: MemoryStore,
     sweeps: AtomicUsize,
 }
 
 #[async_trait]
-impl InventoryStore for Counting {
-    async fn create_drop_with(
-        &self,
-        new: NewDrop,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<DropState>, DropError> {
-        self.inner.create_drop_with(new, key).await
-    }
-    async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
-        self.inner.list_drops().await
-    }
-    async fn list_all_drops(&self) -> Result<Vec<DropState>, DropError> {
-        self.inner.list_all_drops().await
-    }
-    async fn get_drop(&self, id: DropId) -> Result<DropState, DropError> {
-        self.inner.get_drop(id).await
-    }
-    async fn reserve_with(
-        &self,
-        id: DropId,
-        u: &Buyer,
-        request: ReserveRequest,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Reserved, DropError> {
-        self.inner.reserve_with(id, u, request, key).await
-    }
-    async fn purchase_with(
-        &self,
-        id: ReservationId,
-        u: &BuyerId,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Purchased, DropError> {
-        self.inner.purchase_with(id, u, key).await
-    }
-    async fn get_purchase(&self, id: PurchaseId) -> Result<Purchase, DropError> {
-        self.inner.get_purchase(id).await
-    }
-    async fn buyer_purchases(
-        &self,
-        u: &BuyerId,
-        before: Option<PurchaseId>,
-        limit: usize,
-    ) -> Result<Vec<Purchase>, DropError> {
-        self.inner.buyer_purchases(u, before, limit).await
-    }
-    async fn update_drop(
-        &self,
-        id: DropId,
-        patch: &DropPatch,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<DropState>, DropError> {
-        self.inner.update_drop(id, patch, key).await
-    }
-    async fn set_paused(
-        &self,
-        id: DropId,
-        paused: bool,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<DropState>, DropError> {
-        self.inner.set_paused(id, paused, key).await
-    }
-    async fn end_drop(
-        &self,
-        id: DropId,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<DropState>, DropError> {
-        self.inner.end_drop(id, key).await
-    }
-    async fn cancel_purchase(
-        &self,
-        id: PurchaseId,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<Purchase>, DropError> {
-        self.inner.cancel_purchase(id, key).await
-    }
-    async fn idempotency_record(
-        &self,
-        caller: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, DropError> {
-        self.inner.idempotency_record(caller, key).await
-    }
-    async fn release(&self, id: ReservationId, u: &BuyerId) -> Result<Reservation, DropError> {
-        self.inner.release(id, u).await
-    }
-    async fn get_reservation(&self, id: ReservationId) -> Result<Reservation, DropError> {
-        self.inner.get_reservation(id).await
-    }
-    async fn active_hold(&self, id: DropId, u: &BuyerId) -> Result<Option<Reservation>, DropError> {
-        self.inner.active_hold(id, u).await
-    }
-    async fn top_purchasers(&self, id: DropId, n: usize) -> Result<Vec<TopPurchaser>, DropError> {
-        self.inner.top_purchasers(id, n).await
-    }
-    async fn expire_due(&self, limit: usize) -> Result<usize, DropError> {
+impl StoreHooks for Counting {
+    async fn before_expire_due(&self) {
         self.sweeps.fetch_add(1, Ordering::SeqCst);
-        self.inner.expire_due(limit).await
-    }
-    async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, DropError> {
-        self.inner.next_expiry().await
-    }
-    fn subscribe(&self) -> EventStream {
-        self.inner.subscribe()
-    }
-    async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {
-        self.inner.revoke_session(id, expires_at).await
-    }
-    async fn revoked_sessions(
-        &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<RevokedSessions, DropError> {
-        self.inner.revoked_sessions(since).await
     }
 }
 
@@ -255,10 +142,10 @@ impl InventoryStore for Counting {
 #[tokio::test(start_paused = true)]
 async fn sleeps_instead_of_polling_and_sweeps_in_batches() {
     let clock = ManualClock::fixed();
-    let store = Arc::new(Counting {
-        inner: MemoryStore::with_clock(Arc::new(clock.clone())),
-        sweeps: AtomicUsize::new(0),
-    });
+    let store = Arc::new(Wrapped::new(
+        Arc::new(MemoryStore::with_clock(Arc::new(clock.clone()))),
+        Counting::default(),
+    ));
     let cancel = CancellationToken::new();
     let task = ExpiryScheduler::new(store.clone())
         .clock(Arc::new(clock.clone()))
@@ -272,7 +159,7 @@ async fn sleeps_instead_of_polling_and_sweeps_in_batches() {
     step(Duration::from_secs(3600)).await;
     tokio::task::yield_now().await;
     assert_eq!(
-        store.sweeps.load(Ordering::SeqCst),
+        store.hooks.sweeps.load(Ordering::SeqCst),
         1,
         "an idle store is not polled"
     );
@@ -291,7 +178,7 @@ async fn sleeps_instead_of_polling_and_sweeps_in_batches() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(store.get_drop(id).await.unwrap().stock.reserved, 0);
     // 35 holds in batches of 10: four sweeps (10, 10, 10, 5), plus the first.
-    assert_eq!(store.sweeps.load(Ordering::SeqCst), 5);
+    assert_eq!(store.hooks.sweeps.load(Ordering::SeqCst), 5);
     cancel.cancel();
     task.await;
 }

@@ -5,18 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use drop_core::testkit::{StoreHooks, Wrapped};
 use drop_core::{
-    Applied, Clock, DropError, DropEvent, DropId, DropPatch, DropState, EventBus, EventStream,
-    IdempotencyKey, IdempotencyRecord, InventoryStore, ManualClock, Money, NewDrop, Purchase,
-    PurchaseId, Purchased, Reservation, ReservationId, ReserveRequest, Reserved, RevokedSessions,
-    TopPurchaser, Username, async_trait,
+    Buyer, Clock, DropEvent, DropPatch, EventBus, EventStream, InventoryStore, ManualClock, Money,
+    NewDrop, ReservationId, Username,
 };
-use drop_core::{Buyer, BuyerId};
 use drop_store_memory::MemoryStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use uuid::Uuid;
 
 use super::Hub;
 use crate::metrics::Metrics;
@@ -239,134 +235,14 @@ async fn events_of_a_drop_that_ended_before_start_reload_once() {
     assert_eq!(hub.drop_count(), 0);
 }
 
-/// The memory store, with events of "another instance" injected into its
-/// feed, as the PostgreSQL store relays them.
+/// Events of "another instance" injected into a store's feed, as the
+/// PostgreSQL store relays them: subscribers hear this bus instead.
 #[derive(Debug)]
-struct Relay {
-    store: MemoryStore,
-    bus: EventBus,
-}
+struct Relay(EventBus);
 
-#[async_trait]
-impl InventoryStore for Relay {
-    async fn create_drop_with(
-        &self,
-        new: NewDrop,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<DropState>, DropError> {
-        self.store.create_drop_with(new, key).await
-    }
-    async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
-        self.store.list_drops().await
-    }
-    async fn list_all_drops(&self) -> Result<Vec<DropState>, DropError> {
-        self.store.list_all_drops().await
-    }
-    async fn get_drop(&self, id: DropId) -> Result<DropState, DropError> {
-        self.store.get_drop(id).await
-    }
-    async fn reserve_with(
-        &self,
-        id: DropId,
-        user: &Buyer,
-        request: ReserveRequest,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Reserved, DropError> {
-        self.store.reserve_with(id, user, request, key).await
-    }
-    async fn purchase_with(
-        &self,
-        id: ReservationId,
-        user: &BuyerId,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Purchased, DropError> {
-        self.store.purchase_with(id, user, key).await
-    }
-    async fn get_purchase(&self, id: PurchaseId) -> Result<Purchase, DropError> {
-        self.store.get_purchase(id).await
-    }
-    async fn buyer_purchases(
-        &self,
-        buyer: &BuyerId,
-        before: Option<PurchaseId>,
-        limit: usize,
-    ) -> Result<Vec<Purchase>, DropError> {
-        self.store.buyer_purchases(buyer, before, limit).await
-    }
-    async fn update_drop(
-        &self,
-        id: DropId,
-        patch: &DropPatch,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<DropState>, DropError> {
-        self.store.update_drop(id, patch, key).await
-    }
-    async fn set_paused(
-        &self,
-        id: DropId,
-        paused: bool,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<DropState>, DropError> {
-        self.store.set_paused(id, paused, key).await
-    }
-    async fn end_drop(
-        &self,
-        id: DropId,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<DropState>, DropError> {
-        self.store.end_drop(id, key).await
-    }
-    async fn cancel_purchase(
-        &self,
-        id: PurchaseId,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<Purchase>, DropError> {
-        self.store.cancel_purchase(id, key).await
-    }
-    async fn idempotency_record(
-        &self,
-        caller: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, DropError> {
-        self.store.idempotency_record(caller, key).await
-    }
-    async fn release(&self, id: ReservationId, user: &BuyerId) -> Result<Reservation, DropError> {
-        self.store.release(id, user).await
-    }
-    async fn get_reservation(&self, id: ReservationId) -> Result<Reservation, DropError> {
-        self.store.get_reservation(id).await
-    }
-    async fn active_hold(
-        &self,
-        id: DropId,
-        user: &BuyerId,
-    ) -> Result<Option<Reservation>, DropError> {
-        self.store.active_hold(id, user).await
-    }
-    async fn top_purchasers(
-        &self,
-        id: DropId,
-        limit: usize,
-    ) -> Result<Vec<TopPurchaser>, DropError> {
-        self.store.top_purchasers(id, limit).await
-    }
-    async fn expire_due(&self, limit: usize) -> Result<usize, DropError> {
-        self.store.expire_due(limit).await
-    }
-    async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, DropError> {
-        self.store.next_expiry().await
-    }
-    fn subscribe(&self) -> EventStream {
-        self.bus.subscribe()
-    }
-    async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {
-        self.store.revoke_session(id, expires_at).await
-    }
-    async fn revoked_sessions(
-        &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<RevokedSessions, DropError> {
-        self.store.revoked_sessions(since).await
+impl StoreHooks for Relay {
+    fn subscribe(&self, _: &dyn InventoryStore) -> EventStream {
+        self.0.subscribe()
     }
 }
 
@@ -380,24 +256,24 @@ async fn expiries_from_other_instances_are_not_counted_here() {
         .create_drop(NewDrop::new("Counted", Money::ZERO, 5))
         .await
         .unwrap();
-    let relay = Arc::new(Relay {
-        store,
-        bus: EventBus::new(64),
-    });
+    let relay = Arc::new(Wrapped::new(Arc::new(store), Relay(EventBus::new(64))));
     let (hub, metrics) = start(relay.clone(), &clock).await;
     let expired = || DropEvent::HoldExpired {
         drop_id: drop.drop.id,
         reservation_id: ReservationId::new(),
     };
-    relay.bus.publish_remote((0..5).map(|_| expired()));
-    relay.bus.publish((0..2).map(|_| expired()));
+    relay.hooks.0.publish_remote((0..5).map(|_| expired()));
+    relay.hooks.0.publish((0..2).map(|_| expired()));
     // Events are applied in order: once this drop is in, so are the others.
     let other = relay
-        .store
+        .inner
         .create_drop(NewDrop::new("Marker", Money::ZERO, 1))
         .await
         .unwrap();
-    relay.bus.publish([DropEvent::DropCreated { drop: other }]);
+    relay
+        .hooks
+        .0
+        .publish([DropEvent::DropCreated { drop: other }]);
     settle().await;
     assert_eq!(hub.drop_count(), 2);
     let text = metrics.encode();

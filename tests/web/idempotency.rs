@@ -6,16 +6,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chrono::{DateTime, Utc};
-use drop_core::{
-    Applied, Buyer, BuyerId, DropError, DropId, DropPatch, DropState, EventStream, IdempotencyKey,
-    IdempotencyRecord, InventoryStore, NewDrop, Purchase, PurchaseId, Purchased, Reservation,
-    ReservationId, ReserveRequest, Reserved, RevokedSessions, TopPurchaser, async_trait,
-};
+use drop_core::async_trait;
+use drop_core::testkit::{StoreHooks, Wrapped};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
-use uuid::Uuid;
 
 use crate::store_tests;
 use crate::support::{As, Backend, Settings, StoreFactory, TestServer};
@@ -178,150 +173,23 @@ async fn keys_replay_and_refuse_reuse(factory: StoreFactory) {
     server.stop().await;
 }
 
-/// A store whose first `reserve_with` waits, once armed, until it is let
-/// go: the test holds the first of two keyed requests inside the store
-/// while the second arrives, so the race is certain.
-#[derive(Debug)]
+/// Holds the first `reserve_with` after it is armed until it is let go:
+/// the test holds the first of two keyed requests inside the store while
+/// the second arrives, so the race is certain.
+#[derive(Debug, Default)]
 struct Gate {
-    inner: Arc<dyn InventoryStore>,
     armed: AtomicBool,
     entered: Notify,
     release: Notify,
 }
 
 #[async_trait]
-impl InventoryStore for Gate {
-    async fn create_drop_with(
-        &self,
-        new: NewDrop,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<DropState>, DropError> {
-        self.inner.create_drop_with(new, key).await
-    }
-    async fn list_drops(&self) -> Result<Vec<DropState>, DropError> {
-        self.inner.list_drops().await
-    }
-    async fn list_all_drops(&self) -> Result<Vec<DropState>, DropError> {
-        self.inner.list_all_drops().await
-    }
-    async fn get_drop(&self, id: DropId) -> Result<DropState, DropError> {
-        self.inner.get_drop(id).await
-    }
-    async fn reserve_with(
-        &self,
-        id: DropId,
-        buyer: &Buyer,
-        request: ReserveRequest,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Reserved, DropError> {
+impl StoreHooks for Gate {
+    async fn before_reserve(&self) {
         if self.armed.swap(false, Ordering::SeqCst) {
             self.entered.notify_one();
             self.release.notified().await;
         }
-        self.inner.reserve_with(id, buyer, request, key).await
-    }
-    async fn purchase_with(
-        &self,
-        id: ReservationId,
-        buyer: &BuyerId,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Purchased, DropError> {
-        self.inner.purchase_with(id, buyer, key).await
-    }
-    async fn get_purchase(&self, id: PurchaseId) -> Result<Purchase, DropError> {
-        self.inner.get_purchase(id).await
-    }
-    async fn buyer_purchases(
-        &self,
-        buyer: &BuyerId,
-        before: Option<PurchaseId>,
-        limit: usize,
-    ) -> Result<Vec<Purchase>, DropError> {
-        self.inner.buyer_purchases(buyer, before, limit).await
-    }
-    async fn update_drop(
-        &self,
-        id: DropId,
-        patch: &DropPatch,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<DropState>, DropError> {
-        self.inner.update_drop(id, patch, key).await
-    }
-    async fn set_paused(
-        &self,
-        id: DropId,
-        paused: bool,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<DropState>, DropError> {
-        self.inner.set_paused(id, paused, key).await
-    }
-    async fn end_drop(
-        &self,
-        id: DropId,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<DropState>, DropError> {
-        self.inner.end_drop(id, key).await
-    }
-    async fn cancel_purchase(
-        &self,
-        id: PurchaseId,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Applied<Purchase>, DropError> {
-        self.inner.cancel_purchase(id, key).await
-    }
-    async fn idempotency_record(
-        &self,
-        caller: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, DropError> {
-        self.inner.idempotency_record(caller, key).await
-    }
-    async fn release(&self, id: ReservationId, buyer: &BuyerId) -> Result<Reservation, DropError> {
-        self.inner.release(id, buyer).await
-    }
-    async fn get_reservation(&self, id: ReservationId) -> Result<Reservation, DropError> {
-        self.inner.get_reservation(id).await
-    }
-    async fn active_hold(
-        &self,
-        id: DropId,
-        buyer: &BuyerId,
-    ) -> Result<Option<Reservation>, DropError> {
-        self.inner.active_hold(id, buyer).await
-    }
-    async fn top_purchasers(
-        &self,
-        id: DropId,
-        limit: usize,
-    ) -> Result<Vec<TopPurchaser>, DropError> {
-        self.inner.top_purchasers(id, limit).await
-    }
-    async fn expire_due(&self, limit: usize) -> Result<usize, DropError> {
-        self.inner.expire_due(limit).await
-    }
-    async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, DropError> {
-        self.inner.next_expiry().await
-    }
-    fn subscribe(&self) -> EventStream {
-        self.inner.subscribe()
-    }
-    async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {
-        self.inner.revoke_session(id, expires_at).await
-    }
-    async fn revoked_sessions(
-        &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<RevokedSessions, DropError> {
-        self.inner.revoked_sessions(since).await
-    }
-    async fn store_time(&self) -> Result<Option<DateTime<Utc>>, DropError> {
-        self.inner.store_time().await
-    }
-    async fn health(&self) -> Result<(), DropError> {
-        self.inner.health().await
-    }
-    async fn close(&self) {
-        self.inner.close().await
     }
 }
 
@@ -331,12 +199,7 @@ impl InventoryStore for Gate {
 /// request with the same key is not held up.
 async fn a_key_in_progress_is_409(factory: StoreFactory) {
     let backend = factory().await;
-    let gate = Arc::new(Gate {
-        inner: backend.store,
-        armed: AtomicBool::new(false),
-        entered: Notify::new(),
-        release: Notify::new(),
-    });
+    let gate = Arc::new(Wrapped::new(backend.store, Gate::default()));
     let backend = Backend {
         store: gate.clone(),
         clock: backend.clock,
@@ -349,8 +212,8 @@ async fn a_key_in_progress_is_409(factory: StoreFactory) {
     server.token("alice").await;
     server.token("bob_b").await;
 
-    gate.armed.store(true, Ordering::SeqCst);
-    let entered = gate.entered.notified();
+    gate.hooks.armed.store(true, Ordering::SeqCst);
+    let entered = gate.hooks.entered.notified();
     let first = tokio::spawn({
         let server = server.clone();
         let body = body.clone();
@@ -393,7 +256,7 @@ async fn a_key_in_progress_is_409(factory: StoreFactory) {
         )
         .await;
     assert_eq!(bobs.status, 201, "{}", bobs.body);
-    gate.release.notify_one();
+    gate.hooks.release.notify_one();
     let first = first.await.unwrap();
     assert_eq!(
         (first.status, first.replayed()),

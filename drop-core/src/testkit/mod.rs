@@ -55,6 +55,7 @@ mod races;
 mod records;
 mod sessions;
 mod variants;
+mod wrapped;
 
 pub use admin::*;
 pub use buyers::*;
@@ -65,6 +66,7 @@ pub use races::*;
 pub use records::*;
 pub use sessions::*;
 pub use variants::*;
+pub use wrapped::{StoreHooks, Wrapped};
 
 /// What the suite needs from a store under test.
 #[async_trait]

@@ -10,6 +10,9 @@
 //! - (d) `batched`: [`PgStore`] with group commit (the default);
 //! - (e) `floor+notify`: the floor with a `pg_notify` in each transaction,
 //!   the cost of announcing every reservation on the hot path;
+//! - (h) `batched, log off`: (d) with the event log off
+//!   (`event_log(false)`), on the same database and in the same slices, so
+//!   (d)/(h) is what appending every change to the log costs;
 //! - (g) `batched, 4 variants`: group commit on a drop of four variants
 //!   with `maxPerBuyer` 2, each buyer asking for 1 or 2 units of one of
 //!   them, compared with the floor and with (d), the one-variant drop, in
@@ -69,6 +72,7 @@ enum Algo {
     Batched,
     Variant,
     Variants4,
+    BatchedNoLog,
 }
 
 impl Algo {
@@ -81,6 +85,7 @@ impl Algo {
             Algo::Batched => "(d) batched",
             Algo::Variant => "(f) batched, variant",
             Algo::Variants4 => "(g) batched, 4 variants",
+            Algo::BatchedNoLog => "(h) batched, log off",
         }
     }
 }
@@ -96,6 +101,8 @@ struct Bench {
     pool: PgPool,
     store: PgStore,
     batched: PgStore,
+    /// The batched store with the event log off.
+    unlogged: PgStore,
     /// The batched store on the database with `BENCH_VARIANT_SQL` applied.
     variant: Option<(PgPool, PgStore)>,
     secs: Duration,
@@ -124,7 +131,15 @@ impl Bench {
         let slice = self.secs / ROUNDS;
         let mut lat: BTreeMap<Algo, Vec<Duration>> = BTreeMap::new();
         for round in 0..ROUNDS {
-            for &(algo, drop_id) in cases {
+            // Every other round in the opposite order, so that no case
+            // always runs right after the same neighbour (whose dead
+            // tuples, cache state or checkpoints it would inherit).
+            let order: Vec<(Algo, DropId)> = if round % 2 == 0 {
+                cases.to_vec()
+            } else {
+                cases.iter().rev().copied().collect()
+            };
+            for &(algo, drop_id) in &order {
                 let warmup = if round == 0 {
                     WARMUP
                 } else {
@@ -170,6 +185,7 @@ impl Bench {
                 let pool = self.pool.clone();
                 let store = match (algo, &self.variant) {
                     (Algo::Batched | Algo::Variants4, _) => self.batched.clone(),
+                    (Algo::BatchedNoLog, _) => self.unlogged.clone(),
                     (Algo::Variant, Some((_, variant))) => variant.clone(),
                     _ => self.store.clone(),
                 };
@@ -301,7 +317,7 @@ async fn one(algo: Algo, pool: &PgPool, store: &PgStore, drop_id: DropId, name: 
             .expect("insert hold");
             tx.commit().await.expect("commit");
         }
-        Algo::Store | Algo::Batched | Algo::Variant => {
+        Algo::Store | Algo::Batched | Algo::Variant | Algo::BatchedNoLog => {
             let user = Buyer::claimed(Username::parse(name).expect("username"));
             store.reserve(drop_id, &user).await.expect("reserve");
         }
@@ -448,6 +464,11 @@ fn main() {
             .await
             .expect("store");
         let batched = PgStore::builder().build(pool.clone()).await.expect("store");
+        let unlogged = PgStore::builder()
+            .event_log(false)
+            .build(pool.clone())
+            .await
+            .expect("store");
         // The variant: the same schema in a database of its own, then the
         // file's changes.
         let variant_db = format!("{db}_variant");
@@ -480,6 +501,7 @@ fn main() {
             pool: pool.clone(),
             store: store.clone(),
             batched: batched.clone(),
+            unlogged: unlogged.clone(),
             variant,
             secs,
         };
@@ -499,7 +521,7 @@ fn main() {
                 cases.extend([Algo::CountLock, Algo::Store]);
             }
             if tasks == 32 {
-                cases.push(Algo::FloorNotify);
+                cases.extend([Algo::FloorNotify, Algo::BatchedNoLog]);
             }
             let mut on = Vec::new();
             for algo in cases {
@@ -516,6 +538,19 @@ fn main() {
             hot.extend(bench.interleaved(&on, tasks).await);
         }
         print_table("hot drop, empty tables", &hot);
+        if hot.contains_key(&(32, Algo::BatchedNoLog)) {
+            println!("\n## the event log, 32 tasks");
+            target(
+                "(d)/(h), group commit with the log vs without",
+                ratio(&hot, 32, Algo::Batched, Algo::BatchedNoLog),
+                0.8,
+            );
+            target(
+                "(d)/(c), group commit with the log vs the floor",
+                ratio(&hot, 32, Algo::Batched, Algo::Floor),
+                5.0,
+            );
+        }
         if hot.contains_key(&(32, Algo::Variants4)) {
             println!("\n## four variants, quantities 1–2, maxPerBuyer 2, 32 tasks");
             target(
@@ -557,10 +592,20 @@ fn main() {
                 (Algo::Store, big_ours),
                 (Algo::Batched, big_ours),
             ];
+            if tasks == 32 {
+                on.push((Algo::BatchedNoLog, big_ours));
+            }
             on.extend(big_variant.map(|id| (Algo::Variant, id)));
             big.extend(bench.interleaved(&on, tasks).await);
         }
         print_table("big drop: 100,000 purchases + 100,000 active holds", &big);
+        if big.contains_key(&(32, Algo::BatchedNoLog)) {
+            println!(
+                "  big drop, 32 tasks: (d)/(h) log on vs off {:.3}, (d)/(c) {:.2}",
+                ratio(&big, 32, Algo::Batched, Algo::BatchedNoLog),
+                ratio(&big, 32, Algo::Batched, Algo::Floor)
+            );
+        }
         if bench.variant.is_some() {
             println!("\n## variant");
             for (what, figures) in [("empty", &hot), ("big drop", &big)] {
@@ -578,6 +623,7 @@ fn main() {
         let finish = async {
             store.close().await;
             batched.close().await;
+            unlogged.close().await;
             pool.close().await;
             let mut dbs = vec![db.clone()];
             if let Some((pool, store)) = &bench.variant {

@@ -192,6 +192,16 @@ pub enum DropError {
         /// The variant asked for.
         variant_id: VariantId,
     },
+    /// Log entries after the cursor asked for were pruned (retention):
+    /// the consumer missed them and must re-read current state, then go
+    /// on from `oldest - 1` or from the log's head.
+    #[error("log entries after {after} were pruned; the oldest kept is {oldest}")]
+    EventsPruned {
+        /// The cursor asked for.
+        after: u64,
+        /// The oldest entry still kept (or the next to be written).
+        oldest: u64,
+    },
     /// The idempotency key was used before with a different request.
     #[error("idempotency key {key:?} was used for a different request")]
     IdempotencyKeyReused {
@@ -265,6 +275,7 @@ impl DropError {
             Self::PriceLocked { .. } => "PRICE_LOCKED",
             Self::PurchaseNotFound { .. } => "PURCHASE_NOT_FOUND",
             Self::VariantNotFound { .. } => "VARIANT_NOT_FOUND",
+            Self::EventsPruned { .. } => "EVENTS_PRUNED",
             Self::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
             Self::IdempotencyInProgress { .. } => "IDEMPOTENCY_IN_PROGRESS",
             Self::InvalidInput { .. } => "INVALID_INPUT",
@@ -304,6 +315,7 @@ pub const ERROR_CODES: &[&str] = &[
     "PRICE_LOCKED",
     "PURCHASE_NOT_FOUND",
     "VARIANT_NOT_FOUND",
+    "EVENTS_PRUNED",
     "IDEMPOTENCY_KEY_REUSED",
     "IDEMPOTENCY_IN_PROGRESS",
     "INVALID_INPUT",
@@ -361,6 +373,10 @@ mod tests {
             DropError::VariantNotFound {
                 drop_id: d,
                 variant_id: v,
+            },
+            DropError::EventsPruned {
+                after: 1,
+                oldest: 5,
             },
             DropError::IdempotencyKeyReused { key: "k".into() },
             DropError::IdempotencyInProgress { key: "k".into() },

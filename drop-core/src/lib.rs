@@ -16,7 +16,9 @@
 //! - [`InventoryStore`]: the async, object-safe trait every store
 //!   implements, with the invariants it must keep.
 //! - [`DropError`]: the one error type, with a stable code per variant.
-//! - [`DropEvent`], [`EventBus`]: committed changes, fanned out.
+//! - [`DropEvent`], [`EventBus`]: committed changes, fanned out in process.
+//! - [`log`]: the durable event log ([`LogEntry`], [`Change`]) every store
+//!   keeps, and the named cursors that follow it.
 //! - [`session`]: revoked sign-in sessions ([`RevokedSession`]), which
 //!   the store shares between instances.
 //! - [`Clock`]: the system clock and a manual one for tests.
@@ -39,6 +41,7 @@ pub mod error;
 pub mod event;
 pub mod idempotency;
 pub mod ids;
+pub mod log;
 pub mod model;
 pub mod money;
 pub mod scheduler;
@@ -64,6 +67,10 @@ pub use idempotency::{
     Recorded,
 };
 pub use ids::{DropId, PurchaseId, ReservationId, VariantId};
+pub use log::{
+    CHANGE_KINDS, CURSOR_NAME_MAX, Change, CursorClaim, DEFAULT_EVENT_RETENTION, DropAction,
+    LogEntry, MAX_LOG_PAGE, check_cursor_name,
+};
 pub use model::{
     DEFAULT_HOLD, DropInfo, DropState, EARLIEST_INSTANT, LATEST_INSTANT, MAX_HOLD, MAX_NAME,
     MAX_STOCK, MIN_HOLD, NewDrop, Purchase, PurchaseStatus, Purchased, Reservation,

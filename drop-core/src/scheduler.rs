@@ -399,6 +399,46 @@ mod tests {
             ) -> Result<RevokedSessions, DropError> {
                 unreachable!("the scheduler does not touch sessions")
             }
+            async fn events_after(
+                &self,
+                _: u64,
+                _: usize,
+            ) -> Result<Vec<crate::LogEntry>, DropError> {
+                unreachable!("the scheduler does not read the log")
+            }
+            async fn drop_history(
+                &self,
+                _: DropId,
+                _: u64,
+                _: usize,
+            ) -> Result<Vec<crate::LogEntry>, DropError> {
+                unreachable!("the scheduler does not read the log")
+            }
+            async fn log_head(&self) -> Result<u64, DropError> {
+                unreachable!("the scheduler does not read the log")
+            }
+            async fn claim_cursor(
+                &self,
+                _: &str,
+                _: uuid::Uuid,
+                _: std::time::Duration,
+            ) -> Result<Option<crate::CursorClaim>, DropError> {
+                unreachable!("the scheduler keeps no cursor")
+            }
+            async fn advance_cursor(
+                &self,
+                _: &str,
+                _: uuid::Uuid,
+                _: u64,
+            ) -> Result<bool, DropError> {
+                unreachable!("the scheduler keeps no cursor")
+            }
+            async fn release_cursor(&self, _: &str, _: uuid::Uuid) -> Result<(), DropError> {
+                unreachable!("the scheduler keeps no cursor")
+            }
+            async fn remove_cursor(&self, _: &str) -> Result<(), DropError> {
+                unreachable!("the scheduler keeps no cursor")
+            }
             }
         };
     }

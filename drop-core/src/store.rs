@@ -249,6 +249,76 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
     /// Committed events from now on.
     fn subscribe(&self) -> EventStream;
 
+    /// The durable log's entries numbered above `after`, oldest first, at
+    /// most `limit` of them (at most [`MAX_LOG_PAGE`](crate::MAX_LOG_PAGE);
+    /// a `limit` of 0 answers nothing). Start at 0 for the whole log.
+    ///
+    /// The guarantee a consumer relies on: **reading after its cursor never
+    /// skips an entry**. Once an entry is in an answer, every entry with a
+    /// lower number that will ever exist is visible already, so asking
+    /// again with the highest `seq` seen finds exactly the entries that
+    /// were not seen. Numbers may have holes.
+    ///
+    /// `EVENTS_PRUNED` when entries above `after` were already pruned
+    /// (retention): the consumer has missed them.
+    async fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::LogEntry>, DropError>;
+
+    /// One drop's log entries numbered above `after`, oldest first, at
+    /// most `limit` (capped as in [`events_after`](Self::events_after)),
+    /// with the same guarantee: a drop's history for an admin screen
+    /// without reading the whole log. `EVENTS_PRUNED` as there.
+    async fn drop_history(
+        &self,
+        drop_id: DropId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::LogEntry>, DropError>;
+
+    /// The highest number in the log so far (0 when it is empty): a
+    /// consumer that only wants what happens from now on starts there.
+    async fn log_head(&self) -> Result<u64, DropError>;
+
+    /// Claims the named cursor (`name`, checked by
+    /// [`check_cursor_name`](crate::check_cursor_name)) for `holder` for
+    /// `lease`: a cursor nobody holds, or whose lease ran out, or that
+    /// `holder` holds already (the lease is renewed). A new cursor starts
+    /// at the oldest entry kept (0 before anything was pruned). `None`
+    /// when another holder's lease is still running.
+    ///
+    /// One holder at a time is how several instances share one consumer
+    /// (a webhook endpoint) without delivering twice at once; the lease
+    /// lets another take over when the holder dies. While a cursor exists,
+    /// retention never prunes an entry it has not passed.
+    async fn claim_cursor(
+        &self,
+        name: &str,
+        holder: Uuid,
+        lease: std::time::Duration,
+    ) -> Result<Option<crate::CursorClaim>, DropError>;
+
+    /// Moves the named cursor forward to `position` (never back: a lower
+    /// position leaves it where it is) if `holder` still holds its lease;
+    /// `false` when it does not (another holder took over: stop).
+    async fn advance_cursor(
+        &self,
+        name: &str,
+        holder: Uuid,
+        position: u64,
+    ) -> Result<bool, DropError>;
+
+    /// Gives the lease on the named cursor up (at shutdown), so another
+    /// holder can take over at once. Nothing happens when `holder` does
+    /// not hold it.
+    async fn release_cursor(&self, name: &str, holder: Uuid) -> Result<(), DropError>;
+
+    /// Deletes the named cursor (a consumer that is gone for good), so it
+    /// no longer keeps entries from being pruned. Idempotent.
+    async fn remove_cursor(&self, name: &str) -> Result<(), DropError>;
+
     /// Records that sign-in session `id` is revoked, for every instance
     /// sharing the store. `expires_at` is when the session's token expires
     /// anyway: from then on the record serves no purpose, and the store

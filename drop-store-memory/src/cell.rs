@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
-    Applied, Buyer, BuyerId, DropError, DropEvent, DropId, DropInfo, DropPatch, DropState,
-    IdempotencyKey, Purchase, PurchaseId, Purchased, Recorded, Reservation, ReservationId,
-    ReservationStatus, ReserveRequest, Reserved, TopPurchaser, VariantStock,
+    Applied, Buyer, BuyerId, DropAction, DropError, DropEvent, DropId, DropInfo, DropPatch,
+    DropState, IdempotencyKey, Purchase, PurchaseId, Purchased, Recorded, Reservation,
+    ReservationId, ReservationStatus, ReserveRequest, Reserved, TopPurchaser, VariantStock,
 };
 
 use crate::ledger::Ledger;
@@ -116,12 +116,16 @@ impl DropCell {
 
     /// Runs a write under the drop's lock; with a key, claims it first
     /// (a recorded key answers [`Keyed::Replay`] without acting) and
-    /// records what the write did, in the same critical section.
+    /// records what the write did, in the same critical section. What the
+    /// write committed (the events it added to `events`) is appended to
+    /// the log there too; `action` names an admin write's `DropUpdated`.
     fn write<T>(
         &self,
         key: Option<&IdempotencyKey>,
         now: DateTime<Utc>,
-        act: impl FnOnce(&mut Ledger) -> Result<T, DropError>,
+        events: &mut Vec<DropEvent>,
+        action: Option<DropAction>,
+        act: impl FnOnce(&mut Ledger, &mut Vec<DropEvent>) -> Result<T, DropError>,
         recorded: impl FnOnce(&T) -> (Recorded, bool),
     ) -> Result<Keyed<T>, DropError> {
         let mut g = self.inner();
@@ -133,8 +137,13 @@ impl DropCell {
             None => None,
         };
         self.prune(&mut g, now, 0);
+        let start = events.len();
+        let result = act(&mut g.ledger, events);
+        // Logged whatever the answer: a refused reserve may still have
+        // reclaimed overdue holds, and those expiries committed.
+        self.log(&g.ledger, &events[start..], action, now);
         // A refusal drops the claim, which frees the key: nothing recorded.
-        let value = act(&mut g.ledger)?;
+        let value = result?;
         if let Some(claim) = claim {
             let (entity, created) = recorded(&value);
             if let Recorded::Reservation(id) = entity {
@@ -143,6 +152,20 @@ impl DropCell {
             claim.complete(entity, created, now);
         }
         Ok(Keyed::Acted(value))
+    }
+
+    /// Appends what `events` committed to the store's log: under the
+    /// drop's lock, before any pruning can remove the holds they name.
+    fn log(
+        &self,
+        ledger: &Ledger,
+        events: &[DropEvent],
+        action: Option<DropAction>,
+        now: DateTime<Utc>,
+    ) {
+        self.shared
+            .log
+            .append_events(ledger, self.id, events, action, now);
     }
 
     /// The drop and its stock as clients should see it at `now`.
@@ -165,7 +188,9 @@ impl DropCell {
         self.write(
             key,
             now,
-            |ledger| {
+            events,
+            None,
+            |ledger, events| {
                 let reserved = ledger.reserve(id, buyer, request, now, events)?;
                 if reserved.created {
                     // Still under the drop lock: from the moment a
@@ -205,7 +230,9 @@ impl DropCell {
         self.write(
             key,
             now,
-            |ledger| {
+            events,
+            None,
+            |ledger, events| {
                 self.visible(ledger, id, now)?;
                 let purchased = ledger.purchase(id, buyer, now, events)?;
                 if purchased.created {
@@ -230,7 +257,10 @@ impl DropCell {
         let mut g = self.inner();
         self.prune(&mut g, now, 0);
         self.visible(&g.ledger, id, now)?;
-        g.ledger.release(id, buyer, now, events)
+        let start = events.len();
+        let released = g.ledger.release(id, buyer, now, events)?;
+        self.log(&g.ledger, &events[start..], None, now);
+        Ok(released)
     }
 
     /// Cancels purchase `id`.
@@ -244,7 +274,9 @@ impl DropCell {
         self.write(
             key,
             now,
-            |ledger| ledger.cancel_purchase(id, now, events),
+            events,
+            None,
+            |ledger, events| ledger.cancel_purchase(id, now, events),
             |a| (Recorded::Purchase(a.value.id), false),
         )
     }
@@ -260,7 +292,9 @@ impl DropCell {
         self.write(
             key,
             now,
-            |ledger| ledger.update(patch, now, events),
+            events,
+            Some(DropAction::Edited),
+            |ledger, events| ledger.update(patch, now, events),
             |_| (Recorded::Drop(self.id), false),
         )
     }
@@ -273,10 +307,17 @@ impl DropCell {
         key: Option<&IdempotencyKey>,
         events: &mut Vec<DropEvent>,
     ) -> Result<Keyed<Applied<DropState>>, DropError> {
+        let action = if paused {
+            DropAction::Paused
+        } else {
+            DropAction::Resumed
+        };
         self.write(
             key,
             now,
-            |ledger| Ok(ledger.set_paused(paused, now, events)),
+            events,
+            Some(action),
+            |ledger, events| Ok(ledger.set_paused(paused, now, events)),
             |_| (Recorded::Drop(self.id), false),
         )
     }
@@ -291,7 +332,9 @@ impl DropCell {
         self.write(
             key,
             now,
-            |ledger| Ok(ledger.end(now, events)),
+            events,
+            Some(DropAction::Ended),
+            |ledger, events| Ok(ledger.end(now, events)),
             |_| (Recorded::Drop(self.id), false),
         )
     }
@@ -304,9 +347,13 @@ impl DropCell {
         events: &mut Vec<DropEvent>,
     ) -> usize {
         let mut g = self.inner();
+        let start = events.len();
         let n = g.ledger.expire_due(now, limit, events);
         if n > 0 {
             g.ledger.announce_stock(now, events);
+            // Before the prune below, which may remove the holds just
+            // expired (a sweep long overdue).
+            self.log(&g.ledger, &events[start..], None, now);
         }
         self.prune(&mut g, now, n);
         n

@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
-    Applied, Buyer, BuyerId, Clock, DropError, DropEvent, DropId, DropPatch, DropState, EventBus,
-    IdempotencyKey, IdempotencyRecord, MAX_PAGE, NewDrop, Purchase, PurchaseId, Purchased,
-    Recorded, Reservation, ReservationId, ReserveRequest, Reserved, RevokedSessions, TopPurchaser,
+    Applied, Buyer, BuyerId, Change, Clock, DropError, DropEvent, DropId, DropPatch, DropState,
+    EventBus, IdempotencyKey, IdempotencyRecord, MAX_PAGE, NewDrop, Purchase, PurchaseId,
+    Purchased, Recorded, Reservation, ReservationId, ReserveRequest, Reserved, RevokedSessions,
+    TopPurchaser,
 };
 use uuid::Uuid;
 
 use crate::cell::DropCell;
+use crate::log::EventLog;
 use crate::records::Keyed;
 use crate::revocations::Revocations;
 use crate::shared::Shared;
@@ -42,15 +44,25 @@ fn reused(record: &IdempotencyRecord) -> DropError {
 }
 
 impl Engine {
-    pub(crate) fn new(clock: Arc<dyn Clock>, bus: EventBus, retention: TimeDelta) -> Self {
+    pub(crate) fn new(
+        clock: Arc<dyn Clock>,
+        bus: EventBus,
+        retention: TimeDelta,
+        log_retention: TimeDelta,
+    ) -> Self {
         Self {
             clock,
             drops: RwLock::new(HashMap::new()),
-            shared: Arc::new(Shared::new()),
+            shared: Arc::new(Shared::new(log_retention)),
             retention,
             revocations: Revocations::new(),
             bus,
         }
+    }
+
+    /// The store-wide event log.
+    pub(crate) fn log(&self) -> &EventLog {
+        &self.shared.log
     }
 
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
@@ -168,6 +180,15 @@ impl Engine {
             self.retention,
         ));
         let state = cell.state(now);
+        // Logged before the drop can be found, so no entry about it can
+        // come before its creation.
+        self.shared.log.append(
+            state.drop.id,
+            now,
+            [Change::DropCreated {
+                drop: state.drop.clone(),
+            }],
+        );
         self.drops
             .write()
             .unwrap_or_else(|p| p.into_inner())

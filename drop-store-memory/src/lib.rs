@@ -69,6 +69,12 @@
 //!   the same user, `active_hold`) can always be looked up.
 //! - Events are published after the lock is released; the stock `version`
 //!   orders stock snapshots that overtake each other.
+//! - The event log ([`events_after`](drop_core::InventoryStore::events_after))
+//!   is appended to inside the change's critical section, under a lock of
+//!   its own taken after the drop's: numbers are handed out and entries
+//!   become visible under that one lock, so a reader never sees an entry
+//!   before a lower-numbered one. It is the one lock every drop's writes
+//!   share, held only to push an entry or two.
 //!
 //! ## Memory
 //!
@@ -81,12 +87,21 @@
 //! stays (visible to that record's replay only) until the record goes.
 //! Revoked sessions live in a map under a lock of their own, and each is
 //! forgotten once its session has expired.
+//!
+//! The event log keeps every entry for
+//! [`DEFAULT_EVENT_RETENTION`](drop_core::DEFAULT_EVENT_RETENTION) (30
+//! days; see [`MemoryStoreBuilder::event_retention`]) and any entry a
+//! cursor has not passed, so its memory grows with the rate of changes
+//! times the retention (a couple of hundred bytes an entry): a busy
+//! long-running process may want a shorter retention. Old entries are
+//! pruned a few per append.
 
 mod buyers;
 mod cell;
 mod engine;
 mod index;
 mod ledger;
+mod log;
 mod records;
 mod revocations;
 mod shared;

@@ -1,13 +1,17 @@
 //! What the store keeps beside the drops themselves, and which a drop's
 //! critical section writes before its lock is released: the id indexes,
-//! each buyer's purchases and the idempotency records. Each has a lock of
-//! its own, always taken after a drop's lock and never the other way
-//! round.
+//! each buyer's purchases, the idempotency records and the event log. Each
+//! has a lock of its own, always taken after a drop's lock and never the
+//! other way round; none of them is held while another of them is taken,
+//! except the records' lock, which a drop's creation holds while it
+//! appends to the log.
 
+use chrono::TimeDelta;
 use drop_core::{PurchaseId, ReservationId};
 
 use crate::buyers::BuyerPurchases;
 use crate::index::DropIndex;
+use crate::log::EventLog;
 use crate::records::Records;
 
 #[derive(Debug)]
@@ -20,15 +24,19 @@ pub(crate) struct Shared {
     pub(crate) buyers: BuyerPurchases,
     /// Idempotency records.
     pub(crate) records: Records,
+    /// Every committed change, numbered store-wide.
+    pub(crate) log: EventLog,
 }
 
 impl Shared {
-    pub(crate) fn new() -> Self {
+    /// `log_retention`: how long log entries are kept at least.
+    pub(crate) fn new(log_retention: TimeDelta) -> Self {
         Self {
             reservations: DropIndex::new(),
             purchases: DropIndex::new(),
             buyers: BuyerPurchases::new(),
             records: Records::new(),
+            log: EventLog::new(log_retention),
         }
     }
 }

@@ -6,10 +6,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
-    Applied, Buyer, BuyerId, Clock, DEFAULT_EVENT_CAPACITY, DropError, DropId, DropPatch,
-    DropState, EventBus, EventStream, IdempotencyKey, IdempotencyRecord, InventoryStore, NewDrop,
-    Purchase, PurchaseId, Purchased, Reservation, ReservationId, ReserveRequest, Reserved,
-    RevokedSessions, SystemClock, TopPurchaser,
+    Applied, Buyer, BuyerId, Clock, CursorClaim, DEFAULT_EVENT_CAPACITY, DEFAULT_EVENT_RETENTION,
+    DropError, DropId, DropPatch, DropState, EventBus, EventStream, IdempotencyKey,
+    IdempotencyRecord, InventoryStore, LogEntry, NewDrop, Purchase, PurchaseId, Purchased,
+    Reservation, ReservationId, ReserveRequest, Reserved, RevokedSessions, SystemClock,
+    TopPurchaser,
 };
 use uuid::Uuid;
 
@@ -62,6 +63,7 @@ impl MemoryStore {
             clock: Arc::new(SystemClock),
             event_capacity: DEFAULT_EVENT_CAPACITY,
             retention: DEFAULT_RETENTION,
+            event_retention: DEFAULT_EVENT_RETENTION,
         }
     }
 
@@ -90,6 +92,13 @@ impl MemoryStore {
     pub fn verify_invariants(&self) -> Result<(), String> {
         self.engine.verify()
     }
+
+    /// How many event log entries the store keeps: those within the
+    /// event retention, and older ones a cursor has not passed (pruning
+    /// goes a few entries per append, so a few more may linger).
+    pub fn kept_log_entries(&self) -> usize {
+        self.engine.log().kept()
+    }
 }
 
 /// How long released and expired holds stay visible after their
@@ -102,6 +111,7 @@ pub struct MemoryStoreBuilder {
     clock: Arc<dyn Clock>,
     event_capacity: usize,
     retention: Duration,
+    event_retention: Duration,
 }
 
 impl MemoryStoreBuilder {
@@ -128,15 +138,26 @@ impl MemoryStoreBuilder {
         self
     }
 
+    /// How long the event log keeps an entry at least, counted from when
+    /// it was written; an entry a cursor has not passed is kept until it
+    /// has. Defaults to [`DEFAULT_EVENT_RETENTION`] (30 days). Older
+    /// entries are pruned a few at a time as new ones are appended.
+    pub fn event_retention(mut self, retention: Duration) -> Self {
+        self.event_retention = retention;
+        self
+    }
+
     /// The store.
     pub fn build(self) -> MemoryStore {
         // Beyond chrono's range means "keep for good".
         let retention = TimeDelta::from_std(self.retention).unwrap_or(TimeDelta::MAX);
+        let event_retention = TimeDelta::from_std(self.event_retention).unwrap_or(TimeDelta::MAX);
         MemoryStore {
             engine: Arc::new(Engine::new(
                 self.clock,
                 EventBus::new(self.event_capacity),
                 retention,
+                event_retention,
             )),
         }
     }
@@ -279,6 +300,55 @@ impl InventoryStore for MemoryStore {
 
     fn subscribe(&self) -> EventStream {
         self.engine.bus.subscribe()
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>, DropError> {
+        self.engine.log().events_after(after, limit)
+    }
+
+    async fn drop_history(
+        &self,
+        drop_id: DropId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, DropError> {
+        self.engine.log().drop_history(drop_id, after, limit)
+    }
+
+    async fn log_head(&self) -> Result<u64, DropError> {
+        Ok(self.engine.log().head())
+    }
+
+    async fn claim_cursor(
+        &self,
+        name: &str,
+        holder: Uuid,
+        lease: Duration,
+    ) -> Result<Option<CursorClaim>, DropError> {
+        // Beyond chrono's range means "for good".
+        let lease = TimeDelta::from_std(lease).unwrap_or(TimeDelta::MAX);
+        self.engine
+            .log()
+            .claim_cursor(name, holder, lease, self.engine.now())
+    }
+
+    async fn advance_cursor(
+        &self,
+        name: &str,
+        holder: Uuid,
+        position: u64,
+    ) -> Result<bool, DropError> {
+        self.engine
+            .log()
+            .advance_cursor(name, holder, position, self.engine.now())
+    }
+
+    async fn release_cursor(&self, name: &str, holder: Uuid) -> Result<(), DropError> {
+        self.engine.log().release_cursor(name, holder)
+    }
+
+    async fn remove_cursor(&self, name: &str) -> Result<(), DropError> {
+        self.engine.log().remove_cursor(name)
     }
 
     async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {

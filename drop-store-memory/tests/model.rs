@@ -7,6 +7,9 @@
 //! stock edits, ending a drop, time passing, sweeps, and idempotency keys
 //! drawn from a small pool so that replays and reuses are common.
 //!
+//! After every step the event log must have grown by exactly the entries
+//! the step committed: their kinds, in order, and the drop each concerns.
+//!
 //! 256 cases by default; `PROPTEST_CASES=1024 cargo test -p drop-store-memory --test model`
 //! runs more.
 
@@ -16,9 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drop_core::{
-    Buyer, BuyerId, DropError, DropId, DropPatch, IdempotencyKey, InventoryStore, MAX_PAGE,
-    ManualClock, Money, NewDrop, NewVariant, PurchaseId, PurchaseStatus, ReservationId,
-    ReservationStatus, ReserveRequest, Username, VariantId,
+    Buyer, BuyerId, Change, DropAction, DropError, DropId, DropPatch, IdempotencyKey,
+    InventoryStore, MAX_PAGE, ManualClock, Money, NewDrop, NewVariant, PurchaseId, PurchaseStatus,
+    ReservationId, ReservationStatus, ReserveRequest, Username, VariantId,
 };
 use drop_store_memory::MemoryStore;
 use proptest::prelude::*;
@@ -211,6 +214,8 @@ struct Model {
     /// (caller, key) → (fingerprint, entity, created).
     records: HashMap<(String, u8), ([u8; 32], Entity, bool)>,
     last: Option<Outcome>,
+    /// What the last step appended to the log: each entry's kind and drop.
+    logged: Vec<(&'static str, usize)>,
 }
 
 impl Model {
@@ -280,6 +285,7 @@ impl Model {
         for h in &mut self.holds {
             if h.status == ReservationStatus::Active && now >= h.expires {
                 h.status = ReservationStatus::Expired;
+                self.logged.push(("holdExpired", h.drop));
                 n += 1;
             }
         }
@@ -375,14 +381,17 @@ impl Model {
             }
             for i in chosen {
                 self.holds[i].status = ReservationStatus::Expired;
+                self.logged.push(("holdExpired", drop));
             }
         }
         // The buyer's own overdue hold ends as the new one starts.
         for h in &mut self.holds {
             if mine(h) && h.status == ReservationStatus::Active {
                 h.status = ReservationStatus::Expired;
+                self.logged.push(("holdExpired", drop));
             }
         }
+        self.logged.push(("holdCreated", drop));
         self.holds.push(MHold {
             drop,
             variant,
@@ -418,6 +427,8 @@ impl Model {
             }
             ReservationStatus::Active => {
                 self.holds[hold].status = ReservationStatus::Purchased;
+                self.logged
+                    .push(("purchaseCompleted", self.holds[hold].drop));
                 self.purchases.push(MPurchase {
                     hold,
                     status: PurchaseStatus::Completed,
@@ -444,6 +455,7 @@ impl Model {
         }
         match self.effective(h) {
             ReservationStatus::Active => {
+                self.logged.push(("holdReleased", h.drop));
                 self.holds[hold].status = ReservationStatus::Released;
                 Outcome::Released
             }
@@ -465,6 +477,9 @@ impl Model {
         }
         let changed = d.totals[variant] != total;
         d.totals[variant] = total;
+        if changed {
+            self.logged.push(("dropUpdated", drop));
+        }
         Ok(changed)
     }
 
@@ -491,6 +506,7 @@ impl Model {
                     ended: false,
                 });
                 let d = self.drops.len() - 1;
+                self.logged.push(("dropCreated", d));
                 Ok((drop_outcome(d, true), Entity::Drop(d), true))
             }
             Op::Reserve {
@@ -505,6 +521,10 @@ impl Model {
                 let p = &mut self.purchases[purchase];
                 let changed = p.status == PurchaseStatus::Completed;
                 p.status = PurchaseStatus::Cancelled;
+                if changed {
+                    let drop = self.holds[self.purchases[purchase].hold].drop;
+                    self.logged.push(("purchaseCancelled", drop));
+                }
                 let outcome = Outcome::Cancelled {
                     purchase,
                     changed,
@@ -515,6 +535,9 @@ impl Model {
             Op::Pause { drop, paused, .. } => {
                 let changed = self.drops[drop].paused != paused;
                 self.drops[drop].paused = paused;
+                if changed {
+                    self.logged.push(("dropUpdated", drop));
+                }
                 Ok((drop_outcome(drop, changed), Entity::Drop(drop), false))
             }
             Op::EditStock {
@@ -529,6 +552,9 @@ impl Model {
             Op::End { drop, .. } => {
                 let changed = !self.drops[drop].ended;
                 self.drops[drop].ended = true;
+                if changed {
+                    self.logged.push(("dropUpdated", drop));
+                }
                 Ok((drop_outcome(drop, changed), Entity::Drop(drop), false))
             }
             Op::Release { .. } | Op::Advance { .. } | Op::ExpireDue => {
@@ -720,6 +746,7 @@ impl ReferenceStateMachine for Reference {
     }
 
     fn apply(mut s: Model, op: &Op) -> Model {
+        s.logged.clear();
         let outcome = match *op {
             Op::Release { hold, user } => s.release(hold, user),
             Op::Advance { secs } => {
@@ -743,6 +770,8 @@ struct Real {
     variants: Vec<Vec<VariantId>>,
     holds: Vec<ReservationId>,
     purchases: Vec<PurchaseId>,
+    /// The highest log entry seen so far.
+    log_head: u64,
 }
 
 fn buyer_id(i: usize) -> String {
@@ -820,6 +849,7 @@ impl StateMachineTest for Real {
             variants: Vec::new(),
             holds: Vec::new(),
             purchases: Vec::new(),
+            log_head: 0,
         }
     }
 
@@ -956,6 +986,7 @@ impl StateMachineTest for Real {
             Op::ExpireDue => Outcome::Expired(sut.rt.block_on(store.expire_due(1000)).unwrap()),
         };
         assert_eq!(Some(&got), model.last.as_ref(), "answer to {op:?}");
+        sut.check_log(model, &op);
         sut
     }
 
@@ -1067,6 +1098,57 @@ impl StateMachineTest for Real {
 }
 
 impl Real {
+    /// Reads what the step appended to the log and compares it with what
+    /// the model says it committed.
+    fn check_log(&mut self, model: &Model, op: &Op) {
+        let store = self.store.clone();
+        let new = self
+            .block(store.events_after(self.log_head, drop_core::MAX_LOG_PAGE))
+            .unwrap();
+        let mut seq = self.log_head;
+        for e in &new {
+            assert_eq!(e.seq, seq + 1, "the memory store numbers without holes");
+            seq = e.seq;
+            assert_eq!(e.at, self.clock_now(), "logged at the store's time");
+            match &e.change {
+                Change::HoldCreated { reservation_id, .. }
+                | Change::HoldExpired { reservation_id, .. }
+                | Change::HoldReleased { reservation_id, .. } => {
+                    assert!(self.holds.contains(reservation_id), "{e:?}");
+                }
+                Change::PurchaseCompleted { purchase_id, .. }
+                | Change::PurchaseCancelled { purchase_id, .. } => {
+                    assert!(self.purchases.contains(purchase_id), "{e:?}");
+                }
+                Change::DropUpdated { action, drop } => {
+                    let want = match op {
+                        Op::Pause { paused: true, .. } => DropAction::Paused,
+                        Op::Pause { paused: false, .. } => DropAction::Resumed,
+                        Op::End { .. } => DropAction::Ended,
+                        _ => DropAction::Edited,
+                    };
+                    assert_eq!(*action, want, "{e:?}");
+                    assert_eq!(drop.id, e.drop_id);
+                }
+                Change::DropCreated { drop } => assert_eq!(drop.id, e.drop_id),
+                other => panic!("unexpected change {other:?}"),
+            }
+        }
+        let mut got: Vec<(&'static str, usize)> = new
+            .iter()
+            .map(|e| (e.change.kind(), self.drop_index(e.drop_id)))
+            .collect();
+        let mut want = model.logged.clone();
+        if matches!(op, Op::ExpireDue) {
+            // The sweep visits drops in no fixed order.
+            got.sort();
+            want.sort();
+        }
+        assert_eq!(got, want, "what {op:?} logged");
+        self.log_head = seq;
+        assert_eq!(self.block(store.log_head()).unwrap(), seq);
+    }
+
     fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
         use drop_core::Clock;
         self.clock.now()

@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use drop_core::{
-    Applied, DropError, DropEvent, DropId, DropPatch, DropState, IdempotencyKey, NewDrop, Purchase,
-    PurchaseId, Stock, VariantStock,
+    Applied, Change, DropAction, DropError, DropEvent, DropId, DropPatch, DropState,
+    IdempotencyKey, NewDrop, Purchase, PurchaseId, Stock, VariantStock,
 };
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
@@ -113,6 +113,7 @@ pub(crate) async fn create(
     let max = to_i32(info.max_per_buyer)?;
     let (info_ref, key_ref) = (&info, &key);
     let (ids_ref, names_ref, totals_ref) = (&ids, &names, &totals);
+    let log_on = shared.log;
     let attempt = shared
         .retry(move |mut conn| async move {
             let mut tx = conn.begin().await?;
@@ -154,6 +155,12 @@ pub(crate) async fn create(
                 && !record(&mut tx, key, "drop", info_ref.id.as_uuid(), true).await?
             {
                 return Ok(Attempt::Recorded);
+            }
+            if log_on {
+                let created = Change::DropCreated {
+                    drop: info_ref.clone(),
+                };
+                crate::log::append(&mut tx, &[(info_ref.id, created)]).await?;
             }
             tx.commit().await?;
             Ok(Attempt::Done(false))
@@ -199,6 +206,16 @@ pub(crate) enum DropChange {
 }
 
 impl DropChange {
+    /// What the log calls this change.
+    fn action(&self) -> DropAction {
+        match self {
+            DropChange::Patch(_) => DropAction::Edited,
+            DropChange::Pause(true) => DropAction::Paused,
+            DropChange::Pause(false) => DropAction::Resumed,
+            DropChange::End => DropAction::Ended,
+        }
+    }
+
     /// The drop and its variants' counters after the change, or `None`
     /// when it changes nothing.
     fn decide(
@@ -253,6 +270,7 @@ pub(crate) async fn change(
         return Ok(done);
     }
     let (change_ref, key_ref) = (&change, &key);
+    let log_on = shared.log;
     let attempt = shared
         .retry(move |mut conn| async move {
             let mut tx = conn.begin().await?;
@@ -345,6 +363,17 @@ pub(crate) async fn change(
                 .bind(drop_id.as_uuid())
                 .fetch_one(&mut *tx)
                 .await?;
+            if log_on && decided.is_some() {
+                let drop = match DropState::try_from(after.clone()) {
+                    Ok(state) => state.drop,
+                    Err(e) => return Ok(Attempt::Refused(e)),
+                };
+                let updated = Change::DropUpdated {
+                    action: change_ref.action(),
+                    drop,
+                };
+                crate::log::append(&mut tx, &[(drop_id, updated)]).await?;
+            }
             tx.commit().await?;
             Ok(Attempt::Done((after, decided.is_some(), stock_changed)))
         })
@@ -390,6 +419,7 @@ pub(crate) async fn cancel(
         return Ok(done);
     }
     let key_ref = &key;
+    let log_on = shared.log;
     let attempt = shared
         .retry(move |mut conn| async move {
             let mut tx = conn.begin().await?;
@@ -461,6 +491,21 @@ pub(crate) async fn cancel(
                 && !record(&mut tx, key, "purchase", purchase_id.as_uuid(), false).await?
             {
                 return Ok(Attempt::Recorded);
+            }
+            if log_on && counters.is_some() {
+                let p = match Purchase::try_from(row.clone()) {
+                    Ok(p) => p,
+                    Err(e) => return Ok(Attempt::Refused(e)),
+                };
+                let cancelled = Change::PurchaseCancelled {
+                    purchase_id,
+                    reservation_id: p.reservation_id,
+                    buyer_id: p.buyer_id,
+                    variant_id: p.variant_id,
+                    quantity: p.quantity,
+                    amount: p.amount_paid,
+                };
+                crate::log::append(&mut tx, &[(p.drop_id, cancelled)]).await?;
             }
             tx.commit().await?;
             Ok(Attempt::Done((row, counters)))

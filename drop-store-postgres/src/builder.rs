@@ -4,7 +4,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use drop_core::{DEFAULT_EVENT_CAPACITY, DropError};
+use drop_core::{DEFAULT_EVENT_CAPACITY, DEFAULT_EVENT_RETENTION, DropError};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -35,6 +35,8 @@ pub struct PgStoreBuilder {
     pub(crate) schema: Option<String>,
     pub(crate) channel: Option<String>,
     pub(crate) listener: Option<PgConnectOptions>,
+    pub(crate) event_log: bool,
+    pub(crate) event_retention: Duration,
 }
 
 impl Default for PgStoreBuilder {
@@ -54,6 +56,8 @@ impl Default for PgStoreBuilder {
             schema: None,
             channel: None,
             listener: None,
+            event_log: true,
+            event_retention: DEFAULT_EVENT_RETENTION,
         }
     }
 }
@@ -98,6 +102,29 @@ impl PgStoreBuilder {
     /// before it fails with `UNAVAILABLE`. Defaults to 3.
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
+        self
+    }
+
+    /// Whether writes append to the durable event log (read with
+    /// [`events_after`](drop_core::InventoryStore::events_after)). Defaults
+    /// to `true`. With `false` the write functions are called without their
+    /// logging wrappers: the log's cost is gone, and so is the log —
+    /// `events_after`, `drop_history` and cursors still work but see
+    /// nothing new from this instance's writes (nor do webhooks or the
+    /// audit view). Every instance sharing a database should agree.
+    pub fn event_log(mut self, on: bool) -> Self {
+        self.event_log = on;
+        self
+    }
+
+    /// How long log entries are kept. Defaults to
+    /// [`DEFAULT_EVENT_RETENTION`] (30 days). Older entries are pruned
+    /// where idempotency records are (during
+    /// [`expire_due`](drop_core::InventoryStore::expire_due), at most once a
+    /// minute per instance, a bounded number per run), but never one that
+    /// a cursor has not passed.
+    pub fn event_retention(mut self, keep: Duration) -> Self {
+        self.event_retention = keep;
         self
     }
 

@@ -153,8 +153,9 @@ pub(crate) async fn drop_replay(
     Ok(Some(Applied::replay(state)))
 }
 
-/// Deletes up to [`PRUNE_BATCH`] records older than the retention, at
-/// most once per [`PRUNE_EVERY`] per instance. Best effort: a failure is
+/// Deletes up to [`PRUNE_BATCH`] records older than the retention, and
+/// prunes the event log (`crate::log::prune`), at most once per
+/// [`PRUNE_EVERY`] per instance. Best effort: a failure is
 /// logged, and the next sweep tries again.
 pub(crate) async fn prune(shared: &Shared) {
     {
@@ -177,4 +178,5 @@ pub(crate) async fn prune(shared: &Shared) {
     if let Err(e) = deleted {
         tracing::warn!(error = %e, "pruning old idempotency records failed");
     }
+    crate::log::prune(shared).await;
 }

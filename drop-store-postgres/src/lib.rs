@@ -64,6 +64,15 @@
 //!   the entity the write made or changed, recorded in the write's own
 //!   transaction and pruned after
 //!   [`IDEMPOTENCY_RETENTION`](drop_core::IDEMPOTENCY_RETENTION).
+//! - `dropkit_events`: the durable event log, one row per committed change
+//!   (`seq`, `at`, `drop_id`, `kind`, `data`: the change as drop-core's
+//!   serde writes it), appended in the transaction of the change and read
+//!   with [`events_after`](drop_core::InventoryStore::events_after);
+//!   `dropkit_log_head` keeps the pruned horizon, and its oid names the
+//!   advisory lock through which readers wait for the writers of the
+//!   numbers they are about to read; `dropkit_cursors` holds
+//!   named consumers' positions and leases. See
+//!   [`PgStoreBuilder::event_log`] and [`PgStoreBuilder::event_retention`].
 //! - `dropkit_revoked_sessions`: signed-out sessions, until their tokens
 //!   would have expired anyway (the store deletes expired rows as it
 //!   records new ones), so every instance refuses a revoked token.
@@ -145,6 +154,7 @@ mod error;
 mod fanout;
 mod invariants;
 mod keys;
+mod log;
 mod migrations;
 mod sessions;
 mod statistics;
@@ -177,6 +187,7 @@ mod tests {
             ("fanout.rs", include_str!("fanout.rs")),
             ("invariants.rs", include_str!("invariants.rs")),
             ("keys.rs", include_str!("keys.rs")),
+            ("log.rs", include_str!("log.rs")),
             ("migrations.rs", include_str!("migrations.rs")),
             ("sessions.rs", include_str!("sessions.rs")),
             ("rows.rs", include_str!("rows.rs")),

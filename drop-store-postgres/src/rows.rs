@@ -454,7 +454,7 @@ pub(crate) fn purchase(p: PurchaseParts<'_>) -> Result<Purchase, DropError> {
 }
 
 /// A purchase as stored ([`purchase_columns!`]).
-#[derive(Debug, FromRow)]
+#[derive(Debug, Clone, FromRow)]
 pub(crate) struct PurchaseRecordRow {
     id: Uuid,
     reservation_id: Uuid,
@@ -573,7 +573,7 @@ impl ExpiryRow {
 }
 
 /// A drop as stored ([`drop_columns!`] or [`visible_drop_columns!`]).
-#[derive(Debug, FromRow)]
+#[derive(Debug, Clone, FromRow)]
 pub(crate) struct DropRow {
     id: Uuid,
     name: String,

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drop_core::{
-    Applied, Buyer, BuyerId, DropError, DropId, DropOverview, DropPatch, DropState, EventBus,
-    EventStream, IdempotencyKey, IdempotencyRecord, InventoryStore, MAX_PAGE, NewDrop, Purchase,
-    PurchaseId, Purchased, Reservation, ReservationId, ReservationStatus, ReserveRequest, Reserved,
-    RevokedSessions, TOP_PURCHASERS, TopPurchaser, async_trait,
+    Applied, Buyer, BuyerId, CursorClaim, DropError, DropId, DropOverview, DropPatch, DropState,
+    EventBus, EventStream, IdempotencyKey, IdempotencyRecord, InventoryStore, LogEntry, MAX_PAGE,
+    NewDrop, Purchase, PurchaseId, Purchased, Reservation, ReservationId, ReservationStatus,
+    ReserveRequest, Reserved, RevokedSessions, TOP_PURCHASERS, TopPurchaser, async_trait,
 };
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -22,6 +22,7 @@ use crate::builder::PgStoreBuilder;
 use crate::error::{internal, map_sqlx};
 use crate::fanout::{self, Fanout, FeedTasks};
 use crate::keys;
+use crate::log;
 use crate::migrations;
 use crate::rows;
 use crate::sessions;
@@ -166,6 +167,8 @@ impl PgStore {
             tasks: work.clone(),
             closing,
             pruned: Default::default(),
+            log: settings.event_log,
+            retention: settings.event_retention,
         };
         let (reserve_gate, purchase_gate) = if settings.group_commit {
             let s = shared.clone();
@@ -703,6 +706,49 @@ impl InventoryStore for PgStore {
 
     fn subscribe(&self) -> EventStream {
         self.shared().fanout.bus().subscribe()
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>, DropError> {
+        log::read(self.shared(), None, after, limit).await
+    }
+
+    async fn drop_history(
+        &self,
+        drop_id: DropId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, DropError> {
+        log::read(self.shared(), Some(drop_id), after, limit).await
+    }
+
+    async fn log_head(&self) -> Result<u64, DropError> {
+        log::head(self.shared()).await
+    }
+
+    async fn claim_cursor(
+        &self,
+        name: &str,
+        holder: Uuid,
+        lease: Duration,
+    ) -> Result<Option<CursorClaim>, DropError> {
+        log::claim(self.shared(), name, holder, lease).await
+    }
+
+    async fn advance_cursor(
+        &self,
+        name: &str,
+        holder: Uuid,
+        position: u64,
+    ) -> Result<bool, DropError> {
+        log::advance(self.shared(), name, holder, position).await
+    }
+
+    async fn release_cursor(&self, name: &str, holder: Uuid) -> Result<(), DropError> {
+        log::release(self.shared(), name, holder).await
+    }
+
+    async fn remove_cursor(&self, name: &str) -> Result<(), DropError> {
+        log::remove(self.shared(), name).await
     }
 
     async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {

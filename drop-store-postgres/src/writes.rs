@@ -35,6 +35,10 @@ pub(crate) struct Shared {
     pub(crate) closing: CancellationToken,
     /// When this instance last pruned old idempotency records.
     pub(crate) pruned: Arc<Mutex<Option<tokio::time::Instant>>>,
+    /// Whether writes append to the event log (the `*_logged` functions).
+    pub(crate) log: bool,
+    /// How long log entries are kept.
+    pub(crate) retention: Duration,
 }
 
 impl Shared {
@@ -214,9 +218,11 @@ pub(crate) async fn reserve(
     let attempt = shared
         .retry(move |mut conn| async move {
             let (buyers, names, variants, quantities, ids, callers, keys, prints) = args;
-            let called = sqlx::query(
-                "SELECT * FROM dropkit_reserve_units($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
+            let called = sqlx::query(if shared.log {
+                "SELECT * FROM dropkit_reserve_logged($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            } else {
+                "SELECT * FROM dropkit_reserve_units($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            })
             .bind(drop_id.as_uuid())
             .bind(buyers)
             .bind(names)
@@ -423,16 +429,20 @@ pub(crate) async fn purchase(
     let row = shared
         .retry(move |mut conn| async move {
             let (res, buyers, pids, callers, keys, prints) = args;
-            sqlx::query("SELECT * FROM dropkit_purchase_units($1, $2, $3, $4, $5, $6, $7)")
-                .bind(drop_id.as_uuid())
-                .bind(res)
-                .bind(buyers)
-                .bind(pids)
-                .bind(callers)
-                .bind(keys)
-                .bind(prints)
-                .fetch_one(&mut *conn)
-                .await
+            sqlx::query(if shared.log {
+                "SELECT * FROM dropkit_purchase_logged($1, $2, $3, $4, $5, $6, $7)"
+            } else {
+                "SELECT * FROM dropkit_purchase_units($1, $2, $3, $4, $5, $6, $7)"
+            })
+            .bind(drop_id.as_uuid())
+            .bind(res)
+            .bind(buyers)
+            .bind(pids)
+            .bind(callers)
+            .bind(keys)
+            .bind(prints)
+            .fetch_one(&mut *conn)
+            .await
         })
         .await;
     let answers = row
@@ -537,11 +547,15 @@ pub(crate) async fn release(
             attempt += 1;
             let user = user.as_str();
             async move {
-                sqlx::query("SELECT * FROM dropkit_release($1, $2)")
-                    .bind(reservation_id.as_uuid())
-                    .bind(user)
-                    .fetch_one(&mut *conn)
-                    .await
+                sqlx::query(if shared.log {
+                    "SELECT * FROM dropkit_release_logged($1, $2)"
+                } else {
+                    "SELECT * FROM dropkit_release($1, $2)"
+                })
+                .bind(reservation_id.as_uuid())
+                .bind(user)
+                .fetch_one(&mut *conn)
+                .await
             }
         })
         .await?;
@@ -577,10 +591,14 @@ pub(crate) async fn expire_due(shared: &Shared, limit: usize) -> Result<usize, D
     let limit = i32::try_from(limit).unwrap_or(i32::MAX);
     let rows = shared
         .retry(|mut conn| async move {
-            sqlx::query("SELECT * FROM dropkit_expire_due($1)")
-                .bind(limit)
-                .fetch_all(&mut *conn)
-                .await
+            sqlx::query(if shared.log {
+                "SELECT * FROM dropkit_expire_due_logged($1)"
+            } else {
+                "SELECT * FROM dropkit_expire_due($1)"
+            })
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await
         })
         .await?;
     let mut events = Vec::new();

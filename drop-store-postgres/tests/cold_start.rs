@@ -58,15 +58,17 @@ fn user(name: &str) -> Buyer {
     Buyer::claimed(Username::parse(name).unwrap())
 }
 
-/// Tuples read so far from dropkit's hold, purchase and idempotency tables, by where
+/// Tuples read so far from dropkit's hold, purchase, idempotency and log tables, by where
 /// they were read (table scans and each index).
 async fn tuples_read(conn: &mut PgConnection) -> BTreeMap<String, i64> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT relname || ' (seq)', coalesce(seq_tup_read, 0) FROM pg_stat_user_tables \
-          WHERE relname IN ('dropkit_reservations', 'dropkit_purchases', 'dropkit_idempotency') \
+          WHERE relname IN ('dropkit_reservations', 'dropkit_purchases', 'dropkit_idempotency', \
+                            'dropkit_events') \
          UNION ALL \
          SELECT indexrelname, coalesce(idx_tup_read, 0) FROM pg_stat_user_indexes \
-          WHERE relname IN ('dropkit_reservations', 'dropkit_purchases', 'dropkit_idempotency')",
+          WHERE relname IN ('dropkit_reservations', 'dropkit_purchases', 'dropkit_idempotency', \
+                            'dropkit_events')",
     )
     .fetch_all(&mut *conn)
     .await
@@ -172,7 +174,19 @@ async fn round(store: &PgStore, drop_id: DropId, round: usize, tag: &str) -> usi
     store.overview(Some(&users[5].id)).await.unwrap();
     store.expire_due(500).await.unwrap();
     store.next_expiry().await.unwrap();
-    calls + 8
+    // Following the log from near its head, as a consumer does: each read
+    // returns a handful of entries and must read no more than those.
+    let head = store.log_head().await.unwrap();
+    let recent = store
+        .events_after(head.saturating_sub(3), 100)
+        .await
+        .unwrap();
+    assert!(!recent.is_empty());
+    store
+        .drop_history(drop_id, head.saturating_sub(3), 100)
+        .await
+        .unwrap();
+    calls + 11
 }
 
 #[sqlx::test(migrations = false)]
@@ -199,6 +213,14 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
             "dropkit_reserve_units(uuid, text[], text[], uuid[], integer[], uuid[], text[], text[], bytea[])",
             "dropkit_purchase_units(uuid, uuid[], text[], uuid[], text[], text[], bytea[])",
             "dropkit_release(uuid, text)",
+            "dropkit_reserve_logged(uuid, text[], text[], uuid[], integer[], uuid[], text[], text[], bytea[])",
+            "dropkit_purchase_logged(uuid, uuid[], text[], uuid[], text[], text[], bytea[])",
+            "dropkit_release_logged(uuid, text)",
+            "dropkit_expire_due_logged(integer)",
+            "dropkit_log_append(uuid[], text[], jsonb[])",
+            "dropkit_log_prune(double precision, integer)",
+            "dropkit_log_settle(bigint)",
+            "dropkit_log_read(bigint, integer, uuid)",
         ] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "ALTER FUNCTION {function} SET plan_cache_mode = {mode}"
@@ -216,7 +238,8 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
          ALTER TABLE dropkit_purchases SET (autovacuum_enabled = false); \
          ALTER TABLE dropkit_idempotency SET (autovacuum_enabled = false); \
          ALTER TABLE dropkit_variants SET (autovacuum_enabled = false); \
-         ALTER TABLE dropkit_drops SET (autovacuum_enabled = false);",
+         ALTER TABLE dropkit_drops SET (autovacuum_enabled = false); \
+         ALTER TABLE dropkit_events SET (autovacuum_enabled = false);",
     )
     .execute(&pool)
     .await
@@ -283,6 +306,20 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
         "INSERT INTO dropkit_idempotency (caller, key, fingerprint, entity_kind, entity_id, created) \
          SELECT 'grown_' || g, 'k', decode(repeat('00', 32), 'hex'), 'drop', $1, true \
            FROM generate_series(1, $2) g",
+    )
+    .bind(drop_id.as_uuid())
+    .bind(GROWN)
+    .execute(&mut observer)
+    .await
+    .unwrap();
+    // And the log, as long as the two tables together.
+    sqlx::query(
+        "INSERT INTO dropkit_events (seq, at, drop_id, kind, data) \
+         SELECT nextval('dropkit_events_seq'), now() - interval '1 day', $1, 'holdReleased', \
+                jsonb_build_object('type', 'holdReleased', 'reservationId', gen_random_uuid(), \
+                                   'buyerId', 'grown_' || g, 'variantId', gen_random_uuid(), \
+                                   'quantity', 1) \
+           FROM generate_series(1, $2 * 2) g",
     )
     .bind(drop_id.as_uuid())
     .bind(GROWN)

@@ -61,7 +61,7 @@ async fn a_backend_killed_mid_reserve_changes_nothing_and_the_store_goes_on(pool
         let store = store.clone();
         tokio::spawn(async move { store.reserve(drop_id, &user("alice")).await })
     };
-    kill_waiting(&pool, "dropkit_reserve_units", &[]).await;
+    kill_waiting(&pool, "dropkit_reserve_logged", &[]).await;
     let err = tokio::time::timeout(Duration::from_secs(10), call)
         .await
         .expect("the call is answered")
@@ -96,7 +96,7 @@ async fn a_killed_reserve_is_retried_once_and_takes_one_unit(pool: PgPool) {
         let store = store.clone();
         tokio::spawn(async move { store.reserve(drop_id, &user("alice")).await })
     };
-    kill_waiting(&pool, "dropkit_reserve_units", &[]).await;
+    kill_waiting(&pool, "dropkit_reserve_logged", &[]).await;
     blocker.rollback().await.unwrap();
     let r = tokio::time::timeout(Duration::from_secs(10), call)
         .await
@@ -121,7 +121,7 @@ async fn a_backend_killed_mid_purchase_changes_nothing(pool: PgPool) {
         let (store, alice) = (store.clone(), alice.clone());
         tokio::spawn(async move { store.purchase(hold.id, &alice.id).await })
     };
-    kill_waiting(&pool, "dropkit_purchase_units", &[]).await;
+    kill_waiting(&pool, "dropkit_purchase_logged", &[]).await;
     let err = call.await.unwrap().unwrap_err();
     assert_eq!(err.code(), "UNAVAILABLE");
     blocker.rollback().await.unwrap();
@@ -160,10 +160,10 @@ async fn a_backend_killed_during_a_batch_fails_the_whole_batch_and_answers_every
     // The lone first call, then the batch of the 19 that queued behind it.
     // Whether the 20 went as one batch or a lone first call and then the
     // rest, each batch in turn waits on the lock and is killed.
-    let mut killed = vec![kill_waiting(&pool, "dropkit_reserve_units", &[]).await];
+    let mut killed = vec![kill_waiting(&pool, "dropkit_reserve_logged", &[]).await];
     tokio::time::sleep(Duration::from_millis(300)).await;
     while !calls.is_finished() {
-        killed.push(kill_waiting(&pool, "dropkit_reserve_units", &killed).await);
+        killed.push(kill_waiting(&pool, "dropkit_reserve_logged", &killed).await);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     blocker.rollback().await.unwrap();
@@ -198,7 +198,7 @@ async fn a_batch_whose_backend_dies_is_retried_as_a_whole(pool: PgPool) {
     let drop_id = drop_of(&store, 100, DEFAULT_HOLD).await;
     let blocker = block_drop(&pool, drop_id).await;
     let calls = batch_of(&store, drop_id, 20);
-    kill_waiting(&pool, "dropkit_reserve_units", &[]).await;
+    kill_waiting(&pool, "dropkit_reserve_logged", &[]).await;
     blocker.rollback().await.unwrap();
     let results = tokio::time::timeout(Duration::from_secs(15), calls)
         .await
@@ -302,7 +302,7 @@ async fn a_lost_answer_without_retries_announces_a_resync(pool: PgPool) {
     .await;
     let drop_id = drop_of(&store, 5, DEFAULT_HOLD).await;
     let mut events = store.subscribe();
-    proxy.lose_answer_to("dropkit_reserve_units");
+    proxy.lose_answer_to("dropkit_reserve_logged");
     let err = store.reserve(drop_id, &user("alice")).await.unwrap_err();
     assert_eq!(proxy.answers_lost(), 1);
     assert_eq!(err.code(), "UNAVAILABLE", "{err}");
@@ -331,7 +331,7 @@ async fn a_batch_whose_answer_is_lost_answers_every_caller_with_its_hold(pool: P
         let store = store.clone();
         tokio::spawn(async move { store.reserve(drop_id, &user("first")).await })
     };
-    kill_free_wait(&pool, "dropkit_reserve_units").await;
+    kill_free_wait(&pool, "dropkit_reserve_logged").await;
     proxy.lose_answer_to("crowd7");
     let calls = batch_of(&store, drop_id, 20);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -363,7 +363,7 @@ async fn a_purchase_whose_answer_is_lost_is_recognised(pool: PgPool) {
     let alice = user("alice");
     let hold = store.reserve(drop_id, &alice).await.unwrap().reservation;
     let mut events = store.subscribe();
-    proxy.lose_answer_to("dropkit_purchase_units");
+    proxy.lose_answer_to("dropkit_purchase_logged");
     let bought = store
         .purchase(hold.id, &alice.id)
         .await

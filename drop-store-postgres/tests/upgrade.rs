@@ -789,3 +789,115 @@ async fn a_store_told_not_to_migrate_leaves_the_schema_to_the_app(pool: PgPool) 
         Err(DropError::DropNotFound { .. })
     ));
 }
+
+/// The last migration before the event log.
+const VARIANTS: i64 = 20261208000001;
+
+/// A database with drops, holds and purchases from the version before the
+/// event log: after the upgrade the log starts empty, the old rows are
+/// untouched, and what happens next is logged.
+#[sqlx::test(migrations = false)]
+async fn a_database_before_the_event_log_upgrades_with_its_data(pool: PgPool) {
+    own_history_up_to(VARIANTS).run(&pool).await.unwrap();
+    let (drop_id, variant) = (Uuid::new_v4(), Uuid::new_v4());
+    sqlx::query(
+        "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, hold_micros, max_per_buyer, \
+                                    max_per_buyer_high) \
+         VALUES ($1, 'Before the log', 250, 10, 3600000000, 2, 2)",
+    )
+    .bind(drop_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO dropkit_variants (id, drop_id, position, name, total_stock) \
+         VALUES ($1, $2, 0, 'Standard', 10)",
+    )
+    .bind(variant)
+    .bind(drop_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Holds and a purchase as that version's functions made them.
+    let (ann, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let nulls: Vec<Option<String>> = vec![None, None];
+    let prints: Vec<Option<Vec<u8>>> = vec![None, None];
+    let outcome: String = sqlx::query_scalar(
+        "SELECT o_outcome::text FROM dropkit_reserve_units($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(drop_id)
+    .bind(vec!["ann_id", "bob_id"])
+    .bind(vec!["ann", "bob"])
+    .bind(vec![Some(variant), Some(variant)])
+    .bind(vec![2i32, 1])
+    .bind(vec![ann, bob])
+    .bind(&nulls)
+    .bind(&nulls)
+    .bind(&prints)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "ok");
+    let one: Vec<Option<String>> = vec![None];
+    let one_print: Vec<Option<Vec<u8>>> = vec![None];
+    sqlx::query("SELECT * FROM dropkit_purchase_units($1, $2, $3, $4, $5, $6, $7)")
+        .bind(drop_id)
+        .bind(vec![bob])
+        .bind(vec!["bob_id"])
+        .bind(vec![Uuid::new_v4()])
+        .bind(&one)
+        .bind(&one)
+        .bind(&one_print)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let holds_before: Vec<(Uuid, String, i32)> =
+        sqlx::query_as("SELECT id, status, quantity FROM dropkit_reservations ORDER BY buyer_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+
+    let store = PgStore::builder()
+        .listen(false)
+        .build(pool.clone())
+        .await
+        .expect("the store migrates the database and starts");
+    let holds_after: Vec<(Uuid, String, i32)> =
+        sqlx::query_as("SELECT id, status, quantity FROM dropkit_reservations ORDER BY buyer_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(holds_after, holds_before, "the old rows are untouched");
+    assert_eq!(store.log_head().await.unwrap(), 0, "the log starts empty");
+    assert!(store.events_after(0, 10).await.unwrap().is_empty());
+
+    let drop = drop_core::DropId::from_uuid(drop_id);
+    let state = store.get_drop(drop).await.unwrap();
+    assert_eq!((state.stock.reserved, state.stock.sold), (2, 1));
+    // The old hold is released, a new one taken and bought: all logged.
+    let ann_id = drop_core::BuyerId::parse("ann_id").unwrap();
+    store
+        .release(ReservationId::from_uuid(ann), &ann_id)
+        .await
+        .unwrap();
+    let cid = user("cid");
+    let hold = store.reserve(drop, &cid).await.unwrap().reservation;
+    store.purchase(hold.id, &cid.id).await.unwrap();
+    let entries = store.events_after(0, 10).await.unwrap();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.change.kind()).collect();
+    assert_eq!(kinds, ["holdReleased", "holdCreated", "purchaseCompleted"]);
+    match &entries[0].change {
+        drop_core::Change::HoldReleased {
+            reservation_id,
+            quantity,
+            ..
+        } => assert_eq!((reservation_id.as_uuid(), *quantity), (ann, 2)),
+        other => panic!("{other:?}"),
+    }
+    let holder = Uuid::new_v4();
+    let claim = store
+        .claim_cursor("hook", holder, Duration::from_secs(60))
+        .await;
+    assert_eq!(claim.unwrap().map(|c| c.position), Some(0));
+    assert_invariants(&store).await;
+}

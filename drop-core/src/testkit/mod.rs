@@ -28,7 +28,9 @@
 //! - purchase records: repeats, reads, a buyer's pages;
 //! - admin operations: listing, editing, pausing, ending, cancelling;
 //! - idempotency keys: replays, reuse, refusals, callers;
-//! - the same rules raced by many tasks.
+//! - the same rules raced by many tasks;
+//! - the event log: what each change appends, reading it in pages, named
+//!   cursors and their leases, and a follower that never misses an entry.
 //!
 //! Every case checks the events the contract promises (subscribing before
 //! it acts), that refusals announce nothing, and the counters after, per
@@ -51,6 +53,7 @@ mod buyers;
 mod idempotency;
 mod lifecycle;
 mod limits;
+mod log;
 mod races;
 mod records;
 mod sessions;
@@ -62,6 +65,7 @@ pub use buyers::*;
 pub use idempotency::*;
 pub use lifecycle::*;
 pub use limits::*;
+pub use log::*;
 pub use races::*;
 pub use records::*;
 pub use sessions::*;
@@ -383,6 +387,14 @@ macro_rules! conformance_suite {
             concurrent_reserves_of_different_variants_give_one_hold,
             stock_edits_racing_sales_never_oversell,
             purchase_cancel_and_reserve_race_keeps_the_limit,
+            log_records_holds_purchases_and_cancellations,
+            log_records_releases_and_expiries,
+            log_records_admin_changes,
+            log_skips_refusals_replays_and_repeats,
+            log_pages_and_drop_history,
+            log_cursors_are_leased,
+            log_cursor_leases_run_out,
+            log_follower_never_misses_an_entry,
         }
     };
 }

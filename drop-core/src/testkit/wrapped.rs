@@ -162,6 +162,46 @@ impl<H: StoreHooks> InventoryStore for Wrapped<H> {
     fn subscribe(&self) -> EventStream {
         self.hooks.subscribe(&*self.inner)
     }
+    async fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::LogEntry>, DropError> {
+        self.inner.events_after(after, limit).await
+    }
+    async fn drop_history(
+        &self,
+        drop_id: DropId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::LogEntry>, DropError> {
+        self.inner.drop_history(drop_id, after, limit).await
+    }
+    async fn log_head(&self) -> Result<u64, DropError> {
+        self.inner.log_head().await
+    }
+    async fn claim_cursor(
+        &self,
+        name: &str,
+        holder: Uuid,
+        lease: std::time::Duration,
+    ) -> Result<Option<crate::CursorClaim>, DropError> {
+        self.inner.claim_cursor(name, holder, lease).await
+    }
+    async fn advance_cursor(
+        &self,
+        name: &str,
+        holder: Uuid,
+        position: u64,
+    ) -> Result<bool, DropError> {
+        self.inner.advance_cursor(name, holder, position).await
+    }
+    async fn release_cursor(&self, name: &str, holder: Uuid) -> Result<(), DropError> {
+        self.inner.release_cursor(name, holder).await
+    }
+    async fn remove_cursor(&self, name: &str) -> Result<(), DropError> {
+        self.inner.remove_cursor(name).await
+    }
     async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {
         self.inner.revoke_session(id, expires_at).await
     }

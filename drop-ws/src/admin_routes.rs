@@ -1,5 +1,6 @@
-//! The admin operations: every drop, edits, pause, resume, end now, and
-//! cancelling a purchase. Every write takes an `Idempotency-Key`.
+//! The admin operations: every drop, edits, pause, resume, end now,
+//! cancelling a purchase, and reading the event log. Every write takes an
+//! `Idempotency-Key`.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,15 +8,22 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use std::time::Duration;
 
-use drop_core::{Applied, DropPatch, DropState, InventoryStoreExt, VariantId};
+use drop_core::{
+    Applied, Change, DropAction, DropId, DropInfo, DropPatch, DropState, InventoryStoreExt,
+    LogEntry, MAX_LOG_PAGE, VariantId,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 use crate::caller::Admin;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AnyBody, DropPath, PurchasePath, RawJson};
+use crate::extract::{AnyBody, DropPath, PurchasePath, QueryParams, RawJson};
 use crate::idempotency::{KeyHeader, KeyOwner, answer};
 use crate::routes::rule;
+use crate::schema;
 use crate::state::AppState;
-use crate::wire::{DropView, PatchDropBody, PurchaseView};
+use crate::wire::{DropView, PatchDropBody, PurchaseView, time};
 
 /// A drop as admins see it: with its latest buyers, and no viewer's hold.
 async fn view(app: &AppState, state: DropState) -> Result<DropView, ApiError> {
@@ -301,4 +309,489 @@ pub(crate) async fn cancel_purchase(
         applied.replayed,
         PurchaseView::from(&applied.value),
     ))
+}
+
+/// `?after=&limit=&dropId=` of `GET /api/admin/events`. Read as text, so
+/// a bad value names its parameter.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub(crate) struct EventsQuery {
+    /// Entries numbered above this one (default 0: from the start): the
+    /// `next` of the previous page.
+    #[param(schema_with = schema::after_query)]
+    pub(crate) after: Option<String>,
+    /// How many entries at most.
+    #[param(schema_with = schema::events_limit_query)]
+    pub(crate) limit: Option<String>,
+    /// Only this drop's entries.
+    #[param(schema_with = schema::drop_id_query)]
+    pub(crate) drop_id: Option<String>,
+}
+
+impl EventsQuery {
+    /// `after`, `limit` and the drop, checked.
+    fn parse(&self) -> Result<(u64, usize, Option<DropId>), ApiError> {
+        let after = match self.after.as_deref() {
+            None => 0,
+            Some(raw) => raw.trim().parse::<u64>().map_err(|_| {
+                ApiError::invalid("after", "must be a whole number from 0 (a `seq`)")
+            })?,
+        };
+        let limit = match self.limit.as_deref() {
+            None => schema::DEFAULT_EVENTS_PAGE,
+            Some(raw) => raw
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LOG_PAGE).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "limit",
+                        format!("must be a whole number from 1 to {MAX_LOG_PAGE}"),
+                    )
+                })?,
+        };
+        let drop_id = self
+            .drop_id
+            .as_deref()
+            .map(|raw| {
+                raw.trim()
+                    .parse::<DropId>()
+                    .map_err(|_| ApiError::invalid("dropId", "must be a drop id (UUID)"))
+            })
+            .transpose()?;
+        Ok((after, limit, drop_id))
+    }
+}
+
+/// One page of the event log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EventPage {
+    /// The entries numbered above `after`, oldest first.
+    pub(crate) events: Vec<LogEntryView>,
+    /// What to pass as `after` for the next page: the last entry's `seq`,
+    /// or `after` itself when the page is empty. Reading on from it never
+    /// skips an entry, including ones that become visible later.
+    pub(crate) next: u64,
+    /// Whether entries above `next` were already there: ask again at once
+    /// for them. `false` means the page reached the end of the log as it
+    /// stood (poll later for new entries).
+    pub(crate) more: bool,
+    /// The highest number in the whole log when asked (0 when it is
+    /// empty): a reader that only wants what happens from now on starts
+    /// with `after` = `head`.
+    pub(crate) head: u64,
+}
+
+/// A drop as an entry of the log records it (without stock: the log
+/// records changes, stock is derived from them).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LogDropView {
+    /// Its id.
+    pub(crate) id: Uuid,
+    /// Display name.
+    pub(crate) name: String,
+    /// Price of one unit.
+    #[schema(schema_with = schema::price_out)]
+    pub(crate) price: String,
+    /// Units for sale in all.
+    pub(crate) total_stock: u32,
+    /// Its variants, in the order they were created.
+    pub(crate) variants: Vec<LogVariantView>,
+    /// Units one buyer may hold plus have bought.
+    pub(crate) max_per_buyer: u32,
+    /// Whether new holds were refused.
+    pub(crate) paused: bool,
+    /// Sale opens at this instant, or `null` for open from creation.
+    #[schema(schema_with = schema::optional_instant_out)]
+    pub(crate) starts_at: Option<String>,
+    /// Sale closes at this instant, or `null` for never.
+    #[schema(schema_with = schema::optional_instant_out)]
+    pub(crate) ends_at: Option<String>,
+    /// How long a hold lasts, in seconds.
+    pub(crate) hold_seconds: f64,
+    /// When the drop was created.
+    #[schema(schema_with = schema::instant_out)]
+    pub(crate) created_at: String,
+}
+
+/// A variant as an entry of the log records it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LogVariantView {
+    /// Its id.
+    pub(crate) id: Uuid,
+    /// Display name, unique within the drop.
+    pub(crate) name: String,
+}
+
+impl From<&DropInfo> for LogDropView {
+    fn from(d: &DropInfo) -> Self {
+        Self {
+            id: d.id.as_uuid(),
+            name: d.name.clone(),
+            price: d.price.to_string(),
+            total_stock: d.total_stock,
+            variants: d
+                .variants
+                .iter()
+                .map(|v| LogVariantView {
+                    id: v.id.as_uuid(),
+                    name: v.name.clone(),
+                })
+                .collect(),
+            max_per_buyer: d.max_per_buyer,
+            paused: d.paused,
+            starts_at: d.starts_at.map(time),
+            ends_at: d.ends_at.map(time),
+            hold_seconds: d.hold.as_secs_f64(),
+            created_at: time(d.created_at),
+        }
+    }
+}
+
+/// One entry of the event log: a committed change with its number
+/// (`seq`), when it committed (`at`) and its drop, tagged by `type`.
+/// Buyers appear by id; `displayName` is the name they held under.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+// Fields are renamed per variant (not with `rename_all_fields`, which the
+// OpenAPI derive does not read) so the document shows the names sent.
+#[serde(tag = "type", rename_all = "camelCase")]
+pub(crate) enum LogEntryView {
+    /// A drop was created.
+    #[serde(rename_all = "camelCase")]
+    DropCreated {
+        /// The entry's number.
+        seq: u64,
+        /// When it committed.
+        #[schema(schema_with = schema::instant_out)]
+        at: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// The drop as created.
+        drop: LogDropView,
+    },
+    /// An admin edited, paused, resumed or ended a drop.
+    #[serde(rename_all = "camelCase")]
+    DropUpdated {
+        /// The entry's number.
+        seq: u64,
+        /// When it committed.
+        #[schema(schema_with = schema::instant_out)]
+        at: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// What was done.
+        #[schema(schema_with = schema::drop_action)]
+        action: String,
+        /// The drop after the change.
+        drop: LogDropView,
+    },
+    /// A buyer took a hold.
+    #[serde(rename_all = "camelCase")]
+    HoldCreated {
+        /// The entry's number.
+        seq: u64,
+        /// When it committed.
+        #[schema(schema_with = schema::instant_out)]
+        at: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// The hold.
+        reservation_id: Uuid,
+        /// Who holds it.
+        #[schema(schema_with = schema::buyer_id)]
+        buyer_id: String,
+        /// Their display name when they took it.
+        display_name: String,
+        /// The variant held.
+        variant_id: Uuid,
+        /// How many units.
+        quantity: u32,
+        /// When the hold runs out.
+        #[schema(schema_with = schema::instant_out)]
+        expires_at: String,
+    },
+    /// A buyer bought their hold.
+    #[serde(rename_all = "camelCase")]
+    PurchaseCompleted {
+        /// The entry's number.
+        seq: u64,
+        /// When it committed.
+        #[schema(schema_with = schema::instant_out)]
+        at: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// The purchase made.
+        purchase_id: Uuid,
+        /// The hold it completed.
+        reservation_id: Uuid,
+        /// Who bought.
+        #[schema(schema_with = schema::buyer_id)]
+        buyer_id: String,
+        /// Their display name when they held it.
+        display_name: String,
+        /// The variant bought.
+        variant_id: Uuid,
+        /// How many units.
+        quantity: u32,
+        /// What was paid (price × quantity).
+        #[schema(schema_with = schema::price_out)]
+        amount: String,
+    },
+    /// A buyer gave their hold back.
+    #[serde(rename_all = "camelCase")]
+    HoldReleased {
+        /// The entry's number.
+        seq: u64,
+        /// When it committed.
+        #[schema(schema_with = schema::instant_out)]
+        at: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// The hold.
+        reservation_id: Uuid,
+        /// Who held it.
+        #[schema(schema_with = schema::buyer_id)]
+        buyer_id: String,
+        /// The variant.
+        variant_id: Uuid,
+        /// How many units went back.
+        quantity: u32,
+    },
+    /// A hold ran out of time; its units went back.
+    #[serde(rename_all = "camelCase")]
+    HoldExpired {
+        /// The entry's number.
+        seq: u64,
+        /// When it committed.
+        #[schema(schema_with = schema::instant_out)]
+        at: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// The hold.
+        reservation_id: Uuid,
+        /// Who held it.
+        #[schema(schema_with = schema::buyer_id)]
+        buyer_id: String,
+        /// The variant.
+        variant_id: Uuid,
+        /// How many units went back.
+        quantity: u32,
+    },
+    /// An admin cancelled a purchase; its units went back.
+    #[serde(rename_all = "camelCase")]
+    PurchaseCancelled {
+        /// The entry's number.
+        seq: u64,
+        /// When it committed.
+        #[schema(schema_with = schema::instant_out)]
+        at: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// The purchase.
+        purchase_id: Uuid,
+        /// The hold it had completed.
+        reservation_id: Uuid,
+        /// Who had bought it.
+        #[schema(schema_with = schema::buyer_id)]
+        buyer_id: String,
+        /// The variant.
+        variant_id: Uuid,
+        /// How many units went back.
+        quantity: u32,
+        /// What had been paid (to refund).
+        #[schema(schema_with = schema::price_out)]
+        amount: String,
+    },
+}
+
+impl LogEntryView {
+    /// The wire form of a store's entry.
+    fn of(entry: &LogEntry) -> Result<Self, ApiError> {
+        let seq = entry.seq;
+        let at = time(entry.at);
+        let drop_id = entry.drop_id.as_uuid();
+        Ok(match &entry.change {
+            Change::DropCreated { drop } => Self::DropCreated {
+                seq,
+                at,
+                drop_id,
+                drop: drop.into(),
+            },
+            Change::DropUpdated { action, drop } => Self::DropUpdated {
+                seq,
+                at,
+                drop_id,
+                action: action_name(*action)?,
+                drop: drop.into(),
+            },
+            Change::HoldCreated {
+                reservation_id,
+                buyer_id,
+                display_name,
+                variant_id,
+                quantity,
+                expires_at,
+            } => Self::HoldCreated {
+                seq,
+                at,
+                drop_id,
+                reservation_id: reservation_id.as_uuid(),
+                buyer_id: buyer_id.as_str().to_owned(),
+                display_name: display_name.as_str().to_owned(),
+                variant_id: variant_id.as_uuid(),
+                quantity: *quantity,
+                expires_at: time(*expires_at),
+            },
+            Change::PurchaseCompleted {
+                purchase_id,
+                reservation_id,
+                buyer_id,
+                display_name,
+                variant_id,
+                quantity,
+                amount,
+            } => Self::PurchaseCompleted {
+                seq,
+                at,
+                drop_id,
+                purchase_id: purchase_id.as_uuid(),
+                reservation_id: reservation_id.as_uuid(),
+                buyer_id: buyer_id.as_str().to_owned(),
+                display_name: display_name.as_str().to_owned(),
+                variant_id: variant_id.as_uuid(),
+                quantity: *quantity,
+                amount: amount.to_string(),
+            },
+            Change::HoldReleased {
+                reservation_id,
+                buyer_id,
+                variant_id,
+                quantity,
+            } => Self::HoldReleased {
+                seq,
+                at,
+                drop_id,
+                reservation_id: reservation_id.as_uuid(),
+                buyer_id: buyer_id.as_str().to_owned(),
+                variant_id: variant_id.as_uuid(),
+                quantity: *quantity,
+            },
+            Change::HoldExpired {
+                reservation_id,
+                buyer_id,
+                variant_id,
+                quantity,
+            } => Self::HoldExpired {
+                seq,
+                at,
+                drop_id,
+                reservation_id: reservation_id.as_uuid(),
+                buyer_id: buyer_id.as_str().to_owned(),
+                variant_id: variant_id.as_uuid(),
+                quantity: *quantity,
+            },
+            Change::PurchaseCancelled {
+                purchase_id,
+                reservation_id,
+                buyer_id,
+                variant_id,
+                quantity,
+                amount,
+            } => Self::PurchaseCancelled {
+                seq,
+                at,
+                drop_id,
+                purchase_id: purchase_id.as_uuid(),
+                reservation_id: reservation_id.as_uuid(),
+                buyer_id: buyer_id.as_str().to_owned(),
+                variant_id: variant_id.as_uuid(),
+                quantity: *quantity,
+                amount: amount.to_string(),
+            },
+            // A kind this layer was built without: refusing the page beats
+            // answering one with a silent gap in it.
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "internal error",
+                )
+                .with_detail(format!(
+                    "log entry {seq} has a kind the web layer does not know: {}",
+                    other.kind()
+                )));
+            }
+        })
+    }
+}
+
+/// The wire name of an admin's action (`edited`, `paused`, …), as the
+/// core names it.
+fn action_name(action: DropAction) -> Result<String, ApiError> {
+    match serde_json::to_value(action) {
+        Ok(serde_json::Value::String(name)) => Ok(name),
+        other => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error",
+        )
+        .with_detail(format!("drop action {action:?} serialized as {other:?}"))),
+    }
+}
+
+/// The event log, oldest first: every committed change with its `seq`.
+/// Page with `after` = the previous page's `next`; entries that commit
+/// later are never skipped. With `dropId`, only that drop's entries.
+#[utoipa::path(
+    get, path = "/api/admin/events", operation_id = "adminEvents",
+    params(EventsQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page; pass its `next` as `after` for the next", body = EventPage),
+        (status = 400, description = "`INVALID_INPUT` on `after` (not a whole number), `limit` (not 1–1000) \
+            or `dropId` (not a UUID)", body = ErrorBody),
+        (status = 401, description = "`UNAUTHORIZED`: no bearer token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "`FORBIDDEN`: the token is wrong", body = ErrorBody),
+        (status = 404, description = "`DROP_NOT_FOUND`: no drop has the id `dropId` names", body = ErrorBody),
+        (status = 410, description = "`EVENTS_PRUNED`: entries above `after` were pruned (retention); \
+            `oldest` is the oldest entry kept: re-read the current state, then go on from `oldest - 1`", body = ErrorBody),
+    )
+)]
+pub(crate) async fn events(
+    State(app): State<AppState>,
+    _: Admin,
+    QueryParams(q): QueryParams<EventsQuery>,
+) -> Result<Json<EventPage>, ApiError> {
+    let (after, limit, drop_id) = q.parse()?;
+    // One more than the page, when the store allows it, tells whether
+    // another page is already there.
+    let ask = (limit + 1).min(MAX_LOG_PAGE);
+    let mut entries = match drop_id {
+        Some(id) => {
+            // An unknown drop is a mistake worth naming, not an empty history.
+            app.store.get_drop(id).await?;
+            app.store.drop_history(id, after, ask).await?
+        }
+        None => app.store.events_after(after, ask).await?,
+    };
+    let more = entries.len() > limit || (entries.len() == MAX_LOG_PAGE && limit == MAX_LOG_PAGE);
+    entries.truncate(limit);
+    let head = app.store.log_head().await?;
+    let next = entries.last().map_or(after, |e| e.seq);
+    let events = entries
+        .iter()
+        .map(LogEntryView::of)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(EventPage {
+        events,
+        next,
+        more,
+        head,
+    }))
 }

@@ -34,13 +34,15 @@ use crate::openapi::DocShape;
 use crate::origin::AllowedOrigins;
 use crate::proxy::{Network, TrustedProxies};
 use crate::state::{AppState, Inner, track_requests};
+use crate::webhooks::{WebhookDeliveries, WebhooksBuilder};
 use crate::{admin_routes, health, openapi, purchase_routes, routes, session_routes, ws};
 
 /// Largest request body accepted.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
 /// Default coalescing window for stock messages.
 pub const DEFAULT_TICK: Duration = Duration::from_millis(50);
-/// Default number of frames a WebSocket client may fall behind.
+/// Default number of batches of discrete frames (at most one per tick) a
+/// WebSocket client may fall behind before it is resent a snapshot.
 pub const DEFAULT_CLIENT_QUEUE: usize = 256;
 /// Default time limit of one HTTP request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,6 +88,7 @@ pub struct DropApiBuilder {
     cancel: CancellationToken,
     metrics: Option<Metrics>,
     scheduler: Option<ExpiryScheduler>,
+    webhooks: Option<WebhooksBuilder>,
 }
 
 impl fmt::Debug for DropApiBuilder {
@@ -213,8 +216,9 @@ impl DropApiBuilder {
         self
     }
 
-    /// How many messages a WebSocket client may fall behind before it is
-    /// resent a snapshot. Defaults to 256.
+    /// How many batches of discrete frames (at most one per tick) a
+    /// WebSocket client may fall behind before it is resent a snapshot.
+    /// Defaults to 256.
     pub fn client_queue(mut self, n: usize) -> Self {
         self.client_queue = n.max(1);
         self
@@ -329,8 +333,19 @@ impl DropApiBuilder {
         self
     }
 
-    /// Loads the live drops and starts the hub (and the scheduler, when
-    /// given) on the current runtime.
+    /// Runs webhook deliverers ([`WebhooksBuilder`]) beside the API, as
+    /// its tasks: they start with [`build`](Self::build) (which refuses a
+    /// configuration they refuse), and [`DropApi::shutdown`] stops them,
+    /// letting each give its cursor up, before it closes the store. Their
+    /// metrics join the API's own registry unless the builder was given
+    /// one. [`DropApi::webhooks`] reports on them. Defaults to none.
+    pub fn webhooks(mut self, webhooks: WebhooksBuilder) -> Self {
+        self.webhooks = Some(webhooks);
+        self
+    }
+
+    /// Loads the live drops and starts the hub (and the scheduler and the
+    /// webhooks, when given) on the current runtime.
     pub async fn build(self) -> Result<DropApi, DropError> {
         let admin = self
             .admin
@@ -365,7 +380,19 @@ impl DropApiBuilder {
             ),
             None => None,
         };
-        let metrics = Arc::new(self.metrics.unwrap_or_default());
+        let mut webhooks = self.webhooks;
+        let metrics = Arc::new(match self.metrics {
+            Some(metrics) => metrics,
+            None => Metrics::new_with(|registry| {
+                webhooks = webhooks.take().map(|w| {
+                    if w.has_metrics() {
+                        w
+                    } else {
+                        w.metrics_registry(registry)
+                    }
+                });
+            }),
+        });
         let tasks = TaskTracker::new();
         let hub = Hub::start(
             self.store.clone(),
@@ -386,6 +413,15 @@ impl DropApiBuilder {
         if let Some(follow) = revocations {
             tasks.spawn(follow);
         }
+        let webhooks = match webhooks {
+            Some(w) => {
+                let deliveries = w.spawn(self.store.clone(), self.cancel.child_token())?;
+                let stopped = deliveries.clone();
+                tasks.spawn(async move { stopped.stopped().await });
+                Some(deliveries)
+            }
+            None => None,
+        };
         let state = AppState(Arc::new(Inner {
             store: self.store,
             hub,
@@ -404,6 +440,7 @@ impl DropApiBuilder {
             names: self.names,
             default_hold: self.default_hold,
             in_flight: Arc::default(),
+            webhooks,
             cancel: self.cancel,
             draining: AtomicBool::new(false),
             tasks,
@@ -493,6 +530,7 @@ impl DropApi {
             cancel: CancellationToken::new(),
             metrics: None,
             scheduler: None,
+            webhooks: None,
         }
     }
 
@@ -536,7 +574,8 @@ impl DropApi {
             .route(
                 "/api/admin/purchases/{id}/cancel",
                 post(admin_routes::cancel_purchase),
-            );
+            )
+            .route("/api/admin/events", get(admin_routes::events));
         let timed = if self.state.sessions.is_some() {
             timed.route(
                 "/api/session",
@@ -677,15 +716,26 @@ impl DropApi {
         self.state.cancel.cancel();
     }
 
+    /// The webhook deliverers started with the API
+    /// ([`DropApiBuilder::webhooks`]), to read their status.
+    pub fn webhooks(&self) -> Option<&WebhookDeliveries> {
+        self.state.webhooks.as_ref()
+    }
+
     /// Stops the API and waits for it: [begins
     /// shutdown](Self::begin_shutdown), waits for every request in flight,
-    /// every WebSocket, the hub and the scheduler, then closes the store
+    /// every WebSocket, the hub, the scheduler and the webhook deliverers
+    /// (which give their cursors up), then closes the store
     /// ([`InventoryStore::close`]). Call it once your server has stopped
     /// accepting connections (axum's `with_graceful_shutdown`), or let
     /// [`DropServer::shutdown`](crate::DropServer::shutdown) do it all.
     /// Calling it again waits for the same end.
     pub async fn shutdown(&self) {
         self.begin_shutdown();
+        if let Some(webhooks) = &self.state.webhooks {
+            // Already stopping (their token is a child of the API's).
+            webhooks.stopped().await;
+        }
         self.state.tasks.close();
         self.state.tasks.wait().await;
         self.store_closed

@@ -2,6 +2,7 @@
 //! HTTP statuses.
 
 use std::borrow::Cow;
+use std::num::NonZeroU32;
 
 use axum::Json;
 use axum::extract::Request;
@@ -26,23 +27,36 @@ pub struct ErrorBody {
     /// With `HOLD_EXISTS`: the caller's existing hold on the drop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservation: Option<Box<crate::wire::ReservationView>>,
+    /// With `EVENTS_PRUNED`: the oldest log entry still kept (or the next
+    /// to be written); read the current state again, then go on from
+    /// `oldest - 1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<u64>,
 }
 
 /// The `Retry-After` (seconds) of a 503: outages worth answering fast are
 /// worth retrying soon.
 pub(crate) const RETRY_UNAVAILABLE_SECS: u32 = 1;
 
+/// A `Retry-After` of `secs` seconds, at least 1: asking to retry at once
+/// would only invite a stampede.
+fn retry_secs(secs: u32) -> Option<NonZeroU32> {
+    NonZeroU32::new(secs.max(1))
+}
+
 /// An error answer: status, body and the odd header.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
-    // Seconds; u32 keeps the error small (it travels in every `Result`).
-    retry_after: Option<u32>,
+    // Seconds, never 0; a non-zero u32 keeps the error small (it travels
+    // in every `Result`).
+    retry_after: Option<NonZeroU32>,
     bearer_challenge: bool,
     /// What the operator needs to know of a server fault and the client
-    /// must not see; the error middleware logs it.
-    detail: Option<String>,
+    /// must not see; the error middleware logs it. A boxed `str` keeps
+    /// the error small.
+    detail: Option<Box<str>>,
 }
 
 /// The operator's side of a 5xx answer, carried from the handler to the
@@ -64,6 +78,7 @@ impl ApiError {
                 message: message.into(),
                 field: None,
                 reservation: None,
+                oldest: None,
             },
             retry_after: None,
             bearer_challenge: false,
@@ -91,14 +106,14 @@ impl ApiError {
             "RATE_LIMITED",
             format!("too many requests for this {scope}; retry in {secs} s"),
         );
-        err.retry_after = Some(u32::try_from(secs.max(1)).unwrap_or(u32::MAX));
+        err.retry_after = retry_secs(u32::try_from(secs).unwrap_or(u32::MAX));
         err
     }
 
     /// `503 UNAVAILABLE` with a `Retry-After` of one second.
     pub fn unavailable(message: impl Into<String>) -> Self {
         let mut err = Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message);
-        err.retry_after = Some(RETRY_UNAVAILABLE_SECS);
+        err.retry_after = retry_secs(RETRY_UNAVAILABLE_SECS);
         err
     }
 
@@ -118,7 +133,7 @@ impl ApiError {
 
     /// Keeps `detail` for the server's log (never sent to the client).
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.detail = Some(detail.into().into_boxed_str());
         self
     }
 
@@ -151,7 +166,8 @@ pub fn status_of(err: &DropError) -> StatusCode {
         | DropError::ReservationNotFound { .. }
         | DropError::PurchaseNotFound { .. }
         | DropError::VariantNotFound { .. } => StatusCode::NOT_FOUND,
-        DropError::ReservationExpired { .. } => StatusCode::GONE,
+        // Gone for good: what was asked for no longer exists.
+        DropError::ReservationExpired { .. } | DropError::EventsPruned { .. } => StatusCode::GONE,
         DropError::NotOwner { .. } => StatusCode::FORBIDDEN,
         DropError::OutOfStock { .. }
         | DropError::DropNotActive { .. }
@@ -185,7 +201,7 @@ impl From<DropError> for ApiError {
             };
             let mut out = Self::new(status, err.code(), message).with_detail(detail);
             if status == StatusCode::SERVICE_UNAVAILABLE {
-                out.retry_after = Some(RETRY_UNAVAILABLE_SECS);
+                out.retry_after = retry_secs(RETRY_UNAVAILABLE_SECS);
             }
             return out;
         }
@@ -194,6 +210,9 @@ impl From<DropError> for ApiError {
         if let DropError::HoldExists { reservation } = &err {
             out.body.reservation =
                 Some(Box::new(crate::wire::ReservationView::from(&**reservation)));
+        }
+        if let DropError::EventsPruned { oldest, .. } = &err {
+            out.body.oldest = Some(*oldest);
         }
         out
     }
@@ -204,14 +223,14 @@ impl IntoResponse for ApiError {
         let mut res = (self.status, Json(self.body)).into_response();
         if let Some(secs) = self.retry_after {
             res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.get()));
         }
         if self.bearer_challenge {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(detail) = self.detail {
-            res.extensions_mut().insert(FaultDetail(detail));
+            res.extensions_mut().insert(FaultDetail(detail.into()));
         }
         res
     }
@@ -283,6 +302,13 @@ mod tests {
             (DropError::DropNotFound { drop_id: d }, 404),
             (DropError::ReservationNotFound { reservation_id: r }, 404),
             (DropError::ReservationExpired { reservation_id: r }, 410),
+            (
+                DropError::EventsPruned {
+                    after: 1,
+                    oldest: 5,
+                },
+                410,
+            ),
             (DropError::NotOwner { reservation_id: r }, 403),
             (DropError::OutOfStock { drop_id: d }, 409),
             (DropError::AlreadyPurchased { reservation_id: r }, 409),
@@ -324,6 +350,18 @@ mod tests {
         for (err, status) in table {
             assert_eq!(status_of(&err).as_u16(), status, "{err}");
         }
+    }
+
+    #[test]
+    fn pruned_events_name_the_oldest_kept() {
+        let err = ApiError::from(DropError::EventsPruned {
+            after: 3,
+            oldest: 9,
+        });
+        assert_eq!(err.status(), StatusCode::GONE);
+        assert_eq!(err.code(), "EVENTS_PRUNED");
+        let body = serde_json::to_value(&err.body).unwrap();
+        assert_eq!(body["oldest"], 9);
     }
 
     #[test]

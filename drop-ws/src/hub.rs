@@ -1,50 +1,82 @@
-//! The broadcast hub: turns the store's committed events into WebSocket
+//! The broadcast hub: turns the store's committed changes into WebSocket
 //! frames, coalescing stock updates, and hands every new client a snapshot
-//! and a place in the stream with nothing falling in between.
+//! (or the changes it missed) and a place in the stream with nothing
+//! falling in between.
 //!
-//! One task reads the store's events and keeps a copy of every live drop
-//! (stock, top buyers). Frames are serialized once and shared by all
+//! One task follows the store's event bus and keeps a copy of every live
+//! drop (stock, top buyers). Frames are serialized once and shared by all
 //! clients, on two paths:
 //!
-//! - **stock** goes on a *board* holding only the latest frame per drop
-//!   (a `watch` channel), republished at most once per tick. A client sends
-//!   whatever is newest when it gets to run, so a slow client skips stale
-//!   values instead of queueing them, and the work per tick is bounded by
-//!   the number of clients, never by the number of changes;
-//! - **discrete events** (purchase, dropCreated) go through a bounded
-//!   broadcast queue. A client that falls more than its capacity behind
-//!   rejoins with a fresh snapshot.
+//! - **stock** comes from the bus (`StockChanged`) and goes on a *board*
+//!   holding only the latest frame per drop (a `watch` channel),
+//!   republished at most once per tick. A client sends whatever is newest
+//!   when it gets to run, so a slow client skips stale values instead of
+//!   queueing them, and the work per tick is bounded by the number of
+//!   clients, never by the number of changes;
+//! - **discrete frames** (purchase, dropCreated, dropUpdated, and a buyer's
+//!   own holdExpired / holdReleased / holdPurchased / purchaseCancelled)
+//!   come from the store's durable event log, each carrying the `seq` of
+//!   the entry it tells of. The bus only says *that* the log has news: any
+//!   other bus event (or a lagged bus) marks the log dirty, and at most once
+//!   per tick (at once after a quiet tick) the hub reads the entries after
+//!   its cursor until it has caught up. So a lagging bus loses no discrete
+//!   frame, and frames come in log order. Each read's frames go out as one
+//!   batch on a bounded broadcast queue; a client that falls more than its
+//!   capacity of batches behind rejoins with a fresh snapshot. A buyer's own
+//!   frames travel in the same batches, marked with their buyer, so that
+//!   one ordered stream carries everything with a `seq` and a socket sends
+//!   only the ones meant for it.
 //!
 //! Either way a slow client costs the others nothing.
 //!
+//! The cost of following the log: one `events_after` per tick in which
+//! something was logged, per instance (on PostgreSQL, one query), plus a
+//! few follow-up reads each tick for about a second after the last one
+//! that found something, because an entry may become readable a little
+//! after its bus event (a concurrent transaction with a lower number still
+//! committing). Holds being taken do not make the hub read: they have no
+//! frame, and are read past with the next change that has one.
+//!
+//! Every snapshot carries the hub's log position: every change numbered up
+//! to it is reflected, every frame after it has a higher `seq`. A client
+//! that reconnects with `?after=<the highest seq it saw>` is
+//! [resumed](Hub::resume) instead, when the gap is small
+//! ([`RESUME_MAX`]) and nothing in it was pruned: it gets the frames of the
+//! entries it missed, the stock of every live drop, a `resumed` frame, and
+//! then the live stream from the position it was caught up to. The missed
+//! frames come from the latest ones the hub keeps ([`RECENT_FRAMES`]), so a
+//! crowd reconnecting after a network blip costs the store nothing; only a
+//! resume from before them (after this instance restarted, say) reads the
+//! log, a few at a time ([`RESUME_READS`]).
+//!
 //! Expired holds make no public frames of their own: what every client
 //! needs to know of them is the stock they free, which the drop's next
-//! stock frame carries (coalesced with everything else in its tick). The
-//! holder's own sockets (those opened with their session) are told on a
-//! private feed: `holdExpired`, and `holdReleased` / `holdPurchased` when
-//! the hold ended from another of their pages. The hub learns whose hold
-//! is whose from the hold's creation, or from the socket, which lists its
-//! buyer's holds when it opens; a page also ends its hold at `expiresAt`
-//! by the server's clock, so a private frame lost to a resync costs only
-//! promptness.
+//! stock frame carries (coalesced with everything else in its tick).
 //!
-//! Drops that have ended are forgotten (checked every second), so the
-//! hub's copy and the board hold only live and upcoming drops however many
-//! drops a long-running server has seen. Late events for a forgotten drop
-//! (a sweep of its last holds) are ignored.
+//! Public frames are made from the hub's copy of the drop (its current
+//! stock and top buyers), so they show the drop as it is when sent. The
+//! log lists no top buyers: a read that finds purchases asks the store for
+//! the latest buyers of each drop bought from (one more query per such
+//! drop and read), since the bus's list may come after the log is read. Drops
+//! that have ended are forgotten (checked every second), so the hub's copy
+//! and the board hold only live and upcoming drops however many drops a
+//! long-running server has seen; changes to a forgotten drop make no public
+//! frame (its buyer's own frames are still sent). Late bus events for a
+//! forgotten drop (a sweep of its last holds) are ignored.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
+use chrono::{DateTime, Utc};
 use drop_core::{
-    BuyerId, Clock, DropError, DropEvent, DropId, DropState, EventsLost, InventoryStore, Origin,
-    OriginEventStream, ReservationId, TopPurchaser,
+    BuyerId, Change, Clock, DropError, DropEvent, DropId, DropState, EventsLost, InventoryStore,
+    LogEntry, MAX_LOG_PAGE, Origin, OriginEventStream, TOP_PURCHASERS, TopPurchaser,
 };
 use futures::FutureExt;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -64,6 +96,22 @@ const FORGET_EVERY: Duration = Duration::from_secs(1);
 /// How long the hub remembers that it forgot a drop, so late events for it
 /// are ignored instead of making it reload. Renewed by each such event.
 const REMEMBER_FORGOTTEN: Duration = Duration::from_secs(600);
+/// Reads of the log, one per tick, after the last one that was asked for
+/// or found something: an entry may become readable shortly after its bus
+/// event, and no further event may come to ask for it.
+const LOG_FOLLOW_UP: u32 = 20;
+/// How many log numbers behind the hub's position a client may resume
+/// from; further behind, a snapshot is cheaper than the replay.
+pub(crate) const RESUME_MAX: u64 = 1_000;
+/// Longest a joining client waits for the hub to read what its bus has
+/// told it of: about a tick when the store answers.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(1);
+/// How many of the latest frames the hub keeps for resuming clients.
+const RECENT_FRAMES: usize = 4 * RESUME_MAX as usize;
+/// Resumes read from the store at once (those the hub's recent frames do
+/// not cover, such as after a restart); the others wait their turn, so a
+/// crowd reconnecting at once does not flood the store.
+const RESUME_READS: usize = 4;
 
 struct Entry {
     state: DropState,
@@ -81,66 +129,53 @@ struct State {
     forgotten: HashMap<DropId, Instant>,
     /// Drops events named that the hub did not know, since the last reload.
     unknown: Vec<DropId>,
-    /// The buyers with a socket open here, and their sockets' private feeds.
-    private: HashMap<BuyerId, PrivateFeeds>,
-    /// The holder of each active hold of those buyers.
-    owners: HashMap<ReservationId, BuyerId>,
-    /// The next private feed's id.
-    next_feed: u64,
+    /// The highest log number framed: every entry up to it has been
+    /// broadcast (or made no frame).
+    cursor: u64,
+    /// Whether the bus said something that the log has frames for.
+    log_dirty: bool,
+    /// Follow-up reads of the log still to make.
+    log_follow: u32,
+    /// Whether a read of the log is under way.
+    log_reading: bool,
+    /// The latest frames read from the log, oldest first: a client
+    /// resuming after [`recent_from`](Self::recent_from) is served from
+    /// here, without asking the store.
+    recent: VecDeque<LogFrame>,
+    /// Every frame of the entries numbered above this one is in `recent`.
+    recent_from: u64,
 }
 
-/// A buyer's sockets on this instance, and the holds they are told about.
-#[derive(Default)]
-struct PrivateFeeds {
-    senders: Vec<(u64, mpsc::Sender<Frame>)>,
-    holds: HashSet<ReservationId>,
+/// One frame made from a log entry.
+#[derive(Debug, Clone)]
+pub(crate) struct LogFrame {
+    /// The entry's number.
+    pub(crate) seq: u64,
+    /// `None` for a public frame; otherwise only this buyer's sockets send
+    /// it.
+    pub(crate) to: Option<BuyerId>,
+    /// The message.
+    pub(crate) frame: Frame,
 }
 
-/// Frames a private feed may hold unsent; beyond that they are dropped
-/// (the page also ends a hold by its own clock).
-const PRIVATE_QUEUE: usize = 16;
-
-/// One socket's private frames: its buyer's holds ending. Leaves the hub
-/// when dropped.
-pub(crate) struct PrivateFeed {
-    pub(crate) frames: mpsc::Receiver<Frame>,
-    hub: Hub,
-    buyer: BuyerId,
-    id: u64,
-}
-
-impl PrivateFeed {
-    /// Adds holds the buyer had before the feed was joined.
-    pub(crate) fn know(&self, holds: impl IntoIterator<Item = ReservationId>) {
-        let mut state = self.hub.lock();
-        let State {
-            private, owners, ..
-        } = &mut *state;
-        if let Some(feeds) = private.get_mut(&self.buyer) {
-            for hold in holds {
-                feeds.holds.insert(hold);
-                owners.insert(hold, self.buyer.clone());
-            }
+impl LogFrame {
+    /// Whether a socket of `viewer` (`None`: not signed in) sends it.
+    pub(crate) fn is_for(&self, viewer: Option<&BuyerId>) -> bool {
+        match &self.to {
+            None => true,
+            Some(buyer) => viewer == Some(buyer),
         }
     }
 }
 
-impl Drop for PrivateFeed {
-    fn drop(&mut self) {
-        let mut state = self.hub.lock();
-        let State {
-            private, owners, ..
-        } = &mut *state;
-        if let Some(feeds) = private.get_mut(&self.buyer) {
-            feeds.senders.retain(|(id, _)| *id != self.id);
-            if feeds.senders.is_empty() {
-                for hold in &feeds.holds {
-                    owners.remove(hold);
-                }
-                private.remove(&self.buyer);
-            }
-        }
-    }
+/// What the discrete queue carries.
+#[derive(Debug)]
+pub(crate) enum Batch {
+    /// The frames of one read of the log, in log order.
+    Frames(Vec<LogFrame>),
+    /// Entries were lost to the hub (pruned before it read them): every
+    /// client starts again from a snapshot.
+    Resync,
 }
 
 /// The latest stock frame of every drop whose stock changed since start:
@@ -150,11 +185,15 @@ pub(crate) type StockBoard = HashMap<DropId, (u64, Frame)>;
 struct Shared {
     state: Mutex<State>,
     names: FeedNames,
-    tx: broadcast::Sender<Frame>,
+    tx: broadcast::Sender<Arc<Batch>>,
     board: watch::Sender<Arc<StockBoard>>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     tick: Duration,
+    /// How many reads of the log have ended.
+    log_reads: watch::Sender<u64>,
+    /// Turns to read the store for a resume.
+    resume_reads: Semaphore,
 }
 
 /// A handle on the running hub. Cheap to clone.
@@ -172,29 +211,35 @@ impl fmt::Debug for Hub {
     }
 }
 
-/// A client's place in the stream: the snapshot to send first, then the
-/// stock board's newer frames and every discrete event.
+/// A client's place in the stream: what to send first, then the stock
+/// board's newer frames and every discrete frame.
 #[derive(Debug)]
 pub(crate) struct Subscription {
-    /// The `snapshot` message.
-    pub(crate) snapshot: Frame,
-    /// Every discrete event broadcast after the snapshot was taken.
-    pub(crate) frames: broadcast::Receiver<Frame>,
+    /// The frames to send before anything else: a `snapshot`; or, for a
+    /// resumed client, the frames it missed, the stock of every live drop
+    /// and `resumed`.
+    pub(crate) first: Vec<Frame>,
+    /// Every discrete frame broadcast after the first ones were made.
+    pub(crate) frames: broadcast::Receiver<Arc<Batch>>,
     /// The stock board; a frame on it is news when its version is above
     /// [`seen`](Self::seen)'s.
     pub(crate) stock: watch::Receiver<Arc<StockBoard>>,
-    /// The stock version of each drop as the snapshot showed it.
+    /// The stock version of each drop as the first frames showed it.
     pub(crate) seen: HashMap<DropId, u64>,
+    /// Discrete frames numbered up to this one are not to be sent: the
+    /// client has them already.
+    pub(crate) floor: u64,
 }
 
 /// How the hub paces and names what it sends.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HubSettings {
     /// The coalescing window: each drop's stock is broadcast at most once
-    /// per tick, always the latest value.
+    /// per tick, always the latest value; the log is read at most once per
+    /// tick too.
     pub(crate) tick: Duration,
-    /// How many frames a client may fall behind before it is
-    /// resynchronised.
+    /// How many batches of discrete frames (at most one per tick) a client
+    /// may fall behind before it is resynchronised.
     pub(crate) queue: usize,
     /// How public frames name buyers.
     pub(crate) names: FeedNames,
@@ -211,22 +256,57 @@ impl Hub {
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> Result<Hub, DropError> {
-        // Subscribe before loading, so no change falls in between.
+        // Subscribe before loading, so no change falls in between; take the
+        // log position before loading too, so that whatever the load misses
+        // is above it and is read.
         let events = store.subscribe().with_origin();
+        let cursor = store.log_head().await?;
         let hub = Hub {
             shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State {
+                    cursor,
+                    recent_from: cursor,
+                    ..State::default()
+                }),
                 names: settings.names,
                 tx: broadcast::channel(settings.queue.max(1)).0,
                 board: watch::channel(Arc::new(StockBoard::new())).0,
                 clock,
                 metrics,
                 tick: settings.tick,
+                log_reads: watch::channel(0).0,
+                resume_reads: Semaphore::new(RESUME_READS),
             }),
         };
         hub.reload(&*store).await?;
         tasks.spawn(hub.clone().run(store, events, cancel));
         Ok(hub)
+    }
+
+    /// Waits until the hub has read the log entries its bus has already
+    /// told it of (at most [`CATCH_UP_WAIT`]), so that a client joining
+    /// now does not get a snapshot that shows a change and then the
+    /// change's frame. Returns at once when nothing is pending.
+    pub(crate) async fn caught_up(&self) {
+        let mut reads = self.shared.log_reads.subscribe();
+        reads.borrow_and_update();
+        let pending = {
+            let state = self.lock();
+            state.log_dirty || state.log_reading
+        };
+        if pending {
+            // A read under way may not have seen the latest news: wait for
+            // the one after it when the news is still pending then.
+            let _ = tokio::time::timeout(CATCH_UP_WAIT, async {
+                while reads.changed().await.is_ok() {
+                    let state = self.lock();
+                    if !state.log_dirty && !state.log_reading {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
     }
 
     /// Joins the stream: a snapshot of every live drop and the frames
@@ -243,66 +323,126 @@ impl Hub {
             .iter()
             .map(|(id, e)| (*id, e.state.stock.version))
             .collect();
+        let floor = state.cursor;
         drop(state);
         // The views are immutable and the instant taken: serializing needs
         // no lock, so a crowd joining at once does not hold up the events.
         Subscription {
-            snapshot: snapshot.to_json().into(),
+            first: vec![snapshot.to_json().into()],
             frames,
             stock,
             seen,
+            floor,
         }
     }
 
-    /// A private feed for one of `buyer`'s sockets, told when a hold they
-    /// take from now on, or one it is told of ([`PrivateFeed::know`]),
-    /// ends.
-    pub(crate) fn private_feed(&self, buyer: &BuyerId) -> PrivateFeed {
-        let (tx, frames) = mpsc::channel(PRIVATE_QUEUE);
-        let mut state = self.lock();
-        let id = state.next_feed;
-        state.next_feed += 1;
-        state
-            .private
-            .entry(buyer.clone())
-            .or_default()
-            .senders
-            .push((id, tx));
-        drop(state);
-        PrivateFeed {
+    /// Joins the stream where a client that saw every frame up to `after`
+    /// left it: the frames of the entries since (public ones and
+    /// `viewer`'s own), read from the log, then the current stock of every
+    /// live drop, then `resumed`. `None` when that cannot be done exactly
+    /// (too far behind, entries pruned, a position the log never had, the
+    /// store failing): the client gets a snapshot instead.
+    pub(crate) async fn resume(
+        &self,
+        store: &dyn InventoryStore,
+        after: u64,
+        viewer: Option<&BuyerId>,
+    ) -> Option<Subscription> {
+        let now = self.shared.clock.now();
+        let (position, frames, stock, seen, stock_frames, recent) = {
+            let state = self.lock();
+            let position = state.cursor;
+            if position.saturating_sub(after) > RESUME_MAX {
+                return None;
+            }
+            let recent: Option<Vec<Frame>> = (after >= state.recent_from && after <= position)
+                .then(|| {
+                    state
+                        .recent
+                        .iter()
+                        .filter(|f| f.seq > after && f.is_for(viewer))
+                        .map(|f| f.frame.clone())
+                        .collect()
+                });
+            // As in `subscribe`: under the broadcasting lock, so the live
+            // frames start right after `position`.
+            let frames = self.shared.tx.subscribe();
+            let stock = self.shared.board.subscribe();
+            let mut live: Vec<&Entry> = state
+                .drops
+                .values()
+                .filter(|e| !e.state.drop.is_ended(now))
+                .collect();
+            live.sort_by_key(|e| (e.state.drop.starts_at, e.state.drop.created_at));
+            let stock_frames: Vec<Frame> = live
+                .iter()
+                .map(|e| WsMessage::stock(now, &e.state).to_json().into())
+                .collect();
+            let seen: HashMap<DropId, u64> = state
+                .drops
+                .iter()
+                .map(|(id, e)| (*id, e.state.stock.version))
+                .collect();
+            (position, frames, stock, seen, stock_frames, recent)
+        };
+        let mut first = Vec::new();
+        if let Some(recent) = recent {
+            first = recent;
+        } else if after > position {
+            // Another instance may be ahead of this one; the live frames
+            // up to `after` are then skipped. A position beyond the log's
+            // end is no position at all.
+            match store.log_head().await {
+                Ok(head) if after <= head => {}
+                _ => return None,
+            }
+        } else {
+            let _turn = self.shared.resume_reads.acquire().await.ok()?;
+            let entries = match read_range(store, after, position).await {
+                Ok(entries) => entries,
+                Err(err) => {
+                    tracing::debug!(error = %err, after, "resume impossible; sending a snapshot");
+                    return None;
+                }
+            };
+            let state = self.lock();
+            for entry in &entries {
+                for f in self.frames_of(&state, entry, now) {
+                    if f.is_for(viewer) {
+                        first.push(f.frame);
+                    }
+                }
+            }
+        }
+        first.extend(stock_frames);
+        first.push(
+            WsMessage::Resumed {
+                server_time: time(now),
+                after,
+                seq: position.max(after),
+            }
+            .to_json()
+            .into(),
+        );
+        Some(Subscription {
+            first,
             frames,
-            hub: self.clone(),
-            buyer: buyer.clone(),
-            id,
-        }
-    }
-
-    /// Tells `hold`'s holder, if they have a socket here, that it ended.
-    fn hold_ended(&self, state: &mut State, hold: ReservationId, msg: impl FnOnce() -> WsMessage) {
-        let Some(buyer) = state.owners.remove(&hold) else {
-            return;
-        };
-        let Some(feeds) = state.private.get_mut(&buyer) else {
-            return;
-        };
-        feeds.holds.remove(&hold);
-        let frame: Frame = msg().to_json().into();
-        for (_, tx) in &feeds.senders {
-            // A socket that is this far behind ends the hold by its clock.
-            let _ = tx.try_send(frame.clone());
-        }
-    }
-
-    /// The drops the hub keeps a copy of: live and upcoming ones (ended
-    /// drops are forgotten within about a second).
-    pub(crate) fn drop_ids(&self) -> Vec<DropId> {
-        self.lock().drops.keys().copied().collect()
+            stock,
+            seen,
+            floor: position.max(after),
+        })
     }
 
     /// How many drops the hub keeps a copy of.
     #[cfg(test)]
     pub(crate) fn drop_count(&self) -> usize {
         self.lock().drops.len()
+    }
+
+    /// The hub's log position: every entry up to it has been framed.
+    #[cfg(test)]
+    pub(crate) fn cursor(&self) -> u64 {
+        self.lock().cursor
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {
@@ -342,17 +482,265 @@ impl Hub {
         };
         WsMessage::Snapshot {
             server_time: time(now),
+            seq: state.cursor,
             drops,
         }
     }
 
-    fn broadcast(&self, msg: &WsMessage) {
-        // No receiver is fine: nobody is connected.
-        let _ = self.shared.tx.send(msg.to_json().into());
-        self.shared.metrics.frame();
+    /// The frames of one log entry: public ones (made from the hub's copy
+    /// of the drop, so none for a drop it does not keep) and the private
+    /// ones of the buyer it concerns.
+    fn frames_of(&self, state: &State, entry: &LogEntry, now: DateTime<Utc>) -> Vec<LogFrame> {
+        let seq = entry.seq;
+        let server_time = time(now);
+        let names = self.shared.names;
+        let drop_id = entry.drop_id.as_uuid();
+        let public = |msg: WsMessage| LogFrame {
+            seq,
+            to: None,
+            frame: msg.to_json().into(),
+        };
+        let private = |buyer: &BuyerId, msg: WsMessage| LogFrame {
+            seq,
+            to: Some(buyer.clone()),
+            frame: msg.to_json().into(),
+        };
+        let copy = state.drops.get(&entry.drop_id);
+        let view = || copy.map(|e| DropView::new(&e.state, &e.top, None, names));
+        let mut out = Vec::new();
+        match &entry.change {
+            Change::DropCreated { .. } => {
+                if let Some(drop) = view() {
+                    out.push(public(WsMessage::DropCreated {
+                        server_time,
+                        seq,
+                        drop,
+                    }));
+                }
+            }
+            Change::DropUpdated { .. } => {
+                if let Some(drop) = view() {
+                    out.push(public(WsMessage::DropUpdated {
+                        server_time,
+                        seq,
+                        drop,
+                    }));
+                }
+            }
+            Change::PurchaseCompleted {
+                reservation_id,
+                buyer_id,
+                display_name,
+                variant_id,
+                quantity,
+                ..
+            } => {
+                if let Some(e) = copy {
+                    let shown = names.shown(display_name);
+                    out.push(public(WsMessage::Purchase {
+                        server_time: server_time.clone(),
+                        seq,
+                        drop_id,
+                        variant_id: variant_id.as_uuid(),
+                        quantity: *quantity,
+                        display_name: shown.clone(),
+                        username: shown,
+                        top_purchasers: e
+                            .top
+                            .iter()
+                            .map(|t| TopPurchaserView::new(t, names))
+                            .collect(),
+                    }));
+                }
+                out.push(private(
+                    buyer_id,
+                    WsMessage::HoldPurchased {
+                        server_time,
+                        seq,
+                        drop_id,
+                        reservation_id: reservation_id.as_uuid(),
+                    },
+                ));
+            }
+            Change::HoldExpired {
+                reservation_id,
+                buyer_id,
+                ..
+            } => out.push(private(
+                buyer_id,
+                WsMessage::HoldExpired {
+                    server_time,
+                    seq,
+                    drop_id,
+                    reservation_id: reservation_id.as_uuid(),
+                },
+            )),
+            Change::HoldReleased {
+                reservation_id,
+                buyer_id,
+                ..
+            } => out.push(private(
+                buyer_id,
+                WsMessage::HoldReleased {
+                    server_time,
+                    seq,
+                    drop_id,
+                    reservation_id: reservation_id.as_uuid(),
+                },
+            )),
+            Change::PurchaseCancelled {
+                purchase_id,
+                buyer_id,
+                ..
+            } => out.push(private(
+                buyer_id,
+                WsMessage::PurchaseCancelled {
+                    server_time,
+                    seq,
+                    purchase_id: purchase_id.as_uuid(),
+                    drop_id,
+                },
+            )),
+            // Holds being taken show as stock.
+            _ => {}
+        }
+        out
     }
 
-    /// Re-reads every live drop and resynchronises every client.
+    /// Whether the log is to be read at the next occasion.
+    fn log_wanted(&self) -> bool {
+        let state = self.lock();
+        state.log_dirty || state.log_follow > 0
+    }
+
+    /// Reads the log after the hub's cursor until caught up, and broadcasts
+    /// the frames of what it finds, a batch per page.
+    async fn read_log(&self, store: &dyn InventoryStore) {
+        let asked = {
+            let mut state = self.lock();
+            state.log_reading = true;
+            std::mem::replace(&mut state.log_dirty, false)
+        };
+        let found = self.read_pages(store).await;
+        let mut state = self.lock();
+        state.log_reading = false;
+        state.log_follow = if asked || found {
+            LOG_FOLLOW_UP
+        } else {
+            state.log_follow.saturating_sub(1)
+        };
+        drop(state);
+        self.shared.log_reads.send_modify(|n| *n += 1);
+    }
+
+    /// [`read_log`](Self::read_log)'s pages; whether it found anything.
+    async fn read_pages(&self, store: &dyn InventoryStore) -> bool {
+        let mut found = false;
+        loop {
+            // Only this task moves the cursor.
+            let after = self.lock().cursor;
+            let entries = match store.events_after(after, MAX_LOG_PAGE).await {
+                Ok(entries) => entries,
+                Err(DropError::EventsPruned { oldest, .. }) => {
+                    // The hub stalled for longer than the log is kept: what it
+                    // missed is gone, so every client starts again.
+                    tracing::warn!(
+                        after,
+                        oldest,
+                        "hub's log position was pruned; resynchronising clients"
+                    );
+                    let head = store.log_head().await.unwrap_or(oldest).max(after);
+                    {
+                        let mut state = self.lock();
+                        state.cursor = head;
+                        state.recent.clear();
+                        state.recent_from = head;
+                    }
+                    if let Err(err) = self.reload(store).await {
+                        tracing::error!(error = %err, "hub reload failed; clients keep the last state");
+                    }
+                    let _ = self.shared.tx.send(Arc::new(Batch::Resync));
+                    self.shared.metrics.resync();
+                    return true;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "hub could not read the event log; retrying");
+                    self.lock().log_dirty = true;
+                    return found;
+                }
+            };
+            let full = entries.len() >= MAX_LOG_PAGE;
+            let tops = self.tops_of(store, after, &entries).await;
+            let now = self.shared.clock.now();
+            let mut state = self.lock();
+            for (id, top) in tops {
+                if let Some(entry) = state.drops.get_mut(&id) {
+                    entry.top = top;
+                    state.views = None;
+                }
+            }
+            let mut batch = Vec::new();
+            for entry in &entries {
+                if entry.seq <= state.cursor {
+                    continue;
+                }
+                batch.extend(self.frames_of(&state, entry, now));
+                state.cursor = entry.seq;
+                found = true;
+            }
+            if !batch.is_empty() {
+                for _ in &batch {
+                    self.shared.metrics.frame();
+                }
+                state.recent.extend(batch.iter().cloned());
+                while state.recent.len() > RECENT_FRAMES {
+                    if let Some(old) = state.recent.pop_front() {
+                        state.recent_from = state.recent_from.max(old.seq);
+                    }
+                }
+                // Sent under the lock that subscribers join under. No
+                // receiver is fine: nobody is connected.
+                let _ = self.shared.tx.send(Arc::new(Batch::Frames(batch)));
+            }
+            drop(state);
+            if !full {
+                return found;
+            }
+        }
+    }
+
+    /// The latest buyers of each drop (kept here) bought from in
+    /// `entries`. The log has no list of them, and the bus's list for a
+    /// purchase may come after the purchase is read from the log (from
+    /// another instance, say): the purchase frame shows the store's.
+    async fn tops_of(
+        &self,
+        store: &dyn InventoryStore,
+        after: u64,
+        entries: &[LogEntry],
+    ) -> Vec<(DropId, Vec<TopPurchaser>)> {
+        let bought: HashSet<DropId> = {
+            let state = self.lock();
+            entries
+                .iter()
+                .filter(|e| e.seq > after && matches!(e.change, Change::PurchaseCompleted { .. }))
+                .map(|e| e.drop_id)
+                .filter(|id| state.drops.contains_key(id))
+                .collect()
+        };
+        let mut tops = Vec::with_capacity(bought.len());
+        for id in bought {
+            match store.top_purchasers(id, TOP_PURCHASERS).await {
+                Ok(top) => tops.push((id, top)),
+                // The frame then shows the list the bus last brought.
+                Err(err) => tracing::debug!(error = %err, "hub could not read a drop's buyers"),
+            }
+        }
+        tops
+    }
+
+    /// Re-reads every live drop; their stock goes on the board at the next
+    /// flush.
     async fn reload(&self, store: &dyn InventoryStore) -> Result<(), DropError> {
         let overview = store.overview(None).await?;
         let mut state = self.lock();
@@ -369,8 +757,11 @@ impl Hub {
             })
             .collect();
         state.views = None;
-        state.dirty.clear();
-        state.dirty_since = None;
+        // Stock changes may have been lost with the bus events: republish
+        // every drop's (a client sends only what is newer than it has).
+        let ids: Vec<DropId> = state.drops.keys().copied().collect();
+        state.dirty.extend(ids);
+        state.dirty_since.get_or_insert_with(Instant::now);
         // What an event named and the store does not list as live has ended
         // (or never was): forget it, so its next event does not reload again.
         let at = Instant::now();
@@ -378,11 +769,6 @@ impl Hub {
             if !state.drops.contains_key(&id) {
                 state.forgotten.insert(id, at);
             }
-        }
-        if self.shared.tx.receiver_count() > 0 {
-            let frame: Frame = self.snapshot(&mut state).to_json().into();
-            let _ = self.shared.tx.send(frame);
-            self.shared.metrics.frame();
         }
         Ok(())
     }
@@ -399,17 +785,27 @@ impl Hub {
         }
     }
 
-    /// Applies one event; `false` when the hub's copy can no longer be
-    /// trusted and must be reloaded.
+    /// Applies one bus event to the hub's copy; `false` when the copy can
+    /// no longer be trusted and must be reloaded.
     fn apply(&self, state: &mut State, event: Result<(Origin, DropEvent), EventsLost>) -> bool {
         let now = self.shared.clock.now();
         let (origin, event) = match event {
             Err(lost) => {
                 tracing::warn!(%lost, "hub missed store events; reloading");
+                // The log has whatever was lost that clients are told of.
+                state.log_dirty = true;
                 return false;
             }
             Ok(tagged) => tagged,
         };
+        // Everything but stock and new holds has frames, which the log
+        // gives (with their numbers).
+        if !matches!(
+            event,
+            DropEvent::StockChanged { .. } | DropEvent::HoldCreated { .. }
+        ) {
+            state.log_dirty = true;
+        }
         // Clients learn of an expiry from the stock it frees. Counted only
         // where it committed, so that the instances' counters add up to the
         // number of expiries (those of ended drops included).
@@ -431,7 +827,6 @@ impl Hub {
         match event {
             DropEvent::DropCreated { drop } => {
                 let id = drop.drop.id;
-                let view = DropView::new(&drop, &[], None, self.shared.names);
                 let fresh = match state.drops.get(&id) {
                     Some(e) => e.state.stock.version < drop.stock.version,
                     None => true,
@@ -446,10 +841,6 @@ impl Hub {
                     );
                     state.views = None;
                 }
-                self.broadcast(&WsMessage::DropCreated {
-                    server_time: time(now),
-                    drop: view,
-                });
             }
             DropEvent::DropUpdated { drop } => {
                 let id = drop.drop.id;
@@ -472,33 +863,7 @@ impl Hub {
                     state.dirty.insert(id);
                     state.dirty_since.get_or_insert_with(Instant::now);
                 }
-                let view = DropView::new(&entry.state, &entry.top, None, self.shared.names);
                 state.views = None;
-                self.broadcast(&WsMessage::DropUpdated {
-                    server_time: time(now),
-                    drop: view,
-                });
-            }
-            DropEvent::PurchaseCancelled {
-                drop_id,
-                purchase_id,
-                buyer_id,
-                ..
-            } => {
-                // The units coming back show in the drop's next `stock`
-                // frame; the buyer's own sockets are told why.
-                if let Some(feeds) = state.private.get(&buyer_id) {
-                    let frame: Frame = WsMessage::PurchaseCancelled {
-                        server_time: time(now),
-                        purchase_id: purchase_id.as_uuid(),
-                        drop_id: drop_id.as_uuid(),
-                    }
-                    .to_json()
-                    .into();
-                    for (_, tx) in &feeds.senders {
-                        let _ = tx.try_send(frame.clone());
-                    }
-                }
             }
             DropEvent::StockChanged {
                 drop_id,
@@ -522,67 +887,23 @@ impl Hub {
             }
             DropEvent::PurchaseCompleted {
                 drop_id,
-                reservation_id,
-                variant_id,
-                quantity,
-                display_name,
                 top_purchasers,
                 ..
             } => {
+                // The list may be older than one read with the log (a
+                // later purchase): only a newer one replaces it.
                 if let Some(entry) = state.drops.get_mut(&drop_id) {
-                    entry.top = top_purchasers.clone();
-                    state.views = None;
-                }
-                let names = self.shared.names;
-                let shown = names.shown(&display_name);
-                self.broadcast(&WsMessage::Purchase {
-                    server_time: time(now),
-                    drop_id: drop_id.as_uuid(),
-                    variant_id: variant_id.as_uuid(),
-                    quantity,
-                    display_name: shown.clone(),
-                    username: shown,
-                    top_purchasers: top_purchasers
-                        .iter()
-                        .map(|t| TopPurchaserView::new(t, names))
-                        .collect(),
-                });
-                self.hold_ended(state, reservation_id, || WsMessage::HoldPurchased {
-                    server_time: time(now),
-                    drop_id: drop_id.as_uuid(),
-                    reservation_id: reservation_id.as_uuid(),
-                });
-            }
-            DropEvent::HoldCreated {
-                reservation_id,
-                buyer_id,
-                ..
-            } => {
-                let State {
-                    private, owners, ..
-                } = state;
-                if let Some(feeds) = private.get_mut(&buyer_id) {
-                    feeds.holds.insert(reservation_id);
-                    owners.insert(reservation_id, buyer_id);
+                    let newer = match (top_purchasers.first(), entry.top.first()) {
+                        (Some(new), Some(old)) => new.purchased_at >= old.purchased_at,
+                        (Some(_), None) => true,
+                        (None, _) => false,
+                    };
+                    if newer {
+                        entry.top = top_purchasers;
+                        state.views = None;
+                    }
                 }
             }
-            DropEvent::HoldExpired {
-                drop_id,
-                reservation_id,
-            } => self.hold_ended(state, reservation_id, || WsMessage::HoldExpired {
-                server_time: time(now),
-                drop_id: drop_id.as_uuid(),
-                reservation_id: reservation_id.as_uuid(),
-            }),
-            DropEvent::HoldReleased {
-                drop_id,
-                reservation_id,
-                ..
-            } => self.hold_ended(state, reservation_id, || WsMessage::HoldReleased {
-                server_time: time(now),
-                drop_id: drop_id.as_uuid(),
-                reservation_id: reservation_id.as_uuid(),
-            }),
             _ => {}
         }
         true
@@ -654,6 +975,14 @@ impl Hub {
         });
     }
 
+    /// Puts the stock on the board and reads the log.
+    async fn publish(&self, store: &dyn InventoryStore) {
+        self.flush();
+        if self.log_wanted() {
+            self.read_log(store).await;
+        }
+    }
+
     async fn run(
         self,
         store: Arc<dyn InventoryStore>,
@@ -671,9 +1000,15 @@ impl Hub {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
-                _ = forget.tick() => self.forget_ended(),
+                _ = forget.tick() => {
+                    // A drop ended now is told of before it is forgotten.
+                    if self.lock().log_dirty {
+                        self.read_log(&*store).await;
+                    }
+                    self.forget_ended();
+                }
                 () = sleep_until(next_flush.unwrap_or_else(Instant::now)), if next_flush.is_some() => {
-                    self.flush();
+                    self.publish(&*store).await;
                     last_flush = Instant::now();
                     next_flush = None;
                 }
@@ -702,23 +1037,50 @@ impl Hub {
                             tracing::error!(error = %err, "hub reload failed; clients keep the last state");
                         }
                     }
-                    let has_dirty = !self.lock().dirty.is_empty();
-                    if has_dirty && next_flush.is_none() {
-                        // Leading edge: the first change after a quiet tick
-                        // goes out at once; later ones wait for the tick.
-                        let due = last_flush + tick;
-                        if Instant::now() >= due {
-                            self.flush();
-                            last_flush = Instant::now();
-                        } else {
-                            next_flush = Some(due);
-                        }
+                }
+            }
+            // Leading edge: the first change after a quiet tick goes out at
+            // once; later ones wait for the tick. Follow-up reads of the log
+            // keep the timer going while they last.
+            let wanted = !self.lock().dirty.is_empty() || self.log_wanted();
+            if wanted && next_flush.is_none() {
+                let due = last_flush + tick;
+                if Instant::now() >= due {
+                    self.publish(&*store).await;
+                    last_flush = Instant::now();
+                    if !self.lock().dirty.is_empty() || self.log_wanted() {
+                        next_flush = Some(last_flush + tick);
                     }
+                } else {
+                    next_flush = Some(due);
                 }
             }
         }
         tracing::debug!("hub stopped");
     }
+}
+
+/// The log entries numbered in `(after, to]`, read page by page.
+async fn read_range(
+    store: &dyn InventoryStore,
+    after: u64,
+    to: u64,
+) -> Result<Vec<LogEntry>, DropError> {
+    let mut out = Vec::new();
+    let mut from = after;
+    while from < to {
+        let page = store.events_after(from, MAX_LOG_PAGE).await?;
+        let full = page.len() >= MAX_LOG_PAGE;
+        let Some(last) = page.last().map(|e| e.seq) else {
+            break;
+        };
+        out.extend(page.into_iter().filter(|e| e.seq <= to));
+        if !full {
+            break;
+        }
+        from = last;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,20 +1,23 @@
 //! The hub on its own, over the memory store on a manual clock and tokio's
-//! paused time: ended drops are forgotten, and expiries are counted once
-//! across instances.
+//! paused time: discrete frames come from the log, numbered and in order
+//! (a lagging bus loses none), a buyer's own frames go to that buyer only,
+//! a client resumes from a position, ended drops are forgotten, and
+//! expiries are counted once across instances.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use drop_core::testkit::{StoreHooks, Wrapped};
 use drop_core::{
-    Buyer, Clock, DropEvent, DropPatch, EventBus, EventStream, InventoryStore, ManualClock, Money,
-    NewDrop, ReservationId, Username,
+    Buyer, BuyerId, Clock, DropEvent, DropPatch, EventBus, EventStream, InventoryStore,
+    ManualClock, Money, NewDrop, ReservationId, Username,
 };
 use drop_store_memory::MemoryStore;
+use tokio::sync::broadcast::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Hub;
+use super::{Batch, Hub};
 use crate::metrics::Metrics;
 use crate::names::FeedNames;
 
@@ -57,19 +60,40 @@ fn resyncs(metrics: &Metrics) -> String {
         .to_owned()
 }
 
-/// The frames a private feed has received so far.
-fn received(feed: &mut super::PrivateFeed) -> Vec<serde_json::Value> {
+/// The discrete frames a socket of `viewer` would send, of what `sub` has
+/// received so far.
+fn received(sub: &mut super::Subscription, viewer: Option<&BuyerId>) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    while let Ok(frame) = feed.frames.try_recv() {
-        out.push(serde_json::from_str(frame.as_str()).unwrap());
+    loop {
+        match sub.frames.try_recv() {
+            Ok(batch) => match &*batch {
+                Batch::Frames(frames) => out.extend(
+                    frames
+                        .iter()
+                        .filter(|f| f.seq > sub.floor && f.is_for(viewer))
+                        .map(|f| {
+                            let v: serde_json::Value =
+                                serde_json::from_str(f.frame.as_str()).unwrap();
+                            assert_eq!(v["seq"], f.seq, "{v}");
+                            v
+                        }),
+                ),
+                Batch::Resync => panic!("unexpected resync"),
+            },
+            Err(TryRecvError::Empty) => return out,
+            Err(err) => panic!("{err}"),
+        }
     }
-    out
+}
+
+fn kinds(frames: &[serde_json::Value]) -> Vec<&str> {
+    frames.iter().map(|f| f["type"].as_str().unwrap()).collect()
 }
 
 /// A buyer's socket hears of their own holds ending (expired, released,
 /// bought), those taken before it opened included, and of nobody else's.
 #[tokio::test(start_paused = true)]
-async fn private_feeds_tell_only_the_holder() {
+async fn private_frames_go_only_to_the_holder() {
     let clock = ManualClock::fixed();
     let store = MemoryStore::with_clock(Arc::new(clock.clone()));
     let drop_id = store
@@ -86,50 +110,233 @@ async fn private_feeds_tell_only_the_holder() {
         .id;
     let (hub, _) = start(Arc::new(store.clone()), &clock).await;
     let (ann, bob) = (user("ann"), user("bob"));
-    // Taken before ann's socket opened: the socket tells the hub.
+    // Taken before ann's socket opened.
     let early = store.reserve(other, &ann).await.unwrap().reservation;
-    let mut ann_feed = hub.private_feed(&ann.id);
-    ann_feed.know([early.id]);
-    let mut bob_feed = hub.private_feed(&bob.id);
+    let mut sub = hub.subscribe();
     let expiring = store.reserve(drop_id, &ann).await.unwrap().reservation;
     let bobs = store.reserve(drop_id, &bob).await.unwrap().reservation;
     settle().await;
-    assert!(received(&mut ann_feed).is_empty(), "nothing ended yet");
+    assert!(
+        received(&mut sub, Some(&ann.id)).is_empty(),
+        "nothing ended yet"
+    );
 
     clock.advance(Duration::from_secs(31));
     store.expire_due(10).await.unwrap();
     store.purchase(early.id, &ann.id).await.unwrap();
     settle().await;
-    let ann_got = received(&mut ann_feed);
-    let kinds: Vec<(&str, &str)> = ann_got
-        .iter()
-        .map(|f| {
-            (
-                f["type"].as_str().unwrap(),
-                f["reservationId"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    let (expiring_id, early_id) = (expiring.id.to_string(), early.id.to_string());
-    assert_eq!(
-        kinds,
-        vec![
-            ("holdExpired", expiring_id.as_str()),
-            ("holdPurchased", early_id.as_str())
-        ]
+    let mut bob_sub = hub.subscribe();
+    let all: Vec<serde_json::Value> = {
+        // One socket of each, and a visitor's, over the same frames.
+        let frames = received(&mut sub, Some(&ann.id));
+        let private: Vec<(&str, &str)> = frames
+            .iter()
+            .filter(|f| f["type"] != "purchase")
+            .map(|f| {
+                (
+                    f["type"].as_str().unwrap(),
+                    f["reservationId"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        let (expiring_id, early_id) = (expiring.id.to_string(), early.id.to_string());
+        assert_eq!(
+            private,
+            vec![
+                ("holdExpired", expiring_id.as_str()),
+                ("holdPurchased", early_id.as_str())
+            ]
+        );
+        frames
+    };
+    // Ordered by the log: the expiry before the purchase and its frames.
+    let seqs: Vec<u64> = all.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "{seqs:?}");
+    assert_eq!(kinds(&all), ["holdExpired", "purchase", "holdPurchased"]);
+    assert!(
+        !all.iter()
+            .any(|f| f["reservationId"] == bobs.id.to_string()),
+        "bob's hold told to ann: {all:?}"
     );
-    let bob_got = received(&mut bob_feed);
-    assert_eq!(bob_got.len(), 1, "{bob_got:?}");
-    assert_eq!(bob_got[0]["type"], "holdExpired");
-    assert_eq!(bob_got[0]["reservationId"], bobs.id.to_string());
 
-    // A closed socket's buyer is forgotten: their next hold is not tracked.
-    drop(bob_feed);
+    // Bob's socket (joined later) hears of his release, ann's does not.
+    let mut ann_sub = hub.subscribe();
     let later = store.reserve(other, &bob).await.unwrap().reservation;
-    settle().await;
     store.release(later.id, &bob.id).await.unwrap();
     settle().await;
-    assert!(received(&mut ann_feed).is_empty(), "bob's hold told to ann");
+    let bob_got = received(&mut bob_sub, Some(&bob.id));
+    assert_eq!(kinds(&bob_got), ["holdReleased"], "{bob_got:?}");
+    assert_eq!(bob_got[0]["reservationId"], later.id.to_string());
+    assert!(
+        received(&mut ann_sub, Some(&ann.id)).is_empty(),
+        "bob's hold told to ann"
+    );
+}
+
+/// Every discrete frame carries its entry's number: above the snapshot's,
+/// increasing, and a frame per purchase in the order they happened.
+#[tokio::test(start_paused = true)]
+async fn discrete_frames_carry_increasing_seq() {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let drop_id = store
+        .create_drop(NewDrop::new("Numbered", Money::ZERO, 10))
+        .await
+        .unwrap()
+        .drop
+        .id;
+    let (hub, _) = start(Arc::new(store.clone()), &clock).await;
+    let mut sub = hub.subscribe();
+    let snapshot: serde_json::Value = serde_json::from_str(sub.first[0].as_str()).unwrap();
+    assert_eq!(snapshot["type"], "snapshot");
+    let at = snapshot["seq"].as_u64().unwrap();
+    assert_eq!(at, store.log_head().await.unwrap());
+    let names = ["ann", "ben", "cat", "dan"];
+    for name in names {
+        let hold = store
+            .reserve(drop_id, &user(name))
+            .await
+            .unwrap()
+            .reservation;
+        store.purchase(hold.id, &user(name).id).await.unwrap();
+    }
+    let created = store
+        .create_drop(NewDrop::new("Later", Money::ZERO, 3))
+        .await
+        .unwrap()
+        .drop
+        .id;
+    settle().await;
+    let frames = received(&mut sub, None);
+    assert_eq!(
+        kinds(&frames),
+        [
+            "purchase",
+            "purchase",
+            "purchase",
+            "purchase",
+            "dropCreated"
+        ]
+    );
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert!(seqs[0] > at, "{seqs:?} after {at}");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let buyers: Vec<&str> = frames[..4]
+        .iter()
+        .map(|f| f["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(buyers, names);
+    assert_eq!(frames[4]["drop"]["id"], created.to_string());
+    assert_eq!(hub.cursor(), store.log_head().await.unwrap());
+}
+
+/// A bus that lags (events lost before the hub read them) no longer loses
+/// purchase frames: they come from the log.
+#[tokio::test(start_paused = true)]
+async fn a_lagged_bus_loses_no_purchase_frame() {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let drop = store
+        .create_drop(NewDrop::new("Lossy", Money::ZERO, 5))
+        .await
+        .unwrap();
+    // The hub hears a bus of two places that the test floods, never the
+    // store's own events.
+    let relay = Arc::new(Wrapped::new(
+        Arc::new(store.clone()),
+        Relay(EventBus::new(2)),
+    ));
+    let (hub, metrics) = start(relay.clone(), &clock).await;
+    let mut sub = hub.subscribe();
+    let before = resyncs(&metrics);
+    let hold = store
+        .reserve(drop.drop.id, &user("ann"))
+        .await
+        .unwrap()
+        .reservation;
+    store.purchase(hold.id, &user("ann").id).await.unwrap();
+    // Far more than the bus holds: the hub misses them, purchase included.
+    let flood = (0..10).map(|_| DropEvent::HoldExpired {
+        drop_id: drop.drop.id,
+        reservation_id: ReservationId::new(),
+    });
+    relay.hooks.0.publish(flood);
+    settle().await;
+    assert_ne!(resyncs(&metrics), before, "the bus did not lag");
+    let frames = received(&mut sub, Some(&user("ann").id));
+    assert_eq!(kinds(&frames), ["purchase", "holdPurchased"], "{frames:?}");
+    assert_eq!(frames[0]["displayName"], "ann");
+}
+
+/// A client that left at a position gets, on resuming, the frames of what
+/// it missed (its buyer's own among them), then stock, then `resumed`; far
+/// behind, or ahead of the log, it gets nothing (a snapshot instead).
+#[tokio::test(start_paused = true)]
+async fn resuming_replays_what_was_missed() {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let drop_id = store
+        .create_drop(NewDrop::new("Again", Money::ZERO, 5))
+        .await
+        .unwrap()
+        .drop
+        .id;
+    let (hub, _) = start(Arc::new(store.clone()), &clock).await;
+    let left = hub.cursor();
+    let (ann, bob) = (user("ann"), user("bob"));
+    for buyer in [&ann, &bob] {
+        let hold = store.reserve(drop_id, buyer).await.unwrap().reservation;
+        store.purchase(hold.id, &buyer.id).await.unwrap();
+    }
+    settle().await;
+    let position = hub.cursor();
+    assert!(position > left);
+    // From the frames the hub keeps, and, by a hub started since (which
+    // has none of them), from the store.
+    let (later, _) = start(Arc::new(store.clone()), &clock).await;
+    assert_eq!(later.cursor(), position);
+    for hub in [&hub, &later] {
+        let sub = hub
+            .resume(&store, left, Some(&ann.id))
+            .await
+            .expect("resumes");
+        assert_eq!(sub.floor, position);
+        let first: Vec<serde_json::Value> = sub
+            .first
+            .iter()
+            .map(|f| serde_json::from_str(f.as_str()).unwrap())
+            .collect();
+        assert_eq!(
+            kinds(&first),
+            ["purchase", "holdPurchased", "purchase", "stock", "resumed"]
+        );
+        assert_eq!(first[0]["displayName"], "ann");
+        assert_eq!(first[2]["displayName"], "bob");
+        assert!(first[0]["seq"].as_u64().unwrap() > left);
+        assert_eq!(first[3]["soldStock"], 2);
+        assert_eq!(first[4]["after"], left);
+        assert_eq!(first[4]["seq"], position);
+        // Bob's socket resumes with his own frame, not ann's.
+        let bobs: Vec<serde_json::Value> = hub
+            .resume(&store, left, Some(&bob.id))
+            .await
+            .unwrap()
+            .first
+            .iter()
+            .map(|f| serde_json::from_str(f.as_str()).unwrap())
+            .collect();
+        assert_eq!(
+            kinds(&bobs),
+            ["purchase", "purchase", "holdPurchased", "stock", "resumed"]
+        );
+        assert_eq!(bobs[2]["seq"], bobs[1]["seq"]);
+    }
+
+    assert!(
+        hub.resume(&store, position + 5, None).await.is_none(),
+        "beyond the log"
+    );
+    assert!(hub.resume(&store, position, None).await.is_some());
 }
 
 /// A drop that ends leaves the hub's copy, the board and the snapshot
@@ -174,8 +381,8 @@ async fn ended_drops_are_forgotten() {
         "still on the board"
     );
     assert!(sub.stock.borrow().contains_key(&lasting));
-    assert!(!sub.snapshot.contains(&ending.to_string()));
-    assert!(sub.snapshot.contains(&lasting.to_string()));
+    assert!(!sub.first[0].contains(&ending.to_string()));
+    assert!(sub.first[0].contains(&lasting.to_string()));
 
     // Its last hold is swept after the end: nothing changes, no reload,
     // but the expiry is counted.
@@ -318,7 +525,7 @@ async fn an_edit_reopening_an_ended_drop_brings_it_back() {
     settle().await;
     assert_eq!(hub.drop_count(), 1, "reopened");
     let snapshot: serde_json::Value =
-        serde_json::from_str(hub.subscribe().snapshot.as_str()).unwrap();
+        serde_json::from_str(hub.subscribe().first[0].as_str()).unwrap();
     assert_eq!(snapshot["drops"][0]["name"], "Renamed");
     assert_eq!(snapshot["drops"][0]["paused"], false);
 }

@@ -33,7 +33,8 @@
 //! | `POST /api/purchases` `{reservationId}` | complete a purchase (201; the owner repeating it: 200, the same purchase) |
 //! | `GET /api/purchases/{id}`, `GET /api/me/purchases?before=&limit=` | purchase records: the buyer's own (or any, for the admin) |
 //! | `GET /api/admin/drops`, `PATCH /api/admin/drops/{id}`, `POST /api/admin/drops/{id}/pause` · `/resume` · `/end`, `POST /api/admin/purchases/{id}/cancel` | admin operations |
-//! | `GET /api/ws` | WebSocket: `snapshot`, `stock`, `purchase`, `dropCreated`, `dropUpdated`, and the buyer's own frames |
+//! | `GET /api/admin/events?after=&limit=&dropId=` | the durable event log, oldest first (admin) |
+//! | `GET /api/ws?after=` | WebSocket: `snapshot` (or, resuming from a `seq`, the missed frames and `resumed`), `stock`, `purchase`, `dropCreated`, `dropUpdated`, and the buyer's own frames |
 //! | `GET /api/health/live`, `GET /api/health/ready` (= `GET /api/health`) | liveness (no store), readiness (store answers, not draining; 503 with `Retry-After` otherwise) |
 //! | `GET /metrics`, `GET /api/openapi.json` | Prometheus metrics, API spec |
 //!
@@ -81,8 +82,12 @@
 //! - **Shutdown**: a host serving the router itself stops its server
 //!   (axum's `with_graceful_shutdown`, after [`DropApi::begin_shutdown`] so
 //!   WebSockets close), then calls [`DropApi::shutdown`], which waits for
-//!   the API's requests, sockets, hub and scheduler and then closes the
-//!   store. [`DropServer`] does all of it in one call.
+//!   the API's requests, sockets, hub, scheduler and webhook deliverers and
+//!   then closes the store. [`DropServer`] does all of it in one call.
+//! - **Webhooks**: [`DropApiBuilder::webhooks`] runs [`Webhooks`] beside
+//!   the API — purchases and cancellations POSTed to your endpoints from
+//!   the store's event log, signed with HMAC-SHA256, at least once and in
+//!   log order, one instance delivering per endpoint ([`webhooks`]).
 //!
 //! ## Live updates
 //!
@@ -91,7 +96,10 @@
 //! whatever the reserve rate; the first change after a quiet tick goes out
 //! at once. Frames are serialized once and shared by every client through
 //! a bounded queue: a client that falls behind is resent a snapshot, one
-//! whose socket stalls is closed, and neither slows anyone else.
+//! whose socket stalls is closed, and neither slows anyone else. Every
+//! other frame comes from the store's durable event log and carries its
+//! `seq`: a client that reconnects with `?after=<seq>` gets the frames it
+//! missed instead of a snapshot when the gap is small.
 
 mod admin_routes;
 mod app;
@@ -116,6 +124,7 @@ mod schema;
 mod server;
 mod session_routes;
 mod state;
+pub mod webhooks;
 pub mod wire;
 mod ws;
 
@@ -134,3 +143,4 @@ pub use metrics::Metrics;
 pub use names::FeedNames;
 pub use openapi::openapi_document;
 pub use server::DropServer;
+pub use webhooks::{EndpointStatus, WebhookDeliveries, Webhooks, WebhooksBuilder};

@@ -79,8 +79,15 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh registry of its own with every metric registered.
     pub fn new() -> Self {
+        Self::new_with(|_| {})
+    }
+
+    /// A fresh registry of its own with every metric registered, and
+    /// whatever `more` registers beside them (the webhooks').
+    pub(crate) fn new_with(more: impl FnOnce(&mut Registry)) -> Self {
         let mut registry = Registry::default();
         let mut metrics = Self::registered_in(&mut registry);
+        more(&mut registry);
         metrics.registry = Some(registry);
         metrics
     }

@@ -16,6 +16,7 @@ use utoipa::openapi::server::Server;
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
+use crate::admin_routes::{EventPage, LogDropView, LogEntryView, LogVariantView};
 use crate::error::ErrorBody;
 use crate::identity::DEFAULT_SESSION_COOKIE;
 use crate::wire::{
@@ -52,6 +53,7 @@ use crate::{admin_routes, health, purchase_routes, routes, session_routes, ws};
         admin_routes::resume,
         admin_routes::end,
         admin_routes::cancel_purchase,
+        admin_routes::events,
         session_routes::sign_in,
         session_routes::get_session,
         session_routes::sign_out,
@@ -64,7 +66,8 @@ use crate::{admin_routes, health, purchase_routes, routes, session_routes, ws};
         DropView, TopPurchaserView, UserHoldView, ReservationView, PurchaseView,
         CreateDropBody, ReserveBody, PurchaseBody, ReleaseBody, HealthView, ErrorBody, WsMessage,
         SessionView, BuyerView, SignInBody, VariantView, VariantStockView, PurchaseBuyerView,
-        PurchasePage, NewVariantBody, PatchDropBody, VariantPatchBody
+        PurchasePage, NewVariantBody, PatchDropBody, VariantPatchBody, EventPage, LogEntryView,
+        LogDropView, LogVariantView
     )),
     modifiers(&BearerAuth, &CommonResponses, &FlowLinks)
 )]

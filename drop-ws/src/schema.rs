@@ -11,8 +11,8 @@ use drop_core::BUYER_ID_MAX;
 use drop_core::money::MONEY_MAX_MINOR;
 use drop_core::username::{USERNAME_MAX, USERNAME_MIN};
 use drop_core::{
-    ERROR_CODES, IDEMPOTENCY_KEY_MAX, MAX_HOLD, MAX_NAME, MAX_PAGE, MAX_PER_BUYER, MAX_STOCK,
-    MAX_VARIANT_NAME, MIN_HOLD, PurchaseStatus, ReservationStatus,
+    DropAction, ERROR_CODES, IDEMPOTENCY_KEY_MAX, MAX_HOLD, MAX_LOG_PAGE, MAX_NAME, MAX_PAGE,
+    MAX_PER_BUYER, MAX_STOCK, MAX_VARIANT_NAME, MIN_HOLD, PurchaseStatus, ReservationStatus,
 };
 use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
@@ -416,6 +416,60 @@ pub(crate) fn limit_query() -> Schema {
 
 /// Purchases on one page when `?limit=` is left out.
 pub(crate) const DEFAULT_PAGE: usize = 20;
+
+/// Log entries on one page when `?limit=` is left out.
+pub(crate) const DEFAULT_EVENTS_PAGE: usize = 100;
+
+/// `?after=` of the event log.
+pub(crate) fn after_query() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .description(Some(
+            "Entries numbered above this `seq` (default 0: from the start); the previous page's `next`.",
+        ))
+        .minimum(Some(0))
+        .maximum(Some(u64::MAX))
+        .into()
+}
+
+/// `?limit=` of the event log.
+pub(crate) fn events_limit_query() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .description(Some(format!(
+            "How many entries at most, 1–{MAX_LOG_PAGE} (default {DEFAULT_EVENTS_PAGE})."
+        )))
+        .minimum(Some(1))
+        .maximum(Some(MAX_LOG_PAGE))
+        .into()
+}
+
+/// `?dropId=` of the event log.
+pub(crate) fn drop_id_query() -> Schema {
+    uuid("Only this drop's entries (404 `DROP_NOT_FOUND` when there is no such drop).")
+}
+
+/// Every `action` of a `dropUpdated` log entry.
+pub(crate) const DROP_ACTIONS: [DropAction; 4] = [
+    DropAction::Edited,
+    DropAction::Paused,
+    DropAction::Resumed,
+    DropAction::Ended,
+];
+
+/// `action` of a `dropUpdated` log entry.
+pub(crate) fn drop_action() -> Schema {
+    let names: Vec<String> = DROP_ACTIONS
+        .iter()
+        .filter_map(|a| match serde_json::to_value(a) {
+            Ok(serde_json::Value::String(name)) => Some(name),
+            _ => None,
+        })
+        .collect();
+    string("What the admin did: edited its fields, paused, resumed or ended it.")
+        .enum_values(Some(names))
+        .into()
+}
 
 /// Every error code, the store's and the web layer's.
 pub(crate) fn error_codes() -> Vec<&'static str> {

@@ -29,6 +29,8 @@ pub(crate) struct AppState(pub(crate) Arc<Inner>);
 
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn InventoryStore>,
+    /// Webhook deliverers run beside the API, if any.
+    pub(crate) webhooks: Option<crate::webhooks::WebhookDeliveries>,
     pub(crate) hub: Hub,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limits: Option<Limits>,

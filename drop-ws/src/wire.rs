@@ -379,6 +379,18 @@ pub(crate) struct UsernameQuery {
     pub(crate) username: Option<String>,
 }
 
+/// `?after=` on `GET /api/ws`. Read as text, so a bad value names its
+/// parameter.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct WsQuery {
+    /// The highest `seq` the client has seen: when the server still has
+    /// every change after it, and there are not too many, the socket
+    /// resumes there (`resumed`) instead of starting with a `snapshot`.
+    #[param(value_type = Option<u64>, minimum = 0)]
+    pub(crate) after: Option<String>,
+}
+
 /// A signed-in buyer, as they see themselves.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -628,15 +640,33 @@ impl From<&Purchase> for PurchaseView {
 // OpenAPI derive does not read) so the document shows the names sent.
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum WsMessage {
-    /// Every live or upcoming drop; sent first, and again after a resync.
+    /// Every live or upcoming drop; sent first (unless the socket resumed),
+    /// and again after a resync.
     #[serde(rename_all = "camelCase")]
     Snapshot {
         /// The server's clock (RFC 3339), to count down on.
         #[schema(schema_with = schema::instant_out)]
         server_time: String,
+        /// The log position the snapshot shows: every change numbered up
+        /// to it is in it, and every frame after it has a higher `seq`.
+        seq: u64,
         /// The drops.
         #[schema(value_type = Vec<DropView>)]
         drops: Arc<Vec<DropView>>,
+    },
+    /// Sent instead of a `snapshot` to a socket opened with `?after=`
+    /// that could resume: it came after the frames of every change
+    /// numbered in `(after, seq]` (public ones, and the socket's buyer's
+    /// own) and the current `stock` of every live drop. Live frames follow.
+    #[serde(rename_all = "camelCase")]
+    Resumed {
+        /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
+        server_time: String,
+        /// The position the socket asked to resume from.
+        after: u64,
+        /// The position it has now caught up to.
+        seq: u64,
     },
     /// A drop's latest stock (coalesced: at most one per drop per tick).
     #[serde(rename_all = "camelCase")]
@@ -663,6 +693,10 @@ pub enum WsMessage {
         /// The server's clock.
         #[schema(schema_with = schema::instant_out)]
         server_time: String,
+        /// The number of the log entry this frame tells of: frames made
+        /// from one entry share it, and a later entry's frames have a
+        /// higher one. Resume from the highest seen with `?after=`.
+        seq: u64,
         /// The drop.
         drop_id: Uuid,
         /// The variant bought.
@@ -686,6 +720,10 @@ pub enum WsMessage {
         /// The server's clock.
         #[schema(schema_with = schema::instant_out)]
         server_time: String,
+        /// The number of the log entry this frame tells of: frames made
+        /// from one entry share it, and a later entry's frames have a
+        /// higher one. Resume from the highest seen with `?after=`.
+        seq: u64,
         /// The drop.
         drop: DropView,
     },
@@ -696,6 +734,10 @@ pub enum WsMessage {
         /// The server's clock.
         #[schema(schema_with = schema::instant_out)]
         server_time: String,
+        /// The number of the log entry this frame tells of: frames made
+        /// from one entry share it, and a later entry's frames have a
+        /// higher one. Resume from the highest seen with `?after=`.
+        seq: u64,
         /// The drop as it is now.
         drop: DropView,
     },
@@ -706,6 +748,10 @@ pub enum WsMessage {
         /// The server's clock.
         #[schema(schema_with = schema::instant_out)]
         server_time: String,
+        /// The number of the log entry this frame tells of: frames made
+        /// from one entry share it, and a later entry's frames have a
+        /// higher one. Resume from the highest seen with `?after=`.
+        seq: u64,
         /// The cancelled purchase.
         purchase_id: Uuid,
         /// The drop.
@@ -717,6 +763,10 @@ pub enum WsMessage {
         /// The server's clock.
         #[schema(schema_with = schema::instant_out)]
         server_time: String,
+        /// The number of the log entry this frame tells of: frames made
+        /// from one entry share it, and a later entry's frames have a
+        /// higher one. Resume from the highest seen with `?after=`.
+        seq: u64,
         /// The drop.
         drop_id: Uuid,
         /// The hold.
@@ -729,6 +779,10 @@ pub enum WsMessage {
         /// The server's clock.
         #[schema(schema_with = schema::instant_out)]
         server_time: String,
+        /// The number of the log entry this frame tells of: frames made
+        /// from one entry share it, and a later entry's frames have a
+        /// higher one. Resume from the highest seen with `?after=`.
+        seq: u64,
         /// The drop.
         drop_id: Uuid,
         /// The hold.
@@ -741,6 +795,10 @@ pub enum WsMessage {
         /// The server's clock.
         #[schema(schema_with = schema::instant_out)]
         server_time: String,
+        /// The number of the log entry this frame tells of: frames made
+        /// from one entry share it, and a later entry's frames have a
+        /// higher one. Resume from the highest seen with `?after=`.
+        seq: u64,
         /// The drop.
         drop_id: Uuid,
         /// The hold.

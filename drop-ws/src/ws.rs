@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::Response;
-use drop_core::{Buyer, DropId};
+use drop_core::{Buyer, BuyerId, DropId};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -18,8 +18,10 @@ use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use crate::caller::{Head, Viewer};
 use crate::caps::{Over, Slot};
 use crate::error::{ApiError, ErrorBody};
-use crate::hub::{Frame, Hub, PrivateFeed, StockBoard};
+use crate::extract::QueryParams;
+use crate::hub::{Batch, Frame, Hub, StockBoard, Subscription};
 use crate::state::AppState;
+use crate::wire::WsQuery;
 
 /// Read buffer per connection. Clients send nothing but control frames, so
 /// a small buffer keeps idle connections cheap (the default is 128 KiB).
@@ -37,17 +39,25 @@ const TRY_AGAIN_LATER: u16 = 1013;
 
 /// The live feed. Each text frame the server sends is one `WsMessage`
 /// (see the schema of that name: `snapshot`, `stock`, `purchase`,
-/// `dropCreated`, and to a signed-in buyer's own sockets `holdExpired`,
-/// `holdReleased`, `holdPurchased`); clients send nothing.
+/// `dropCreated`, `dropUpdated`, `resumed`, and to a signed-in buyer's own
+/// sockets `holdExpired`, `holdReleased`, `holdPurchased`,
+/// `purchaseCancelled`); clients send nothing.
 #[utoipa::path(
     get, path = "/api/ws", operation_id = "liveFeed",
+    params(WsQuery),
     responses(
         (status = 101, description = "Switching to WebSocket. Every text frame is a \
             [`WsMessage`](#/components/schemas/WsMessage): first a `snapshot`, then `stock`, \
-            `purchase` and `dropCreated` as they happen (an expiry shows as `stock`). A socket \
-            opened with a session (its cookie, or `Authorization: Bearer`) also receives its \
-            buyer's own `holdExpired`, `holdReleased` and `holdPurchased`."),
-        (status = 400, description = "`BAD_REQUEST`: not a WebSocket handshake", body = ErrorBody),
+            `purchase`, `dropCreated` and `dropUpdated` as they happen (an expiry shows as \
+            `stock`). A socket opened with a session (its cookie, or `Authorization: Bearer`) \
+            also receives its buyer's own `holdExpired`, `holdReleased`, `holdPurchased` and \
+            `purchaseCancelled`. Every frame but `stock` carries the `seq` of the change it \
+            tells of (a snapshot, the position it shows). Opened with `?after=<the highest seq \
+            seen>` when at most 1000 changes behind and none of them pruned, the socket starts \
+            instead with the frames of the changes it missed, the `stock` of every live drop and \
+            a `resumed` frame; otherwise with a `snapshot` as usual."),
+        (status = 400, description = "`INVALID_INPUT`: `after` is not a whole number; \
+            `BAD_REQUEST`: not a WebSocket handshake", body = ErrorBody),
         (status = 403, description = "`FORBIDDEN`: the page's `Origin` is neither this site nor \
             one of the configured CORS origins", body = ErrorBody),
         (status = 426, description = "`UPGRADE_REQUIRED`: the connection cannot be upgraded", body = ErrorBody),
@@ -60,8 +70,15 @@ const TRY_AGAIN_LATER: u16 = 1013;
 pub(crate) async fn upgrade(
     State(app): State<AppState>,
     head: Head,
+    QueryParams(query): QueryParams<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
+    let after = match query.after.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<u64>().map_err(|_| {
+            ApiError::invalid("after", "must be a whole number (a `seq` the server sent)")
+        })?),
+    };
     if !app.origins.allows(head.headers()) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -93,7 +110,7 @@ pub(crate) async fn upgrade(
         .write_buffer_size(0)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| tasks.track_future(client(socket, app, viewer, slot))))
+        .on_upgrade(move |socket| tasks.track_future(client(socket, app, viewer, after, slot))))
 }
 
 /// What a client task listens to. Streams rather than one-shot `recv()`
@@ -101,64 +118,67 @@ pub(crate) async fn upgrade(
 /// firing, so each wake-up costs no re-registration on channels that
 /// every client shares.
 struct Live {
-    snapshot: Frame,
-    events: BroadcastStream<Frame>,
+    first: Vec<Frame>,
+    events: BroadcastStream<Arc<Batch>>,
     stock: WatchStream<Arc<StockBoard>>,
     seen: HashMap<DropId, u64>,
+    floor: u64,
 }
 
-impl Live {
-    fn join(hub: &Hub) -> Live {
-        let sub = hub.subscribe();
+impl From<Subscription> for Live {
+    fn from(sub: Subscription) -> Self {
         Live {
-            snapshot: sub.snapshot,
+            first: sub.first,
             events: BroadcastStream::new(sub.frames),
             stock: WatchStream::from_changes(sub.stock),
             seen: sub.seen,
+            floor: sub.floor,
         }
     }
 }
 
-/// The private feed of `buyer`'s socket, knowing their active holds.
-async fn private_feed(app: &AppState, buyer: &Buyer) -> PrivateFeed {
-    // Joined before the holds are listed, so a hold taken in between is
-    // learnt from its creation; one that ends in between is only told by
-    // the page's own clock.
-    // Only the buyer's hold on each drop the hub keeps (live and
-    // upcoming ones): one indexed lookup each, not a whole listing.
-    let feed = app.hub.private_feed(&buyer.id);
-    let lookups = app
-        .hub
-        .drop_ids()
-        .into_iter()
-        .map(|drop_id| app.store.active_hold(drop_id, &buyer.id));
-    let mut holds = Vec::new();
-    for found in futures::future::join_all(lookups).await {
-        match found {
-            Ok(hold) => holds.extend(hold.map(|h| h.id)),
-            Err(err) => {
-                tracing::debug!(error = %err, "socket opened without one of its buyer's holds")
-            }
+/// Joins the stream where the client left it when it can (`after`), from
+/// a snapshot otherwise.
+async fn join(app: &AppState, after: Option<u64>, viewer: Option<&BuyerId>) -> Live {
+    app.hub.caught_up().await;
+    if let Some(after) = after
+        && let Some(sub) = app.hub.resume(&*app.store, after, viewer).await
+    {
+        return sub.into();
+    }
+    app.hub.subscribe().into()
+}
+
+/// Sends the frames a (re)joined client starts with; `false` when it is
+/// gone.
+async fn send_first(socket: &mut WebSocket, live: &mut Live) -> bool {
+    for frame in std::mem::take(&mut live.first) {
+        if !send(socket, Message::Text(frame)).await {
+            return false;
         }
     }
-    feed.know(holds);
-    feed
+    true
 }
 
 /// Serves one socket until it closes; `_slot` holds its place under the
 /// caps until then.
-async fn client(mut socket: WebSocket, app: AppState, viewer: Option<Buyer>, _slot: Slot) {
+async fn client(
+    mut socket: WebSocket,
+    app: AppState,
+    viewer: Option<Buyer>,
+    after: Option<u64>,
+    _slot: Slot,
+) {
     let hub = app.hub.clone();
     hub.metrics().ws_connected();
     let _guard = Disconnect(hub.clone());
     let cancelled = app.cancel.clone().cancelled_owned();
     tokio::pin!(cancelled);
-    let mut private = match &viewer {
-        Some(buyer) => Some(private_feed(&app, buyer).await),
-        None => None,
-    };
-    let mut live = Live::join(&hub);
-    if !send(&mut socket, Message::Text(live.snapshot.clone())).await {
+    // The buyer's own frames travel with the public ones; this socket
+    // sends those of its buyer.
+    let viewer = viewer.map(|b| b.id);
+    let mut live = join(&app, after, viewer.as_ref()).await;
+    if !send_first(&mut socket, &mut live).await {
         return;
     }
     let every = app.ws.ping_interval;
@@ -210,24 +230,32 @@ async fn client(mut socket: WebSocket, app: AppState, viewer: Option<Buyer>, _sl
                     }
                 }
             }
-            Some(frame) = next_private(&mut private) => {
-                if !send(&mut socket, Message::Text(frame)).await {
-                    return;
-                }
-            }
-            frame = live.events.next() => match frame {
-                Some(Ok(frame)) => {
-                    if !send(&mut socket, Message::Text(frame)).await {
-                        return;
+            batch = live.events.next() => match batch {
+                Some(Ok(batch)) => match &*batch {
+                    Batch::Frames(frames) => {
+                        for f in frames {
+                            if f.seq > live.floor
+                                && f.is_for(viewer.as_ref())
+                                && !send(&mut socket, Message::Text(f.frame.clone())).await
+                            {
+                                return;
+                            }
+                        }
                     }
-                }
+                    Batch::Resync => {
+                        live = hub.subscribe().into();
+                        if !send_first(&mut socket, &mut live).await {
+                            return;
+                        }
+                    }
+                },
                 Some(Err(BroadcastStreamRecvError::Lagged(missed))) => {
-                    // Too far behind to catch up event by event: start
+                    // Too far behind to catch up frame by frame: start
                     // again from a fresh snapshot.
                     tracing::debug!(missed, "slow WebSocket client resynchronised");
                     hub.metrics().resync();
-                    live = Live::join(&hub);
-                    if !send(&mut socket, Message::Text(live.snapshot.clone())).await {
+                    live = hub.subscribe().into();
+                    if !send_first(&mut socket, &mut live).await {
                         return;
                     }
                 }
@@ -242,14 +270,6 @@ async fn client(mut socket: WebSocket, app: AppState, viewer: Option<Buyer>, _sl
                 }
             },
         }
-    }
-}
-
-/// The next private frame; pending forever for a socket without a feed.
-async fn next_private(private: &mut Option<PrivateFeed>) -> Option<Frame> {
-    match private {
-        Some(feed) => feed.frames.recv().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -12,10 +12,15 @@
 //! authenticating proxy, `--identity header`; for load tools that name
 //! their buyers in the body, `--identity claimed` (insecure).
 //!
+//! With `--webhook URL` (repeatable) and `--webhook-secret`, purchases and
+//! cancellations are also POSTed to each URL, signed, at least once and in
+//! log order, by one instance at a time (docs/webhooks.md).
+//!
 //! SIGINT or SIGTERM stops it in one step ([`drop_ws::DropServer`]):
 //! readiness fails (for `--drain-seconds`, while it goes on serving), then
 //! WebSockets are closed with 1001, in-flight requests are answered, the
-//! expiry scheduler stops, and the store closes last.
+//! expiry scheduler and the webhook deliverers stop (the deliverers give
+//! their cursors up), and the store closes last.
 //!
 //! The client is served from `examples/web_drop/client/dist/` (embedded in
 //! the binary in release builds), so no Node.js is needed to run it.
@@ -66,6 +71,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let header_timeout = opts.header_timeout()?;
     let ws_ping = opts.ws_ping()?;
     let ws_idle = opts.ws_idle()?;
+    let webhooks = opts.webhooks()?;
 
     let opened = stores::open(&opts).await?;
     let store: Arc<dyn InventoryStore> = opened.store;
@@ -85,6 +91,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .ws_idle_timeout(ws_idle)
         .clock(opened.clock)
         .expiry_scheduler(scheduler);
+    if let Some(webhooks) = webhooks {
+        // Run as the API's tasks: its shutdown stops them, and they give
+        // their cursors up before the store closes.
+        builder = builder.webhooks(webhooks);
+    }
     for origin in &opts.cors_origin {
         builder = builder.cors_origin(origin)?;
     }
@@ -112,6 +123,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new().merge(api.router()).fallback(assets::serve);
     let listener = tokio::net::TcpListener::bind(opts.bind).await?;
     let server = api.serve(listener, app)?.drain_for(drain);
+
     println!(
         "dropkit web_drop listening on http://{}",
         server.local_addr()
@@ -119,8 +131,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("store: {}", opts.store);
     println!("{}", admin_token.banner());
     println!("{identity_banner}");
+    if let Some(webhooks) = api.webhooks() {
+        for endpoint in webhooks.status() {
+            println!("webhook: {}", endpoint.endpoint);
+        }
+    }
 
-    server
+    let served = server
         .run_until(async {
             shutdown_signal().await;
             tracing::info!(
@@ -128,7 +145,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 "shutting down: unready, then closing WebSockets and finishing in-flight requests"
             );
         })
-        .await?;
+        .await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -247,6 +247,23 @@ pub(crate) struct Options {
     #[arg(long, env = "DROPKIT_WS_IDLE_SECONDS", default_value_t = 60.0)]
     pub(crate) ws_idle_seconds: f64,
 
+    /// Send purchase and cancellation events to this URL, signed, at least
+    /// once and in order (http:// or https://; repeatable, or
+    /// comma-separated). Needs --webhook-secret. See docs/webhooks.md.
+    #[arg(long = "webhook", env = "DROPKIT_WEBHOOKS", value_delimiter = ',')]
+    pub(crate) webhook: Vec<String>,
+
+    /// The secret webhook bodies are signed with (HMAC-SHA256): at least
+    /// 32 bytes, e.g. from `openssl rand -hex 32`. Receivers verify with
+    /// the same; give every instance the same one.
+    #[arg(long, env = "DROPKIT_WEBHOOK_SECRET", hide_env_values = true)]
+    pub(crate) webhook_secret: Option<Secret>,
+
+    /// Seconds a webhook receiver has to answer before the delivery is
+    /// retried (fractions allowed).
+    #[arg(long, env = "DROPKIT_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    pub(crate) webhook_timeout_seconds: f64,
+
     /// Do not create the demo drop on start-up.
     #[arg(long, env = "DROPKIT_NO_DEMO")]
     pub(crate) no_demo: bool,
@@ -361,6 +378,47 @@ impl Options {
     /// `--ws-idle-seconds`.
     pub(crate) fn ws_idle(&self) -> Result<Duration, String> {
         seconds("--ws-idle-seconds", self.ws_idle_seconds, false)
+    }
+
+    /// The webhooks to deliver (`--webhook`, `--webhook-secret`,
+    /// `--webhook-timeout-seconds`), ready to spawn; `None` without any
+    /// `--webhook`.
+    pub(crate) fn webhooks(&self) -> Result<Option<drop_ws::WebhooksBuilder>, String> {
+        if self.webhook.is_empty() {
+            return Ok(None);
+        }
+        let secret = self
+            .webhook_secret
+            .as_ref()
+            .filter(|s| !s.expose().is_empty())
+            .ok_or(
+                "--webhook needs --webhook-secret (or DROPKIT_WEBHOOK_SECRET): \
+                 the key receivers check signatures with",
+            )?;
+        let timeout = seconds(
+            "--webhook-timeout-seconds",
+            self.webhook_timeout_seconds,
+            true,
+        )?;
+        let mut builder = drop_ws::Webhooks::builder()
+            .secret(secret.expose())
+            .map_err(|_| {
+                format!(
+                    "--webhook-secret must be at least {} bytes",
+                    drop_ws::webhooks::MIN_SECRET_BYTES
+                )
+            })?
+            .timeout(timeout);
+        // A URL may carry a token: errors name its place, not the URL.
+        for (n, url) in self.webhook.iter().enumerate() {
+            builder = builder.endpoint(url).map_err(|err| match err {
+                drop_core::DropError::InvalidInput { message, .. } => {
+                    format!("--webhook #{}: {message}", n + 1)
+                }
+                other => format!("--webhook #{}: {other}", n + 1),
+            })?;
+        }
+        Ok(Some(builder))
     }
 
     pub(crate) fn hold(&self) -> Result<Duration, String> {

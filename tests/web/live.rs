@@ -40,7 +40,7 @@ async fn reserve_and_purchase_reach_other_clients(factory: StoreFactory) {
     let (status, bought) = server.purchase(hold["id"].as_str().unwrap(), "alice").await;
     assert_eq!(status, 201, "{bought}");
     assert_eq!(bought["amountPaid"], "19.99");
-    // Stock travels on the coalescing board and purchases on the event
+    // Stock travels on the coalescing board and purchases on the log's
     // queue: either may reach the client first.
     let (mut msg, mut stock) = (None, None);
     while msg.is_none() || stock.is_none() {
@@ -58,6 +58,10 @@ async fn reserve_and_purchase_reach_other_clients(factory: StoreFactory) {
     }
     let (msg, stock) = (msg.unwrap(), stock.unwrap());
     assert_eq!(msg["dropId"], id);
+    assert!(
+        msg["seq"].as_u64().unwrap() > snapshot["seq"].as_u64().unwrap(),
+        "{msg} after {snapshot}"
+    );
     assert_eq!(msg["displayName"], "alice");
     assert_eq!(msg["username"], "alice", "the deprecated alias");
     assert_eq!(msg["topPurchasers"][0]["displayName"], "alice");
@@ -130,9 +134,15 @@ async fn expiry_reaches_clients_promptly(factory: StoreFactory) {
 async fn expiries_arrive_as_stock(factory: StoreFactory) {
     const HOLDS: u32 = 20;
     let server = TestServer::start(factory).await;
+    // Connected first, so the drop's creation is a frame it surely gets
+    // (one taken after may or may not be in its snapshot already).
+    let (mut b, snapshot) = server.ws().await;
     let drop = server.create_drop("Expiring", HOLDS, 1.0).await;
     let id = drop["id"].as_str().unwrap();
-    let (mut b, _) = server.ws().await;
+    b.wait_for(WAIT, |m| {
+        m["type"] == "dropCreated" && m["drop"]["id"] == id
+    })
+    .await;
     for i in 0..HOLDS {
         let (status, _) = server.reserve(id, &format!("carol_{i}")).await;
         assert_eq!(status, 201);
@@ -154,7 +164,7 @@ async fn expiries_arrive_as_stock(factory: StoreFactory) {
     let types: Vec<&str> = heard.iter().filter_map(|m| m["type"].as_str()).collect();
     assert!(
         types.iter().all(|t| *t == "stock"),
-        "only stock frames expected: {types:?}"
+        "only stock frames expected after {snapshot}: {heard:?}"
     );
     let last = heard.last().unwrap();
     assert_eq!(last["reservedStock"], 0, "{last}");
@@ -182,6 +192,7 @@ async fn new_drops_are_announced(factory: StoreFactory) {
         })
         .await;
     assert_eq!(msg["drop"]["id"], drop["id"]);
+    assert!(msg["seq"].is_u64(), "{msg}");
     assert_eq!(msg["drop"]["availableStock"], 7);
     assert_eq!(msg["drop"]["price"], "19.99");
     // A client arriving later finds it in its snapshot.

@@ -10,6 +10,7 @@ mod support;
 mod proxy;
 
 mod admin;
+mod admin_events;
 mod admin_ops;
 mod bad_input;
 mod concurrency;
@@ -21,5 +22,7 @@ mod idempotency;
 mod live;
 mod options;
 mod prefix;
+mod resume;
 mod sale;
 mod shutdown;
+mod webhooks;

@@ -805,4 +805,42 @@ describe('web_drop client', () => {
     assert.equal(await more.count(), 0, 'no More after the last page');
     assert.deepEqual(a.errors, []);
   });
+
+  test('a unit bought shows in the drop’s history in the admin panel, oldest first; Refresh adds what happened since', async () => {
+    const name = unique('Audited');
+    const drop = await createDrop({ name, price: '42.00', totalStock: 3, holdSeconds: 30 });
+    const a = await shopper('aud');
+    await reserveButton(a.page, name).click();
+    const bought = a.page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/purchases'));
+    await card(a.page, name).getByRole('button', { name: /^Complete purchase/ }).click();
+    assert.equal((await bought).status(), 201);
+
+    await a.page.getByRole('button', { name: 'Admin', exact: true }).click();
+    await a.page.getByRole('region', { name: 'Create a drop' }).getByLabel('Admin token').fill(TOKEN);
+    const manage = a.page.getByRole('region', { name: 'Manage drops' });
+    await manage.getByRole('button', { name: 'Load drops' }).click();
+    const row = manage.getByRole('listitem', { name, exact: true });
+    await row.waitFor();
+    await row.getByRole('button', { name: `History of ${name}` }).click();
+    await row.getByRole('button', { name: `Load the history of ${name}` }).click();
+    const entries = row.getByTestId('history-entry');
+    await eventually(async () => (await entries.count()) === 3, LIVE_MS, 'created, held, bought');
+    const kinds = await entries.evaluateAll((els) => els.map((e) => e.getAttribute('data-kind')));
+    assert.deepEqual(kinds, ['dropCreated', 'holdCreated', 'purchaseCompleted']);
+    const texts = await entries.allTextContents();
+    assert.match(texts[0], new RegExp(`Created “${name}”: 3 units at \\$42\\.00`));
+    assert.match(texts[1], new RegExp(`${a.username} \\(.+\\) · Held 1 unit until`));
+    assert.match(texts[2], new RegExp(`${a.username} \\(.+\\) · Bought 1 unit for \\$42\\.00`));
+
+    // Something happens elsewhere; Refresh reads it after what is shown.
+    const paused = await adminFetch('POST', `/api/admin/drops/${drop.id}/pause`);
+    assert.equal(paused.status, 200);
+    await row.getByRole('button', { name: `Refresh the history of ${name}` }).click();
+    await eventually(async () => (await entries.count()) === 4, LIVE_MS, 'the pause, after the purchase');
+    assert.match(await entries.nth(3).textContent(), /The shop · Paused the drop/);
+    assert.equal(await row.getByRole('button', { name: 'Load more' }).count(), 0);
+    await row.scrollIntoViewIfNeeded();
+    await shot(a.page, '22-history');
+    assert.deepEqual(a.errors, []);
+  });
 });

@@ -96,6 +96,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The event log, oldest first: every committed change with its `seq`.
+         *     Page with `after` = the previous page's `next`; entries that commit
+         *     later are never skipped. With `dropId`, only that drop's entries.
+         */
+        get: operations["adminEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/purchases/{id}/cancel": {
         parameters: {
             query?: never;
@@ -328,8 +349,9 @@ export interface paths {
         /**
          * The live feed. Each text frame the server sends is one `WsMessage`
          *     (see the schema of that name: `snapshot`, `stock`, `purchase`,
-         *     `dropCreated`, and to a signed-in buyer's own sockets `holdExpired`,
-         *     `holdReleased`, `holdPurchased`); clients send nothing.
+         *     `dropCreated`, `dropUpdated`, `resumed`, and to a signed-in buyer's own
+         *     sockets `holdExpired`, `holdReleased`, `holdPurchased`,
+         *     `purchaseCancelled`); clients send nothing.
          */
         get: operations["liveFeed"];
         put?: never;
@@ -454,17 +476,366 @@ export interface components {
              * @description Stable machine code.
              * @enum {string}
              */
-            error: "OUT_OF_STOCK" | "DROP_NOT_FOUND" | "DROP_NOT_ACTIVE" | "RESERVATION_NOT_FOUND" | "RESERVATION_EXPIRED" | "NOT_OWNER" | "ALREADY_PURCHASED" | "ALREADY_RELEASED" | "HOLD_EXISTS" | "BUYER_LIMIT_REACHED" | "DROP_PAUSED" | "STOCK_BELOW_COMMITTED" | "PRICE_LOCKED" | "PURCHASE_NOT_FOUND" | "VARIANT_NOT_FOUND" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "INVALID_INPUT" | "UNAVAILABLE" | "INTERNAL" | "BAD_REQUEST" | "INVALID_JSON" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UNAUTHORIZED" | "UNAUTHENTICATED" | "FORBIDDEN";
+            error: "OUT_OF_STOCK" | "DROP_NOT_FOUND" | "DROP_NOT_ACTIVE" | "RESERVATION_NOT_FOUND" | "RESERVATION_EXPIRED" | "NOT_OWNER" | "ALREADY_PURCHASED" | "ALREADY_RELEASED" | "HOLD_EXISTS" | "BUYER_LIMIT_REACHED" | "DROP_PAUSED" | "STOCK_BELOW_COMMITTED" | "PRICE_LOCKED" | "PURCHASE_NOT_FOUND" | "VARIANT_NOT_FOUND" | "EVENTS_PRUNED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "INVALID_INPUT" | "UNAVAILABLE" | "INTERNAL" | "BAD_REQUEST" | "INVALID_JSON" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UNAUTHORIZED" | "UNAUTHENTICATED" | "FORBIDDEN";
             /** @description The offending request field (camelCase), for input errors. */
             field?: string | null;
             /** @description What went wrong, for people. */
             message: string;
+            /**
+             * Format: int64
+             * @description With `EVENTS_PRUNED`: the oldest log entry still kept (or the next
+             *     to be written); read the current state again, then go on from
+             *     `oldest - 1`.
+             */
+            oldest?: number | null;
             reservation?: null | components["schemas"]["ReservationView"];
+        };
+        /** @description One page of the event log. */
+        EventPage: {
+            /** @description The entries numbered above `after`, oldest first. */
+            events: components["schemas"]["LogEntryView"][];
+            /**
+             * Format: int64
+             * @description The highest number in the whole log when asked (0 when it is
+             *     empty): a reader that only wants what happens from now on starts
+             *     with `after` = `head`.
+             */
+            head: number;
+            /**
+             * @description Whether entries above `next` were already there: ask again at once
+             *     for them. `false` means the page reached the end of the log as it
+             *     stood (poll later for new entries).
+             */
+            more: boolean;
+            /**
+             * Format: int64
+             * @description What to pass as `after` for the next page: the last entry's `seq`,
+             *     or `after` itself when the page is empty. Reading on from it never
+             *     skips an entry, including ones that become visible later.
+             */
+            next: number;
         };
         /** @description `GET /api/health`. */
         HealthView: {
             /** @description `"ok"`. */
             status: string;
+        };
+        /**
+         * @description A drop as an entry of the log records it (without stock: the log
+         *     records changes, stock is derived from them).
+         */
+        LogDropView: {
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC), or `null` for none.
+             */
+            endsAt?: string | null;
+            /**
+             * Format: double
+             * @description How long a hold lasts, in seconds.
+             */
+            holdSeconds: number;
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /**
+             * Format: int32
+             * @description Units one buyer may hold plus have bought.
+             */
+            maxPerBuyer: number;
+            /** @description Display name. */
+            name: string;
+            /** @description Whether new holds were refused. */
+            paused: boolean;
+            /**
+             * @description A decimal string with two decimals, such as `"199.99"`.
+             * @example 199.99
+             */
+            price: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC), or `null` for none.
+             */
+            startsAt?: string | null;
+            /**
+             * Format: int32
+             * @description Units for sale in all.
+             */
+            totalStock: number;
+            /** @description Its variants, in the order they were created. */
+            variants: components["schemas"]["LogVariantView"][];
+        };
+        /**
+         * @description One entry of the event log: a committed change with its number
+         *     (`seq`), when it committed (`at`) and its drop, tagged by `type`.
+         *     Buyers appear by id; `displayName` is the name they held under.
+         */
+        LogEntryView: {
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            at: string;
+            /** @description The drop as created. */
+            drop: components["schemas"]["LogDropView"];
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: int64
+             * @description The entry's number.
+             */
+            seq: number;
+            /** @enum {string} */
+            type: "dropCreated";
+        } | {
+            /**
+             * @description What the admin did: edited its fields, paused, resumed or ended it.
+             * @enum {string}
+             */
+            action: "edited" | "paused" | "resumed" | "ended";
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            at: string;
+            /** @description The drop after the change. */
+            drop: components["schemas"]["LogDropView"];
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: int64
+             * @description The entry's number.
+             */
+            seq: number;
+            /** @enum {string} */
+            type: "dropUpdated";
+        } | {
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            at: string;
+            /** @description The buyer's id: 1–128 bytes, no control characters. */
+            buyerId: string;
+            /** @description Their display name when they took it. */
+            displayName: string;
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            expiresAt: string;
+            /**
+             * Format: int32
+             * @description How many units.
+             */
+            quantity: number;
+            /**
+             * Format: uuid
+             * @description The hold.
+             */
+            reservationId: string;
+            /**
+             * Format: int64
+             * @description The entry's number.
+             */
+            seq: number;
+            /** @enum {string} */
+            type: "holdCreated";
+            /**
+             * Format: uuid
+             * @description The variant held.
+             */
+            variantId: string;
+        } | {
+            /**
+             * @description A decimal string with two decimals, such as `"199.99"`.
+             * @example 199.99
+             */
+            amount: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            at: string;
+            /** @description The buyer's id: 1–128 bytes, no control characters. */
+            buyerId: string;
+            /** @description Their display name when they held it. */
+            displayName: string;
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: uuid
+             * @description The purchase made.
+             */
+            purchaseId: string;
+            /**
+             * Format: int32
+             * @description How many units.
+             */
+            quantity: number;
+            /**
+             * Format: uuid
+             * @description The hold it completed.
+             */
+            reservationId: string;
+            /**
+             * Format: int64
+             * @description The entry's number.
+             */
+            seq: number;
+            /** @enum {string} */
+            type: "purchaseCompleted";
+            /**
+             * Format: uuid
+             * @description The variant bought.
+             */
+            variantId: string;
+        } | {
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            at: string;
+            /** @description The buyer's id: 1–128 bytes, no control characters. */
+            buyerId: string;
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: int32
+             * @description How many units went back.
+             */
+            quantity: number;
+            /**
+             * Format: uuid
+             * @description The hold.
+             */
+            reservationId: string;
+            /**
+             * Format: int64
+             * @description The entry's number.
+             */
+            seq: number;
+            /** @enum {string} */
+            type: "holdReleased";
+            /**
+             * Format: uuid
+             * @description The variant.
+             */
+            variantId: string;
+        } | {
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            at: string;
+            /** @description The buyer's id: 1–128 bytes, no control characters. */
+            buyerId: string;
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: int32
+             * @description How many units went back.
+             */
+            quantity: number;
+            /**
+             * Format: uuid
+             * @description The hold.
+             */
+            reservationId: string;
+            /**
+             * Format: int64
+             * @description The entry's number.
+             */
+            seq: number;
+            /** @enum {string} */
+            type: "holdExpired";
+            /**
+             * Format: uuid
+             * @description The variant.
+             */
+            variantId: string;
+        } | {
+            /**
+             * @description A decimal string with two decimals, such as `"199.99"`.
+             * @example 199.99
+             */
+            amount: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            at: string;
+            /** @description The buyer's id: 1–128 bytes, no control characters. */
+            buyerId: string;
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: uuid
+             * @description The purchase.
+             */
+            purchaseId: string;
+            /**
+             * Format: int32
+             * @description How many units went back.
+             */
+            quantity: number;
+            /**
+             * Format: uuid
+             * @description The hold it had completed.
+             */
+            reservationId: string;
+            /**
+             * Format: int64
+             * @description The entry's number.
+             */
+            seq: number;
+            /** @enum {string} */
+            type: "purchaseCancelled";
+            /**
+             * Format: uuid
+             * @description The variant.
+             */
+            variantId: string;
+        };
+        /** @description A variant as an entry of the log records it. */
+        LogVariantView: {
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description Display name, unique within the drop. */
+            name: string;
         };
         /** @description A variant of a new drop. */
         NewVariantBody: {
@@ -788,12 +1159,36 @@ export interface components {
             /** @description The drops. */
             drops: components["schemas"]["DropView"][];
             /**
+             * Format: int64
+             * @description The log position the snapshot shows: every change numbered up
+             *     to it is in it, and every frame after it has a higher `seq`.
+             */
+            seq: number;
+            /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC).
              */
             serverTime: string;
             /** @enum {string} */
             type: "snapshot";
+        } | {
+            /**
+             * Format: int64
+             * @description The position the socket asked to resume from.
+             */
+            after: number;
+            /**
+             * Format: int64
+             * @description The position it has now caught up to.
+             */
+            seq: number;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            serverTime: string;
+            /** @enum {string} */
+            type: "resumed";
         } | {
             /**
              * Format: int32
@@ -846,6 +1241,13 @@ export interface components {
              */
             quantity: number;
             /**
+             * Format: int64
+             * @description The number of the log entry this frame tells of: frames made
+             *     from one entry share it, and a later entry's frames have a
+             *     higher one. Resume from the highest seen with `?after=`.
+             */
+            seq: number;
+            /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC).
              */
@@ -868,6 +1270,13 @@ export interface components {
             /** @description The drop. */
             drop: components["schemas"]["DropView"];
             /**
+             * Format: int64
+             * @description The number of the log entry this frame tells of: frames made
+             *     from one entry share it, and a later entry's frames have a
+             *     higher one. Resume from the highest seen with `?after=`.
+             */
+            seq: number;
+            /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC).
              */
@@ -877,6 +1286,13 @@ export interface components {
         } | {
             /** @description The drop as it is now. */
             drop: components["schemas"]["DropView"];
+            /**
+             * Format: int64
+             * @description The number of the log entry this frame tells of: frames made
+             *     from one entry share it, and a later entry's frames have a
+             *     higher one. Resume from the highest seen with `?after=`.
+             */
+            seq: number;
             /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC).
@@ -896,6 +1312,13 @@ export interface components {
              */
             purchaseId: string;
             /**
+             * Format: int64
+             * @description The number of the log entry this frame tells of: frames made
+             *     from one entry share it, and a later entry's frames have a
+             *     higher one. Resume from the highest seen with `?after=`.
+             */
+            seq: number;
+            /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC).
              */
@@ -913,6 +1336,13 @@ export interface components {
              * @description The hold.
              */
             reservationId: string;
+            /**
+             * Format: int64
+             * @description The number of the log entry this frame tells of: frames made
+             *     from one entry share it, and a later entry's frames have a
+             *     higher one. Resume from the highest seen with `?after=`.
+             */
+            seq: number;
             /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC).
@@ -932,6 +1362,13 @@ export interface components {
              */
             reservationId: string;
             /**
+             * Format: int64
+             * @description The number of the log entry this frame tells of: frames made
+             *     from one entry share it, and a later entry's frames have a
+             *     higher one. Resume from the highest seen with `?after=`.
+             */
+            seq: number;
+            /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC).
              */
@@ -949,6 +1386,13 @@ export interface components {
              * @description The hold.
              */
             reservationId: string;
+            /**
+             * Format: int64
+             * @description The number of the log entry this frame tells of: frames made
+             *     from one entry share it, and a later entry's frames have a
+             *     higher one. Resume from the highest seen with `?after=`.
+             */
+            seq: number;
             /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC).
@@ -1471,6 +1915,106 @@ export interface operations {
             };
             /** @description `IDEMPOTENCY_KEY_REUSED` */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    adminEvents: {
+        parameters: {
+            query?: {
+                after?: number;
+                limit?: number;
+                dropId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page; pass its `next` as `after` for the next */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            /** @description `INVALID_INPUT` on `after` (not a whole number), `limit` (not 1–1000) or `dropId` (not a UUID) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHORIZED`: no bearer token */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `DROP_NOT_FOUND`: no drop has the id `dropId` names */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `EVENTS_PRUNED`: entries above `after` were pruned (retention); `oldest` is the oldest entry kept: re-read the current state, then go on from `oldest - 1` */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2806,21 +3350,28 @@ export interface operations {
     };
     liveFeed: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description The highest `seq` the client has seen: when the server still has
+                 *     every change after it, and there are not too many, the socket
+                 *     resumes there (`resumed`) instead of starting with a `snapshot`.
+                 */
+                after?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Switching to WebSocket. Every text frame is a [`WsMessage`](#/components/schemas/WsMessage): first a `snapshot`, then `stock`, `purchase` and `dropCreated` as they happen (an expiry shows as `stock`). A socket opened with a session (its cookie, or `Authorization: Bearer`) also receives its buyer's own `holdExpired`, `holdReleased` and `holdPurchased`. */
+            /** @description Switching to WebSocket. Every text frame is a [`WsMessage`](#/components/schemas/WsMessage): first a `snapshot`, then `stock`, `purchase`, `dropCreated` and `dropUpdated` as they happen (an expiry shows as `stock`). A socket opened with a session (its cookie, or `Authorization: Bearer`) also receives its buyer's own `holdExpired`, `holdReleased`, `holdPurchased` and `purchaseCancelled`. Every frame but `stock` carries the `seq` of the change it tells of (a snapshot, the position it shows). Opened with `?after=<the highest seq seen>` when at most 1000 changes behind and none of them pruned, the socket starts instead with the frames of the changes it missed, the `stock` of every live drop and a `resumed` frame; otherwise with a `snapshot` as usual. */
             101: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description `BAD_REQUEST`: not a WebSocket handshake */
+            /** @description `INVALID_INPUT`: `after` is not a whole number; `BAD_REQUEST`: not a WebSocket handshake */
             400: {
                 headers: {
                     [name: string]: unknown;

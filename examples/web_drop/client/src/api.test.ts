@@ -241,4 +241,22 @@ describe('idempotency keys', () => {
       ['GET', '/api/me/purchases?before=0b7f4c1e-2f4a-4c59-9a51-1d1b6b0e7a10&limit=10', undefined],
     ]);
   });
+
+  it('reads the event log with the admin token, after a seq, a page size and a drop', async () => {
+    const sent = answer(200, { events: [], next: 7, more: false, head: 7 });
+    const page = await api.adminEvents('tok', { after: 7, limit: 50, dropId: 'd1' });
+    await api.adminEvents('tok');
+    expect(page.data.next).toBe(7);
+    expect(sent.map((s) => [s.method, s.url, s.headers.Authorization])).toEqual([
+      ['GET', '/api/admin/events?after=7&limit=50&dropId=d1', 'Bearer tok'],
+      ['GET', '/api/admin/events', 'Bearer tok'],
+    ]);
+  });
+
+  it('EVENTS_PRUNED keeps the oldest entry kept from the error body', async () => {
+    answer(410, { error: 'EVENTS_PRUNED', message: 'pruned', oldest: 42 });
+    const err = await failure(api.adminEvents('tok', { after: 3 }));
+    expect([err.status, err.code]).toEqual([410, 'EVENTS_PRUNED']);
+    expect((err.body as { oldest: number }).oldest).toBe(42);
+  });
 });

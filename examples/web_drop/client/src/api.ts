@@ -56,6 +56,20 @@ export type PurchasePage = Schemas['PurchasePage'];
 /** Per-variant stock as stock frames carry it. */
 export type VariantStock = Schemas['VariantStockView'];
 
+/**
+ * One entry of the event log (`GET /api/admin/events`): a committed change
+ * with its number (`seq`), when it committed (`at`) and its drop, tagged by
+ * `type`. Buyers appear by id, with the display name they held under where
+ * the entry has it.
+ */
+export type LogEntry = Schemas['LogEntryView'];
+
+/**
+ * One page of the event log, oldest first. Pass `next` as `after` for the
+ * next page; `more` says whether entries after it were already there.
+ */
+export type EventPage = Schemas['EventPage'];
+
 /** A message on the live feed (`GET /api/ws`). */
 export type WsMessage = Schemas['WsMessage'];
 
@@ -387,4 +401,22 @@ export function dropOperation(
 /** Cancels a purchase (admin): its units go back on sale, or to the waiting line. */
 export function cancelPurchase(id: string, token: string, idempotencyKey = newIdempotencyKey()): Promise<Answer<Purchase>> {
   return call('POST', `/api/admin/purchases/${encodeURIComponent(id)}/cancel`, { token, idempotencyKey });
+}
+
+/**
+ * A page of the event log, oldest first (needs the admin token): entries
+ * numbered above `after` (0: from the start), at most `limit` (1–1000,
+ * server default 100), only `dropId`'s when given (404 `DROP_NOT_FOUND` for
+ * an unknown drop; 410 `EVENTS_PRUNED` when entries above `after` are gone).
+ */
+export function adminEvents(
+  token: string,
+  opts: { after?: number; limit?: number; dropId?: string } = {},
+): Promise<Answer<EventPage>> {
+  const q = new URLSearchParams();
+  if (opts.after !== undefined) q.set('after', String(opts.after));
+  if (opts.limit !== undefined) q.set('limit', String(opts.limit));
+  if (opts.dropId) q.set('dropId', opts.dropId);
+  const query = q.toString();
+  return call('GET', `/api/admin/events${query ? `?${query}` : ''}`, { token });
 }

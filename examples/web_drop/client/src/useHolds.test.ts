@@ -27,7 +27,7 @@ describe('holdsReducer', () => {
   it('ends exactly the hold a private frame names, whichever way it ended', () => {
     for (const type of ['holdExpired', 'holdReleased', 'holdPurchased'] as const) {
       const holds = [hold('r1', 'a'), hold('r2', 'b')];
-      const effect = interpretFrame({ type, dropId: 'a', reservationId: 'r1', serverTime: EXPIRES });
+      const effect = interpretFrame({ type, seq: 1, dropId: 'a', reservationId: 'r1', serverTime: EXPIRES });
       if (effect?.kind !== 'holdEnded') throw new Error(`${type}: ${JSON.stringify(effect)}`);
       const next = holdsReducer(holds, { type: 'remove', id: effect.end.reservationId });
       expect(next.map((h) => h.id)).toEqual(['r2']);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Drop, WsMessage } from './api';
-import { backoffMs, interpretFrame, reducer, type State } from './useLiveDrops';
+import { backoffMs, followSeq, interpretFrame, liveFeedUrl, reducer, type State } from './useLiveDrops';
 
 function drop(id: string, over: Partial<Drop> = {}): Drop {
   return {
@@ -119,7 +119,7 @@ describe('backoffMs', () => {
 
 describe('interpretFrame', () => {
   function purchaseFrame(names: { displayName?: string; username?: string }, top: Drop['topPurchasers']): WsMessage {
-    return { type: 'purchase', dropId: 'a', variantId: 'a-v', quantity: 1, serverTime: T0, topPurchasers: top, ...names };
+    return { type: 'purchase', seq: 1, dropId: 'a', variantId: 'a-v', quantity: 1, serverTime: T0, topPurchasers: top, ...names } as WsMessage;
   }
 
   function activityOf(msg: WsMessage) {
@@ -163,7 +163,7 @@ describe('interpretFrame', () => {
     ['holdReleased', 'released'],
     ['holdPurchased', 'purchased'],
   ] as const)('turns a private %s frame into the end of that hold', (type, how) => {
-    const effect = interpretFrame({ type, dropId: 'a', reservationId: 'r1', serverTime: T0 });
+    const effect = interpretFrame({ type, seq: 1, dropId: 'a', reservationId: 'r1', serverTime: T0 } as WsMessage);
     expect(effect).toEqual({ kind: 'holdEnded', end: { how, dropId: 'a', reservationId: 'r1' } });
   });
 
@@ -185,12 +185,12 @@ describe('interpretFrame', () => {
         totalStock: 6,
         variants: [],
         serverTime: T0,
-      }),
+      } as WsMessage),
     ).toEqual({
       kind: 'action',
       action: { type: 'stock', dropId: 'a', availableStock: 1, reservedStock: 2, soldStock: 3, totalStock: 6, variants: [] },
     });
-    expect(interpretFrame({ type: 'snapshot', drops: [drop('a')], serverTime: T0 })).toEqual({
+    expect(interpretFrame({ type: 'snapshot', seq: 0, drops: [drop('a')], serverTime: T0 } as WsMessage)).toEqual({
       kind: 'snapshot',
       drops: [drop('a')],
     });
@@ -236,7 +236,7 @@ describe('variants, pauses and cancellations on the live feed', () => {
   });
 
   it('dropUpdated replaces the drop: a pause shows without a reload', () => {
-    const effect = interpretFrame({ type: 'dropUpdated', serverTime: T0, drop: { ...sized('a'), paused: true } });
+    const effect = interpretFrame({ type: 'dropUpdated', seq: 1, serverTime: T0, drop: { ...sized('a'), paused: true } } as WsMessage);
     if (effect?.kind !== 'action') throw new Error(JSON.stringify(effect));
     const s = reducer(reducer(empty, { type: 'snapshot', drops: [sized('a'), drop('b')] }), effect.action);
     expect(s.drops.map((d) => [d.id, d.paused])).toEqual([
@@ -246,11 +246,61 @@ describe('variants, pauses and cancellations on the live feed', () => {
   });
 
   it('purchaseCancelled is for the page, not the drop state', () => {
-    expect(interpretFrame({ type: 'purchaseCancelled', serverTime: T0, purchaseId: 'p1', dropId: 'a' })).toEqual({
+    expect(interpretFrame({ type: 'purchaseCancelled', seq: 1, serverTime: T0, purchaseId: 'p1', dropId: 'a' } as WsMessage)).toEqual({
       kind: 'purchaseCancelled',
       purchaseId: 'p1',
       dropId: 'a',
     });
     expect(interpretFrame({ type: 'purchaseCancelled', serverTime: T0, dropId: 'a' } as unknown as WsMessage)).toBeNull();
+  });
+});
+
+describe('resuming the live feed', () => {
+  // Frames as the server sends them (read loosely: the generated types may
+  // trail the server).
+  const frame = (m: Record<string, unknown>) => ({ serverTime: T0, ...m }) as unknown as WsMessage;
+
+  it('asks to resume after the highest seq seen, and for a snapshot before any', () => {
+    expect(liveFeedUrl({ protocol: 'http:', host: 'shop.test:8080' }, null)).toBe('ws://shop.test:8080/api/ws');
+    expect(liveFeedUrl({ protocol: 'https:', host: 'shop.test' }, 42)).toBe('wss://shop.test/api/ws?after=42');
+    expect(liveFeedUrl({ protocol: 'http:', host: 'h' }, 0)).toBe('ws://h/api/ws?after=0');
+  });
+
+  it('follows the highest seq through snapshots, frames and a resume', () => {
+    let last: number | null = null;
+    const step = (m: Record<string, unknown>) => {
+      const r = followSeq(last, frame(m));
+      last = r.last;
+      return r.apply;
+    };
+    expect(step({ type: 'snapshot', seq: 10, drops: [] })).toBe(true);
+    expect(last).toBe(10);
+    // Stock carries no seq and moves nothing.
+    expect(step({ type: 'stock', dropId: 'a', availableStock: 1, reservedStock: 0, soldStock: 0 })).toBe(true);
+    expect(last).toBe(10);
+    expect(step({ type: 'purchase', seq: 12, dropId: 'a' })).toBe(true);
+    // The same change's private frame shares its seq.
+    expect(step({ type: 'holdPurchased', seq: 12, dropId: 'a', reservationId: 'r' })).toBe(true);
+    expect(last).toBe(12);
+    // A resume that replayed nothing for this page still moves it on.
+    expect(step({ type: 'resumed', after: 12, seq: 20 })).toBe(true);
+    expect(last).toBe(20);
+    // A snapshot from a server not as far along sets the position back.
+    expect(step({ type: 'snapshot', seq: 15, drops: [] })).toBe(true);
+    expect(last).toBe(15);
+  });
+
+  it('ignores a frame older than the highest seq seen', () => {
+    let r = followSeq(null, frame({ type: 'snapshot', seq: 5, drops: [] }));
+    r = followSeq(r.last, frame({ type: 'purchase', seq: 9, dropId: 'a' }));
+    expect(r).toEqual({ apply: true, last: 9 });
+    expect(followSeq(r.last, frame({ type: 'purchase', seq: 8, dropId: 'a' }))).toEqual({ apply: false, last: 9 });
+    expect(followSeq(r.last, frame({ type: 'dropCreated', seq: 3, drop: {} }))).toEqual({ apply: false, last: 9 });
+    // A frame without a usable seq is applied (an older server sends none).
+    expect(followSeq(r.last, frame({ type: 'purchase', seq: 'x', dropId: 'a' }))).toEqual({ apply: true, last: 9 });
+  });
+
+  it('reads resumed as a resume, not as an unknown frame', () => {
+    expect(interpretFrame(frame({ type: 'resumed', after: 1, seq: 2 }))).toEqual({ kind: 'resumed' });
   });
 });

@@ -173,7 +173,12 @@ export type FrameEffect =
   /** One of the signed-in buyer's holds ended (perhaps in another tab). */
   | { kind: 'holdEnded'; end: HoldEnd }
   /** The shop cancelled one of the signed-in buyer's purchases. */
-  | { kind: 'purchaseCancelled'; purchaseId: string; dropId: string };
+  | { kind: 'purchaseCancelled'; purchaseId: string; dropId: string }
+  /**
+   * The socket resumed where the last one left off: the frames it missed
+   * came before this one, and the state was kept.
+   */
+  | { kind: 'resumed' };
 
 const HOLD_END: Record<string, HoldEnd['how']> = {
   holdExpired: 'expired',
@@ -187,6 +192,9 @@ const HOLD_END: Record<string, HoldEnd['how']> = {
  * unit tested.
  */
 export function interpretFrame(msg: WsMessage): FrameEffect | null {
+  // Read as a plain string: a server newer than this page's generated types
+  // may send kinds the union does not list yet.
+  if ((msg as { type?: unknown }).type === 'resumed') return { kind: 'resumed' };
   switch (msg.type) {
     case 'snapshot':
       return { kind: 'snapshot', drops: Array.isArray(msg.drops) ? msg.drops : [] };
@@ -234,8 +242,9 @@ export function interpretFrame(msg: WsMessage): FrameEffect | null {
 /** What the live feed tells the rest of the page besides drop state. */
 export interface LiveCallbacks {
   /**
-   * A fresh snapshot arrived; `reconnected` when the socket had to be opened
-   * again for the same session (changes may have been missed meanwhile).
+   * A fresh snapshot arrived, or the socket resumed; `reconnected` when it
+   * had to be opened again for the same session (the session may have ended
+   * meanwhile, and after a snapshot changes may have been missed).
    */
   onResync(reconnected: boolean): void;
   /** The server says one of the signed-in buyer's holds ended. */
@@ -250,14 +259,45 @@ export function backoffMs(n: number): number {
   return Math.round(base * (0.8 + Math.random() * 0.4));
 }
 
-function wsUrl(): string {
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${proto}//${location.host}/api/ws`;
+/**
+ * The live feed's address; with `after` (the highest `seq` seen), the server
+ * resumes from there when it can instead of sending a snapshot.
+ */
+export function liveFeedUrl(loc: { protocol: string; host: string }, after: number | null): string {
+  const proto = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  const query = after === null ? '' : `?after=${after}`;
+  return `${proto}//${loc.host}/api/ws${query}`;
+}
+
+/** The `seq` a frame carries (every frame but `stock`), or null. */
+export function frameSeq(msg: WsMessage): number | null {
+  const seq = (msg as { seq?: unknown }).seq;
+  return typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0 ? seq : null;
 }
 
 /**
- * Drops with live stock from `/api/ws`: reconnects with backoff and
- * resynchronises from the snapshot every connection starts with.
+ * Whether to apply a frame, and the feed's position in the server's change
+ * log after it. A snapshot sets the position (it shows everything up to its
+ * `seq`, and may come from another server that is not as far along);
+ * `resumed` moves it to where the replay caught up; any other numbered frame
+ * is applied unless it is older than the position (the frames of one change
+ * share its `seq`, so an equal one is the same change's next frame). The
+ * server never sends a change twice; this only makes sure of it.
+ */
+export function followSeq(last: number | null, msg: WsMessage): { apply: boolean; last: number | null } {
+  const seq = frameSeq(msg);
+  const type = (msg as { type?: unknown }).type;
+  if (type === 'snapshot') return { apply: true, last: seq };
+  if (seq === null) return { apply: true, last };
+  if (type === 'resumed') return { apply: true, last: last === null ? seq : Math.max(last, seq) };
+  if (last !== null && seq < last) return { apply: false, last };
+  return { apply: true, last: seq };
+}
+
+/**
+ * Drops with live stock from `/api/ws`: reconnects with backoff, asking to
+ * resume after the highest `seq` it saw; the server answers with the frames
+ * missed and `resumed`, or with a snapshot that the state restarts from.
  *
  * `sessionKey` names the session the socket belongs to (the buyer id, '' for
  * a visitor, null while it is not known yet: then no socket opens). The
@@ -286,6 +326,9 @@ export function useLiveDrops(callbacks: LiveCallbacks, sessionKey: string | null
     let opened = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let stopped = false;
+    // The highest change seen, for resuming; kept across reconnects of this
+    // session only (another session's socket has other private frames).
+    let lastSeq: number | null = null;
 
     const schedule = () => {
       if (stopped || timer !== undefined) return;
@@ -308,11 +351,20 @@ export function useLiveDrops(callbacks: LiveCallbacks, sessionKey: string | null
       }
       if (!msg || typeof msg !== 'object') return;
       observeServerTime(msg.serverTime);
+      const followed = followSeq(lastSeq, msg);
+      lastSeq = followed.last;
+      if (!followed.apply) return;
       const effect = interpretFrame(msg);
       if (!effect) return;
       switch (effect.kind) {
         case 'snapshot':
           dispatch({ type: 'snapshot', drops: effect.drops });
+          dispatch({ type: 'connection', value: 'live', key });
+          attempt = 0;
+          cb.current.onResync(opened > 1);
+          break;
+        case 'resumed':
+          // Nothing was missed, but a session may have ended meanwhile.
           dispatch({ type: 'connection', value: 'live', key });
           attempt = 0;
           cb.current.onResync(opened > 1);
@@ -334,7 +386,7 @@ export function useLiveDrops(callbacks: LiveCallbacks, sessionKey: string | null
       resetServerClock();
       let socket: WebSocket;
       try {
-        socket = new WebSocket(wsUrl());
+        socket = new WebSocket(liveFeedUrl(location, lastSeq));
       } catch {
         schedule();
         return;

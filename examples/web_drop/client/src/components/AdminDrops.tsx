@@ -21,6 +21,7 @@ import { plainError } from '../errors';
 import { formatPrice } from '../format';
 import { useServerNow } from '../useNow';
 import { Confirm } from './Confirm';
+import { DropHistory } from './DropHistory';
 
 const STATE_LABEL = { ended: 'Ended', paused: 'Paused', upcoming: 'Upcoming', onSale: 'On sale' } as const;
 const STATE_TONE = { ended: 'soldout', paused: 'paused', upcoming: 'upcoming', onSale: 'onsale' } as const;
@@ -32,7 +33,8 @@ function errorText(err: unknown): string {
 
 /**
  * Every drop, ended ones too (`GET /api/admin/drops`), each with edit,
- * pause / resume and end now. Pausing and ending ask for confirmation.
+ * pause / resume, end now and its history. Pausing and ending ask for
+ * confirmation.
  */
 export function AdminDrops({ token, onChanged }: { token: string; onChanged: (drop: Drop) => void }) {
   const uid = useId();
@@ -106,6 +108,7 @@ function AdminDropRow({ drop, token, onChanged }: { drop: Drop; token: string; o
   const [asking, setAsking] = useState<'pause' | 'end' | null>(null);
   const [pending, setPending] = useState<Pending>(null);
   const [editing, setEditing] = useState(false);
+  const [history, setHistory] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
 
@@ -159,6 +162,15 @@ function AdminDropRow({ drop, token, onChanged }: { drop: Drop; token: string; o
           >
             Edit
           </button>
+          <button
+            type="button"
+            className="btn btn-ghost btn-small"
+            aria-expanded={history}
+            onClick={() => setHistory((h) => !h)}
+            aria-label={`History of ${drop.name}`}
+          >
+            History
+          </button>
           {state !== 'ended' &&
             (drop.paused ? (
               <button
@@ -197,6 +209,7 @@ function AdminDropRow({ drop, token, onChanged }: { drop: Drop; token: string; o
       <p className="admin-status" role="status" aria-live="polite">
         {error ? <span className="field-error">{error}</span> : (done ?? '')}
       </p>
+      {history && <DropHistory drop={drop} token={token} />}
       {editing && (
         <EditDrop
           drop={drop}

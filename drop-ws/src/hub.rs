@@ -72,8 +72,9 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use drop_core::{
-    BuyerId, Change, Clock, DropError, DropEvent, DropId, DropState, EventsLost, InventoryStore,
-    LogEntry, MAX_LOG_PAGE, Origin, OriginEventStream, TOP_PURCHASERS, TopPurchaser,
+    BuyerId, Change, Clock, DropError, DropEvent, DropId, DropInfo, DropState, EventsLost,
+    InventoryStore, LogEntry, MAX_LOG_PAGE, Origin, OriginEventStream, TOP_PURCHASERS,
+    TopPurchaser,
 };
 use futures::FutureExt;
 use tokio::sync::{Semaphore, broadcast, watch};
@@ -672,7 +673,19 @@ impl Hub {
             let full = entries.len() >= MAX_LOG_PAGE;
             let tops = self.tops_of(store, after, &entries).await;
             let now = self.shared.clock.now();
+            let missing = self.missing_drops(store, &entries, now).await;
             let mut state = self.lock();
+            for found in missing {
+                if !state.drops.contains_key(&found.drop.id) {
+                    state.drops.insert(
+                        found.drop.id,
+                        Entry {
+                            state: found,
+                            top: Vec::new(),
+                        },
+                    );
+                }
+            }
             for (id, top) in tops {
                 if let Some(entry) = state.drops.get_mut(&id) {
                     entry.top = top;
@@ -683,6 +696,11 @@ impl Hub {
             for entry in &entries {
                 if entry.seq <= state.cursor {
                     continue;
+                }
+                if let Change::DropCreated { drop } | Change::DropUpdated { drop, .. } =
+                    &entry.change
+                {
+                    Self::apply_logged_drop(&mut state, drop, now);
                 }
                 batch.extend(self.frames_of(&state, entry, now));
                 state.cursor = entry.seq;
@@ -706,6 +724,54 @@ impl Hub {
             if !full {
                 return found;
             }
+        }
+    }
+
+    /// The drops that `entries` create or change, live, and missing from
+    /// the hub's copy, as the store has them now. The log may be read
+    /// before the bus event that brings a drop in (a follow-up read, or
+    /// another instance's change), and its frame needs the drop's stock.
+    async fn missing_drops(
+        &self,
+        store: &dyn InventoryStore,
+        entries: &[LogEntry],
+        now: DateTime<Utc>,
+    ) -> Vec<DropState> {
+        let wanted: HashSet<DropId> = {
+            let state = self.lock();
+            entries
+                .iter()
+                .filter(|e| e.seq > state.cursor)
+                .filter_map(|e| match &e.change {
+                    Change::DropCreated { drop } | Change::DropUpdated { drop, .. } => Some(drop),
+                    _ => None,
+                })
+                .filter(|drop| !drop.is_ended(now) && !state.drops.contains_key(&drop.id))
+                .map(|drop| drop.id)
+                .collect()
+        };
+        let mut found = Vec::with_capacity(wanted.len());
+        for id in wanted {
+            match store.get_drop(id).await {
+                Ok(drop) => found.push(drop),
+                // No frame for it then; its next change brings it in.
+                Err(err) => tracing::debug!(error = %err, "hub could not read a logged drop"),
+            }
+        }
+        found
+    }
+
+    /// Puts a logged drop's definition into the hub's copy before its frame
+    /// is made, so the frame shows the drop as of its entry even when the
+    /// log is read before the bus event of the same change arrives (the bus
+    /// event then writes the same definition again).
+    fn apply_logged_drop(state: &mut State, drop: &DropInfo, now: DateTime<Utc>) {
+        if !drop.is_ended(now) {
+            state.forgotten.remove(&drop.id);
+        }
+        if let Some(entry) = state.drops.get_mut(&drop.id) {
+            entry.state.drop = drop.clone();
+            state.views = None;
         }
     }
 

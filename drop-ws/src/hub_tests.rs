@@ -529,3 +529,62 @@ async fn an_edit_reopening_an_ended_drop_brings_it_back() {
     assert_eq!(snapshot["drops"][0]["name"], "Renamed");
     assert_eq!(snapshot["drops"][0]["paused"], false);
 }
+
+/// A drop's frame shows the drop as its entry has it, even when the log is
+/// read before the bus event of the same change arrives (a follow-up read,
+/// another instance's change): a pause is framed paused, and a drop created
+/// meanwhile is framed at all.
+#[tokio::test(start_paused = true)]
+async fn drop_frames_read_before_their_bus_event_show_the_change() {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let id = store
+        .create_drop(NewDrop::new("Early", Money::ZERO, 5))
+        .await
+        .unwrap()
+        .drop
+        .id;
+    // The hub hears only what the test publishes.
+    let relay = Arc::new(Wrapped::new(Arc::new(store), Relay(EventBus::new(64))));
+    let (hub, _) = start(relay.clone(), &clock).await;
+    let mut sub = hub.subscribe();
+    relay.inner.set_paused(id, true, None).await.unwrap();
+    let created = relay
+        .inner
+        .create_drop(NewDrop::new("Unheard", Money::ZERO, 3))
+        .await
+        .unwrap();
+    // Some other change the log has frames for makes the hub read it.
+    relay.hooks.0.publish_remote([DropEvent::HoldExpired {
+        drop_id: id,
+        reservation_id: ReservationId::new(),
+    }]);
+    settle().await;
+    let frames = received(&mut sub, None);
+    assert_eq!(kinds(&frames), ["dropUpdated", "dropCreated"], "{frames:?}");
+    assert_eq!(frames[0]["drop"]["paused"], true, "{}", frames[0]);
+    assert_eq!(frames[1]["drop"]["name"], "Unheard", "{}", frames[1]);
+    assert_eq!(frames[1]["drop"]["availableStock"], 3, "{}", frames[1]);
+    assert_eq!(hub.drop_count(), 2);
+
+    // The bus events arriving late change nothing the frames said.
+    relay
+        .hooks
+        .0
+        .publish([DropEvent::DropCreated { drop: created }]);
+    settle().await;
+    assert!(received(&mut sub, None).is_empty());
+    let snapshot: serde_json::Value =
+        serde_json::from_str(hub.subscribe().first[0].as_str()).unwrap();
+    let paused: Vec<bool> = snapshot["drops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["paused"].as_bool().unwrap())
+        .collect();
+    assert_eq!(paused.len(), 2);
+    assert!(
+        paused.contains(&true) && paused.contains(&false),
+        "{snapshot}"
+    );
+}

@@ -621,8 +621,23 @@ async fn webhooks_run_and_stop_with_the_api(factory: StoreFactory) {
     wait_accepted(&inbox, 3).await;
     check_order_and_completeness(&inbox, &deliverable(&store).await);
 
-    let status = server.api.webhooks().expect("the API runs them").status();
-    assert_eq!(status.len(), 1);
+    // The cursor moves after the endpoint's answer arrives: wait for it,
+    // since a delivery still in flight at shutdown is sent again later (as
+    // documented), and this test is about what shutdown keeps.
+    let last = *inbox.accepted().last().unwrap();
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    let status = loop {
+        let status = server.api.webhooks().expect("the API runs them").status();
+        assert_eq!(status.len(), 1);
+        if status[0].position >= Some(last) {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cursor not at {last} within {WITHIN:?}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(status[0].delivering, "{status:?}");
     let cursor = status[0].cursor.clone();
     let metrics = server
@@ -655,7 +670,6 @@ async fn webhooks_run_and_stop_with_the_api(factory: StoreFactory) {
         .await
         .expect("claims");
     let claim = claim.expect("the API's shutdown gave the cursor up");
-    let last = *inbox.accepted().last().unwrap();
     assert!(claim.position >= last, "{claim:?} behind {last}");
     after.close().await;
     receiver.stop().await;

@@ -676,15 +676,10 @@ impl Hub {
             let missing = self.missing_drops(store, &entries, now).await;
             let mut state = self.lock();
             for found in missing {
-                if !state.drops.contains_key(&found.drop.id) {
-                    state.drops.insert(
-                        found.drop.id,
-                        Entry {
-                            state: found,
-                            top: Vec::new(),
-                        },
-                    );
-                }
+                state.drops.entry(found.drop.id).or_insert_with(|| Entry {
+                    state: found,
+                    top: Vec::new(),
+                });
             }
             for (id, top) in tops {
                 if let Some(entry) = state.drops.get_mut(&id) {

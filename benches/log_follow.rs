@@ -14,7 +14,14 @@
 //! 2. **real + paced appends**: the same writers, plus appends straight
 //!    through `dropkit_log_append` (one transaction every 10 ms) paced to
 //!    make up what the writers of phase 1 fell short of `BENCH_RATE`
-//!    (default 20,000 entries/s), when they did.
+//!    (default 20,000 entries/s), when they did;
+//! 3. **reserve storm**: what a drop's opening second looks like,
+//!    `BENCH_STORM_WRITERS` tasks (default 256) over the two instances, each
+//!    reserving one unit of one hot drop for a new buyer, again and again
+//!    (one entry each), unpaced: group commit makes large batches, and the
+//!    log takes entries far faster than in phase 1;
+//! 4. **reserve storm + paced appends**: phase 3 topped up to `BENCH_RATE`
+//!    as phase 2 tops up phase 1, when the storm fell short of it.
 //!
 //! ```text
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench log_follow
@@ -83,6 +90,30 @@ async fn writer(store: PgStore, drops: Vec<DropId>, t: usize, stop: Arc<AtomicBo
         }
     }
     n
+}
+
+/// Reserves for new buyers on one drop until `stop`; entries written.
+async fn stormer(store: PgStore, drop_id: DropId, t: usize, stop: Arc<AtomicBool>) -> u64 {
+    let tag = &Uuid::new_v4().simple().to_string()[..8];
+    let mut n = 0u64;
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let buyer = Buyer::claimed(Username::parse(&format!("s{tag}_{t}_{i}")).expect("name"));
+        if store.reserve(drop_id, &buyer).await.is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// What the writers of a phase do.
+#[derive(Clone, Copy)]
+enum Load {
+    /// [`writer`]s over the eight drops.
+    ReserveRelease,
+    /// [`stormer`]s on one drop.
+    Storm(DropId),
 }
 
 /// Appends `rate` entries per second, one transaction per [`TICK`].
@@ -156,6 +187,7 @@ async fn phase(
     stores: &[PgStore],
     pool: &PgPool,
     drops: &[DropId],
+    load: Load,
     writers: usize,
     paced_rate: u64,
     secs: Duration,
@@ -168,7 +200,10 @@ async fn phase(
     let mut tasks = Vec::new();
     for t in 0..writers {
         let store = stores[t % stores.len()].clone();
-        tasks.push(tokio::spawn(writer(store, drops.to_vec(), t, stop.clone())));
+        tasks.push(match load {
+            Load::ReserveRelease => tokio::spawn(writer(store, drops.to_vec(), t, stop.clone())),
+            Load::Storm(hot) => tokio::spawn(stormer(store, hot, t, stop.clone())),
+        });
     }
     if paced_rate > 0 {
         tasks.push(tokio::spawn(paced(
@@ -223,6 +258,7 @@ fn main() {
     };
     let rate: u64 = env("BENCH_RATE", 20_000);
     let writers: usize = env("BENCH_WRITERS", 64);
+    let storm_writers: usize = env("BENCH_STORM_WRITERS", 256);
     let log_on = std::env::var("BENCH_LOG").map_or(true, |v| v != "off");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -280,6 +316,15 @@ fn main() {
                 .expect("drop");
             drops.push(state.drop.id);
         }
+        let hot = stores[0]
+            .create_drop(
+                NewDrop::new("hot", Money::from_minor(100).expect("price"), 1_000_000)
+                    .hold(Duration::from_secs(3_600)),
+            )
+            .await
+            .expect("drop")
+            .drop
+            .id;
         println!(
             "log follow bench: {} s per phase, {writers} writers on {INSTANCES} instances and \
              {DROPS} drops, target {rate} entries/s, log {}{}",
@@ -292,13 +337,23 @@ fn main() {
             &stores,
             &pools[0],
             &drops,
+            Load::ReserveRelease,
             writers,
             0,
             Duration::from_millis(500),
         )
         .await;
 
-        let real = phase(&stores, &pools[0], &drops, writers, 0, secs).await;
+        let real = phase(
+            &stores,
+            &pools[0],
+            &drops,
+            Load::ReserveRelease,
+            writers,
+            0,
+            secs,
+        )
+        .await;
         report("real writes", &real);
         let reached = real.written as f64 / real.secs;
         if reached < rate as f64 {
@@ -307,10 +362,52 @@ fn main() {
                 "the writers reached {reached:.0} entries/s, below {rate}: adding {extra}/s \
                  through dropkit_log_append"
             );
-            let mixed = phase(&stores, &pools[0], &drops, writers, extra, secs).await;
+            let mixed = phase(
+                &stores,
+                &pools[0],
+                &drops,
+                Load::ReserveRelease,
+                writers,
+                extra,
+                secs,
+            )
+            .await;
             report("real + paced appends", &mixed);
         } else {
             println!("the writers reached the target rate by themselves");
+        }
+        let storm = phase(
+            &stores,
+            &pools[0],
+            &drops,
+            Load::Storm(hot),
+            storm_writers,
+            0,
+            secs,
+        )
+        .await;
+        report(
+            &format!("reserve storm ({storm_writers} writers, one drop)"),
+            &storm,
+        );
+        let reached = storm.written as f64 / storm.secs;
+        if reached < rate as f64 {
+            let extra = (rate as f64 - reached) as u64;
+            println!(
+                "the storm reached {reached:.0} entries/s, below {rate}: adding {extra}/s \
+                 through dropkit_log_append"
+            );
+            let mixed = phase(
+                &stores,
+                &pools[0],
+                &drops,
+                Load::Storm(hot),
+                storm_writers,
+                extra,
+                secs,
+            )
+            .await;
+            report("reserve storm + paced appends", &mixed);
         }
 
         for store in &stores {

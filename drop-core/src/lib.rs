@@ -19,6 +19,9 @@
 //! - [`DropEvent`], [`EventBus`]: committed changes, fanned out in process.
 //! - [`log`]: the durable event log ([`LogEntry`], [`Change`]) every store
 //!   keeps, and the named cursors that follow it.
+//! - [`draw`](mod@draw): the arithmetic of a verifiable draw ([`draw()`](fn@draw), [`verify_draw`]):
+//!   the seed's commitment, the hashed entry list, the ranking, and the check
+//!   anyone can run on a published draw (docs/draws.md).
 //! - [`session`]: revoked sign-in sessions ([`RevokedSession`]), which
 //!   the store shares between instances.
 //! - [`Clock`]: the system clock and a manual one for tests.
@@ -37,6 +40,7 @@
 pub mod admin;
 pub mod buyer;
 pub mod clock;
+pub mod draw;
 pub mod error;
 pub mod event;
 pub mod idempotency;
@@ -58,6 +62,11 @@ pub mod testkit;
 pub use admin::{DropPatch, VariantPatch};
 pub use buyer::{BUYER_ID_MAX, Buyer, BuyerId};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use draw::{
+    Beacon, DrawEntry, DrawError, DrawKey, DrawResult, DrawStock, DrawWinners, EntryListHash,
+    MAX_BEACON, PublishedDraw, Receipt, Seed, SeedHash, VariantDraw, VerifyError, draw,
+    draw_and_publish, verify_draw,
+};
 pub use error::{BoxError, DropError, ERROR_CODES, ErrorSource, NotActiveReason};
 pub use event::{
     DEFAULT_EVENT_CAPACITY, DropEvent, EventBus, EventStream, EventsLost, Origin, OriginEventStream,

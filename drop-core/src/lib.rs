@@ -77,8 +77,8 @@ pub use idempotency::{
 };
 pub use ids::{DropId, PurchaseId, ReservationId, VariantId};
 pub use log::{
-    CHANGE_KINDS, CURSOR_NAME_MAX, Change, CursorClaim, DEFAULT_EVENT_RETENTION, DropAction,
-    LogEntry, MAX_LOG_PAGE, check_cursor_name,
+    CHANGE_KINDS, CURSOR_NAME_MAX, Change, CursorClaim, CursorInfo, DEFAULT_EVENT_RETENTION,
+    DropAction, LogEntry, MAX_LOG_PAGE, check_cursor_name,
 };
 pub use model::{
     DEFAULT_HOLD, DropInfo, DropState, EARLIEST_INSTANT, LATEST_INSTANT, MAX_HOLD, MAX_NAME,

@@ -232,6 +232,44 @@ impl CursorClaim {
     }
 }
 
+/// A named cursor as the store keeps it ([`InventoryStore::cursors`]):
+/// what an operator looks at to find a consumer that is gone for good, whose
+/// cursor keeps every entry after its position from being pruned.
+///
+/// [`InventoryStore::cursors`]: crate::InventoryStore::cursors
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CursorInfo {
+    /// The cursor's name (a webhook endpoint's is `webhook:<url>`).
+    pub name: String,
+    /// The last entry its consumer finished with: retention keeps every
+    /// entry above it.
+    pub position: u64,
+    /// Whether a holder's lease is running now (a consumer is at work).
+    pub held: bool,
+    /// When the last lease given ends or ended; `None` when the holder
+    /// gave it up (or nobody ever claimed it).
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+impl CursorInfo {
+    /// A cursor's description.
+    pub fn new(
+        name: impl Into<String>,
+        position: u64,
+        held: bool,
+        lease_until: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            position,
+            held,
+            lease_until,
+        }
+    }
+}
+
 /// Checks a cursor name: 1 to [`CURSOR_NAME_MAX`] bytes, no control
 /// characters. `INVALID_INPUT` (field `cursor`) otherwise.
 pub fn check_cursor_name(name: &str) -> Result<(), crate::DropError> {

@@ -439,6 +439,9 @@ mod tests {
             async fn remove_cursor(&self, _: &str) -> Result<(), DropError> {
                 unreachable!("the scheduler keeps no cursor")
             }
+            async fn cursors(&self) -> Result<Vec<crate::CursorInfo>, DropError> {
+                unreachable!("the scheduler keeps no cursor")
+            }
             }
         };
     }

@@ -319,6 +319,11 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
     /// no longer keeps entries from being pruned. Idempotent.
     async fn remove_cursor(&self, name: &str) -> Result<(), DropError>;
 
+    /// Every cursor, by name: positions, and whether each is held now. A
+    /// cursor nobody has held for long is a consumer that may be gone, and
+    /// it keeps every entry after its position from being pruned.
+    async fn cursors(&self) -> Result<Vec<crate::CursorInfo>, DropError>;
+
     /// Records that sign-in session `id` is revoked, for every instance
     /// sharing the store. `expires_at` is when the session's token expires
     /// anyway: from then on the record serves no purpose, and the store

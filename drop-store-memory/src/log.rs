@@ -16,8 +16,8 @@ use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use drop_core::{
-    Change, CursorClaim, DropAction, DropError, DropEvent, DropId, LogEntry, MAX_LOG_PAGE,
-    check_cursor_name,
+    Change, CursorClaim, CursorInfo, DropAction, DropError, DropEvent, DropId, LogEntry,
+    MAX_LOG_PAGE, check_cursor_name,
 };
 use uuid::Uuid;
 
@@ -361,6 +361,25 @@ impl EventLog {
         check_cursor_name(name)?;
         lock(&self.inner).cursors.remove(name);
         Ok(())
+    }
+
+    pub(crate) fn cursors(&self, now: DateTime<Utc>) -> Vec<CursorInfo> {
+        let g = lock(&self.inner);
+        let mut listed: Vec<CursorInfo> = g
+            .cursors
+            .iter()
+            .map(|(name, c)| {
+                let lease_until = c.holder.map(|_| c.lease_until);
+                CursorInfo::new(
+                    name.clone(),
+                    c.position,
+                    c.holder.is_some() && now < c.lease_until,
+                    lease_until,
+                )
+            })
+            .collect();
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        listed
     }
 
     /// How many entries are kept (for tests of retention).

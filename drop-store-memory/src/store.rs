@@ -351,6 +351,10 @@ impl InventoryStore for MemoryStore {
         self.engine.log().remove_cursor(name)
     }
 
+    async fn cursors(&self) -> Result<Vec<drop_core::CursorInfo>, DropError> {
+        Ok(self.engine.log().cursors(self.engine.now()))
+    }
+
     async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {
         self.engine.revoke_session(id, expires_at);
         Ok(())

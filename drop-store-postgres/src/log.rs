@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drop_core::{
-    Change, CursorClaim, DropError, DropId, LogEntry, MAX_LOG_PAGE, check_cursor_name,
+    Change, CursorClaim, CursorInfo, DropError, DropId, LogEntry, MAX_LOG_PAGE, check_cursor_name,
 };
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -243,6 +243,26 @@ pub(crate) async fn remove(shared: &Shared, name: &str) -> Result<(), DropError>
         })
         .await?;
     Ok(())
+}
+
+/// Every cursor, by name; held when a lease runs by the database clock.
+pub(crate) async fn cursors(shared: &Shared) -> Result<Vec<CursorInfo>, DropError> {
+    let rows: Vec<(String, i64, bool, Option<DateTime<Utc>>)> = shared
+        .read(|| {
+            sqlx::query_as(
+                "SELECT name, position, \
+                        coalesce(holder IS NOT NULL AND lease_until > clock_timestamp(), false), \
+                        CASE WHEN holder IS NOT NULL THEN lease_until END \
+                   FROM dropkit_cursors ORDER BY name COLLATE \"C\"",
+            )
+            .fetch_all(&shared.pool)
+        })
+        .await?;
+    rows.into_iter()
+        .map(|(name, position, held, until)| {
+            Ok(CursorInfo::new(name, from_seq(position)?, held, until))
+        })
+        .collect()
 }
 
 /// One retention run: moves the horizon past up to [`PRUNE_BATCH`] old

@@ -751,6 +751,10 @@ impl InventoryStore for PgStore {
         log::remove(self.shared(), name).await
     }
 
+    async fn cursors(&self) -> Result<Vec<drop_core::CursorInfo>, DropError> {
+        log::cursors(self.shared()).await
+    }
+
     async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {
         // On a task of the store's, like every write: shutdown waits for
         // it, and refuses it once begun.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::caller::Admin;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AnyBody, DropPath, PurchasePath, QueryParams, RawJson};
+use crate::extract::{AnyBody, CursorPath, DropPath, PurchasePath, QueryParams, RawJson};
 use crate::idempotency::{KeyHeader, KeyOwner, answer};
 use crate::routes::rule;
 use crate::schema;
@@ -794,4 +794,90 @@ pub(crate) async fn events(
         more,
         head,
     }))
+}
+
+/// A named cursor of the event log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CursorView {
+    /// The cursor's name; a webhook endpoint's is `webhook:<url>`.
+    pub(crate) name: String,
+    /// The last entry its consumer finished with. Retention keeps every
+    /// entry above it, so a cursor whose consumer is gone keeps the log
+    /// from shrinking until it is removed.
+    pub(crate) position: u64,
+    /// Whether a consumer holds it now (its lease runs).
+    pub(crate) held: bool,
+    /// When the last lease given ends or ended (RFC 3339); absent when the
+    /// holder gave it up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) lease_until: Option<String>,
+}
+
+/// The log's cursors, with the log's head to compare positions with.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CursorList {
+    /// Every cursor, by name.
+    pub(crate) cursors: Vec<CursorView>,
+    /// The highest number in the log (0 when it is empty).
+    pub(crate) head: u64,
+}
+
+/// The event log's named cursors (webhook endpoints' among them): where
+/// each consumer stands and whether one is at work. A cursor that is far
+/// behind `head` and never held belongs to a consumer that may be gone;
+/// it keeps the entries after it from being pruned until it is removed.
+#[utoipa::path(
+    get, path = "/api/admin/cursors", operation_id = "adminCursors",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every cursor, by name", body = CursorList),
+        (status = 401, description = "`UNAUTHORIZED`: no bearer token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "`FORBIDDEN`: the token is wrong", body = ErrorBody),
+    )
+)]
+pub(crate) async fn cursors(
+    State(app): State<AppState>,
+    _: Admin,
+) -> Result<Json<CursorList>, ApiError> {
+    let listed = app.store.cursors().await?;
+    let head = app.store.log_head().await?;
+    let cursors = listed
+        .into_iter()
+        .map(|c| CursorView {
+            name: c.name,
+            position: c.position,
+            held: c.held,
+            lease_until: c.lease_until.map(time),
+        })
+        .collect();
+    Ok(Json(CursorList { cursors, head }))
+}
+
+/// Removes a cursor whose consumer is gone for good (a webhook endpoint
+/// taken out of the configuration), so that retention prunes past it
+/// again. Idempotent: removing a cursor that does not exist answers 204
+/// too. A consumer still running starts again from the oldest entry kept.
+#[utoipa::path(
+    delete, path = "/api/admin/cursors/{name}", operation_id = "removeCursor",
+    params(("name" = String, Path, description = "The cursor's name, percent-encoded as one path segment")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed (or there was none)"),
+        (status = 400, description = "`INVALID_INPUT` on `cursor`: empty, longer than 200 bytes, \
+            or with control characters", body = ErrorBody),
+        (status = 401, description = "`UNAUTHORIZED`: no bearer token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "`FORBIDDEN`: the token is wrong", body = ErrorBody),
+    )
+)]
+pub(crate) async fn remove_cursor(
+    State(app): State<AppState>,
+    _: Admin,
+    CursorPath(name): CursorPath,
+) -> Result<StatusCode, ApiError> {
+    app.store.remove_cursor(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware;
-use axum::routing::{any, get, patch, post};
+use axum::routing::{any, delete, get, patch, post};
 use drop_core::{Clock, DEFAULT_HOLD, DropError, ExpiryScheduler, InventoryStore, SystemClock};
 use prometheus_client::registry::Registry;
 use tokio::sync::OnceCell;
@@ -575,7 +575,12 @@ impl DropApi {
                 "/api/admin/purchases/{id}/cancel",
                 post(admin_routes::cancel_purchase),
             )
-            .route("/api/admin/events", get(admin_routes::events));
+            .route("/api/admin/events", get(admin_routes::events))
+            .route("/api/admin/cursors", get(admin_routes::cursors))
+            .route(
+                "/api/admin/cursors/{name}",
+                delete(admin_routes::remove_cursor),
+            );
         let timed = if self.state.sessions.is_some() {
             timed.route(
                 "/api/session",

@@ -160,6 +160,23 @@ impl<S: Send + Sync> FromRequestParts<S> for PurchasePath {
     }
 }
 
+/// The `{name}` of a cursor route, percent-decoded: any name the store
+/// accepts (`webhook:https://…` encoded as one segment); one that is not
+/// UTF-8 is `INVALID_INPUT` on `name`.
+#[derive(Debug)]
+pub(crate) struct CursorPath(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for CursorPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rej| ApiError::invalid("name", rej.body_text()))?;
+        Ok(CursorPath(name))
+    }
+}
+
 async fn path_id<S: Send + Sync, T: std::str::FromStr>(
     parts: &mut Parts,
     state: &S,

@@ -34,6 +34,7 @@
 //! | `GET /api/purchases/{id}`, `GET /api/me/purchases?before=&limit=` | purchase records: the buyer's own (or any, for the admin) |
 //! | `GET /api/admin/drops`, `PATCH /api/admin/drops/{id}`, `POST /api/admin/drops/{id}/pause` · `/resume` · `/end`, `POST /api/admin/purchases/{id}/cancel` | admin operations |
 //! | `GET /api/admin/events?after=&limit=&dropId=` | the durable event log, oldest first (admin) |
+//! | `GET /api/admin/cursors` · `DELETE /api/admin/cursors/{name}` | the log's named cursors (webhook endpoints'); remove one whose consumer is gone (admin) |
 //! | `GET /api/ws?after=` | WebSocket: `snapshot` (or, resuming from a `seq`, the missed frames and `resumed`), `stock`, `purchase`, `dropCreated`, `dropUpdated`, and the buyer's own frames |
 //! | `GET /api/health/live`, `GET /api/health/ready` (= `GET /api/health`) | liveness (no store), readiness (store answers, not draining; 503 with `Retry-After` otherwise) |
 //! | `GET /metrics`, `GET /api/openapi.json` | Prometheus metrics, API spec |

@@ -16,7 +16,9 @@ use utoipa::openapi::server::Server;
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
-use crate::admin_routes::{EventPage, LogDropView, LogEntryView, LogVariantView};
+use crate::admin_routes::{
+    CursorList, CursorView, EventPage, LogDropView, LogEntryView, LogVariantView,
+};
 use crate::error::ErrorBody;
 use crate::identity::DEFAULT_SESSION_COOKIE;
 use crate::wire::{
@@ -54,6 +56,8 @@ use crate::{admin_routes, health, purchase_routes, routes, session_routes, ws};
         admin_routes::end,
         admin_routes::cancel_purchase,
         admin_routes::events,
+        admin_routes::cursors,
+        admin_routes::remove_cursor,
         session_routes::sign_in,
         session_routes::get_session,
         session_routes::sign_out,
@@ -67,7 +71,7 @@ use crate::{admin_routes, health, purchase_routes, routes, session_routes, ws};
         CreateDropBody, ReserveBody, PurchaseBody, ReleaseBody, HealthView, ErrorBody, WsMessage,
         SessionView, BuyerView, SignInBody, VariantView, VariantStockView, PurchaseBuyerView,
         PurchasePage, NewVariantBody, PatchDropBody, VariantPatchBody, EventPage, LogEntryView,
-        LogDropView, LogVariantView
+        LogDropView, LogVariantView, CursorList, CursorView
     )),
     modifiers(&BearerAuth, &CommonResponses, &FlowLinks)
 )]

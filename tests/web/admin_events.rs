@@ -373,8 +373,93 @@ async fn bad_parameters_are_named(factory: StoreFactory) {
     server.stop().await;
 }
 
+/// The log's cursors over HTTP: listed with their positions and the head
+/// (a webhook endpoint's among them), removed by name (percent-encoded,
+/// idempotently) so retention prunes past them again; a bad name is named;
+/// only the admin may do either.
+async fn cursors_are_listed_and_removed(factory: StoreFactory) {
+    let backend = factory().await;
+    let store = backend.store.clone();
+    let server = TestServer::on(backend, Default::default()).await;
+    let drop = server.create_drop("Followed", 3, 60.0).await;
+    let hold = server.reserve(&id(&drop), "alice").await.1;
+    server.purchase(&id(&hold), "alice").await;
+    let gone = "webhook:https://gone.example/hook";
+    let holder = uuid::Uuid::new_v4();
+    let lease = Duration::from_secs(600);
+    store.claim_cursor(gone, holder, lease).await.unwrap();
+    store.release_cursor(gone, holder).await.unwrap();
+    store.claim_cursor("audit", holder, lease).await.unwrap();
+    let head = store.log_head().await.unwrap();
+    assert!(store.advance_cursor("audit", holder, head).await.unwrap());
+
+    let listed = admin(&server, Method::GET, "/api/admin/cursors", None).await;
+    assert_eq!(listed["head"], head, "{listed}");
+    assert_eq!(
+        listed["cursors"],
+        json!([
+            { "name": "audit", "position": head, "held": true,
+              "leaseUntil": listed["cursors"][0]["leaseUntil"] },
+            { "name": gone, "position": 0, "held": false },
+        ]),
+        "{listed}"
+    );
+    assert!(listed["cursors"][0]["leaseUntil"].is_string(), "{listed}");
+
+    let path = "/api/admin/cursors/webhook%3Ahttps%3A%2F%2Fgone.example%2Fhook";
+    for who in [As::Nobody, As::Buyer("alice")] {
+        let refused = server.call(Method::DELETE, path, who, None, None).await;
+        assert!(matches!(refused.status, 401 | 403), "{}", refused.body);
+        let refused = server
+            .call(Method::GET, "/api/admin/cursors", who, None, None)
+            .await;
+        assert!(matches!(refused.status, 401 | 403), "{}", refused.body);
+    }
+    for _ in 0..2 {
+        let removed = server
+            .call(Method::DELETE, path, As::Admin, None, None)
+            .await;
+        assert_eq!(removed.status, 204, "{}", removed.body);
+    }
+    let listed = admin(&server, Method::GET, "/api/admin/cursors", None).await;
+    let names: Vec<&str> = listed["cursors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["audit"]);
+
+    let bad = server
+        .call(
+            Method::DELETE,
+            "/api/admin/cursors/a%0Ab",
+            As::Admin,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (400, "INVALID_INPUT"),
+        "{}",
+        bad.body
+    );
+    assert_eq!(bad.body["field"], "cursor", "{}", bad.body);
+    let names_after: Vec<String> = store
+        .cursors()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names_after, ["audit"], "the refusal removed nothing");
+    server.stop().await;
+}
+
 store_tests!(
     the_log_tells_the_story,
     only_the_admin_reads_the_log,
     bad_parameters_are_named,
+    cursors_are_listed_and_removed,
 );

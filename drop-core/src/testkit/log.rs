@@ -717,6 +717,44 @@ pub async fn log_cursors_are_leased(h: &dyn Harness) {
     assert_eq!(head(h).await, head_now);
 }
 
+/// Cursors are listed by name with their positions and whether a lease
+/// runs; a released cursor is listed unheld, a removed one not at all.
+pub async fn log_cursors_are_listed(h: &dyn Harness) {
+    let store = h.store();
+    assert!(store.cursors().await.unwrap().is_empty(), "no cursor yet");
+    store
+        .create_drop(NewDrop::new("Listed", Money::ZERO, 5))
+        .await
+        .unwrap();
+    let head = store.log_head().await.unwrap();
+    assert!(head > 0, "the drop's creation is logged");
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let lease = Duration::from_secs(600);
+    store.claim_cursor("webhook:b", a, lease).await.unwrap();
+    store.claim_cursor("audit", b, lease).await.unwrap();
+    assert!(store.advance_cursor("audit", b, head).await.unwrap());
+    store.release_cursor("webhook:b", a).await.unwrap();
+
+    let listed = store.cursors().await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["audit", "webhook:b"], "by name");
+    let (audit, hook) = (&listed[0], &listed[1]);
+    assert_eq!((audit.position, audit.held), (head, true));
+    assert!(audit.lease_until.is_some(), "a running lease has an end");
+    assert_eq!((hook.position, hook.held), (0, false), "released");
+    assert_eq!(hook.lease_until, None, "released");
+
+    store.remove_cursor("webhook:b").await.unwrap();
+    let names: Vec<String> = store
+        .cursors()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["audit"]);
+}
+
 /// A lease that runs out lets another holder take the cursor over, at
 /// the position the first had reached; the first may no longer move it.
 pub async fn log_cursor_leases_run_out(h: &dyn Harness) {

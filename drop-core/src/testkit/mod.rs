@@ -393,6 +393,7 @@ macro_rules! conformance_suite {
             log_skips_refusals_replays_and_repeats,
             log_pages_and_drop_history,
             log_cursors_are_leased,
+            log_cursors_are_listed,
             log_cursor_leases_run_out,
             log_follower_never_misses_an_entry,
         }

@@ -202,6 +202,9 @@ impl<H: StoreHooks> InventoryStore for Wrapped<H> {
     async fn remove_cursor(&self, name: &str) -> Result<(), DropError> {
         self.inner.remove_cursor(name).await
     }
+    async fn cursors(&self) -> Result<Vec<crate::CursorInfo>, DropError> {
+        self.inner.cursors().await
+    }
     async fn revoke_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), DropError> {
         self.inner.revoke_session(id, expires_at).await
     }

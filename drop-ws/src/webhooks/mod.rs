@@ -360,12 +360,48 @@ impl WebhooksBuilder {
             };
             tasks.spawn(deliverer.run());
         }
+        let configured: Vec<String> = statuses
+            .iter()
+            .map(|s| s.lock().expect("status lock").cursor.clone())
+            .collect();
+        tasks.spawn(warn_of_stale_cursors(store, configured, shutdown.clone()));
         tasks.close();
         Ok(WebhookDeliveries {
             tasks,
             cancel: shutdown,
             statuses,
         })
+    }
+}
+
+/// Warns, once at start, of webhook cursors in the store that no endpoint
+/// here delivers from: an endpoint taken out of every instance's
+/// configuration leaves its cursor behind, and retention keeps every entry
+/// after it until it is removed.
+async fn warn_of_stale_cursors(
+    store: Arc<dyn InventoryStore>,
+    configured: Vec<String>,
+    shutdown: CancellationToken,
+) {
+    let listed = tokio::select! {
+        () = shutdown.cancelled() => return,
+        listed = store.cursors() => listed,
+    };
+    match listed {
+        Ok(cursors) => {
+            for c in cursors {
+                if c.name.starts_with("webhook:") && !c.held && !configured.contains(&c.name) {
+                    tracing::warn!(
+                        cursor = %c.name,
+                        position = c.position,
+                        "a webhook cursor no endpoint here delivers from keeps the event log \
+                         from being pruned past it; if that endpoint is gone for good, remove \
+                         it (DELETE /api/admin/cursors/{{name}})"
+                    );
+                }
+            }
+        }
+        Err(err) => tracing::debug!(error = %err, "could not list the log's cursors"),
     }
 }
 
@@ -394,12 +430,20 @@ impl Endpoint {
         let _ = shown.set_password(None);
         shown.set_query(None);
         shown.set_fragment(None);
-        let named = format!("webhook:{url}");
+        // The name is listed to admins and logged: it names the endpoint
+        // as shown, and a URL with credentials, query or fragment (which
+        // may hold secrets) by a digest of the whole, so that two such
+        // URLs still get cursors of their own.
+        let digest = sha2::Sha256::digest(url.as_str().as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let named = if shown == url {
+            format!("webhook:{url}")
+        } else {
+            format!("webhook:{shown}#{}", &hex[..16])
+        };
         let cursor = if check_cursor_name(&named).is_ok() {
             named
         } else {
-            let digest = sha2::Sha256::digest(url.as_str().as_bytes());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
             format!("webhook:sha256:{hex}")
         };
         Ok(Self {
@@ -566,10 +610,19 @@ mod tests {
     fn endpoints_are_shown_without_secrets() {
         let e = Endpoint::parse("https://user:pw@shop.example:8443/hook?token=abc#x").unwrap();
         assert_eq!(e.shown, "https://shop.example:8443/hook");
-        assert_eq!(
-            e.cursor,
-            "webhook:https://user:pw@shop.example:8443/hook?token=abc#x"
+        assert!(
+            e.cursor
+                .starts_with("webhook:https://shop.example:8443/hook#"),
+            "{}",
+            e.cursor
         );
+        for secret in ["user", "pw", "token", "abc"] {
+            assert!(!e.cursor.contains(secret), "{}", e.cursor);
+        }
+        let other = Endpoint::parse("https://shop.example:8443/hook?token=abd").unwrap();
+        assert_ne!(e.cursor, other.cursor, "two secrets, two cursors");
+        let plain = Endpoint::parse("https://shop.example:8443/hook").unwrap();
+        assert_eq!(plain.cursor, "webhook:https://shop.example:8443/hook");
         let long = format!("https://shop.example/{}", "a".repeat(300));
         let e = Endpoint::parse(&long).unwrap();
         assert!(e.cursor.starts_with("webhook:sha256:"), "{}", e.cursor);

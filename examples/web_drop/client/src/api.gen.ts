@@ -4,6 +4,50 @@
  */
 
 export interface paths {
+    "/api/admin/cursors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The event log's named cursors (webhook endpoints' among them): where
+         *     each consumer stands and whether one is at work. A cursor that is far
+         *     behind `head` and never held belongs to a consumer that may be gone;
+         *     it keeps the entries after it from being pruned until it is removed.
+         */
+        get: operations["adminCursors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/cursors/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Removes a cursor whose consumer is gone for good (a webhook endpoint
+         *     taken out of the configuration), so that retention prunes past it
+         *     again. Idempotent: removing a cursor that does not exist answers 204
+         *     too. A consumer still running starts again from the oldest entry kept.
+         */
+        delete: operations["removeCursor"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/drops": {
         parameters: {
             query?: never;
@@ -403,6 +447,35 @@ export interface components {
              *     without them the drop has one variant of `totalStock` units.
              */
             variants?: components["schemas"]["NewVariantBody"][];
+        };
+        /** @description The log's cursors, with the log's head to compare positions with. */
+        CursorList: {
+            /** @description Every cursor, by name. */
+            cursors: components["schemas"]["CursorView"][];
+            /**
+             * Format: int64
+             * @description The highest number in the log (0 when it is empty).
+             */
+            head: number;
+        };
+        /** @description A named cursor of the event log. */
+        CursorView: {
+            /** @description Whether a consumer holds it now (its lease runs). */
+            held: boolean;
+            /**
+             * @description When the last lease given ends or ended (RFC 3339); absent when the
+             *     holder gave it up.
+             */
+            leaseUntil?: string | null;
+            /** @description The cursor's name; a webhook endpoint's is `webhook:<url>`. */
+            name: string;
+            /**
+             * Format: int64
+             * @description The last entry its consumer finished with. Retention keeps every
+             *     entry above it, so a cursor whose consumer is gone keeps the log
+             *     from shrinking until it is removed.
+             */
+            position: number;
         };
         /** @description A drop as buyers see it. */
         DropView: {
@@ -1410,6 +1483,154 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    adminCursors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every cursor, by name */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CursorList"];
+                };
+            };
+            /** @description `UNAUTHORIZED`: no bearer token */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    removeCursor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The cursor's name, percent-encoded as one path segment */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed (or there was none) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `INVALID_INPUT` on `cursor`: empty, longer than 200 bytes, or with control characters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHORIZED`: no bearer token */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: the token is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     adminListDrops: {
         parameters: {
             query?: never;

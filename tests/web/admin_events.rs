@@ -463,3 +463,61 @@ store_tests!(
     bad_parameters_are_named,
     cursors_are_listed_and_removed,
 );
+
+/// Reading below what retention pruned answers 410 `EVENTS_PRUNED` with the
+/// oldest entry kept, for the whole log and for one drop's history, and
+/// reading on from just below it works (the memory store on a manual
+/// clock, so that the retention passes without waiting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruned_positions_answer_410_with_the_oldest_kept() {
+    let clock = drop_core::ManualClock::new(chrono::Utc::now());
+    let store = drop_store_memory::MemoryStore::builder()
+        .clock(std::sync::Arc::new(clock.clone()))
+        .event_retention(Duration::from_secs(3_600))
+        .build();
+    let backend = crate::support::Backend {
+        store: std::sync::Arc::new(store),
+        clock: std::sync::Arc::new(clock.clone()),
+        database_url: None,
+    };
+    let server = TestServer::on(backend, Default::default()).await;
+    let drop = server.create_drop("Kept a while", 5, 60.0).await;
+    let d = id(&drop);
+    let hold = server.reserve(&d, "alice").await.1;
+    server.purchase(&id(&hold), "alice").await;
+    let before = page(&server, "?after=0").await["head"].as_u64().unwrap();
+    assert!(before >= 3, "created, held, bought: {before}");
+
+    // Past the retention, the next change prunes what came before.
+    clock.advance(Duration::from_secs(2 * 3_600));
+    let hold = server.reserve(&d, "bob").await.1;
+    assert_eq!(hold["status"], "active", "{hold}");
+
+    for query in ["?after=0".to_owned(), format!("?after=0&dropId={d}")] {
+        let a = server
+            .call(
+                Method::GET,
+                &format!("/api/admin/events{query}"),
+                As::Admin,
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (a.status, a.code()),
+            (410, "EVENTS_PRUNED"),
+            "{query}: {}",
+            a.body
+        );
+        assert_eq!(a.body["oldest"], before + 1, "{query}: {}", a.body);
+    }
+    let on = page(&server, &format!("?after={before}")).await;
+    let kinds: Vec<&str> = on["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["holdCreated"], "{on}");
+    server.stop().await;
+}

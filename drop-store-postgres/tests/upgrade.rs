@@ -790,6 +790,74 @@ async fn a_store_told_not_to_migrate_leaves_the_schema_to_the_app(pool: PgPool) 
     ));
 }
 
+/// A drop of one variant (10 units, `max` per buyer) made as the versions
+/// since variants store it, with Ann holding `quantities[0]` units and Bob
+/// having bought `quantities[1]`, through that version's
+/// `dropkit_reserve_<kind>` and `dropkit_purchase_<kind>` (`units`, or
+/// `logged` since the event log): the drop's id, Ann's hold and Bob's.
+async fn ann_holds_bob_bought(
+    pool: &PgPool,
+    kind: &str,
+    max: i32,
+    quantities: [i32; 2],
+) -> (Uuid, Uuid, Uuid) {
+    let (drop_id, variant) = (Uuid::new_v4(), Uuid::new_v4());
+    sqlx::query(
+        "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, hold_micros, max_per_buyer, \
+                                    max_per_buyer_high) \
+         VALUES ($1, 'Made before', 250, 10, 3600000000, $2, $2)",
+    )
+    .bind(drop_id)
+    .bind(max)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO dropkit_variants (id, drop_id, position, name, total_stock) \
+         VALUES ($1, $2, 0, 'Standard', 10)",
+    )
+    .bind(variant)
+    .bind(drop_id)
+    .execute(pool)
+    .await
+    .unwrap();
+    let (ann, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let nulls: Vec<Option<String>> = vec![None, None];
+    let prints: Vec<Option<Vec<u8>>> = vec![None, None];
+    let outcome: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT o_outcome::text FROM dropkit_reserve_{kind}($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    )))
+    .bind(drop_id)
+    .bind(vec!["ann_id", "bob_id"])
+    .bind(vec!["ann", "bob"])
+    .bind(vec![Some(variant), Some(variant)])
+    .bind(quantities.to_vec())
+    .bind(vec![ann, bob])
+    .bind(&nulls)
+    .bind(&nulls)
+    .bind(&prints)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "ok");
+    let one: Vec<Option<String>> = vec![None];
+    let one_print: Vec<Option<Vec<u8>>> = vec![None];
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM dropkit_purchase_{kind}($1, $2, $3, $4, $5, $6, $7)"
+    )))
+    .bind(drop_id)
+    .bind(vec![bob])
+    .bind(vec!["bob_id"])
+    .bind(vec![Uuid::new_v4()])
+    .bind(&one)
+    .bind(&one)
+    .bind(&one_print)
+    .execute(pool)
+    .await
+    .unwrap();
+    (drop_id, ann, bob)
+}
+
 /// The last migration before the event log.
 const VARIANTS: i64 = 20261208000001;
 
@@ -799,58 +867,7 @@ const VARIANTS: i64 = 20261208000001;
 #[sqlx::test(migrations = false)]
 async fn a_database_before_the_event_log_upgrades_with_its_data(pool: PgPool) {
     own_history_up_to(VARIANTS).run(&pool).await.unwrap();
-    let (drop_id, variant) = (Uuid::new_v4(), Uuid::new_v4());
-    sqlx::query(
-        "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, hold_micros, max_per_buyer, \
-                                    max_per_buyer_high) \
-         VALUES ($1, 'Before the log', 250, 10, 3600000000, 2, 2)",
-    )
-    .bind(drop_id)
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO dropkit_variants (id, drop_id, position, name, total_stock) \
-         VALUES ($1, $2, 0, 'Standard', 10)",
-    )
-    .bind(variant)
-    .bind(drop_id)
-    .execute(&pool)
-    .await
-    .unwrap();
-    // Holds and a purchase as that version's functions made them.
-    let (ann, bob) = (Uuid::new_v4(), Uuid::new_v4());
-    let nulls: Vec<Option<String>> = vec![None, None];
-    let prints: Vec<Option<Vec<u8>>> = vec![None, None];
-    let outcome: String = sqlx::query_scalar(
-        "SELECT o_outcome::text FROM dropkit_reserve_units($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(drop_id)
-    .bind(vec!["ann_id", "bob_id"])
-    .bind(vec!["ann", "bob"])
-    .bind(vec![Some(variant), Some(variant)])
-    .bind(vec![2i32, 1])
-    .bind(vec![ann, bob])
-    .bind(&nulls)
-    .bind(&nulls)
-    .bind(&prints)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(outcome, "ok");
-    let one: Vec<Option<String>> = vec![None];
-    let one_print: Vec<Option<Vec<u8>>> = vec![None];
-    sqlx::query("SELECT * FROM dropkit_purchase_units($1, $2, $3, $4, $5, $6, $7)")
-        .bind(drop_id)
-        .bind(vec![bob])
-        .bind(vec!["bob_id"])
-        .bind(vec![Uuid::new_v4()])
-        .bind(&one)
-        .bind(&one)
-        .bind(&one_print)
-        .execute(&pool)
-        .await
-        .unwrap();
+    let (drop_id, ann, _) = ann_holds_bob_bought(&pool, "units", 2, [2, 1]).await;
     let holds_before: Vec<(Uuid, String, i32)> =
         sqlx::query_as("SELECT id, status, quantity FROM dropkit_reservations ORDER BY buyer_id")
             .fetch_all(&pool)
@@ -913,58 +930,7 @@ const EVENT_LOG: i64 = 20261209000001;
 #[sqlx::test(migrations = false)]
 async fn a_database_of_the_event_log_version_upgrades_with_its_data(pool: PgPool) {
     own_history_up_to(EVENT_LOG).run(&pool).await.unwrap();
-    let (drop_id, variant) = (Uuid::new_v4(), Uuid::new_v4());
-    sqlx::query(
-        "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, hold_micros, max_per_buyer, \
-                                    max_per_buyer_high) \
-         VALUES ($1, 'Logged before', 250, 10, 3600000000, 1, 1)",
-    )
-    .bind(drop_id)
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO dropkit_variants (id, drop_id, position, name, total_stock) \
-         VALUES ($1, $2, 0, 'Standard', 10)",
-    )
-    .bind(variant)
-    .bind(drop_id)
-    .execute(&pool)
-    .await
-    .unwrap();
-    // Holds taken and one bought through that version's logged functions.
-    let (ann, bob) = (Uuid::new_v4(), Uuid::new_v4());
-    let nulls: Vec<Option<String>> = vec![None, None];
-    let prints: Vec<Option<Vec<u8>>> = vec![None, None];
-    let outcome: String = sqlx::query_scalar(
-        "SELECT o_outcome::text FROM dropkit_reserve_logged($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(drop_id)
-    .bind(vec!["ann_id", "bob_id"])
-    .bind(vec!["ann", "bob"])
-    .bind(vec![Some(variant), Some(variant)])
-    .bind(vec![1i32, 1])
-    .bind(vec![ann, bob])
-    .bind(&nulls)
-    .bind(&nulls)
-    .bind(&prints)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(outcome, "ok");
-    let one: Vec<Option<String>> = vec![None];
-    let one_print: Vec<Option<Vec<u8>>> = vec![None];
-    sqlx::query("SELECT * FROM dropkit_purchase_logged($1, $2, $3, $4, $5, $6, $7)")
-        .bind(drop_id)
-        .bind(vec![bob])
-        .bind(vec!["bob_id"])
-        .bind(vec![Uuid::new_v4()])
-        .bind(&one)
-        .bind(&one)
-        .bind(&one_print)
-        .execute(&pool)
-        .await
-        .unwrap();
+    let (drop_id, ann, _) = ann_holds_bob_bought(&pool, "logged", 1, [1, 1]).await;
     let rows = "SELECT id::text || status || quantity FROM dropkit_reservations ORDER BY id";
     let entries =
         "SELECT seq || kind || coalesce(reservation_id::text, '') FROM dropkit_events ORDER BY seq";

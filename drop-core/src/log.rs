@@ -223,12 +223,28 @@ pub struct CursorClaim {
     /// The last entry the consumer has finished with: read from
     /// `events_after(position, …)` on.
     pub position: u64,
+    /// Whether this claim made the cursor: no consumer of that name had
+    /// one. A consumer that wants only what happens from now on moves a
+    /// cursor it made to the log's head before reading; one that it did
+    /// not make is another instance's work, to be gone on with.
+    pub created: bool,
 }
 
 impl CursorClaim {
-    /// A claim at `position`.
+    /// A claim of an existing cursor at `position`.
     pub fn new(position: u64) -> Self {
-        Self { position }
+        Self {
+            position,
+            created: false,
+        }
+    }
+
+    /// The claim that made the cursor, at `position`.
+    pub fn created(position: u64) -> Self {
+        Self {
+            position,
+            created: true,
+        }
     }
 }
 

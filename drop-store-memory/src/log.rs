@@ -315,6 +315,7 @@ impl EventLog {
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut g = lock(&self.inner);
         let horizon = g.horizon;
+        let created = !g.cursors.contains_key(name);
         let cursor = g.cursors.entry(name.to_owned()).or_insert(Cursor {
             position: horizon,
             holder: None,
@@ -325,7 +326,11 @@ impl EventLog {
         }
         cursor.holder = Some(holder);
         cursor.lease_until = lease_until;
-        Ok(Some(CursorClaim::new(cursor.position)))
+        Ok(Some(if created {
+            CursorClaim::created(cursor.position)
+        } else {
+            CursorClaim::new(cursor.position)
+        }))
     }
 
     pub(crate) fn advance_cursor(

@@ -98,7 +98,7 @@ async fn entries_past_retention_are_pruned() {
             .claim_cursor("late", Uuid::new_v4(), LEASE)
             .await
             .unwrap(),
-        Some(CursorClaim::new(horizon)),
+        Some(CursorClaim::created(horizon)),
         "a new cursor starts at the horizon"
     );
     store.remove_cursor("late").await.unwrap();
@@ -123,7 +123,7 @@ async fn cursors_pin_what_they_have_not_passed() {
     let hook = Uuid::new_v4();
     assert_eq!(
         store.claim_cursor("hook", hook, LEASE).await.unwrap(),
-        Some(CursorClaim::new(0))
+        Some(CursorClaim::created(0))
     );
     let drop = new_drop(&store, 5).await;
     churn(&store, drop, 0, 10).await; // 1..=21
@@ -151,7 +151,7 @@ async fn cursors_pin_what_they_have_not_passed() {
     let audit = Uuid::new_v4();
     assert_eq!(
         store.claim_cursor("audit", audit, LEASE).await.unwrap(),
-        Some(CursorClaim::new(6)),
+        Some(CursorClaim::created(6)),
         "a new cursor starts at the horizon"
     );
     assert!(

@@ -169,9 +169,11 @@ pub(crate) async fn claim(
 ) -> Result<Option<CursorClaim>, DropError> {
     check_cursor_name(name)?;
     let secs = lease_secs(lease);
-    let position: Option<i64> = shared
+    // `xmax = 0` only on a row this statement inserted: an updated row
+    // carries the updating transaction's id there.
+    let claimed: Option<(i64, bool)> = shared
         .read(|| {
-            sqlx::query_scalar(
+            sqlx::query_as(
                 "INSERT INTO dropkit_cursors AS c (name, position, holder, lease_until) \
                  SELECT $1, h.pruned_to, $2, clock_timestamp() + make_interval(secs => $3) \
                    FROM dropkit_log_head h FOR SHARE \
@@ -179,7 +181,7 @@ pub(crate) async fn claim(
                     SET holder = excluded.holder, lease_until = excluded.lease_until \
                   WHERE c.holder IS NULL OR c.holder = excluded.holder \
                      OR c.lease_until <= clock_timestamp() \
-                 RETURNING c.position",
+                 RETURNING c.position, c.xmax = 0",
             )
             .bind(name)
             .bind(holder)
@@ -187,8 +189,15 @@ pub(crate) async fn claim(
             .fetch_optional(&shared.pool)
         })
         .await?;
-    position
-        .map(|p| from_seq(p).map(CursorClaim::new))
+    claimed
+        .map(|(p, created)| {
+            let position = from_seq(p)?;
+            Ok(if created {
+                CursorClaim::created(position)
+            } else {
+                CursorClaim::new(position)
+            })
+        })
         .transpose()
 }
 

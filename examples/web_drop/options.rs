@@ -60,6 +60,15 @@ impl From<FeedNamesArg> for drop_ws::FeedNames {
     }
 }
 
+/// Where a new webhook endpoint starts in the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum WebhookStart {
+    /// At the oldest entry kept: the purchases still in the log first.
+    Oldest,
+    /// At the log's head: only what happens from then on.
+    Now,
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum LogFormat {
@@ -264,6 +273,17 @@ pub(crate) struct Options {
     #[arg(long, env = "DROPKIT_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 10.0)]
     pub(crate) webhook_timeout_seconds: f64,
 
+    /// Where a webhook endpoint that has no cursor in the store yet starts:
+    /// `oldest` (the purchases still in the log first) or `now` (only what
+    /// happens from then on). An endpoint with a cursor goes on from it.
+    #[arg(
+        long,
+        env = "DROPKIT_WEBHOOK_START",
+        value_enum,
+        default_value_t = WebhookStart::Oldest
+    )]
+    pub(crate) webhook_start: WebhookStart,
+
     /// Do not create the demo drop on start-up.
     #[arg(long, env = "DROPKIT_NO_DEMO")]
     pub(crate) no_demo: bool,
@@ -408,7 +428,8 @@ impl Options {
                     drop_ws::webhooks::MIN_SECRET_BYTES
                 )
             })?
-            .timeout(timeout);
+            .timeout(timeout)
+            .backfill(self.webhook_start == WebhookStart::Oldest);
         // A URL may carry a token: errors name its place, not the URL.
         for (n, url) in self.webhook.iter().enumerate() {
             builder = builder.endpoint(url).map_err(|err| match err {

@@ -36,6 +36,7 @@ mod web_drop_options;
 store_tests!(
     deliveries_survive_failures_timeouts_and_restarts,
     a_new_deliverer_resumes_from_the_stored_cursor,
+    a_new_endpoint_may_start_from_now,
     two_deliverers_never_deliver_at_once,
     webhooks_run_and_stop_with_the_api,
 );
@@ -239,8 +240,19 @@ fn deliverer(
     url: &str,
     instance: &str,
 ) -> (WebhookDeliveries, CancellationToken) {
+    deliverer_from(store, url, instance, true)
+}
+
+/// [`deliverer`], with where a new cursor starts.
+fn deliverer_from(
+    store: &Arc<dyn InventoryStore>,
+    url: &str,
+    instance: &str,
+    backfill: bool,
+) -> (WebhookDeliveries, CancellationToken) {
     let shutdown = CancellationToken::new();
     let running = Webhooks::builder()
+        .backfill(backfill)
         .endpoint(url)
         .unwrap()
         .secret(SECRET)
@@ -471,6 +483,49 @@ async fn a_new_deliverer_resumes_from_the_stored_cursor(factory: StoreFactory) {
     server.stop().await;
 }
 
+/// An endpoint set to start from now receives none of the purchases made
+/// before its cursor existed, every one made after, and, once its cursor
+/// exists, goes on from it like any other (the purchases made while no
+/// instance delivered included).
+async fn a_new_endpoint_may_start_from_now(factory: StoreFactory) {
+    let server = TestServer::start(factory).await;
+    let store = server.api.store().clone();
+    let drop = server.create_drop("From now on", 100, 60.0).await;
+    let drop_id = drop["id"].as_str().unwrap().to_owned();
+    purchases(&server, &drop_id, 0, 3).await;
+    let head = store.log_head().await.unwrap();
+
+    let inbox = Inbox::new(|_| Answer::Ok, Duration::ZERO);
+    let receiver = Receiver::start(inbox.clone(), "127.0.0.1:0".parse().unwrap()).await;
+    let (first, _) = deliverer_from(&store, &receiver.url(), "first", false);
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    while first.status()[0].position.is_none_or(|p| p < head) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            first.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    purchases(&server, &drop_id, 3, 2).await;
+    wait_accepted(&inbox, 2).await;
+    first.shutdown().await;
+    purchases(&server, &drop_id, 5, 2).await;
+    let (second, _) = deliverer_from(&store, &receiver.url(), "second", false);
+    wait_accepted(&inbox, 4).await;
+    second.shutdown().await;
+
+    let log = deliverable(&store).await;
+    assert_eq!(log.len(), 7);
+    check_order_and_completeness(&inbox, &log[3..]);
+    assert!(
+        inbox.received().iter().all(|r| r.seq > head),
+        "a purchase from before the endpoint was sent"
+    );
+    receiver.stop().await;
+    server.stop().await;
+}
+
 async fn two_deliverers_never_deliver_at_once(factory: StoreFactory) {
     let server = TestServer::start(factory).await;
     let store = server.api.store().clone();
@@ -562,6 +617,25 @@ fn web_drop_needs_a_secret_for_webhooks() {
         .unwrap()
         .is_some()
     );
+}
+
+#[test]
+fn web_drop_starts_new_webhooks_where_told() {
+    let with = |start: &str| {
+        web_drop_options::Options::try_parse_from([
+            "web_drop",
+            "--webhook",
+            "https://shop.example/hook",
+            "--webhook-secret",
+            SECRET,
+            "--webhook-start",
+            start,
+        ])
+    };
+    for start in ["oldest", "now"] {
+        assert!(with(start).expect(start).webhooks().unwrap().is_some());
+    }
+    assert!(with("yesterday").is_err());
 }
 
 #[test]

@@ -637,8 +637,8 @@ pub async fn log_cursors_are_leased(h: &dyn Harness) {
 
     assert_eq!(
         store.claim_cursor("hook", a, lease).await.unwrap(),
-        Some(CursorClaim::new(0)),
-        "a new cursor starts at 0 when nothing was pruned"
+        Some(CursorClaim::created(0)),
+        "a new cursor starts at 0 when nothing was pruned, made by this claim"
     );
     assert_eq!(
         store.claim_cursor("hook", a, lease).await.unwrap(),
@@ -682,7 +682,7 @@ pub async fn log_cursors_are_leased(h: &dyn Harness) {
     // Cursors are independent of one another.
     assert_eq!(
         store.claim_cursor("audit", a, lease).await.unwrap(),
-        Some(CursorClaim::new(0))
+        Some(CursorClaim::created(0))
     );
 
     // Removal forgets it: a new claim starts over, whoever held it.
@@ -690,7 +690,7 @@ pub async fn log_cursors_are_leased(h: &dyn Harness) {
     store.remove_cursor("hook").await.unwrap();
     assert_eq!(
         store.claim_cursor("hook", a, lease).await.unwrap(),
-        Some(CursorClaim::new(0))
+        Some(CursorClaim::created(0))
     );
     assert_eq!(
         store.claim_cursor("audit", b, lease).await.unwrap(),

@@ -29,6 +29,7 @@ pub(super) struct Settings {
     pub(super) kinds: Vec<&'static str>,
     pub(super) instance: Uuid,
     pub(super) headers: HeaderMap,
+    pub(super) backfill: bool,
 }
 
 /// How long giving a cursor up may take at shutdown: a store that does
@@ -112,7 +113,10 @@ impl Deliverer {
                 ) => claimed,
             };
             let wait = match claimed {
-                Ok(Some(claim)) => {
+                Ok(Some(mut claim)) => {
+                    if claim.created && !self.settings.backfill {
+                        claim.position = self.start_at_head(claim.position).await;
+                    }
                     tracing::info!(
                         endpoint = %self.endpoint.shown,
                         position = claim.position,
@@ -168,6 +172,33 @@ impl Deliverer {
             tokio::select! {
                 () = self.cancel.cancelled() => break,
                 () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Moves a cursor this instance has just made (at `made_at`) to the
+    /// log's head, so that the endpoint receives only what happens from
+    /// now on; where it stays is where delivery starts. A store that fails
+    /// here leaves it where it was made: the endpoint then receives the
+    /// older entries too, which at-least-once delivery allows.
+    async fn start_at_head(&self, made_at: u64) -> u64 {
+        let moved = async {
+            let head = self.store.log_head().await?;
+            let held = self
+                .store
+                .advance_cursor(&self.endpoint.cursor, self.settings.instance, head)
+                .await?;
+            Ok::<_, DropError>(if held { head.max(made_at) } else { made_at })
+        };
+        match moved.await {
+            Ok(position) => position,
+            Err(err) => {
+                tracing::warn!(
+                    endpoint = %self.endpoint.shown,
+                    error = %err,
+                    "could not start the new webhook cursor at the log's head; delivering from the oldest entry kept"
+                );
+                made_at
             }
         }
     }

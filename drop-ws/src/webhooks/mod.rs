@@ -106,6 +106,7 @@ impl Webhooks {
             instance: Uuid::new_v4(),
             headers: HeaderMap::new(),
             metrics: None,
+            backfill: true,
         }
     }
 }
@@ -134,6 +135,7 @@ pub struct WebhooksBuilder {
     instance: Uuid,
     headers: HeaderMap,
     metrics: Option<WebhookMetrics>,
+    backfill: bool,
 }
 
 impl WebhooksBuilder {
@@ -192,6 +194,17 @@ impl WebhooksBuilder {
     /// Defaults to [`DEFAULT_LEASE`].
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
+        self
+    }
+
+    /// Where an endpoint that has no cursor yet (never delivered to, or
+    /// whose cursor was removed) starts: `true` (the default) at the
+    /// oldest entry the store keeps, so it first receives the purchases
+    /// still in the log; `false` at the log's head, so it receives only
+    /// what happens from then on. An endpoint with a cursor always goes on
+    /// from it. Whichever instance makes the cursor decides, once.
+    pub fn backfill(mut self, backfill: bool) -> Self {
+        self.backfill = backfill;
         self
     }
 
@@ -334,6 +347,7 @@ impl WebhooksBuilder {
             kinds: self.kinds,
             instance: self.instance,
             headers: self.headers,
+            backfill: self.backfill,
         });
         let metrics = self.metrics.map(Arc::new);
         let tasks = TaskTracker::new();

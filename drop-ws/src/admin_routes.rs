@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use drop_core::{
     Applied, Change, DropAction, DropId, DropInfo, DropPatch, DropState, InventoryStoreExt,
-    LogEntry, MAX_LOG_PAGE, VariantId,
+    LogEntry, MAX_LOG_PAGE, VariantId, check_cursor_name,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -859,15 +859,16 @@ pub(crate) async fn cursors(
 /// Removes a cursor whose consumer is gone for good (a webhook endpoint
 /// taken out of the configuration), so that retention prunes past it
 /// again. Idempotent: removing a cursor that does not exist answers 204
-/// too. A consumer still running starts again from the oldest entry kept.
+/// too, and so does a name no cursor can have (empty, over 200 bytes, or
+/// with control characters). A consumer still running starts again from
+/// the oldest entry kept.
 #[utoipa::path(
     delete, path = "/api/admin/cursors/{name}", operation_id = "removeCursor",
     params(("name" = String, Path, description = "The cursor's name, percent-encoded as one path segment")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Removed (or there was none)"),
-        (status = 400, description = "`INVALID_INPUT` on `cursor`: empty, longer than 200 bytes, \
-            or with control characters", body = ErrorBody),
+        (status = 400, description = "`INVALID_INPUT` on `name`: its percent-encoding is not UTF-8", body = ErrorBody),
         (status = 401, description = "`UNAUTHORIZED`: no bearer token", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "`FORBIDDEN`: the token is wrong", body = ErrorBody),
@@ -878,6 +879,9 @@ pub(crate) async fn remove_cursor(
     _: Admin,
     CursorPath(name): CursorPath,
 ) -> Result<StatusCode, ApiError> {
-    app.store.remove_cursor(&name).await?;
+    // A name no cursor can have names none: there is nothing to remove.
+    if check_cursor_name(&name).is_ok() {
+        app.store.remove_cursor(&name).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

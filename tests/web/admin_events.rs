@@ -375,8 +375,8 @@ async fn bad_parameters_are_named(factory: StoreFactory) {
 
 /// The log's cursors over HTTP: listed with their positions and the head
 /// (a webhook endpoint's among them), removed by name (percent-encoded,
-/// idempotently) so retention prunes past them again; a bad name is named;
-/// only the admin may do either.
+/// idempotently) so retention prunes past them again; a name that is not
+/// UTF-8 is refused; only the admin may do either.
 async fn cursors_are_listed_and_removed(factory: StoreFactory) {
     let backend = factory().await;
     let store = backend.store.clone();
@@ -430,7 +430,8 @@ async fn cursors_are_listed_and_removed(factory: StoreFactory) {
         .collect();
     assert_eq!(names, ["audit"]);
 
-    let bad = server
+    // A name no cursor can have (a control character) names none.
+    let none = server
         .call(
             Method::DELETE,
             "/api/admin/cursors/a%0Ab",
@@ -439,13 +440,23 @@ async fn cursors_are_listed_and_removed(factory: StoreFactory) {
             None,
         )
         .await;
+    assert_eq!(none.status, 204, "{}", none.body);
+    let not_utf8 = server
+        .call(
+            Method::DELETE,
+            "/api/admin/cursors/%FF",
+            As::Admin,
+            None,
+            None,
+        )
+        .await;
     assert_eq!(
-        (bad.status, bad.code()),
+        (not_utf8.status, not_utf8.code()),
         (400, "INVALID_INPUT"),
         "{}",
-        bad.body
+        not_utf8.body
     );
-    assert_eq!(bad.body["field"], "cursor", "{}", bad.body);
+    assert_eq!(not_utf8.body["field"], "name", "{}", not_utf8.body);
     let names_after: Vec<String> = store
         .cursors()
         .await
@@ -453,7 +464,7 @@ async fn cursors_are_listed_and_removed(factory: StoreFactory) {
         .into_iter()
         .map(|c| c.name)
         .collect();
-    assert_eq!(names_after, ["audit"], "the refusal removed nothing");
+    assert_eq!(names_after, ["audit"], "neither removed anything");
     server.stop().await;
 }
 

@@ -40,7 +40,9 @@ export interface paths {
          * Removes a cursor whose consumer is gone for good (a webhook endpoint
          *     taken out of the configuration), so that retention prunes past it
          *     again. Idempotent: removing a cursor that does not exist answers 204
-         *     too. A consumer still running starts again from the oldest entry kept.
+         *     too, and so does a name no cursor can have (empty, over 200 bytes, or
+         *     with control characters). A consumer still running starts again from
+         *     the oldest entry kept.
          */
         delete: operations["removeCursor"];
         options?: never;
@@ -1571,7 +1573,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description `INVALID_INPUT` on `cursor`: empty, longer than 200 bytes, or with control characters */
+            /** @description `INVALID_INPUT` on `name`: its percent-encoding is not UTF-8 */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -5,7 +5,7 @@
 //! the entry is appended just before its commit, to the moment the
 //! follower has it: commit → seen, plus the commit itself).
 //!
-//! Two phases, each `BENCH_SECS` long (default 10):
+//! Four phases, each `BENCH_SECS` long (default 10):
 //!
 //! 1. **real writes**: reserve + release loops (two entries each) of
 //!    `BENCH_WRITERS` tasks (default 64) spread over two store instances
@@ -231,6 +231,35 @@ async fn phase(
     }
 }
 
+/// One phase of `load`, reported as `name`; then, when its writers fell
+/// short of `rate`, the same again with paced appends making up the rest.
+#[allow(clippy::too_many_arguments)]
+async fn run_and_top_up(
+    stores: &[PgStore],
+    pool: &PgPool,
+    drops: &[DropId],
+    load: Load,
+    writers: usize,
+    rate: u64,
+    secs: Duration,
+    name: &str,
+) {
+    let alone = phase(stores, pool, drops, load, writers, 0, secs).await;
+    report(name, &alone);
+    let reached = alone.written as f64 / alone.secs;
+    if reached >= rate as f64 {
+        println!("{name}: the writers reached the target rate by themselves");
+        return;
+    }
+    let extra = (rate as f64 - reached) as u64;
+    println!(
+        "{name}: the writers reached {reached:.0} entries/s, below {rate}: adding {extra}/s \
+         through dropkit_log_append"
+    );
+    let mixed = phase(stores, pool, drops, load, writers, extra, secs).await;
+    report(&format!("{name} + paced appends"), &mixed);
+}
+
 fn report(name: &str, p: &Phase) {
     let ms = |q: f64| p.lag.value_at_quantile(q) as f64 / 1000.0;
     println!(
@@ -344,71 +373,28 @@ fn main() {
         )
         .await;
 
-        let real = phase(
+        run_and_top_up(
             &stores,
             &pools[0],
             &drops,
             Load::ReserveRelease,
             writers,
-            0,
+            rate,
             secs,
+            "real writes",
         )
         .await;
-        report("real writes", &real);
-        let reached = real.written as f64 / real.secs;
-        if reached < rate as f64 {
-            let extra = (rate as f64 - reached) as u64;
-            println!(
-                "the writers reached {reached:.0} entries/s, below {rate}: adding {extra}/s \
-                 through dropkit_log_append"
-            );
-            let mixed = phase(
-                &stores,
-                &pools[0],
-                &drops,
-                Load::ReserveRelease,
-                writers,
-                extra,
-                secs,
-            )
-            .await;
-            report("real + paced appends", &mixed);
-        } else {
-            println!("the writers reached the target rate by themselves");
-        }
-        let storm = phase(
+        run_and_top_up(
             &stores,
             &pools[0],
             &drops,
             Load::Storm(hot),
             storm_writers,
-            0,
+            rate,
             secs,
+            &format!("reserve storm ({storm_writers} writers, one drop)"),
         )
         .await;
-        report(
-            &format!("reserve storm ({storm_writers} writers, one drop)"),
-            &storm,
-        );
-        let reached = storm.written as f64 / storm.secs;
-        if reached < rate as f64 {
-            let extra = (rate as f64 - reached) as u64;
-            println!(
-                "the storm reached {reached:.0} entries/s, below {rate}: adding {extra}/s \
-                 through dropkit_log_append"
-            );
-            let mixed = phase(
-                &stores,
-                &pools[0],
-                &drops,
-                Load::Storm(hot),
-                storm_writers,
-                extra,
-                secs,
-            )
-            .await;
-            report("reserve storm + paced appends", &mixed);
-        }
 
         for store in &stores {
             store.close().await;

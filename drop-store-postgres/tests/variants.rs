@@ -196,3 +196,52 @@ async fn two_thousand_buyers_three_variants_two_instances(pool: PgPool) {
     a.close().await;
     b.close().await;
 }
+
+/// A batch that is not the common one (a buyer who holds already, one at
+/// the limit, two new ones) and then a common one (two new buyers) answer
+/// as each caller alone would, and every hold made is logged once.
+#[sqlx::test(migrations = false)]
+async fn mixed_and_common_batches_answer_each_caller(pool: PgPool) {
+    let store = store_on(&pool, 8, PgStore::builder()).await;
+    let (drop_id, _) = drop_with(&store, &["Standard"], 10, 1).await;
+    let (ann, bob) = (user("ann"), user("bob"));
+    let held = store.reserve(drop_id, &ann).await.unwrap().reservation;
+    let bobs = store.reserve(drop_id, &bob).await.unwrap().reservation;
+    store.purchase(bobs.id, &bob.id).await.unwrap();
+    let head = store.log_head().await.unwrap();
+
+    // Sent together, so that group commit most likely makes them one batch.
+    let (cid, dan) = (user("cid"), user("dan"));
+    let (a, b, c, d) = tokio::join!(
+        store.reserve(drop_id, &ann),
+        store.reserve(drop_id, &bob),
+        store.reserve(drop_id, &cid),
+        store.reserve(drop_id, &dan),
+    );
+    assert_eq!(a.unwrap().reservation.id, held.id, "Ann's own hold");
+    assert!(
+        matches!(b, Err(drop_core::DropError::BuyerLimitReached { .. })),
+        "{b:?}"
+    );
+    let (c, d) = (c.unwrap().reservation, d.unwrap().reservation);
+    let (eve, fay) = (user("eve"), user("fay"));
+    let (e, f) = tokio::join!(store.reserve(drop_id, &eve), store.reserve(drop_id, &fay));
+    let (e, f) = (e.unwrap().reservation, f.unwrap().reservation);
+    let state = store.get_drop(drop_id).await.unwrap();
+    assert_eq!((state.stock.reserved, state.stock.sold), (5, 1));
+    assert_eq!(state.variants[0].reserved, 5);
+
+    let entries = store.events_after(head, 20).await.unwrap();
+    let mut logged: Vec<uuid::Uuid> = entries
+        .iter()
+        .map(|e| match &e.change {
+            drop_core::Change::HoldCreated { reservation_id, .. } => reservation_id.as_uuid(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    logged.sort();
+    let mut made: Vec<uuid::Uuid> = [c.id, d.id, e.id, f.id].map(|id| id.as_uuid()).to_vec();
+    made.sort();
+    assert_eq!(logged, made, "each new hold logged once");
+    assert_invariants(&store).await;
+}

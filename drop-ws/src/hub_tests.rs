@@ -46,6 +46,19 @@ async fn start(store: Arc<dyn InventoryStore>, clock: &ManualClock) -> (Hub, Arc
     (hub, metrics)
 }
 
+/// A memory store on a manual clock, with one drop of `stock` units.
+async fn one_drop(name: &str, stock: u32) -> (ManualClock, MemoryStore, drop_core::DropId) {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let id = store
+        .create_drop(NewDrop::new(name, Money::ZERO, stock))
+        .await
+        .unwrap()
+        .drop
+        .id;
+    (clock, store, id)
+}
+
 /// Lets the hub task run (paused time: sleeping moves tokio's clock).
 async fn settle() {
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -177,14 +190,7 @@ async fn private_frames_go_only_to_the_holder() {
 /// increasing, and a frame per purchase in the order they happened.
 #[tokio::test(start_paused = true)]
 async fn discrete_frames_carry_increasing_seq() {
-    let clock = ManualClock::fixed();
-    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
-    let drop_id = store
-        .create_drop(NewDrop::new("Numbered", Money::ZERO, 10))
-        .await
-        .unwrap()
-        .drop
-        .id;
+    let (clock, store, drop_id) = one_drop("Numbered", 10).await;
     let (hub, _) = start(Arc::new(store.clone()), &clock).await;
     let mut sub = hub.subscribe();
     let snapshot: serde_json::Value = serde_json::from_str(sub.first[0].as_str()).unwrap();
@@ -273,14 +279,7 @@ async fn a_lagged_bus_loses_no_purchase_frame() {
 /// behind, or ahead of the log, it gets nothing (a snapshot instead).
 #[tokio::test(start_paused = true)]
 async fn resuming_replays_what_was_missed() {
-    let clock = ManualClock::fixed();
-    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
-    let drop_id = store
-        .create_drop(NewDrop::new("Again", Money::ZERO, 5))
-        .await
-        .unwrap()
-        .drop
-        .id;
+    let (clock, store, drop_id) = one_drop("Again", 5).await;
     let (hub, _) = start(Arc::new(store.clone()), &clock).await;
     let left = hub.cursor();
     let (ann, bob) = (user("ann"), user("bob"));
@@ -495,14 +494,7 @@ async fn expiries_from_other_instances_are_not_counted_here() {
 /// ended drop the hub no longer shows is not news.
 #[tokio::test(start_paused = true)]
 async fn an_edit_reopening_an_ended_drop_brings_it_back() {
-    let clock = ManualClock::fixed();
-    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
-    let id = store
-        .create_drop(NewDrop::new("Again", Money::ZERO, 5))
-        .await
-        .unwrap()
-        .drop
-        .id;
+    let (clock, store, id) = one_drop("Again", 5).await;
     let (hub, _) = start(Arc::new(store.clone()), &clock).await;
     assert_eq!(hub.drop_count(), 1);
     store.end_drop(id, None).await.unwrap();
@@ -536,14 +528,7 @@ async fn an_edit_reopening_an_ended_drop_brings_it_back() {
 /// meanwhile is framed at all.
 #[tokio::test(start_paused = true)]
 async fn drop_frames_read_before_their_bus_event_show_the_change() {
-    let clock = ManualClock::fixed();
-    let store = MemoryStore::with_clock(Arc::new(clock.clone()));
-    let id = store
-        .create_drop(NewDrop::new("Early", Money::ZERO, 5))
-        .await
-        .unwrap()
-        .drop
-        .id;
+    let (clock, store, id) = one_drop("Early", 5).await;
     // The hub hears only what the test publishes.
     let relay = Arc::new(Wrapped::new(Arc::new(store), Relay(EventBus::new(64))));
     let (hub, _) = start(relay.clone(), &clock).await;

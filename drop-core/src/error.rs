@@ -192,6 +192,28 @@ pub enum DropError {
         /// The variant asked for.
         variant_id: VariantId,
     },
+    /// A buyer asked to join a line although a reserve of the same request
+    /// would succeed now: they should reserve instead.
+    #[error("variant {variant_id} of drop {drop_id} has units free: reserve instead of waiting")]
+    WaitlistNotNeeded {
+        /// The drop.
+        drop_id: DropId,
+        /// The variant.
+        variant_id: VariantId,
+    },
+    /// The drop's waiting list is off.
+    #[error("drop {drop_id} has no waiting list")]
+    WaitlistClosed {
+        /// The drop.
+        drop_id: DropId,
+    },
+    /// The buyer already stands in a line of this drop, for another
+    /// variant or quantity: one place per buyer and drop. Carries it.
+    #[error("you already wait for {} of this drop (position {})", place.quantity, place.position)]
+    AlreadyInLine {
+        /// The buyer's place.
+        place: Box<crate::WaitlistPlace>,
+    },
     /// Log entries after the cursor asked for were pruned (retention):
     /// the consumer missed them and must re-read current state, then go
     /// on from `oldest - 1` or from the log's head.
@@ -275,6 +297,9 @@ impl DropError {
             Self::PriceLocked { .. } => "PRICE_LOCKED",
             Self::PurchaseNotFound { .. } => "PURCHASE_NOT_FOUND",
             Self::VariantNotFound { .. } => "VARIANT_NOT_FOUND",
+            Self::WaitlistNotNeeded { .. } => "WAITLIST_NOT_NEEDED",
+            Self::WaitlistClosed { .. } => "WAITLIST_CLOSED",
+            Self::AlreadyInLine { .. } => "ALREADY_IN_LINE",
             Self::EventsPruned { .. } => "EVENTS_PRUNED",
             Self::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
             Self::IdempotencyInProgress { .. } => "IDEMPOTENCY_IN_PROGRESS",
@@ -315,6 +340,9 @@ pub const ERROR_CODES: &[&str] = &[
     "PRICE_LOCKED",
     "PURCHASE_NOT_FOUND",
     "VARIANT_NOT_FOUND",
+    "WAITLIST_NOT_NEEDED",
+    "WAITLIST_CLOSED",
+    "ALREADY_IN_LINE",
     "EVENTS_PRUNED",
     "IDEMPOTENCY_KEY_REUSED",
     "IDEMPOTENCY_IN_PROGRESS",
@@ -373,6 +401,21 @@ mod tests {
             DropError::VariantNotFound {
                 drop_id: d,
                 variant_id: v,
+            },
+            DropError::WaitlistNotNeeded {
+                drop_id: d,
+                variant_id: v,
+            },
+            DropError::WaitlistClosed { drop_id: d },
+            DropError::AlreadyInLine {
+                place: Box::new(crate::WaitlistPlace::new(
+                    d,
+                    v,
+                    crate::Buyer::new("b".parse().unwrap(), crate::Username::parse("bob").unwrap()),
+                    1,
+                    1,
+                    chrono::DateTime::UNIX_EPOCH,
+                )),
             },
             DropError::EventsPruned {
                 after: 1,

@@ -50,6 +50,36 @@ pub enum DropEvent {
         quantity: u32,
         /// When it runs out.
         expires_at: DateTime<Utc>,
+        /// Whether it was offered from the waiting list.
+        #[serde(default)]
+        offered: bool,
+    },
+    /// A buyer joined a variant's waiting list.
+    WaitlistJoined {
+        /// The drop.
+        drop_id: DropId,
+        /// The variant waited for.
+        variant_id: VariantId,
+        /// Who joined.
+        buyer_id: BuyerId,
+        /// How many units they want.
+        quantity: u32,
+        /// Their place's ticket (orders the line).
+        ticket: u64,
+    },
+    /// A buyer left a variant's waiting list: they left, were offered a
+    /// hold, or were skipped.
+    WaitlistLeft {
+        /// The drop.
+        drop_id: DropId,
+        /// The variant.
+        variant_id: VariantId,
+        /// Who left.
+        buyer_id: BuyerId,
+        /// The ticket of the place they had.
+        ticket: u64,
+        /// Why.
+        reason: crate::LeaveReason,
     },
     /// A drop's counters changed; `stock` is the state after the change.
     StockChanged {
@@ -131,7 +161,9 @@ impl DropEvent {
             | Self::StockChanged { drop_id, .. }
             | Self::PurchaseCompleted { drop_id, .. }
             | Self::HoldExpired { drop_id, .. }
-            | Self::HoldReleased { drop_id, .. } => *drop_id,
+            | Self::HoldReleased { drop_id, .. }
+            | Self::WaitlistJoined { drop_id, .. }
+            | Self::WaitlistLeft { drop_id, .. } => *drop_id,
         }
     }
 }
@@ -307,6 +339,7 @@ mod tests {
                 variant_id: crate::VariantId::new(),
                 quantity: 2,
                 expires_at: DateTime::UNIX_EPOCH,
+                offered: true,
             },
             DropEvent::HoldReleased {
                 drop_id,

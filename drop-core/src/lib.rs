@@ -8,6 +8,8 @@
 //!   validated parts ([`Money`], ids).
 //! - [`variant`]: a drop's variants ([`VariantInfo`], [`VariantStock`]) and
 //!   what a reserve asks for ([`ReserveRequest`]).
+//! - [`waitlist`]: the line freed units go to ([`WaitlistPlace`]), and its
+//!   rules.
 //! - [`admin`]: editing a drop ([`DropPatch`]).
 //! - [`idempotency`]: keys that make a retried write act once.
 //! - [`buyer`]: [`BuyerId`], the store's key for a buyer, and [`Buyer`]: an
@@ -54,6 +56,7 @@ pub mod state;
 pub mod store;
 pub mod username;
 pub mod variant;
+pub mod waitlist;
 
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
@@ -97,6 +100,7 @@ pub use variant::{
     DEFAULT_MAX_PER_BUYER, DEFAULT_VARIANT_NAME, MAX_PER_BUYER, MAX_VARIANT_NAME, MAX_VARIANTS,
     NewVariant, ReserveRequest, VariantInfo, VariantStock,
 };
+pub use waitlist::{LeaveReason, WaitlistPlace};
 
 /// Re-exported so implementors use the same version.
 pub use async_trait::async_trait;

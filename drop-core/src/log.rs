@@ -120,6 +120,10 @@ pub enum Change {
         quantity: u32,
         /// When it runs out.
         expires_at: DateTime<Utc>,
+        /// Whether it was offered from the waiting list (absent in entries
+        /// written before there was one).
+        #[serde(default)]
+        offered: bool,
     },
     /// A hold was bought.
     PurchaseCompleted {
@@ -175,6 +179,33 @@ pub enum Change {
         /// What had been paid (to refund).
         amount: Money,
     },
+    /// A buyer joined a variant's waiting list.
+    WaitlistJoined {
+        /// Who joined.
+        buyer_id: BuyerId,
+        /// Their display name when they joined.
+        display_name: Username,
+        /// The variant waited for.
+        variant_id: VariantId,
+        /// How many units they want.
+        quantity: u32,
+        /// Their place's ticket: the line's order.
+        ticket: u64,
+    },
+    /// A buyer left a variant's waiting list. Everyone behind them in
+    /// that line moved up one place.
+    WaitlistLeft {
+        /// Who left.
+        buyer_id: BuyerId,
+        /// The variant.
+        variant_id: VariantId,
+        /// The quantity they had asked for.
+        quantity: u32,
+        /// The ticket of the place they had.
+        ticket: u64,
+        /// Why they left.
+        reason: crate::LeaveReason,
+    },
 }
 
 impl Change {
@@ -188,6 +219,8 @@ impl Change {
             Self::HoldReleased { .. } => "holdReleased",
             Self::HoldExpired { .. } => "holdExpired",
             Self::PurchaseCancelled { .. } => "purchaseCancelled",
+            Self::WaitlistJoined { .. } => "waitlistJoined",
+            Self::WaitlistLeft { .. } => "waitlistLeft",
         }
     }
 
@@ -199,7 +232,9 @@ impl Change {
             | Self::PurchaseCompleted { buyer_id, .. }
             | Self::HoldReleased { buyer_id, .. }
             | Self::HoldExpired { buyer_id, .. }
-            | Self::PurchaseCancelled { buyer_id, .. } => Some(buyer_id),
+            | Self::PurchaseCancelled { buyer_id, .. }
+            | Self::WaitlistJoined { buyer_id, .. }
+            | Self::WaitlistLeft { buyer_id, .. } => Some(buyer_id),
         }
     }
 }
@@ -213,6 +248,8 @@ pub const CHANGE_KINDS: &[&str] = &[
     "holdReleased",
     "holdExpired",
     "purchaseCancelled",
+    "waitlistJoined",
+    "waitlistLeft",
 ];
 
 /// A named consumer's position in the log, as

@@ -60,6 +60,10 @@ pub struct DropInfo {
     /// Whether new holds are refused for now (`DROP_PAUSED`); existing
     /// holds can still be bought within their window.
     pub paused: bool,
+    /// Whether buyers may wait in line for freed units (see
+    /// [`crate::waitlist`]); on by default.
+    #[serde(default = "default_waitlist")]
+    pub waitlist: bool,
     /// Sale opens at this instant (open from creation when absent).
     pub starts_at: Option<DateTime<Utc>>,
     /// Sale closes at this instant (never when absent).
@@ -95,6 +99,7 @@ impl DropInfo {
             variants,
             max_per_buyer: DEFAULT_MAX_PER_BUYER,
             paused: false,
+            waitlist: true,
             starts_at: None,
             ends_at: None,
             hold,
@@ -219,6 +224,9 @@ pub struct NewDrop {
     pub starts_at: Option<DateTime<Utc>>,
     /// Optional closing instant (after `starts_at`).
     pub ends_at: Option<DateTime<Utc>>,
+    /// Whether buyers may wait in line for freed units (default `true`).
+    #[serde(default = "default_waitlist")]
+    pub waitlist: bool,
     /// Hold duration. Defaults to [`DEFAULT_HOLD`] (60 s).
     #[serde(
         rename = "holdSeconds",
@@ -234,6 +242,10 @@ fn default_hold() -> Duration {
 
 fn default_max_per_buyer() -> u32 {
     DEFAULT_MAX_PER_BUYER
+}
+
+fn default_waitlist() -> bool {
+    true
 }
 
 impl NewDrop {
@@ -261,6 +273,7 @@ impl NewDrop {
             max_per_buyer: DEFAULT_MAX_PER_BUYER,
             starts_at: None,
             ends_at: None,
+            waitlist: true,
             hold: DEFAULT_HOLD,
         }
     }
@@ -287,6 +300,12 @@ impl NewDrop {
     /// Sets the closing instant.
     pub fn ends_at(mut self, at: DateTime<Utc>) -> Self {
         self.ends_at = Some(at);
+        self
+    }
+
+    /// Turns the waiting list on (the default) or off.
+    pub fn waitlist(mut self, on: bool) -> Self {
+        self.waitlist = on;
         self
     }
 
@@ -418,6 +437,7 @@ impl NewDrop {
                 variants,
                 max_per_buyer: self.max_per_buyer,
                 paused: false,
+                waitlist: self.waitlist,
                 starts_at: self.starts_at,
                 ends_at: self.ends_at,
                 hold: self.hold,
@@ -495,6 +515,10 @@ pub struct Reservation {
     pub created_at: DateTime<Utc>,
     /// When the hold runs out.
     pub expires_at: DateTime<Utc>,
+    /// Whether it was offered to the buyer from the waiting list rather
+    /// than taken by a reserve.
+    #[serde(default)]
+    pub offered: bool,
 }
 
 impl Reservation {
@@ -519,6 +543,7 @@ impl Reservation {
             status,
             created_at,
             expires_at,
+            offered: false,
         }
     }
 

@@ -442,6 +442,28 @@ mod tests {
             async fn cursors(&self) -> Result<Vec<crate::CursorInfo>, DropError> {
                 unreachable!("the scheduler keeps no cursor")
             }
+            async fn join_waitlist(
+                &self,
+                _: DropId,
+                _: &Buyer,
+                _: ReserveRequest,
+            ) -> Result<Applied<crate::WaitlistPlace>, DropError> {
+                unreachable!("the scheduler does not touch the line")
+            }
+            async fn leave_waitlist(
+                &self,
+                _: DropId,
+                _: &BuyerId,
+            ) -> Result<Option<crate::WaitlistPlace>, DropError> {
+                unreachable!("the scheduler does not touch the line")
+            }
+            async fn waitlist_place(
+                &self,
+                _: DropId,
+                _: &BuyerId,
+            ) -> Result<Option<crate::WaitlistPlace>, DropError> {
+                unreachable!("the scheduler does not touch the line")
+            }
             }
         };
     }

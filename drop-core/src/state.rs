@@ -114,6 +114,7 @@ mod tests {
             status,
             created_at: t(0),
             expires_at: t(60),
+            offered: false,
         }
     }
 

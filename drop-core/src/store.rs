@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     Applied, Buyer, BuyerId, DropError, DropId, DropPatch, DropState, EventStream, IdempotencyKey,
     IdempotencyRecord, NewDrop, Purchase, PurchaseId, Purchased, Reservation, ReservationId,
-    ReserveRequest, Reserved, RevokedSessions, TopPurchaser,
+    ReserveRequest, Reserved, RevokedSessions, TopPurchaser, WaitlistPlace,
 };
 
 /// Most purchases one page of [`InventoryStore::buyer_purchases`] holds.
@@ -198,6 +198,35 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
         purchase_id: PurchaseId,
         key: Option<&IdempotencyKey>,
     ) -> Result<Applied<Purchase>, DropError>;
+
+    /// Puts `buyer` in the line for `request`'s variant of `drop_id` (see
+    /// [`crate::waitlist`] for the rules and the order of the checks),
+    /// and answers their place. `changed: false` when they already stood
+    /// in that line for the same quantity. There is no idempotency key:
+    /// joining again with the same request is already harmless.
+    async fn join_waitlist(
+        &self,
+        drop_id: DropId,
+        buyer: &Buyer,
+        request: ReserveRequest,
+    ) -> Result<Applied<WaitlistPlace>, DropError>;
+
+    /// Takes `buyer` out of the drop's line; units set aside for them go
+    /// to the next in line (or back on sale). Answers the place they had,
+    /// `None` when they stood in none. Errors: `DROP_NOT_FOUND`.
+    async fn leave_waitlist(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<WaitlistPlace>, DropError>;
+
+    /// `buyer`'s place in the drop's line as it is now, if they stand in
+    /// one. Errors: `DROP_NOT_FOUND`.
+    async fn waitlist_place(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<WaitlistPlace>, DropError>;
 
     /// The record of `caller`'s write under `key`, if one is kept: for a
     /// caller that wants to answer a replay without attempting the write.
@@ -399,6 +428,10 @@ pub struct DropOverview {
     pub top_purchasers: Vec<TopPurchaser>,
     /// The viewer's active hold on it, if a viewer was named and holds one.
     pub user_reservation: Option<Reservation>,
+    /// The viewer's place in its waiting list, if a viewer was named and
+    /// stands in one.
+    #[serde(default)]
+    pub user_waitlist: Option<WaitlistPlace>,
 }
 
 impl DropOverview {
@@ -412,7 +445,14 @@ impl DropOverview {
             state,
             top_purchasers,
             user_reservation,
+            user_waitlist: None,
         }
+    }
+
+    /// Sets the viewer's place in the drop's line.
+    pub fn with_waitlist(mut self, place: Option<WaitlistPlace>) -> Self {
+        self.user_waitlist = place;
+        self
     }
 }
 
@@ -443,14 +483,18 @@ pub trait InventoryStoreExt: InventoryStore {
     ) -> Result<DropOverview, DropError> {
         let id = state.drop.id;
         let top_purchasers = self.top_purchasers(id, TOP_PURCHASERS).await?;
-        let user_reservation = match viewer {
-            Some(buyer) => self.active_hold(id, buyer).await?,
-            None => None,
+        let (user_reservation, user_waitlist) = match viewer {
+            Some(buyer) => (
+                self.active_hold(id, buyer).await?,
+                self.waitlist_place(id, buyer).await?,
+            ),
+            None => (None, None),
         };
         Ok(DropOverview {
             state,
             top_purchasers,
             user_reservation,
+            user_waitlist,
         })
     }
 }

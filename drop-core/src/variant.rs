@@ -92,6 +92,10 @@ impl VariantInfo {
 }
 
 /// The counters of one variant. `available = total − reserved − sold`.
+///
+/// `reserved` counts units under an active hold and units set aside for
+/// the head of the variant's waiting list (see [`crate::waitlist`]), so
+/// `available` is 0 while anyone waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -104,16 +108,21 @@ pub struct VariantStock {
     pub reserved: u32,
     /// Units sold (cancelled purchases not counted).
     pub sold: u32,
+    /// Buyers in the variant's waiting list.
+    #[serde(default)]
+    pub waitlist_length: u32,
 }
 
 impl VariantStock {
-    /// Counters as a store keeps them.
+    /// Counters as a store keeps them, with nobody waiting; set
+    /// [`waitlist_length`](Self::waitlist_length) afterwards.
     pub fn new(id: VariantId, total: u32, reserved: u32, sold: u32) -> Self {
         Self {
             id,
             total,
             reserved,
             sold,
+            waitlist_length: 0,
         }
     }
 

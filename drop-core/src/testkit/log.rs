@@ -90,6 +90,7 @@ fn hold_created(r: &Reservation) -> Change {
         variant_id: r.variant_id,
         quantity: r.quantity,
         expires_at: r.expires_at,
+        offered: r.offered,
     }
 }
 

@@ -30,7 +30,10 @@
 //! - idempotency keys: replays, reuse, refusals, callers;
 //! - the same rules raced by many tasks;
 //! - the event log: what each change appends, reading it in pages, named
-//!   cursors and their leases, and a follower that never misses an entry.
+//!   cursors and their leases, and a follower that never misses an entry;
+//! - the waiting list: who may join, the line's order, offered holds,
+//!   set-aside units, skipping, leaving, what serves the line, and the
+//!   line raced by many tasks.
 //!
 //! Every case checks the events the contract promises (subscribing before
 //! it acts), that refusals announce nothing, and the counters after, per
@@ -58,6 +61,7 @@ mod races;
 mod records;
 mod sessions;
 mod variants;
+mod waitlist;
 mod wrapped;
 
 pub use admin::*;
@@ -70,6 +74,7 @@ pub use races::*;
 pub use records::*;
 pub use sessions::*;
 pub use variants::*;
+pub use waitlist::*;
 pub use wrapped::{StoreHooks, Wrapped};
 
 /// What the suite needs from a store under test.
@@ -396,6 +401,19 @@ macro_rules! conformance_suite {
             log_cursors_are_listed,
             log_cursor_leases_run_out,
             log_follower_never_misses_an_entry,
+            waitlist_join_needs_a_sold_out_variant,
+            waitlist_join_checks_in_documented_order,
+            waitlist_serves_in_line_order,
+            waitlist_no_line_cutting_on_expiry,
+            waitlist_skips_buyers_at_their_limit_or_holding,
+            waitlist_offer_that_expires_goes_to_the_next,
+            waitlist_sets_units_aside_until_covered,
+            waitlist_leaving,
+            waitlist_served_by_cancellation_and_added_stock,
+            waitlist_no_offers_after_the_end,
+            waitlist_log_records_joins_and_offers,
+            waitlist_in_the_overview,
+            waitlist_race_keeps_the_order,
         }
     };
 }

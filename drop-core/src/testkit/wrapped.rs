@@ -12,6 +12,7 @@ use crate::{
     Applied, Buyer, BuyerId, DropError, DropId, DropOverview, DropPatch, DropState, EventStream,
     IdempotencyKey, IdempotencyRecord, InventoryStore, NewDrop, Purchase, PurchaseId, Purchased,
     Reservation, ReservationId, ReserveRequest, Reserved, RevokedSessions, TopPurchaser,
+    WaitlistPlace,
 };
 
 /// What a test changes in a store it wraps with [`Wrapped`]. Every hook
@@ -131,6 +132,28 @@ impl<H: StoreHooks> InventoryStore for Wrapped<H> {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, DropError> {
         self.inner.idempotency_record(caller, key).await
+    }
+    async fn join_waitlist(
+        &self,
+        id: DropId,
+        buyer: &Buyer,
+        request: ReserveRequest,
+    ) -> Result<Applied<WaitlistPlace>, DropError> {
+        self.inner.join_waitlist(id, buyer, request).await
+    }
+    async fn leave_waitlist(
+        &self,
+        id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<WaitlistPlace>, DropError> {
+        self.inner.leave_waitlist(id, buyer).await
+    }
+    async fn waitlist_place(
+        &self,
+        id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<WaitlistPlace>, DropError> {
+        self.inner.waitlist_place(id, buyer).await
     }
     async fn release(&self, id: ReservationId, buyer: &BuyerId) -> Result<Reservation, DropError> {
         self.inner.release(id, buyer).await

@@ -21,6 +21,7 @@ use drop_core::{
     Applied, Buyer, BuyerId, DropAction, DropError, DropEvent, DropId, DropInfo, DropPatch,
     DropState, IdempotencyKey, Purchase, PurchaseId, Purchased, Recorded, Reservation,
     ReservationId, ReservationStatus, ReserveRequest, Reserved, TopPurchaser, VariantStock,
+    WaitlistPlace,
 };
 
 use crate::ledger::Ledger;
@@ -141,7 +142,7 @@ impl DropCell {
         let result = act(&mut g.ledger, events);
         // Logged whatever the answer: a refused reserve may still have
         // reclaimed overdue holds, and those expiries committed.
-        self.log(&g.ledger, &events[start..], action, now);
+        self.log(&mut g.ledger, &events[start..], action, now);
         // A refusal drops the claim, which frees the key: nothing recorded.
         let value = result?;
         if let Some(claim) = claim {
@@ -156,16 +157,30 @@ impl DropCell {
 
     /// Appends what `events` committed to the store's log: under the
     /// drop's lock, before any pruning can remove the holds they name.
+    /// Holds offered from a line are indexed here too, still under the
+    /// lock, so their ids can be looked up from the moment anyone hears
+    /// of them; places that left a line are forgotten once logged.
     fn log(
         &self,
-        ledger: &Ledger,
+        ledger: &mut Ledger,
         events: &[DropEvent],
         action: Option<DropAction>,
         now: DateTime<Utc>,
     ) {
+        for event in events {
+            if let DropEvent::HoldCreated {
+                reservation_id,
+                offered: true,
+                ..
+            } = event
+            {
+                self.shared.reservations.insert(*reservation_id, self.id);
+            }
+        }
         self.shared
             .log
             .append_events(ledger, self.id, events, action, now);
+        ledger.forget_departed();
     }
 
     /// The drop and its stock as clients should see it at `now`.
@@ -259,8 +274,47 @@ impl DropCell {
         self.visible(&g.ledger, id, now)?;
         let start = events.len();
         let released = g.ledger.release(id, buyer, now, events)?;
-        self.log(&g.ledger, &events[start..], None, now);
+        self.log(&mut g.ledger, &events[start..], None, now);
         Ok(released)
+    }
+
+    /// Puts `buyer` in the line of `request`'s variant.
+    pub(crate) fn join_waitlist(
+        &self,
+        buyer: &Buyer,
+        request: ReserveRequest,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Result<Applied<WaitlistPlace>, DropError> {
+        let mut g = self.inner();
+        self.prune(&mut g, now, 0);
+        let start = events.len();
+        let joined = g
+            .ledger
+            .join(buyer, request, || self.shared.next_ticket(), now, events);
+        // Logged whatever the answer, as for a reserve: a refused join may
+        // have reclaimed overdue holds.
+        self.log(&mut g.ledger, &events[start..], None, now);
+        joined
+    }
+
+    /// Takes `buyer` out of the drop's line.
+    pub(crate) fn leave_waitlist(
+        &self,
+        buyer: &BuyerId,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Option<WaitlistPlace> {
+        let mut g = self.inner();
+        let start = events.len();
+        let left = g.ledger.leave(buyer, now, events);
+        self.log(&mut g.ledger, &events[start..], None, now);
+        left
+    }
+
+    /// `buyer`'s place in the drop's line.
+    pub(crate) fn waitlist_place(&self, buyer: &BuyerId) -> Option<WaitlistPlace> {
+        self.inner().ledger.waitlist_place(buyer)
     }
 
     /// Cancels purchase `id`.
@@ -353,7 +407,7 @@ impl DropCell {
             g.ledger.announce_stock(now, events);
             // Before the prune below, which may remove the holds just
             // expired (a sweep long overdue).
-            self.log(&g.ledger, &events[start..], None, now);
+            self.log(&mut g.ledger, &events[start..], None, now);
         }
         self.prune(&mut g, now, n);
         n

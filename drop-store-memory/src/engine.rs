@@ -10,7 +10,7 @@ use drop_core::{
     Applied, Buyer, BuyerId, Change, Clock, DropError, DropEvent, DropId, DropPatch, DropState,
     EventBus, IdempotencyKey, IdempotencyRecord, MAX_PAGE, NewDrop, Purchase, PurchaseId,
     Purchased, Recorded, Reservation, ReservationId, ReserveRequest, Reserved, RevokedSessions,
-    TopPurchaser,
+    TopPurchaser, WaitlistPlace,
 };
 use uuid::Uuid;
 
@@ -302,6 +302,39 @@ impl Engine {
         let result = cell.release(id, buyer, self.now(), &mut events);
         self.bus.publish(events);
         result
+    }
+
+    pub(crate) fn join_waitlist(
+        &self,
+        drop_id: DropId,
+        buyer: &Buyer,
+        request: ReserveRequest,
+    ) -> Result<Applied<WaitlistPlace>, DropError> {
+        let cell = self.cell(drop_id)?;
+        let mut events = Vec::new();
+        let result = cell.join_waitlist(buyer, request, self.now(), &mut events);
+        self.bus.publish(events);
+        result
+    }
+
+    pub(crate) fn leave_waitlist(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<WaitlistPlace>, DropError> {
+        let cell = self.cell(drop_id)?;
+        let mut events = Vec::new();
+        let left = cell.leave_waitlist(buyer, self.now(), &mut events);
+        self.bus.publish(events);
+        Ok(left)
+    }
+
+    pub(crate) fn waitlist_place(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<WaitlistPlace>, DropError> {
+        Ok(self.cell(drop_id)?.waitlist_place(buyer))
     }
 
     pub(crate) fn get_purchase(&self, id: PurchaseId) -> Result<Purchase, DropError> {

@@ -67,6 +67,16 @@
 //! - A new hold is indexed by id inside the reserve's critical section, so
 //!   an id handed to any caller (the reserve's own, a concurrent reserve of
 //!   the same user, `active_hold`) can always be looked up.
+//! - The waiting list ([`drop_core::waitlist`]) lives in the drop's
+//!   ledger, under the same lock: each variant's line, the units set aside
+//!   for its head (counted as reserved) and an index of who waits where.
+//!   Every change that frees units (a release, an expiry swept or
+//!   reclaimed by a reserve or a join, a cancelled purchase, added stock,
+//!   a head leaving) serves the lines in its own critical section, in one
+//!   place, before it announces the stock: no reserve can slip in between
+//!   a unit being freed and its offer. Tickets come from one store-wide
+//!   counter, drawn under the joining drop's lock. A place is forgotten as
+//!   soon as it leaves its line.
 //! - Events are published after the lock is released; the stock `version`
 //!   orders stock snapshots that overtake each other.
 //! - The event log ([`events_after`](drop_core::InventoryStore::events_after))
@@ -101,6 +111,7 @@ mod cell;
 mod engine;
 mod index;
 mod ledger;
+mod line;
 mod log;
 mod records;
 mod revocations;

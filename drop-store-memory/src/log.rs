@@ -87,6 +87,7 @@ fn change_of(ledger: &Ledger, event: &DropEvent, action: Option<DropAction>) -> 
             variant_id,
             quantity,
             expires_at,
+            offered,
             ..
         } => Change::HoldCreated {
             reservation_id: *reservation_id,
@@ -95,6 +96,7 @@ fn change_of(ledger: &Ledger, event: &DropEvent, action: Option<DropAction>) -> 
             variant_id: *variant_id,
             quantity: *quantity,
             expires_at: *expires_at,
+            offered: *offered,
         },
         DropEvent::PurchaseCompleted {
             purchase_id,
@@ -146,6 +148,38 @@ fn change_of(ledger: &Ledger, event: &DropEvent, action: Option<DropAction>) -> 
             variant_id: *variant_id,
             quantity: *quantity,
             amount: ledger.purchase_by_id(*purchase_id)?.amount_paid,
+        },
+        DropEvent::WaitlistJoined {
+            variant_id,
+            buyer_id,
+            quantity,
+            ticket,
+            ..
+        } => Change::WaitlistJoined {
+            buyer_id: buyer_id.clone(),
+            display_name: ledger
+                .place_by_ticket(*variant_id, *ticket)?
+                .buyer
+                .display_name
+                .clone(),
+            variant_id: *variant_id,
+            quantity: *quantity,
+            ticket: *ticket,
+        },
+        DropEvent::WaitlistLeft {
+            variant_id,
+            buyer_id,
+            ticket,
+            reason,
+            ..
+        } => Change::WaitlistLeft {
+            buyer_id: buyer_id.clone(),
+            variant_id: *variant_id,
+            // The place is gone from the line: the ledger keeps it until
+            // the change is logged.
+            quantity: ledger.place_by_ticket(*variant_id, *ticket)?.quantity,
+            ticket: *ticket,
+            reason: *reason,
         },
         _ => return None,
     })

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drop_core::{
-    Buyer, Clock, DropError, DropEvent, DropId, EventBus, EventStream, IdempotencyKey, ManualClock,
-    Money, NewDrop, NewVariant, ReservationStatus, ReserveRequest, Reserved, Username,
+    Buyer, Clock, DropError, DropEvent, DropId, EventBus, EventStream, IdempotencyKey, LeaveReason,
+    ManualClock, Money, NewDrop, NewVariant, ReservationStatus, ReserveRequest, Reserved, Username,
 };
 use futures::{FutureExt, StreamExt};
 use loom::thread;
@@ -557,5 +557,126 @@ fn loom_log_readers_never_see_a_gap() {
         assert_eq!(kinds(a), ["holdCreated", "purchaseCompleted"]);
         assert_eq!(kinds(b), ["holdCreated"]);
         assert_eq!(engine.log().head(), head + 3);
+    });
+}
+
+/// The sweeper expires the last unit's hold while a walk-in reserves it
+/// and a buyer waits in line: under every interleaving the unit goes to
+/// the waiter as an offered hold, and the walk-in is told `OUT_OF_STOCK`
+/// (whichever of the two reclaims the overdue hold serves the line first).
+#[test]
+fn loom_expiry_racing_a_reserve_serves_the_waiter() {
+    loom::model(|| {
+        let clock = ManualClock::fixed();
+        let engine = engine(&clock);
+        let drop = create(
+            &engine,
+            NewDrop::new("Line", Money::ZERO, 1).hold(Duration::from_secs(60)),
+        );
+        let id = drop.drop.id;
+        let (holder, waiter) = (user("holder"), user("waiter"));
+        let hold = reserve(&engine, id, &holder).unwrap().reservation;
+        engine
+            .join_waitlist(id, &waiter, ReserveRequest::default())
+            .unwrap();
+        clock.set(hold.expires_at);
+        let mut events = engine.bus.subscribe();
+
+        let walkin = {
+            let engine = engine.clone();
+            thread::spawn(move || reserve(&engine, id, &user("walkin")))
+        };
+        let sweeper = {
+            let engine = engine.clone();
+            thread::spawn(move || engine.expire_due(10))
+        };
+        let walked_in = walkin.join().unwrap();
+        let swept = sweeper.join().unwrap();
+        match walked_in {
+            Err(DropError::OutOfStock { .. }) => {}
+            other => panic!("the walk-in cut the line: {other:?}"),
+        }
+        // Reclaimed by the sweeper or by the reserve, never both.
+        assert!(swept <= 1);
+        let offer = engine
+            .active_hold(id, &waiter.id)
+            .unwrap()
+            .expect("the waiter was offered the unit");
+        assert!(offer.offered);
+        assert_eq!(engine.waitlist_place(id, &waiter.id).unwrap(), None);
+        let state = engine.get_drop(id).unwrap();
+        assert_eq!(
+            (
+                state.variants[0].reserved,
+                state.variants[0].waitlist_length
+            ),
+            (1, 0)
+        );
+        engine.verify().unwrap();
+        // One expiry, one offer, one departure, announced in that order.
+        let heard: Vec<DropEvent> = heard(&mut events)
+            .into_iter()
+            .filter(|e| !matches!(e, DropEvent::StockChanged { .. }))
+            .collect();
+        assert!(
+            matches!(
+                heard[..],
+                [
+                    DropEvent::HoldExpired { .. },
+                    DropEvent::HoldCreated { offered: true, .. },
+                    DropEvent::WaitlistLeft {
+                        reason: LeaveReason::Offered,
+                        ..
+                    }
+                ]
+            ),
+            "{heard:?}"
+        );
+    });
+}
+
+/// A release races a join for the unit it frees: either the join comes
+/// first and the unit is offered to the new head, or the release does and
+/// the join is told to reserve instead. The unit is never lost between
+/// the two.
+#[test]
+fn loom_release_racing_a_join_loses_no_unit() {
+    loom::model(|| {
+        let clock = ManualClock::fixed();
+        let engine = engine(&clock);
+        let id = create(&engine, NewDrop::new("Line", Money::ZERO, 1))
+            .drop
+            .id;
+        let (holder, waiter) = (user("holder"), user("waiter"));
+        let hold = reserve(&engine, id, &holder).unwrap().reservation;
+
+        let releaser = {
+            let engine = engine.clone();
+            let holder = holder.clone();
+            thread::spawn(move || engine.release(hold.id, &holder.id))
+        };
+        let joiner = {
+            let engine = engine.clone();
+            let waiter = waiter.clone();
+            thread::spawn(move || engine.join_waitlist(id, &waiter, ReserveRequest::default()))
+        };
+        releaser.join().unwrap().unwrap();
+        let joined = joiner.join().unwrap();
+        let offer = engine.active_hold(id, &waiter.id).unwrap();
+        let available = engine.get_drop(id).unwrap().variants[0].available();
+        match joined {
+            Ok(place) => {
+                assert!(place.changed);
+                assert!(offer.expect("offered once released").offered);
+                assert_eq!(available, 0);
+            }
+            Err(DropError::WaitlistNotNeeded { .. }) => {
+                assert_eq!(offer, None);
+                assert_eq!(available, 1, "back on sale");
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert_eq!(engine.waitlist_place(id, &waiter.id).unwrap(), None);
+        engine.verify().unwrap();
     });
 }

@@ -1,10 +1,13 @@
 //! What the store keeps beside the drops themselves, and which a drop's
 //! critical section writes before its lock is released: the id indexes,
-//! each buyer's purchases, the idempotency records and the event log. Each
+//! each buyer's purchases, the idempotency records, the event log and the
+//! waiting lists' ticket counter. Each
 //! has a lock of its own, always taken after a drop's lock and never the
 //! other way round; none of them is held while another of them is taken,
 //! except the records' lock, which a drop's creation holds while it
 //! appends to the log.
+
+use std::sync::atomic::Ordering;
 
 use chrono::TimeDelta;
 use drop_core::{PurchaseId, ReservationId};
@@ -13,6 +16,7 @@ use crate::buyers::BuyerPurchases;
 use crate::index::DropIndex;
 use crate::log::EventLog;
 use crate::records::Records;
+use crate::sync::AtomicU64;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -26,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) records: Records,
     /// Every committed change, numbered store-wide.
     pub(crate) log: EventLog,
+    /// The last waiting-list ticket handed out (0 before any).
+    tickets: AtomicU64,
 }
 
 impl Shared {
@@ -37,6 +43,14 @@ impl Shared {
             buyers: BuyerPurchases::new(),
             records: Records::new(),
             log: EventLog::new(log_retention),
+            tickets: AtomicU64::new(0),
         }
+    }
+
+    /// A new waiting-list ticket: store-wide, increasing, never reused.
+    /// Drawn under the joining drop's lock, so within one drop tickets
+    /// also follow the order of the joins.
+    pub(crate) fn next_ticket(&self) -> u64 {
+        self.tickets.fetch_add(1, Ordering::Relaxed) + 1
     }
 }

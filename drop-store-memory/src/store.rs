@@ -10,7 +10,7 @@ use drop_core::{
     DropError, DropId, DropPatch, DropState, EventBus, EventStream, IdempotencyKey,
     IdempotencyRecord, InventoryStore, LogEntry, NewDrop, Purchase, PurchaseId, Purchased,
     Reservation, ReservationId, ReserveRequest, Reserved, RevokedSessions, SystemClock,
-    TopPurchaser,
+    TopPurchaser, WaitlistPlace,
 };
 use uuid::Uuid;
 
@@ -249,6 +249,31 @@ impl InventoryStore for MemoryStore {
         key: Option<&IdempotencyKey>,
     ) -> Result<Applied<Purchase>, DropError> {
         self.engine.cancel_purchase(purchase_id, key)
+    }
+
+    async fn join_waitlist(
+        &self,
+        drop_id: DropId,
+        buyer: &Buyer,
+        request: ReserveRequest,
+    ) -> Result<Applied<WaitlistPlace>, DropError> {
+        self.engine.join_waitlist(drop_id, buyer, request)
+    }
+
+    async fn leave_waitlist(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<WaitlistPlace>, DropError> {
+        self.engine.leave_waitlist(drop_id, buyer)
+    }
+
+    async fn waitlist_place(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<WaitlistPlace>, DropError> {
+        self.engine.waitlist_place(drop_id, buyer)
     }
 
     async fn idempotency_record(

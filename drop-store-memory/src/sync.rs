@@ -5,9 +5,9 @@
 //! fs modules.)
 
 #[cfg(dropkit_loom)]
-pub(crate) use loom::sync::{Mutex, MutexGuard, RwLock};
+pub(crate) use loom::sync::{Mutex, MutexGuard, RwLock, atomic::AtomicU64};
 #[cfg(not(dropkit_loom))]
-pub(crate) use std::sync::{Mutex, MutexGuard, RwLock};
+pub(crate) use std::sync::{Mutex, MutexGuard, RwLock, atomic::AtomicU64};
 
 /// Locks, ignoring poisoning: every critical section here leaves its state
 /// consistent before anything in it can panic (checks come before writes),

@@ -2,10 +2,17 @@
 //! memory store and a small reference model, comparing every answer and
 //! checking every counter and invariant after every step.
 //!
-//! Drops of 1–3 variants with `maxPerBuyer` 1–3; reserves of 1–3 units,
-//! purchases (repeated too), releases, cancellations, pause and resume,
-//! stock edits, ending a drop, time passing, sweeps, and idempotency keys
-//! drawn from a small pool so that replays and reuses are common.
+//! Drops of 1–3 variants with `maxPerBuyer` 1–3, most with a waiting
+//! list; reserves of 1–3 units, purchases (repeated too), releases,
+//! cancellations, pause and resume, stock edits, ending a drop, time
+//! passing, sweeps, joining and leaving lines, and idempotency keys drawn
+//! from a small pool so that replays and reuses are common.
+//!
+//! The model keeps each variant's line and the units set aside for its
+//! head, and serves the lines after every change as the memory store
+//! does (see `Model::settle`): offers, skips, set-aside units, no offers
+//! after the end. Places, positions, offered holds and each variant's
+//! `waitlistLength` are compared with the store after every step.
 //!
 //! After every step the event log must have grown by exactly the entries
 //! the step committed: their kinds, in order, and the drop each concerns.
@@ -20,15 +27,16 @@ use std::time::Duration;
 
 use drop_core::{
     Buyer, BuyerId, Change, DropAction, DropError, DropId, DropPatch, IdempotencyKey,
-    InventoryStore, MAX_PAGE, ManualClock, Money, NewDrop, NewVariant, PurchaseId, PurchaseStatus,
-    ReservationId, ReservationStatus, ReserveRequest, Username, VariantId,
+    InventoryStore, LogEntry, MAX_PAGE, ManualClock, Money, NewDrop, NewVariant, PurchaseId,
+    PurchaseStatus, ReservationId, ReservationStatus, ReserveRequest, Username, VariantId,
+    WaitlistPlace,
 };
 use drop_store_memory::MemoryStore;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 
-const USERS: usize = 3;
+const USERS: usize = 4;
 const MAX_DROPS: usize = 3;
 /// Keys each caller draws from: small, so keys come back often.
 const KEYS: u8 = 3;
@@ -45,6 +53,7 @@ enum Op {
         stocks: Vec<u32>,
         max_per_buyer: u32,
         hold_secs: u64,
+        waitlist: bool,
         key: Option<u8>,
     },
     Reserve {
@@ -88,6 +97,18 @@ enum Op {
         secs: u64,
     },
     ExpireDue,
+    /// Join a line, the variant chosen as for [`Op::Reserve`].
+    Join {
+        drop: usize,
+        user: usize,
+        variant: Option<usize>,
+        quantity: u32,
+    },
+    /// Leave whatever line of the drop the buyer stands in.
+    Leave {
+        drop: usize,
+        user: usize,
+    },
 }
 
 impl Op {
@@ -100,7 +121,11 @@ impl Op {
             | Op::Pause { key, .. }
             | Op::EditStock { key, .. }
             | Op::End { key, .. } => *key,
-            Op::Release { .. } | Op::Advance { .. } | Op::ExpireDue => None,
+            Op::Release { .. }
+            | Op::Advance { .. }
+            | Op::ExpireDue
+            | Op::Join { .. }
+            | Op::Leave { .. } => None,
         }
     }
 
@@ -123,7 +148,11 @@ impl Op {
             | Op::Pause { key, .. }
             | Op::EditStock { key, .. }
             | Op::End { key, .. } => *key = None,
-            Op::Release { .. } | Op::Advance { .. } | Op::ExpireDue => {}
+            Op::Release { .. }
+            | Op::Advance { .. }
+            | Op::ExpireDue
+            | Op::Join { .. }
+            | Op::Leave { .. } => {}
         }
         let mut h = DefaultHasher::new();
         bare.hash(&mut h);
@@ -162,6 +191,13 @@ enum Outcome {
         replayed: bool,
     },
     Expired(usize),
+    /// A place in line, as a join answers it.
+    Joined {
+        place: PlaceView,
+        changed: bool,
+    },
+    /// The place a buyer had when they left, if any.
+    Left(Option<PlaceView>),
     /// A refusal; `HOLD_EXISTS` carries the hold it names.
     Err(&'static str, Option<usize>),
     Nothing,
@@ -169,6 +205,16 @@ enum Outcome {
 
 fn err(code: &'static str) -> Outcome {
     Outcome::Err(code, None)
+}
+
+/// A place as a buyer sees it: the variant, the quantity, the position
+/// (1 for the head) and the units set aside (only the head has any).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PlaceView {
+    variant: usize,
+    quantity: u32,
+    position: u32,
+    set_aside: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -185,6 +231,25 @@ struct MDrop {
     hold_secs: u64,
     paused: bool,
     ended: bool,
+    waitlist: bool,
+    /// Each variant's line.
+    lines: Vec<MLine>,
+}
+
+/// A variant's line: places in ticket order, and the units set aside for
+/// its head (counted as reserved; 0 while the line is empty).
+#[derive(Debug, Clone, Default)]
+struct MLine {
+    places: Vec<MPlace>,
+    set_aside: u32,
+}
+
+#[derive(Debug, Clone)]
+struct MPlace {
+    user: usize,
+    quantity: u32,
+    /// The model's join counter: the store's tickets follow its order.
+    ticket: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +262,8 @@ struct MHold {
     /// reclaimed).
     status: ReservationStatus,
     expires: u64,
+    /// Offered from a line rather than reserved.
+    offered: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -216,6 +283,8 @@ struct Model {
     last: Option<Outcome>,
     /// What the last step appended to the log: each entry's kind and drop.
     logged: Vec<(&'static str, usize)>,
+    /// Joins so far: the next place's ticket.
+    tickets: usize,
 }
 
 impl Model {
@@ -274,22 +343,274 @@ impl Model {
             .sum()
     }
 
+    /// Units of a variant free for open sale by the store's own counters:
+    /// overdue holds not reclaimed and units set aside still count.
     fn raw_available(&self, drop: usize, variant: usize) -> u32 {
-        self.drops[drop].totals[variant]
-            .saturating_sub(self.held(drop, variant, false) + self.sold(drop, variant))
+        let d = &self.drops[drop];
+        d.totals[variant].saturating_sub(
+            self.held(drop, variant, false) + self.sold(drop, variant) + d.lines[variant].set_aside,
+        )
     }
 
+    /// Units of a variant reserved as a read shows them: overdue holds
+    /// read as free, except in a variant people wait for, whose freed
+    /// units are owed to the line (its `available` stays 0).
+    fn reserved_read(&self, drop: usize, variant: usize) -> u32 {
+        let line = &self.drops[drop].lines[variant];
+        self.held(drop, variant, line.places.is_empty()) + line.set_aside
+    }
+
+    /// A sweep: each drop's overdue holds expire, then its lines are
+    /// served.
     fn expire_all_due(&mut self) -> usize {
         let now = self.now;
         let mut n = 0;
-        for h in &mut self.holds {
-            if h.status == ReservationStatus::Active && now >= h.expires {
-                h.status = ReservationStatus::Expired;
-                self.logged.push(("holdExpired", h.drop));
-                n += 1;
+        for drop in 0..self.drops.len() {
+            let mut here = 0;
+            for h in &mut self.holds {
+                if h.drop == drop && h.status == ReservationStatus::Active && now >= h.expires {
+                    h.status = ReservationStatus::Expired;
+                    self.logged.push(("holdExpired", h.drop));
+                    here += 1;
+                }
             }
+            if here > 0 {
+                self.settle(drop);
+            }
+            n += here;
         }
         n
+    }
+
+    /// Expires every overdue hold of a variant; whether any expired.
+    fn reclaim_all(&mut self, drop: usize, variant: usize) -> bool {
+        let now = self.now;
+        let mut any = false;
+        for h in &mut self.holds {
+            if h.drop == drop
+                && h.variant == variant
+                && h.status == ReservationStatus::Active
+                && now >= h.expires
+            {
+                h.status = ReservationStatus::Expired;
+                self.logged.push(("holdExpired", drop));
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// The line and index of the buyer's place in a drop, if any.
+    fn place_of(&self, drop: usize, user: usize) -> Option<(usize, usize)> {
+        self.drops[drop]
+            .lines
+            .iter()
+            .enumerate()
+            .find_map(|(v, line)| {
+                line.places
+                    .iter()
+                    .position(|p| p.user == user)
+                    .map(|i| (v, i))
+            })
+    }
+
+    fn view(&self, drop: usize, variant: usize, index: usize) -> PlaceView {
+        let line = &self.drops[drop].lines[variant];
+        PlaceView {
+            variant,
+            quantity: line.places[index].quantity,
+            position: index as u32 + 1,
+            set_aside: if index == 0 { line.set_aside } else { 0 },
+        }
+    }
+
+    /// Takes the place at `index` out of a line; the units set aside in a
+    /// line left empty go back on sale.
+    fn remove_place(&mut self, drop: usize, variant: usize, index: usize) -> MPlace {
+        let line = &mut self.drops[drop].lines[variant];
+        let place = line.places.remove(index);
+        if line.places.is_empty() {
+            line.set_aside = 0;
+        }
+        self.logged.push(("waitlistLeft", drop));
+        place
+    }
+
+    /// Serves every line of a drop until nothing changes: a head's
+    /// overdue hold of another variant, ended to serve them, frees units
+    /// another line may be owed.
+    fn settle(&mut self, drop: usize) {
+        if self.drops[drop].lines.iter().all(|l| l.places.is_empty()) {
+            return;
+        }
+        loop {
+            let mut again = false;
+            for v in 0..self.drops[drop].lines.len() {
+                if !self.drops[drop].lines[v].places.is_empty() {
+                    again |= self.serve_line(drop, v);
+                }
+            }
+            if !again {
+                return;
+            }
+        }
+    }
+
+    /// Serves one line with what is free (its set-aside units counted
+    /// again): heads holding units of the drop or whose quantity would
+    /// pass the limit are skipped, covered heads get an offered hold, and
+    /// what is left is set aside for the head. No offers (and no skips)
+    /// once the sale has ended: everything free is set aside. Whether a
+    /// hold of another variant was ended.
+    fn serve_line(&mut self, drop: usize, v: usize) -> bool {
+        let now = self.now;
+        self.drops[drop].lines[v].set_aside = 0;
+        let open = !self.drops[drop].ended;
+        let mut freed_elsewhere = false;
+        while open && self.raw_available(drop, v) > 0 {
+            let Some(head) = self.drops[drop].lines[v].places.first().cloned() else {
+                break;
+            };
+            // An overdue hold never blocks an offer; it ends first.
+            if let Some(h) = self.holds.iter_mut().find(|h| {
+                h.drop == drop
+                    && h.user == head.user
+                    && h.status == ReservationStatus::Active
+                    && now >= h.expires
+            }) {
+                h.status = ReservationStatus::Expired;
+                freed_elsewhere |= h.variant != v;
+                self.logged.push(("holdExpired", drop));
+            }
+            let holding = self.holds.iter().any(|h| {
+                h.drop == drop && h.user == head.user && h.status == ReservationStatus::Active
+            });
+            if holding
+                || self.bought(drop, head.user) + head.quantity > self.drops[drop].max_per_buyer
+            {
+                self.remove_place(drop, v, 0);
+                continue;
+            }
+            if self.raw_available(drop, v) < head.quantity {
+                break;
+            }
+            self.drops[drop].lines[v].places.remove(0);
+            if self.drops[drop].lines[v].places.is_empty() {
+                self.drops[drop].lines[v].set_aside = 0;
+            }
+            self.logged.push(("holdCreated", drop));
+            self.holds.push(MHold {
+                drop,
+                variant: v,
+                quantity: head.quantity,
+                user: head.user,
+                status: ReservationStatus::Active,
+                expires: now + self.drops[drop].hold_secs,
+                offered: true,
+            });
+            self.logged.push(("waitlistLeft", drop));
+        }
+        if !self.drops[drop].lines[v].places.is_empty() {
+            self.drops[drop].lines[v].set_aside = self.raw_available(drop, v);
+        }
+        freed_elsewhere
+    }
+
+    /// Resolves a request's variant and quantity as a reserve checks
+    /// them.
+    fn check_request(
+        &self,
+        drop: usize,
+        variant: Option<usize>,
+        quantity: u32,
+    ) -> Result<usize, Outcome> {
+        let d = &self.drops[drop];
+        let variant = match variant {
+            Some(v) if v >= d.totals.len() => return Err(err("VARIANT_NOT_FOUND")),
+            Some(v) => v,
+            None if d.totals.len() > 1 => return Err(err("INVALID_INPUT")),
+            None => 0,
+        };
+        if quantity == 0 || quantity > d.max_per_buyer {
+            return Err(err("INVALID_INPUT"));
+        }
+        Ok(variant)
+    }
+
+    /// The buyer's active hold in its time on a drop, if any.
+    fn active(&self, drop: usize, user: usize) -> Option<usize> {
+        let now = self.now;
+        self.holds.iter().position(|h| {
+            h.drop == drop
+                && h.user == user
+                && h.status == ReservationStatus::Active
+                && now < h.expires
+        })
+    }
+
+    fn join(&mut self, drop: usize, user: usize, variant: Option<usize>, quantity: u32) -> Outcome {
+        let variant = match self.check_request(drop, variant, quantity) {
+            Ok(v) => v,
+            Err(refused) => return refused,
+        };
+        let d = &self.drops[drop];
+        if !d.waitlist {
+            return err("WAITLIST_CLOSED");
+        }
+        if d.ended {
+            return err("DROP_NOT_ACTIVE");
+        }
+        if d.paused {
+            return err("DROP_PAUSED");
+        }
+        if let Some((v, i)) = self.place_of(drop, user) {
+            let place = self.view(drop, v, i);
+            if v == variant && place.quantity == quantity {
+                return Outcome::Joined {
+                    place,
+                    changed: false,
+                };
+            }
+            return err("ALREADY_IN_LINE");
+        }
+        if let Some(i) = self.active(drop, user) {
+            return Outcome::Err("HOLD_EXISTS", Some(i));
+        }
+        if self.bought(drop, user) + quantity > self.drops[drop].max_per_buyer {
+            return err("BUYER_LIMIT_REACHED");
+        }
+        if self.reclaim_all(drop, variant) {
+            self.settle(drop);
+        }
+        if self.raw_available(drop, variant) >= quantity {
+            return err("WAITLIST_NOT_NEEDED");
+        }
+        let ticket = self.tickets;
+        self.tickets += 1;
+        self.drops[drop].lines[variant].places.push(MPlace {
+            user,
+            quantity,
+            ticket,
+        });
+        self.logged.push(("waitlistJoined", drop));
+        self.settle(drop);
+        let (v, i) = self
+            .place_of(drop, user)
+            .expect("a buyer who just joined waits");
+        Outcome::Joined {
+            place: self.view(drop, v, i),
+            changed: true,
+        }
+    }
+
+    fn leave(&mut self, drop: usize, user: usize) -> Outcome {
+        let Some((v, i)) = self.place_of(drop, user) else {
+            return Outcome::Left(None);
+        };
+        let had = self.view(drop, v, i);
+        self.remove_place(drop, v, i);
+        self.settle(drop);
+        Outcome::Left(Some(had))
     }
 
     fn hold_outcome(&self, hold: usize, created: bool, replayed: bool) -> Outcome {
@@ -321,16 +642,8 @@ impl Model {
         variant: Option<usize>,
         quantity: u32,
     ) -> Result<(Outcome, Entity, bool), Outcome> {
+        let variant = self.check_request(drop, variant, quantity)?;
         let d = &self.drops[drop];
-        let variant = match variant {
-            Some(v) if v >= d.totals.len() => return Err(err("VARIANT_NOT_FOUND")),
-            Some(v) => v,
-            None if d.totals.len() > 1 => return Err(err("INVALID_INPUT")),
-            None => 0,
-        };
-        if quantity == 0 || quantity > d.max_per_buyer {
-            return Err(err("INVALID_INPUT"));
-        }
         if d.ended {
             return Err(err("DROP_NOT_ACTIVE"));
         }
@@ -352,6 +665,16 @@ impl Model {
         }
         if self.bought(drop, user) + quantity > self.drops[drop].max_per_buyer {
             return Err(err("BUYER_LIMIT_REACHED"));
+        }
+        if !self.drops[drop].lines[variant].places.is_empty() {
+            // People wait: every overdue unit of the variant is reclaimed
+            // for them, and the line is served before the reserve.
+            if self.reclaim_all(drop, variant) {
+                self.settle(drop);
+            }
+            if self.raw_available(drop, variant) < quantity {
+                return Err(err("OUT_OF_STOCK"));
+            }
         }
         let free = self.raw_available(drop, variant);
         if free < quantity {
@@ -383,6 +706,7 @@ impl Model {
                 self.holds[i].status = ReservationStatus::Expired;
                 self.logged.push(("holdExpired", drop));
             }
+            self.settle(drop);
         }
         // The buyer's own overdue hold ends as the new one starts.
         for h in &mut self.holds {
@@ -399,8 +723,11 @@ impl Model {
             user,
             status: ReservationStatus::Active,
             expires: now + self.drops[drop].hold_secs,
+            offered: false,
         });
         let i = self.holds.len() - 1;
+        // Units the buyer's own overdue hold freed may be owed to a line.
+        self.settle(drop);
         Ok((self.hold_outcome(i, true, false), Entity::Hold(i), true))
     }
 
@@ -433,6 +760,9 @@ impl Model {
                     hold,
                     status: PurchaseStatus::Completed,
                 });
+                // A head at their limit now, or no longer holding, is
+                // served (or skipped) with what is set aside.
+                self.settle(self.holds[hold].drop);
                 let p = self.purchases.len() - 1;
                 Ok((
                     self.purchase_outcome(p, true, false),
@@ -455,8 +785,10 @@ impl Model {
         }
         match self.effective(h) {
             ReservationStatus::Active => {
-                self.logged.push(("holdReleased", h.drop));
+                let drop = h.drop;
+                self.logged.push(("holdReleased", drop));
                 self.holds[hold].status = ReservationStatus::Released;
+                self.settle(drop);
                 Outcome::Released
             }
             ReservationStatus::Purchased => err("ALREADY_PURCHASED"),
@@ -478,7 +810,13 @@ impl Model {
         let changed = d.totals[variant] != total;
         d.totals[variant] = total;
         if changed {
+            // Set-aside units are nobody's yet: counted again for the
+            // heads from the new totals.
+            for line in &mut d.lines {
+                line.set_aside = 0;
+            }
             self.logged.push(("dropUpdated", drop));
+            self.settle(drop);
         }
         Ok(changed)
     }
@@ -496,6 +834,7 @@ impl Model {
                 ref stocks,
                 max_per_buyer,
                 hold_secs,
+                waitlist,
                 ..
             } => {
                 self.drops.push(MDrop {
@@ -504,6 +843,8 @@ impl Model {
                     hold_secs,
                     paused: false,
                     ended: false,
+                    waitlist,
+                    lines: vec![MLine::default(); stocks.len()],
                 });
                 let d = self.drops.len() - 1;
                 self.logged.push(("dropCreated", d));
@@ -524,6 +865,7 @@ impl Model {
                 if changed {
                     let drop = self.holds[self.purchases[purchase].hold].drop;
                     self.logged.push(("purchaseCancelled", drop));
+                    self.settle(drop);
                 }
                 let outcome = Outcome::Cancelled {
                     purchase,
@@ -537,6 +879,7 @@ impl Model {
                 self.drops[drop].paused = paused;
                 if changed {
                     self.logged.push(("dropUpdated", drop));
+                    self.settle(drop);
                 }
                 Ok((drop_outcome(drop, changed), Entity::Drop(drop), false))
             }
@@ -554,10 +897,15 @@ impl Model {
                 self.drops[drop].ended = true;
                 if changed {
                     self.logged.push(("dropUpdated", drop));
+                    self.settle(drop);
                 }
                 Ok((drop_outcome(drop, changed), Entity::Drop(drop), false))
             }
-            Op::Release { .. } | Op::Advance { .. } | Op::ExpireDue => {
+            Op::Release { .. }
+            | Op::Advance { .. }
+            | Op::ExpireDue
+            | Op::Join { .. }
+            | Op::Leave { .. } => {
                 unreachable!("not a keyed write")
             }
         }
@@ -628,15 +976,15 @@ impl ReferenceStateMachine for Reference {
             4 => prop::collection::vec(0u32..4, 2..=3),
         ]
         .prop_filter("some stock", |s| s.iter().sum::<u32>() > 0);
-        let create =
-            (stocks, 1u32..=3, 1u64..6, key()).prop_map(|(stocks, max_per_buyer, h, key)| {
-                Op::CreateDrop {
-                    stocks,
-                    max_per_buyer,
-                    hold_secs: h * 10,
-                    key,
-                }
-            });
+        let create = (stocks, 1u32..=3, 1u64..6, prop::bool::weighted(0.85), key()).prop_map(
+            |(stocks, max_per_buyer, h, waitlist, key)| Op::CreateDrop {
+                stocks,
+                max_per_buyer,
+                hold_secs: h * 10,
+                waitlist,
+                key,
+            },
+        );
         let advance = (1u64..40).prop_map(|secs| Op::Advance { secs });
         if state.drops.is_empty() {
             return prop_oneof![create, advance].boxed();
@@ -670,6 +1018,70 @@ impl ReferenceStateMachine for Reference {
                 }
             });
         let vs = variants.clone();
+        let join = (
+            0..drops,
+            0..USERS,
+            any::<prop::sample::Index>(),
+            0u32..12,
+            1u32..=3,
+        )
+            .prop_map(move |(drop, user, pick, how, quantity)| {
+                let n = vs[drop];
+                let variant = match how {
+                    0 => None,
+                    1 => Some(n),
+                    _ => Some(pick.index(n)),
+                };
+                Op::Join {
+                    drop,
+                    user,
+                    variant,
+                    quantity,
+                }
+            });
+        // Joins mostly aim at sold-out variants of open drops with a line
+        // switched on, and leaves at buyers who wait, so that lines form
+        // and move; the blind ones above cover the refusals.
+        let sold_out: Vec<(usize, usize)> = state
+            .drops
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.waitlist && !d.ended)
+            .flat_map(|(i, d)| (0..d.totals.len()).map(move |v| (i, v)))
+            .filter(|&(i, v)| state.raw_available(i, v) == 0)
+            .collect();
+        let join = if sold_out.is_empty() {
+            join.boxed()
+        } else {
+            let aimed = (prop::sample::select(sold_out), 0..USERS, 1u32..=2).prop_map(
+                |((drop, variant), user, quantity)| Op::Join {
+                    drop,
+                    user,
+                    variant: Some(variant),
+                    quantity,
+                },
+            );
+            prop_oneof![1 => join, 3 => aimed].boxed()
+        };
+        let leave = (0..drops, 0..USERS).prop_map(|(drop, user)| Op::Leave { drop, user });
+        let waiting: Vec<(usize, usize)> = state
+            .drops
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| {
+                d.lines
+                    .iter()
+                    .flat_map(move |l| l.places.iter().map(move |p| (i, p.user)))
+            })
+            .collect();
+        let leave = if waiting.is_empty() {
+            leave.boxed()
+        } else {
+            let aimed =
+                prop::sample::select(waiting).prop_map(|(drop, user)| Op::Leave { drop, user });
+            prop_oneof![1 => leave, 2 => aimed].boxed()
+        };
+        let vs = variants.clone();
         let edit = (0..drops, any::<prop::sample::Index>(), 0u32..5, key()).prop_map(
             move |(drop, pick, total, key)| Op::EditStock {
                 drop,
@@ -688,6 +1100,7 @@ impl ReferenceStateMachine for Reference {
                 1 => advance,
                 1 => pause,
                 1 => edit,
+                2 => join,
             ]
             .boxed();
         }
@@ -708,6 +1121,8 @@ impl ReferenceStateMachine for Reference {
                 1 => Just(Op::ExpireDue),
                 1 => pause,
                 1 => edit,
+                4 => join,
+                1 => leave,
             ]
             .boxed();
         }
@@ -724,6 +1139,8 @@ impl ReferenceStateMachine for Reference {
             1 => edit,
             1 => end,
             2 => cancel,
+            4 => join,
+            1 => leave,
         ]
         .boxed()
     }
@@ -732,9 +1149,10 @@ impl ReferenceStateMachine for Reference {
         let drop_ok = |d: usize| d < state.drops.len();
         match op {
             Op::CreateDrop { .. } => state.drops.len() < MAX_DROPS,
-            Op::Reserve { drop, variant, .. } => {
+            Op::Reserve { drop, variant, .. } | Op::Join { drop, variant, .. } => {
                 drop_ok(*drop) && variant.is_none_or(|v| v <= state.drops[*drop].totals.len())
             }
+            Op::Leave { drop, .. } => drop_ok(*drop),
             Op::EditStock { drop, variant, .. } => {
                 drop_ok(*drop) && *variant < state.drops[*drop].totals.len()
             }
@@ -754,6 +1172,13 @@ impl ReferenceStateMachine for Reference {
                 Outcome::Nothing
             }
             Op::ExpireDue => Outcome::Expired(s.expire_all_due()),
+            Op::Join {
+                drop,
+                user,
+                variant,
+                quantity,
+            } => s.join(drop, user, variant, quantity),
+            Op::Leave { drop, user } => s.leave(drop, user),
             _ => s.keyed(op),
         };
         s.last = Some(outcome);
@@ -768,10 +1193,18 @@ struct Real {
     drops: Vec<DropId>,
     /// Each drop's variant ids, in the drop's order.
     variants: Vec<Vec<VariantId>>,
+    /// Holds and purchases in the model's order: registered from the log,
+    /// which is where offered holds first show.
     holds: Vec<ReservationId>,
     purchases: Vec<PurchaseId>,
-    /// The highest log entry seen so far.
+    /// The store's ticket of each join, in the model's order.
+    tickets: Vec<u64>,
+    /// The highest log entry checked so far.
     log_head: u64,
+    /// The highest log entry registered so far, and the entries
+    /// registered but not yet checked.
+    read_head: u64,
+    unchecked: Vec<LogEntry>,
 }
 
 fn buyer_id(i: usize) -> String {
@@ -788,6 +1221,14 @@ fn user(i: usize) -> Buyer {
     )
 }
 
+/// The model's index of buyer `id`.
+fn user_index(id: &BuyerId) -> usize {
+    id.as_str()
+        .strip_prefix("auth0|")
+        .and_then(|i| i.parse().ok())
+        .expect("a model buyer")
+}
+
 fn outcome_of<T>(r: Result<T, DropError>, ok: impl FnOnce(T) -> Outcome) -> Outcome {
     match r {
         Ok(v) => ok(v),
@@ -802,24 +1243,82 @@ impl Real {
         })
     }
 
-    fn hold_index(&mut self, id: ReservationId, created: bool, replayed: bool) -> usize {
-        if created && !replayed {
-            self.holds.push(id);
-        }
+    fn hold_index(&self, id: ReservationId) -> usize {
         self.holds
             .iter()
             .position(|h| *h == id)
             .expect("a hold the model knows")
     }
 
-    fn purchase_index(&mut self, id: PurchaseId, created: bool, replayed: bool) -> usize {
-        if created && !replayed {
-            self.purchases.push(id);
-        }
+    fn purchase_index(&self, id: PurchaseId) -> usize {
         self.purchases
             .iter()
             .position(|p| *p == id)
             .expect("a purchase the model knows")
+    }
+
+    /// Reads what the step logged and learns the ids it names: the holds
+    /// it made (matched to the model's new holds by drop and buyer: a step
+    /// makes at most one per buyer and drop, and a sweep visits drops in
+    /// no fixed order), its purchases and its joins' tickets. Idempotent
+    /// within a step.
+    fn register(&mut self, model: &Model) {
+        let store = self.store.clone();
+        let new = self
+            .block(store.events_after(self.read_head, drop_core::MAX_LOG_PAGE))
+            .unwrap();
+        let Some(last) = new.last() else { return };
+        self.read_head = last.seq;
+        let mut made = Vec::new();
+        for e in &new {
+            match &e.change {
+                Change::HoldCreated {
+                    reservation_id,
+                    buyer_id,
+                    offered,
+                    ..
+                } => made.push((
+                    self.drop_index(e.drop_id),
+                    user_index(buyer_id),
+                    *reservation_id,
+                    *offered,
+                )),
+                Change::PurchaseCompleted { purchase_id, .. } => self.purchases.push(*purchase_id),
+                Change::WaitlistJoined { ticket, .. } => {
+                    assert!(
+                        self.tickets.last().is_none_or(|t| t < ticket),
+                        "tickets increase: {e:?}"
+                    );
+                    self.tickets.push(*ticket);
+                }
+                _ => {}
+            }
+        }
+        for (j, h) in model.holds.iter().enumerate().skip(self.holds.len()) {
+            let at = made
+                .iter()
+                .position(|(d, u, _, _)| (*d, *u) == (h.drop, h.user))
+                .unwrap_or_else(|| panic!("the model made hold {j} ({h:?}), the store did not"));
+            let (_, _, id, offered) = made.remove(at);
+            assert_eq!(offered, h.offered, "hold {j} offered or not");
+            self.holds.push(id);
+        }
+        assert!(made.is_empty(), "holds the model did not make: {made:?}");
+        self.unchecked.extend(new);
+    }
+
+    /// A place as the model sees it.
+    fn place_view(&self, drop: usize, p: &WaitlistPlace) -> PlaceView {
+        assert_eq!(p.drop_id, self.drops[drop]);
+        PlaceView {
+            variant: self.variants[drop]
+                .iter()
+                .position(|v| *v == p.variant_id)
+                .expect("a variant of the drop"),
+            quantity: p.quantity,
+            position: p.position,
+            set_aside: p.set_aside,
+        }
     }
 
     fn drop_index(&self, id: DropId) -> usize {
@@ -849,7 +1348,10 @@ impl StateMachineTest for Real {
             variants: Vec::new(),
             holds: Vec::new(),
             purchases: Vec::new(),
+            tickets: Vec::new(),
             log_head: 0,
+            read_head: 0,
+            unchecked: Vec::new(),
         }
     }
 
@@ -869,6 +1371,7 @@ impl StateMachineTest for Real {
                 ref stocks,
                 max_per_buyer,
                 hold_secs,
+                waitlist,
                 ..
             } => {
                 let variants = stocks
@@ -881,6 +1384,7 @@ impl StateMachineTest for Real {
                     variants,
                 )
                 .max_per_buyer(max_per_buyer)
+                .waitlist(waitlist)
                 .hold(Duration::from_secs(hold_secs));
                 let r = sut.rt.block_on(store.create_drop_with(new, key));
                 if let Ok(a) = &r
@@ -910,18 +1414,18 @@ impl StateMachineTest for Real {
                 let r =
                     sut.rt
                         .block_on(store.reserve_with(sut.drops[drop], &user(u), request, key));
+                sut.register(model);
                 match r {
                     Ok(r) => Outcome::Reserved {
-                        hold: sut.hold_index(r.reservation.id, r.created, r.replayed),
+                        hold: sut.hold_index(r.reservation.id),
                         created: r.created,
                         replayed: r.replayed,
                         status: r.reservation.status,
                         quantity: r.reservation.quantity,
                     },
-                    Err(DropError::HoldExists { reservation }) => Outcome::Err(
-                        "HOLD_EXISTS",
-                        Some(sut.hold_index(reservation.id, false, false)),
-                    ),
+                    Err(DropError::HoldExists { reservation }) => {
+                        Outcome::Err("HOLD_EXISTS", Some(sut.hold_index(reservation.id)))
+                    }
                     Err(e) => err(e.code()),
                 }
             }
@@ -929,10 +1433,11 @@ impl StateMachineTest for Real {
                 let r = sut
                     .rt
                     .block_on(store.purchase_with(sut.holds[hold], &user(u).id, key));
+                sut.register(model);
                 outcome_of(r, |p| {
                     assert_eq!(p.purchase.reservation_id, sut.holds[hold]);
                     Outcome::Purchased {
-                        purchase: sut.purchase_index(p.purchase.id, p.created, p.replayed),
+                        purchase: sut.purchase_index(p.purchase.id),
                         created: p.created,
                         replayed: p.replayed,
                         status: p.purchase.status,
@@ -951,7 +1456,7 @@ impl StateMachineTest for Real {
                 outcome_of(r, |a| {
                     assert_eq!(a.value.status, PurchaseStatus::Cancelled);
                     Outcome::Cancelled {
-                        purchase: sut.purchase_index(a.value.id, false, false),
+                        purchase: sut.purchase_index(a.value.id),
                         changed: a.changed,
                         replayed: a.replayed,
                     }
@@ -984,6 +1489,54 @@ impl StateMachineTest for Real {
                 Outcome::Nothing
             }
             Op::ExpireDue => Outcome::Expired(sut.rt.block_on(store.expire_due(1000)).unwrap()),
+            Op::Join {
+                drop,
+                user: u,
+                variant,
+                quantity,
+            } => {
+                let mut request = ReserveRequest::new().quantity(quantity);
+                if let Some(v) = variant {
+                    let id = sut.variants[drop]
+                        .get(v)
+                        .copied()
+                        .unwrap_or_else(VariantId::new);
+                    request = request.variant(id);
+                }
+                let buyer = user(u);
+                let r = sut
+                    .rt
+                    .block_on(store.join_waitlist(sut.drops[drop], &buyer, request));
+                sut.register(model);
+                match r {
+                    Ok(a) => {
+                        assert!(!a.replayed);
+                        assert_eq!(a.value.buyer_id, buyer.id);
+                        assert_eq!(a.value.display_name, buyer.display_name);
+                        Outcome::Joined {
+                            place: sut.place_view(drop, &a.value),
+                            changed: a.changed,
+                        }
+                    }
+                    Err(DropError::HoldExists { reservation }) => {
+                        Outcome::Err("HOLD_EXISTS", Some(sut.hold_index(reservation.id)))
+                    }
+                    Err(DropError::AlreadyInLine { place }) => {
+                        let now = sut
+                            .block(store.waitlist_place(sut.drops[drop], &buyer.id))
+                            .unwrap();
+                        assert_eq!(Some(*place), now, "ALREADY_IN_LINE carries the place");
+                        err("ALREADY_IN_LINE")
+                    }
+                    Err(e) => err(e.code()),
+                }
+            }
+            Op::Leave { drop, user: u } => {
+                let r = sut
+                    .rt
+                    .block_on(store.leave_waitlist(sut.drops[drop], &user(u).id));
+                outcome_of(r, |p| Outcome::Left(p.map(|p| sut.place_view(drop, &p))))
+            }
         };
         assert_eq!(Some(&got), model.last.as_ref(), "answer to {op:?}");
         sut.check_log(model, &op);
@@ -1004,8 +1557,9 @@ impl StateMachineTest for Real {
             );
             for (v, counters) in state.variants.iter().enumerate() {
                 assert_eq!(counters.id, sut.variants[i][v]);
-                // Overdue holds read as free before they are swept.
-                let want = (d.totals[v], model.held(i, v, true), model.sold(i, v));
+                // Overdue holds read as free before they are swept,
+                // unless people wait for the variant.
+                let want = (d.totals[v], model.reserved_read(i, v), model.sold(i, v));
                 assert_eq!(
                     (counters.total, counters.reserved, counters.sold),
                     want,
@@ -1015,6 +1569,15 @@ impl StateMachineTest for Real {
                     counters.reserved + counters.sold <= counters.total,
                     "oversold"
                 );
+                let line = &d.lines[v];
+                assert_eq!(
+                    counters.waitlist_length as usize,
+                    line.places.len(),
+                    "waitlistLength of drop {i} variant {v}"
+                );
+                if !line.places.is_empty() {
+                    assert_eq!(counters.available(), 0, "no line-cutting");
+                }
             }
             let sums = state.variants.iter().fold((0, 0, 0), |(t, r, s), v| {
                 (t + v.total, r + v.reserved, s + v.sold)
@@ -1025,6 +1588,16 @@ impl StateMachineTest for Real {
                 "drop {i}: the drop's stock is the sum of its variants'"
             );
             for u in 0..USERS {
+                let place = sut.block(store.waitlist_place(*id, &user(u).id)).unwrap();
+                let want = model.place_of(i, u).map(|(v, at)| {
+                    let ticket = sut.tickets[d.lines[v].places[at].ticket];
+                    (model.view(i, v, at), ticket)
+                });
+                assert_eq!(
+                    place.map(|p| (sut.place_view(i, &p), p.ticket)),
+                    want,
+                    "place of buyer {u} in drop {i}"
+                );
                 let active = sut.block(store.active_hold(*id, &user(u).id)).unwrap();
                 let expected = model.holds.iter().position(|h| {
                     h.drop == i && h.user == u && model.effective(h) == ReservationStatus::Active
@@ -1052,6 +1625,7 @@ impl StateMachineTest for Real {
             } else {
                 let got = got.unwrap();
                 assert_eq!(got.status, model.effective(h), "status of hold {i}");
+                assert_eq!(got.offered, h.offered, "hold {i} offered or not");
                 assert_eq!(got.variant_id, sut.variants[h.drop][h.variant]);
             }
         }
@@ -1102,9 +1676,8 @@ impl Real {
     /// the model says it committed.
     fn check_log(&mut self, model: &Model, op: &Op) {
         let store = self.store.clone();
-        let new = self
-            .block(store.events_after(self.log_head, drop_core::MAX_LOG_PAGE))
-            .unwrap();
+        self.register(model);
+        let new = std::mem::take(&mut self.unchecked);
         let mut seq = self.log_head;
         for e in &new {
             assert_eq!(e.seq, seq + 1, "the memory store numbers without holes");
@@ -1131,6 +1704,9 @@ impl Real {
                     assert_eq!(drop.id, e.drop_id);
                 }
                 Change::DropCreated { drop } => assert_eq!(drop.id, e.drop_id),
+                Change::WaitlistJoined { ticket, .. } | Change::WaitlistLeft { ticket, .. } => {
+                    assert!(self.tickets.contains(ticket), "a ticket joined: {e:?}");
+                }
                 other => panic!("unexpected change {other:?}"),
             }
         }

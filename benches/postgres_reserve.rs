@@ -16,7 +16,12 @@
 //! - (g) `batched, 4 variants`: group commit on a drop of four variants
 //!   with `maxPerBuyer` 2, each buyer asking for 1 or 2 units of one of
 //!   them, compared with the floor and with (d), the one-variant drop, in
-//!   the same interleaved run.
+//!   the same interleaved run;
+//! - (i) `join the line`: new buyers joining the waiting list of a sold-out
+//!   drop, through the batched store, while (a) and (d) reserve on drops of
+//!   their own in the same interleaved slices: joins/s against reserves/s
+//!   (a join is one transaction of its own under the drop's lock, never
+//!   batched, so (a) is its like and (d) what batching would aim at).
 //!
 //! First on a fresh drop ("empty"), then on a big drop that already has
 //! 100,000 purchases and 100,000 active holds of other users ("big").
@@ -73,6 +78,7 @@ enum Algo {
     Variant,
     Variants4,
     BatchedNoLog,
+    Join,
 }
 
 impl Algo {
@@ -86,6 +92,7 @@ impl Algo {
             Algo::Variant => "(f) batched, variant",
             Algo::Variants4 => "(g) batched, 4 variants",
             Algo::BatchedNoLog => "(h) batched, log off",
+            Algo::Join => "(i) join the line",
         }
     }
 }
@@ -184,7 +191,7 @@ impl Bench {
             .map(|t| {
                 let pool = self.pool.clone();
                 let store = match (algo, &self.variant) {
-                    (Algo::Batched | Algo::Variants4, _) => self.batched.clone(),
+                    (Algo::Batched | Algo::Variants4 | Algo::Join, _) => self.batched.clone(),
                     (Algo::BatchedNoLog, _) => self.unlogged.clone(),
                     (Algo::Variant, Some((_, variant))) => variant.clone(),
                     _ => self.store.clone(),
@@ -230,6 +237,22 @@ async fn fresh_drop(store: &PgStore, name: &str) -> DropId {
         .expect("create drop")
         .drop
         .id
+}
+
+/// A drop of one unit, held: sold out, so buyers may join its line.
+async fn sold_out_drop(store: &PgStore, name: &str) -> DropId {
+    let id = store
+        .create_drop(
+            NewDrop::new(name, Money::from_minor(100).expect("price"), 1)
+                .hold(Duration::from_secs(3_600)),
+        )
+        .await
+        .expect("create drop")
+        .drop
+        .id;
+    let holder = Buyer::claimed(Username::parse("holder").expect("username"));
+    store.reserve(id, &holder).await.expect("hold the unit");
+    id
 }
 
 /// A drop of four variants of 250,000 units each, at most 2 per buyer.
@@ -320,6 +343,14 @@ async fn one(algo: Algo, pool: &PgPool, store: &PgStore, drop_id: DropId, name: 
         Algo::Store | Algo::Batched | Algo::Variant | Algo::BatchedNoLog => {
             let user = Buyer::claimed(Username::parse(name).expect("username"));
             store.reserve(drop_id, &user).await.expect("reserve");
+        }
+        Algo::Join => {
+            let user = Buyer::claimed(Username::parse(name).expect("username"));
+            let place = store
+                .join_waitlist(drop_id, &user, ReserveRequest::new())
+                .await
+                .expect("join the line");
+            assert!(place.changed, "a new place");
         }
         Algo::Variants4 => {
             let user = Buyer::claimed(Username::parse(name).expect("username"));
@@ -540,6 +571,9 @@ fn main() {
                 on.push((algo, bench.fresh_drop("hot").await));
             }
             if tasks == 32 {
+                on.push((Algo::Join, sold_out_drop(&bench.store, "sold out").await));
+            }
+            if tasks == 32 {
                 let (id, variants) = four_variant_drop(&bench.store, "hot, 4 variants").await;
                 VARIANTS.lock().expect("variants").insert(id, variants);
                 on.push((Algo::Variants4, id));
@@ -561,6 +595,19 @@ fn main() {
                 "(d)/(c), group commit with the log vs the floor",
                 ratio(&hot, 32, Algo::Batched, Algo::Floor),
                 5.0,
+            );
+        }
+        if hot.contains_key(&(32, Algo::Join)) {
+            println!("\n## joining the line under a storm, 32 tasks");
+            target(
+                "(i)/(d), joins vs reserves with group commit",
+                ratio(&hot, 32, Algo::Join, Algo::Batched),
+                0.8,
+            );
+            target(
+                "(i)/(a), joins vs reserves one transaction each",
+                ratio(&hot, 32, Algo::Join, Algo::Store),
+                0.8,
             );
         }
         if hot.contains_key(&(32, Algo::Variants4)) {

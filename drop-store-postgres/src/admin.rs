@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::{internal, violates};
 use crate::keys;
-use crate::rows::{Counters, DropRow, PurchaseRecordRow};
+use crate::rows::{Counters, DropRow, LineStep, PurchaseRecordRow};
 use crate::writes::Shared;
 
 /// A drop as clients see it.
@@ -71,6 +71,15 @@ async fn record(
     Ok(done.rows_affected() == 1)
 }
 
+/// Serves the drop's lines in the transaction on `conn`, which holds the
+/// drop's row: what it did, in order.
+async fn serve(conn: &mut PgConnection, drop_id: Uuid) -> Result<Vec<LineStep>, sqlx::Error> {
+    sqlx::query_scalar("SELECT dropkit_serve_line($1, clock_timestamp())")
+        .bind(drop_id)
+        .fetch_one(conn)
+        .await
+}
+
 /// Whether `key` is recorded (read under the lock the caller holds).
 async fn recorded(conn: &mut PgConnection, key: &IdempotencyKey) -> Result<bool, sqlx::Error> {
     let found: Option<i32> =
@@ -119,8 +128,9 @@ pub(crate) async fn create(
             let mut tx = conn.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, starts_at, ends_at, \
-                                            hold_micros, max_per_buyer, max_per_buyer_high, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
+                                            hold_micros, max_per_buyer, max_per_buyer_high, created_at, \
+                                            waitlist) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)",
             )
             .bind(info_ref.id.as_uuid())
             .bind(&info_ref.name)
@@ -131,6 +141,7 @@ pub(crate) async fn create(
             .bind(hold_micros)
             .bind(max)
             .bind(info_ref.created_at)
+            .bind(info_ref.waitlist)
             .execute(&mut *tx)
             .await;
             match inserted {
@@ -349,6 +360,13 @@ pub(crate) async fn change(
                     .await?;
                 }
             }
+            // Added stock, or a sale window opened again: the lines' turn,
+            // in this transaction, under the drop's lock.
+            let steps = if decided.is_some() {
+                serve(&mut tx, drop_id.as_uuid()).await?
+            } else {
+                Vec::new()
+            };
             if let Some(key) = key_ref
                 && !record(&mut tx, key, "drop", drop_id.as_uuid(), false).await?
             {
@@ -372,13 +390,23 @@ pub(crate) async fn change(
                     action: change_ref.action(),
                     drop,
                 };
-                crate::log::append(&mut tx, &[(drop_id, updated)]).await?;
+                let mut entries = vec![(drop_id, updated)];
+                match crate::waitlist::step_changes(drop_id, &steps) {
+                    Ok(served) => entries.extend(served),
+                    Err(e) => return Ok(Attempt::Refused(e)),
+                }
+                crate::log::append(&mut tx, &entries).await?;
             }
             tx.commit().await?;
-            Ok(Attempt::Done((after, decided.is_some(), stock_changed)))
+            Ok(Attempt::Done((
+                after,
+                decided.is_some(),
+                stock_changed,
+                steps,
+            )))
         })
         .await?;
-    let (row, changed, stock_changed) = match attempt {
+    let (row, changed, stock_changed, steps) = match attempt {
         Attempt::Done(done) => done,
         Attempt::Refused(e) => return Err(e),
         Attempt::Recorded => {
@@ -395,7 +423,8 @@ pub(crate) async fn change(
         let mut events = vec![DropEvent::DropUpdated {
             drop: state.clone(),
         }];
-        if stock_changed {
+        events.extend(crate::waitlist::step_events(drop_id, &steps)?);
+        if stock_changed || !steps.is_empty() {
             events.push(DropEvent::StockChanged {
                 drop_id,
                 stock: state.stock,
@@ -461,18 +490,26 @@ pub(crate) async fn cancel(
                     .bind(purchase_id.as_uuid())
                     .execute(&mut *tx)
                     .await?;
-                    let counters = sqlx::query_as::<_, Counters>(
+                    sqlx::query(
                         "UPDATE dropkit_drops d SET sold = d.sold - p.quantity, version = d.version + 1 \
                            FROM dropkit_purchases p \
-                          WHERE p.id = $1 AND d.id = p.drop_id \
-                         RETURNING d.total_stock AS o_total, d.reserved AS o_reserved, \
-                                   d.sold AS o_sold, d.version AS o_version, \
-                                   dropkit_variants_of(d.id) AS o_variants",
+                          WHERE p.id = $1 AND d.id = p.drop_id",
                     )
                     .bind(purchase_id.as_uuid())
+                    .execute(&mut *tx)
+                    .await?;
+                    // The units came back: the line's, if people wait.
+                    let steps = serve(&mut tx, drop).await?;
+                    let counters = sqlx::query_as::<_, Counters>(
+                        "SELECT d.total_stock AS o_total, d.reserved AS o_reserved, \
+                                d.sold AS o_sold, d.version AS o_version, \
+                                dropkit_variants_of(d.id) AS o_variants \
+                           FROM dropkit_drops d WHERE d.id = $1",
+                    )
+                    .bind(drop)
                     .fetch_one(&mut *tx)
                     .await?;
-                    (row, Some(counters))
+                    (row, Some((counters, steps)))
                 }
                 None => {
                     const GET: &str = concat!(
@@ -505,7 +542,14 @@ pub(crate) async fn cancel(
                     quantity: p.quantity,
                     amount: p.amount_paid,
                 };
-                crate::log::append(&mut tx, &[(p.drop_id, cancelled)]).await?;
+                let mut entries = vec![(p.drop_id, cancelled)];
+                if let Some((_, steps)) = &counters {
+                    match crate::waitlist::step_changes(p.drop_id, steps) {
+                        Ok(served) => entries.extend(served),
+                        Err(e) => return Ok(Attempt::Refused(e)),
+                    }
+                }
+                crate::log::append(&mut tx, &entries).await?;
             }
             tx.commit().await?;
             Ok(Attempt::Done((row, counters)))
@@ -524,19 +568,19 @@ pub(crate) async fn cancel(
         }
     };
     let purchase = Purchase::try_from(row)?;
-    let Some(counters) = counters else {
+    let Some((counters, steps)) = counters else {
         return Ok(Applied::new(purchase, false));
     };
-    shared.fanout.publish(vec![
-        DropEvent::PurchaseCancelled {
-            drop_id: purchase.drop_id,
-            purchase_id,
-            reservation_id: purchase.reservation_id,
-            buyer_id: purchase.buyer_id.clone(),
-            variant_id: purchase.variant_id,
-            quantity: purchase.quantity,
-        },
-        counters.event(purchase.drop_id)?,
-    ]);
+    let mut events = vec![DropEvent::PurchaseCancelled {
+        drop_id: purchase.drop_id,
+        purchase_id,
+        reservation_id: purchase.reservation_id,
+        buyer_id: purchase.buyer_id.clone(),
+        variant_id: purchase.variant_id,
+        quantity: purchase.quantity,
+    }];
+    events.extend(crate::waitlist::step_events(purchase.drop_id, &steps)?);
+    events.push(counters.event(purchase.drop_id)?);
+    shared.fanout.publish(events);
     Ok(Applied::new(purchase, true))
 }

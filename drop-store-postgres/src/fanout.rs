@@ -586,6 +586,7 @@ mod tests {
             variant_id: drop_core::VariantId::new(),
             quantity: drop_core::MAX_PER_BUYER,
             expires_at: at,
+            offered: true,
         };
         let released = DropEvent::HoldReleased {
             drop_id: DropId::new(),

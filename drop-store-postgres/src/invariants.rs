@@ -20,15 +20,30 @@ WITH counts AS (
            (SELECT count(*) FROM dropkit_variants v WHERE v.drop_id = d.id) AS variants
       FROM dropkit_drops d),
 vcounts AS (
-    SELECT v.id, v.drop_id, v.total_stock, v.reserved, v.sold,
+    SELECT v.id, v.drop_id, v.total_stock, v.reserved, v.sold, v.set_aside, v.waitlist_length,
+           (SELECT count(*) FROM dropkit_waitlist w WHERE w.variant_id = v.id) AS waiting,
            (SELECT coalesce(sum(r.quantity), 0) FROM dropkit_reservations r
              WHERE r.variant_id = v.id AND r.status = 'active') AS held,
            (SELECT coalesce(sum(p.quantity), 0) FROM dropkit_purchases p
              WHERE p.variant_id = v.id AND p.status = 'completed') AS bought
       FROM dropkit_variants v)
-SELECT format('variant %s of drop %s: reserved = %s but its active holds hold %s units',
-              id, drop_id, reserved, held)
-  FROM vcounts WHERE reserved <> held
+SELECT format('variant %s of drop %s: reserved = %s but its active holds hold %s units and %s are set aside', id, drop_id, reserved, held, set_aside)
+  FROM vcounts WHERE reserved <> held + set_aside
+UNION ALL
+SELECT format('variant %s of drop %s: waitlist_length = %s but %s buyers wait',
+              id, drop_id, waitlist_length, waiting)
+  FROM vcounts WHERE waitlist_length <> waiting
+UNION ALL
+SELECT format('variant %s of drop %s: %s units set aside, %s on sale, for a line of %s',
+              id, drop_id, set_aside, total_stock - reserved - sold, waiting)
+  FROM vcounts WHERE (waiting = 0 AND set_aside > 0)
+                  OR (waiting > 0 AND total_stock - reserved - sold > 0)
+UNION ALL
+SELECT format('%s places in the line of a variant of another drop', n)
+  FROM (SELECT count(*) AS n FROM dropkit_waitlist w
+         WHERE NOT EXISTS (SELECT 1 FROM dropkit_variants v
+                            WHERE v.id = w.variant_id AND v.drop_id = w.drop_id)) t
+ WHERE n > 0
 UNION ALL
 SELECT format('variant %s of drop %s: sold = %s but its completed purchases are %s units',
               id, drop_id, sold, bought)

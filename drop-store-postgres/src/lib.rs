@@ -73,6 +73,12 @@
 //!   numbers they are about to read; `dropkit_cursors` holds
 //!   named consumers' positions and leases. See
 //!   [`PgStoreBuilder::event_log`] and [`PgStoreBuilder::event_retention`].
+//! - `dropkit_waitlist`: the waiting list ([`drop_core::waitlist`]), one
+//!   place per (drop, buyer), keyed by (variant, ticket) so a line's head
+//!   and a place's position come from the key; each variant row keeps
+//!   `waitlist_length` and `set_aside`, the units set aside for the head,
+//!   counted in `reserved` so that no path can sell them past the line.
+//!   Holds carry `offered`.
 //! - `dropkit_revoked_sessions`: signed-out sessions, until their tokens
 //!   would have expired anyway (the store deletes expired rows as it
 //!   records new ones), so every instance refuses a revoked token.
@@ -116,8 +122,18 @@
 //!   counter update per drop. Instances sweeping at once leave a drop that
 //!   another is on to it (a per-drop advisory lock, tried without waiting)
 //!   and each hold expires exactly once.
+//! - **The waiting list** is served by one SQL function,
+//!   `dropkit_serve_line`, which every path that frees units (the sweep, a
+//!   reserve's lazy reclaim or a caller's own overdue hold, a release, a
+//!   cancelled purchase, an admin edit, a head leaving) calls in its own
+//!   transaction, under the drop's lock: freed units are set aside for the
+//!   head and offered as one hold once its quantity is covered, so
+//!   instances never offer a unit twice and an offer commits with the
+//!   change that freed it. A reserve of a variant people wait for answers
+//!   `OUT_OF_STOCK` and leaves its overdue holds to the line.
 //! - **Reads** (`list_drops`, `get_drop`, `overview`) count overdue holds
-//!   as free before they are swept; `overview` is one statement.
+//!   as free before they are swept (unless people wait for their
+//!   variant: then they are the line's); `overview` is one statement.
 //! - **Group commit** (on by default, [`PgStoreBuilder::group_commit`]):
 //!   while a transaction for a drop is in flight, newly arriving reserves
 //!   (and purchases) of that drop queue; the queue goes as the next batch,
@@ -159,6 +175,7 @@ mod migrations;
 mod sessions;
 mod statistics;
 mod store;
+mod waitlist;
 mod writes;
 
 pub use builder::{DEFAULT_ACQUIRE_TIMEOUT, PgStoreBuilder};

@@ -19,6 +19,7 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::error::{internal, map_sqlx};
+pub(crate) use crate::waitlist::LineStep;
 
 /// The columns [`DropRow`] reads, from `dropkit_drops d`, with the stock
 /// as the database holds it (overdue holds not yet reclaimed count as
@@ -26,7 +27,7 @@ use crate::error::{internal, map_sqlx};
 macro_rules! drop_columns {
     () => {
         "d.id, d.name, d.price_minor, d.total_stock, d.sold, d.version, d.starts_at, \
-         d.ends_at, d.hold_micros, d.created_at, d.max_per_buyer, d.paused, \
+         d.ends_at, d.hold_micros, d.created_at, d.max_per_buyer, d.paused, d.waitlist, \
          dropkit_variants_of(d.id) AS variants"
     };
 }
@@ -36,13 +37,17 @@ macro_rules! drop_columns {
 /// the sweeper gets to them. Time is the statement's start, the instant the
 /// snapshot is taken. The overdue units are read from the sweeper's index,
 /// which holds only the drop's active holds in expiry order, so only the
-/// overdue ones are read.
+/// overdue ones are read. Where people wait for a variant, its overdue
+/// units are the line's when reclaimed, never on open sale: they stay
+/// counted as reserved.
 macro_rules! visible_drop_columns {
     () => {
         "d.id, d.name, d.price_minor, d.total_stock, d.sold, d.version, d.starts_at, \
-         d.ends_at, d.hold_micros, d.created_at, d.max_per_buyer, d.paused, \
+         d.ends_at, d.hold_micros, d.created_at, d.max_per_buyer, d.paused, d.waitlist, \
          (SELECT coalesce(array_agg(ROW(v.id, v.name, v.total_stock, \
-                                        v.reserved - coalesce(o.units, 0), v.sold)::dropkit_variant_stock \
+                                        v.reserved - CASE WHEN v.waitlist_length = 0 \
+                                                          THEN coalesce(o.units, 0) ELSE 0 END, \
+                                        v.sold, v.waitlist_length)::dropkit_variant_stock \
                                     ORDER BY v.position), '{}') \
             FROM dropkit_variants v \
             LEFT JOIN (SELECT r.variant_id, sum(r.quantity)::integer AS units \
@@ -66,7 +71,8 @@ macro_rules! not_ended_in_order {
 /// The columns [`HoldRow`] reads.
 macro_rules! hold_columns {
     () => {
-        "id, drop_id, variant_id, quantity, buyer_id, display_name, status, created_at, expires_at"
+        "id, drop_id, variant_id, quantity, buyer_id, display_name, status, created_at, expires_at, \
+         offered"
     };
 }
 
@@ -88,7 +94,7 @@ where
 }
 
 /// A value a row must carry for the outcome it reports.
-fn present<T>(value: Option<T>, what: &str) -> Result<T, DropError> {
+pub(crate) fn present<T>(value: Option<T>, what: &str) -> Result<T, DropError> {
     value.ok_or_else(|| internal(format!("a result row lacks {what}")))
 }
 
@@ -264,6 +270,8 @@ pub(crate) struct VariantRow {
     total_stock: i32,
     reserved: i32,
     sold: i32,
+    /// Absent only from a row built before the line existed.
+    waitlist_length: Option<i32>,
 }
 
 impl VariantRow {
@@ -272,12 +280,14 @@ impl VariantRow {
     }
 
     fn stock(&self) -> Result<VariantStock, DropError> {
-        Ok(VariantStock::new(
+        let mut stock = VariantStock::new(
             VariantId::from_uuid(self.id),
             counter(self.total_stock)?,
             counter(self.reserved)?,
             counter(self.sold)?,
-        ))
+        );
+        stock.waitlist_length = counter(self.waitlist_length.unwrap_or(0))?;
+        Ok(stock)
     }
 }
 
@@ -297,6 +307,9 @@ pub(crate) struct ReserveRow {
     /// Overdue holds this call ended.
     #[sqlx(rename = "o_expired")]
     pub(crate) expired: Vec<Uuid>,
+    /// What serving the lines did afterwards.
+    #[sqlx(rename = "o_steps")]
+    pub(crate) steps: Vec<LineStep>,
 }
 
 impl ReserveRow {
@@ -528,6 +541,9 @@ pub(crate) struct ReleaseRow {
     /// The drop's counters, when released.
     #[sqlx(flatten)]
     pub(crate) after: Counters,
+    /// What serving the variant's line did with the units.
+    #[sqlx(rename = "o_steps")]
+    pub(crate) steps: Option<Vec<LineStep>>,
 }
 
 impl ReleaseRow {
@@ -563,6 +579,9 @@ pub(crate) struct ExpiryRow {
     pub(crate) expired: Vec<Uuid>,
     #[sqlx(flatten)]
     pub(crate) after: Counters,
+    /// What serving the drop's lines did afterwards.
+    #[sqlx(rename = "o_steps")]
+    pub(crate) steps: Vec<LineStep>,
 }
 
 impl ExpiryRow {
@@ -587,6 +606,7 @@ pub(crate) struct DropRow {
     created_at: DateTime<Utc>,
     max_per_buyer: i32,
     paused: bool,
+    waitlist: bool,
     variants: Vec<VariantRow>,
 }
 
@@ -621,6 +641,7 @@ impl TryFrom<DropRow> for DropState {
         drop.ends_at = row.ends_at;
         drop.max_per_buyer = counter(row.max_per_buyer)?;
         drop.paused = row.paused;
+        drop.waitlist = row.waitlist;
         Ok(DropState::new(drop, stock, variants))
     }
 }
@@ -638,6 +659,7 @@ pub(crate) struct HoldRow {
     status: String,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
+    offered: bool,
 }
 
 impl TryFrom<HoldRow> for Reservation {
@@ -654,6 +676,7 @@ impl TryFrom<HoldRow> for Reservation {
             row.expires_at,
         );
         hold.quantity = counter(row.quantity)?;
+        hold.offered = row.offered;
         Ok(hold)
     }
 }
@@ -730,6 +753,9 @@ pub(crate) struct OverviewRow {
     hold_expires_at: Option<DateTime<Utc>>,
     hold_variant_id: Option<Uuid>,
     hold_quantity: Option<i32>,
+    hold_offered: Option<bool>,
+    #[sqlx(flatten)]
+    place: crate::waitlist::PlaceRow,
 }
 
 impl OverviewRow {
@@ -760,15 +786,20 @@ impl OverviewRow {
                     present(self.hold_expires_at, "a hold's expiresAt")?,
                 );
                 hold.quantity = counter(present(self.hold_quantity, "a hold's quantity")?)?;
+                hold.offered = self.hold_offered.unwrap_or(false);
                 Some(hold)
             }
             _ => None,
         };
-        Ok(DropOverview::new(state, top_purchasers, user_reservation))
+        let place = match viewer {
+            Some(viewer) => self.place.place(state.drop.id, viewer)?,
+            None => None,
+        };
+        Ok(DropOverview::new(state, top_purchasers, user_reservation).with_waitlist(place))
     }
 }
 
-fn counter(v: i32) -> Result<u32, DropError> {
+pub(crate) fn counter(v: i32) -> Result<u32, DropError> {
     u32::try_from(v).map_err(|_| internal(format!("negative counter {v}")))
 }
 
@@ -790,11 +821,11 @@ fn status(raw: &str) -> Result<ReservationStatus, DropError> {
         .map_err(|_| internal(format!("stored status {raw:?} is unknown")))
 }
 
-fn display_name(raw: &str) -> Result<Username, DropError> {
+pub(crate) fn display_name(raw: &str) -> Result<Username, DropError> {
     Username::parse(raw).map_err(|_| internal(format!("stored display name {raw:?} is invalid")))
 }
 
-fn buyer_id(raw: &str) -> Result<BuyerId, DropError> {
+pub(crate) fn buyer_id(raw: &str) -> Result<BuyerId, DropError> {
     BuyerId::parse(raw).map_err(|_| internal(format!("stored buyer id {raw:?} is invalid")))
 }
 
@@ -827,6 +858,7 @@ struct MaybeHold {
     h_status: Option<String>,
     h_created_at: Option<DateTime<Utc>>,
     h_expires_at: Option<DateTime<Utc>>,
+    h_offered: Option<bool>,
 }
 
 /// A purchase from a `LEFT JOIN` (`p_` columns).
@@ -856,6 +888,7 @@ macro_rules! key_columns {
          h.id AS h_id, h.drop_id AS h_drop_id, h.variant_id AS h_variant_id, \
          h.quantity AS h_quantity, h.buyer_id AS h_buyer_id, h.display_name AS h_display_name, \
          h.status AS h_status, h.created_at AS h_created_at, h.expires_at AS h_expires_at, \
+         h.offered AS h_offered, \
          p.id AS p_id, p.reservation_id AS p_reservation_id, p.drop_id AS p_drop_id, \
          p.variant_id AS p_variant_id, p.quantity AS p_quantity, p.buyer_id AS p_buyer_id, \
          p.display_name AS p_display_name, p.amount_minor AS p_amount_minor, \
@@ -931,6 +964,7 @@ impl KeyRow {
         else {
             return Ok(None);
         };
+        let offered = h.h_offered.unwrap_or(false);
         Reservation::try_from(HoldRow {
             id,
             drop_id,
@@ -941,6 +975,7 @@ impl KeyRow {
             status,
             created_at,
             expires_at,
+            offered,
         })
         .map(Some)
     }

@@ -8,11 +8,11 @@
 //! database autovacuum first analyzes the tables up to a minute (its nap)
 //! after a flash sale has begun, the worst moment to run on such plans.
 //!
-//! So a store watches the hold and purchase tables until each has been
+//! So a store watches the hold, purchase and waiting-list tables until each has been
 //! analyzed once (by anyone) and, once one of them has taken
 //! [`FIRST_ANALYZE_AFTER`] changes without statistics, analyzes it itself.
 //! From then on autovacuum's own thresholds keep the figures right. The
-//! task stops as soon as both tables have statistics, and for good if the
+//! task stops as soon as every one has statistics, and for good if the
 //! database refuses (ANALYZE needs the tables' owner). Table names are
 //! resolved through the connections' `search_path`, so a store in a schema
 //! of its own watches its own tables.
@@ -29,11 +29,15 @@ pub(crate) const FIRST_ANALYZE_AFTER: i64 = 500;
 const POLL: Duration = Duration::from_secs(1);
 
 /// The tables watched, as identifiers and as `pg_stat_user_tables` names.
-const TABLES: [&str; 2] = ["dropkit_reservations", "dropkit_purchases"];
+const TABLES: [&str; 3] = [
+    "dropkit_reservations",
+    "dropkit_purchases",
+    "dropkit_waitlist",
+];
 
-/// Watches until both tables have been analyzed once; see the module docs.
+/// Watches until every table has been analyzed once; see the module docs.
 pub(crate) async fn first_analyze(pool: PgPool, cancel: CancellationToken) {
-    let mut done = [false; 2];
+    let mut done = [false; TABLES.len()];
     while !done.iter().all(|d| *d) {
         for (i, table) in TABLES.iter().enumerate() {
             if done[i] {

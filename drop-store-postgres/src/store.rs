@@ -8,7 +8,8 @@ use drop_core::{
     Applied, Buyer, BuyerId, CursorClaim, DropError, DropId, DropOverview, DropPatch, DropState,
     EventBus, EventStream, IdempotencyKey, IdempotencyRecord, InventoryStore, LogEntry, MAX_PAGE,
     NewDrop, Purchase, PurchaseId, Purchased, Reservation, ReservationId, ReservationStatus,
-    ReserveRequest, Reserved, RevokedSessions, TOP_PURCHASERS, TopPurchaser, async_trait,
+    ReserveRequest, Reserved, RevokedSessions, TOP_PURCHASERS, TopPurchaser, WaitlistPlace,
+    async_trait,
 };
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -27,6 +28,7 @@ use crate::migrations;
 use crate::rows;
 use crate::sessions;
 use crate::statistics;
+use crate::waitlist;
 use crate::writes::{self, PurchaseCall, ReserveCall, Shared};
 
 type ReserveGate = Gatherer<DropId, ReserveCall, Reserved>;
@@ -574,6 +576,37 @@ impl InventoryStore for PgStore {
             .await
     }
 
+    async fn join_waitlist(
+        &self,
+        drop_id: DropId,
+        buyer: &Buyer,
+        request: ReserveRequest,
+    ) -> Result<Applied<WaitlistPlace>, DropError> {
+        let (shared, buyer) = (self.shared().clone(), buyer.clone());
+        self.shared()
+            .detached(async move { waitlist::join(&shared, drop_id, &buyer, request).await })
+            .await
+    }
+
+    async fn leave_waitlist(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<WaitlistPlace>, DropError> {
+        let (shared, buyer) = (self.shared().clone(), buyer.clone());
+        self.shared()
+            .detached(async move { waitlist::leave(&shared, drop_id, &buyer).await })
+            .await
+    }
+
+    async fn waitlist_place(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<WaitlistPlace>, DropError> {
+        waitlist::place(self.shared(), drop_id, buyer).await
+    }
+
     async fn idempotency_record(
         &self,
         caller: &str,
@@ -772,8 +805,9 @@ impl InventoryStore for PgStore {
     }
 
     /// One statement however many drops there are: each drop's latest
-    /// buyers and the viewer's hold come from correlated subqueries and a
-    /// join, instead of two round trips per drop.
+    /// buyers, the viewer's hold and the viewer's place in its line come
+    /// from correlated subqueries and joins, instead of round trips per
+    /// drop.
     async fn overview(&self, viewer: Option<&BuyerId>) -> Result<Vec<DropOverview>, DropError> {
         const SQL: &str = concat!(
             "SELECT ",
@@ -785,11 +819,13 @@ impl InventoryStore for PgStore {
                 AS latest, \
                h.id AS hold_id, h.display_name AS hold_display_name, \
                h.created_at AS hold_created_at, h.expires_at AS hold_expires_at, \
-               h.variant_id AS hold_variant_id, h.quantity AS hold_quantity \
+               h.variant_id AS hold_variant_id, h.quantity AS hold_quantity, \
+               h.offered AS hold_offered, w.* \
              FROM dropkit_drops d \
              LEFT JOIN dropkit_reservations h \
                ON h.buyer_id = $1 AND h.drop_id = d.id AND h.status = 'active' \
-              AND h.expires_at > statement_timestamp() ",
+              AND h.expires_at > statement_timestamp() \
+             LEFT JOIN LATERAL dropkit_waitlist_place(d.id, $1) w ON $1 IS NOT NULL ",
             not_ended_in_order!()
         );
         let limit = i64::try_from(TOP_PURCHASERS).unwrap_or(i64::MAX);

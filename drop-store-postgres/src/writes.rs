@@ -304,6 +304,7 @@ fn hold_created(drop_id: DropId, hold: &Reservation) -> DropEvent {
         variant_id: hold.variant_id,
         quantity: hold.quantity,
         expires_at: hold.expires_at,
+        offered: hold.offered,
     }
 }
 
@@ -407,6 +408,8 @@ fn read_reserve(
             },
         });
     }
+    // Serving the lines comes after the callers' own changes, as logged.
+    events.extend(crate::waitlist::step_events(drop_id, &row.steps)?);
     let stock = row.after.event(drop_id)?;
     if !events.is_empty() {
         events.push(stock);
@@ -563,14 +566,17 @@ pub(crate) async fn release(
     match row.outcome.accept(None, Some(reservation_id)) {
         Ok(Outcome::Released) => {
             let released = row.hold(reservation_id, user.clone(), ReservationStatus::Released)?;
-            shared.fanout.publish(vec![
-                DropEvent::HoldReleased {
-                    drop_id: released.drop_id,
-                    reservation_id,
-                    buyer_id: released.buyer_id.clone(),
-                },
-                row.after.event(released.drop_id)?,
-            ]);
+            let mut events = vec![DropEvent::HoldReleased {
+                drop_id: released.drop_id,
+                reservation_id,
+                buyer_id: released.buyer_id.clone(),
+            }];
+            events.extend(crate::waitlist::step_events(
+                released.drop_id,
+                row.steps.as_deref().unwrap_or(&[]),
+            )?);
+            events.push(row.after.event(released.drop_id)?);
+            shared.fanout.publish(events);
             Ok(released)
         }
         // Only the owner can have released it; after a retry, a release
@@ -611,6 +617,7 @@ pub(crate) async fn expire_due(shared: &Shared, limit: usize) -> Result<usize, D
             drop_id,
             reservation_id: ReservationId::from_uuid(*id),
         }));
+        events.extend(crate::waitlist::step_events(drop_id, &row.steps)?);
         events.push(row.after.event(drop_id)?);
     }
     shared.fanout.publish(events);

@@ -14,6 +14,10 @@
 //! that and far above what lookups read, so the test cannot flake on a
 //! loaded machine.
 //!
+//! The waiting list's functions (joining, leaving, a place, and serving a
+//! line, which every freeing path calls) run every round too, on a line
+//! of their own, beside a line as long as the other tables grown.
+//!
 //! Autovacuum is switched off for the tables, so the only statistics they
 //! get are those the store itself takes: an index built on an empty table
 //! is recorded as empty, which makes reading it whole look free, and the
@@ -58,17 +62,18 @@ fn user(name: &str) -> Buyer {
     Buyer::claimed(Username::parse(name).unwrap())
 }
 
-/// Tuples read so far from dropkit's hold, purchase, idempotency and log tables, by where
-/// they were read (table scans and each index).
+/// Tuples read so far from dropkit's hold, purchase, idempotency, log and
+/// waiting-list tables, by where they were read (table scans and each
+/// index).
 async fn tuples_read(conn: &mut PgConnection) -> BTreeMap<String, i64> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT relname || ' (seq)', coalesce(seq_tup_read, 0) FROM pg_stat_user_tables \
           WHERE relname IN ('dropkit_reservations', 'dropkit_purchases', 'dropkit_idempotency', \
-                            'dropkit_events') \
+                            'dropkit_events', 'dropkit_waitlist') \
          UNION ALL \
          SELECT indexrelname, coalesce(idx_tup_read, 0) FROM pg_stat_user_indexes \
           WHERE relname IN ('dropkit_reservations', 'dropkit_purchases', 'dropkit_idempotency', \
-                            'dropkit_events')",
+                            'dropkit_events', 'dropkit_waitlist')",
     )
     .fetch_all(&mut *conn)
     .await
@@ -186,7 +191,51 @@ async fn round(store: &PgStore, drop_id: DropId, round: usize, tag: &str) -> usi
         .drop_history(drop_id, head.saturating_sub(3), 100)
         .await
         .unwrap();
-    calls + 11
+    calls + 11 + line_round(store, round, tag).await
+}
+
+/// One round of the waiting list on a drop of one unit: a holder, two
+/// buyers in line, the hold given back (offered to the head), the other
+/// buyer leaving, the offer given back (nobody waits: back on sale).
+async fn line_round(store: &PgStore, round: usize, tag: &str) -> usize {
+    let d = store
+        .create_drop(
+            NewDrop::new("Line", Money::from_minor(100).unwrap(), 1)
+                .hold(Duration::from_secs(3600)),
+        )
+        .await
+        .expect("line drop")
+        .drop
+        .id;
+    let [holder, first, second] =
+        ["h", "a", "b"].map(|who| user(&format!("{tag}_line_{round}_{who}")));
+    let held = store
+        .reserve(d, &holder)
+        .await
+        .expect("reserve")
+        .reservation;
+    for b in [&first, &second] {
+        store
+            .join_waitlist(d, b, ReserveRequest::new())
+            .await
+            .expect("join");
+    }
+    let place = store.waitlist_place(d, &second.id).await.unwrap();
+    assert_eq!(place.map(|p| p.position), Some(2));
+    store.release(held.id, &holder.id).await.expect("release");
+    let offer = store
+        .active_hold(d, &first.id)
+        .await
+        .unwrap()
+        .expect("offered");
+    assert!(offer.offered);
+    store
+        .leave_waitlist(d, &second.id)
+        .await
+        .unwrap()
+        .expect("left");
+    store.release(offer.id, &first.id).await.expect("release");
+    9
 }
 
 #[sqlx::test(migrations = false)]
@@ -221,6 +270,11 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
             "dropkit_log_prune(double precision, integer)",
             "dropkit_log_settle(bigint)",
             "dropkit_log_read(bigint, integer, uuid)",
+            "dropkit_serve_line(uuid, timestamptz)",
+            "dropkit_waitlist_join(uuid, text, text, uuid, integer, boolean)",
+            "dropkit_waitlist_leave(uuid, text, boolean)",
+            "dropkit_waitlist_place(uuid, text)",
+            "dropkit_log_steps(uuid[], dropkit_line_step[])",
         ] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "ALTER FUNCTION {function} SET plan_cache_mode = {mode}"
@@ -326,6 +380,32 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
     .execute(&mut observer)
     .await
     .unwrap();
+    // And a line as long, on a drop of its own whose unit is set aside
+    // for its head (who wants two).
+    let crowd = store
+        .create_drop(
+            NewDrop::new("Crowd", Money::from_minor(100).unwrap(), 1)
+                .max_per_buyer(2)
+                .hold(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap()
+        .drop
+        .id;
+    sqlx::query(
+        "WITH v AS (UPDATE dropkit_variants SET reserved = 1, set_aside = 1, waitlist_length = $2 \
+                     WHERE drop_id = $1 RETURNING id), \
+              d AS (UPDATE dropkit_drops SET reserved = 1 WHERE id = $1) \
+         INSERT INTO dropkit_waitlist (drop_id, variant_id, buyer_id, display_name, quantity, \
+                                       joined_at) \
+         SELECT $1, v.id, 'crowd_' || g, 'crowd_' || g, 2, now() \
+           FROM generate_series(1, $2) g, v",
+    )
+    .bind(crowd.as_uuid())
+    .bind(GROWN as i32)
+    .execute(&mut observer)
+    .await
+    .unwrap();
     sqlx::query("SELECT pg_stat_force_next_flush()")
         .execute(&mut observer)
         .await
@@ -337,8 +417,8 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
     for _ in 0..600 {
         let pending: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_user_tables \
-              WHERE relname IN ('dropkit_reservations', 'dropkit_purchases') \
-                AND last_analyze IS NULL",
+              WHERE relname IN ('dropkit_reservations', 'dropkit_purchases', 'dropkit_waitlist') \
+                AND last_analyze IS NULL AND last_autoanalyze IS NULL",
         )
         .fetch_one(&mut observer)
         .await

@@ -859,7 +859,13 @@ const VARIANTS: i64 = 20261208000001;
 #[sqlx::test(migrations = false)]
 async fn a_database_before_the_event_log_upgrades_with_its_data(pool: PgPool) {
     own_history_up_to(VARIANTS).run(&pool).await.unwrap();
-    let (drop_id, ann, _) = ann_holds_bob_bought(&pool, 2, [2, 1]).await;
+    // The old version's calls run on connections of their own, closed
+    // before the upgrade, as an old instance's would be: a connection
+    // caches the shape of a composite type once it has read one, and the
+    // waiting list's migration adds a field to the variants' counters.
+    let old = common::pool_like(&pool, 1).await;
+    let (drop_id, ann, _) = ann_holds_bob_bought(&old, 2, [2, 1]).await;
+    old.close().await;
     let holds_before: Vec<(Uuid, String, i32)> =
         sqlx::query_as("SELECT id, status, quantity FROM dropkit_reservations ORDER BY buyer_id")
             .fetch_all(&pool)
@@ -908,5 +914,144 @@ async fn a_database_before_the_event_log_upgrades_with_its_data(pool: PgPool) {
         .claim_cursor("hook", holder, Duration::from_secs(60))
         .await;
     assert_eq!(claim.unwrap().map(|c| c.position), Some(0));
+    assert_invariants(&store).await;
+}
+
+/// The last migration before the waiting list.
+const EVENT_LOG: i64 = 20261209000001;
+
+/// A database from the version before the waiting list, with drops, holds,
+/// purchases and log entries: after the upgrade the old rows read as
+/// before (holds not offered, logged holds not offered, drops with a line,
+/// nobody in it), and the line works on the old drop.
+#[sqlx::test(migrations = false)]
+async fn a_database_before_the_waiting_list_upgrades_with_its_data(pool: PgPool) {
+    own_history_up_to(EVENT_LOG).run(&pool).await.unwrap();
+    // The old version's calls run on connections of their own, closed
+    // before the upgrade, as an old instance's would be: a connection
+    // caches the shape of a composite type once it has read one.
+    let old = common::pool_like(&pool, 1).await;
+    // Ann holds 2 of 10 units, Bob bought 1; four more buyers take the
+    // other 7 through that version's logged reserve: sold out.
+    let (drop_id, ann, bob) = ann_holds_bob_bought(&old, 2, [2, 1]).await;
+    let variant: Uuid = sqlx::query_scalar("SELECT id FROM dropkit_variants WHERE drop_id = $1")
+        .bind(drop_id)
+        .fetch_one(&old)
+        .await
+        .unwrap();
+    let buyers = ["c1_id", "c2_id", "c3_id", "c4_id"];
+    let nulls: Vec<Option<String>> = vec![None; 4];
+    let prints: Vec<Option<Vec<u8>>> = vec![None; 4];
+    let outcome: String = sqlx::query_scalar(
+        "SELECT o_outcome::text FROM dropkit_reserve_logged($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(drop_id)
+    .bind(buyers.to_vec())
+    .bind(vec!["cee", "cee", "cee", "cee"])
+    .bind(vec![Some(variant); 4])
+    .bind(vec![2, 2, 2, 1])
+    .bind((0..4).map(|_| Uuid::new_v4()).collect::<Vec<_>>())
+    .bind(&nulls)
+    .bind(&nulls)
+    .bind(&prints)
+    .fetch_one(&old)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "ok");
+    let logged_before: i64 = sqlx::query_scalar("SELECT count(*) FROM dropkit_events")
+        .fetch_one(&old)
+        .await
+        .unwrap();
+    assert_eq!(logged_before, 4);
+    old.close().await;
+
+    let store = PgStore::builder()
+        .listen(false)
+        .build(pool.clone())
+        .await
+        .expect("the store migrates the database and starts");
+
+    // The old rows, as before.
+    let drop = drop_core::DropId::from_uuid(drop_id);
+    let state = store.get_drop(drop).await.unwrap();
+    assert!(state.drop.waitlist, "an old drop has a line");
+    assert_eq!(
+        (
+            state.stock.reserved,
+            state.stock.sold,
+            state.stock.available()
+        ),
+        (9, 1, 0)
+    );
+    assert_eq!(state.variants[0].waitlist_length, 0);
+    let old = store
+        .get_reservation(ReservationId::from_uuid(ann))
+        .await
+        .unwrap();
+    assert!(!old.offered);
+    assert_eq!(old.quantity, 2);
+    let bought = store
+        .get_reservation(ReservationId::from_uuid(bob))
+        .await
+        .unwrap();
+    assert_eq!(bought.status, ReservationStatus::Purchased);
+    let entries = store.events_after(0, 10).await.unwrap();
+    assert_eq!(entries.len(), 4);
+    for e in &entries {
+        match &e.change {
+            drop_core::Change::HoldCreated { offered, .. } => assert!(!offered),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // The line, on the old drop: Dan waits for one unit, Ann gives back
+    // her two: one is offered to Dan, the other goes back on sale.
+    let dan = user("dan");
+    let place = store
+        .join_waitlist(drop, &dan, drop_core::ReserveRequest::new())
+        .await
+        .unwrap();
+    assert!(place.changed);
+    assert_eq!((place.value.position, place.value.set_aside), (1, 0));
+    assert_eq!(
+        store.get_drop(drop).await.unwrap().variants[0].waitlist_length,
+        1
+    );
+    let ann_id = drop_core::BuyerId::parse("ann_id").unwrap();
+    store
+        .release(ReservationId::from_uuid(ann), &ann_id)
+        .await
+        .unwrap();
+    let offer = store
+        .active_hold(drop, &dan.id)
+        .await
+        .unwrap()
+        .expect("Dan was offered a hold");
+    assert!(offer.offered);
+    assert_eq!(offer.quantity, 1);
+    assert_eq!(store.waitlist_place(drop, &dan.id).await.unwrap(), None);
+    let after = store.get_drop(drop).await.unwrap();
+    assert_eq!(
+        (after.stock.reserved, after.stock.available()),
+        (8, 1),
+        "the unit nobody waits for is back on sale"
+    );
+    assert_eq!(after.variants[0].waitlist_length, 0);
+    let kinds: Vec<&str> = store
+        .events_after(4, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.change.kind())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "waitlistJoined",
+            "holdReleased",
+            "holdCreated",
+            "waitlistLeft"
+        ]
+    );
     assert_invariants(&store).await;
 }

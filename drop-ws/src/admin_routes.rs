@@ -405,6 +405,8 @@ pub(crate) struct LogDropView {
     pub(crate) max_per_buyer: u32,
     /// Whether new holds were refused.
     pub(crate) paused: bool,
+    /// Whether buyers could wait in line for sold-out variants.
+    pub(crate) waitlist: bool,
     /// Sale opens at this instant, or `null` for open from creation.
     #[schema(schema_with = schema::optional_instant_out)]
     pub(crate) starts_at: Option<String>,
@@ -445,6 +447,7 @@ impl From<&DropInfo> for LogDropView {
                 .collect(),
             max_per_buyer: d.max_per_buyer,
             paused: d.paused,
+            waitlist: d.waitlist,
             starts_at: d.starts_at.map(time),
             ends_at: d.ends_at.map(time),
             hold_seconds: d.hold.as_secs_f64(),
@@ -514,6 +517,9 @@ pub(crate) enum LogEntryView {
         /// When the hold runs out.
         #[schema(schema_with = schema::instant_out)]
         expires_at: String,
+        /// Whether it was offered from the waiting list (units freed while
+        /// the buyer waited) rather than taken by a reserve.
+        offered: bool,
     },
     /// A buyer bought their hold.
     #[serde(rename_all = "camelCase")]
@@ -607,6 +613,52 @@ pub(crate) enum LogEntryView {
         #[schema(schema_with = schema::price_out)]
         amount: String,
     },
+    /// A buyer joined a variant's waiting list.
+    #[serde(rename_all = "camelCase")]
+    WaitlistJoined {
+        /// The entry's number.
+        seq: u64,
+        /// When it committed.
+        #[schema(schema_with = schema::instant_out)]
+        at: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// Who joined.
+        #[schema(schema_with = schema::buyer_id)]
+        buyer_id: String,
+        /// Their display name when they joined.
+        display_name: String,
+        /// The variant waited for.
+        variant_id: Uuid,
+        /// How many units they want.
+        quantity: u32,
+        /// Their place's ticket: the line's order.
+        ticket: u64,
+    },
+    /// A buyer left a variant's waiting list (everyone behind them moved
+    /// up one place).
+    #[serde(rename_all = "camelCase")]
+    WaitlistLeft {
+        /// The entry's number.
+        seq: u64,
+        /// When it committed.
+        #[schema(schema_with = schema::instant_out)]
+        at: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// Who left.
+        #[schema(schema_with = schema::buyer_id)]
+        buyer_id: String,
+        /// The variant.
+        variant_id: Uuid,
+        /// The quantity they had asked for.
+        quantity: u32,
+        /// The ticket of the place they had.
+        ticket: u64,
+        /// Why they left.
+        #[schema(schema_with = schema::leave_reason)]
+        reason: String,
+    },
 }
 
 impl LogEntryView {
@@ -636,6 +688,7 @@ impl LogEntryView {
                 variant_id,
                 quantity,
                 expires_at,
+                offered,
             } => Self::HoldCreated {
                 seq,
                 at,
@@ -646,6 +699,7 @@ impl LogEntryView {
                 variant_id: variant_id.as_uuid(),
                 quantity: *quantity,
                 expires_at: time(*expires_at),
+                offered: *offered,
             },
             Change::PurchaseCompleted {
                 purchase_id,
@@ -712,6 +766,38 @@ impl LogEntryView {
                 variant_id: variant_id.as_uuid(),
                 quantity: *quantity,
                 amount: amount.to_string(),
+            },
+            Change::WaitlistJoined {
+                buyer_id,
+                display_name,
+                variant_id,
+                quantity,
+                ticket,
+            } => Self::WaitlistJoined {
+                seq,
+                at,
+                drop_id,
+                buyer_id: buyer_id.as_str().to_owned(),
+                display_name: display_name.as_str().to_owned(),
+                variant_id: variant_id.as_uuid(),
+                quantity: *quantity,
+                ticket: *ticket,
+            },
+            Change::WaitlistLeft {
+                buyer_id,
+                variant_id,
+                quantity,
+                ticket,
+                reason,
+            } => Self::WaitlistLeft {
+                seq,
+                at,
+                drop_id,
+                buyer_id: buyer_id.as_str().to_owned(),
+                variant_id: variant_id.as_uuid(),
+                quantity: *quantity,
+                ticket: *ticket,
+                reason: reason.as_str().to_owned(),
             },
             // A kind this layer was built without: refusing the page beats
             // answering one with a silent gap in it.

@@ -35,7 +35,9 @@ use crate::origin::AllowedOrigins;
 use crate::proxy::{Network, TrustedProxies};
 use crate::state::{AppState, Inner, track_requests};
 use crate::webhooks::{WebhookDeliveries, WebhooksBuilder};
-use crate::{admin_routes, health, openapi, purchase_routes, routes, session_routes, ws};
+use crate::{
+    admin_routes, health, openapi, purchase_routes, routes, session_routes, waitlist_routes, ws,
+};
 
 /// Largest request body accepted.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
@@ -557,6 +559,12 @@ impl DropApi {
             .route(
                 "/api/drops",
                 get(routes::list_drops).post(routes::create_drop),
+            )
+            .route(
+                "/api/drops/{id}/waitlist",
+                post(waitlist_routes::join)
+                    .get(waitlist_routes::place)
+                    .delete(waitlist_routes::leave),
             )
             .route("/api/reservations", post(routes::reserve))
             .route(

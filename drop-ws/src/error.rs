@@ -27,6 +27,11 @@ pub struct ErrorBody {
     /// With `HOLD_EXISTS`: the caller's existing hold on the drop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservation: Option<Box<crate::wire::ReservationView>>,
+    /// With `ALREADY_IN_LINE`: the caller's place in the drop's line
+    /// (for another variant or quantity than asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::wire::WaitlistPlaceView>)]
+    pub place: Option<Box<crate::wire::WaitlistPlaceView>>,
     /// With `EVENTS_PRUNED`: the oldest log entry still kept (or the next
     /// to be written); read the current state again, then go on from
     /// `oldest - 1`.
@@ -48,7 +53,9 @@ fn retry_secs(secs: u32) -> Option<NonZeroU32> {
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
-    body: ErrorBody,
+    // Boxed: the error travels in every `Result`, and the body's optional
+    // extras (a hold, a place in line) would make it large.
+    body: Box<ErrorBody>,
     // Seconds, never 0; a non-zero u32 keeps the error small (it travels
     // in every `Result`).
     retry_after: Option<NonZeroU32>,
@@ -73,13 +80,14 @@ impl ApiError {
     ) -> Self {
         Self {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error: code.into(),
                 message: message.into(),
                 field: None,
                 reservation: None,
+                place: None,
                 oldest: None,
-            },
+            }),
             retry_after: None,
             bearer_challenge: false,
             detail: None,
@@ -178,6 +186,9 @@ pub fn status_of(err: &DropError) -> StatusCode {
         | DropError::DropPaused { .. }
         | DropError::StockBelowCommitted { .. }
         | DropError::PriceLocked { .. }
+        | DropError::WaitlistNotNeeded { .. }
+        | DropError::WaitlistClosed { .. }
+        | DropError::AlreadyInLine { .. }
         | DropError::IdempotencyInProgress { .. } => StatusCode::CONFLICT,
         DropError::IdempotencyKeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         DropError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -211,6 +222,9 @@ impl From<DropError> for ApiError {
             out.body.reservation =
                 Some(Box::new(crate::wire::ReservationView::from(&**reservation)));
         }
+        if let DropError::AlreadyInLine { place } = &err {
+            out.body.place = Some(Box::new(crate::wire::WaitlistPlaceView::from(&**place)));
+        }
         if let DropError::EventsPruned { oldest, .. } = &err {
             out.body.oldest = Some(*oldest);
         }
@@ -220,7 +234,7 @@ impl From<DropError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut res = (self.status, Json(self.body)).into_response();
+        let mut res = (self.status, Json(*self.body)).into_response();
         if let Some(secs) = self.retry_after {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.get()));
@@ -332,6 +346,14 @@ mod tests {
                 409,
             ),
             (DropError::IdempotencyInProgress { key: "k".into() }, 409),
+            (
+                DropError::WaitlistNotNeeded {
+                    drop_id: d,
+                    variant_id: drop_core::VariantId::new(),
+                },
+                409,
+            ),
+            (DropError::WaitlistClosed { drop_id: d }, 409),
             (DropError::IdempotencyKeyReused { key: "k".into() }, 422),
             (
                 DropError::PurchaseNotFound {
@@ -350,6 +372,33 @@ mod tests {
         for (err, status) in table {
             assert_eq!(status_of(&err).as_u16(), status, "{err}");
         }
+    }
+
+    #[test]
+    fn already_in_line_carries_the_place() {
+        let place = drop_core::WaitlistPlace::new(
+            DropId::new(),
+            drop_core::VariantId::new(),
+            drop_core::Buyer::new(
+                "b1".parse().unwrap(),
+                drop_core::Username::parse("bob").unwrap(),
+            ),
+            2,
+            7,
+            chrono::DateTime::UNIX_EPOCH,
+        );
+        let err = ApiError::from(DropError::AlreadyInLine {
+            place: Box::new(place.clone()),
+        });
+        assert_eq!(err.status(), StatusCode::CONFLICT);
+        assert_eq!(err.code(), "ALREADY_IN_LINE");
+        let body = serde_json::to_value(&err.body).unwrap();
+        assert_eq!(body["place"]["ticket"], 7);
+        assert_eq!(body["place"]["quantity"], 2);
+        assert_eq!(body["place"]["variantId"], place.variant_id.to_string());
+        // The place is shown to its buyer, still without their id.
+        assert!(body["place"].get("buyerId").is_none(), "{body}");
+        assert!(body.get("reservation").is_none(), "{body}");
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //!   when it gets to run, so a slow client skips stale values instead of
 //!   queueing them, and the work per tick is bounded by the number of
 //!   clients, never by the number of changes;
-//! - **discrete frames** (purchase, dropCreated, dropUpdated, and a buyer's
-//!   own holdExpired / holdReleased / holdPurchased / purchaseCancelled)
-//!   come from the store's durable event log, each carrying the `seq` of
+//! - **discrete frames** (purchase, dropCreated, dropUpdated,
+//!   waitlistMoved, and a buyer's own holdExpired / holdReleased /
+//!   holdPurchased / purchaseCancelled / holdOffered / waitlistJoined /
+//!   waitlistLeft) come from the store's durable event log, each carrying the `seq` of
 //!   the entry it tells of. The bus only says *that* the log has news: any
 //!   other bus event (or a lagged bus) marks the log dirty, and at most once
 //!   per tick (at once after a quiet tick) the hub reads the entries after
@@ -34,8 +35,9 @@
 //! few follow-up reads each tick for about a second after the last one
 //! that found something, because an entry may become readable a little
 //! after its bus event (a concurrent transaction with a lower number still
-//! committing). Holds being taken do not make the hub read: they have no
-//! frame, and are read past with the next change that has one.
+//! committing). Holds taken by a reserve do not make the hub read: they
+//! have no frame, and are read past with the next change that has one (a
+//! hold offered from the waiting list has one: `holdOffered`).
 //!
 //! Every snapshot carries the hub's log position: every change numbered up
 //! to it is reflected, every frame after it has a higher `seq`. A client
@@ -73,8 +75,8 @@ use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use drop_core::{
     BuyerId, Change, Clock, DropError, DropEvent, DropId, DropInfo, DropState, EventsLost,
-    InventoryStore, LogEntry, MAX_LOG_PAGE, Origin, OriginEventStream, TOP_PURCHASERS,
-    TopPurchaser,
+    InventoryStore, LogEntry, MAX_LOG_PAGE, Origin, OriginEventStream, ReservationStatus,
+    TOP_PURCHASERS, TopPurchaser,
 };
 use futures::FutureExt;
 use tokio::sync::{Semaphore, broadcast, watch};
@@ -85,7 +87,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
 use crate::names::FeedNames;
-use crate::wire::{DropView, TopPurchaserView, WsMessage, time};
+use crate::wire::{DropView, ReservationView, TopPurchaserView, WsMessage, time};
 
 /// A serialized message, shared by every client that sends it.
 pub(crate) type Frame = Utf8Bytes;
@@ -602,7 +604,87 @@ impl Hub {
                     drop_id,
                 },
             )),
-            // Holds being taken show as stock.
+            Change::HoldCreated {
+                reservation_id,
+                buyer_id,
+                display_name,
+                variant_id,
+                quantity,
+                expires_at,
+                offered: true,
+            } => {
+                // The hold as the buyer would read it, made from the entry
+                // alone: active, taken when the entry committed.
+                let reservation = ReservationView {
+                    id: reservation_id.as_uuid(),
+                    drop_id,
+                    variant_id: variant_id.as_uuid(),
+                    quantity: *quantity,
+                    display_name: display_name.to_string(),
+                    username: display_name.to_string(),
+                    status: ReservationStatus::Active.as_str(),
+                    created_at: time(entry.at),
+                    expires_at: time(*expires_at),
+                    offered: true,
+                };
+                out.push(private(
+                    buyer_id,
+                    WsMessage::HoldOffered {
+                        server_time,
+                        seq,
+                        drop_id,
+                        reservation,
+                    },
+                ));
+            }
+            Change::WaitlistJoined {
+                buyer_id,
+                variant_id,
+                quantity,
+                ticket,
+                ..
+            } => out.push(private(
+                buyer_id,
+                WsMessage::WaitlistJoined {
+                    server_time,
+                    seq,
+                    drop_id,
+                    variant_id: variant_id.as_uuid(),
+                    quantity: *quantity,
+                    ticket: *ticket,
+                },
+            )),
+            Change::WaitlistLeft {
+                buyer_id,
+                variant_id,
+                ticket,
+                reason,
+                ..
+            } => {
+                // Everyone behind the ticket moved up: public, naming no
+                // buyer, for the drops clients show.
+                if copy.is_some() {
+                    out.push(public(WsMessage::WaitlistMoved {
+                        server_time: server_time.clone(),
+                        seq,
+                        drop_id,
+                        variant_id: variant_id.as_uuid(),
+                        ticket: *ticket,
+                    }));
+                }
+                out.push(private(
+                    buyer_id,
+                    WsMessage::WaitlistLeft {
+                        server_time,
+                        seq,
+                        drop_id,
+                        variant_id: variant_id.as_uuid(),
+                        ticket: *ticket,
+                        reason: reason.as_str(),
+                    },
+                ));
+            }
+            // Holds taken by a reserve show as stock.
             _ => {}
         }
         out
@@ -859,11 +941,11 @@ impl Hub {
             }
             Ok(tagged) => tagged,
         };
-        // Everything but stock and new holds has frames, which the log
-        // gives (with their numbers).
+        // Everything but stock and holds taken by a reserve has frames,
+        // which the log gives (with their numbers).
         if !matches!(
             event,
-            DropEvent::StockChanged { .. } | DropEvent::HoldCreated { .. }
+            DropEvent::StockChanged { .. } | DropEvent::HoldCreated { offered: false, .. }
         ) {
             state.log_dirty = true;
         }

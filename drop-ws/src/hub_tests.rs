@@ -573,3 +573,130 @@ async fn drop_frames_read_before_their_bus_event_show_the_change() {
         "{snapshot}"
     );
 }
+
+/// The waiting list's entries make their frames: an offered hold and a
+/// join go to their buyer alone, a leave tells its buyer why and everyone
+/// that the line moved; a hold taken by a reserve makes none.
+#[tokio::test(start_paused = true)]
+async fn waitlist_entries_make_their_frames() {
+    use drop_core::{Change, LeaveReason, LogEntry, VariantId};
+
+    let (clock, store, drop_id) = one_drop("Line", 1).await;
+    let (hub, _) = start(Arc::new(store), &clock).await;
+    let ann = user("ann");
+    let variant = VariantId::new();
+    let reservation = ReservationId::new();
+    let at = clock.now();
+    let expires_at = at + chrono::Duration::seconds(60);
+    let held = |offered| {
+        LogEntry::new(
+            7,
+            at,
+            drop_id,
+            Change::HoldCreated {
+                reservation_id: reservation,
+                buyer_id: ann.id.clone(),
+                display_name: ann.display_name.clone(),
+                variant_id: variant,
+                quantity: 2,
+                expires_at,
+                offered,
+            },
+        )
+    };
+    let joined = LogEntry::new(
+        5,
+        at,
+        drop_id,
+        Change::WaitlistJoined {
+            buyer_id: ann.id.clone(),
+            display_name: ann.display_name.clone(),
+            variant_id: variant,
+            quantity: 2,
+            ticket: 41,
+        },
+    );
+    let left = LogEntry::new(
+        8,
+        at,
+        drop_id,
+        Change::WaitlistLeft {
+            buyer_id: ann.id.clone(),
+            variant_id: variant,
+            quantity: 2,
+            ticket: 41,
+            reason: LeaveReason::Offered,
+        },
+    );
+    let frames = |entry: &LogEntry| {
+        let state = hub.lock();
+        hub.frames_of(&state, entry, at)
+            .into_iter()
+            .map(|f| {
+                let json: serde_json::Value = serde_json::from_str(f.frame.as_str()).unwrap();
+                (f.to, json)
+            })
+            .collect::<Vec<_>>()
+    };
+
+    assert!(frames(&held(false)).is_empty(), "a reserve's hold is stock");
+
+    let offered = frames(&held(true));
+    assert_eq!(offered.len(), 1, "{offered:?}");
+    let (to, msg) = &offered[0];
+    assert_eq!(to.as_ref(), Some(&ann.id));
+    assert_eq!(msg["type"], "holdOffered");
+    assert_eq!(msg["seq"], 7);
+    assert_eq!(msg["dropId"], drop_id.to_string());
+    let hold = &msg["reservation"];
+    assert_eq!(hold["id"], reservation.to_string());
+    assert_eq!(hold["dropId"], drop_id.to_string());
+    assert_eq!(hold["variantId"], variant.to_string());
+    assert_eq!(hold["quantity"], 2);
+    assert_eq!(hold["status"], "active");
+    assert_eq!(hold["offered"], true);
+    assert_eq!(hold["displayName"], "ann");
+    assert_eq!(hold["createdAt"], crate::wire::time(at));
+    assert_eq!(hold["expiresAt"], crate::wire::time(expires_at));
+
+    let join = frames(&joined);
+    assert_eq!(join.len(), 1, "{join:?}");
+    assert_eq!(join[0].0.as_ref(), Some(&ann.id));
+    let msg = &join[0].1;
+    assert_eq!(msg["type"], "waitlistJoined");
+    assert_eq!(
+        (
+            msg["seq"].as_u64(),
+            msg["ticket"].as_u64(),
+            msg["quantity"].as_u64()
+        ),
+        (Some(5), Some(41), Some(2))
+    );
+    assert_eq!(msg["variantId"], variant.to_string());
+
+    let leave = frames(&left);
+    let shapes: Vec<(bool, &str)> = leave
+        .iter()
+        .map(|(to, m)| (to.is_some(), m["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(shapes, [(false, "waitlistMoved"), (true, "waitlistLeft")]);
+    let moved = &leave[0].1;
+    assert_eq!(moved["ticket"], 41);
+    assert_eq!(moved["variantId"], variant.to_string());
+    assert_eq!(moved["seq"], 8);
+    // The public frame names nobody.
+    assert!(!moved.to_string().contains("ann"), "{moved}");
+    let own = &leave[1];
+    assert_eq!(own.0.as_ref(), Some(&ann.id));
+    assert_eq!(own.1["reason"], "offered");
+    assert_eq!(own.1["ticket"], 41);
+
+    // A drop the hub does not keep (ended and forgotten) moves no line
+    // that clients show: only the buyer hears.
+    let elsewhere = LogEntry::new(9, at, drop_core::DropId::new(), left.change.clone());
+    let kinds: Vec<String> = frames(&elsewhere)
+        .iter()
+        .map(|(_, m)| m["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["waitlistLeft"]);
+}

@@ -90,6 +90,22 @@ pub(crate) struct IdempotencyKeyParam {
     idempotency_key: Option<String>,
 }
 
+/// What the `Idempotency-Key` header does on a write that needs no key.
+pub(crate) const IGNORED_KEY_DOC: &str = "Accepted and ignored: joining is naturally idempotent \
+    (joining again with the same request answers the same place, 200), so a retry needs no key.";
+
+/// The `Idempotency-Key` header of `POST /api/drops/{id}/waitlist`, which
+/// a client sending keys on every write may send: accepted, never read
+/// ([`IGNORED_KEY_DOC`]).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub(crate) struct IgnoredKeyParam {
+    /// See [`IGNORED_KEY_DOC`].
+    #[param(rename = "Idempotency-Key", schema_with = crate::schema::ignored_key)]
+    #[allow(dead_code)]
+    idempotency_key: Option<String>,
+}
+
 /// The keys of this process's requests that are still being answered.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight(Mutex<HashSet<(String, String)>>);

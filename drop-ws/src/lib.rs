@@ -32,10 +32,11 @@
 //! | `DELETE /api/reservations/{id}` | the owner releases |
 //! | `POST /api/purchases` `{reservationId}` | complete a purchase (201; the owner repeating it: 200, the same purchase) |
 //! | `GET /api/purchases/{id}`, `GET /api/me/purchases?before=&limit=` | purchase records: the buyer's own (or any, for the admin) |
+//! | `POST /api/drops/{id}/waitlist` `{variantId?, quantity?}` · `GET` · `DELETE` | wait in line for a sold-out variant (201 new place, 200 the same place), see one's place, leave (204) |
 //! | `GET /api/admin/drops`, `PATCH /api/admin/drops/{id}`, `POST /api/admin/drops/{id}/pause` · `/resume` · `/end`, `POST /api/admin/purchases/{id}/cancel` | admin operations |
 //! | `GET /api/admin/events?after=&limit=&dropId=` | the durable event log, oldest first (admin) |
 //! | `GET /api/admin/cursors` · `DELETE /api/admin/cursors/{name}` | the log's named cursors (webhook endpoints'); remove one whose consumer is gone (admin) |
-//! | `GET /api/ws?after=` | WebSocket: `snapshot` (or, resuming from a `seq`, the missed frames and `resumed`), `stock`, `purchase`, `dropCreated`, `dropUpdated`, and the buyer's own frames |
+//! | `GET /api/ws?after=` | WebSocket: `snapshot` (or, resuming from a `seq`, the missed frames and `resumed`), `stock`, `purchase`, `dropCreated`, `dropUpdated`, `waitlistMoved`, and the buyer's own frames (`holdOffered`, `waitlistJoined`, `waitlistLeft`, …) |
 //! | `GET /api/health/live`, `GET /api/health/ready` (= `GET /api/health`) | liveness (no store), readiness (store answers, not draining; 503 with `Retry-After` otherwise) |
 //! | `GET /metrics`, `GET /api/openapi.json` | Prometheus metrics, API spec |
 //!
@@ -125,6 +126,7 @@ mod schema;
 mod server;
 mod session_routes;
 mod state;
+mod waitlist_routes;
 pub mod webhooks;
 pub mod wire;
 mod ws;

@@ -22,12 +22,12 @@ use crate::admin_routes::{
 use crate::error::ErrorBody;
 use crate::identity::DEFAULT_SESSION_COOKIE;
 use crate::wire::{
-    BuyerView, CreateDropBody, DropView, HealthView, NewVariantBody, PatchDropBody, PurchaseBody,
-    PurchaseBuyerView, PurchasePage, PurchaseView, ReleaseBody, ReservationView, ReserveBody,
-    SessionView, SignInBody, TopPurchaserView, UserHoldView, VariantPatchBody, VariantStockView,
-    VariantView, WsMessage,
+    BuyerView, CreateDropBody, DropView, HealthView, JoinWaitlistBody, NewVariantBody,
+    PatchDropBody, PurchaseBody, PurchaseBuyerView, PurchasePage, PurchaseView, ReleaseBody,
+    ReservationView, ReserveBody, SessionView, SignInBody, TopPurchaserView, UserHoldView,
+    VariantPatchBody, VariantStockView, VariantView, WaitlistAnswer, WaitlistPlaceView, WsMessage,
 };
-use crate::{admin_routes, health, purchase_routes, routes, session_routes, ws};
+use crate::{admin_routes, health, purchase_routes, routes, session_routes, waitlist_routes, ws};
 
 /// The API's OpenAPI 3 description.
 #[derive(OpenApi)]
@@ -44,6 +44,9 @@ use crate::{admin_routes, health, purchase_routes, routes, session_routes, ws};
         routes::list_drops,
         routes::create_drop,
         routes::reserve,
+        waitlist_routes::join,
+        waitlist_routes::place,
+        waitlist_routes::leave,
         routes::get_reservation,
         routes::release,
         routes::purchase,
@@ -71,7 +74,8 @@ use crate::{admin_routes, health, purchase_routes, routes, session_routes, ws};
         CreateDropBody, ReserveBody, PurchaseBody, ReleaseBody, HealthView, ErrorBody, WsMessage,
         SessionView, BuyerView, SignInBody, VariantView, VariantStockView, PurchaseBuyerView,
         PurchasePage, NewVariantBody, PatchDropBody, VariantPatchBody, EventPage, LogEntryView,
-        LogDropView, LogVariantView, CursorList, CursorView
+        LogDropView, LogVariantView, CursorList, CursorView, JoinWaitlistBody, WaitlistPlaceView,
+        WaitlistAnswer
     )),
     modifiers(&BearerAuth, &CommonResponses, &FlowLinks)
 )]
@@ -132,9 +136,15 @@ impl Modify for CommonResponses {
             .into_iter()
             .flatten()
             {
+                // Joining a line takes no key (it is idempotent by itself).
+                let doc = if op.operation_id.as_deref() == Some("joinWaitlist") {
+                    crate::idempotency::IGNORED_KEY_DOC
+                } else {
+                    crate::idempotency::KEY_DOC
+                };
                 for param in op.parameters.iter_mut().flatten() {
                     if param.name == "Idempotency-Key" {
-                        param.description = Some(crate::idempotency::KEY_DOC.to_owned());
+                        param.description = Some(doc.to_owned());
                     }
                 }
                 let has_body = op.request_body.is_some();
@@ -165,7 +175,8 @@ impl Modify for CommonResponses {
 
 /// OpenAPI links between operations, so that a client (or a fuzzer's
 /// stateful phase) can walk the real flow: create a drop, reserve a unit
-/// of it, then read, buy or release that hold. Releasing has no link to
+/// of it, then read, buy or release that hold; or wait in its line, then
+/// read or leave the place. Releasing has no link to
 /// reading on purpose: a released hold stays readable (status
 /// `released`), it is not deleted.
 ///
@@ -206,6 +217,23 @@ impl FlowLinks {
                     "operationId": "reserve",
                     "requestBody": {"dropId": "$response.body#/id"},
                     "description": "Reserve a unit of the new drop",
+                },
+                "joinWaitlist": {
+                    "operationId": "joinWaitlist",
+                    "parameters": {"path.id": "$response.body#/id"},
+                    "description": "Wait in line for the new drop",
+                },
+            }),
+            ("/api/drops/{id}/waitlist", "200" | "201") => serde_json::json!({
+                "getWaitlistPlace": {
+                    "operationId": "getWaitlistPlace",
+                    "parameters": {"path.id": "$response.body#/dropId"},
+                    "description": "See the place",
+                },
+                "leaveWaitlist": {
+                    "operationId": "leaveWaitlist",
+                    "parameters": {"path.id": "$response.body#/dropId"},
+                    "description": "Leave the line",
                 },
             }),
             ("/api/reservations", "200" | "201") => hold(),
@@ -288,10 +316,20 @@ const BUYER_OPS: &[(&str, &str)] = &[
     ("/api/purchases", "post"),
     ("/api/purchases/{id}", "get"),
     ("/api/me/purchases", "get"),
+    ("/api/drops/{id}/waitlist", "post"),
+    ("/api/drops/{id}/waitlist", "get"),
+    ("/api/drops/{id}/waitlist", "delete"),
 ];
 
-/// The buyer reads that, under claimed identity, need `?username=`.
-const CLAIMED_READS: &[&str] = &["/api/purchases/{id}", "/api/me/purchases"];
+/// The buyer routes that, under claimed identity, need `?username=`.
+const CLAIMED_READS: &[&str] = &[
+    "/api/purchases/{id}",
+    "/api/me/purchases",
+    "/api/drops/{id}/waitlist",
+];
+
+/// The bodies that name their buyer under claimed identity.
+const CLAIMED_BODIES: [&str; 3] = ["ReserveBody", "PurchaseBody", "JoinWaitlistBody"];
 
 /// The OpenAPI document of the API with its default identity (signed
 /// sessions) mounted at `prefix` (e.g. `"/shop"` for
@@ -336,13 +374,13 @@ impl DocShape {
         let schemas = doc.components.as_mut().map(|c| &mut c.schemas);
         if let Some(schemas) = schemas {
             if self.claimed {
-                for body in ["ReserveBody", "PurchaseBody"] {
+                for body in CLAIMED_BODIES {
                     if let Some(RefOr::T(Schema::Object(o))) = schemas.get_mut(body) {
                         o.required.push("username".to_owned());
                     }
                 }
             } else {
-                for body in ["ReserveBody", "PurchaseBody"] {
+                for body in CLAIMED_BODIES {
                     if let Some(RefOr::T(Schema::Object(o))) = schemas.get_mut(body) {
                         o.properties.remove("username");
                     }
@@ -463,5 +501,72 @@ mod tests {
         assert_eq!(status["enum"], serde_json::json!(statuses));
         let codes = &doc["components"]["schemas"]["ErrorBody"]["properties"]["error"]["enum"];
         assert_eq!(codes, &serde_json::json!(error_codes()));
+    }
+
+    /// The waiting list's routes name their buyer as the identity does:
+    /// under claimed identity in the join's body and the other two's
+    /// query (required), under sessions nowhere; the join's key is
+    /// documented as ignored.
+    #[test]
+    fn the_waitlist_routes_follow_the_identity() {
+        let doc = |claimed: bool| {
+            serde_json::to_value(document(
+                "",
+                DocShape {
+                    sessions: !claimed,
+                    claimed,
+                },
+            ))
+            .unwrap()
+        };
+        let line = |doc: &serde_json::Value, method: &str| {
+            doc["paths"]["/api/drops/{id}/waitlist"][method].clone()
+        };
+        let username = |op: &serde_json::Value| {
+            op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "username")
+                .cloned()
+        };
+
+        let claimed = doc(true);
+        let body = &claimed["components"]["schemas"]["JoinWaitlistBody"];
+        assert!(
+            body["required"]
+                .as_array()
+                .unwrap()
+                .contains(&"username".into())
+        );
+        for method in ["get", "delete"] {
+            let param = username(&line(&claimed, method)).expect("?username=");
+            assert_eq!(param["required"], true, "{method}");
+            assert_eq!(param["schema"]["pattern"], username_pattern(), "{method}");
+            assert!(line(&claimed, method)["responses"].get("401").is_none());
+        }
+
+        let sessions = doc(false);
+        let body = &sessions["components"]["schemas"]["JoinWaitlistBody"];
+        assert!(body["properties"].get("username").is_none(), "{body}");
+        for method in ["post", "get", "delete"] {
+            let op = line(&sessions, method);
+            assert!(username(&op).is_none(), "{method}");
+            assert!(op["responses"].get("401").is_some(), "{method}");
+            assert!(op["security"].as_array().is_some_and(|s| !s.is_empty()));
+        }
+        let key = line(&sessions, "post")["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "Idempotency-Key")
+            .cloned()
+            .expect("the key is listed");
+        assert!(
+            key["description"].as_str().unwrap().contains("ignored"),
+            "{key}"
+        );
+        let reserve_key = &sessions["paths"]["/api/reservations"]["post"]["parameters"][0];
+        assert_eq!(reserve_key["description"], crate::idempotency::KEY_DOC);
     }
 }

@@ -14,7 +14,7 @@ use crate::wire::{PurchasePage, PurchaseView, PurchasesQuery, UsernameQuery};
 
 /// The buyer a read acts for: under claimed identity the one
 /// `?username=` names.
-async fn reader(
+pub(crate) async fn reader(
     app: &AppState,
     caller: Caller,
     username: Option<&str>,

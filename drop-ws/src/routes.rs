@@ -56,7 +56,7 @@ pub(crate) fn created_or_ok(created: bool) -> StatusCode {
 }
 
 /// The per-address and per-buyer rate limits, when on.
-fn limited(
+pub(crate) fn limited(
     app: &AppState,
     caller_ip: Option<std::net::IpAddr>,
     buyer: &Buyer,
@@ -277,7 +277,7 @@ pub(crate) async fn release(
 /// The `username` a body names, read only under claimed identity (other
 /// identities ignore the field whatever it holds): a string, or a 400 on
 /// `username` as the original API answered.
-fn claimed_name<'a>(
+pub(crate) fn claimed_name<'a>(
     caller: &Caller,
     raw: Option<&'a serde_json::Value>,
 ) -> Result<Option<&'a str>, ApiError> {
@@ -410,6 +410,9 @@ impl CreateDropBody {
         .hold(hold);
         if let Some(max) = self.max_per_buyer {
             new = new.max_per_buyer(max);
+        }
+        if let Some(on) = self.waitlist {
+            new = new.waitlist(on);
         }
         new.starts_at = self.starts_at;
         new.ends_at = self.ends_at;

@@ -11,8 +11,9 @@ use drop_core::BUYER_ID_MAX;
 use drop_core::money::MONEY_MAX_MINOR;
 use drop_core::username::{USERNAME_MAX, USERNAME_MIN};
 use drop_core::{
-    DropAction, ERROR_CODES, IDEMPOTENCY_KEY_MAX, MAX_HOLD, MAX_LOG_PAGE, MAX_NAME, MAX_PAGE,
-    MAX_PER_BUYER, MAX_STOCK, MAX_VARIANT_NAME, MIN_HOLD, PurchaseStatus, ReservationStatus,
+    DropAction, ERROR_CODES, IDEMPOTENCY_KEY_MAX, LeaveReason, MAX_HOLD, MAX_LOG_PAGE, MAX_NAME,
+    MAX_PAGE, MAX_PER_BUYER, MAX_STOCK, MAX_VARIANT_NAME, MIN_HOLD, PurchaseStatus,
+    ReservationStatus,
 };
 use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
@@ -352,6 +353,36 @@ pub(crate) fn quantity_in() -> Schema {
         .into()
 }
 
+/// `quantity` of a waiting-list join.
+pub(crate) fn waitlist_quantity_in() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .description(Some(format!(
+            "Units to wait for, 1–{MAX_PER_BUYER}, and at most the drop's `maxPerBuyer` (400 \
+             `INVALID_INPUT` on `quantity` above it); default 1. They are offered as one hold."
+        )))
+        .minimum(Some(1))
+        .maximum(Some(MAX_PER_BUYER))
+        .into()
+}
+
+/// Every reason a buyer leaves a line, as `waitlistLeft` names it.
+pub(crate) const LEAVE_REASONS: [LeaveReason; 3] = [
+    LeaveReason::Left,
+    LeaveReason::Offered,
+    LeaveReason::Skipped,
+];
+
+/// `reason` of a `waitlistLeft` frame or log entry.
+pub(crate) fn leave_reason() -> Schema {
+    string(
+        "Why the buyer is out of the line: they `left` it, were `offered` a hold, or were \
+         `skipped` when their turn came (they held units of the drop, or had reached `maxPerBuyer`).",
+    )
+    .enum_values(Some(LEAVE_REASONS.map(LeaveReason::as_str)))
+    .into()
+}
+
 /// `holdSeconds` of an edit (no `null`: leave it out to keep the length).
 pub(crate) fn hold_seconds_patch() -> Schema {
     ObjectBuilder::new()
@@ -395,6 +426,11 @@ pub(crate) fn idempotency_key() -> Schema {
     .max_length(Some(IDEMPOTENCY_KEY_MAX))
     .pattern(Some(format!("^[!-~]{{1,{IDEMPOTENCY_KEY_MAX}}}$")))
     .into()
+}
+
+/// The `Idempotency-Key` header where it is ignored: any value.
+pub(crate) fn ignored_key() -> Schema {
+    string("Any value; never read.").into()
 }
 
 /// `?before=`.
@@ -608,6 +644,7 @@ mod tests {
             include_str!("routes.rs"),
             include_str!("admin_routes.rs"),
             include_str!("purchase_routes.rs"),
+            include_str!("waitlist_routes.rs"),
             include_str!("idempotency.rs"),
             include_str!("state.rs"),
             include_str!("health.rs"),

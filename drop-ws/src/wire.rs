@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use drop_core::{
     DropOverview, DropState, Money, Purchase, Reservation, TopPurchaser, VariantStock,
+    WaitlistPlace,
 };
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
@@ -42,6 +43,10 @@ pub struct DropView {
     pub max_per_buyer: u32,
     /// Whether new holds are refused for now (`DROP_PAUSED`).
     pub paused: bool,
+    /// Whether buyers may wait in line for a sold-out variant
+    /// (`POST /api/drops/{id}/waitlist`): freed units then go to the head
+    /// of the line instead of back on open sale.
+    pub waitlist: bool,
     /// Sale opens at this instant (RFC 3339, UTC), or `null` for open now.
     #[schema(schema_with = schema::optional_instant_out)]
     pub starts_at: Option<String>,
@@ -57,6 +62,9 @@ pub struct DropView {
     /// The caller's own active hold on this drop (`null` when they have
     /// none or are not signed in).
     pub user_reservation: Option<UserHoldView>,
+    /// The caller's own place in this drop's waiting list (`null` when
+    /// they stand in none or are not signed in).
+    pub user_waitlist: Option<WaitlistPlaceView>,
 }
 
 /// One variant of a drop and its stock.
@@ -75,6 +83,8 @@ pub struct VariantView {
     pub reserved_stock: u32,
     /// Units of it sold (cancelled purchases not counted).
     pub sold_stock: u32,
+    /// Buyers waiting in its line.
+    pub waitlist_length: u32,
 }
 
 /// One variant's stock, as `stock` frames carry it.
@@ -91,6 +101,8 @@ pub struct VariantStockView {
     pub sold_stock: u32,
     /// Units in all.
     pub total_stock: u32,
+    /// Buyers waiting in its line.
+    pub waitlist_length: u32,
 }
 
 impl From<&VariantStock> for VariantStockView {
@@ -101,6 +113,7 @@ impl From<&VariantStock> for VariantStockView {
             reserved_stock: v.reserved,
             sold_stock: v.sold,
             total_stock: v.total,
+            waitlist_length: v.waitlist_length,
         }
     }
 }
@@ -135,6 +148,8 @@ pub struct UserHoldView {
     /// When it runs out (RFC 3339).
     #[schema(schema_with = schema::instant_out)]
     pub expires_at: String,
+    /// Whether it was offered to the viewer from the waiting list.
+    pub offered: bool,
 }
 
 /// A hold.
@@ -163,6 +178,59 @@ pub struct ReservationView {
     /// When it runs out.
     #[schema(schema_with = schema::instant_out)]
     pub expires_at: String,
+    /// Whether it was offered to its holder from the waiting list (units
+    /// freed while they waited) rather than taken by a reserve.
+    pub offered: bool,
+}
+
+/// A buyer's place in a variant's waiting list, shown only to that buyer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = WaitlistPlace)]
+pub struct WaitlistPlaceView {
+    /// The drop.
+    pub drop_id: Uuid,
+    /// The variant waited for.
+    pub variant_id: Uuid,
+    /// How many units the buyer asked for; they are offered as one hold.
+    #[schema(minimum = 1)]
+    pub quantity: u32,
+    /// Orders the line: increasing, never reused. A place moves up by one
+    /// for each `waitlistMoved` frame of the same variant whose `ticket`
+    /// is lower than this one.
+    pub ticket: u64,
+    /// 1 for the head of the line.
+    #[schema(minimum = 1)]
+    pub position: u32,
+    /// Units already set aside for the buyer (only the head has any, and
+    /// fewer than `quantity`: with all of them the hold is offered).
+    pub set_aside: u32,
+    /// When the buyer joined (RFC 3339).
+    #[schema(schema_with = schema::instant_out)]
+    pub joined_at: String,
+}
+
+impl From<&WaitlistPlace> for WaitlistPlaceView {
+    fn from(p: &WaitlistPlace) -> Self {
+        Self {
+            drop_id: p.drop_id.as_uuid(),
+            variant_id: p.variant_id.as_uuid(),
+            quantity: p.quantity,
+            ticket: p.ticket,
+            position: p.position,
+            set_aside: p.set_aside,
+            joined_at: time(p.joined_at),
+        }
+    }
+}
+
+/// `GET /api/drops/{id}/waitlist`: the caller's place in the drop's line.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitlistAnswer {
+    /// The place, or `null` when the caller stands in none of the drop's
+    /// lines (never joined, left, or already offered a hold or skipped).
+    pub place: Option<WaitlistPlaceView>,
 }
 
 /// A purchase: a hold paid for, standing or cancelled since. Shown only
@@ -257,6 +325,11 @@ pub(crate) struct CreateDropBody {
     #[serde(default)]
     #[schema(schema_with = schema::hold_seconds_in)]
     pub(crate) hold_seconds: Option<f64>,
+    /// Whether buyers may wait in line for sold-out variants (default
+    /// `true`).
+    #[serde(default, deserialize_with = "some")]
+    #[schema(nullable = false, default = true)]
+    pub(crate) waitlist: Option<bool>,
 }
 
 /// A variant of a new drop.
@@ -337,6 +410,26 @@ pub(crate) struct ReserveBody {
     /// How many units, 1 to the drop's `maxPerBuyer` (default 1).
     #[serde(default, deserialize_with = "some_whole_number")]
     #[schema(schema_with = schema::quantity_in)]
+    pub(crate) quantity: Option<u32>,
+    /// The buyer: 3–50 of `A–Z a–z 0–9 _` (read, and in the document,
+    /// only under claimed identity).
+    #[serde(default)]
+    #[schema(schema_with = schema::username)]
+    pub(crate) username: Option<serde_json::Value>,
+}
+
+/// `POST /api/drops/{id}/waitlist`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct JoinWaitlistBody {
+    /// The variant (UUID); required when the drop has more than one.
+    #[serde(default)]
+    #[schema(schema_with = schema::optional_variant_id)]
+    pub(crate) variant_id: Option<String>,
+    /// How many units to wait for, 1 to the drop's `maxPerBuyer` (default
+    /// 1); they are offered as one hold once all are free.
+    #[serde(default, deserialize_with = "some_whole_number")]
+    #[schema(schema_with = schema::waitlist_quantity_in)]
     pub(crate) quantity: Option<u32>,
     /// The buyer: 3–50 of `A–Z a–z 0–9 _` (read, and in the document,
     /// only under claimed identity).
@@ -529,6 +622,17 @@ impl DropView {
         user_reservation: Option<&Reservation>,
         names: FeedNames,
     ) -> Self {
+        Self::with_viewer(state, top, user_reservation, None, names)
+    }
+
+    /// [`new`](Self::new), with the viewer's place in the drop's line.
+    pub(crate) fn with_viewer(
+        state: &DropState,
+        top: &[TopPurchaser],
+        user_reservation: Option<&Reservation>,
+        user_waitlist: Option<&WaitlistPlace>,
+        names: FeedNames,
+    ) -> Self {
         let d = &state.drop;
         let s = &state.stock;
         Self {
@@ -551,11 +655,13 @@ impl DropView {
                         available_stock: stock.map_or(0, VariantStock::available),
                         reserved_stock: stock.map_or(0, |s| s.reserved),
                         sold_stock: stock.map_or(0, |s| s.sold),
+                        waitlist_length: stock.map_or(0, |s| s.waitlist_length),
                     }
                 })
                 .collect(),
             max_per_buyer: d.max_per_buyer,
             paused: d.paused,
+            waitlist: d.waitlist,
             starts_at: d.starts_at.map(time),
             ends_at: d.ends_at.map(time),
             hold_seconds: d.hold,
@@ -568,7 +674,9 @@ impl DropView {
                 variant_id: r.variant_id.as_uuid(),
                 quantity: r.quantity,
                 expires_at: time(r.expires_at),
+                offered: r.offered,
             }),
+            user_waitlist: user_waitlist.map(WaitlistPlaceView::from),
         }
     }
 }
@@ -576,10 +684,11 @@ impl DropView {
 impl DropView {
     /// A drop as listed for its viewer.
     pub(crate) fn of(o: &DropOverview, names: FeedNames) -> Self {
-        Self::new(
+        Self::with_viewer(
             &o.state,
             &o.top_purchasers,
             o.user_reservation.as_ref(),
+            o.user_waitlist.as_ref(),
             names,
         )
     }
@@ -609,6 +718,7 @@ impl From<&Reservation> for ReservationView {
             status: r.status.as_str(),
             created_at: time(r.created_at),
             expires_at: time(r.expires_at),
+            offered: r.offered,
         }
     }
 }
@@ -804,6 +914,87 @@ pub enum WsMessage {
         /// The hold.
         reservation_id: Uuid,
     },
+    /// Sent only to its buyer's sockets: units they waited for in line
+    /// were freed and are now theirs, as an active hold (`offered: true`)
+    /// to buy within its window like any other. A `waitlistLeft` frame
+    /// (reason `offered`) follows with the same `seq`.
+    #[serde(rename_all = "camelCase")]
+    HoldOffered {
+        /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
+        server_time: String,
+        /// The number of the log entry this frame tells of: frames made
+        /// from one entry share it, and a later entry's frames have a
+        /// higher one. Resume from the highest seen with `?after=`.
+        seq: u64,
+        /// The drop.
+        drop_id: Uuid,
+        /// The hold, as `POST /api/reservations` answers one.
+        reservation: ReservationView,
+    },
+    /// Sent only to its buyer's sockets: they joined a variant's waiting
+    /// list (from any of their pages).
+    #[serde(rename_all = "camelCase")]
+    WaitlistJoined {
+        /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
+        server_time: String,
+        /// The number of the log entry this frame tells of: frames made
+        /// from one entry share it, and a later entry's frames have a
+        /// higher one. Resume from the highest seen with `?after=`.
+        seq: u64,
+        /// The drop.
+        drop_id: Uuid,
+        /// The variant waited for.
+        variant_id: Uuid,
+        /// How many units they wait for.
+        quantity: u32,
+        /// Their place's ticket.
+        ticket: u64,
+    },
+    /// Sent only to its buyer's sockets: they are out of the line, because
+    /// they left it (`left`), were offered a hold (`offered`, after the
+    /// `holdOffered` frame), or were passed over when their turn came
+    /// (`skipped`: they held units of the drop, or had reached
+    /// `maxPerBuyer`).
+    #[serde(rename_all = "camelCase")]
+    WaitlistLeft {
+        /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
+        server_time: String,
+        /// The number of the log entry this frame tells of: frames made
+        /// from one entry share it, and a later entry's frames have a
+        /// higher one. Resume from the highest seen with `?after=`.
+        seq: u64,
+        /// The drop.
+        drop_id: Uuid,
+        /// The variant.
+        variant_id: Uuid,
+        /// The ticket of the place they had.
+        ticket: u64,
+        /// Why they are out.
+        #[schema(schema_with = schema::leave_reason)]
+        reason: &'static str,
+    },
+    /// Someone left a variant's line (for whatever reason): every client
+    /// waiting in that line with a higher `ticket` moved up one place.
+    /// Names no buyer.
+    #[serde(rename_all = "camelCase")]
+    WaitlistMoved {
+        /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
+        server_time: String,
+        /// The number of the log entry this frame tells of: frames made
+        /// from one entry share it, and a later entry's frames have a
+        /// higher one. Resume from the highest seen with `?after=`.
+        seq: u64,
+        /// The drop.
+        drop_id: Uuid,
+        /// The line's variant.
+        variant_id: Uuid,
+        /// The ticket of the place that left.
+        ticket: u64,
+    },
 }
 
 impl WsMessage {
@@ -859,5 +1050,6 @@ mod tests {
         assert_eq!(v["variants"][1]["soldStock"], 3);
         assert_eq!(v["variants"][1]["totalStock"], 4);
         assert_eq!(v["variants"][1]["id"], state.variants[1].id.to_string());
+        assert_eq!(v["variants"][0]["waitlistLength"], 0);
     }
 }

@@ -39,19 +39,21 @@ const TRY_AGAIN_LATER: u16 = 1013;
 
 /// The live feed. Each text frame the server sends is one `WsMessage`
 /// (see the schema of that name: `snapshot`, `stock`, `purchase`,
-/// `dropCreated`, `dropUpdated`, `resumed`, and to a signed-in buyer's own
-/// sockets `holdExpired`, `holdReleased`, `holdPurchased`,
-/// `purchaseCancelled`); clients send nothing.
+/// `dropCreated`, `dropUpdated`, `waitlistMoved`, `resumed`, and to a
+/// signed-in buyer's own sockets `holdExpired`, `holdReleased`,
+/// `holdPurchased`, `purchaseCancelled`, `holdOffered`, `waitlistJoined`,
+/// `waitlistLeft`); clients send nothing.
 #[utoipa::path(
     get, path = "/api/ws", operation_id = "liveFeed",
     params(WsQuery),
     responses(
         (status = 101, description = "Switching to WebSocket. Every text frame is a \
             [`WsMessage`](#/components/schemas/WsMessage): first a `snapshot`, then `stock`, \
-            `purchase`, `dropCreated` and `dropUpdated` as they happen (an expiry shows as \
-            `stock`). A socket opened with a session (its cookie, or `Authorization: Bearer`) \
-            also receives its buyer's own `holdExpired`, `holdReleased`, `holdPurchased` and \
-            `purchaseCancelled`. Every frame but `stock` carries the `seq` of the change it \
+            `purchase`, `dropCreated`, `dropUpdated` and `waitlistMoved` as they happen (an \
+            expiry shows as `stock`). A socket opened with a session (its cookie, or \
+            `Authorization: Bearer`) also receives its buyer's own `holdExpired`, `holdReleased`, \
+            `holdPurchased`, `purchaseCancelled`, `holdOffered` (units freed while they waited in \
+            line, now held for them), `waitlistJoined` and `waitlistLeft`. Every frame but `stock` carries the `seq` of the change it \
             tells of (a snapshot, the position it shows). Opened with `?after=<the highest seq \
             seen>` when at most 1000 changes behind and none of them pruned, the socket starts \
             instead with the frames of the changes it missed, the `stock` of every live drop and \

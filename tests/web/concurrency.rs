@@ -115,6 +115,7 @@ async fn release_and_ownership(factory: StoreFactory) {
             "dropId",
             "expiresAt",
             "id",
+            "offered",
             "quantity",
             "status",
             "username",

@@ -25,4 +25,5 @@ mod prefix;
 mod resume;
 mod sale;
 mod shutdown;
+mod waitlist;
 mod webhooks;

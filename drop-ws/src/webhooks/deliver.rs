@@ -533,6 +533,8 @@ fn wakes(kinds: &[&str], event: &DropEvent) -> bool {
         DropEvent::HoldReleased { .. } => "holdReleased",
         DropEvent::HoldExpired { .. } => "holdExpired",
         DropEvent::PurchaseCancelled { .. } => "purchaseCancelled",
+        DropEvent::WaitlistJoined { .. } => "waitlistJoined",
+        DropEvent::WaitlistLeft { .. } => "waitlistLeft",
         // Counters are not logged; anything newer is read at the next poll.
         _ => return false,
     };
@@ -587,5 +589,14 @@ mod tests {
         };
         assert!(!wakes(&kinds, &expired));
         assert!(wakes(&["holdExpired"], &expired));
+        let left = DropEvent::WaitlistLeft {
+            drop_id: drop_core::DropId::new(),
+            variant_id: drop_core::VariantId::new(),
+            buyer_id: "b1".parse().unwrap(),
+            ticket: 3,
+            reason: drop_core::LeaveReason::Offered,
+        };
+        assert!(!wakes(&kinds, &left));
+        assert!(wakes(&["waitlistLeft"], &left));
     }
 }

@@ -490,7 +490,71 @@ pub(crate) fn table() -> Vec<Case> {
     ];
     cases.extend(sale());
     cases.extend(common());
+    cases.extend(waitlist());
     cases
+}
+
+const W: &str = "/api/drops/{drop}/waitlist";
+
+/// Joining, reading and leaving a line: what the web layer refuses before
+/// the store is asked.
+fn waitlist() -> Vec<Case> {
+    use Who::{Forged, Nobody, OwnerCookie};
+    let join =
+        |body, status, code, field| case(Who::Other, "POST", W, Some(body), status, code, field);
+    vec![
+        case(Nobody, "POST", W, Some("{}"), 401, "UNAUTHENTICATED", None),
+        case(Nobody, "POST", W, Some("{"), 401, "UNAUTHENTICATED", None),
+        case(Forged, "POST", W, Some("{}"), 401, "UNAUTHENTICATED", None),
+        case(Nobody, "GET", W, None, 401, "UNAUTHENTICATED", None),
+        case(Nobody, "DELETE", W, None, 401, "UNAUTHENTICATED", None),
+        join(r#"{"quantity":0}"#, 400, BAD, Some("quantity")),
+        join(r#"{"quantity":1.5}"#, 400, BAD, Some("quantity")),
+        join(r#"{"quantity":"2"}"#, 400, BAD, Some("quantity")),
+        join(r#"{"variantId":"size-9"}"#, 400, BAD, Some("variantId")),
+        join(r#"{"variantId":7}"#, 400, BAD, Some("variantId")),
+        join("[]", 400, BAD, Some("body")),
+        join("{", 400, "INVALID_JSON", None),
+        case(
+            Who::Other,
+            "POST",
+            "/api/drops/not-a-uuid/waitlist",
+            Some("{}"),
+            400,
+            BAD,
+            Some("id"),
+        ),
+        case(
+            Who::Other,
+            "GET",
+            "/api/drops/not-a-uuid/waitlist",
+            None,
+            400,
+            BAD,
+            Some("id"),
+        ),
+        case(
+            Who::Other,
+            "DELETE",
+            "/api/drops/not-a-uuid/waitlist",
+            None,
+            400,
+            BAD,
+            Some("id"),
+        ),
+        case(
+            OwnerCookie,
+            "POST",
+            W,
+            Some("{}"),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            None,
+        )
+        .content_type("text/plain"),
+        case(OwnerCookie, "POST", W, Some("{}"), 403, "FORBIDDEN", None).sent_from_elsewhere(),
+        case(OwnerCookie, "DELETE", W, None, 403, "FORBIDDEN", None).sent_from_elsewhere(),
+    ]
 }
 
 /// A key of 256 characters, one over the limit.
@@ -1216,6 +1280,28 @@ pub(crate) fn claimed_table() -> Vec<Case> {
             Nobody,
             "GET",
             "/api/drops?username=x!",
+            None,
+            400,
+            BAD,
+            Some("username"),
+        ),
+        // A line's buyer is named in the body (join) or the query.
+        case(Nobody, "POST", W, Some("{}"), 400, BAD, Some("username")),
+        case(
+            Nobody,
+            "POST",
+            W,
+            Some(r#"{"username":"al"}"#),
+            400,
+            BAD,
+            Some("username"),
+        ),
+        case(Nobody, "GET", W, None, 400, BAD, Some("username")),
+        case(Nobody, "DELETE", W, None, 400, BAD, Some("username")),
+        case(
+            Nobody,
+            "GET",
+            "/api/drops/{drop}/waitlist?username=x!",
             None,
             400,
             BAD,

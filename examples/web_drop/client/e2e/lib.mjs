@@ -233,6 +233,19 @@ export function reserveButton(page, name) {
   });
 }
 
+/** The Join the waiting list button a card shows on a sold-out size of a drop with a line. */
+export function joinButton(page, name) {
+  return card(page, name).getByRole('button', { name: /^(Join the waiting list|Joining…):/ });
+}
+
+/** Waits until the card says the buyer's place in line reads `text` ("You are #2 in line"). */
+export async function waitPlace(page, name, text, timeout = 5_000) {
+  await card(page, name)
+    .getByTestId('place')
+    .filter({ hasText: new RegExp(`^${text}$`) })
+    .waitFor({ timeout });
+}
+
 /** A card's size choices (radio buttons named by size, ", sold out" added when disabled). */
 export function sizes(page, name) {
   return card(page, name).getByRole('radiogroup', { name: `Size of ${name}` }).getByRole('radio');

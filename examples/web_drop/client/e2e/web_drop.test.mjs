@@ -16,6 +16,7 @@ import {
   createDrop,
   eventually,
   holdControls,
+  joinButton,
   launch,
   openAs,
   pageFetch,
@@ -32,6 +33,7 @@ import {
   user,
   waitAvailable,
   waitLive,
+  waitPlace,
 } from './lib.mjs';
 
 let browser;
@@ -180,7 +182,9 @@ describe('web_drop client', () => {
     const hold = await (await reserved).json();
     await card(a.page, name).getByTestId('countdown').waitFor();
     await waitAvailable(b.page, name, 0, LIVE_MS);
-    assert.ok(await reserveButton(b.page, name).isDisabled(), 'B cannot reserve while A holds the last unit');
+    // B cannot reserve while A holds the last unit: the card offers its waiting line instead.
+    assert.equal(await reserveButton(b.page, name).count(), 0, 'no Reserve button while nothing is free');
+    assert.ok(await joinButton(b.page, name).isEnabled(), 'B may join the line instead');
 
     // Back to Reserve for A once the hold is over, on time.
     await reserveButton(a.page, name).waitFor({ timeout: HOLD_SECONDS * 1000 + LIVE_MS });
@@ -201,9 +205,9 @@ describe('web_drop client', () => {
     assert.deepEqual([...a.errors, ...b.errors], []);
   });
 
-  test('a sold-out drop disables Reserve and says sold out', async () => {
+  test('a sold-out drop without a waiting list disables Reserve and says sold out', async () => {
     const name = unique('Panda');
-    await createDrop({ name, price: '80', totalStock: 1, holdSeconds: 30 });
+    await createDrop({ name, price: '80', totalStock: 1, holdSeconds: 30, waitlist: false });
     const a = await shopper('fay');
     const b = await shopper('gus');
     await reserveButton(a.page, name).click();
@@ -275,7 +279,10 @@ describe('web_drop client', () => {
     await shot(a.page, '06-admin-errors');
 
     await form.getByLabel('Total stock').fill('7');
+    assert.ok(await form.getByLabel('Waiting list').isChecked(), 'drops have a waiting list unless unticked');
+    const created = a.page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/drops'));
     await form.getByRole('button', { name: 'Create drop' }).click();
+    assert.equal((await (await created).json()).waitlist, true);
     await form.getByText(`Created “${name}”.`).waitFor();
     for (const page of [a.page, b.page]) {
       await waitAvailable(page, name, 7, LIVE_MS);
@@ -308,7 +315,8 @@ describe('web_drop client', () => {
     // WebSocket the page opens is closed at once, as when the network drops.
     let cut = false;
     const live = [];
-    await context.routeWebSocket(/\/api\/ws$/, (ws) => {
+    // Reconnects ask to resume (`/api/ws?after=…`): those go through the switch too.
+    await context.routeWebSocket(/\/api\/ws(\?|$)/, (ws) => {
       if (cut) {
         ws.close({ code: 1001, reason: 'network down' });
         return;
@@ -601,7 +609,7 @@ describe('web_drop client', () => {
     assert.deepEqual(a.errors, []);
   });
 
-  test('buying a size: every size shown, sold-out sizes disabled live, the hold shows size × quantity and the total', async () => {
+  test('buying a size: every size shown, sold-out sizes marked live, the hold shows size × quantity and the total', async () => {
     const name = unique('Sized');
     const drop = await createDrop({
       name,
@@ -624,11 +632,14 @@ describe('web_drop client', () => {
       ['L', false],
     ]);
 
-    // Another shopper takes the only S: it stays listed, disabled, without a reload.
+    // Another shopper takes the only S: it stays listed, marked sold out,
+    // without a reload; on a drop with a waiting line it can still be chosen
+    // (to join its line), but the page moves off it by itself.
     await apiReserve(drop.id, user('tom'), { variantId: vs.id, quantity: 1 });
     const soldOutS = card(a.page, name).getByRole('radio', { name: 'S, sold out', exact: true });
     await soldOutS.waitFor({ timeout: LIVE_MS });
-    assert.ok(await soldOutS.isDisabled());
+    assert.ok(await soldOutS.isEnabled(), 'a sold-out size of a drop with a line can be chosen');
+    assert.ok(!(await soldOutS.isChecked()), 'the chosen size moved to one with stock');
     assert.equal(await radios.count(), 3, 'a sold-out size is still shown');
 
     // M, two of them: the quantity offers no more than the buyer may take and M has free.
@@ -842,5 +853,111 @@ describe('web_drop client', () => {
     await row.scrollIntoViewIfNeeded();
     await shot(a.page, '22-history');
     assert.deepEqual(a.errors, []);
+  });
+
+  test('the waiting line: B and C wait in order, a freed unit is offered to B at once, then to C', async (t) => {
+    // A short hold window, so the unit frees up soon; every wait below is
+    // generous, and nothing is timed tightly.
+    const HOLD = 8;
+    const name = unique('Line Up');
+    const drop = await createDrop({ name, price: '120', totalStock: 1, holdSeconds: HOLD });
+    assert.equal(drop.waitlist, true, 'drops have a waiting line by default');
+    const a = await shopper('lna');
+    const b = await shopper('lnb');
+    const c = await shopper('lnc');
+    for (const s of [a, b, c]) await waitAvailable(s.page, name, 1);
+
+    // A holds the only unit; B and C see it gone and are offered the line.
+    await reserveButton(a.page, name).click();
+    await card(a.page, name).getByTestId('countdown').waitFor();
+    await waitAvailable(b.page, name, 0, LIVE_MS);
+    await waitAvailable(c.page, name, 0, LIVE_MS);
+    assert.match(await card(b.page, name).getByTestId('hint').textContent(), /Sold out right now\. Join the line/);
+
+    const joinSent = b.page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith(`/api/drops/${drop.id}/waitlist`));
+    await joinButton(b.page, name).click();
+    assert.deepEqual(JSON.parse((await joinSent).postData()), { variantId: drop.variants[0].id, quantity: 1 });
+    await waitPlace(b.page, name, 'You are #1 in line');
+    await joinButton(c.page, name).click();
+    await waitPlace(c.page, name, 'You are #2 in line');
+    // Each sees the line's length live, B from C's join without reloading.
+    await card(b.page, name).getByTestId('line-length').filter({ hasText: '2 buyers wait in line' }).waitFor({ timeout: LIVE_MS });
+    await card(a.page, name).getByTestId('waiting').filter({ hasText: /^2$/ }).waitFor({ timeout: LIVE_MS });
+    assert.ok(await card(c.page, name).getByRole('button', { name: `Leave the line for ${name}` }).isEnabled());
+    await card(b.page, name).scrollIntoViewIfNeeded();
+    await shot(b.page, '23-line-b');
+    await card(c.page, name).scrollIntoViewIfNeeded();
+    await shot(c.page, '23-line-c');
+
+    // A's hold runs out: B gets the unit as an offered hold with its own
+    // countdown, without reloading; C moves up to #1.
+    const waitMs = HOLD * 1000 + 10_000;
+    const bCard = card(b.page, name);
+    await bCard.getByTestId('countdown').waitFor({ timeout: waitMs });
+    await bCard.getByText('Offered from the line').waitFor();
+    await bCard.getByTestId('offered').filter({ hasText: /^A unit freed up: it is yours until / }).waitFor();
+    await b.page.getByText('A unit freed up for you').waitFor();
+    assert.ok(await bCard.getByRole('button', { name: /^Complete purchase/ }).isEnabled());
+    assert.equal(await bCard.getByTestId('place').count(), 0, 'B no longer waits');
+    await bCard.scrollIntoViewIfNeeded();
+    await shot(b.page, '24-offered-b');
+
+    // B reloads (at once: the offer lasts the drop's short hold window): the
+    // offered hold is still there, still labelled, still counting.
+    await b.page.reload();
+    await bCard.getByTestId('countdown').waitFor();
+    await bCard.getByText('Offered from the line').waitFor();
+    await waitLive(b.page);
+    assert.ok((await secondsLeft(b.page, name)) <= HOLD);
+    await waitPlace(c.page, name, 'You are #1 in line', LIVE_MS);
+    await card(c.page, name).getByTestId('line-length').filter({ hasText: '1 buyer waits in line' }).waitFor({ timeout: LIVE_MS });
+
+    // B gives it back: it goes straight to C, who no longer waits.
+    await bCard.getByRole('button', { name: /^Release hold/ }).click();
+    await b.page.getByText('Hold released').waitFor();
+    const cCard = card(c.page, name);
+    await cCard.getByTestId('countdown').waitFor({ timeout: LIVE_MS });
+    await cCard.getByText('Offered from the line').waitFor();
+    assert.equal(await cCard.getByTestId('place').count(), 0, 'C no longer waits');
+    // Nobody waits now, and the unit never went back on open sale.
+    await card(a.page, name).getByTestId('waiting').filter({ hasText: /^0$/ }).waitFor({ timeout: LIVE_MS });
+    assert.equal(await available(a.page, name), 0);
+    await cCard.getByRole('button', { name: /^Complete purchase/ }).click();
+    await c.page.getByText(`Purchased: ${name}`).waitFor();
+    await waitAvailable(a.page, name, 0);
+    await card(a.page, name).getByTestId('sold').filter({ hasText: /^1$/ }).waitFor({ timeout: LIVE_MS });
+    t.diagnostic('B was offered the freed unit live, kept it over a reload, and C got it when B released it');
+    assert.deepEqual([...a.errors, ...b.errors, ...c.errors], []);
+  });
+
+  test('leaving the line: the place goes, the buyer behind moves up, and Join comes back', async () => {
+    const name = unique('Leave Line');
+    const drop = await createDrop({ name, price: '60', totalStock: 1, holdSeconds: 60, maxPerBuyer: 2 });
+    await apiReserve(drop.id, user('hog'));
+    const b = await shopper('lvb');
+    const c = await shopper('lvc');
+    await waitAvailable(b.page, name, 0);
+    // Two units, chosen before joining: asked for as one offer.
+    await quantity(b.page, name).selectOption('2');
+    const joinSent = b.page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith(`/api/drops/${drop.id}/waitlist`));
+    await joinButton(b.page, name).click();
+    assert.equal(JSON.parse((await joinSent).postData()).quantity, 2);
+    await waitPlace(b.page, name, 'You are #1 in line');
+    await card(b.page, name).getByText('Waiting for 2 units').waitFor();
+    await joinButton(c.page, name).click();
+    await waitPlace(c.page, name, 'You are #2 in line');
+
+    // The server keeps the place: a reload shows it again.
+    await b.page.reload();
+    await waitLive(b.page);
+    await waitPlace(b.page, name, 'You are #1 in line');
+
+    await card(b.page, name).getByRole('button', { name: `Leave the line for ${name}` }).click();
+    await b.page.getByText('You left the line').waitFor();
+    await joinButton(b.page, name).waitFor();
+    await waitPlace(c.page, name, 'You are #1 in line', LIVE_MS);
+    const place = await pageFetch(b.page, 'GET', `/api/drops/${drop.id}/waitlist`);
+    assert.deepEqual(place, { status: 200, body: { place: null } });
+    assert.deepEqual([...b.errors, ...c.errors], []);
   });
 });

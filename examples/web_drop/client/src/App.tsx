@@ -2,11 +2,14 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react
 import * as api from './api';
 import { ApiError } from './api';
 import { errorTitle, plainError } from './errors';
-import { formatPrice } from './format';
+import { serverOffset } from './clock';
+import { formatPrice, formatTime } from './format';
 import { holdLabel } from './inventory';
 import { useBought } from './useBought';
 import { useHolds, type Hold } from './useHolds';
-import { useLiveDrops, type HoldEnd, type LiveDrop } from './useLiveDrops';
+import { useLiveDrops, type HoldEnd, type LineChange, type LiveDrop } from './useLiveDrops';
+import { useWaitlist } from './useWaitlist';
+import { leaveNotice, lineLength, placeText, toPlace, type Places } from './waitlist';
 import { useSession } from './useSession';
 import { useServerNow } from './useNow';
 import { Header } from './components/Header';
@@ -45,6 +48,12 @@ export function App() {
 
   const dropsRef = useRef<LiveDrop[]>([]);
   const dropName = (dropId: string) => dropsRef.current.find((d) => d.id === dropId)?.name ?? 'The drop';
+  // Where a unit given up goes: to the next buyer in line while anyone waits
+  // for its size, else back on sale.
+  const whereUnitsGo = (dropId: string, variantId: string) => {
+    const variant = dropsRef.current.find((d) => d.id === dropId)?.variants.find((v) => v.id === variantId);
+    return lineLength(variant) > 0 ? 'goes to the next buyer in line' : 'is back on sale';
+  };
 
   // A hold ends at `expiresAt` by the local timer and by the server's
   // `holdExpired` frame, whichever comes first; the user is told once.
@@ -53,7 +62,11 @@ export function App() {
     (h: Hold) => {
       if (toldExpired.current.has(h.id)) return;
       toldExpired.current.add(h.id);
-      push('info', 'Your hold ran out', `${dropName(h.dropId)} is back on sale. Reserve again if it is still there.`);
+      push(
+        'info',
+        'Your hold ran out',
+        `${dropName(h.dropId)} ${whereUnitsGo(h.dropId, h.variantId)}. Reserve again if it is still there.`,
+      );
     },
     [push],
   );
@@ -71,6 +84,8 @@ export function App() {
   const sessionKey = session.state.status === 'checking' ? null : buyerId;
 
   const holds = useHolds(buyerId, onHoldExpired);
+  const lines = useWaitlist(buyerId);
+  const placesRef = useRef<Places>({});
   const { bought, refresh: refreshBought } = useBought(buyerId);
   const purchasesChanged = () => {
     refreshBought();
@@ -80,6 +95,7 @@ export function App() {
   // drops through refs, updated after each render commits (never during render).
   useLayoutEffect(() => {
     holdsRef.current = holds;
+    placesRef.current = lines.places;
   });
   const checkSession = session.check;
 
@@ -103,6 +119,43 @@ export function App() {
     else push('success', `Purchased: ${name}`, 'Bought from another tab or device.');
   };
 
+  // Drops whose line this page is leaving: that request's answer tells the
+  // user, not the socket's frame about the same place.
+  const leaving = useRef(new Set<string>());
+
+  const onHoldOffered = (dropId: string, reservation: api.Reservation) => {
+    holdsRef.current?.put(reservation);
+    lines.clearDrop(dropId);
+    const drop = dropsRef.current.find((d) => d.id === dropId);
+    const size = drop && drop.variants.length > 1 ? drop.variants.find((v) => v.id === reservation.variantId) : undefined;
+    const what = holdLabel(size?.name ?? null, reservation.quantity);
+    const named = what ? `${dropName(dropId)} (${what})` : dropName(dropId);
+    const until = formatTime(Date.parse(reservation.expiresAt) - serverOffset());
+    push('success', 'A unit freed up for you', `${named} is yours until ${until}. Complete the purchase before then.`);
+  };
+
+  const onLineChange = (change: LineChange) => {
+    const known = placesRef.current[change.dropId];
+    switch (change.type) {
+      case 'joined':
+        lines.dispatch(change);
+        // Joined from another tab or device: the frame has no position, so ask.
+        if (!known || known.ticket !== change.ticket) void lines.refresh(change.dropId);
+        break;
+      case 'left': {
+        lines.dispatch({ type: 'left', dropId: change.dropId, ticket: change.ticket });
+        const ours = change.reason === 'left' && leaving.current.has(change.dropId);
+        if (!known || known.ticket !== change.ticket || ours) return;
+        const notice = leaveNotice(change.reason, dropName(change.dropId));
+        if (notice) push(change.reason === 'skipped' ? 'error' : 'info', notice.title, notice.body);
+        break;
+      }
+      case 'moved':
+        lines.dispatch(change);
+        break;
+    }
+  };
+
   const onPurchaseCancelled = (purchaseId: string, dropId: string) => {
     refreshBought();
     setPurchasesReset((r) => r + 1);
@@ -112,10 +165,14 @@ export function App() {
   const live = useLiveDrops(
     {
       onResync: (reconnected) => {
-        // A first connection follows the session check and the listing,
-        // which did this already. After a reconnect, holds may have ended
-        // and the session may be gone (or the first check may have found the
-        // server unreachable).
+        // The snapshot carries no buyer's holds or places, and frames about
+        // them may have gone by before the socket was open (or while it was
+        // down): the listing has them as they are now.
+        if (buyerId) void readListing();
+        // A first connection follows the session check, which did this
+        // already. After a reconnect, holds may have ended and the session
+        // may be gone (or the first check may have found the server
+        // unreachable).
         if (!reconnected) return;
         void checkSession();
         void holdsRef.current?.revalidate();
@@ -123,6 +180,8 @@ export function App() {
       },
       onHoldEnded,
       onPurchaseCancelled,
+      onHoldOffered,
+      onLineChange,
     },
     sessionKey,
   );
@@ -131,11 +190,25 @@ export function App() {
   });
   const { loadList } = live;
   const { mergeFromDrops, revalidate } = holds;
+  const mergePlaces = lines.mergeFromDrops;
 
-  // The listing carries this buyer's holds; the snapshot does not.
+  // The buyer's holds and places as the listing has them now.
+  const readListing = useCallback(async () => {
+    const askedAt = performance.now();
+    try {
+      const { data } = await api.listDrops();
+      holdsRef.current?.mergeFromDrops(data);
+      mergePlaces(data, askedAt);
+    } catch {
+      // Kept as they are; the next resync reads them again.
+    }
+  }, [mergePlaces]);
+
+  // The listing carries this buyer's holds and places; the snapshot does not.
   useEffect(() => {
     if (sessionKey === null) return;
     let cancelled = false;
+    const askedAt = performance.now();
     api
       .listDrops()
       .then(({ data }) => {
@@ -143,6 +216,7 @@ export function App() {
         setLoadError(null);
         loadList(data);
         mergeFromDrops(data);
+        mergePlaces(data, askedAt);
       })
       .catch((e) => {
         if (!cancelled) setLoadError(plainError(asApiError(e).code));
@@ -151,7 +225,7 @@ export function App() {
     return () => {
       cancelled = true;
     };
-  }, [sessionKey, loadList, mergeFromDrops, revalidate]);
+  }, [sessionKey, loadList, mergeFromDrops, mergePlaces, revalidate]);
 
   const onSignIn = async (username: string) => {
     await session.signIn(username);
@@ -214,6 +288,48 @@ export function App() {
       }
     });
 
+  const onJoin = (drop: LiveDrop, choice: ReserveChoice) =>
+    withBusy(drop.id, 'join', async () => {
+      try {
+        const { status, data } = await api.joinWaitlist(drop.id, { variantId: choice.variantId, quantity: choice.quantity });
+        lines.put(data);
+        const place = toPlace(data);
+        const where = place ? placeText(place) : 'You are in line';
+        if (status === 201)
+          push('success', `In line: ${drop.name}`, `${where}. When a unit frees up it is held for you, and this page tells you at once.`);
+        else push('info', 'You are already in this line', `${where}; asking again keeps your place.`);
+      } catch (e) {
+        const err = asApiError(e);
+        const body = err.body as { place?: api.WaitlistPlace; reservation?: api.Reservation } | undefined;
+        if (err.code === 'ALREADY_IN_LINE' && body?.place && typeof body.place === 'object') {
+          lines.put(body.place);
+          push('info', 'You already wait in this drop’s line', plainError(err.code));
+          return;
+        }
+        if (err.code === 'HOLD_EXISTS' && body?.reservation && typeof body.reservation === 'object') {
+          holds.put(body.reservation);
+          push('info', 'You already hold units of this drop', 'Buy or release that hold first; it is shown on the card.');
+          return;
+        }
+        if (err.code === 'BUYER_LIMIT_REACHED') refreshBought();
+        tell(err, 'join the waiting list');
+      }
+    });
+
+  const onLeave = (drop: LiveDrop) =>
+    withBusy(drop.id, 'leave', async () => {
+      leaving.current.add(drop.id);
+      try {
+        await api.leaveWaitlist(drop.id);
+        lines.clearDrop(drop.id);
+        push('info', 'You left the line', `You no longer wait for ${drop.name}.`);
+      } catch (e) {
+        tell(asApiError(e), 'leave the line');
+      } finally {
+        leaving.current.delete(drop.id);
+      }
+    });
+
   const onPurchase = (drop: LiveDrop, hold: Hold) =>
     withBusy(drop.id, 'purchase', async () => {
       acting.current.add(hold.id);
@@ -237,7 +353,7 @@ export function App() {
       try {
         await api.release(hold.id);
         holds.removeById(hold.id);
-        push('info', 'Hold released', `${drop.name} is back on sale for everyone.`);
+        push('info', 'Hold released', `${drop.name} ${whereUnitsGo(drop.id, hold.variantId)}.`);
       } catch (e) {
         const err = asApiError(e);
         if (HOLD_GONE.has(err.code)) holds.removeById(hold.id);
@@ -309,6 +425,7 @@ export function App() {
                       key={d.id}
                       drop={d}
                       hold={hold}
+                      place={lines.places[d.id]}
                       connection={live.connection}
                       busy={busy[d.id] ?? null}
                       bought={bought[d.id] ?? 0}
@@ -316,6 +433,8 @@ export function App() {
                       onReserve={(choice) => void onReserve(d, choice)}
                       onPurchase={() => hold && void onPurchase(d, hold)}
                       onRelease={() => hold && void onRelease(d, hold)}
+                      onJoin={(choice) => void onJoin(d, choice)}
+                      onLeave={() => void onLeave(d)}
                     />
                   );
                 })}

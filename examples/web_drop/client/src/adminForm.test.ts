@@ -16,8 +16,8 @@ function drop(over: Partial<Drop> = {}): Drop {
     holdSeconds: 60,
     topPurchasers: [],
     variants: [
-      { id: 'vs', name: 'S', totalStock: 5, availableStock: 5, reservedStock: 0, soldStock: 0 },
-      { id: 'vm', name: 'M', totalStock: 10, availableStock: 10, reservedStock: 0, soldStock: 0 },
+      { id: 'vs', name: 'S', totalStock: 5, availableStock: 5, reservedStock: 0, soldStock: 0, waitlistLength: 0 },
+      { id: 'vm', name: 'M', totalStock: 10, availableStock: 10, reservedStock: 0, soldStock: 0, waitlistLength: 0 },
     ],
     maxPerBuyer: 2,
     paused: false,
@@ -58,7 +58,7 @@ describe('the edit form', () => {
 
   it('edits a one-size drop by its total stock', () => {
     const d = drop({
-      variants: [{ id: 'v1', name: 'Standard', totalStock: 5, availableStock: 5, reservedStock: 0, soldStock: 0 }],
+      variants: [{ id: 'v1', name: 'Standard', totalStock: 5, availableStock: 5, reservedStock: 0, soldStock: 0, waitlistLength: 0 }],
     });
     expect(patchFrom(d, { ...editFormFrom(d), stock: { v1: '8' } })).toEqual({ totalStock: 8 });
   });

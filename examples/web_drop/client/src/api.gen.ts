@@ -202,6 +202,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/drops/{id}/waitlist": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's place in the drop's line: where they stand and how many
+         *     units are already set aside for them.
+         */
+        get: operations["getWaitlistPlace"];
+        put?: never;
+        /**
+         * Puts the caller in the line of a variant that cannot serve them now:
+         *     201 with their new place, 200 with the same place when they already
+         *     wait for that variant and quantity. When units free up they go to the
+         *     head of the line as one hold (`offered: true`), told on the buyer's
+         *     WebSocket as `holdOffered`.
+         */
+        post: operations["joinWaitlist"];
+        /**
+         * The caller leaves the drop's line; units set aside for them go to the
+         *     next in line (or back on sale). Idempotent: 204 also when they were
+         *     in no line.
+         */
+        delete: operations["leaveWaitlist"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -395,9 +427,10 @@ export interface paths {
         /**
          * The live feed. Each text frame the server sends is one `WsMessage`
          *     (see the schema of that name: `snapshot`, `stock`, `purchase`,
-         *     `dropCreated`, `dropUpdated`, `resumed`, and to a signed-in buyer's own
-         *     sockets `holdExpired`, `holdReleased`, `holdPurchased`,
-         *     `purchaseCancelled`); clients send nothing.
+         *     `dropCreated`, `dropUpdated`, `waitlistMoved`, `resumed`, and to a
+         *     signed-in buyer's own sockets `holdExpired`, `holdReleased`,
+         *     `holdPurchased`, `purchaseCancelled`, `holdOffered`, `waitlistJoined`,
+         *     `waitlistLeft`); clients send nothing.
          */
         get: operations["liveFeed"];
         put?: never;
@@ -449,6 +482,12 @@ export interface components {
              *     without them the drop has one variant of `totalStock` units.
              */
             variants?: components["schemas"]["NewVariantBody"][];
+            /**
+             * @description Whether buyers may wait in line for sold-out variants (default
+             *     `true`).
+             * @default true
+             */
+            waitlist: boolean;
         };
         /** @description The log's cursors, with the log's head to compare positions with. */
         CursorList: {
@@ -539,11 +578,18 @@ export interface components {
              */
             totalStock: number;
             userReservation?: null | components["schemas"]["UserHoldView"];
+            userWaitlist?: null | components["schemas"]["WaitlistPlace"];
             /**
              * @description Its variants (sizes, colours) with their own stock, in the order
              *     they were created; a drop created without variants has one.
              */
             variants: components["schemas"]["VariantView"][];
+            /**
+             * @description Whether buyers may wait in line for a sold-out variant
+             *     (`POST /api/drops/{id}/waitlist`): freed units then go to the head
+             *     of the line instead of back on open sale.
+             */
+            waitlist: boolean;
         };
         /** @description The body of every error answer: a stable machine code and a sentence. */
         ErrorBody: {
@@ -551,7 +597,7 @@ export interface components {
              * @description Stable machine code.
              * @enum {string}
              */
-            error: "OUT_OF_STOCK" | "DROP_NOT_FOUND" | "DROP_NOT_ACTIVE" | "RESERVATION_NOT_FOUND" | "RESERVATION_EXPIRED" | "NOT_OWNER" | "ALREADY_PURCHASED" | "ALREADY_RELEASED" | "HOLD_EXISTS" | "BUYER_LIMIT_REACHED" | "DROP_PAUSED" | "STOCK_BELOW_COMMITTED" | "PRICE_LOCKED" | "PURCHASE_NOT_FOUND" | "VARIANT_NOT_FOUND" | "EVENTS_PRUNED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "INVALID_INPUT" | "UNAVAILABLE" | "INTERNAL" | "BAD_REQUEST" | "INVALID_JSON" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UNAUTHORIZED" | "UNAUTHENTICATED" | "FORBIDDEN";
+            error: "OUT_OF_STOCK" | "DROP_NOT_FOUND" | "DROP_NOT_ACTIVE" | "RESERVATION_NOT_FOUND" | "RESERVATION_EXPIRED" | "NOT_OWNER" | "ALREADY_PURCHASED" | "ALREADY_RELEASED" | "HOLD_EXISTS" | "BUYER_LIMIT_REACHED" | "DROP_PAUSED" | "STOCK_BELOW_COMMITTED" | "PRICE_LOCKED" | "PURCHASE_NOT_FOUND" | "VARIANT_NOT_FOUND" | "WAITLIST_NOT_NEEDED" | "WAITLIST_CLOSED" | "ALREADY_IN_LINE" | "EVENTS_PRUNED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "INVALID_INPUT" | "UNAVAILABLE" | "INTERNAL" | "BAD_REQUEST" | "INVALID_JSON" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UNAUTHORIZED" | "UNAUTHENTICATED" | "FORBIDDEN";
             /** @description The offending request field (camelCase), for input errors. */
             field?: string | null;
             /** @description What went wrong, for people. */
@@ -563,6 +609,7 @@ export interface components {
              *     `oldest - 1`.
              */
             oldest?: number | null;
+            place?: null | components["schemas"]["WaitlistPlace"];
             reservation?: null | components["schemas"]["ReservationView"];
         };
         /** @description One page of the event log. */
@@ -594,6 +641,16 @@ export interface components {
         HealthView: {
             /** @description `"ok"`. */
             status: string;
+        };
+        /** @description `POST /api/drops/{id}/waitlist`. */
+        JoinWaitlistBody: {
+            /** @description Units to wait for, 1–100, and at most the drop's `maxPerBuyer` (400 `INVALID_INPUT` on `quantity` above it); default 1. They are offered as one hold. */
+            quantity?: number;
+            /**
+             * Format: uuid
+             * @description The variant; required when the drop has more than one (400 `INVALID_INPUT` on              `variantId` otherwise).
+             */
+            variantId?: string | null;
         };
         /**
          * @description A drop as an entry of the log records it (without stock: the log
@@ -646,6 +703,8 @@ export interface components {
             totalStock: number;
             /** @description Its variants, in the order they were created. */
             variants: components["schemas"]["LogVariantView"][];
+            /** @description Whether buyers could wait in line for sold-out variants. */
+            waitlist: boolean;
         };
         /**
          * @description One entry of the event log: a committed change with its number
@@ -717,6 +776,11 @@ export interface components {
              * @description An instant (RFC 3339, UTC).
              */
             expiresAt: string;
+            /**
+             * @description Whether it was offered from the waiting list (units freed while
+             *     the buyer waited) rather than taken by a reserve.
+             */
+            offered: boolean;
             /**
              * Format: int32
              * @description How many units.
@@ -901,6 +965,83 @@ export interface components {
              * @description The variant.
              */
             variantId: string;
+        } | {
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            at: string;
+            /** @description The buyer's id: 1–128 bytes, no control characters. */
+            buyerId: string;
+            /** @description Their display name when they joined. */
+            displayName: string;
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: int32
+             * @description How many units they want.
+             */
+            quantity: number;
+            /**
+             * Format: int64
+             * @description The entry's number.
+             */
+            seq: number;
+            /**
+             * Format: int64
+             * @description Their place's ticket: the line's order.
+             */
+            ticket: number;
+            /** @enum {string} */
+            type: "waitlistJoined";
+            /**
+             * Format: uuid
+             * @description The variant waited for.
+             */
+            variantId: string;
+        } | {
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            at: string;
+            /** @description The buyer's id: 1–128 bytes, no control characters. */
+            buyerId: string;
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: int32
+             * @description The quantity they had asked for.
+             */
+            quantity: number;
+            /**
+             * @description Why the buyer is out of the line: they `left` it, were `offered` a hold, or were `skipped` when their turn came (they held units of the drop, or had reached `maxPerBuyer`).
+             * @enum {string}
+             */
+            reason: "left" | "offered" | "skipped";
+            /**
+             * Format: int64
+             * @description The entry's number.
+             */
+            seq: number;
+            /**
+             * Format: int64
+             * @description The ticket of the place they had.
+             */
+            ticket: number;
+            /** @enum {string} */
+            type: "waitlistLeft";
+            /**
+             * Format: uuid
+             * @description The variant.
+             */
+            variantId: string;
         };
         /** @description A variant as an entry of the log records it. */
         LogVariantView: {
@@ -1062,6 +1203,11 @@ export interface components {
              */
             id: string;
             /**
+             * @description Whether it was offered to its holder from the waiting list (units
+             *     freed while they waited) rather than taken by a reserve.
+             */
+            offered: boolean;
+            /**
              * Format: int32
              * @description How many units it holds.
              */
@@ -1150,6 +1296,8 @@ export interface components {
              * @description The hold's id.
              */
             id: string;
+            /** @description Whether it was offered to the viewer from the waiting list. */
+            offered: boolean;
             /**
              * Format: int32
              * @description How many units it holds.
@@ -1198,6 +1346,11 @@ export interface components {
              * @description Units in all.
              */
             totalStock: number;
+            /**
+             * Format: int32
+             * @description Buyers waiting in its line.
+             */
+            waitlistLength: number;
         };
         /** @description One variant of a drop and its stock. */
         VariantView: {
@@ -1228,6 +1381,56 @@ export interface components {
              * @description Units of it in all.
              */
             totalStock: number;
+            /**
+             * Format: int32
+             * @description Buyers waiting in its line.
+             */
+            waitlistLength: number;
+        };
+        /** @description `GET /api/drops/{id}/waitlist`: the caller's place in the drop's line. */
+        WaitlistAnswer: {
+            place?: null | components["schemas"]["WaitlistPlace"];
+        };
+        /** @description A buyer's place in a variant's waiting list, shown only to that buyer. */
+        WaitlistPlace: {
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            joinedAt: string;
+            /**
+             * Format: int32
+             * @description 1 for the head of the line.
+             */
+            position: number;
+            /**
+             * Format: int32
+             * @description How many units the buyer asked for; they are offered as one hold.
+             */
+            quantity: number;
+            /**
+             * Format: int32
+             * @description Units already set aside for the buyer (only the head has any, and
+             *     fewer than `quantity`: with all of them the hold is offered).
+             */
+            setAside: number;
+            /**
+             * Format: int64
+             * @description Orders the line: increasing, never reused. A place moves up by one
+             *     for each `waitlistMoved` frame of the same variant whose `ticket`
+             *     is lower than this one.
+             */
+            ticket: number;
+            /**
+             * Format: uuid
+             * @description The variant waited for.
+             */
+            variantId: string;
         };
         /** @description Messages on `GET /api/ws`, each with `type` and `serverTime`. */
         WsMessage: {
@@ -1475,6 +1678,128 @@ export interface components {
             serverTime: string;
             /** @enum {string} */
             type: "holdPurchased";
+        } | {
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /** @description The hold, as `POST /api/reservations` answers one. */
+            reservation: components["schemas"]["ReservationView"];
+            /**
+             * Format: int64
+             * @description The number of the log entry this frame tells of: frames made
+             *     from one entry share it, and a later entry's frames have a
+             *     higher one. Resume from the highest seen with `?after=`.
+             */
+            seq: number;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            serverTime: string;
+            /** @enum {string} */
+            type: "holdOffered";
+        } | {
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: int32
+             * @description How many units they wait for.
+             */
+            quantity: number;
+            /**
+             * Format: int64
+             * @description The number of the log entry this frame tells of: frames made
+             *     from one entry share it, and a later entry's frames have a
+             *     higher one. Resume from the highest seen with `?after=`.
+             */
+            seq: number;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            serverTime: string;
+            /**
+             * Format: int64
+             * @description Their place's ticket.
+             */
+            ticket: number;
+            /** @enum {string} */
+            type: "waitlistJoined";
+            /**
+             * Format: uuid
+             * @description The variant waited for.
+             */
+            variantId: string;
+        } | {
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * @description Why the buyer is out of the line: they `left` it, were `offered` a hold, or were `skipped` when their turn came (they held units of the drop, or had reached `maxPerBuyer`).
+             * @enum {string}
+             */
+            reason: "left" | "offered" | "skipped";
+            /**
+             * Format: int64
+             * @description The number of the log entry this frame tells of: frames made
+             *     from one entry share it, and a later entry's frames have a
+             *     higher one. Resume from the highest seen with `?after=`.
+             */
+            seq: number;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            serverTime: string;
+            /**
+             * Format: int64
+             * @description The ticket of the place they had.
+             */
+            ticket: number;
+            /** @enum {string} */
+            type: "waitlistLeft";
+            /**
+             * Format: uuid
+             * @description The variant.
+             */
+            variantId: string;
+        } | {
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: int64
+             * @description The number of the log entry this frame tells of: frames made
+             *     from one entry share it, and a later entry's frames have a
+             *     higher one. Resume from the highest seen with `?after=`.
+             */
+            seq: number;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            serverTime: string;
+            /**
+             * Format: int64
+             * @description The ticket of the place that left.
+             */
+            ticket: number;
+            /** @enum {string} */
+            type: "waitlistMoved";
+            /**
+             * Format: uuid
+             * @description The line's variant.
+             */
+            variantId: string;
         };
     };
     responses: never;
@@ -2552,6 +2877,313 @@ export interface operations {
             };
         };
     };
+    getWaitlistPlace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Drop id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's place, or `null` when they wait in none of the drop's lines */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WaitlistAnswer"];
+                };
+            };
+            /** @description `INVALID_INPUT` on `id`: not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `DROP_NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    joinWaitlist: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Accepted and ignored: joining is naturally idempotent (joining again with the same request answers the same place, 200), so a retry needs no key. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Drop id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JoinWaitlistBody"];
+            };
+        };
+        responses: {
+            /** @description The caller already waits for this variant and quantity: their place, unchanged */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WaitlistPlace"];
+                };
+            };
+            /** @description In line: the caller's new place */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WaitlistPlace"];
+                };
+            };
+            /** @description `INVALID_INPUT` (`id` not a UUID; a field breaks its schema; `variantId` missing on a drop of several variants; `quantity` above the drop's `maxPerBuyer`) or `INVALID_JSON` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: a cookie-signed request from a page of another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `DROP_NOT_FOUND`, `VARIANT_NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `WAITLIST_CLOSED` (the drop has no waiting list); `DROP_NOT_ACTIVE` (not started yet, or ended); `DROP_PAUSED`; `ALREADY_IN_LINE` (the caller waits in this drop for another variant or quantity: the body's `place` is that place; leave it first); `HOLD_EXISTS` (the caller holds units of this drop: the body's `reservation` is that hold); `BUYER_LIMIT_REACHED` (what they bought plus `quantity` is over `maxPerBuyer`); `WAITLIST_NOT_NEEDED` (units are free now: reserve instead) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: a cookie-signed request whose body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `RATE_LIMITED` (per client address and per buyer) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    leaveWaitlist: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Drop id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Out of the line (or was in none) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `INVALID_INPUT` on `id`: not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: a cookie-signed request from a page of another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `DROP_NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     health: {
         parameters: {
             query?: never;
@@ -3587,7 +4219,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Switching to WebSocket. Every text frame is a [`WsMessage`](#/components/schemas/WsMessage): first a `snapshot`, then `stock`, `purchase`, `dropCreated` and `dropUpdated` as they happen (an expiry shows as `stock`). A socket opened with a session (its cookie, or `Authorization: Bearer`) also receives its buyer's own `holdExpired`, `holdReleased`, `holdPurchased` and `purchaseCancelled`. Every frame but `stock` carries the `seq` of the change it tells of (a snapshot, the position it shows). Opened with `?after=<the highest seq seen>` when at most 1000 changes behind and none of them pruned, the socket starts instead with the frames of the changes it missed, the `stock` of every live drop and a `resumed` frame; otherwise with a `snapshot` as usual. */
+            /** @description Switching to WebSocket. Every text frame is a [`WsMessage`](#/components/schemas/WsMessage): first a `snapshot`, then `stock`, `purchase`, `dropCreated`, `dropUpdated` and `waitlistMoved` as they happen (an expiry shows as `stock`). A socket opened with a session (its cookie, or `Authorization: Bearer`) also receives its buyer's own `holdExpired`, `holdReleased`, `holdPurchased`, `purchaseCancelled`, `holdOffered` (units freed while they waited in line, now held for them), `waitlistJoined` and `waitlistLeft`. Every frame but `stock` carries the `seq` of the change it tells of (a snapshot, the position it shows). Opened with `?after=<the highest seq seen>` when at most 1000 changes behind and none of them pruned, the socket starts instead with the frames of the changes it missed, the `stock` of every live drop and a `resumed` frame; otherwise with a `snapshot` as usual. */
             101: {
                 headers: {
                     [name: string]: unknown;

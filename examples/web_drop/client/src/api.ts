@@ -90,10 +90,12 @@ export type ReservationStatus = Schemas['ReservationView']['status'];
  * read as numbers are sent as typed, so the server's validation explains
  * them by field.
  */
-export type NewDrop = Omit<Schemas['CreateDropBody'], 'totalStock' | 'maxPerBuyer' | 'holdSeconds'> & {
+export type NewDrop = Omit<Schemas['CreateDropBody'], 'totalStock' | 'maxPerBuyer' | 'holdSeconds' | 'waitlist'> & {
   totalStock?: number | string;
   maxPerBuyer?: number | string;
   holdSeconds?: number | string | null;
+  /** Whether buyers may wait in line for sold-out sizes; the server's default is yes. */
+  waitlist?: boolean;
 };
 
 /**
@@ -105,6 +107,34 @@ export type DropPatch = Schemas['PatchDropBody'];
 
 /** What one reserve asks for (`variantId` is required when the drop has more than one). */
 export type ReserveRequest = Schemas['ReserveBody'];
+
+/**
+ * The buyer's place in the waiting line of one variant of a drop: how many
+ * units they wait for, their `ticket` (orders the line, never reused), their
+ * `position` (1 for the head) and the units already `setAside` for them.
+ */
+export type WaitlistPlace = Schemas['WaitlistPlace'];
+
+/** What joining a line asks for: the variant (required when the drop has more than one) and how many. */
+export interface JoinRequest {
+  variantId?: string;
+  quantity?: number;
+}
+
+/**
+ * A frame only the signed-in buyer's own sockets receive: a unit freed up
+ * and is now theirs as a hold offered from the line.
+ */
+export type HoldOfferedFrame = Extract<WsMessage, { type: 'holdOffered' }>;
+
+/**
+ * The frames about waiting lines: the buyer's own joins and leaves (private)
+ * and someone leaving a line (public: those behind them move up).
+ */
+export type WaitlistFrame = Extract<WsMessage, { type: 'waitlistJoined' | 'waitlistLeft' | 'waitlistMoved' }>;
+
+/** Why a buyer left a line: they left, their turn came (`offered`), or their turn came and they were `skipped`. */
+export type LeaveReason = Extract<WsMessage, { type: 'waitlistLeft' }>['reason'];
 
 /**
  * An error answer of the API, or a failure to reach it (`NETWORK`) or to
@@ -315,7 +345,7 @@ export function signOut(): Promise<Answer<void>> {
   return call('DELETE', '/api/session', { sessionRoute: true });
 }
 
-/** Live and upcoming drops, each with the signed-in buyer's active hold. */
+/** Live and upcoming drops, each with the signed-in buyer's active hold and place in line. */
 export function listDrops(): Promise<Answer<Drop[]>> {
   return call('GET', '/api/drops');
 }
@@ -331,6 +361,32 @@ export function reserve(req: ReserveRequest, idempotencyKey = newIdempotencyKey(
   if (req.variantId !== undefined) body.variantId = req.variantId;
   if (req.quantity !== undefined) body.quantity = req.quantity;
   return call('POST', '/api/reservations', { body, idempotencyKey });
+}
+
+/**
+ * Joins the line of a sold-out variant: 201 with the new place, 200 with the
+ * caller's place when they already wait for the same. 409
+ * `WAITLIST_NOT_NEEDED` when a unit is free (reserve instead),
+ * `ALREADY_IN_LINE` (the error's `body.place`) when they wait for something
+ * else of the drop, `HOLD_EXISTS` (`body.reservation`) when they hold units of it.
+ */
+export function joinWaitlist(dropId: string, req: JoinRequest, idempotencyKey = newIdempotencyKey()): Promise<Answer<WaitlistPlace>> {
+  const body: JoinRequest = {};
+  if (req.variantId !== undefined) body.variantId = req.variantId;
+  if (req.quantity !== undefined) body.quantity = req.quantity;
+  // Joining twice answers the same place, so a retry with the key is safe either way.
+  return call('POST', `/api/drops/${encodeURIComponent(dropId)}/waitlist`, { body, idempotencyKey });
+}
+
+/** The caller's place in a line of the drop, or null when they wait in none. */
+export async function getWaitlistPlace(dropId: string): Promise<WaitlistPlace | null> {
+  const { data } = await call<{ place?: WaitlistPlace | null }>('GET', `/api/drops/${encodeURIComponent(dropId)}/waitlist`);
+  return data.place ?? null;
+}
+
+/** Leaves the caller's line of the drop (204, also when they were not in one). */
+export function leaveWaitlist(dropId: string): Promise<Answer<void>> {
+  return call('DELETE', `/api/drops/${encodeURIComponent(dropId)}/waitlist`);
 }
 
 /** Reads one of the caller's holds back (after a page refresh). */

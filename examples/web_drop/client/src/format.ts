@@ -31,6 +31,11 @@ export function timeAgo(iso: string, now: number): string {
   return `${Math.floor(h / 24)} d ago`;
 }
 
+/** An instant in epoch milliseconds (browser clock) as a local time of day with seconds. */
+export function formatTime(ms: number): string {
+  return new Date(ms).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
 /** A start time as a short local date and time. */
 export function formatWhen(iso: string): string {
   const d = new Date(iso);

@@ -19,6 +19,7 @@ const hold: LogEntry = {
   variantId: V41,
   quantity: 2,
   expiresAt: '2030-03-17T17:47:40.000Z',
+  offered: false,
 };
 
 const ctx = (variants: { id: string; name: string }[], entries: LogEntry[] = []): HistoryContext => ({
@@ -55,6 +56,7 @@ describe('describeEntry', () => {
           endsAt: null,
           holdSeconds: 60,
           createdAt: AT,
+          waitlist: true,
         },
       },
       ctx([]),
@@ -76,6 +78,7 @@ describe('describeEntry', () => {
       endsAt: null,
       holdSeconds: 60,
       createdAt: AT,
+      waitlist: true,
     };
     const texts = (['paused', 'resumed', 'edited', 'ended'] as const).map(
       (action) => describeEntry({ type: 'dropUpdated', seq: 3, at: AT, dropId: DROP, action, drop }, ctx([])).text,
@@ -128,6 +131,45 @@ describe('describeEntry', () => {
     );
     expect(cancelled.who).toBe('alice (c0ffee…89ab)');
     expect(cancelled.text).toBe('Purchase of 1 unit of 41 cancelled by the shop ($5.00 to refund)');
+  });
+});
+
+describe('the waiting line in the history', () => {
+  const sizes = [
+    { id: V40, name: '40' },
+    { id: V41, name: '41' },
+  ];
+  const joined: LogEntry = {
+    type: 'waitlistJoined',
+    seq: 6,
+    at: AT,
+    dropId: DROP,
+    buyerId: ALICE,
+    displayName: 'alice',
+    variantId: V41,
+    quantity: 2,
+    ticket: 17,
+  };
+
+  it('tells a join, each way of leaving, and a hold offered from the line', () => {
+    expect(describeEntry(joined, ctx(sizes))).toMatchObject({
+      kind: 'waitlistJoined',
+      who: 'alice (c0ffee…89ab)',
+      text: 'Joined the line for 2 units of 41 (ticket 17)',
+    });
+    const left = (reason: 'left' | 'offered' | 'skipped') =>
+      describeEntry(
+        { type: 'waitlistLeft', seq: 7, at: AT, dropId: DROP, buyerId: ALICE, variantId: V41, quantity: 2, ticket: 17, reason },
+        ctx(sizes, [joined]),
+      );
+    expect(left('left')).toMatchObject({ who: 'alice (c0ffee…89ab)', text: 'Left the line, waiting for 2 units of 41 (ticket 17)' });
+    expect(left('offered').text).toMatch(/^Left the line: their turn came/);
+    expect(left('skipped').text).toMatch(/^Was skipped in the line/);
+    expect(describeEntry({ ...hold, offered: true }, ctx(sizes)).text).toMatch(/^Was offered 2 units of 41 from the line, held until /);
+  });
+
+  it('learns names from joins too', () => {
+    expect(namesFrom([joined]).get(ALICE)).toBe('alice');
   });
 });
 

@@ -35,7 +35,9 @@ export interface HistoryLine {
 /** Display names by buyer id, from the entries that carry one (the latest wins). */
 export function namesFrom(entries: readonly LogEntry[], into: Map<string, string> = new Map()): Map<string, string> {
   for (const e of entries) {
-    if ((e.type === 'holdCreated' || e.type === 'purchaseCompleted') && e.displayName) into.set(e.buyerId, e.displayName);
+    if ((e.type === 'holdCreated' || e.type === 'purchaseCompleted' || e.type === 'waitlistJoined') && e.displayName) {
+      into.set(e.buyerId, e.displayName);
+    }
   }
   return into;
 }
@@ -64,6 +66,12 @@ export function formatTime(iso: string): string {
   return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
+const LEFT: Record<string, string> = {
+  left: 'Left the line',
+  offered: 'Left the line: their turn came',
+  skipped: 'Was skipped in the line (holding units of the drop, or at the limit)',
+};
+
 const ACTION: Record<string, string> = {
   edited: 'Edited the drop',
   paused: 'Paused the drop',
@@ -85,7 +93,16 @@ export function describeEntry(e: LogEntry, ctx: HistoryContext): HistoryLine {
     case 'holdCreated':
       return line(
         buyer(e.buyerId, e.displayName, ctx),
-        `Held ${units(e.quantity, e.variantId, ctx)} until ${formatTime(e.expiresAt)}`,
+        e.offered
+          ? `Was offered ${units(e.quantity, e.variantId, ctx)} from the line, held until ${formatTime(e.expiresAt)}`
+          : `Held ${units(e.quantity, e.variantId, ctx)} until ${formatTime(e.expiresAt)}`,
+      );
+    case 'waitlistJoined':
+      return line(buyer(e.buyerId, e.displayName, ctx), `Joined the line for ${units(e.quantity, e.variantId, ctx)} (ticket ${e.ticket})`);
+    case 'waitlistLeft':
+      return line(
+        buyer(e.buyerId, undefined, ctx),
+        `${LEFT[e.reason] ?? `Left the line (${e.reason})`}, waiting for ${units(e.quantity, e.variantId, ctx)} (ticket ${e.ticket})`,
       );
     case 'purchaseCompleted':
       return line(

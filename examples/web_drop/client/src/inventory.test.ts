@@ -15,7 +15,7 @@ import {
 } from './inventory';
 
 function size(id: string, availableStock: number): Variant {
-  return { id, name: id.toUpperCase(), totalStock: 10, availableStock, reservedStock: 0, soldStock: 10 - availableStock };
+  return { id, name: id.toUpperCase(), totalStock: 10, availableStock, reservedStock: 0, soldStock: 10 - availableStock, waitlistLength: 0 };
 }
 
 describe('the size picker', () => {

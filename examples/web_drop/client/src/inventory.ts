@@ -9,9 +9,17 @@ export interface SizeOption {
   name: string;
   /** Units free for sale right now. */
   available: number;
-  /** Sold-out sizes stay listed but cannot be chosen. */
+  /** No unit free for sale right now. */
+  soldOut: boolean;
+  /**
+   * Sold-out sizes stay listed; they can be chosen only when the drop has a
+   * waiting list (to join that size's line).
+   */
   disabled: boolean;
 }
+
+/** What the size logic reads of a drop: its variants and whether it has waiting lines. */
+export type SizedDrop = Pick<Drop, 'variants'> & { waitlist?: boolean };
 
 /** A drop's variants, or none for a drop from a server without them. */
 export function variantsOf(drop: Pick<Drop, 'variants'>): Variant[] {
@@ -23,26 +31,28 @@ export function showsSizePicker(drop: Pick<Drop, 'variants'>): boolean {
   return variantsOf(drop).length > 1;
 }
 
-/** Every size of the drop, in the drop's order, sold-out ones disabled. */
-export function sizeOptions(drop: Pick<Drop, 'variants'>): SizeOption[] {
+/** Every size of the drop, in the drop's order; sold-out ones disabled unless the drop has waiting lines. */
+export function sizeOptions(drop: SizedDrop): SizeOption[] {
   return variantsOf(drop).map((v) => ({
     id: v.id,
     name: v.name,
     available: Math.max(0, v.availableStock),
-    disabled: v.availableStock <= 0,
+    soldOut: v.availableStock <= 0,
+    disabled: v.availableStock <= 0 && drop.waitlist !== true,
   }));
 }
 
 /**
  * The size the card acts on: the buyer's choice while it still exists and
- * has stock, else the first size with stock, else the choice or the first
- * size (so a sold-out drop still names one). Null for a drop without
+ * has stock (or, on a drop with waiting lines, even sold out: its line is
+ * what they want), else the first size with stock, else the choice or the
+ * first size (so a sold-out drop still names one). Null for a drop without
  * variants.
  */
-export function chosenSize(drop: Pick<Drop, 'variants'>, choice: string | null): Variant | null {
+export function chosenSize(drop: SizedDrop, choice: string | null): Variant | null {
   const variants = variantsOf(drop);
   const picked = choice === null ? undefined : variants.find((v) => v.id === choice);
-  if (picked && picked.availableStock > 0) return picked;
+  if (picked && (picked.availableStock > 0 || drop.waitlist === true)) return picked;
   return variants.find((v) => v.availableStock > 0) ?? picked ?? variants[0] ?? null;
 }
 

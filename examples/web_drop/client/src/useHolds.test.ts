@@ -6,7 +6,7 @@ import { interpretFrame } from './useLiveDrops';
 const EXPIRES = '2026-01-01T00:01:00Z';
 
 function hold(id: string, dropId: string, buyerId = 'g_me'): Hold {
-  return { id, dropId, buyerId, variantId: 'v1', quantity: 1, expiresAt: Date.parse(EXPIRES) };
+  return { id, dropId, buyerId, variantId: 'v1', quantity: 1, expiresAt: Date.parse(EXPIRES), offered: false };
 }
 
 function reservation(id: string, dropId: string, status: Reservation['status'] = 'active'): Reservation {
@@ -20,6 +20,7 @@ function reservation(id: string, dropId: string, status: Reservation['status'] =
     expiresAt: EXPIRES,
     displayName: 'me',
     username: 'me',
+    offered: false,
   };
 }
 

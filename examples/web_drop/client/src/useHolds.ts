@@ -17,6 +17,8 @@ export interface Hold {
   quantity: number;
   /** Expiry on the server's clock, in epoch milliseconds. */
   expiresAt: number;
+  /** Offered from the waiting line (a unit freed up for this buyer) rather than reserved. */
+  offered: boolean;
 }
 
 // Holds remembered by an older page, or answers of a server without
@@ -49,6 +51,7 @@ function toHold(r: Reservation, buyerId: string): Hold | null {
     variantId: typeof r.variantId === 'string' ? r.variantId : '',
     quantity: heldQuantity(r.quantity),
     expiresAt,
+    offered: r.offered === true,
   };
 }
 
@@ -84,6 +87,7 @@ export function holdsReducer(holds: Hold[], action: HoldsAction): Hold[] {
             variantId: typeof r.variantId === 'string' ? r.variantId : '',
             quantity: heldQuantity(r.quantity),
             expiresAt,
+            offered: r.offered === true,
           },
         ];
       }
@@ -120,6 +124,7 @@ function readStored(): Hold[] {
         ...h,
         variantId: typeof h.variantId === 'string' ? h.variantId : '',
         quantity: heldQuantity(h.quantity),
+        offered: h.offered === true,
       }));
   } catch {
     return [];

@@ -15,9 +15,10 @@ function drop(id: string, over: Partial<Drop> = {}): Drop {
     endsAt: null,
     holdSeconds: 60,
     topPurchasers: [],
-    variants: [{ id: `${id}-v`, name: 'Standard', totalStock: 10, availableStock: 10, reservedStock: 0, soldStock: 0 }],
+    variants: [{ id: `${id}-v`, name: 'Standard', totalStock: 10, availableStock: 10, reservedStock: 0, soldStock: 0, waitlistLength: 0 }],
     maxPerBuyer: 1,
     paused: false,
+    waitlist: true,
     ...over,
   };
 }
@@ -203,8 +204,8 @@ describe('variants, pauses and cancellations on the live feed', () => {
       totalStock: 6,
       availableStock: 6,
       variants: [
-        { id: 'vs', name: 'S', totalStock: 3, availableStock: 3, reservedStock: 0, soldStock: 0 },
-        { id: 'vm', name: 'M', totalStock: 3, availableStock: 3, reservedStock: 0, soldStock: 0 },
+        { id: 'vs', name: 'S', totalStock: 3, availableStock: 3, reservedStock: 0, soldStock: 0, waitlistLength: 0 },
+        { id: 'vm', name: 'M', totalStock: 3, availableStock: 3, reservedStock: 0, soldStock: 0, waitlistLength: 0 },
       ],
     });
 

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useReducer, useRef } from 'react';
-import type { Drop, TopPurchaser, VariantStock, WsMessage } from './api';
+import type { Drop, LeaveReason, Reservation, TopPurchaser, VariantStock, WsMessage } from './api';
 import { observeServerTime, resetServerClock } from './clock';
 import { buyerName } from './format';
 
@@ -95,6 +95,8 @@ function mergeVariantStock(current: Drop['variants'] | undefined, fresh: Variant
       reservedStock: f.reservedStock,
       soldStock: f.soldStock,
       totalStock: f.totalStock,
+      // A server without waiting lines sends no line length: keep what the drop said.
+      ...(typeof f.waitlistLength === 'number' ? { waitlistLength: f.waitlistLength } : {}),
     };
   });
 }
@@ -164,6 +166,15 @@ export interface HoldEnd {
   reservationId: string;
 }
 
+/** A change to a waiting line, as the live feed reports it. */
+export type LineChange =
+  /** The buyer joined a line (their own socket; perhaps from another tab). */
+  | { type: 'joined'; dropId: string; variantId: string; quantity: number; ticket: number }
+  /** The buyer left a line, and why (their own socket). */
+  | { type: 'left'; dropId: string; variantId: string; ticket: number; reason: LeaveReason }
+  /** Someone left the line of a variant: those behind them move up (public). */
+  | { type: 'moved'; dropId: string; variantId: string; ticket: number };
+
 /** What one frame of the live feed asks of the page. */
 export type FrameEffect =
   /** A full picture: the state restarts from it. */
@@ -174,11 +185,21 @@ export type FrameEffect =
   | { kind: 'holdEnded'; end: HoldEnd }
   /** The shop cancelled one of the signed-in buyer's purchases. */
   | { kind: 'purchaseCancelled'; purchaseId: string; dropId: string }
+  /** A unit freed up and is now the signed-in buyer's, as a hold offered from the line. */
+  | { kind: 'holdOffered'; dropId: string; reservation: Reservation }
+  /** A waiting line changed. */
+  | { kind: 'line'; change: LineChange }
   /**
    * The socket resumed where the last one left off: the frames it missed
    * came before this one, and the state was kept.
    */
   | { kind: 'resumed' };
+
+const LEAVE_REASONS: readonly string[] = ['left', 'offered', 'skipped'];
+
+function isTicket(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
 
 const HOLD_END: Record<string, HoldEnd['how']> = {
   holdExpired: 'expired',
@@ -234,6 +255,33 @@ export function interpretFrame(msg: WsMessage): FrameEffect | null {
       if (!how || typeof msg.dropId !== 'string' || typeof msg.reservationId !== 'string') return null;
       return { kind: 'holdEnded', end: { how, dropId: msg.dropId, reservationId: msg.reservationId } };
     }
+    case 'holdOffered': {
+      const r = msg.reservation as Reservation | undefined;
+      if (typeof msg.dropId !== 'string' || !r || typeof r !== 'object' || typeof r.id !== 'string') return null;
+      return { kind: 'holdOffered', dropId: msg.dropId, reservation: r };
+    }
+    case 'waitlistJoined':
+      if (typeof msg.dropId !== 'string' || typeof msg.variantId !== 'string' || !isTicket(msg.ticket)) return null;
+      return {
+        kind: 'line',
+        change: {
+          type: 'joined',
+          dropId: msg.dropId,
+          variantId: msg.variantId,
+          quantity: isTicket(msg.quantity) ? msg.quantity : 1,
+          ticket: msg.ticket,
+        },
+      };
+    case 'waitlistLeft':
+      if (typeof msg.dropId !== 'string' || typeof msg.variantId !== 'string' || !isTicket(msg.ticket)) return null;
+      if (!LEAVE_REASONS.includes(msg.reason)) return null;
+      return {
+        kind: 'line',
+        change: { type: 'left', dropId: msg.dropId, variantId: msg.variantId, ticket: msg.ticket, reason: msg.reason },
+      };
+    case 'waitlistMoved':
+      if (typeof msg.dropId !== 'string' || typeof msg.variantId !== 'string' || !isTicket(msg.ticket)) return null;
+      return { kind: 'line', change: { type: 'moved', dropId: msg.dropId, variantId: msg.variantId, ticket: msg.ticket } };
     default:
       return null;
   }
@@ -251,6 +299,10 @@ export interface LiveCallbacks {
   onHoldEnded(end: HoldEnd): void;
   /** The shop cancelled one of the signed-in buyer's purchases. */
   onPurchaseCancelled(purchaseId: string, dropId: string): void;
+  /** A hold was offered to the signed-in buyer from a waiting line. */
+  onHoldOffered(dropId: string, reservation: Reservation): void;
+  /** A waiting line changed (the buyer's own place, or someone else leaving one). */
+  onLineChange(change: LineChange): void;
 }
 
 /** Backoff before reconnect attempt `n` (0-based): 0.5 s doubling to 10 s, with jitter. */
@@ -377,6 +429,12 @@ export function useLiveDrops(callbacks: LiveCallbacks, sessionKey: string | null
           break;
         case 'purchaseCancelled':
           cb.current.onPurchaseCancelled(effect.purchaseId, effect.dropId);
+          break;
+        case 'holdOffered':
+          cb.current.onHoldOffered(effect.dropId, effect.reservation);
+          break;
+        case 'line':
+          cb.current.onLineChange(effect.change);
           break;
       }
     };

@@ -69,6 +69,8 @@ export function AdminPanel({
   const [formError, setFormError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [created, setCreated] = useState<string | null>(null);
+  // A checkbox, not text: kept apart from the text fields.
+  const [waitlist, setWaitlist] = useState(true);
   const uid = useId();
 
   const set = (key: keyof FormState) => (e: { target: { value: string } }) => {
@@ -104,6 +106,8 @@ export function AdminPanel({
     const endsAt = toInstant(form.endsAt);
     if (startsAt) body.startsAt = startsAt;
     if (endsAt) body.endsAt = endsAt;
+    // Sent only to turn the line off: the server's default is on.
+    if (!waitlist) body.waitlist = false;
 
     setBusy(true);
     try {
@@ -114,6 +118,7 @@ export function AdminPanel({
         // Not remembering the token only means asking again.
       }
       setForm(EMPTY);
+      setWaitlist(true);
       setCreated(data.name);
       onCreated(data);
     } catch (err) {
@@ -220,6 +225,13 @@ export function AdminPanel({
           <label htmlFor={`${uid}-endsAt`}>Ends at</label>
           <input {...field('endsAt')} type="datetime-local" value={form.endsAt} onChange={set('endsAt')} />
           {errorFor('endsAt', 'Optional; never if empty.')}
+        </div>
+        <div className="field field-wide field-check">
+          <label htmlFor={`${uid}-waitlist`}>
+            <input id={`${uid}-waitlist`} type="checkbox" checked={waitlist} onChange={(e) => setWaitlist(e.target.checked)} />
+            Waiting list
+          </label>
+          <p className="field-help">Buyers may line up for sold-out sizes; freed units go to them in turn.</p>
         </div>
         <div className="admin-submit field-wide">
           <button type="submit" className="btn btn-primary" disabled={busy}>

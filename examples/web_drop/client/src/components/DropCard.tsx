@@ -1,8 +1,10 @@
 import { useId, useState } from 'react';
 import type { LiveDrop, Connection } from '../useLiveDrops';
 import type { Hold } from '../useHolds';
+import { lineLength, lineLengthText, type Place } from '../waitlist';
 import { formatCountdown, formatPrice, formatWhen } from '../format';
 import {
+  allowance,
   chosenSize,
   clampQuantity,
   limitText,
@@ -18,23 +20,26 @@ import { StockBar } from './StockBar';
 import { HoldPanel } from './HoldPanel';
 import { RecentBuyers } from './RecentBuyers';
 import { SizePicker } from './SizePicker';
+import { WaitlistPanel } from './WaitlistPanel';
 
 /** What a card is busy with while a request is in flight. */
-export type Busy = 'reserve' | 'purchase' | 'release' | null;
+export type Busy = 'reserve' | 'purchase' | 'release' | 'join' | 'leave' | null;
 
-/** What the buyer asks to reserve: a size (when the drop has sizes) and a quantity. */
+/** What the buyer asks to reserve, or to wait for: a size (when the drop has sizes) and a quantity. */
 export interface ReserveChoice {
   variantId: string | undefined;
   quantity: number;
 }
 
 /**
- * One drop: price, live stock, the size picker and quantity, the user's hold
- * or a Reserve button, and recent buyers.
+ * One drop: price, live stock, the size picker and quantity, the user's hold,
+ * their place in a waiting line, or a Reserve button (Join the waiting list
+ * on a sold-out size of a drop with a line), and recent buyers.
  */
 export function DropCard({
   drop,
   hold,
+  place,
   connection,
   busy,
   bought,
@@ -42,9 +47,13 @@ export function DropCard({
   onReserve,
   onPurchase,
   onRelease,
+  onJoin,
+  onLeave,
 }: {
   drop: LiveDrop;
   hold: Hold | undefined;
+  /** The buyer's place in a line of this drop. */
+  place: Place | undefined;
   connection: Connection;
   busy: Busy;
   /** Units the signed-in buyer has bought of this drop (not cancelled). */
@@ -53,6 +62,8 @@ export function DropCard({
   onReserve: (choice: ReserveChoice) => void;
   onPurchase: () => void;
   onRelease: () => void;
+  onJoin: (choice: ReserveChoice) => void;
+  onLeave: () => void;
 }) {
   const now = useServerNow(1000);
   const uid = useId();
@@ -70,9 +81,14 @@ export function DropCard({
   const size = chosenSize(drop, sizeChoice);
   const sizeFree = size ? Math.max(0, size.availableStock) : Math.max(0, drop.availableStock);
   const limitReached = canReserve && limitText(maxPerBuyer, bought) !== null;
-  const maxQty = maxQuantity(maxPerBuyer, bought, sizeFree);
+  // A sold-out size of a drop with a waiting line offers its line instead
+  // of a dead button; waiting is not bounded by the free units.
+  const joining = drop.waitlist === true && !upcoming && !paused && sizeFree <= 0;
+  const waiting = size ? lineLength(size) : 0;
+  const maxQty = joining ? allowance(maxPerBuyer, bought) : maxQuantity(maxPerBuyer, bought, sizeFree);
   const quantity = clampQuantity(quantityChoice, maxQty);
   const heldSize = hold ? drop.variants.find((v) => v.id === hold.variantId) : undefined;
+  const placeSize = place ? drop.variants.find((v) => v.id === place.variantId) : undefined;
 
   let status: { label: string; tone: string };
   if (upcoming) status = { label: `Opens in ${formatCountdown(startsAt - now)}`, tone: 'upcoming' };
@@ -82,8 +98,11 @@ export function DropCard({
 
   let reserveLabel = 'Reserve';
   if (busy === 'reserve') reserveLabel = 'Reserving…';
+  else if (busy === 'join') reserveLabel = 'Joining…';
   else if (upcoming) reserveLabel = 'Not started yet';
   else if (paused) reserveLabel = 'Paused';
+  // Joining is pointless at the limit: the server would refuse it.
+  else if (joining && !limitReached) reserveLabel = 'Join the waiting list';
   else if (soldOut) reserveLabel = 'Sold out';
   else if (limitReached) reserveLabel = 'Limit reached';
   else if (picker && sizeFree <= 0) reserveLabel = 'Sold out';
@@ -91,6 +110,15 @@ export function DropCard({
   let hint = `Held for ${drop.holdSeconds} s once reserved.`;
   if (upcoming && drop.startsAt) hint = `Opens ${formatWhen(drop.startsAt)}.`;
   else if (paused) hint = 'Paused by the shop: reserving is off until it resumes. Holds already made can still be bought.';
+  else if (joining && limitReached) hint = limitText(maxPerBuyer, bought) ?? hint;
+  else if (joining)
+    hint =
+      (waiting > 0 ? `Sold out right now; ${lineLengthText(waiting).toLowerCase()}. ` : 'Sold out right now. ') +
+      (!canReserve
+        ? 'Sign in above to join the line.'
+        : waiting > 0
+          ? 'Join to be next after them.'
+          : 'Join the line and a freed unit is held for you.');
   else if (soldOut) hint = 'Every unit is held or sold. Held units return if not bought in time.';
   else if (!canReserve) hint = 'Sign in above to reserve.';
   else if (limitReached) hint = limitText(maxPerBuyer, bought) ?? hint;
@@ -98,8 +126,9 @@ export function DropCard({
     hint = `${quantity} × ${formatPrice(drop.price)} = ${formatPrice(totalPrice(drop.price, quantity))}, held for ${drop.holdSeconds} s.`;
   else if (bought > 0) hint = ownedText(maxPerBuyer, bought) ?? hint;
 
-  const cannotReserve =
-    busy !== null || upcoming || paused || soldOut || !canReserve || limitReached || maxQty <= 0;
+  const cannotReserve = joining
+    ? busy !== null || !canReserve || limitReached || maxQty <= 0
+    : busy !== null || upcoming || paused || soldOut || !canReserve || limitReached || maxQty <= 0;
 
   return (
     <article className={`card card-${status.tone}`} aria-labelledby={titleId} data-drop-id={drop.id}>
@@ -126,6 +155,7 @@ export function DropCard({
         available={drop.availableStock}
         reserved={drop.reservedStock}
         sold={drop.soldStock}
+        waiting={drop.waitlist === true ? drop.variants.reduce((n, v) => n + lineLength(v), 0) : null}
       />
 
       <div className="card-action">
@@ -139,6 +169,15 @@ export function DropCard({
             busy={busy}
             onPurchase={onPurchase}
             onRelease={onRelease}
+          />
+        ) : place ? (
+          <WaitlistPanel
+            place={place}
+            dropName={drop.name}
+            sizeName={picker ? (placeSize?.name ?? null) : null}
+            lineLength={placeSize ? lineLength(placeSize) : 0}
+            busy={busy !== null}
+            onLeave={onLeave}
           />
         ) : (
           <div className="reserve">
@@ -179,7 +218,7 @@ export function DropCard({
             <button
               type="button"
               className="btn btn-primary btn-block"
-              onClick={() => onReserve({ variantId: size?.id, quantity })}
+              onClick={() => (joining ? onJoin : onReserve)({ variantId: size?.id, quantity })}
               disabled={cannotReserve}
               aria-label={`${reserveLabel}: ${drop.name}`}
             >

@@ -1,11 +1,14 @@
 import type { Hold } from '../useHolds';
-import { formatCountdown, formatPrice } from '../format';
+import type { Busy } from './DropCard';
+import { serverOffset } from '../clock';
+import { formatCountdown, formatPrice, formatTime } from '../format';
 import { holdLabel, totalPrice } from '../inventory';
 import { useServerNow } from '../useNow';
 
 /**
  * The countdown of a hold with what it holds (size × quantity), its total,
- * and its Complete Purchase and Release buttons.
+ * and its Complete Purchase and Release buttons. A hold offered from the
+ * waiting line says so, and until when it is the buyer's.
  */
 export function HoldPanel({
   hold,
@@ -24,7 +27,7 @@ export function HoldPanel({
   sizeName: string | null;
   /** The drop's unit price (decimal string). */
   price: string;
-  busy: 'purchase' | 'release' | 'reserve' | null;
+  busy: Busy;
   onPurchase: () => void;
   onRelease: () => void;
 }) {
@@ -38,9 +41,9 @@ export function HoldPanel({
   const seconds = Math.ceil(left / 1000);
   const what = holdLabel(sizeName, hold.quantity);
   return (
-    <div className={`hold${urgent ? ' hold-urgent' : ''}`}>
+    <div className={`hold${urgent ? ' hold-urgent' : ''}`} data-testid="hold" data-offered={hold.offered}>
       <div className="hold-head">
-        <span className="hold-label">Held for you</span>
+        <span className="hold-label">{hold.offered ? 'Offered from the line' : 'Held for you'}</span>
         <span
           className="hold-countdown"
           data-testid="countdown"
@@ -51,6 +54,12 @@ export function HoldPanel({
           {formatCountdown(left)}
         </span>
       </div>
+      {hold.offered && (
+        <p className="hold-offered" data-testid="offered">
+          {/* expiresAt is on the server's clock; the time is shown on the browser's. */}
+          A unit freed up: it is yours until {formatTime(hold.expiresAt - serverOffset())}.
+        </p>
+      )}
       <p className="hold-what" data-testid="hold-what">
         <span className="hold-items">{what || '1 unit'}</span>
         <span className="hold-total" data-testid="hold-total">

@@ -3,8 +3,9 @@ import type { SizeOption } from '../inventory';
 
 /**
  * The drop's sizes as one radio group. Sold-out sizes stay listed (struck
- * through, disabled) so buyers see what the drop has; they come back live
- * when units return.
+ * through) so buyers see what the drop has; they come back live when units
+ * return. They are disabled unless the drop has waiting lines, where
+ * choosing one is how a buyer joins its line.
  */
 export function SizePicker({
   dropName,
@@ -25,7 +26,7 @@ export function SizePicker({
       <legend className="sizes-legend">Size</legend>
       <div className="sizes-list" role="radiogroup" aria-label={`Size of ${dropName}`}>
         {options.map((o) => (
-          <label key={o.id} className={`size${o.disabled ? ' size-out' : ''}${o.id === value ? ' size-on' : ''}`}>
+          <label key={o.id} className={`size${o.soldOut ? ' size-out' : ''}${o.id === value ? ' size-on' : ''}`}>
             <input
               type="radio"
               name={name}
@@ -33,7 +34,7 @@ export function SizePicker({
               checked={o.id === value}
               disabled={o.disabled}
               onChange={() => onChange(o.id)}
-              aria-label={o.disabled ? `${o.name}, sold out` : o.name}
+              aria-label={o.soldOut ? `${o.name}, sold out` : o.name}
             />
             <span aria-hidden="true">{o.name}</span>
           </label>

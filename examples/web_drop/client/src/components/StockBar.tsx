@@ -1,14 +1,20 @@
-/** Available, held and sold units as one bar, with the count in words. */
+/**
+ * Available, held and sold units as one bar, with the count in words, and
+ * how many buyers wait in the drop's lines when it has them.
+ */
 export function StockBar({
   total,
   available,
   reserved,
   sold,
+  waiting,
 }: {
   total: number;
   available: number;
   reserved: number;
   sold: number;
+  /** Buyers waiting in the drop's lines; null for a drop without waiting lines. */
+  waiting: number | null;
 }) {
   const pct = (n: number) => (total > 0 ? `${Math.max(0, Math.min(100, (n / total) * 100))}%` : '0%');
   const low = available > 0 && available <= Math.max(1, Math.ceil(total * 0.1));
@@ -36,6 +42,12 @@ export function StockBar({
       </div>
       <p className="stock-detail">
         <span data-testid="reserved">{reserved}</span> on hold · <span data-testid="sold">{sold}</span> sold
+        {waiting !== null && (
+          <>
+            {' · '}
+            <span data-testid="waiting">{waiting}</span> waiting
+          </>
+        )}
       </p>
     </div>
   );

@@ -19,9 +19,9 @@
 //!   the same interleaved run;
 //! - (i) `join the line`: new buyers joining the waiting list of a sold-out
 //!   drop, through the batched store, while (a) and (d) reserve on drops of
-//!   their own in the same interleaved slices: joins/s against reserves/s
-//!   (a join is one transaction of its own under the drop's lock, never
-//!   batched, so (a) is its like and (d) what batching would aim at).
+//!   their own in the same interleaved slices: joins/s against reserves/s,
+//!   (d) being the bar (joins are grouped like reserves, so a storm of
+//!   them commits many per transaction) and (a) one transaction per call.
 //!
 //! First on a fresh drop ("empty"), then on a big drop that already has
 //! 100,000 purchases and 100,000 active holds of other users ("big").

@@ -82,8 +82,8 @@ impl PgStoreBuilder {
         self
     }
 
-    /// Group commit: concurrent reserves (and purchases) of one drop share
-    /// one transaction, gathered while the previous one is in flight (no
+    /// Group commit: concurrent reserves (and purchases, and joins of its
+    /// waiting list) of one drop share one transaction, gathered while the previous one is in flight (no
     /// timer: a lone call goes at once). Defaults to `true`.
     pub fn group_commit(mut self, on: bool) -> Self {
         self.group_commit = on;

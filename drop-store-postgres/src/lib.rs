@@ -136,7 +136,7 @@
 //!   variant: then they are the line's); `overview` is one statement.
 //! - **Group commit** (on by default, [`PgStoreBuilder::group_commit`]):
 //!   while a transaction for a drop is in flight, newly arriving reserves
-//!   (and purchases) of that drop queue; the queue goes as the next batch,
+//!   (and purchases, and joins of its waiting list) of that drop queue; the queue goes as the next batch,
 //!   one transaction granting units in arrival order. One drop row can
 //!   commit only so many updates per second; batching multiplies what each
 //!   commit carries. Each caller still gets its own answer.

@@ -33,6 +33,7 @@ use crate::writes::{self, PurchaseCall, ReserveCall, Shared};
 
 type ReserveGate = Gatherer<DropId, ReserveCall, Reserved>;
 type PurchaseGate = Gatherer<DropId, PurchaseCall, Purchased>;
+type JoinGate = Gatherer<DropId, waitlist::JoinCall, Applied<WaitlistPlace>>;
 
 /// A dropkit store on PostgreSQL.
 ///
@@ -54,6 +55,7 @@ struct Inner {
     instance: Uuid,
     reserve_gate: Option<ReserveGate>,
     purchase_gate: Option<PurchaseGate>,
+    join_gate: Option<JoinGate>,
     /// The notifier, the listener and its heartbeats.
     feed: FeedTasks,
     /// The listener's connection (a pool of one), when the store listens.
@@ -172,7 +174,7 @@ impl PgStore {
             log: settings.event_log,
             retention: settings.event_retention,
         };
-        let (reserve_gate, purchase_gate) = if settings.group_commit {
+        let (reserve_gate, purchase_gate, join_gate) = if settings.group_commit {
             let s = shared.clone();
             let reserve: ReserveGate =
                 Gatherer::new(settings.batch_cap, work.clone(), move |drop_id, users| {
@@ -182,14 +184,20 @@ impl PgStore {
                 });
             let s = shared.clone();
             let purchase: PurchaseGate =
-                Gatherer::new(settings.batch_cap, work, move |drop_id, reqs| {
+                Gatherer::new(settings.batch_cap, work.clone(), move |drop_id, reqs| {
                     let s = s.clone();
                     Box::pin(async move { writes::purchase(&s, drop_id, reqs).await })
                         as BatchFuture<_>
                 });
-            (Some(reserve), Some(purchase))
+            let s = shared.clone();
+            let join: JoinGate = Gatherer::new(settings.batch_cap, work, move |drop_id, calls| {
+                let s = s.clone();
+                Box::pin(async move { waitlist::join_batch(&s, drop_id, calls).await })
+                    as BatchFuture<_>
+            });
+            (Some(reserve), Some(purchase), Some(join))
         } else {
-            (None, None)
+            (None, None, None)
         };
         Ok(PgStore {
             inner: Arc::new(Inner {
@@ -197,6 +205,7 @@ impl PgStore {
                 instance,
                 reserve_gate,
                 purchase_gate,
+                join_gate,
                 _stop_feed: feed.stop.clone().drop_guard(),
                 feed,
                 listener_pool,
@@ -216,7 +225,7 @@ impl PgStore {
         self.inner.instance
     }
 
-    /// Whether concurrent reserves and purchases of a drop are grouped into
+    /// Whether concurrent reserves, purchases and joins of a drop are grouped into
     /// one transaction.
     pub fn group_commit(&self) -> bool {
         self.inner.reserve_gate.is_some()
@@ -239,6 +248,9 @@ impl PgStore {
             g.close();
         }
         if let Some(g) = &inner.purchase_gate {
+            g.close();
+        }
+        if let Some(g) = &inner.join_gate {
             g.close();
         }
         // 2. Finish the work in flight: writes commit, batches answer, and
@@ -582,9 +594,21 @@ impl InventoryStore for PgStore {
         buyer: &Buyer,
         request: ReserveRequest,
     ) -> Result<Applied<WaitlistPlace>, DropError> {
-        let (shared, buyer) = (self.shared().clone(), buyer.clone());
+        let call = waitlist::JoinCall {
+            buyer: buyer.clone(),
+            request,
+        };
+        if let Some(gate) = &self.inner.join_gate {
+            return gate.submit(drop_id, call).await;
+        }
+        let shared = self.shared().clone();
         self.shared()
-            .detached(async move { waitlist::join(&shared, drop_id, &buyer, request).await })
+            .detached(async move {
+                let mut answers = waitlist::join_batch(&shared, drop_id, vec![call]).await;
+                answers
+                    .pop()
+                    .unwrap_or_else(|| Err(internal("a join got no answer")))
+            })
             .await
     }
 

@@ -255,30 +255,105 @@ struct LeaveRow {
     after: Counters,
 }
 
-/// Puts `buyer` in the line for `request` (see
-/// [`InventoryStore::join_waitlist`](drop_core::InventoryStore::join_waitlist)).
-pub(crate) async fn join(
+/// One call to join a line, as the group-commit batch of joins carries it.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinCall {
+    /// Who joins.
+    pub(crate) buyer: Buyer,
+    /// What they wait for.
+    pub(crate) request: ReserveRequest,
+}
+
+/// Puts each caller in the line for their request (see
+/// [`InventoryStore::join_waitlist`](drop_core::InventoryStore::join_waitlist)),
+/// all in one statement and so one transaction: joins of one drop contend
+/// for its lock like reserves do, so a storm of them is grouped the same
+/// way. `dropkit_waitlist_join` runs once per call, in the calls' order,
+/// each seeing the calls before it; a refusal is an answer row, not an
+/// error, so one caller's refusal never fails the others. Answers one
+/// result per call, in order, and publishes the batch's events after it
+/// committed.
+pub(crate) async fn join_batch(
     shared: &Shared,
     drop_id: DropId,
-    buyer: &Buyer,
-    request: ReserveRequest,
-) -> Result<Applied<WaitlistPlace>, DropError> {
-    let quantity = i32::try_from(request.quantity).unwrap_or(i32::MAX);
+    calls: Vec<JoinCall>,
+) -> Vec<Result<Applied<WaitlistPlace>, DropError>> {
+    let buyers: Vec<&str> = calls.iter().map(|c| c.buyer.id.as_str()).collect();
+    let names: Vec<&str> = calls
+        .iter()
+        .map(|c| c.buyer.display_name.as_str())
+        .collect();
+    let variants: Vec<Option<Uuid>> = calls
+        .iter()
+        .map(|c| c.request.variant_id.map(|v| v.as_uuid()))
+        .collect();
+    let quantities: Vec<i32> = calls
+        .iter()
+        .map(|c| i32::try_from(c.request.quantity).unwrap_or(i32::MAX))
+        .collect();
     let log = shared.log;
-    let row = shared
+    let (buyers, names, variants, quantities) = (&buyers, &names, &variants, &quantities);
+    let rows = shared
         .retry(|mut conn| async move {
-            sqlx::query("SELECT * FROM dropkit_waitlist_join($1, $2, $3, $4, $5, $6)")
-                .bind(drop_id.as_uuid())
-                .bind(buyer.id.as_str())
-                .bind(buyer.display_name.as_str())
-                .bind(request.variant_id.map(|v| v.as_uuid()))
-                .bind(quantity)
-                .bind(log)
-                .fetch_one(&mut *conn)
-                .await
+            sqlx::query(
+                "SELECT j.* FROM unnest($2::text[], $3::text[], $4::uuid[], $5::int[]) \
+                 WITH ORDINALITY AS c(buyer, name, variant, quantity, n) \
+                 CROSS JOIN LATERAL dropkit_waitlist_join($1, c.buyer, c.name, c.variant, c.quantity, $6) j \
+                 ORDER BY c.n",
+            )
+            .bind(drop_id.as_uuid())
+            .bind(buyers)
+            .bind(names)
+            .bind(variants)
+            .bind(quantities)
+            .bind(log)
+            .fetch_all(&mut *conn)
+            .await
         })
-        .await?;
-    let row: JoinRow = decode(&row).inspect_err(|_| shared.fanout.publish_lost())?;
+        .await;
+    let rows = match rows {
+        Ok(rows) if rows.len() == calls.len() => rows,
+        Ok(rows) => {
+            let e = internal(format!(
+                "a batch of {} joins answered {} rows",
+                calls.len(),
+                rows.len()
+            ));
+            shared.fanout.publish_lost();
+            return calls.iter().map(|_| Err(e.clone())).collect();
+        }
+        Err(e) => return calls.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let mut events = Vec::new();
+    let answers = rows
+        .iter()
+        .zip(&calls)
+        .map(|(row, call)| {
+            let mut own = Vec::new();
+            let answer =
+                decode::<JoinRow>(row).and_then(|row| join_answer(&row, drop_id, call, &mut own));
+            match &answer {
+                // A row that could not be read may stand for a change that
+                // committed: subscribers are told they missed something.
+                Err(e) if e.code() == "INTERNAL" => shared.fanout.publish_lost(),
+                _ => events.append(&mut own),
+            }
+            answer
+        })
+        .collect();
+    shared.fanout.publish(events);
+    answers
+}
+
+/// One caller's answer from its row of a batch of joins, with the events of
+/// a join that changed something added to `events`.
+fn join_answer(
+    row: &JoinRow,
+    drop_id: DropId,
+    call: &JoinCall,
+    events: &mut Vec<DropEvent>,
+) -> Result<Applied<WaitlistPlace>, DropError> {
+    let (buyer, request) = (&call.buyer, call.request);
     let place = || {
         row.place
             .place(drop_id, &buyer.id)?
@@ -287,16 +362,15 @@ pub(crate) async fn join(
     match row.o_outcome.as_str() {
         "joined" => {
             let place = place()?;
-            let mut events = vec![DropEvent::WaitlistJoined {
+            events.push(DropEvent::WaitlistJoined {
                 drop_id,
                 variant_id: place.variant_id,
                 buyer_id: buyer.id.clone(),
                 quantity: place.quantity,
                 ticket: place.ticket,
-            }];
+            });
             events.extend(step_events(drop_id, row.o_steps.as_deref().unwrap_or(&[]))?);
             events.push(row.after.event(drop_id)?);
-            shared.fanout.publish(events);
             Ok(Applied::new(place, true))
         }
         "in_line" => Ok(Applied::new(place()?, false)),

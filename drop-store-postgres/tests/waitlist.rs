@@ -270,3 +270,99 @@ async fn two_instances_serve_one_line_each_freed_unit_once_to_the_head(pool: PgP
         store.close().await;
     }
 }
+
+/// Joins of one drop are grouped like reserves: with the drop's lock held
+/// from outside, 32 joins queue up and commit in a few transactions (rows
+/// written by one transaction share its `xmin`), and every caller still
+/// gets their own answer: places in ticket order, a refusal for the
+/// buyer holding a hold, the same place for a buyer asking twice.
+#[sqlx::test(migrations = false)]
+async fn a_storm_of_joins_commits_in_few_transactions_each_answered(pool: PgPool) {
+    const JOINERS: usize = 32;
+    let store = store_on(&pool, 8, PgStore::builder()).await;
+    assert!(store.group_commit());
+    let drop_id = common::drop_of(&store, 1, Duration::from_secs(600)).await;
+    let holder = user("holder");
+    store.reserve(drop_id, &holder).await.unwrap();
+
+    let blocker = common::block_drop(&pool, drop_id).await;
+    let mut calls = Vec::new();
+    for i in 0..JOINERS {
+        let (store, buyer) = (store.clone(), user(&format!("joiner{i:02}")));
+        calls.push(tokio::spawn(async move {
+            store
+                .join_waitlist(drop_id, &buyer, drop_core::ReserveRequest::new())
+                .await
+        }));
+    }
+    let twice = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let b = user("joiner00");
+            store
+                .join_waitlist(drop_id, &b, drop_core::ReserveRequest::new())
+                .await
+        })
+    };
+    let refused = {
+        let (store, holder) = (store.clone(), holder.clone());
+        tokio::spawn(async move {
+            store
+                .join_waitlist(drop_id, &holder, drop_core::ReserveRequest::new())
+                .await
+        })
+    };
+    // Every call is queued or waiting on the lock before it is let go.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    blocker.rollback().await.unwrap();
+
+    let mut tickets = Vec::new();
+    for call in calls {
+        let joined = call.await.unwrap().expect("a place");
+        tickets.push(joined.value.ticket);
+    }
+    let again = twice.await.unwrap().expect("the same place");
+    assert_eq!(
+        refused.await.unwrap().unwrap_err().code(),
+        "HOLD_EXISTS",
+        "the holder may not wait"
+    );
+    tickets.sort_unstable();
+    tickets.dedup();
+    assert_eq!(tickets.len(), JOINERS, "one place each");
+    assert!(tickets.contains(&again.value.ticket));
+    for (i, ticket) in tickets.iter().enumerate() {
+        let name = sqlx::query_scalar::<_, String>(
+            "SELECT buyer_id FROM dropkit_waitlist WHERE drop_id = $1 AND ticket = $2",
+        )
+        .bind(drop_id.as_uuid())
+        .bind(i64::try_from(*ticket).unwrap())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let place = store
+            .waitlist_place(drop_id, &BuyerId::parse(&name).unwrap())
+            .await
+            .unwrap()
+            .expect("in line");
+        assert_eq!(place.position as usize, i + 1, "places follow tickets");
+    }
+    let transactions: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT xmin::text) FROM dropkit_waitlist WHERE drop_id = $1",
+    )
+    .bind(drop_id.as_uuid())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        transactions <= 4,
+        "{JOINERS} joins queued behind one lock committed in {transactions} transactions"
+    );
+    let joined = history(&store, drop_id)
+        .await
+        .iter()
+        .filter(|e| matches!(e.change, Change::WaitlistJoined { .. }))
+        .count();
+    assert_eq!(joined, JOINERS, "one log entry per place");
+    assert_invariants(&store).await;
+}

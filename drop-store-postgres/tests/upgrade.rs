@@ -790,11 +790,17 @@ async fn a_store_told_not_to_migrate_leaves_the_schema_to_the_app(pool: PgPool) 
     ));
 }
 
-/// A drop of one variant (10 units, `max` per buyer) made as the variants
-/// version stores it, with Ann holding `quantities[0]` units and Bob
-/// having bought `quantities[1]`, through that version's functions: the
-/// drop's id, Ann's hold and Bob's.
-async fn ann_holds_bob_bought(pool: &PgPool, max: i32, quantities: [i32; 2]) -> (Uuid, Uuid, Uuid) {
+/// A drop of one variant (10 units, `max` per buyer) made as the versions
+/// since variants store it, with Ann holding `quantities[0]` units and Bob
+/// having bought `quantities[1]`, through that version's
+/// `dropkit_reserve_<kind>` and `dropkit_purchase_<kind>` (`units`, or
+/// `logged` since the event log): the drop's id, Ann's hold and Bob's.
+async fn ann_holds_bob_bought(
+    pool: &PgPool,
+    kind: &str,
+    max: i32,
+    quantities: [i32; 2],
+) -> (Uuid, Uuid, Uuid) {
     let (drop_id, variant) = (Uuid::new_v4(), Uuid::new_v4());
     sqlx::query(
         "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, hold_micros, max_per_buyer, \
@@ -818,9 +824,9 @@ async fn ann_holds_bob_bought(pool: &PgPool, max: i32, quantities: [i32; 2]) -> 
     let (ann, bob) = (Uuid::new_v4(), Uuid::new_v4());
     let nulls: Vec<Option<String>> = vec![None, None];
     let prints: Vec<Option<Vec<u8>>> = vec![None, None];
-    let outcome: String = sqlx::query_scalar(
-        "SELECT o_outcome::text FROM dropkit_reserve_units($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
+    let outcome: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT o_outcome::text FROM dropkit_reserve_{kind}($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    )))
     .bind(drop_id)
     .bind(vec!["ann_id", "bob_id"])
     .bind(vec!["ann", "bob"])
@@ -836,17 +842,19 @@ async fn ann_holds_bob_bought(pool: &PgPool, max: i32, quantities: [i32; 2]) -> 
     assert_eq!(outcome, "ok");
     let one: Vec<Option<String>> = vec![None];
     let one_print: Vec<Option<Vec<u8>>> = vec![None];
-    sqlx::query("SELECT * FROM dropkit_purchase_units($1, $2, $3, $4, $5, $6, $7)")
-        .bind(drop_id)
-        .bind(vec![bob])
-        .bind(vec!["bob_id"])
-        .bind(vec![Uuid::new_v4()])
-        .bind(&one)
-        .bind(&one)
-        .bind(&one_print)
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM dropkit_purchase_{kind}($1, $2, $3, $4, $5, $6, $7)"
+    )))
+    .bind(drop_id)
+    .bind(vec![bob])
+    .bind(vec!["bob_id"])
+    .bind(vec![Uuid::new_v4()])
+    .bind(&one)
+    .bind(&one)
+    .bind(&one_print)
+    .execute(pool)
+    .await
+    .unwrap();
     (drop_id, ann, bob)
 }
 
@@ -864,7 +872,7 @@ async fn a_database_before_the_event_log_upgrades_with_its_data(pool: PgPool) {
     // caches the shape of a composite type once it has read one, and the
     // waiting list's migration adds a field to the variants' counters.
     let old = common::pool_like(&pool, 1).await;
-    let (drop_id, ann, _) = ann_holds_bob_bought(&old, 2, [2, 1]).await;
+    let (drop_id, ann, _) = ann_holds_bob_bought(&old, "units", 2, [2, 1]).await;
     old.close().await;
     let holds_before: Vec<(Uuid, String, i32)> =
         sqlx::query_as("SELECT id, status, quantity FROM dropkit_reservations ORDER BY buyer_id")
@@ -917,8 +925,87 @@ async fn a_database_before_the_event_log_upgrades_with_its_data(pool: PgPool) {
     assert_invariants(&store).await;
 }
 
-/// The last migration before the waiting list.
+/// The last migration before the common batch of reserves was decided in
+/// two statements.
 const EVENT_LOG: i64 = 20261209000001;
+
+/// A database of the event log's version, with holds, a purchase and their
+/// entries: after the upgrade the old rows and entries are untouched, the
+/// log numbers on from where it was, and a batch (the common one and one
+/// that is not: a buyer twice, and one at the limit) answers as before.
+#[sqlx::test(migrations = false)]
+async fn a_database_of_the_event_log_version_upgrades_with_its_data(pool: PgPool) {
+    own_history_up_to(EVENT_LOG).run(&pool).await.unwrap();
+    // The old version's calls on connections of their own (see above).
+    let old = common::pool_like(&pool, 1).await;
+    let (drop_id, ann, _) = ann_holds_bob_bought(&old, "logged", 1, [1, 1]).await;
+    old.close().await;
+    let rows = "SELECT id::text || status || quantity FROM dropkit_reservations ORDER BY id";
+    let entries =
+        "SELECT seq || kind || coalesce(reservation_id::text, '') FROM dropkit_events ORDER BY seq";
+    let holds_before: Vec<String> = sqlx::query_scalar(rows).fetch_all(&pool).await.unwrap();
+    let log_before: Vec<String> = sqlx::query_scalar(entries).fetch_all(&pool).await.unwrap();
+    assert_eq!(log_before.len(), 3, "{log_before:?}");
+
+    let store = PgStore::builder()
+        .listen(false)
+        .build(pool.clone())
+        .await
+        .expect("the store migrates the database and starts");
+    let holds_after: Vec<String> = sqlx::query_scalar(rows).fetch_all(&pool).await.unwrap();
+    let log_after: Vec<String> = sqlx::query_scalar(entries).fetch_all(&pool).await.unwrap();
+    assert_eq!(holds_after, holds_before, "the old rows are untouched");
+    assert_eq!(log_after, log_before, "the old entries are untouched");
+
+    let drop = drop_core::DropId::from_uuid(drop_id);
+    let ann_id = drop_core::BuyerId::parse("ann_id").unwrap();
+    let bob_id = drop_core::BuyerId::parse("bob_id").unwrap();
+    let (cid, dan) = (user("cid"), user("dan"));
+    // Ann holds already (answered her hold), Bob bought his one (at the
+    // limit), Cid and Dan are new: sent together, so that group commit most
+    // likely makes them one batch, which is not the common one.
+    let ann_again = Buyer::new(ann_id.clone(), "ann".parse().unwrap());
+    let bob_again = Buyer::new(bob_id.clone(), "bob".parse().unwrap());
+    let (a, b, c, d) = tokio::join!(
+        store.reserve(drop, &ann_again),
+        store.reserve(drop, &bob_again),
+        store.reserve(drop, &cid),
+        store.reserve(drop, &dan),
+    );
+    assert_eq!(a.unwrap().reservation.id.as_uuid(), ann, "Ann's old hold");
+    assert!(
+        matches!(b, Err(drop_core::DropError::BuyerLimitReached { .. })),
+        "{b:?}"
+    );
+    let (c, d) = (c.unwrap().reservation, d.unwrap().reservation);
+    // Two more new buyers: the common batch.
+    let (eve, fay) = (user("eve"), user("fay"));
+    let (e, f) = tokio::join!(store.reserve(drop, &eve), store.reserve(drop, &fay));
+    let (e, f) = (e.unwrap().reservation, f.unwrap().reservation);
+    let state = store.get_drop(drop).await.unwrap();
+    assert_eq!((state.stock.reserved, state.stock.sold), (5, 1));
+    assert_eq!(state.variants[0].reserved, 5);
+
+    let entries = store.events_after(0, 20).await.unwrap();
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=7).collect::<Vec<u64>>(), "numbered on from 3");
+    let new: Vec<ReservationId> = entries[3..]
+        .iter()
+        .map(|e| match &e.change {
+            drop_core::Change::HoldCreated { reservation_id, .. } => *reservation_id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let mut logged = new.clone();
+    logged.sort_by_key(|id| id.as_uuid());
+    let mut made = vec![c.id, d.id, e.id, f.id];
+    made.sort_by_key(|id| id.as_uuid());
+    assert_eq!(logged, made, "each new hold logged once");
+    store.close().await;
+}
+
+/// The last migration before the waiting list.
+const COMMON_BATCH: i64 = 20261210000001;
 
 /// A database from the version before the waiting list, with drops, holds,
 /// purchases and log entries: after the upgrade the old rows read as
@@ -926,14 +1013,14 @@ const EVENT_LOG: i64 = 20261209000001;
 /// nobody in it), and the line works on the old drop.
 #[sqlx::test(migrations = false)]
 async fn a_database_before_the_waiting_list_upgrades_with_its_data(pool: PgPool) {
-    own_history_up_to(EVENT_LOG).run(&pool).await.unwrap();
+    own_history_up_to(COMMON_BATCH).run(&pool).await.unwrap();
     // The old version's calls run on connections of their own, closed
     // before the upgrade, as an old instance's would be: a connection
     // caches the shape of a composite type once it has read one.
     let old = common::pool_like(&pool, 1).await;
     // Ann holds 2 of 10 units, Bob bought 1; four more buyers take the
     // other 7 through that version's logged reserve: sold out.
-    let (drop_id, ann, bob) = ann_holds_bob_bought(&old, 2, [2, 1]).await;
+    let (drop_id, ann, bob) = ann_holds_bob_bought(&old, "units", 2, [2, 1]).await;
     let variant: Uuid = sqlx::query_scalar("SELECT id FROM dropkit_variants WHERE drop_id = $1")
         .bind(drop_id)
         .fetch_one(&old)

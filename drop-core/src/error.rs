@@ -214,6 +214,26 @@ pub enum DropError {
         /// The buyer's place.
         place: Box<crate::WaitlistPlace>,
     },
+    /// The drop gives its units out by a draw that has not been made yet:
+    /// enter the draw instead of reserving or joining a line.
+    #[error("drop {drop_id} sells by draw: enter the draw instead")]
+    DrawOnly {
+        /// The drop.
+        drop_id: DropId,
+    },
+    /// The draw takes no more entries (or withdrawals): `drawAt` has come,
+    /// or the draw was made.
+    #[error("entries to the draw of drop {drop_id} are closed")]
+    EntriesClosed {
+        /// The drop.
+        drop_id: DropId,
+    },
+    /// The drop sells first come, first served: it has no draw.
+    #[error("drop {drop_id} has no draw")]
+    NotADraw {
+        /// The drop.
+        drop_id: DropId,
+    },
     /// Log entries after the cursor asked for were pruned (retention):
     /// the consumer missed them and must re-read current state, then go
     /// on from `oldest - 1` or from the log's head.
@@ -300,6 +320,9 @@ impl DropError {
             Self::WaitlistNotNeeded { .. } => "WAITLIST_NOT_NEEDED",
             Self::WaitlistClosed { .. } => "WAITLIST_CLOSED",
             Self::AlreadyInLine { .. } => "ALREADY_IN_LINE",
+            Self::DrawOnly { .. } => "DRAW_ONLY",
+            Self::EntriesClosed { .. } => "ENTRIES_CLOSED",
+            Self::NotADraw { .. } => "NOT_A_DRAW",
             Self::EventsPruned { .. } => "EVENTS_PRUNED",
             Self::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
             Self::IdempotencyInProgress { .. } => "IDEMPOTENCY_IN_PROGRESS",
@@ -343,6 +366,9 @@ pub const ERROR_CODES: &[&str] = &[
     "WAITLIST_NOT_NEEDED",
     "WAITLIST_CLOSED",
     "ALREADY_IN_LINE",
+    "DRAW_ONLY",
+    "ENTRIES_CLOSED",
+    "NOT_A_DRAW",
     "EVENTS_PRUNED",
     "IDEMPOTENCY_KEY_REUSED",
     "IDEMPOTENCY_IN_PROGRESS",
@@ -417,6 +443,9 @@ mod tests {
                     chrono::DateTime::UNIX_EPOCH,
                 )),
             },
+            DropError::DrawOnly { drop_id: d },
+            DropError::EntriesClosed { drop_id: d },
+            DropError::NotADraw { drop_id: d },
             DropError::EventsPruned {
                 after: 1,
                 oldest: 5,

@@ -81,6 +81,22 @@ pub enum DropEvent {
         /// Why.
         reason: crate::LeaveReason,
     },
+    /// A draw drop drew (see [`crate::entry`]): every entrant's outcome
+    /// is readable now. Winners' offered holds each have their own
+    /// [`HoldCreated`](Self::HoldCreated); a
+    /// [`StockChanged`](Self::StockChanged) follows.
+    DrawCompleted {
+        /// The drop.
+        drop_id: DropId,
+        /// When it was drawn.
+        drawn_at: DateTime<Utc>,
+        /// Entries drawn from.
+        entries: u32,
+        /// Entries that won a unit.
+        winners: u32,
+        /// Entries put in a line.
+        waiting: u32,
+    },
     /// A drop's counters changed; `stock` is the state after the change.
     StockChanged {
         /// The drop.
@@ -163,7 +179,8 @@ impl DropEvent {
             | Self::HoldExpired { drop_id, .. }
             | Self::HoldReleased { drop_id, .. }
             | Self::WaitlistJoined { drop_id, .. }
-            | Self::WaitlistLeft { drop_id, .. } => *drop_id,
+            | Self::WaitlistLeft { drop_id, .. }
+            | Self::DrawCompleted { drop_id, .. } => *drop_id,
         }
     }
 }

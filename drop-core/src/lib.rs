@@ -21,6 +21,7 @@
 //! - [`DropEvent`], [`EventBus`]: committed changes, fanned out in process.
 //! - [`log`]: the durable event log ([`LogEntry`], [`Change`]) every store
 //!   keeps, and the named cursors that follow it.
+//! - [`entry`]: draw drops ([`Entry`], [`DrawStatus`]) and their rules.
 //! - [`draw`](mod@draw): the arithmetic of a verifiable draw ([`draw()`](fn@draw), [`verify_draw`]):
 //!   the seed's commitment, the hashed entry list, the ranking, and the check
 //!   anyone can run on a published draw (docs/draws.md).
@@ -43,6 +44,7 @@ pub mod admin;
 pub mod buyer;
 pub mod clock;
 pub mod draw;
+pub mod entry;
 pub mod error;
 pub mod event;
 pub mod idempotency;
@@ -70,6 +72,7 @@ pub use draw::{
     MAX_BEACON, PublishedDraw, Receipt, Seed, SeedHash, VariantDraw, VerifyError, draw,
     draw_and_publish, verify_draw,
 };
+pub use entry::{DrawStatus, DrawSummary, Entry, EntryOutcome};
 pub use error::{BoxError, DropError, ERROR_CODES, ErrorSource, NotActiveReason};
 pub use event::{
     DEFAULT_EVENT_CAPACITY, DropEvent, EventBus, EventStream, EventsLost, Origin, OriginEventStream,
@@ -84,9 +87,9 @@ pub use log::{
     DropAction, LogEntry, MAX_LOG_PAGE, check_cursor_name,
 };
 pub use model::{
-    DEFAULT_HOLD, DropInfo, DropState, EARLIEST_INSTANT, LATEST_INSTANT, MAX_HOLD, MAX_NAME,
-    MAX_STOCK, MIN_HOLD, NewDrop, Purchase, PurchaseStatus, Purchased, Reservation,
-    ReservationStatus, Reserved, Stock, TopPurchaser,
+    DEFAULT_HOLD, DropInfo, DropState, EARLIEST_INSTANT, LATEST_INSTANT, MAX_BEACON_NAME, MAX_HOLD,
+    MAX_NAME, MAX_STOCK, MIN_HOLD, NewDrop, Purchase, PurchaseStatus, Purchased, Reservation,
+    ReservationStatus, Reserved, SaleMode, Stock, TopPurchaser,
 };
 pub use money::Money;
 pub use scheduler::{ExpiryScheduler, SchedulerHandle};

@@ -206,6 +206,20 @@ pub enum Change {
         /// Why they left.
         reason: crate::LeaveReason,
     },
+    /// A draw drop drew ([`crate::entry`]). The winners' holds are logged
+    /// before it, one [`HoldCreated`](Self::HoldCreated) each; the places
+    /// it put in line are not logged one by one: the published draw
+    /// ([`draw_status`](crate::InventoryStore::draw_status)) lists them.
+    DrawCompleted {
+        /// When it was drawn.
+        drawn_at: DateTime<Utc>,
+        /// Entries drawn from.
+        entries: u32,
+        /// Entries that won a unit.
+        winners: u32,
+        /// Entries put in a line.
+        waiting: u32,
+    },
 }
 
 impl Change {
@@ -221,13 +235,16 @@ impl Change {
             Self::PurchaseCancelled { .. } => "purchaseCancelled",
             Self::WaitlistJoined { .. } => "waitlistJoined",
             Self::WaitlistLeft { .. } => "waitlistLeft",
+            Self::DrawCompleted { .. } => "drawCompleted",
         }
     }
 
     /// The buyer the change is about, when it is about one.
     pub fn buyer_id(&self) -> Option<&BuyerId> {
         match self {
-            Self::DropCreated { .. } | Self::DropUpdated { .. } => None,
+            Self::DropCreated { .. } | Self::DropUpdated { .. } | Self::DrawCompleted { .. } => {
+                None
+            }
             Self::HoldCreated { buyer_id, .. }
             | Self::PurchaseCompleted { buyer_id, .. }
             | Self::HoldReleased { buyer_id, .. }
@@ -250,6 +267,7 @@ pub const CHANGE_KINDS: &[&str] = &[
     "purchaseCancelled",
     "waitlistJoined",
     "waitlistLeft",
+    "drawCompleted",
 ];
 
 /// A named consumer's position in the log, as

@@ -21,6 +21,8 @@ pub const MAX_HOLD: Duration = Duration::from_secs(24 * 60 * 60);
 pub const MAX_STOCK: u32 = 1_000_000;
 /// Longest drop name, in characters.
 pub const MAX_NAME: usize = 100;
+/// Longest beacon name, in characters.
+pub const MAX_BEACON_NAME: usize = 200;
 /// Earliest `startsAt` / `endsAt` a drop may have (1970-01-01T00:00:00Z).
 pub const EARLIEST_INSTANT: DateTime<Utc> = DateTime::UNIX_EPOCH;
 /// Latest `startsAt` / `endsAt` a drop may have (9999-12-31T23:59:59Z):
@@ -64,6 +66,23 @@ pub struct DropInfo {
     /// [`crate::waitlist`]); on by default.
     #[serde(default = "default_waitlist")]
     pub waitlist: bool,
+    /// How units are first given out: first come, first served (the
+    /// default), or by a draw at [`draw_at`](Self::draw_at) (see
+    /// [`crate::entry`]).
+    #[serde(default)]
+    pub mode: SaleMode,
+    /// When a draw drop draws: entries are taken from the start until
+    /// then. `None` for a first-come drop.
+    #[serde(default)]
+    pub draw_at: Option<DateTime<Utc>>,
+    /// The public randomness a draw drop mixes into its key, by name (say,
+    /// a drand round due after `drawAt`), published with the seed's hash;
+    /// `None` draws with the seed alone.
+    #[serde(default)]
+    pub beacon_name: Option<String>,
+    /// When the draw was made; `None` before (and for first-come drops).
+    #[serde(default)]
+    pub drawn_at: Option<DateTime<Utc>>,
     /// Sale opens at this instant (open from creation when absent).
     pub starts_at: Option<DateTime<Utc>>,
     /// Sale closes at this instant (never when absent).
@@ -73,6 +92,18 @@ pub struct DropInfo {
     pub hold: Duration,
     /// When the drop was created.
     pub created_at: DateTime<Utc>,
+}
+
+/// How a drop first gives its units out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SaleMode {
+    /// First come, first served: reserves from the start.
+    #[default]
+    FirstCome,
+    /// Entries from the start until `drawAt`, then a verifiable draw
+    /// ([`crate::entry`]); after the draw, what is left sells first come.
+    Draw,
 }
 
 impl DropInfo {
@@ -100,6 +131,10 @@ impl DropInfo {
             max_per_buyer: DEFAULT_MAX_PER_BUYER,
             paused: false,
             waitlist: true,
+            mode: SaleMode::FirstCome,
+            draw_at: None,
+            beacon_name: None,
+            drawn_at: None,
             starts_at: None,
             ends_at: None,
             hold,
@@ -169,6 +204,45 @@ impl DropInfo {
         Ok(())
     }
 
+    /// `Ok` when a plain reserve or a join may go on: `DRAW_ONLY` for a
+    /// draw drop that has not drawn yet (its units go by the draw).
+    pub fn check_first_come(&self) -> Result<(), DropError> {
+        if self.mode == SaleMode::Draw && self.drawn_at.is_none() {
+            return Err(DropError::DrawOnly { drop_id: self.id });
+        }
+        Ok(())
+    }
+
+    /// `Ok` while the drop takes draw entries at `now`, checked in this
+    /// order: `NOT_A_DRAW` (a first-come drop); `DROP_NOT_ACTIVE` before
+    /// the start or after the end; `ENTRIES_CLOSED` at or after `drawAt`,
+    /// or once drawn; `DROP_PAUSED`.
+    pub fn check_entries_open(&self, now: DateTime<Utc>) -> Result<(), DropError> {
+        let Some(draw_at) = self.draw_at.filter(|_| self.mode == SaleMode::Draw) else {
+            return Err(DropError::NotADraw { drop_id: self.id });
+        };
+        self.check_active(now)?;
+        if self.drawn_at.is_some() || now >= draw_at {
+            return Err(DropError::EntriesClosed { drop_id: self.id });
+        }
+        if self.paused {
+            return Err(DropError::DropPaused { drop_id: self.id });
+        }
+        Ok(())
+    }
+
+    /// Whether the draw is due at `now`: a draw drop not drawn yet whose
+    /// `drawAt` has come, and whose sale did not end before it (a drop
+    /// ended before its draw never draws; its entries stay undrawn).
+    pub fn draw_due(&self, now: DateTime<Utc>) -> bool {
+        match (self.mode, self.draw_at, self.drawn_at) {
+            (SaleMode::Draw, Some(at), None) => {
+                at <= now && self.ends_at.is_none_or(|end| end > at)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the price may still change at `now`: only before the sale
     /// starts (a drop without `startsAt` is on sale from its creation).
     pub fn price_locked(&self, now: DateTime<Utc>) -> bool {
@@ -227,6 +301,18 @@ pub struct NewDrop {
     /// Whether buyers may wait in line for freed units (default `true`).
     #[serde(default = "default_waitlist")]
     pub waitlist: bool,
+    /// First come (the default) or a draw at `draw_at`.
+    #[serde(default)]
+    pub mode: SaleMode,
+    /// When a draw drop draws (required for, and only for, a draw drop):
+    /// after the start, before the end, in the future.
+    #[serde(default)]
+    pub draw_at: Option<DateTime<Utc>>,
+    /// The public randomness a draw mixes in, by name (1–200 characters,
+    /// a draw drop only). Its value is handed to the draw
+    /// ([`InventoryStore::run_draw`](crate::InventoryStore::run_draw)).
+    #[serde(default)]
+    pub beacon_name: Option<String>,
     /// Hold duration. Defaults to [`DEFAULT_HOLD`] (60 s).
     #[serde(
         rename = "holdSeconds",
@@ -274,6 +360,9 @@ impl NewDrop {
             starts_at: None,
             ends_at: None,
             waitlist: true,
+            mode: SaleMode::FirstCome,
+            draw_at: None,
+            beacon_name: None,
             hold: DEFAULT_HOLD,
         }
     }
@@ -306,6 +395,19 @@ impl NewDrop {
     /// Turns the waiting list on (the default) or off.
     pub fn waitlist(mut self, on: bool) -> Self {
         self.waitlist = on;
+        self
+    }
+
+    /// Makes this a draw drop that draws at `at` (see [`crate::entry`]).
+    pub fn draw_at(mut self, at: DateTime<Utc>) -> Self {
+        self.mode = SaleMode::Draw;
+        self.draw_at = Some(at);
+        self
+    }
+
+    /// Names the public randomness the draw mixes into its key.
+    pub fn beacon_name(mut self, name: impl Into<String>) -> Self {
+        self.beacon_name = Some(name.into());
         self
     }
 
@@ -384,6 +486,7 @@ impl NewDrop {
         {
             return Err(DropError::invalid("endsAt", "must be after startsAt"));
         }
+        self.validate_draw()?;
         if self.hold < MIN_HOLD || self.hold > MAX_HOLD {
             return Err(DropError::invalid(
                 "holdSeconds",
@@ -397,12 +500,57 @@ impl NewDrop {
         Ok(())
     }
 
+    fn validate_draw(&self) -> Result<(), DropError> {
+        match (self.mode, self.draw_at) {
+            (SaleMode::FirstCome, Some(_)) => {
+                return Err(DropError::invalid("drawAt", "is for draw drops only"));
+            }
+            (SaleMode::FirstCome, None) => {
+                if self.beacon_name.is_some() {
+                    return Err(DropError::invalid("beaconName", "is for draw drops only"));
+                }
+                return Ok(());
+            }
+            (SaleMode::Draw, None) => {
+                return Err(DropError::invalid("drawAt", "is required for a draw drop"));
+            }
+            (SaleMode::Draw, Some(at)) => {
+                if !(EARLIEST_INSTANT..=LATEST_INSTANT).contains(&at) {
+                    return Err(DropError::invalid(
+                        "drawAt",
+                        "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+                    ));
+                }
+                if self.starts_at.is_some_and(|s| at <= s) {
+                    return Err(DropError::invalid("drawAt", "must be after startsAt"));
+                }
+                if self.ends_at.is_some_and(|e| at >= e) {
+                    return Err(DropError::invalid("drawAt", "must be before endsAt"));
+                }
+            }
+        }
+        if let Some(name) = &self.beacon_name {
+            let len = name.trim().chars().count();
+            if len == 0 || len > MAX_BEACON_NAME || name.chars().any(char::is_control) {
+                return Err(DropError::invalid(
+                    "beaconName",
+                    format!("must be 1 to {MAX_BEACON_NAME} characters, none of them control"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// [`validate`](Self::validate), and refuses a drop whose sale would
-    /// already be over at `now` (the store's time of creation).
+    /// already be over at `now` (the store's time of creation), or whose
+    /// draw would already be due.
     pub fn validate_at(&self, now: DateTime<Utc>) -> Result<(), DropError> {
         self.validate()?;
         if self.ends_at.is_some_and(|e| e <= now) {
             return Err(DropError::invalid("endsAt", "must be in the future"));
+        }
+        if self.draw_at.is_some_and(|d| d <= now) {
+            return Err(DropError::invalid("drawAt", "must be in the future"));
         }
         Ok(())
     }
@@ -438,6 +586,10 @@ impl NewDrop {
                 max_per_buyer: self.max_per_buyer,
                 paused: false,
                 waitlist: self.waitlist,
+                mode: self.mode,
+                draw_at: self.draw_at,
+                beacon_name: self.beacon_name.as_deref().map(|n| n.trim().to_owned()),
+                drawn_at: None,
                 starts_at: self.starts_at,
                 ends_at: self.ends_at,
                 hold: self.hold,

@@ -13,6 +13,7 @@ use crate::{
     IdempotencyRecord, NewDrop, Purchase, PurchaseId, Purchased, Reservation, ReservationId,
     ReserveRequest, Reserved, RevokedSessions, TopPurchaser, WaitlistPlace,
 };
+use crate::{Beacon, DrawStatus, DrawSummary, DropInfo, Entry, VariantId};
 
 /// Most purchases one page of [`InventoryStore::buyer_purchases`] holds.
 pub const MAX_PAGE: usize = 100;
@@ -228,6 +229,73 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
         buyer: &BuyerId,
     ) -> Result<Option<WaitlistPlace>, DropError>;
 
+    /// Enters `buyer` in the drop's draw for one unit of `variant_id` (the
+    /// drop's only variant when `None`); see [`crate::entry`] for the
+    /// rules and the order of the checks. An entry they already have
+    /// answers unchanged with `changed: false`, whatever variant was asked.
+    async fn enter_draw(
+        &self,
+        drop_id: DropId,
+        buyer: &Buyer,
+        variant_id: Option<VariantId>,
+    ) -> Result<Applied<Entry>, DropError> {
+        Err(not_yet()) // TEMP-DEFAULT
+    }
+
+    /// Withdraws `buyer`'s entry before `drawAt`, answering it (`None`
+    /// when they had none). Errors: `DROP_NOT_FOUND`, `NOT_A_DRAW`,
+    /// `ENTRIES_CLOSED` at or after `drawAt`.
+    async fn withdraw_entry(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<Entry>, DropError> {
+        Err(not_yet()) // TEMP-DEFAULT
+    }
+
+    /// `buyer`'s entry to the drop's draw, with its outcome once drawn.
+    /// Errors: `DROP_NOT_FOUND`.
+    async fn draw_entry(&self, drop_id: DropId, buyer: &BuyerId)
+    -> Result<Option<Entry>, DropError> {
+        Err(not_yet()) // TEMP-DEFAULT
+    }
+
+    /// Draw drops whose draw is due at the store's time
+    /// ([`DropInfo::draw_due`]), earliest `drawAt` first, at most `limit`.
+    async fn due_draws(&self, _limit: usize) -> Result<Vec<DropInfo>, DropError> {
+        Ok(Vec::new()) // TEMP-DEFAULT
+    }
+
+    /// The earliest `drawAt` of the draws still to be made (drops ended
+    /// before their draw excluded), on the store's clock: when a runner
+    /// should look next. It may be in the past (a draw due now).
+    async fn next_draw_at(&self) -> Result<Option<DateTime<Utc>>, DropError> {
+        Ok(None) // TEMP-DEFAULT
+    }
+
+    /// Makes the drop's draw if it is due and not made yet, exactly once
+    /// across every instance (see [`crate::entry`]): `Some` when this call
+    /// drew, `None` when the draw is not due yet or was made already, by
+    /// this instance or another. `beacon` is the value of the public
+    /// randomness the drop names ([`DropInfo::beacon_name`]): required
+    /// when it names one, refused when it does not (`INVALID_INPUT`, field
+    /// `beacon`). Errors: `DROP_NOT_FOUND`, `NOT_A_DRAW`.
+    async fn run_draw(
+        &self,
+        drop_id: DropId,
+        beacon: Option<Beacon>,
+    ) -> Result<Option<DrawSummary>, DropError> {
+        Err(not_yet()) // TEMP-DEFAULT
+    }
+
+    /// The draw's public record: the seed's hash from the drop's creation,
+    /// and once drawn, everything needed to check it. Errors:
+    /// `DROP_NOT_FOUND`, `NOT_A_DRAW`.
+    async fn draw_status(&self, drop_id: DropId) -> Result<DrawStatus, DropError> {
+        let _ = drop_id;
+        Err(not_yet()) // TEMP-DEFAULT
+    }
+
     /// The record of `caller`'s write under `key`, if one is kept: for a
     /// caller that wants to answer a replay without attempting the write.
     async fn idempotency_record(
@@ -432,6 +500,9 @@ pub struct DropOverview {
     /// stands in one.
     #[serde(default)]
     pub user_waitlist: Option<WaitlistPlace>,
+    /// The viewer's entry to its draw, if a viewer was named and entered.
+    #[serde(default)]
+    pub user_entry: Option<Entry>,
 }
 
 impl DropOverview {
@@ -446,12 +517,19 @@ impl DropOverview {
             top_purchasers,
             user_reservation,
             user_waitlist: None,
+            user_entry: None,
         }
     }
 
     /// Sets the viewer's place in the drop's line.
     pub fn with_waitlist(mut self, place: Option<WaitlistPlace>) -> Self {
         self.user_waitlist = place;
+        self
+    }
+
+    /// Sets the viewer's entry to the drop's draw.
+    pub fn with_entry(mut self, entry: Option<Entry>) -> Self {
+        self.user_entry = entry;
         self
     }
 }
@@ -483,20 +561,35 @@ pub trait InventoryStoreExt: InventoryStore {
     ) -> Result<DropOverview, DropError> {
         let id = state.drop.id;
         let top_purchasers = self.top_purchasers(id, TOP_PURCHASERS).await?;
-        let (user_reservation, user_waitlist) = match viewer {
+        let draw = state.drop.mode == crate::SaleMode::Draw;
+        let (user_reservation, user_waitlist, user_entry) = match viewer {
             Some(buyer) => (
                 self.active_hold(id, buyer).await?,
                 self.waitlist_place(id, buyer).await?,
+                if draw {
+                    self.draw_entry(id, buyer).await?
+                } else {
+                    None
+                },
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         Ok(DropOverview {
             state,
             top_purchasers,
             user_reservation,
             user_waitlist,
+            user_entry,
         })
     }
 }
 
 impl<S: InventoryStore + ?Sized> InventoryStoreExt for S {}
+
+// TEMP-DEFAULT: removed once every store implements draws.
+fn not_yet() -> DropError {
+    DropError::Internal {
+        store: "any",
+        source: "draws are not implemented by this store yet".into(),
+    }
+}

@@ -185,6 +185,7 @@ fn describe(e: &DropEvent) -> String {
             buyer_id, reason, ..
         } => format!("left {} {buyer_id}", reason.as_str()),
         DropEvent::StockChanged { .. } => "stock".into(),
+        DropEvent::DrawCompleted { .. } => "drawn".into(),
     }
 }
 
@@ -1259,7 +1260,9 @@ impl LogReplay {
         }
         match &e.change {
             // The race edits no stock: the totals stay as created.
-            Change::DropCreated { .. } | Change::DropUpdated { .. } => {}
+            Change::DropCreated { .. }
+            | Change::DropUpdated { .. }
+            | Change::DrawCompleted { .. } => {}
             Change::WaitlistJoined {
                 buyer_id,
                 variant_id,

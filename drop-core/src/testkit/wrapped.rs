@@ -155,6 +155,44 @@ impl<H: StoreHooks> InventoryStore for Wrapped<H> {
     ) -> Result<Option<WaitlistPlace>, DropError> {
         self.inner.waitlist_place(id, buyer).await
     }
+    async fn enter_draw(
+        &self,
+        id: DropId,
+        buyer: &Buyer,
+        variant_id: Option<crate::VariantId>,
+    ) -> Result<Applied<crate::Entry>, DropError> {
+        self.inner.enter_draw(id, buyer, variant_id).await
+    }
+    async fn withdraw_entry(
+        &self,
+        id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<crate::Entry>, DropError> {
+        self.inner.withdraw_entry(id, buyer).await
+    }
+    async fn draw_entry(
+        &self,
+        id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<crate::Entry>, DropError> {
+        self.inner.draw_entry(id, buyer).await
+    }
+    async fn due_draws(&self, limit: usize) -> Result<Vec<crate::DropInfo>, DropError> {
+        self.inner.due_draws(limit).await
+    }
+    async fn next_draw_at(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, DropError> {
+        self.inner.next_draw_at().await
+    }
+    async fn run_draw(
+        &self,
+        id: DropId,
+        beacon: Option<crate::Beacon>,
+    ) -> Result<Option<crate::DrawSummary>, DropError> {
+        self.inner.run_draw(id, beacon).await
+    }
+    async fn draw_status(&self, id: DropId) -> Result<crate::DrawStatus, DropError> {
+        self.inner.draw_status(id).await
+    }
     async fn release(&self, id: ReservationId, buyer: &BuyerId) -> Result<Reservation, DropError> {
         self.inner.release(id, buyer).await
     }

@@ -52,7 +52,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Buyer, BuyerId, DropId, PublishedDraw, Receipt, ReservationId, SeedHash, Username, VariantId,
+    Buyer, BuyerId, DropId, PublishedDraw, Receipt, ReservationId, Seed, SeedHash, Username,
+    VariantId,
 };
 
 /// A buyer's entry to a draw.
@@ -199,5 +200,72 @@ impl DrawStatus {
             drawn_at: None,
             published: None,
         }
+    }
+}
+
+/// Where a store gets its draws' randomness: each draw drop's [`Seed`]
+/// (at creation) and each entry's [`Receipt`]. The default,
+/// [`OsRandom`], asks the operating system; [`SeededRandom`] is for tests
+/// that must see the same draws on every run.
+pub trait DrawRandom: Send + Sync + std::fmt::Debug {
+    /// A new draw's secret seed.
+    fn seed(&self) -> Seed;
+    /// A new entry's receipt.
+    fn receipt(&self) -> Receipt;
+}
+
+/// The operating system's random source: what every store uses unless
+/// told otherwise.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsRandom;
+
+impl DrawRandom for OsRandom {
+    fn seed(&self) -> Seed {
+        Seed::generate()
+    }
+    fn receipt(&self) -> Receipt {
+        Receipt::generate()
+    }
+}
+
+/// Deterministic "randomness" for tests: the `n`th value asked for is
+/// `sha256(label ‖ kind ‖ n)` (truncated for a receipt), so two runs with
+/// the same label see the same seeds and receipts in the same order.
+/// Never for real draws: anyone who knows the label can predict them.
+#[derive(Debug)]
+pub struct SeededRandom {
+    label: String,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl SeededRandom {
+    /// A sequence named `label`, starting at 0.
+    pub fn new(label: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn bytes(&self, kind: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut h = Sha256::new();
+        h.update(self.label.as_bytes());
+        h.update(kind.as_bytes());
+        h.update(n.to_be_bytes());
+        h.finalize().into()
+    }
+}
+
+impl DrawRandom for SeededRandom {
+    fn seed(&self) -> Seed {
+        Seed::from_bytes(self.bytes("seed"))
+    }
+    fn receipt(&self) -> Receipt {
+        let full = self.bytes("receipt");
+        let mut out = [0; 16];
+        out.copy_from_slice(&full[..16]);
+        Receipt::from_bytes(out)
     }
 }

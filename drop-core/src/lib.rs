@@ -28,7 +28,8 @@
 //! - [`session`]: revoked sign-in sessions ([`RevokedSession`]), which
 //!   the store shares between instances.
 //! - [`Clock`]: the system clock and a manual one for tests.
-//! - [`ExpiryScheduler`]: expires holds when they are due, without polling.
+//! - [`ExpiryScheduler`]: expires holds when they are due, without polling;
+//!   [`DrawRunner`]: makes each draw at its `drawAt`.
 //! - `testkit` (feature): the conformance suite every store runs.
 //!
 //! ## Implementing a store
@@ -44,6 +45,7 @@ pub mod admin;
 pub mod buyer;
 pub mod clock;
 pub mod draw;
+pub mod draw_runner;
 pub mod entry;
 pub mod error;
 pub mod event;
@@ -72,7 +74,8 @@ pub use draw::{
     MAX_BEACON, PublishedDraw, Receipt, Seed, SeedHash, VariantDraw, VerifyError, draw,
     draw_and_publish, verify_draw,
 };
-pub use entry::{DrawStatus, DrawSummary, Entry, EntryOutcome};
+pub use draw_runner::{BeaconSource, DrawRunner, RecordedBeacons};
+pub use entry::{DrawRandom, DrawStatus, DrawSummary, Entry, EntryOutcome, OsRandom, SeededRandom};
 pub use error::{BoxError, DropError, ERROR_CODES, ErrorSource, NotActiveReason};
 pub use event::{
     DEFAULT_EVENT_CAPACITY, DropEvent, EventBus, EventStream, EventsLost, Origin, OriginEventStream,

@@ -31,6 +31,11 @@ pub struct SchedulerHandle {
 }
 
 impl SchedulerHandle {
+    /// The handle of `task`, which stops when `cancel` is cancelled.
+    pub(crate) fn new(task: JoinHandle<()>, cancel: CancellationToken) -> Self {
+        Self { task, cancel }
+    }
+
     /// Cancels the scheduler's token and waits for it to stop.
     pub async fn stop(self) {
         self.cancel.cancel();

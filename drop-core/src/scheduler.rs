@@ -469,6 +469,44 @@ mod tests {
             ) -> Result<Option<crate::WaitlistPlace>, DropError> {
                 unreachable!("the scheduler does not touch the line")
             }
+            async fn enter_draw(
+                &self,
+                _: DropId,
+                _: &Buyer,
+                _: Option<crate::VariantId>,
+            ) -> Result<Applied<crate::Entry>, DropError> {
+                unreachable!("the scheduler does not enter draws")
+            }
+            async fn withdraw_entry(
+                &self,
+                _: DropId,
+                _: &BuyerId,
+            ) -> Result<Option<crate::Entry>, DropError> {
+                unreachable!("the scheduler does not enter draws")
+            }
+            async fn draw_entry(
+                &self,
+                _: DropId,
+                _: &BuyerId,
+            ) -> Result<Option<crate::Entry>, DropError> {
+                unreachable!("the scheduler does not enter draws")
+            }
+            async fn due_draws(&self, _: usize) -> Result<Vec<crate::DropInfo>, DropError> {
+                unreachable!("the expiry scheduler does not draw")
+            }
+            async fn next_draw_at(&self) -> Result<Option<DateTime<Utc>>, DropError> {
+                unreachable!("the expiry scheduler does not draw")
+            }
+            async fn run_draw(
+                &self,
+                _: DropId,
+                _: Option<crate::Beacon>,
+            ) -> Result<Option<crate::DrawSummary>, DropError> {
+                unreachable!("the expiry scheduler does not draw")
+            }
+            async fn draw_status(&self, _: DropId) -> Result<crate::DrawStatus, DropError> {
+                unreachable!("the expiry scheduler does not draw")
+            }
             }
         };
     }

@@ -90,7 +90,8 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
     /// 2. the request against the drop ([`DropInfo::check_request`](crate::DropInfo::check_request)):
     ///    `VARIANT_NOT_FOUND`, `INVALID_INPUT` (`variantId` missing on a
     ///    drop of several, `quantity` 0 or above `maxPerBuyer`);
-    /// 3. `DROP_NOT_ACTIVE` outside the sale window, `DROP_PAUSED`;
+    /// 3. `DROP_NOT_ACTIVE` outside the sale window, `DROP_PAUSED`, then
+    ///    `DRAW_ONLY` on a draw drop not drawn yet ([`crate::entry`]);
     /// 4. the buyer's active, unexpired hold on this drop: the same variant
     ///    and quantity answer it unchanged with `created: false` (no
     ///    extension: holding is not a way to hoard); anything else is
@@ -255,8 +256,11 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
 
     /// `buyer`'s entry to the drop's draw, with its outcome once drawn.
     /// Errors: `DROP_NOT_FOUND`.
-    async fn draw_entry(&self, drop_id: DropId, buyer: &BuyerId)
-    -> Result<Option<Entry>, DropError> {
+    async fn draw_entry(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<Entry>, DropError> {
         Err(not_yet()) // TEMP-DEFAULT
     }
 

@@ -15,7 +15,8 @@
 //!   is for a variant that cannot serve the request now: checked in the
 //!   order `DROP_NOT_FOUND`; the request against the drop (as a reserve);
 //!   `WAITLIST_CLOSED` (the drop's line is off); `DROP_NOT_ACTIVE`,
-//!   `DROP_PAUSED`; the buyer's place in a line of this drop (the same
+//!   `DROP_PAUSED`; `DRAW_ONLY` (a draw drop before its draw, whose
+//!   losers are put in line by the draw itself); the buyer's place in a line of this drop (the same
 //!   variant and quantity answer it unchanged, anything else is
 //!   `ALREADY_IN_LINE` carrying it); `HOLD_EXISTS` (a buyer holding units
 //!   of the drop buys or releases them first); `BUYER_LIMIT_REACHED`;

@@ -1101,4 +1101,93 @@ mod tests {
         let back: NewDrop = serde_json::from_value(v).unwrap();
         assert_eq!(back.hold, Duration::from_millis(1500));
     }
+
+    /// A draw drop's rules: `drawAt` required, inside the sale window and
+    /// in the future; nothing of a draw on a first-come drop.
+    #[test]
+    fn draw_drop_rules() {
+        let now = t("2030-01-01T00:00:00Z");
+        let base = NewDrop::new("Air", Money::ZERO, 5)
+            .starts_at(t("2030-01-02T00:00:00Z"))
+            .ends_at(t("2030-01-04T00:00:00Z"));
+        let draw = base.clone().draw_at(t("2030-01-03T00:00:00Z"));
+        assert!(draw.validate_at(now).is_ok());
+        assert!(
+            draw.clone()
+                .beacon_name("drand round 7")
+                .validate_at(now)
+                .is_ok()
+        );
+        let field = |d: NewDrop| match d.validate_at(now) {
+            Err(DropError::InvalidInput { field, .. }) => field.into_owned(),
+            other => panic!("expected INVALID_INPUT, got {other:?}"),
+        };
+        let mut no_time = base.clone();
+        no_time.mode = SaleMode::Draw;
+        assert_eq!(field(no_time), "drawAt");
+        let mut first_come_with_time = base.clone();
+        first_come_with_time.draw_at = Some(t("2030-01-03T00:00:00Z"));
+        assert_eq!(field(first_come_with_time), "drawAt");
+        assert_eq!(field(base.clone().beacon_name("x")), "beaconName");
+        assert_eq!(
+            field(base.clone().draw_at(t("2030-01-02T00:00:00Z"))),
+            "drawAt"
+        );
+        assert_eq!(
+            field(base.clone().draw_at(t("2030-01-04T00:00:00Z"))),
+            "drawAt"
+        );
+        assert_eq!(field(draw.clone().beacon_name(" ")), "beaconName");
+        assert_eq!(field(draw.clone().beacon_name("a\u{7}b")), "beaconName");
+        let past = NewDrop::new("Air", Money::ZERO, 5).draw_at(t("2029-12-31T00:00:00Z"));
+        assert_eq!(field(past), "drawAt");
+    }
+
+    /// Entries open from the start until `drawAt`; reserves wait for the
+    /// draw; the draw is due from `drawAt` unless the sale ended first.
+    #[test]
+    fn entries_and_the_draw_follow_the_clock() {
+        let created = t("2030-01-01T00:00:00Z");
+        let draw_at = t("2030-01-01T01:00:00Z");
+        let (mut drop, _) = NewDrop::new("Air", Money::ZERO, 5)
+            .starts_at(t("2030-01-01T00:10:00Z"))
+            .draw_at(draw_at)
+            .into_drop(DropId::new(), created)
+            .unwrap();
+        let code = |r: Result<(), DropError>| r.err().map(|e| e.code());
+        assert_eq!(
+            code(drop.check_entries_open(created)),
+            Some("DROP_NOT_ACTIVE")
+        );
+        let open = t("2030-01-01T00:30:00Z");
+        assert_eq!(code(drop.check_entries_open(open)), None);
+        assert_eq!(code(drop.check_first_come()), Some("DRAW_ONLY"));
+        assert!(!drop.draw_due(open));
+        assert_eq!(
+            code(drop.check_entries_open(draw_at)),
+            Some("ENTRIES_CLOSED")
+        );
+        assert!(drop.draw_due(draw_at));
+        drop.paused = true;
+        assert_eq!(code(drop.check_entries_open(open)), Some("DROP_PAUSED"));
+        drop.paused = false;
+        drop.ends_at = Some(t("2030-01-01T00:45:00Z"));
+        assert!(
+            !drop.draw_due(draw_at),
+            "ended before its draw: never drawn"
+        );
+        drop.ends_at = None;
+        drop.drawn_at = Some(draw_at);
+        assert!(!drop.draw_due(draw_at));
+        assert_eq!(code(drop.check_first_come()), None);
+        assert_eq!(code(drop.check_entries_open(open)), Some("ENTRIES_CLOSED"));
+        let (first_come, _) = NewDrop::new("Air", Money::ZERO, 5)
+            .into_drop(DropId::new(), created)
+            .unwrap();
+        assert_eq!(
+            code(first_come.check_entries_open(open)),
+            Some("NOT_A_DRAW")
+        );
+        assert_eq!(code(first_come.check_first_come()), None);
+    }
 }

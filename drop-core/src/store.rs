@@ -239,9 +239,7 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
         drop_id: DropId,
         buyer: &Buyer,
         variant_id: Option<VariantId>,
-    ) -> Result<Applied<Entry>, DropError> {
-        Err(not_yet()) // TEMP-DEFAULT
-    }
+    ) -> Result<Applied<Entry>, DropError>;
 
     /// Withdraws `buyer`'s entry before `drawAt`, answering it (`None`
     /// when they had none). Errors: `DROP_NOT_FOUND`, `NOT_A_DRAW`,
@@ -250,9 +248,7 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
         &self,
         drop_id: DropId,
         buyer: &BuyerId,
-    ) -> Result<Option<Entry>, DropError> {
-        Err(not_yet()) // TEMP-DEFAULT
-    }
+    ) -> Result<Option<Entry>, DropError>;
 
     /// `buyer`'s entry to the drop's draw, with its outcome once drawn.
     /// Errors: `DROP_NOT_FOUND`.
@@ -260,22 +256,16 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
         &self,
         drop_id: DropId,
         buyer: &BuyerId,
-    ) -> Result<Option<Entry>, DropError> {
-        Err(not_yet()) // TEMP-DEFAULT
-    }
+    ) -> Result<Option<Entry>, DropError>;
 
     /// Draw drops whose draw is due at the store's time
     /// ([`DropInfo::draw_due`]), earliest `drawAt` first, at most `limit`.
-    async fn due_draws(&self, _limit: usize) -> Result<Vec<DropInfo>, DropError> {
-        Ok(Vec::new()) // TEMP-DEFAULT
-    }
+    async fn due_draws(&self, limit: usize) -> Result<Vec<DropInfo>, DropError>;
 
     /// The earliest `drawAt` of the draws still to be made (drops ended
     /// before their draw excluded), on the store's clock: when a runner
     /// should look next. It may be in the past (a draw due now).
-    async fn next_draw_at(&self) -> Result<Option<DateTime<Utc>>, DropError> {
-        Ok(None) // TEMP-DEFAULT
-    }
+    async fn next_draw_at(&self) -> Result<Option<DateTime<Utc>>, DropError>;
 
     /// Makes the drop's draw if it is due and not made yet, exactly once
     /// across every instance (see [`crate::entry`]): `Some` when this call
@@ -288,17 +278,12 @@ pub trait InventoryStore: Debug + Send + Sync + 'static {
         &self,
         drop_id: DropId,
         beacon: Option<Beacon>,
-    ) -> Result<Option<DrawSummary>, DropError> {
-        Err(not_yet()) // TEMP-DEFAULT
-    }
+    ) -> Result<Option<DrawSummary>, DropError>;
 
     /// The draw's public record: the seed's hash from the drop's creation,
     /// and once drawn, everything needed to check it. Errors:
     /// `DROP_NOT_FOUND`, `NOT_A_DRAW`.
-    async fn draw_status(&self, drop_id: DropId) -> Result<DrawStatus, DropError> {
-        let _ = drop_id;
-        Err(not_yet()) // TEMP-DEFAULT
-    }
+    async fn draw_status(&self, drop_id: DropId) -> Result<DrawStatus, DropError>;
 
     /// The record of `caller`'s write under `key`, if one is kept: for a
     /// caller that wants to answer a replay without attempting the write.
@@ -589,11 +574,3 @@ pub trait InventoryStoreExt: InventoryStore {
 }
 
 impl<S: InventoryStore + ?Sized> InventoryStoreExt for S {}
-
-// TEMP-DEFAULT: removed once every store implements draws.
-fn not_yet() -> DropError {
-    DropError::Internal {
-        store: "any",
-        source: "draws are not implemented by this store yet".into(),
-    }
-}

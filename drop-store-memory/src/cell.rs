@@ -23,6 +23,7 @@ use drop_core::{
     ReservationId, ReservationStatus, ReserveRequest, Reserved, TopPurchaser, VariantStock,
     WaitlistPlace,
 };
+use drop_core::{Beacon, DrawStatus, DrawSummary, Entry, Receipt, Seed, VariantId};
 
 use crate::ledger::Ledger;
 use crate::records::{Claim, Keyed};
@@ -57,9 +58,11 @@ struct Inner {
 }
 
 impl DropCell {
+    /// `seed`: a draw drop's secret, drawn at its creation.
     pub(crate) fn new(
         drop: DropInfo,
         variants: Vec<VariantStock>,
+        seed: Option<Seed>,
         shared: Arc<Shared>,
         retention: TimeDelta,
     ) -> Self {
@@ -67,7 +70,7 @@ impl DropCell {
             id: drop.id,
             created_at: drop.created_at,
             state: Mutex::new(Inner {
-                ledger: Ledger::new(drop, variants),
+                ledger: Ledger::new(drop, variants, seed),
                 pinned: HashMap::new(),
                 kept_for_replay: HashSet::new(),
             }),
@@ -310,6 +313,67 @@ impl DropCell {
         let left = g.ledger.leave(buyer, now, events);
         self.log(&mut g.ledger, &events[start..], None, now);
         left
+    }
+
+    /// Enters `buyer` in the drop's draw; `receipt` is drawn only for a
+    /// new entry. Entering changes no stock and announces nothing.
+    pub(crate) fn enter_draw(
+        &self,
+        buyer: &Buyer,
+        variant: Option<VariantId>,
+        receipt: impl FnOnce() -> Receipt,
+        now: DateTime<Utc>,
+    ) -> Result<Applied<Entry>, DropError> {
+        self.inner().ledger.enter(buyer, variant, receipt, now)
+    }
+
+    /// Withdraws `buyer`'s entry.
+    pub(crate) fn withdraw_entry(
+        &self,
+        buyer: &BuyerId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Entry>, DropError> {
+        self.inner().ledger.withdraw(buyer, now)
+    }
+
+    /// `buyer`'s entry, with its outcome once drawn.
+    pub(crate) fn draw_entry(&self, buyer: &BuyerId) -> Option<Entry> {
+        self.inner().ledger.draw_entry(buyer)
+    }
+
+    /// The draw's public record.
+    pub(crate) fn draw_status(&self) -> Result<DrawStatus, DropError> {
+        self.inner().ledger.draw_status()
+    }
+
+    /// The drop's settings (not its stock): what the draw runner's
+    /// questions need, without computing counters.
+    pub(crate) fn info(&self) -> DropInfo {
+        self.inner().ledger.drop.clone()
+    }
+
+    /// Makes the drop's draw if it is due, in one critical section: the
+    /// entry list is frozen by the lock, and a second caller finds
+    /// `drawnAt` set and answers `None`. What committed is logged here.
+    pub(crate) fn run_draw(
+        &self,
+        beacon: Option<Beacon>,
+        now: DateTime<Utc>,
+        events: &mut Vec<DropEvent>,
+    ) -> Result<Option<DrawSummary>, DropError> {
+        let mut g = self.inner();
+        self.prune(&mut g, now, 0);
+        let start = events.len();
+        let drawn = g
+            .ledger
+            .run_draw(beacon, |n| self.shared.next_tickets(n), now, events);
+        self.log(&mut g.ledger, &events[start..], None, now);
+        drawn
+    }
+
+    /// How many entries the drop's draw holds.
+    pub(crate) fn entry_count(&self) -> usize {
+        self.inner().ledger.entry_count()
     }
 
     /// `buyer`'s place in the drop's line.

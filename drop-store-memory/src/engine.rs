@@ -12,6 +12,9 @@ use drop_core::{
     Purchased, Recorded, Reservation, ReservationId, ReserveRequest, Reserved, RevokedSessions,
     TopPurchaser, WaitlistPlace,
 };
+use drop_core::{
+    Beacon, DrawRandom, DrawStatus, DrawSummary, DropInfo, Entry, SaleMode, VariantId,
+};
 use uuid::Uuid;
 
 use crate::cell::DropCell;
@@ -32,6 +35,8 @@ pub(crate) struct Engine {
     retention: TimeDelta,
     /// Revoked sessions, apart from the drops.
     revocations: Revocations,
+    /// Draw drops' seeds (at creation) and entries' receipts.
+    random: Arc<dyn DrawRandom>,
     pub(crate) bus: EventBus,
 }
 
@@ -49,9 +54,11 @@ impl Engine {
         bus: EventBus,
         retention: TimeDelta,
         log_retention: TimeDelta,
+        random: Arc<dyn DrawRandom>,
     ) -> Self {
         Self {
             clock,
+            random,
             drops: RwLock::new(HashMap::new()),
             shared: Arc::new(Shared::new(log_retention)),
             retention,
@@ -173,9 +180,12 @@ impl Engine {
     fn insert_drop(&self, new: NewDrop) -> Result<DropState, DropError> {
         let now = self.now();
         let (drop, variants) = new.into_drop(DropId::new(), now)?;
+        // The seed is fixed now, so its hash is public from the start.
+        let seed = (drop.mode == SaleMode::Draw).then(|| self.random.seed());
         let cell = Arc::new(DropCell::new(
             drop,
             variants,
+            seed,
             self.shared.clone(),
             self.retention,
         ));
@@ -335,6 +345,77 @@ impl Engine {
         buyer: &BuyerId,
     ) -> Result<Option<WaitlistPlace>, DropError> {
         Ok(self.cell(drop_id)?.waitlist_place(buyer))
+    }
+
+    pub(crate) fn enter_draw(
+        &self,
+        drop_id: DropId,
+        buyer: &Buyer,
+        variant: Option<VariantId>,
+    ) -> Result<Applied<Entry>, DropError> {
+        self.cell(drop_id)?
+            .enter_draw(buyer, variant, || self.random.receipt(), self.now())
+    }
+
+    pub(crate) fn withdraw_entry(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<Entry>, DropError> {
+        self.cell(drop_id)?.withdraw_entry(buyer, self.now())
+    }
+
+    pub(crate) fn draw_entry(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<Entry>, DropError> {
+        Ok(self.cell(drop_id)?.draw_entry(buyer))
+    }
+
+    pub(crate) fn draw_status(&self, drop_id: DropId) -> Result<DrawStatus, DropError> {
+        self.cell(drop_id)?.draw_status()
+    }
+
+    /// Draw drops due now, earliest `drawAt` first (then oldest drop, so
+    /// the order never depends on random ids alone), at most `limit`.
+    pub(crate) fn due_draws(&self, limit: usize) -> Vec<DropInfo> {
+        let now = self.now();
+        let mut due: Vec<DropInfo> = self
+            .cells()
+            .iter()
+            .map(|c| c.info())
+            .filter(|d| d.draw_due(now))
+            .collect();
+        due.sort_by_key(|d| (d.draw_at, d.created_at, d.id));
+        due.truncate(limit);
+        due
+    }
+
+    /// The earliest `drawAt` of the draws still to be made.
+    pub(crate) fn next_draw_at(&self) -> Option<DateTime<Utc>> {
+        self.cells()
+            .iter()
+            .map(|c| c.info())
+            .filter(|d| d.mode == SaleMode::Draw && d.drawn_at.is_none())
+            .filter_map(|d| d.draw_at.filter(|at| d.ends_at.is_none_or(|end| end > *at)))
+            .min()
+    }
+
+    pub(crate) fn run_draw(
+        &self,
+        drop_id: DropId,
+        beacon: Option<Beacon>,
+    ) -> Result<Option<DrawSummary>, DropError> {
+        let cell = self.cell(drop_id)?;
+        let mut events = Vec::new();
+        let drawn = cell.run_draw(beacon, self.now(), &mut events);
+        self.bus.publish(events);
+        drawn
+    }
+
+    pub(crate) fn entry_count(&self, drop_id: DropId) -> Result<usize, DropError> {
+        Ok(self.cell(drop_id)?.entry_count())
     }
 
     pub(crate) fn get_purchase(&self, id: PurchaseId) -> Result<Purchase, DropError> {

@@ -20,11 +20,15 @@ use chrono::{DateTime, Utc};
 use drop_core::{
     Applied, Buyer, BuyerId, DropError, DropEvent, DropInfo, DropPatch, DropState, LeaveReason,
     Money, Purchase, PurchaseId, PurchaseStatus, Purchased, Reservation, ReservationId,
-    ReservationStatus, ReserveRequest, Reserved, Stock, TopPurchaser, Transition, VariantId,
+    ReservationStatus, ReserveRequest, Reserved, Seed, Stock, TopPurchaser, Transition, VariantId,
     VariantStock, WaitlistPlace, next_status,
 };
 
 use crate::line::{Line, Place};
+
+mod draw;
+
+use draw::DrawBook;
 
 #[derive(Debug)]
 pub(crate) struct Ledger {
@@ -65,6 +69,9 @@ pub(crate) struct Ledger {
     /// ticket: the log entry of a departure names its quantity, and the
     /// place itself is gone. Emptied once the change is logged.
     departed: Vec<(u64, Place)>,
+    /// A draw drop's seed, entries and published draw; `None` for a
+    /// first-come drop.
+    draw: Option<DrawBook>,
 }
 
 /// `price × quantity`, or `INVALID_INPUT` when that is beyond what
@@ -80,7 +87,9 @@ fn amount(price: Money, quantity: u32) -> Result<Money, DropError> {
 }
 
 impl Ledger {
-    pub(crate) fn new(drop: DropInfo, variants: Vec<VariantStock>) -> Self {
+    /// A new drop's ledger; `seed` is a draw drop's secret, drawn when it
+    /// was created.
+    pub(crate) fn new(drop: DropInfo, variants: Vec<VariantStock>, seed: Option<Seed>) -> Self {
         let count = variants.len();
         Self {
             drop,
@@ -98,6 +107,7 @@ impl Ledger {
             lines: std::iter::repeat_with(Line::default).take(count).collect(),
             in_line: HashMap::new(),
             departed: Vec::new(),
+            draw: seed.map(DrawBook::new),
         }
     }
 
@@ -466,6 +476,8 @@ impl Ledger {
             });
         }
         self.drop.check_open(now)?;
+        // Before the draw there is no line to join: entries are.
+        self.drop.check_first_come()?;
         let quantity = request.quantity;
         if let Some(place) = self.waitlist_place(&buyer.id) {
             if place.variant_id == variant && place.quantity == quantity {
@@ -565,6 +577,8 @@ impl Ledger {
     ) -> Result<Reserved, DropError> {
         let variant = self.drop.check_request(&request)?;
         self.drop.check_open(now)?;
+        // A draw drop's units go by its draw until it is made.
+        self.drop.check_first_come()?;
         let quantity = request.quantity;
         if let Some(existing) = self
             .active_by_buyer
@@ -987,6 +1001,7 @@ impl Ledger {
         if !self.departed.is_empty() {
             return Err(format!("drop {id}: departed places kept after logging"));
         }
+        self.verify_draw()?;
         let mut bought: HashMap<&BuyerId, u32> = HashMap::new();
         for p in self.purchases.iter().filter(|p| p.is_completed()) {
             *bought.entry(&p.buyer_id).or_default() += p.quantity;

@@ -77,6 +77,17 @@
 //!   a unit being freed and its offer. Tickets come from one store-wide
 //!   counter, drawn under the joining drop's lock. A place is forgotten as
 //!   soon as it leaves its line.
+//! - Draw drops ([`drop_core::entry`]) keep their seed (drawn from the
+//!   store's [`DrawRandom`](drop_core::DrawRandom) at creation, see
+//!   [`MemoryStoreBuilder::draw_random`]) and their entries in the drop's
+//!   ledger, under the same lock. The draw is one critical section: the
+//!   lock freezes the entry list, `drawnAt` is set in it (so a second
+//!   runner answers `None` and a late entry `ENTRIES_CLOSED`), and the
+//!   winners' offered holds, the others' places in line and every
+//!   entry's outcome are written before the lock is released; the log
+//!   gets the holds, then `drawCompleted`. Entries are O(1) to take and
+//!   withdraw, and the draw is O(n log n): 1,000,000 entries are fine
+//!   (`cargo bench --bench memory_draw`).
 //! - Events are published after the lock is released; the stock `version`
 //!   orders stock snapshots that overtake each other.
 //! - The event log ([`events_after`](drop_core::InventoryStore::events_after))

@@ -52,6 +52,13 @@ impl Line {
         self.places.insert(ticket, place);
     }
 
+    /// Fills an empty line at once from places in ticket order (a draw's
+    /// losers): one bulk build instead of a search per place.
+    pub(crate) fn fill(&mut self, places: impl Iterator<Item = (u64, Place)>) {
+        debug_assert!(self.places.is_empty(), "only an empty line is filled");
+        self.places = places.collect();
+    }
+
     pub(crate) fn remove(&mut self, ticket: u64) -> Option<Place> {
         self.places.remove(&ticket)
     }

@@ -181,6 +181,18 @@ fn change_of(ledger: &Ledger, event: &DropEvent, action: Option<DropAction>) -> 
             ticket: *ticket,
             reason: *reason,
         },
+        DropEvent::DrawCompleted {
+            drawn_at,
+            entries,
+            winners,
+            waiting,
+            ..
+        } => Change::DrawCompleted {
+            drawn_at: *drawn_at,
+            entries: *entries,
+            winners: *winners,
+            waiting: *waiting,
+        },
         _ => return None,
     })
 }

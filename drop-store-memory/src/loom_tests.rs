@@ -22,6 +22,7 @@ fn engine(clock: &ManualClock) -> Arc<Engine> {
         EventBus::new(64),
         chrono::TimeDelta::minutes(10),
         chrono::TimeDelta::days(30),
+        Arc::new(drop_core::OsRandom),
     ))
 }
 
@@ -677,6 +678,53 @@ fn loom_release_racing_a_join_loses_no_unit() {
             Err(e) => panic!("{e}"),
         }
         assert_eq!(engine.waitlist_place(id, &waiter.id).unwrap(), None);
+        engine.verify().unwrap();
+    });
+}
+
+/// Two runners draw one drop at once: exactly one draws, the other
+/// answers `None`, and the draw's events are published once, in order.
+#[test]
+fn loom_two_runners_draw_exactly_once() {
+    loom::model(|| {
+        let clock = ManualClock::fixed();
+        let engine = engine(&clock);
+        let draw_at = clock.now() + chrono::TimeDelta::seconds(60);
+        let drop = create(
+            &engine,
+            NewDrop::new("Raffle", Money::ZERO, 1).draw_at(draw_at),
+        );
+        let id = drop.drop.id;
+        let (ann, ben) = (user("ann"), user("ben"));
+        engine.enter_draw(id, &ann, None).unwrap();
+        engine.enter_draw(id, &ben, None).unwrap();
+        clock.set(draw_at);
+        let mut events = engine.bus.subscribe();
+        let runners: Vec<_> = (0..2)
+            .map(|_| {
+                let engine = engine.clone();
+                thread::spawn(move || engine.run_draw(id, None).unwrap())
+            })
+            .collect();
+        let drew: Vec<_> = runners.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(drew.iter().flatten().count(), 1, "{drew:?}");
+        let summary = drew.into_iter().flatten().next().unwrap();
+        assert_eq!(
+            (summary.entries, summary.winners, summary.waiting),
+            (2, 1, 1)
+        );
+        let heard = heard(&mut events);
+        assert!(
+            matches!(
+                &heard[..],
+                [
+                    DropEvent::HoldCreated { offered: true, .. },
+                    DropEvent::DrawCompleted { winners: 1, .. },
+                    DropEvent::StockChanged { .. },
+                ]
+            ),
+            "{heard:?}"
+        );
         engine.verify().unwrap();
     });
 }

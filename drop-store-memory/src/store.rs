@@ -12,6 +12,9 @@ use drop_core::{
     Reservation, ReservationId, ReserveRequest, Reserved, RevokedSessions, SystemClock,
     TopPurchaser, WaitlistPlace,
 };
+use drop_core::{
+    Beacon, DrawRandom, DrawStatus, DrawSummary, DropInfo, Entry, OsRandom, VariantId,
+};
 use uuid::Uuid;
 
 use crate::engine::Engine;
@@ -64,6 +67,7 @@ impl MemoryStore {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             retention: DEFAULT_RETENTION,
             event_retention: DEFAULT_EVENT_RETENTION,
+            draw_random: Arc::new(OsRandom),
         }
     }
 
@@ -99,6 +103,13 @@ impl MemoryStore {
     pub fn kept_log_entries(&self) -> usize {
         self.engine.log().kept()
     }
+
+    /// How many entries a draw drop's draw holds (0 for a first-come
+    /// drop): entries are kept with the drop, for good. Errors:
+    /// `DROP_NOT_FOUND`.
+    pub fn entry_count(&self, drop_id: DropId) -> Result<usize, DropError> {
+        self.engine.entry_count(drop_id)
+    }
 }
 
 /// How long released and expired holds stay visible after their
@@ -112,9 +123,19 @@ pub struct MemoryStoreBuilder {
     event_capacity: usize,
     retention: Duration,
     event_retention: Duration,
+    draw_random: Arc<dyn DrawRandom>,
 }
 
 impl MemoryStoreBuilder {
+    /// Where draw drops' seeds and entries' receipts come from. Defaults
+    /// to [`OsRandom`]; tests that must see the same draws on every run
+    /// pass a [`SeededRandom`](drop_core::SeededRandom) (never in
+    /// production: its values are predictable).
+    pub fn draw_random(mut self, random: Arc<dyn DrawRandom>) -> Self {
+        self.draw_random = random;
+        self
+    }
+
     /// The time source. Defaults to the system clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -158,6 +179,7 @@ impl MemoryStoreBuilder {
                 EventBus::new(self.event_capacity),
                 retention,
                 event_retention,
+                self.draw_random,
             )),
         }
     }
@@ -274,6 +296,51 @@ impl InventoryStore for MemoryStore {
         buyer: &BuyerId,
     ) -> Result<Option<WaitlistPlace>, DropError> {
         self.engine.waitlist_place(drop_id, buyer)
+    }
+
+    async fn enter_draw(
+        &self,
+        drop_id: DropId,
+        buyer: &Buyer,
+        variant_id: Option<VariantId>,
+    ) -> Result<Applied<Entry>, DropError> {
+        self.engine.enter_draw(drop_id, buyer, variant_id)
+    }
+
+    async fn withdraw_entry(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<Entry>, DropError> {
+        self.engine.withdraw_entry(drop_id, buyer)
+    }
+
+    async fn draw_entry(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<Entry>, DropError> {
+        self.engine.draw_entry(drop_id, buyer)
+    }
+
+    async fn due_draws(&self, limit: usize) -> Result<Vec<DropInfo>, DropError> {
+        Ok(self.engine.due_draws(limit))
+    }
+
+    async fn next_draw_at(&self) -> Result<Option<DateTime<Utc>>, DropError> {
+        Ok(self.engine.next_draw_at())
+    }
+
+    async fn run_draw(
+        &self,
+        drop_id: DropId,
+        beacon: Option<Beacon>,
+    ) -> Result<Option<DrawSummary>, DropError> {
+        self.engine.run_draw(drop_id, beacon)
+    }
+
+    async fn draw_status(&self, drop_id: DropId) -> Result<DrawStatus, DropError> {
+        self.engine.draw_status(drop_id)
     }
 
     async fn idempotency_record(

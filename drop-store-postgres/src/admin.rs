@@ -120,6 +120,11 @@ pub(crate) async fn create(
         .collect::<Result<Vec<_>, _>>()?;
     let total = to_i32(info.total_stock)?;
     let max = to_i32(info.max_per_buyer)?;
+    // Drawn once, before any attempt: only its hash is shown until the
+    // draw, so a retry must not change it.
+    let seed = (info.mode == drop_core::SaleMode::Draw).then(|| shared.draw_random.seed());
+    let seed_bytes = seed.as_ref().map(|s| s.as_bytes().as_slice());
+    let mode = crate::draws::mode_column(info.mode);
     let (info_ref, key_ref) = (&info, &key);
     let (ids_ref, names_ref, totals_ref) = (&ids, &names, &totals);
     let log_on = shared.log;
@@ -129,8 +134,8 @@ pub(crate) async fn create(
             let inserted = sqlx::query(
                 "INSERT INTO dropkit_drops (id, name, price_minor, total_stock, starts_at, ends_at, \
                                             hold_micros, max_per_buyer, max_per_buyer_high, created_at, \
-                                            waitlist) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)",
+                                            waitlist, mode, draw_at, beacon_name, seed) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(info_ref.id.as_uuid())
             .bind(&info_ref.name)
@@ -142,6 +147,10 @@ pub(crate) async fn create(
             .bind(max)
             .bind(info_ref.created_at)
             .bind(info_ref.waitlist)
+            .bind(mode)
+            .bind(info_ref.draw_at)
+            .bind(info_ref.beacon_name.as_deref())
+            .bind(seed_bytes)
             .execute(&mut *tx)
             .await;
             match inserted {

@@ -4,7 +4,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use drop_core::{DEFAULT_EVENT_CAPACITY, DEFAULT_EVENT_RETENTION, DropError};
+use drop_core::{DEFAULT_EVENT_CAPACITY, DEFAULT_EVENT_RETENTION, DrawRandom, DropError, OsRandom};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -37,6 +37,7 @@ pub struct PgStoreBuilder {
     pub(crate) listener: Option<PgConnectOptions>,
     pub(crate) event_log: bool,
     pub(crate) event_retention: Duration,
+    pub(crate) draw_random: Arc<dyn DrawRandom>,
 }
 
 impl Default for PgStoreBuilder {
@@ -58,11 +59,21 @@ impl Default for PgStoreBuilder {
             listener: None,
             event_log: true,
             event_retention: DEFAULT_EVENT_RETENTION,
+            draw_random: Arc::new(OsRandom),
         }
     }
 }
 
 impl PgStoreBuilder {
+    /// Where draw drops' seeds (drawn when a drop is made) and entries'
+    /// receipts come from: the operating system ([`OsRandom`]) unless
+    /// told otherwise. [`drop_core::SeededRandom`] makes tests' draws the
+    /// same on every run; never use it for real draws.
+    pub fn draw_random(mut self, random: Arc<dyn DrawRandom>) -> Self {
+        self.draw_random = random;
+        self
+    }
+
     /// Connections in the pool [`connect`](Self::connect) opens (at least
     /// 1). Defaults to 32. The event listener holds one more of its own.
     pub fn max_connections(mut self, n: u32) -> Self {
@@ -82,8 +93,8 @@ impl PgStoreBuilder {
         self
     }
 
-    /// Group commit: concurrent reserves (and purchases, and joins of its
-    /// waiting list) of one drop share one transaction, gathered while the previous one is in flight (no
+    /// Group commit: concurrent reserves (and purchases, joins of its
+    /// waiting list and entries to its draw) of one drop share one transaction, gathered while the previous one is in flight (no
     /// timer: a lone call goes at once). Defaults to `true`.
     pub fn group_commit(mut self, on: bool) -> Self {
         self.group_commit = on;

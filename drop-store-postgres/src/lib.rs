@@ -79,6 +79,15 @@
 //!   `waitlist_length` and `set_aside`, the units set aside for the head,
 //!   counted in `reserved` so that no path can sell them past the line.
 //!   Holds carry `offered`.
+//! - Draw drops ([`drop_core::entry`]): `dropkit_drops` keeps the `mode`,
+//!   `draw_at`, `beacon_name`, the secret `seed` (drawn when the drop is
+//!   made, from [`PgStoreBuilder::draw_random`]) and, once drawn,
+//!   `drawn_at`, the beacon value and the entry list's hash; each variant
+//!   keeps the units it drew (`draw_stock`); `dropkit_entries` holds one
+//!   entry per (drop, buyer) with a receipt unique per drop, its outcome,
+//!   its place in the draw and the hold it won. The published draw is read
+//!   back from these rows. A partial index of the draw drops not drawn
+//!   yet serves `due_draws` and `next_draw_at`.
 //! - `dropkit_revoked_sessions`: signed-out sessions, until their tokens
 //!   would have expired anyway (the store deletes expired rows as it
 //!   records new ones), so every instance refuses a revoked token.
@@ -131,6 +140,16 @@
 //!   instances never offer a unit twice and an offer commits with the
 //!   change that freed it. A reserve of a variant people wait for answers
 //!   `OUT_OF_STOCK` and leaves its overdue holds to the line.
+//! - **Draws**: entering takes the drop row `FOR KEY SHARE` only (it never
+//!   waits for reserves, nor they for it); the draw is one transaction
+//!   that takes the row `FOR UPDATE`, which waits for the entries in
+//!   flight and makes every later one see the drop drawn, so the list it
+//!   ranks is final. It ranks in Rust and writes back with one statement
+//!   per table (a million entries is one draw, not a million statements).
+//!   Every instance may run it at once: one draws, the others answer
+//!   `None`; one killed mid-draw rolls back and leaves it to the next. A
+//!   reserve or a join of a draw drop not drawn yet is refused
+//!   (`DRAW_ONLY`) before it is queued.
 //! - **Reads** (`list_drops`, `get_drop`, `overview`) count overdue holds
 //!   as free before they are swept (unless people wait for their
 //!   variant: then they are the line's); `overview` is one statement.
@@ -166,6 +185,7 @@ mod rows;
 mod admin;
 mod batch;
 mod builder;
+mod draws;
 mod error;
 mod fanout;
 mod invariants;
@@ -200,6 +220,7 @@ mod tests {
             ("admin.rs", include_str!("admin.rs")),
             ("batch.rs", include_str!("batch.rs")),
             ("builder.rs", include_str!("builder.rs")),
+            ("draws.rs", include_str!("draws.rs")),
             ("error.rs", include_str!("error.rs")),
             ("fanout.rs", include_str!("fanout.rs")),
             ("invariants.rs", include_str!("invariants.rs")),

@@ -28,6 +28,7 @@ macro_rules! drop_columns {
     () => {
         "d.id, d.name, d.price_minor, d.total_stock, d.sold, d.version, d.starts_at, \
          d.ends_at, d.hold_micros, d.created_at, d.max_per_buyer, d.paused, d.waitlist, \
+         d.mode, d.draw_at, d.beacon_name, d.drawn_at, \
          dropkit_variants_of(d.id) AS variants"
     };
 }
@@ -44,6 +45,7 @@ macro_rules! visible_drop_columns {
     () => {
         "d.id, d.name, d.price_minor, d.total_stock, d.sold, d.version, d.starts_at, \
          d.ends_at, d.hold_micros, d.created_at, d.max_per_buyer, d.paused, d.waitlist, \
+         d.mode, d.draw_at, d.beacon_name, d.drawn_at, \
          (SELECT coalesce(array_agg(ROW(v.id, v.name, v.total_stock, \
                                         v.reserved - CASE WHEN v.waitlist_length = 0 \
                                                           THEN coalesce(o.units, 0) ELSE 0 END, \
@@ -65,6 +67,17 @@ macro_rules! not_ended_in_order {
     () => {
         "WHERE d.ends_at IS NULL OR d.ends_at > statement_timestamp() \
          ORDER BY coalesce(d.starts_at, d.created_at), d.created_at, d.id"
+    };
+}
+
+/// The columns [`MaybeEntry`](crate::draws::MaybeEntry) reads, from
+/// `dropkit_entries en` (a `LEFT JOIN`).
+macro_rules! entry_columns {
+    () => {
+        "en.variant_id AS entry_variant_id, en.display_name AS entry_display_name, \
+         en.receipt AS entry_receipt, en.entered_at AS entry_entered_at, \
+         en.outcome AS entry_outcome, en.draw_position AS entry_draw_position, \
+         en.reservation_id AS entry_reservation_id"
     };
 }
 
@@ -607,7 +620,20 @@ pub(crate) struct DropRow {
     max_per_buyer: i32,
     paused: bool,
     waitlist: bool,
+    mode: String,
+    draw_at: Option<DateTime<Utc>>,
+    beacon_name: Option<String>,
+    drawn_at: Option<DateTime<Utc>>,
     variants: Vec<VariantRow>,
+}
+
+/// A drop as stored, with the database's time of the read.
+#[derive(Debug, FromRow)]
+pub(crate) struct DropRowAt {
+    #[sqlx(flatten)]
+    pub(crate) drop: DropRow,
+    /// The database's clock at the read.
+    pub(crate) now: DateTime<Utc>,
 }
 
 impl TryFrom<DropRow> for DropState {
@@ -642,6 +668,10 @@ impl TryFrom<DropRow> for DropState {
         drop.max_per_buyer = counter(row.max_per_buyer)?;
         drop.paused = row.paused;
         drop.waitlist = row.waitlist;
+        drop.mode = crate::draws::mode(&row.mode)?;
+        drop.draw_at = row.draw_at;
+        drop.beacon_name = row.beacon_name;
+        drop.drawn_at = row.drawn_at;
         Ok(DropState::new(drop, stock, variants))
     }
 }
@@ -756,6 +786,8 @@ pub(crate) struct OverviewRow {
     hold_offered: Option<bool>,
     #[sqlx(flatten)]
     place: crate::waitlist::PlaceRow,
+    #[sqlx(flatten)]
+    entry: crate::draws::MaybeEntry,
 }
 
 impl OverviewRow {
@@ -795,7 +827,13 @@ impl OverviewRow {
             Some(viewer) => self.place.place(state.drop.id, viewer)?,
             None => None,
         };
-        Ok(DropOverview::new(state, top_purchasers, user_reservation).with_waitlist(place))
+        let entry = match viewer {
+            Some(viewer) => self.entry.entry(state.drop.id, viewer)?,
+            None => None,
+        };
+        Ok(DropOverview::new(state, top_purchasers, user_reservation)
+            .with_waitlist(place)
+            .with_entry(entry))
     }
 }
 

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drop_core::{
-    Applied, Buyer, BuyerId, CursorClaim, DropError, DropId, DropOverview, DropPatch, DropState,
-    EventBus, EventStream, IdempotencyKey, IdempotencyRecord, InventoryStore, LogEntry, MAX_PAGE,
-    NewDrop, Purchase, PurchaseId, Purchased, Reservation, ReservationId, ReservationStatus,
-    ReserveRequest, Reserved, RevokedSessions, TOP_PURCHASERS, TopPurchaser, WaitlistPlace,
-    async_trait,
+    Applied, Beacon, Buyer, BuyerId, CursorClaim, DrawStatus, DrawSummary, DropError, DropId,
+    DropInfo, DropOverview, DropPatch, DropState, Entry, EventBus, EventStream, IdempotencyKey,
+    IdempotencyRecord, InventoryStore, LogEntry, MAX_PAGE, NewDrop, Purchase, PurchaseId,
+    Purchased, Reservation, ReservationId, ReservationStatus, ReserveRequest, Reserved,
+    RevokedSessions, TOP_PURCHASERS, TopPurchaser, VariantId, WaitlistPlace, async_trait,
 };
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::admin::{self, DropChange};
 use crate::batch::{BatchFuture, Gatherer};
 use crate::builder::PgStoreBuilder;
+use crate::draws::{self, FirstCome, Gate};
 use crate::error::{internal, map_sqlx};
 use crate::fanout::{self, Fanout, FeedTasks};
 use crate::keys;
@@ -34,6 +35,7 @@ use crate::writes::{self, PurchaseCall, ReserveCall, Shared};
 type ReserveGate = Gatherer<DropId, ReserveCall, Reserved>;
 type PurchaseGate = Gatherer<DropId, PurchaseCall, Purchased>;
 type JoinGate = Gatherer<DropId, waitlist::JoinCall, Applied<WaitlistPlace>>;
+type EnterGate = Gatherer<DropId, draws::EnterCall, Applied<Entry>>;
 
 /// A dropkit store on PostgreSQL.
 ///
@@ -56,6 +58,9 @@ struct Inner {
     reserve_gate: Option<ReserveGate>,
     purchase_gate: Option<PurchaseGate>,
     join_gate: Option<JoinGate>,
+    enter_gate: Option<EnterGate>,
+    /// The drops known to sell first come, for the `DRAW_ONLY` check.
+    first_come: FirstCome,
     /// The notifier, the listener and its heartbeats.
     feed: FeedTasks,
     /// The listener's connection (a pool of one), when the store listens.
@@ -173,8 +178,9 @@ impl PgStore {
             pruned: Default::default(),
             log: settings.event_log,
             retention: settings.event_retention,
+            draw_random: settings.draw_random.clone(),
         };
-        let (reserve_gate, purchase_gate, join_gate) = if settings.group_commit {
+        let (reserve_gate, purchase_gate, join_gate, enter_gate) = if settings.group_commit {
             let s = shared.clone();
             let reserve: ReserveGate =
                 Gatherer::new(settings.batch_cap, work.clone(), move |drop_id, users| {
@@ -190,14 +196,22 @@ impl PgStore {
                         as BatchFuture<_>
                 });
             let s = shared.clone();
-            let join: JoinGate = Gatherer::new(settings.batch_cap, work, move |drop_id, calls| {
-                let s = s.clone();
-                Box::pin(async move { waitlist::join_batch(&s, drop_id, calls).await })
-                    as BatchFuture<_>
-            });
-            (Some(reserve), Some(purchase), Some(join))
+            let join: JoinGate =
+                Gatherer::new(settings.batch_cap, work.clone(), move |drop_id, calls| {
+                    let s = s.clone();
+                    Box::pin(async move { waitlist::join_batch(&s, drop_id, calls).await })
+                        as BatchFuture<_>
+                });
+            let s = shared.clone();
+            let enter: EnterGate =
+                Gatherer::new(settings.batch_cap, work, move |drop_id, calls| {
+                    let s = s.clone();
+                    Box::pin(async move { draws::enter_batch(&s, drop_id, calls).await })
+                        as BatchFuture<_>
+                });
+            (Some(reserve), Some(purchase), Some(join), Some(enter))
         } else {
-            (None, None, None)
+            (None, None, None, None)
         };
         Ok(PgStore {
             inner: Arc::new(Inner {
@@ -206,6 +220,8 @@ impl PgStore {
                 reserve_gate,
                 purchase_gate,
                 join_gate,
+                enter_gate,
+                first_come: FirstCome::default(),
                 _stop_feed: feed.stop.clone().drop_guard(),
                 feed,
                 listener_pool,
@@ -225,7 +241,7 @@ impl PgStore {
         self.inner.instance
     }
 
-    /// Whether concurrent reserves, purchases and joins of a drop are grouped into
+    /// Whether concurrent reserves, purchases, joins and draw entries of a drop are grouped into
     /// one transaction.
     pub fn group_commit(&self) -> bool {
         self.inner.reserve_gate.is_some()
@@ -251,6 +267,9 @@ impl PgStore {
             g.close();
         }
         if let Some(g) = &inner.join_gate {
+            g.close();
+        }
+        if let Some(g) = &inner.enter_gate {
             g.close();
         }
         // 2. Finish the work in flight: writes commit, batches answer, and
@@ -336,9 +355,14 @@ impl InventoryStore for PgStore {
         key: Option<&IdempotencyKey>,
     ) -> Result<Applied<DropState>, DropError> {
         let (shared, key) = (self.shared().clone(), key.cloned());
-        self.shared()
+        let made = self
+            .shared()
             .detached(async move { admin::create(&shared, new, key).await })
-            .await
+            .await?;
+        if made.value.drop.check_first_come().is_ok() {
+            self.inner.first_come.learn(made.value.drop.id);
+        }
+        Ok(made)
     }
 
     async fn list_all_drops(&self) -> Result<Vec<DropState>, DropError> {
@@ -385,6 +409,15 @@ impl InventoryStore for PgStore {
         {
             return Ok(replay);
         }
+        // Before queueing, so both paths (batched or not) refuse alike.
+        draws::first_come_gate(
+            self.shared(),
+            &self.inner.first_come,
+            drop_id,
+            &request,
+            Gate::Reserve,
+        )
+        .await?;
         let call = ReserveCall {
             buyer: buyer.clone(),
             request,
@@ -594,6 +627,14 @@ impl InventoryStore for PgStore {
         buyer: &Buyer,
         request: ReserveRequest,
     ) -> Result<Applied<WaitlistPlace>, DropError> {
+        draws::first_come_gate(
+            self.shared(),
+            &self.inner.first_come,
+            drop_id,
+            &request,
+            Gate::Join,
+        )
+        .await?;
         let call = waitlist::JoinCall {
             buyer: buyer.clone(),
             request,
@@ -629,6 +670,72 @@ impl InventoryStore for PgStore {
         buyer: &BuyerId,
     ) -> Result<Option<WaitlistPlace>, DropError> {
         waitlist::place(self.shared(), drop_id, buyer).await
+    }
+
+    async fn enter_draw(
+        &self,
+        drop_id: DropId,
+        buyer: &Buyer,
+        variant_id: Option<VariantId>,
+    ) -> Result<Applied<Entry>, DropError> {
+        let call = draws::EnterCall {
+            buyer: buyer.clone(),
+            variant_id,
+        };
+        if let Some(gate) = &self.inner.enter_gate {
+            return gate.submit(drop_id, call).await;
+        }
+        let shared = self.shared().clone();
+        self.shared()
+            .detached(async move {
+                draws::enter_batch(&shared, drop_id, vec![call])
+                    .await
+                    .pop()
+                    .unwrap_or_else(|| Err(internal("an entry got no answer")))
+            })
+            .await
+    }
+
+    async fn withdraw_entry(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<Entry>, DropError> {
+        let (shared, buyer) = (self.shared().clone(), buyer.clone());
+        self.shared()
+            .detached(async move { draws::withdraw(&shared, drop_id, &buyer).await })
+            .await
+    }
+
+    async fn draw_entry(
+        &self,
+        drop_id: DropId,
+        buyer: &BuyerId,
+    ) -> Result<Option<Entry>, DropError> {
+        draws::entry(self.shared(), drop_id, buyer).await
+    }
+
+    async fn due_draws(&self, limit: usize) -> Result<Vec<DropInfo>, DropError> {
+        draws::due(self.shared(), limit).await
+    }
+
+    async fn next_draw_at(&self) -> Result<Option<DateTime<Utc>>, DropError> {
+        draws::next_at(self.shared()).await
+    }
+
+    async fn run_draw(
+        &self,
+        drop_id: DropId,
+        beacon: Option<Beacon>,
+    ) -> Result<Option<DrawSummary>, DropError> {
+        let shared = self.shared().clone();
+        self.shared()
+            .detached(async move { draws::run(&shared, drop_id, beacon).await })
+            .await
+    }
+
+    async fn draw_status(&self, drop_id: DropId) -> Result<DrawStatus, DropError> {
+        draws::status(self.shared(), drop_id).await
     }
 
     async fn idempotency_record(
@@ -844,12 +951,15 @@ impl InventoryStore for PgStore {
                h.id AS hold_id, h.display_name AS hold_display_name, \
                h.created_at AS hold_created_at, h.expires_at AS hold_expires_at, \
                h.variant_id AS hold_variant_id, h.quantity AS hold_quantity, \
-               h.offered AS hold_offered, w.* \
-             FROM dropkit_drops d \
+               h.offered AS hold_offered, w.*, ",
+            entry_columns!(),
+            " FROM dropkit_drops d \
              LEFT JOIN dropkit_reservations h \
                ON h.buyer_id = $1 AND h.drop_id = d.id AND h.status = 'active' \
               AND h.expires_at > statement_timestamp() \
-             LEFT JOIN LATERAL dropkit_waitlist_place(d.id, $1) w ON $1 IS NOT NULL ",
+             LEFT JOIN LATERAL dropkit_waitlist_place(d.id, $1) w ON $1 IS NOT NULL \
+             LEFT JOIN dropkit_entries en \
+               ON $1 IS NOT NULL AND en.drop_id = d.id AND en.buyer_id = $1 ",
             not_ended_in_order!()
         );
         let limit = i64::try_from(TOP_PURCHASERS).unwrap_or(i64::MAX);

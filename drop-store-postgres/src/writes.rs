@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drop_core::{
-    Buyer, BuyerId, DropError, DropEvent, DropId, IdempotencyKey, Purchased, Reservation,
-    ReservationId, ReservationStatus, ReserveRequest, Reserved, TOP_PURCHASERS, TopPurchaser,
+    Buyer, BuyerId, DrawRandom, DropError, DropEvent, DropId, IdempotencyKey, Purchased,
+    Reservation, ReservationId, ReservationStatus, ReserveRequest, Reserved, TOP_PURCHASERS,
+    TopPurchaser,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) log: bool,
     /// How long log entries are kept.
     pub(crate) retention: Duration,
+    /// Where draw drops' seeds and entries' receipts come from.
+    pub(crate) draw_random: Arc<dyn DrawRandom>,
 }
 
 impl Shared {

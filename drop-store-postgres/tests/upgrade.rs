@@ -1142,3 +1142,170 @@ async fn a_database_before_the_waiting_list_upgrades_with_its_data(pool: PgPool)
     );
     assert_invariants(&store).await;
 }
+
+/// The last migration before draw drops.
+const WAITLIST: i64 = 20261211000001;
+
+/// A database from the version before draw drops, with drops, holds,
+/// purchases, a place in line and log entries: after the upgrade the old
+/// rows read as before (first-come drops, never drawn), the old drop still
+/// sells first come and serves its line, and a draw drop works beside it.
+#[sqlx::test(migrations = false)]
+async fn a_database_before_draws_upgrades_with_its_data(pool: PgPool) {
+    own_history_up_to(WAITLIST).run(&pool).await.unwrap();
+    // The old version's calls on a connection of their own (see above).
+    let old = common::pool_like(&pool, 1).await;
+    // Ann holds 2 of 10 units, Bob bought 1, four more buyers hold the
+    // other 7 (logged): sold out. Dan waits in line for one.
+    let (drop_id, ann, bob) = ann_holds_bob_bought(&old, "logged", 2, [2, 1]).await;
+    let variant: Uuid = sqlx::query_scalar("SELECT id FROM dropkit_variants WHERE drop_id = $1")
+        .bind(drop_id)
+        .fetch_one(&old)
+        .await
+        .unwrap();
+    let buyers = ["c1_id", "c2_id", "c3_id", "c4_id"];
+    let nulls: Vec<Option<String>> = vec![None; 4];
+    let prints: Vec<Option<Vec<u8>>> = vec![None; 4];
+    let outcome: String = sqlx::query_scalar(
+        "SELECT o_outcome::text FROM dropkit_reserve_logged($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(drop_id)
+    .bind(buyers.to_vec())
+    .bind(vec!["cee", "cee", "cee", "cee"])
+    .bind(vec![Some(variant); 4])
+    .bind(vec![2, 2, 2, 1])
+    .bind((0..4).map(|_| Uuid::new_v4()).collect::<Vec<_>>())
+    .bind(&nulls)
+    .bind(&nulls)
+    .bind(&prints)
+    .fetch_one(&old)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "ok");
+    let joined: String = sqlx::query_scalar(
+        "SELECT o_outcome FROM dropkit_waitlist_join($1, 'dan_id', 'dan', $2, 1, true)",
+    )
+    .bind(drop_id)
+    .bind(variant)
+    .fetch_one(&old)
+    .await
+    .unwrap();
+    assert_eq!(joined, "joined");
+    old.close().await;
+    let rows = "SELECT id::text || status || quantity || offered FROM dropkit_reservations \
+                ORDER BY id";
+    let entries = "SELECT seq || kind FROM dropkit_events ORDER BY seq";
+    let holds_before: Vec<String> = sqlx::query_scalar(rows).fetch_all(&pool).await.unwrap();
+    let log_before: Vec<String> = sqlx::query_scalar(entries).fetch_all(&pool).await.unwrap();
+    // Ann's and Bob's holds, Bob's purchase, four holds, Dan's join.
+    assert_eq!(log_before.len(), 8, "{log_before:?}");
+
+    let store = PgStore::builder()
+        .listen(false)
+        .build(pool.clone())
+        .await
+        .expect("the store migrates the database and starts");
+    let holds_after: Vec<String> = sqlx::query_scalar(rows).fetch_all(&pool).await.unwrap();
+    let log_after: Vec<String> = sqlx::query_scalar(entries).fetch_all(&pool).await.unwrap();
+    assert_eq!(holds_after, holds_before, "the old rows are untouched");
+    assert_eq!(log_after, log_before, "the old entries are untouched");
+
+    // The old drop: first come, never drawn, its line as it was.
+    let drop = drop_core::DropId::from_uuid(drop_id);
+    let state = store.get_drop(drop).await.unwrap();
+    assert_eq!(state.drop.mode, drop_core::SaleMode::FirstCome);
+    assert_eq!(
+        (
+            state.drop.draw_at,
+            state.drop.drawn_at,
+            state.drop.beacon_name
+        ),
+        (None, None, None)
+    );
+    assert_eq!((state.stock.reserved, state.stock.sold), (9, 1));
+    assert_eq!(state.variants[0].waitlist_length, 1);
+    assert!(matches!(
+        store.draw_status(drop).await,
+        Err(DropError::NotADraw { .. })
+    ));
+    let dan = drop_core::BuyerId::parse("dan_id").unwrap();
+    assert_eq!(store.draw_entry(drop, &dan).await.unwrap(), None);
+    let place = store.waitlist_place(drop, &dan).await.unwrap().unwrap();
+    assert_eq!(place.position, 1);
+    let bought = store
+        .get_reservation(ReservationId::from_uuid(bob))
+        .await
+        .unwrap();
+    assert_eq!(bought.status, ReservationStatus::Purchased);
+    // It sells first come (no DRAW_ONLY): a new buyer is told it is sold
+    // out; Ann's release goes to Dan, the other unit back on sale.
+    assert!(matches!(
+        store.reserve(drop, &user("eve")).await,
+        Err(DropError::OutOfStock { .. })
+    ));
+    let ann_id = drop_core::BuyerId::parse("ann_id").unwrap();
+    store
+        .release(ReservationId::from_uuid(ann), &ann_id)
+        .await
+        .unwrap();
+    let offer = store.active_hold(drop, &dan).await.unwrap().unwrap();
+    assert!(offer.offered);
+    let fay = store.reserve(drop, &user("fay")).await.unwrap();
+    assert!(fay.created);
+
+    // A draw drop on the upgraded database: entries, the draw, the line.
+    let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let draw_at = now + chrono::Duration::seconds(1);
+    let made = store
+        .create_drop(
+            drop_core::NewDrop::new("Drawn", drop_core::Money::from_minor(100).unwrap(), 1)
+                .draw_at(draw_at),
+        )
+        .await
+        .unwrap();
+    let drawn = made.drop.id;
+    for name in ["gil", "hal", "ivy"] {
+        store.enter_draw(drawn, &user(name), None).await.unwrap();
+    }
+    loop {
+        let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if now > draw_at {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let summary = store.run_draw(drawn, None).await.unwrap().unwrap();
+    assert_eq!(
+        (summary.entries, summary.winners, summary.waiting),
+        (3, 1, 2)
+    );
+    let published = store.draw_status(drawn).await.unwrap().published.unwrap();
+    drop_core::verify_draw(&published).expect("the draw verifies");
+    let kinds: Vec<&str> = store
+        .events_after(8, 20)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.change.kind())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "holdReleased",
+            "holdCreated",
+            "waitlistLeft",
+            "holdCreated",
+            "dropCreated",
+            "holdCreated",
+            "drawCompleted"
+        ]
+    );
+    assert_invariants(&store).await;
+    store.close().await;
+}

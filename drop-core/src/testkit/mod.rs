@@ -33,7 +33,9 @@
 //!   cursors and their leases, and a follower that never misses an entry;
 //! - the waiting list: who may join, the line's order, offered holds,
 //!   set-aside units, skipping, leaving, what serves the line, and the
-//!   line raced by many tasks.
+//!   line raced by many tasks;
+//! - draw drops: entries and their checks, `DRAW_ONLY` before the draw,
+//!   when the draw runs (once), what it gives, publishes and announces.
 //!
 //! Every case checks the events the contract promises (subscribing before
 //! it acts), that refusals announce nothing, and the counters after, per
@@ -53,6 +55,7 @@ use crate::{
 
 mod admin;
 mod buyers;
+mod draws;
 mod idempotency;
 mod lifecycle;
 mod limits;
@@ -66,6 +69,7 @@ mod wrapped;
 
 pub use admin::*;
 pub use buyers::*;
+pub use draws::*;
 pub use idempotency::*;
 pub use lifecycle::*;
 pub use limits::*;
@@ -414,6 +418,21 @@ macro_rules! conformance_suite {
             waitlist_log_records_joins_and_offers,
             waitlist_in_the_overview,
             waitlist_race_keeps_the_order,
+            draw_enter_read_and_withdraw,
+            draw_entry_checks_in_documented_order,
+            draw_only_until_drawn,
+            draw_drop_creation_rules,
+            draw_runs_once_when_due,
+            draw_ended_before_its_time_never_draws,
+            draw_fewer_entries_than_stock_all_win,
+            draw_more_entries_than_stock_line_up,
+            draw_without_a_line_losers_lose,
+            draw_published_draw_verifies,
+            draw_beacon_is_required_iff_named,
+            draw_events_and_log_in_order,
+            draw_offer_that_expires_goes_to_the_next,
+            draw_race_draws_once,
+            draw_entry_in_the_overview,
         }
     };
 }

@@ -415,6 +415,17 @@ pub(crate) struct LogDropView {
     pub(crate) ends_at: Option<String>,
     /// How long a hold lasts, in seconds.
     pub(crate) hold_seconds: f64,
+    /// `firstCome` or `draw`.
+    #[schema(schema_with = schema::mode_out)]
+    pub(crate) mode: &'static str,
+    /// When a draw drop draws, or `null` for a first-come drop.
+    #[schema(schema_with = schema::optional_instant_out)]
+    pub(crate) draw_at: Option<String>,
+    /// The public randomness the draw mixes in, by name, or `null`.
+    pub(crate) beacon_name: Option<String>,
+    /// When the draw was made, or `null`.
+    #[schema(schema_with = schema::optional_instant_out)]
+    pub(crate) drawn_at: Option<String>,
     /// When the drop was created.
     #[schema(schema_with = schema::instant_out)]
     pub(crate) created_at: String,
@@ -451,6 +462,10 @@ impl From<&DropInfo> for LogDropView {
             starts_at: d.starts_at.map(time),
             ends_at: d.ends_at.map(time),
             hold_seconds: d.hold.as_secs_f64(),
+            mode: schema::mode_name(d.mode),
+            draw_at: d.draw_at.map(time),
+            beacon_name: d.beacon_name.clone(),
+            drawn_at: d.drawn_at.map(time),
             created_at: time(d.created_at),
         }
     }
@@ -659,6 +674,29 @@ pub(crate) enum LogEntryView {
         #[schema(schema_with = schema::leave_reason)]
         reason: String,
     },
+    /// A draw drop was drawn. Its winners' offered holds are the
+    /// `holdCreated` entries (`offered: true`) just before; the places it
+    /// put in line are not logged one by one (`GET /api/drops/{id}/draw`
+    /// publishes the draw).
+    #[serde(rename_all = "camelCase")]
+    DrawCompleted {
+        /// The entry's number.
+        seq: u64,
+        /// When it committed.
+        #[schema(schema_with = schema::instant_out)]
+        at: String,
+        /// The drop.
+        drop_id: Uuid,
+        /// When it was drawn.
+        #[schema(schema_with = schema::instant_out)]
+        drawn_at: String,
+        /// Entries drawn from.
+        entries: u32,
+        /// Entries that won a unit.
+        winners: u32,
+        /// Entries put in a line.
+        waiting: u32,
+    },
 }
 
 impl LogEntryView {
@@ -798,6 +836,20 @@ impl LogEntryView {
                 quantity: *quantity,
                 ticket: *ticket,
                 reason: reason.as_str().to_owned(),
+            },
+            Change::DrawCompleted {
+                drawn_at,
+                entries,
+                winners,
+                waiting,
+            } => Self::DrawCompleted {
+                seq,
+                at,
+                drop_id,
+                drawn_at: time(*drawn_at),
+                entries: *entries,
+                winners: *winners,
+                waiting: *waiting,
             },
             // A kind this layer was built without: refusing the page beats
             // answering one with a silent gap in it.

@@ -10,7 +10,9 @@ use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::routing::{any, delete, get, patch, post};
-use drop_core::{Clock, DEFAULT_HOLD, DropError, ExpiryScheduler, InventoryStore, SystemClock};
+use drop_core::{
+    Clock, DEFAULT_HOLD, DrawRunner, DropError, ExpiryScheduler, InventoryStore, SystemClock,
+};
 use prometheus_client::registry::Registry;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +38,8 @@ use crate::proxy::{Network, TrustedProxies};
 use crate::state::{AppState, Inner, track_requests};
 use crate::webhooks::{WebhookDeliveries, WebhooksBuilder};
 use crate::{
-    admin_routes, health, openapi, purchase_routes, routes, session_routes, waitlist_routes, ws,
+    admin_routes, draw_routes, health, openapi, purchase_routes, routes, session_routes,
+    waitlist_routes, ws,
 };
 
 /// Largest request body accepted.
@@ -90,6 +93,7 @@ pub struct DropApiBuilder {
     cancel: CancellationToken,
     metrics: Option<Metrics>,
     scheduler: Option<ExpiryScheduler>,
+    draw_runner: Option<DrawRunner>,
     webhooks: Option<WebhooksBuilder>,
 }
 
@@ -335,6 +339,18 @@ impl DropApiBuilder {
         self
     }
 
+    /// Runs `runner` (configured with the store's clock, and with the
+    /// beacons of drops that name one) beside the API, as one of its
+    /// tasks, like the [expiry scheduler](Self::expiry_scheduler): it makes
+    /// each draw drop's draw at its `drawAt`, and [`DropApi::shutdown`]
+    /// stops it and waits for it. Any number of instances may run one: a
+    /// draw is made exactly once. Defaults to none (draw drops then never
+    /// draw unless a runner runs elsewhere).
+    pub fn draw_runner(mut self, runner: DrawRunner) -> Self {
+        self.draw_runner = Some(runner);
+        self
+    }
+
     /// Runs webhook deliverers ([`WebhooksBuilder`]) beside the API, as
     /// its tasks: they start with [`build`](Self::build) (which refuses a
     /// configuration they refuse), and [`DropApi::shutdown`] stops them,
@@ -411,6 +427,9 @@ impl DropApiBuilder {
         .await?;
         if let Some(scheduler) = self.scheduler {
             tasks.spawn(scheduler.run(self.cancel.clone()));
+        }
+        if let Some(runner) = self.draw_runner {
+            tasks.spawn(runner.run(self.cancel.clone()));
         }
         if let Some(follow) = revocations {
             tasks.spawn(follow);
@@ -532,6 +551,7 @@ impl DropApi {
             cancel: CancellationToken::new(),
             metrics: None,
             scheduler: None,
+            draw_runner: None,
             webhooks: None,
         }
     }
@@ -560,6 +580,13 @@ impl DropApi {
                 "/api/drops",
                 get(routes::list_drops).post(routes::create_drop),
             )
+            .route(
+                "/api/drops/{id}/entries",
+                post(draw_routes::enter)
+                    .get(draw_routes::entry)
+                    .delete(draw_routes::withdraw),
+            )
+            .route("/api/drops/{id}/draw", get(draw_routes::draw))
             .route(
                 "/api/drops/{id}/waitlist",
                 post(waitlist_routes::join)

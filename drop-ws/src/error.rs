@@ -189,6 +189,9 @@ pub fn status_of(err: &DropError) -> StatusCode {
         | DropError::WaitlistNotNeeded { .. }
         | DropError::WaitlistClosed { .. }
         | DropError::AlreadyInLine { .. }
+        | DropError::DrawOnly { .. }
+        | DropError::EntriesClosed { .. }
+        | DropError::NotADraw { .. }
         | DropError::IdempotencyInProgress { .. } => StatusCode::CONFLICT,
         DropError::IdempotencyKeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         DropError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -354,6 +357,9 @@ mod tests {
                 409,
             ),
             (DropError::WaitlistClosed { drop_id: d }, 409),
+            (DropError::DrawOnly { drop_id: d }, 409),
+            (DropError::EntriesClosed { drop_id: d }, 409),
+            (DropError::NotADraw { drop_id: d }, 409),
             (DropError::IdempotencyKeyReused { key: "k".into() }, 422),
             (
                 DropError::PurchaseNotFound {

@@ -684,6 +684,23 @@ impl Hub {
                     },
                 ));
             }
+            // Public, naming no buyer: every client of a drop the hub
+            // shows learns the draw is made (winners had their
+            // `holdOffered` first).
+            Change::DrawCompleted {
+                drawn_at,
+                entries,
+                winners,
+                waiting,
+            } if copy.is_some() => out.push(public(WsMessage::DrawCompleted {
+                server_time,
+                seq,
+                drop_id,
+                drawn_at: time(*drawn_at),
+                entries: *entries,
+                winners: *winners,
+                waiting: *waiting,
+            })),
             // Holds taken by a reserve show as stock.
             _ => {}
         }
@@ -778,6 +795,15 @@ impl Hub {
                     &entry.change
                 {
                     Self::apply_logged_drop(&mut state, drop, now);
+                }
+                // A draw read from the log before its bus event (another
+                // instance made it) already shows in snapshots.
+                if let Change::DrawCompleted { drawn_at, .. } = &entry.change
+                    && let Some(copy) = state.drops.get_mut(&entry.drop_id)
+                    && copy.state.drop.drawn_at.is_none()
+                {
+                    copy.state.drop.drawn_at = Some(*drawn_at);
+                    state.views = None;
                 }
                 batch.extend(self.frames_of(&state, entry, now));
                 state.cursor = entry.seq;
@@ -955,6 +981,10 @@ impl Hub {
         if matches!(event, DropEvent::HoldExpired { .. }) && origin == Origin::Local {
             self.shared.metrics.operation("expire", "ok");
         }
+        // Likewise each draw, counted once, where it was made.
+        if matches!(event, DropEvent::DrawCompleted { .. }) && origin == Origin::Local {
+            self.shared.metrics.operation("draw", "ok");
+        }
         // An edit may bring an ended drop back (a later `endsAt`): such a
         // drop is known again, whatever the hub forgot.
         if let DropEvent::DropUpdated { drop } = &event
@@ -1045,6 +1075,18 @@ impl Hub {
                         entry.top = top_purchasers;
                         state.views = None;
                     }
+                }
+            }
+            DropEvent::DrawCompleted {
+                drop_id, drawn_at, ..
+            } => {
+                // The drop now sells first come: snapshots show `drawnAt`
+                // (no `dropUpdated` follows a draw).
+                if let Some(entry) = state.drops.get_mut(&drop_id)
+                    && entry.state.drop.drawn_at.is_none()
+                {
+                    entry.state.drop.drawn_at = Some(drawn_at);
+                    state.views = None;
                 }
             }
             _ => {}

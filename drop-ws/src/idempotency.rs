@@ -94,7 +94,12 @@ pub(crate) struct IdempotencyKeyParam {
 pub(crate) const IGNORED_KEY_DOC: &str = "Accepted and ignored: joining is naturally idempotent \
     (joining again with the same request answers the same place, 200), so a retry needs no key.";
 
-/// The `Idempotency-Key` header of `POST /api/drops/{id}/waitlist`, which
+/// What the `Idempotency-Key` of `POST /api/drops/{id}/entries` does.
+pub(crate) const ENTRY_IGNORED_KEY_DOC: &str = "Accepted and ignored: entering is naturally \
+    idempotent (entering again answers the same entry, 200), so a retry needs no key.";
+
+/// The `Idempotency-Key` header of `POST /api/drops/{id}/waitlist` (and of
+/// `POST /api/drops/{id}/entries`), which
 /// a client sending keys on every write may send: accepted, never read
 /// ([`IGNORED_KEY_DOC`]).
 #[derive(Debug, utoipa::IntoParams)]

@@ -10,13 +10,14 @@
 //! let api = drop_ws::DropApi::builder(store.clone())
 //!     .admin_token("change-me")
 //!     .rate_limit_per_minute(120)
-//!     .expiry_scheduler(drop_core::ExpiryScheduler::new(store))
+//!     .expiry_scheduler(drop_core::ExpiryScheduler::new(store.clone()))
+//!     .draw_runner(drop_core::DrawRunner::new(store))
 //!     .build()
 //!     .await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! let server = api.serve(listener, api.router())?;
 //! // On Ctrl-C: WebSockets get 1001, requests in flight are answered, the
-//! // scheduler stops, the store closes; then this returns.
+//! // scheduler and the draw runner stop, the store closes; then this returns.
 //! server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await?;
 //! # Ok(()) }
 //! ```
@@ -26,17 +27,19 @@
 //! | method path | what |
 //! |---|---|
 //! | `GET /api/drops` | live and upcoming drops with their variants, stock, top 3 buyers, the viewer's hold |
-//! | `POST /api/drops` | create a drop, of one variant or several (admin) |
+//! | `POST /api/drops` | create a drop, of one variant or several, sold first come or by a draw (`mode`, `drawAt`, `beaconName`) (admin) |
 //! | `POST /api/reservations` `{dropId, variantId?, quantity?}` | hold units of one variant (201 new, 200 the same hold again) |
 //! | `GET /api/reservations/{id}` | one of the caller's holds |
 //! | `DELETE /api/reservations/{id}` | the owner releases |
 //! | `POST /api/purchases` `{reservationId}` | complete a purchase (201; the owner repeating it: 200, the same purchase) |
 //! | `GET /api/purchases/{id}`, `GET /api/me/purchases?before=&limit=` | purchase records: the buyer's own (or any, for the admin) |
 //! | `POST /api/drops/{id}/waitlist` `{variantId?, quantity?}` · `GET` · `DELETE` | wait in line for a sold-out variant (201 new place, 200 the same place), see one's place, leave (204) |
+//! | `POST /api/drops/{id}/entries` `{variantId?}` · `GET` · `DELETE` | enter a draw drop's draw (201 new entry, 200 the same entry), see one's entry and its outcome, withdraw before `drawAt` (204) |
+//! | `GET /api/drops/{id}/draw` | a draw's public record: the seed's hash from creation; after the draw, the seed, entries, stock and winners to check it with |
 //! | `GET /api/admin/drops`, `PATCH /api/admin/drops/{id}`, `POST /api/admin/drops/{id}/pause` · `/resume` · `/end`, `POST /api/admin/purchases/{id}/cancel` | admin operations |
 //! | `GET /api/admin/events?after=&limit=&dropId=` | the durable event log, oldest first (admin) |
 //! | `GET /api/admin/cursors` · `DELETE /api/admin/cursors/{name}` | the log's named cursors (webhook endpoints'); remove one whose consumer is gone (admin) |
-//! | `GET /api/ws?after=` | WebSocket: `snapshot` (or, resuming from a `seq`, the missed frames and `resumed`), `stock`, `purchase`, `dropCreated`, `dropUpdated`, `waitlistMoved`, and the buyer's own frames (`holdOffered`, `waitlistJoined`, `waitlistLeft`, …) |
+//! | `GET /api/ws?after=` | WebSocket: `snapshot` (or, resuming from a `seq`, the missed frames and `resumed`), `stock`, `purchase`, `dropCreated`, `dropUpdated`, `waitlistMoved`, `drawCompleted`, and the buyer's own frames (`holdOffered`, `waitlistJoined`, `waitlistLeft`, …) |
 //! | `GET /api/health/live`, `GET /api/health/ready` (= `GET /api/health`) | liveness (no store), readiness (store answers, not draining; 503 with `Retry-After` otherwise) |
 //! | `GET /metrics`, `GET /api/openapi.json` | Prometheus metrics, API spec |
 //!
@@ -108,6 +111,7 @@ mod app;
 mod bounds;
 mod caller;
 mod caps;
+mod draw_routes;
 mod error;
 mod extract;
 mod health;

@@ -22,12 +22,16 @@ use crate::admin_routes::{
 use crate::error::ErrorBody;
 use crate::identity::DEFAULT_SESSION_COOKIE;
 use crate::wire::{
-    BuyerView, CreateDropBody, DropView, HealthView, JoinWaitlistBody, NewVariantBody,
-    PatchDropBody, PurchaseBody, PurchaseBuyerView, PurchasePage, PurchaseView, ReleaseBody,
-    ReservationView, ReserveBody, SessionView, SignInBody, TopPurchaserView, UserHoldView,
-    VariantPatchBody, VariantStockView, VariantView, WaitlistAnswer, WaitlistPlaceView, WsMessage,
+    BuyerView, CreateDropBody, DrawEntryDoc, DrawStockDoc, DrawView, DrawWinnersDoc, DropView,
+    EnterDrawBody, EntryAnswer, EntryView, HealthView, JoinWaitlistBody, NewVariantBody,
+    PatchDropBody, PublishedDrawDoc, PurchaseBody, PurchaseBuyerView, PurchasePage, PurchaseView,
+    ReleaseBody, ReservationView, ReserveBody, SessionView, SignInBody, TopPurchaserView,
+    UserHoldView, VariantPatchBody, VariantStockView, VariantView, WaitlistAnswer,
+    WaitlistPlaceView, WsMessage,
 };
-use crate::{admin_routes, health, purchase_routes, routes, session_routes, waitlist_routes, ws};
+use crate::{
+    admin_routes, draw_routes, health, purchase_routes, routes, session_routes, waitlist_routes, ws,
+};
 
 /// The API's OpenAPI 3 description.
 #[derive(OpenApi)]
@@ -47,6 +51,10 @@ use crate::{admin_routes, health, purchase_routes, routes, session_routes, waitl
         waitlist_routes::join,
         waitlist_routes::place,
         waitlist_routes::leave,
+        draw_routes::enter,
+        draw_routes::entry,
+        draw_routes::withdraw,
+        draw_routes::draw,
         routes::get_reservation,
         routes::release,
         routes::purchase,
@@ -75,7 +83,8 @@ use crate::{admin_routes, health, purchase_routes, routes, session_routes, waitl
         SessionView, BuyerView, SignInBody, VariantView, VariantStockView, PurchaseBuyerView,
         PurchasePage, NewVariantBody, PatchDropBody, VariantPatchBody, EventPage, LogEntryView,
         LogDropView, LogVariantView, CursorList, CursorView, JoinWaitlistBody, WaitlistPlaceView,
-        WaitlistAnswer
+        WaitlistAnswer, EnterDrawBody, EntryView, EntryAnswer, DrawView, PublishedDrawDoc,
+        DrawEntryDoc, DrawStockDoc, DrawWinnersDoc
     )),
     modifiers(&BearerAuth, &CommonResponses, &FlowLinks)
 )]
@@ -136,11 +145,12 @@ impl Modify for CommonResponses {
             .into_iter()
             .flatten()
             {
-                // Joining a line takes no key (it is idempotent by itself).
-                let doc = if op.operation_id.as_deref() == Some("joinWaitlist") {
-                    crate::idempotency::IGNORED_KEY_DOC
-                } else {
-                    crate::idempotency::KEY_DOC
+                // Joining a line and entering a draw take no key (each is
+                // idempotent by itself).
+                let doc = match op.operation_id.as_deref() {
+                    Some("joinWaitlist") => crate::idempotency::IGNORED_KEY_DOC,
+                    Some("enterDraw") => crate::idempotency::ENTRY_IGNORED_KEY_DOC,
+                    _ => crate::idempotency::KEY_DOC,
                 };
                 for param in op.parameters.iter_mut().flatten() {
                     if param.name == "Idempotency-Key" {
@@ -222,6 +232,28 @@ impl FlowLinks {
                     "operationId": "joinWaitlist",
                     "parameters": {"path.id": "$response.body#/id"},
                     "description": "Wait in line for the new drop",
+                },
+                "enterDraw": {
+                    "operationId": "enterDraw",
+                    "parameters": {"path.id": "$response.body#/id"},
+                    "description": "Enter the new drop's draw",
+                },
+                "getDraw": {
+                    "operationId": "getDraw",
+                    "parameters": {"path.id": "$response.body#/id"},
+                    "description": "See the new drop's draw record",
+                },
+            }),
+            ("/api/drops/{id}/entries", "200" | "201") => serde_json::json!({
+                "getEntry": {
+                    "operationId": "getEntry",
+                    "parameters": {"path.id": "$response.body#/dropId"},
+                    "description": "See the entry",
+                },
+                "withdrawEntry": {
+                    "operationId": "withdrawEntry",
+                    "parameters": {"path.id": "$response.body#/dropId"},
+                    "description": "Withdraw the entry",
                 },
             }),
             ("/api/drops/{id}/waitlist", "200" | "201") => serde_json::json!({
@@ -319,6 +351,9 @@ const BUYER_OPS: &[(&str, &str)] = &[
     ("/api/drops/{id}/waitlist", "post"),
     ("/api/drops/{id}/waitlist", "get"),
     ("/api/drops/{id}/waitlist", "delete"),
+    ("/api/drops/{id}/entries", "post"),
+    ("/api/drops/{id}/entries", "get"),
+    ("/api/drops/{id}/entries", "delete"),
 ];
 
 /// The buyer routes that, under claimed identity, need `?username=`.
@@ -326,10 +361,16 @@ const CLAIMED_READS: &[&str] = &[
     "/api/purchases/{id}",
     "/api/me/purchases",
     "/api/drops/{id}/waitlist",
+    "/api/drops/{id}/entries",
 ];
 
 /// The bodies that name their buyer under claimed identity.
-const CLAIMED_BODIES: [&str; 3] = ["ReserveBody", "PurchaseBody", "JoinWaitlistBody"];
+const CLAIMED_BODIES: [&str; 4] = [
+    "ReserveBody",
+    "PurchaseBody",
+    "JoinWaitlistBody",
+    "EnterDrawBody",
+];
 
 /// The OpenAPI document of the API with its default identity (signed
 /// sessions) mounted at `prefix` (e.g. `"/shop"` for
@@ -501,6 +542,116 @@ mod tests {
         assert_eq!(status["enum"], serde_json::json!(statuses));
         let codes = &doc["components"]["schemas"]["ErrorBody"]["properties"]["error"]["enum"];
         assert_eq!(codes, &serde_json::json!(error_codes()));
+    }
+
+    /// The document's `PublishedDraw` (and its parts) names exactly the
+    /// fields drop-core serializes, `beacon` being optional: the draw is
+    /// served as drop-core writes it, and only described here.
+    #[test]
+    fn the_published_draw_is_described_as_served() {
+        use drop_core::{Beacon, DrawEntry, DrawStock, Receipt, Seed, VariantId};
+        let variant = VariantId::new();
+        let entries = vec![
+            DrawEntry::new(Receipt::from_bytes([1; 16]), variant),
+            DrawEntry::new(Receipt::from_bytes([2; 16]), variant),
+        ];
+        let stock = vec![DrawStock::new(variant, 1)];
+        let beacon: Beacon = "abcd".parse().unwrap();
+        let (_, published) =
+            drop_core::draw_and_publish(Seed::from_bytes([7; 32]), Some(beacon), entries, stock)
+                .unwrap();
+        let served = serde_json::to_value(&published).unwrap();
+        let doc = serde_json::to_value(openapi_document("")).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let keys = |v: &serde_json::Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let check = |name: &str, value: &serde_json::Value, optional: &[&str]| {
+            let schema = &schemas[name];
+            assert_eq!(keys(&schema["properties"]), keys(value), "{name}");
+            let mut required: Vec<String> =
+                serde_json::from_value(schema["required"].clone()).unwrap_or_default();
+            required.sort();
+            let want: Vec<String> = keys(value)
+                .into_iter()
+                .filter(|k| !optional.contains(&k.as_str()))
+                .collect();
+            assert_eq!(required, want, "{name}");
+        };
+        check("PublishedDraw", &served, &["beacon"]);
+        check("DrawEntry", &served["entries"][0], &[]);
+        check("DrawStock", &served["stock"][0], &[]);
+        check("DrawWinners", &served["winners"][0], &[]);
+        // The hex patterns accept what is served.
+        for (field, schema) in [
+            ("seed", "seed"),
+            ("seedHash", "seedHash"),
+            ("entryListHash", "entryListHash"),
+            ("beacon", "beacon"),
+        ] {
+            let pattern = schemas["PublishedDraw"]["properties"][schema]["pattern"]
+                .as_str()
+                .unwrap();
+            let value = served[field].as_str().unwrap();
+            assert!(
+                regex::Regex::new(pattern).unwrap().is_match(value),
+                "{field}: {value} against {pattern}"
+            );
+        }
+        let receipt = schemas["DrawEntry"]["properties"]["receipt"]["pattern"]
+            .as_str()
+            .unwrap();
+        let served_receipt = served["entries"][0]["receipt"].as_str().unwrap();
+        assert!(regex::Regex::new(receipt).unwrap().is_match(served_receipt));
+    }
+
+    /// The entry routes name their buyer as the waiting list's do.
+    #[test]
+    fn the_entry_routes_follow_the_identity() {
+        let claimed = serde_json::to_value(document(
+            "",
+            DocShape {
+                sessions: false,
+                claimed: true,
+            },
+        ))
+        .unwrap();
+        let body = &claimed["components"]["schemas"]["EnterDrawBody"];
+        assert!(
+            body["required"]
+                .as_array()
+                .unwrap()
+                .contains(&"username".into())
+        );
+        let sessions = serde_json::to_value(openapi_document("")).unwrap();
+        let body = &sessions["components"]["schemas"]["EnterDrawBody"];
+        assert!(body["properties"].get("username").is_none(), "{body}");
+        let entries = &sessions["paths"]["/api/drops/{id}/entries"];
+        for method in ["post", "get", "delete"] {
+            assert!(
+                entries[method]["responses"].get("401").is_some(),
+                "{method}"
+            );
+            assert!(
+                entries[method]["security"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty()),
+                "{method}"
+            );
+        }
+        let draw = &sessions["paths"]["/api/drops/{id}/draw"]["get"];
+        assert!(draw.get("security").is_none(), "the draw is public: {draw}");
+        for code in ["DRAW_ONLY", "ENTRIES_CLOSED", "NOT_A_DRAW"] {
+            assert!(
+                sessions["components"]["schemas"]["ErrorBody"]["properties"]["error"]["enum"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&code.into()),
+                "{code}"
+            );
+        }
     }
 
     /// The waiting list's routes name their buyer as the identity does:

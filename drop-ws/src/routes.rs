@@ -146,6 +146,7 @@ pub(crate) async fn create_drop(
         (status = 403, description = "`FORBIDDEN`: a cookie-signed request from a page of another origin", body = ErrorBody),
         (status = 404, description = "`DROP_NOT_FOUND`, `VARIANT_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`OUT_OF_STOCK`; `DROP_NOT_ACTIVE` (not started yet, or ended); `DROP_PAUSED`; \
+            `DRAW_ONLY` (a draw drop not drawn yet: enter its draw instead); \
             `HOLD_EXISTS` (the caller holds something else of this drop: the body's `reservation` is that hold); \
             `BUYER_LIMIT_REACHED` (with what they bought, over `maxPerBuyer`); `IDEMPOTENCY_IN_PROGRESS`", body = ErrorBody),
         (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: a cookie-signed request whose body is not `application/json`", body = ErrorBody),
@@ -358,7 +359,11 @@ pub(crate) async fn purchase(
 pub(crate) fn rule(err: ApiError) -> ApiError {
     let message = err.message();
     let between = match err.field() {
-        Some("startsAt" | "endsAt") => true,
+        // Every `drawAt` rule is between fields or against the clock (its
+        // shape was checked while parsing).
+        Some("startsAt" | "endsAt" | "drawAt") => true,
+        // A beacon's name on a first-come drop; its length is the schema's.
+        Some("beaconName") => message.contains("draw drops only"),
         Some("variants") => message.contains("total stock"),
         Some(f) => f.starts_with("variants[") && message.contains("unique"),
         None => false,
@@ -414,6 +419,15 @@ impl CreateDropBody {
         if let Some(on) = self.waitlist {
             new = new.waitlist(on);
         }
+        // `drawAt` alone makes a draw drop, as `NewDrop::draw_at` does; an
+        // explicit `firstCome` with it is refused by `validate`.
+        new.mode = match (self.mode, self.draw_at) {
+            (Some(mode), _) => mode,
+            (None, Some(_)) => drop_core::SaleMode::Draw,
+            (None, None) => drop_core::SaleMode::FirstCome,
+        };
+        new.draw_at = self.draw_at;
+        new.beacon_name = self.beacon_name;
         new.starts_at = self.starts_at;
         new.ends_at = self.ends_at;
         new.validate().map_err(|err| {

@@ -11,9 +11,9 @@ use drop_core::BUYER_ID_MAX;
 use drop_core::money::MONEY_MAX_MINOR;
 use drop_core::username::{USERNAME_MAX, USERNAME_MIN};
 use drop_core::{
-    DropAction, ERROR_CODES, IDEMPOTENCY_KEY_MAX, LeaveReason, MAX_HOLD, MAX_LOG_PAGE, MAX_NAME,
-    MAX_PAGE, MAX_PER_BUYER, MAX_STOCK, MAX_VARIANT_NAME, MIN_HOLD, PurchaseStatus,
-    ReservationStatus,
+    DropAction, ERROR_CODES, EntryOutcome, IDEMPOTENCY_KEY_MAX, LeaveReason, MAX_BEACON_NAME,
+    MAX_HOLD, MAX_LOG_PAGE, MAX_NAME, MAX_PAGE, MAX_PER_BUYER, MAX_STOCK, MAX_VARIANT_NAME,
+    MIN_HOLD, PurchaseStatus, ReservationStatus, SaleMode,
 };
 use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
@@ -53,10 +53,22 @@ const VISIBLE: &str =
 
 /// A drop name: trimmed, 1–`MAX_NAME` characters, no control characters.
 pub(crate) fn name_pattern() -> String {
+    trimmed_pattern(MAX_NAME)
+}
+
+/// Text that, trimmed, has 1–`max` characters (`max` ≥ 2), none of them
+/// control characters.
+fn trimmed_pattern(max: usize) -> String {
     format!(
         "^[{WHITE}]*[^{VISIBLE}](?:[^{CONTROL}]{{0,{inner}}}[^{VISIBLE}])?[{WHITE}]*$",
-        inner = MAX_NAME - 2
+        inner = max - 2
     )
+}
+
+/// A beacon's name: trimmed, 1–`MAX_BEACON_NAME` characters, no control
+/// characters.
+pub(crate) fn beacon_name_pattern() -> String {
+    trimmed_pattern(MAX_BEACON_NAME)
 }
 
 /// A username: trimmed, `USERNAME_MIN`–`USERNAME_MAX` of `A–Z a–z 0–9 _`.
@@ -504,6 +516,152 @@ pub(crate) fn drop_action() -> Schema {
         .collect();
     string("What the admin did: edited its fields, paused, resumed or ended it.")
         .enum_values(Some(names))
+        .into()
+}
+
+/// Every sale mode, as the wire names them.
+pub(crate) const SALE_MODES: [SaleMode; 2] = [SaleMode::FirstCome, SaleMode::Draw];
+
+/// The wire name of a sale mode (`firstCome`, `draw`).
+pub(crate) fn mode_name(mode: SaleMode) -> &'static str {
+    match mode {
+        SaleMode::Draw => "draw",
+        // A mode this layer was built without is shown as the default.
+        _ => "firstCome",
+    }
+}
+
+/// `mode` of a drop.
+pub(crate) fn mode_out() -> Schema {
+    string(
+        "How the drop first gives its units out: `firstCome` (reserve from the start) or `draw` \
+         (enter until `drawAt`; a verifiable draw then gives the units out, and what is left \
+         sells first come).",
+    )
+    .enum_values(Some(SALE_MODES.map(mode_name)))
+    .into()
+}
+
+/// `mode` of a new drop.
+pub(crate) fn mode_in() -> Schema {
+    string(
+        "`firstCome` (default) or `draw`. A draw drop needs `drawAt`; `drawAt` given without \
+         `mode` makes a draw drop.",
+    )
+    .enum_values(Some(SALE_MODES.map(mode_name)))
+    .into()
+}
+
+/// `drawAt` of a new drop.
+pub(crate) fn draw_at_in() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .pattern(Some(DATE_TIME_PATTERN))
+        .description(Some(
+            "When a draw drop draws (RFC 3339): entries are taken from the start until then. \
+             The server answers 422 when it is given for a `firstCome` drop, missing for a \
+             `draw` drop, not after `startsAt`, not before `endsAt`, not in the future, or \
+             outside 1970-01-01T00:00:00Z – 9999-12-31T23:59:59Z: rules between fields and \
+             the clock, which a schema cannot state.",
+        ))
+        .into()
+}
+
+/// `beaconName` of a new drop.
+pub(crate) fn beacon_name_in() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .description(Some(format!(
+            "The public randomness a draw drop mixes into its draw, by name (say, a drand round \
+             due after `drawAt`): 1–{MAX_BEACON_NAME} characters once trimmed, no control \
+             characters. A draw drop only (422 otherwise)."
+        )))
+        .pattern(Some(beacon_name_pattern()))
+        .into()
+}
+
+/// Every outcome of an entry.
+pub(crate) const OUTCOMES: [EntryOutcome; 3] =
+    [EntryOutcome::Won, EntryOutcome::Waiting, EntryOutcome::Lost];
+
+/// The wire name of an entry's outcome.
+pub(crate) fn outcome_name(outcome: EntryOutcome) -> &'static str {
+    match outcome {
+        EntryOutcome::Won => "won",
+        EntryOutcome::Waiting => "waiting",
+        // `Lost`, and any outcome this layer was built without: the entry
+        // has no hold and no place.
+        _ => "lost",
+    }
+}
+
+/// `outcome` of an entry.
+pub(crate) fn outcome() -> Schema {
+    let mut names: Vec<Option<&'static str>> = OUTCOMES.map(outcome_name).map(Some).to_vec();
+    names.push(None);
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .description(Some(
+            "What the draw gave the entry: `won` (an offered hold, `reservationId`), `waiting` \
+             (a place in the variant's line) or `lost`; `null` before the draw.",
+        ))
+        .enum_values(Some(names))
+        .into()
+}
+
+/// A hex string of `digits` digits (a seed, a hash, a receipt).
+pub(crate) fn hex(description: &str, digits: usize) -> Schema {
+    string(description)
+        .pattern(Some(format!("^[0-9a-f]{{{digits}}}$")))
+        .into()
+}
+
+/// `seedHash`.
+pub(crate) fn seed_hash() -> Schema {
+    hex(
+        "`sha256(seed)` (64 hex digits): the commitment published when the drop was made.",
+        64,
+    )
+}
+
+/// `seed`.
+pub(crate) fn seed() -> Schema {
+    hex(
+        "The draw's secret seed (64 hex digits), revealed by the draw.",
+        64,
+    )
+}
+
+/// `entryListHash`.
+pub(crate) fn entry_list_hash() -> Schema {
+    hex("`sha256` of the canonical entry list (64 hex digits).", 64)
+}
+
+/// `receipt`.
+pub(crate) fn receipt() -> Schema {
+    hex(
+        "The entry's receipt (hex): how its owner finds it in the published entry list.",
+        RECEIPT_DIGITS,
+    )
+}
+
+/// Hex digits of a receipt.
+pub(crate) const RECEIPT_DIGITS: usize = 2 * std::mem::size_of::<drop_core::Receipt>();
+
+/// `beacon` of a published draw.
+pub(crate) fn beacon() -> Schema {
+    string("The public randomness mixed into the draw's key (hex); left out when none.")
+        .pattern(Some("^(?:[0-9a-f]{2}){1,256}$"))
         .into()
 }
 

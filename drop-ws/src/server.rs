@@ -246,7 +246,7 @@ impl DropServer {
     /// Stops everything, in order, and returns when all of it has stopped:
     /// readiness fails and every WebSocket is closed with code 1001; the
     /// listener closes and every request in flight is answered; the hub
-    /// and the expiry scheduler stop; the store closes
+    /// and the expiry scheduler and draw runner stop; the store closes
     /// ([`DropApi::shutdown`]). The error is the server's, if it failed.
     pub async fn shutdown(self) -> io::Result<()> {
         let Self {

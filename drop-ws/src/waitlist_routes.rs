@@ -37,7 +37,8 @@ use crate::wire::{JoinWaitlistBody, UsernameQuery, WaitlistAnswer, WaitlistPlace
         (status = 403, description = "`FORBIDDEN`: a cookie-signed request from a page of another origin", body = ErrorBody),
         (status = 404, description = "`DROP_NOT_FOUND`, `VARIANT_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`WAITLIST_CLOSED` (the drop has no waiting list); `DROP_NOT_ACTIVE` \
-            (not started yet, or ended); `DROP_PAUSED`; `ALREADY_IN_LINE` (the caller waits in this \
+            (not started yet, or ended); `DROP_PAUSED`; `DRAW_ONLY` (a draw drop not drawn \
+            yet: enter its draw instead); `ALREADY_IN_LINE` (the caller waits in this \
             drop for another variant or quantity: the body's `place` is that place; leave it first); \
             `HOLD_EXISTS` (the caller holds units of this drop: the body's `reservation` is that hold); \
             `BUYER_LIMIT_REACHED` (what they bought plus `quantity` is over `maxPerBuyer`); \

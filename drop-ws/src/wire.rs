@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use drop_core::{
-    DropOverview, DropState, Money, Purchase, Reservation, TopPurchaser, VariantStock,
-    WaitlistPlace,
+    DrawStatus, DropOverview, DropState, Entry, Money, PublishedDraw, Purchase, Reservation,
+    SaleMode, TopPurchaser, VariantStock, WaitlistPlace,
 };
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
@@ -53,6 +53,18 @@ pub struct DropView {
     /// Sale closes at this instant, or `null` for never.
     #[schema(schema_with = schema::optional_instant_out)]
     pub ends_at: Option<String>,
+    /// `firstCome` or `draw`.
+    #[schema(schema_with = schema::mode_out)]
+    pub mode: &'static str,
+    /// When a draw drop draws (entries are taken until then), or `null`
+    /// for a first-come drop.
+    #[schema(schema_with = schema::optional_instant_out)]
+    pub draw_at: Option<String>,
+    /// The public randomness the draw mixes in, by name, or `null`.
+    pub beacon_name: Option<String>,
+    /// When the draw was made, or `null` (not drawn yet, or first come).
+    #[schema(schema_with = schema::optional_instant_out)]
+    pub drawn_at: Option<String>,
     /// How long a hold lasts, in seconds.
     #[serde(serialize_with = "seconds")]
     #[schema(value_type = f64)]
@@ -65,6 +77,10 @@ pub struct DropView {
     /// The caller's own place in this drop's waiting list (`null` when
     /// they stand in none or are not signed in).
     pub user_waitlist: Option<WaitlistPlaceView>,
+    /// The caller's own entry to this drop's draw, with its outcome once
+    /// drawn (`null` when they did not enter, the drop is first come, or
+    /// they are not signed in).
+    pub user_entry: Option<EntryView>,
 }
 
 /// One variant of a drop and its stock.
@@ -233,6 +249,161 @@ pub struct WaitlistAnswer {
     pub place: Option<WaitlistPlaceView>,
 }
 
+/// A buyer's entry to a draw, shown only to that buyer. It names no
+/// buyer: the `receipt` is how its owner finds it in the published draw.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Entry)]
+pub struct EntryView {
+    /// The drop.
+    pub drop_id: Uuid,
+    /// The variant entered for (one unit).
+    pub variant_id: Uuid,
+    /// The entry's receipt (hex), listed in the published draw.
+    #[schema(schema_with = schema::receipt)]
+    pub receipt: String,
+    /// When it was taken (RFC 3339).
+    #[schema(schema_with = schema::instant_out)]
+    pub entered_at: String,
+    /// `won`, `waiting` or `lost`; `null` before the draw.
+    #[schema(schema_with = schema::outcome)]
+    pub outcome: Option<&'static str>,
+    /// Its place in its variant's draw order (1 = drawn first, winners
+    /// first); `null` before the draw.
+    #[schema(minimum = 1)]
+    pub draw_position: Option<u32>,
+    /// The offered hold it won (`GET /api/reservations/{id}`), or `null`.
+    pub reservation_id: Option<Uuid>,
+}
+
+impl From<&Entry> for EntryView {
+    fn from(e: &Entry) -> Self {
+        Self {
+            drop_id: e.drop_id.as_uuid(),
+            variant_id: e.variant_id.as_uuid(),
+            receipt: e.receipt.to_string(),
+            entered_at: time(e.entered_at),
+            outcome: e.outcome.map(schema::outcome_name),
+            draw_position: e.draw_position,
+            reservation_id: e.reservation_id.map(|r| r.as_uuid()),
+        }
+    }
+}
+
+/// `GET /api/drops/{id}/entries`: the caller's entry to the drop's draw.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryAnswer {
+    /// The entry, or `null` when the caller has none (never entered, or
+    /// withdrew).
+    pub entry: Option<EntryView>,
+}
+
+/// `GET /api/drops/{id}/draw`: a draw drop's public record. Before the
+/// draw only the commitment (`seedHash`); after it, everything needed to
+/// redo it (`published`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = DrawStatus)]
+pub struct DrawView {
+    /// The drop.
+    pub drop_id: Uuid,
+    /// When it draws (RFC 3339).
+    #[schema(schema_with = schema::instant_out)]
+    pub draw_at: String,
+    /// `sha256(seed)`, fixed since the drop was made.
+    #[schema(schema_with = schema::seed_hash)]
+    pub seed_hash: String,
+    /// The public randomness the draw mixes in, by name, or `null`.
+    pub beacon_name: Option<String>,
+    /// When it was drawn, or `null` before.
+    #[schema(schema_with = schema::optional_instant_out)]
+    pub drawn_at: Option<String>,
+    /// What the draw published, or `null` before it: check it with
+    /// `drop_core::verify_draw` (or the documented recipe).
+    #[schema(value_type = Option<PublishedDrawDoc>)]
+    pub published: Option<PublishedDraw>,
+}
+
+impl From<&DrawStatus> for DrawView {
+    fn from(d: &DrawStatus) -> Self {
+        Self {
+            drop_id: d.drop_id.as_uuid(),
+            draw_at: time(d.draw_at),
+            seed_hash: d.seed_hash.to_string(),
+            beacon_name: d.beacon_name.clone(),
+            drawn_at: d.drawn_at.map(time),
+            published: d.published.clone(),
+        }
+    }
+}
+
+// The published draw is served exactly as drop-core serializes it; these
+// types only describe that JSON for the OpenAPI document (a test checks
+// that they name the same fields).
+
+/// Everything a draw published: enough for anyone to redo it. Entries
+/// come sorted by receipt.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = PublishedDraw)]
+pub(crate) struct PublishedDrawDoc {
+    /// The seed, revealed.
+    #[schema(schema_with = schema::seed)]
+    seed: String,
+    /// `sha256(seed)`: the commitment published when the drop was made.
+    #[schema(schema_with = schema::seed_hash)]
+    seed_hash: String,
+    /// The beacon mixed into the key, when the drop named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schema::beacon)]
+    beacon: Option<String>,
+    /// `sha256` of the canonical entry list.
+    #[schema(schema_with = schema::entry_list_hash)]
+    entry_list_hash: String,
+    /// Every entry drawn from.
+    entries: Vec<DrawEntryDoc>,
+    /// Every variant's stock drawn (its free units at the draw).
+    stock: Vec<DrawStockDoc>,
+    /// Every variant's winners, in rank order.
+    winners: Vec<DrawWinnersDoc>,
+}
+
+/// One entry of a published draw: its receipt and variant, no buyer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = DrawEntry)]
+pub(crate) struct DrawEntryDoc {
+    /// The entry's receipt.
+    #[schema(schema_with = schema::receipt)]
+    receipt: String,
+    /// The variant it is for.
+    variant_id: Uuid,
+}
+
+/// How many units of a variant the draw gave away at most.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = DrawStock)]
+pub(crate) struct DrawStockDoc {
+    /// The variant.
+    variant_id: Uuid,
+    /// Its units drawn.
+    stock: u32,
+}
+
+/// A variant's winners: receipts, best rank first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = DrawWinners)]
+pub(crate) struct DrawWinnersDoc {
+    /// The variant.
+    variant_id: Uuid,
+    /// Its winners' receipts, best rank first.
+    #[schema(value_type = Vec<String>)]
+    receipts: Vec<String>,
+}
+
 /// A purchase: a hold paid for, standing or cancelled since. Shown only
 /// to its buyer and to admins.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -330,6 +501,19 @@ pub(crate) struct CreateDropBody {
     #[serde(default, deserialize_with = "some")]
     #[schema(nullable = false, default = true)]
     pub(crate) waitlist: Option<bool>,
+    /// `firstCome` (default) or `draw`.
+    #[serde(default, deserialize_with = "some_mode")]
+    #[schema(schema_with = schema::mode_in)]
+    pub(crate) mode: Option<SaleMode>,
+    /// When a draw drop draws (RFC 3339): required for, and only for, a
+    /// draw drop.
+    #[serde(default)]
+    #[schema(schema_with = schema::draw_at_in)]
+    pub(crate) draw_at: Option<DateTime<Utc>>,
+    /// The public randomness a draw drop mixes in, by name.
+    #[serde(default)]
+    #[schema(schema_with = schema::beacon_name_in)]
+    pub(crate) beacon_name: Option<String>,
 }
 
 /// A variant of a new drop.
@@ -431,6 +615,21 @@ pub(crate) struct JoinWaitlistBody {
     #[serde(default, deserialize_with = "some_whole_number")]
     #[schema(schema_with = schema::waitlist_quantity_in)]
     pub(crate) quantity: Option<u32>,
+    /// The buyer: 3–50 of `A–Z a–z 0–9 _` (read, and in the document,
+    /// only under claimed identity).
+    #[serde(default)]
+    #[schema(schema_with = schema::username)]
+    pub(crate) username: Option<serde_json::Value>,
+}
+
+/// `POST /api/drops/{id}/entries`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EnterDrawBody {
+    /// The variant (UUID); required when the drop has more than one.
+    #[serde(default)]
+    #[schema(schema_with = schema::optional_variant_id)]
+    pub(crate) variant_id: Option<String>,
     /// The buyer: 3–50 of `A–Z a–z 0–9 _` (read, and in the document,
     /// only under claimed identity).
     #[serde(default)]
@@ -563,6 +762,18 @@ where
     T::deserialize(d).map(Some)
 }
 
+/// A sale mode, read as text first: serde's enum reader takes any
+/// non-string (`null`, a number) for broken JSON, when it is only the wrong
+/// type for the field.
+fn some_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SaleMode>, D::Error> {
+    let name = String::deserialize(d)?;
+    schema::SALE_MODES
+        .into_iter()
+        .find(|m| schema::mode_name(*m) == name)
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::unknown_variant(&name, &["firstCome", "draw"]))
+}
+
 /// An optional count, as [`whole_number`].
 fn some_whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     whole_number(d).map(Some)
@@ -622,7 +833,7 @@ impl DropView {
         user_reservation: Option<&Reservation>,
         names: FeedNames,
     ) -> Self {
-        Self::with_viewer(state, top, user_reservation, None, names)
+        Self::with_viewer(state, top, user_reservation, None, None, names)
     }
 
     /// [`new`](Self::new), with the viewer's place in the drop's line.
@@ -631,6 +842,7 @@ impl DropView {
         top: &[TopPurchaser],
         user_reservation: Option<&Reservation>,
         user_waitlist: Option<&WaitlistPlace>,
+        user_entry: Option<&Entry>,
         names: FeedNames,
     ) -> Self {
         let d = &state.drop;
@@ -664,6 +876,10 @@ impl DropView {
             waitlist: d.waitlist,
             starts_at: d.starts_at.map(time),
             ends_at: d.ends_at.map(time),
+            mode: schema::mode_name(d.mode),
+            draw_at: d.draw_at.map(time),
+            beacon_name: d.beacon_name.clone(),
+            drawn_at: d.drawn_at.map(time),
             hold_seconds: d.hold,
             top_purchasers: top
                 .iter()
@@ -677,6 +893,7 @@ impl DropView {
                 offered: r.offered,
             }),
             user_waitlist: user_waitlist.map(WaitlistPlaceView::from),
+            user_entry: user_entry.map(EntryView::from),
         }
     }
 }
@@ -689,6 +906,7 @@ impl DropView {
             &o.top_purchasers,
             o.user_reservation.as_ref(),
             o.user_waitlist.as_ref(),
+            o.user_entry.as_ref(),
             names,
         )
     }
@@ -995,6 +1213,32 @@ pub enum WsMessage {
         /// The ticket of the place that left.
         ticket: u64,
     },
+    /// A draw drop was drawn: winners got an offered hold (their
+    /// `holdOffered` frames come first), the others a place in line or
+    /// nothing; `GET /api/drops/{id}/draw` now publishes it, and each
+    /// entrant's `GET /api/drops/{id}/entries` shows their outcome. A
+    /// `stock` frame follows.
+    #[serde(rename_all = "camelCase")]
+    DrawCompleted {
+        /// The server's clock.
+        #[schema(schema_with = schema::instant_out)]
+        server_time: String,
+        /// The number of the log entry this frame tells of: frames made
+        /// from one entry share it, and a later entry's frames have a
+        /// higher one. Resume from the highest seen with `?after=`.
+        seq: u64,
+        /// The drop.
+        drop_id: Uuid,
+        /// When it was drawn: the winners' holds start then.
+        #[schema(schema_with = schema::instant_out)]
+        drawn_at: String,
+        /// Entries drawn from.
+        entries: u32,
+        /// Entries that won a unit.
+        winners: u32,
+        /// Entries put in a line.
+        waiting: u32,
+    },
 }
 
 impl WsMessage {
@@ -1021,6 +1265,50 @@ impl WsMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `drawCompleted` frame has the contract's fields, and an entry
+    /// names no buyer.
+    #[test]
+    fn draw_shapes() {
+        let frame = WsMessage::DrawCompleted {
+            server_time: "t".into(),
+            seq: 9,
+            drop_id: Uuid::nil(),
+            drawn_at: "d".into(),
+            entries: 3,
+            winners: 1,
+            waiting: 2,
+        };
+        let v: serde_json::Value = serde_json::from_str(&frame.to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "type": "drawCompleted", "serverTime": "t", "seq": 9,
+                "dropId": Uuid::nil(), "drawnAt": "d", "entries": 3, "winners": 1, "waiting": 2
+            })
+        );
+        let buyer = drop_core::Buyer::new(
+            drop_core::BuyerId::parse("alice").unwrap(),
+            drop_core::Username::parse("alice").unwrap(),
+        );
+        let at = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+        let mut entry = Entry::new(
+            drop_core::DropId::new(),
+            drop_core::VariantId::new(),
+            buyer,
+            drop_core::Receipt::from_bytes([0xab; 16]),
+            at,
+        );
+        entry.outcome = Some(drop_core::EntryOutcome::Waiting);
+        entry.draw_position = Some(2);
+        let v = serde_json::to_value(EntryView::from(&entry)).unwrap();
+        assert_eq!(v["receipt"], "ab".repeat(16));
+        assert_eq!(v["outcome"], "waiting");
+        assert_eq!(v["drawPosition"], 2);
+        assert_eq!(v["reservationId"], serde_json::Value::Null);
+        assert_eq!(v["enteredAt"], "2030-03-17T17:46:40.000Z");
+        assert!(v.get("buyerId").is_none() && v.get("displayName").is_none());
+    }
 
     #[test]
     fn stock_message_shape() {

@@ -1,5 +1,5 @@
-//! The dropkit web app: the REST + WebSocket API, the expiry scheduler and
-//! the React client, in one process.
+//! The dropkit web app: the REST + WebSocket API, the expiry scheduler, the
+//! draw runner and the React client, in one process.
 //!
 //! ```text
 //! cargo run --example web_drop                     # in-memory store, http://127.0.0.1:3000
@@ -19,7 +19,7 @@
 //! SIGINT or SIGTERM stops it in one step ([`drop_ws::DropServer`]):
 //! readiness fails (for `--drain-seconds`, while it goes on serving), then
 //! WebSockets are closed with 1001, in-flight requests are answered, the
-//! expiry scheduler and the webhook deliverers stop (the deliverers give
+//! expiry scheduler, the draw runner and the webhook deliverers stop (the deliverers give
 //! their cursors up), and the store closes last.
 //!
 //! The client is served from `examples/web_drop/client/dist/` (embedded in
@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use clap::Parser;
-use drop_core::{ExpiryScheduler, InventoryStore, Money, NewDrop, NewVariant};
+use drop_core::{DrawRunner, ExpiryScheduler, InventoryStore, Money, NewDrop, NewVariant};
 use drop_ws::{DropApi, DropApiBuilder, HeaderIdentity, SessionIdentity, SessionKey};
 use tracing_subscriber::EnvFilter;
 
@@ -72,12 +72,19 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let ws_ping = opts.ws_ping()?;
     let ws_idle = opts.ws_idle()?;
     let webhooks = opts.webhooks()?;
+    let beacons = opts.draw_beacons()?;
 
     let opened = stores::open(&opts).await?;
     let store: Arc<dyn InventoryStore> = opened.store;
 
     let admin_token = opts.admin_token();
     let scheduler = ExpiryScheduler::new(store.clone()).clock(opened.clock.clone());
+    // Every instance runs one: each draw is made exactly once, by whichever
+    // instance gets to it first. A drop that names a beacon whose value
+    // was not given (--draw-beacon) waits for a runner that has it.
+    let draw_runner = DrawRunner::new(store.clone())
+        .clock(opened.clock.clone())
+        .beacons(Arc::new(beacons));
     let mut builder = DropApi::builder(store.clone())
         .admin_token(admin_token.value())
         .rate_limit_per_minute(opts.rate_limit)
@@ -90,7 +97,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .ws_ping_interval(ws_ping)
         .ws_idle_timeout(ws_idle)
         .clock(opened.clock)
-        .expiry_scheduler(scheduler);
+        .expiry_scheduler(scheduler)
+        .draw_runner(draw_runner);
     if let Some(webhooks) = webhooks {
         // Run as the API's tasks: its shutdown stops them, and they give
         // their cursors up before the store closes.

@@ -256,6 +256,16 @@ pub(crate) struct Options {
     #[arg(long, env = "DROPKIT_WS_IDLE_SECONDS", default_value_t = 60.0)]
     pub(crate) ws_idle_seconds: f64,
 
+    /// The value of a public randomness beacon that draw drops may name
+    /// (`beaconName`), as NAME=HEX (repeatable, or comma-separated): a draw
+    /// drop naming a beacon is drawn only once its value is known here.
+    #[arg(
+        long = "draw-beacon",
+        env = "DROPKIT_DRAW_BEACONS",
+        value_delimiter = ','
+    )]
+    pub(crate) draw_beacon: Vec<String>,
+
     /// Send purchase and cancellation events to this URL, signed, at least
     /// once and in order (http:// or https://; repeatable, or
     /// comma-separated). Needs --webhook-secret. See docs/webhooks.md.
@@ -403,6 +413,21 @@ impl Options {
     /// The webhooks to deliver (`--webhook`, `--webhook-secret`,
     /// `--webhook-timeout-seconds`), ready to spawn; `None` without any
     /// `--webhook`.
+    /// The beacon values `--draw-beacon` gives, for the draw runner.
+    pub(crate) fn draw_beacons(&self) -> Result<drop_core::RecordedBeacons, String> {
+        let mut beacons = drop_core::RecordedBeacons::new();
+        for given in &self.draw_beacon {
+            let (name, hex) = given
+                .split_once('=')
+                .ok_or_else(|| format!("--draw-beacon {given}: expected NAME=HEX"))?;
+            let value: drop_core::Beacon = hex
+                .parse()
+                .map_err(|err| format!("--draw-beacon {name}: {err}"))?;
+            beacons = beacons.with(name.trim(), value);
+        }
+        Ok(beacons)
+    }
+
     pub(crate) fn webhooks(&self) -> Result<Option<drop_ws::WebhooksBuilder>, String> {
         if self.webhook.is_empty() {
             return Ok(None);

@@ -15,6 +15,7 @@ mod admin_ops;
 mod bad_input;
 mod concurrency;
 mod custom_identity;
+mod draws;
 mod edge;
 mod health;
 mod hostile;

@@ -535,6 +535,7 @@ fn wakes(kinds: &[&str], event: &DropEvent) -> bool {
         DropEvent::PurchaseCancelled { .. } => "purchaseCancelled",
         DropEvent::WaitlistJoined { .. } => "waitlistJoined",
         DropEvent::WaitlistLeft { .. } => "waitlistLeft",
+        DropEvent::DrawCompleted { .. } => "drawCompleted",
         // Counters are not logged; anything newer is read at the next poll.
         _ => return false,
     };

@@ -491,7 +491,178 @@ pub(crate) fn table() -> Vec<Case> {
     cases.extend(sale());
     cases.extend(common());
     cases.extend(waitlist());
+    cases.extend(entries());
     cases
+}
+
+const E: &str = "/api/drops/{drop}/entries";
+
+/// Entering, reading and withdrawing a draw entry, and the draw's record:
+/// what the web layer refuses before the store is asked, and the store's
+/// refusals on `{drop}`, a first-come drop.
+fn entries() -> Vec<Case> {
+    use Who::{Forged, Nobody, Other, OwnerCookie};
+    let enter = |body, status, code, field| case(Other, "POST", E, Some(body), status, code, field);
+    vec![
+        case(Nobody, "POST", E, Some("{}"), 401, "UNAUTHENTICATED", None),
+        case(Nobody, "POST", E, Some("{"), 401, "UNAUTHENTICATED", None),
+        case(Forged, "POST", E, Some("{}"), 401, "UNAUTHENTICATED", None),
+        case(Nobody, "GET", E, None, 401, "UNAUTHENTICATED", None),
+        case(Nobody, "DELETE", E, None, 401, "UNAUTHENTICATED", None),
+        enter(r#"{"variantId":"size-9"}"#, 400, BAD, Some("variantId")),
+        enter(r#"{"variantId":7}"#, 400, BAD, Some("variantId")),
+        enter("[]", 400, BAD, Some("body")),
+        enter("{", 400, "INVALID_JSON", None),
+        enter(
+            r#"{"variantId":"{unknown}"}"#,
+            404,
+            "VARIANT_NOT_FOUND",
+            None,
+        ),
+        enter("{}", 409, "NOT_A_DRAW", None),
+        case(Other, "DELETE", E, None, 409, "NOT_A_DRAW", None),
+        case(
+            Other,
+            "POST",
+            "/api/drops/{unknown}/entries",
+            Some("{}"),
+            404,
+            "DROP_NOT_FOUND",
+            None,
+        ),
+        case(
+            Other,
+            "GET",
+            "/api/drops/{unknown}/entries",
+            None,
+            404,
+            "DROP_NOT_FOUND",
+            None,
+        ),
+        case(
+            Other,
+            "POST",
+            "/api/drops/not-a-uuid/entries",
+            Some("{}"),
+            400,
+            BAD,
+            Some("id"),
+        ),
+        case(
+            Other,
+            "GET",
+            "/api/drops/not-a-uuid/entries",
+            None,
+            400,
+            BAD,
+            Some("id"),
+        ),
+        case(
+            Other,
+            "DELETE",
+            "/api/drops/not-a-uuid/entries",
+            None,
+            400,
+            BAD,
+            Some("id"),
+        ),
+        case(
+            OwnerCookie,
+            "POST",
+            E,
+            Some("{}"),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            None,
+        )
+        .content_type("text/plain"),
+        case(OwnerCookie, "POST", E, Some("{}"), 403, "FORBIDDEN", None).sent_from_elsewhere(),
+        case(OwnerCookie, "DELETE", E, None, 403, "FORBIDDEN", None).sent_from_elsewhere(),
+        // The draw's record is public: no credentials needed to be refused.
+        case(
+            Nobody,
+            "GET",
+            "/api/drops/{drop}/draw",
+            None,
+            409,
+            "NOT_A_DRAW",
+            None,
+        ),
+        case(
+            Nobody,
+            "GET",
+            "/api/drops/{unknown}/draw",
+            None,
+            404,
+            "DROP_NOT_FOUND",
+            None,
+        ),
+        case(
+            Nobody,
+            "GET",
+            "/api/drops/not-a-uuid/draw",
+            None,
+            400,
+            BAD,
+            Some("id"),
+        ),
+        // Creating a draw drop: the shape is the schema's (400), the rules
+        // between fields and against the clock are not (422).
+        admin(
+            r#"{"name":"A","price":1,"totalStock":5,"mode":"lottery"}"#,
+            400,
+            BAD,
+            Some("mode"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"totalStock":5,"mode":null}"#,
+            400,
+            BAD,
+            Some("mode"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"totalStock":5,"mode":7}"#,
+            400,
+            BAD,
+            Some("mode"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"totalStock":5,"drawAt":"soon"}"#,
+            400,
+            BAD,
+            Some("drawAt"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"totalStock":5,"drawAt":"2999-01-01T00:00:00Z","beaconName":" "}"#,
+            400,
+            BAD,
+            Some("beaconName"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"totalStock":5,"mode":"draw"}"#,
+            422,
+            BAD,
+            Some("drawAt"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"totalStock":5,"mode":"draw","drawAt":"2001-01-01T00:00:00Z"}"#,
+            422,
+            BAD,
+            Some("drawAt"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"totalStock":5,"startsAt":"2999-01-01T00:00:00Z","drawAt":"2998-01-01T00:00:00Z"}"#,
+            422,
+            BAD,
+            Some("drawAt"),
+        ),
+        admin(
+            r#"{"name":"A","price":1,"totalStock":5,"beaconName":"drand"}"#,
+            422,
+            BAD,
+            Some("beaconName"),
+        ),
+    ]
 }
 
 const W: &str = "/api/drops/{drop}/waitlist";
@@ -1285,6 +1456,10 @@ pub(crate) fn claimed_table() -> Vec<Case> {
             BAD,
             Some("username"),
         ),
+        // An entry's buyer is named in the body (enter) or the query.
+        case(Nobody, "POST", E, Some("{}"), 400, BAD, Some("username")),
+        case(Nobody, "GET", E, None, 400, BAD, Some("username")),
+        case(Nobody, "DELETE", E, None, 400, BAD, Some("username")),
         // A line's buyer is named in the body (join) or the query.
         case(Nobody, "POST", W, Some("{}"), 400, BAD, Some("username")),
         case(

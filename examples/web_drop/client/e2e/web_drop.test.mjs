@@ -960,4 +960,169 @@ describe('web_drop client', () => {
     assert.deepEqual(place, { status: 200, body: { place: null } });
     assert.deepEqual([...b.errors, ...c.errors], []);
   });
+
+  test('a draw: three buyers enter, one wins a hold live, the others wait in line, and the check passes', async (t) => {
+    // The pages are open and live before the drop exists, so the few
+    // seconds to the draw go to entering; every wait after is generous.
+    const a = await shopper('dra');
+    const b = await shopper('drb');
+    const c = await shopper('drc');
+    const all = [a, b, c];
+    const name = unique('Draw Drop');
+    const drop = await createDrop({
+      name,
+      price: '150',
+      totalStock: 1,
+      holdSeconds: 60,
+      mode: 'draw',
+      drawAt: new Date(Date.now() + 8_000).toISOString(),
+    });
+    assert.equal(drop.mode, 'draw');
+    assert.equal(drop.drawnAt, null);
+
+    // Each enters from the card; the draw's countdown and the committed
+    // seed hash show, the same hash on every page.
+    const receipts = [];
+    const hashes = [];
+    for (const s of all) {
+      const c0 = card(s.page, name);
+      await c0.getByRole('button', { name: `Enter the draw: ${name}` }).click();
+      await c0.getByText('You’re in the draw').waitFor({ timeout: LIVE_MS });
+      receipts.push(await c0.getByTestId('receipt').getAttribute('data-receipt'));
+      assert.equal(await c0.getByTestId('draw-countdown').count(), 1, 'the draw counts down');
+      await c0.getByTestId('seed-hash').waitFor({ timeout: LIVE_MS });
+      hashes.push(await c0.getByTestId('seed-hash').getAttribute('data-hash'));
+      assert.equal(await c0.getByRole('button', { name: /^Reserve/ }).count(), 0, 'no Reserve before the draw');
+      // The page stays this document through the draw: no reload.
+      await s.page.evaluate(() => {
+        window.__beforeDraw = true;
+      });
+    }
+    for (const r of receipts) assert.match(r, /^[0-9a-f]{32}$/);
+    assert.equal(new Set(receipts).size, 3, 'three receipts');
+    assert.match(hashes[0], /^[0-9a-f]{64}$/);
+    assert.deepEqual(hashes, [hashes[0], hashes[0], hashes[0]]);
+    await card(a.page, name).scrollIntoViewIfNeeded();
+    await shot(a.page, '25-draw-entered');
+
+    // The draw happens: one page shows the won hold with its countdown,
+    // the two others their places in line, all without reloading.
+    const result = async (s) => {
+      const c0 = card(s.page, name);
+      if ((await c0.getByTestId('countdown').count()) > 0 && (await c0.getByText('Won in the draw').count()) > 0) return 'won';
+      const place = c0.getByTestId('place');
+      if ((await place.count()) > 0 && /^You are #\d+ in line$/.test((await place.textContent()) ?? '')) return 'waiting';
+      return null;
+    };
+    const results = await eventually(
+      async () => {
+        const r = await Promise.all(all.map(result));
+        return r.every(Boolean) ? r : null;
+      },
+      30_000,
+      'every page to show its draw result',
+    );
+    assert.deepEqual([...results].sort(), ['waiting', 'waiting', 'won'], `results: ${results}`);
+    for (const s of all) assert.equal(await s.page.evaluate(() => window.__beforeDraw), true, 'the page was not reloaded');
+    const winner = all[results.indexOf('won')];
+    const losers = all.filter((_, i) => results[i] === 'waiting');
+    const wCard = card(winner.page, name);
+    assert.ok((await secondsLeft(winner.page, name)) > 0);
+    assert.ok(await wCard.getByRole('button', { name: /^Complete purchase/ }).isEnabled());
+    await wCard.getByTestId('draw-result').filter({ hasText: 'You won the draw' }).waitFor();
+    const places = [];
+    for (const s of losers) {
+      await card(s.page, name).getByTestId('draw-result').filter({ hasText: /wait in line/ }).waitFor();
+      places.push(await card(s.page, name).getByTestId('place').textContent());
+    }
+    assert.deepEqual(places.sort(), ['You are #1 in line', 'You are #2 in line']);
+    await wCard.scrollIntoViewIfNeeded();
+    await shot(winner.page, '25-draw-won');
+
+    // The server agrees: the winner's entry won with that hold.
+    const published = await (await fetch(`${BASE}/api/drops/${drop.id}/draw`)).json();
+    assert.ok(published.published, 'the draw is published');
+    const winners = published.published.winners.flatMap((w) => w.receipts);
+    assert.deepEqual(winners, [receipts[all.indexOf(winner)]]);
+    const mine = await sessionFetch(winner.context, 'GET', `/api/drops/${drop.id}/entries`);
+    assert.equal(mine.body.entry.outcome, 'won');
+
+    // "Check this draw", on the winner's page and a loser's: it recomputes
+    // the same winners in the browser and places each viewer's receipt.
+    for (const [s, standing] of [
+      [winner, 'won'],
+      [losers[0], 'waiting'],
+    ]) {
+      const c0 = card(s.page, name);
+      await c0.getByRole('button', { name: `Check this draw: ${name}` }).click();
+      const check = c0.getByTestId('draw-check');
+      await check.getByTestId('check-verdict').waitFor({ timeout: 30_000 });
+      assert.equal(await check.getByTestId('check-verdict').getAttribute('data-ok'), 'true', await check.textContent());
+      assert.equal(await check.getByTestId('check-seed-agreement').getAttribute('data-agreement'), 'same');
+      assert.equal(await check.getByTestId('check-seed-hash').textContent(), hashes[0]);
+      assert.equal(await check.getByTestId('check-seed').textContent(), published.published.seed);
+      assert.equal(await check.getByTestId('check-entry-list-hash').textContent(), published.published.entryListHash);
+      assert.equal((await check.getByTestId('check-recomputed').textContent()).trim(), winners.join(''));
+      assert.equal((await check.getByTestId('check-published').textContent()).trim(), winners.join(''));
+      assert.equal(await check.getByTestId('check-mine').getAttribute('data-standing'), standing);
+    }
+    await card(losers[0].page, name).getByTestId('draw-check').scrollIntoViewIfNeeded();
+    await shot(losers[0].page, '25-draw-check');
+    t.diagnostic(`the draw gave the unit to one of three live; places ${places.join(', ')}; the browser check agreed`);
+    assert.deepEqual([...a.errors, ...b.errors, ...c.errors], []);
+  });
+
+  test('the admin form creates a draw drop: the draw time is checked by its field, and buyers see Enter the draw', async () => {
+    const a = await shopper('dfa');
+    const b = await shopper('dfb');
+    const name = unique('Form Draw');
+    await a.page.getByRole('button', { name: 'Admin', exact: true }).click();
+    const form = a.page.getByRole('region', { name: 'Create a drop' });
+    await form.getByLabel('Admin token').fill(TOKEN);
+    await form.getByLabel('Name').fill(name);
+    await form.getByLabel('Price').fill('80');
+    await form.getByLabel('Total stock').fill('2');
+    assert.ok(await form.getByRole('radio', { name: 'First come', exact: true }).isChecked(), 'first come unless chosen');
+    assert.equal(await form.getByLabel('Draw at').count(), 0, 'no draw time for a first-come drop');
+    await form.getByRole('radio', { name: 'Draw', exact: true }).check();
+
+    // Checked before sending, by the field, as the server would.
+    await form.getByRole('button', { name: 'Create drop' }).click();
+    await form.getByTestId('error-drawAt').filter({ hasText: 'Pick when the draw happens.' }).waitFor();
+    assert.equal(await form.getByLabel('Draw at').getAttribute('aria-invalid'), 'true');
+    // datetime-local takes the browser's wall-clock time.
+    const local = (ms) =>
+      a.page.evaluate((t) => {
+        const d = new Date(t);
+        const p = (n) => String(n).padStart(2, '0');
+        return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+      }, ms);
+    await form.getByLabel('Draw at').fill(await local(Date.now() - 3_600_000));
+    await form.getByRole('button', { name: 'Create drop' }).click();
+    await form.getByTestId('error-drawAt').filter({ hasText: 'The draw must be in the future.' }).waitFor();
+    assert.equal(await card(b.page, name).count(), 0);
+
+    // Whole minutes, as the field takes them; ten or more ahead.
+    const drawAt = Math.ceil((Date.now() + 600_000) / 60_000) * 60_000;
+    await form.getByLabel('Draw at').fill(await local(drawAt));
+    await form.getByLabel('Beacon (optional)').fill('drand round 42');
+    await form.getByRole('radio', { name: 'Draw', exact: true }).scrollIntoViewIfNeeded();
+    await shot(a.page, '26-admin-draw-form');
+    const created = a.page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/drops'));
+    await form.getByRole('button', { name: 'Create drop' }).click();
+    const body = await (await created).json();
+    assert.equal(body.mode, 'draw', JSON.stringify(body));
+    assert.equal(Date.parse(body.drawAt), drawAt);
+    assert.equal(body.beaconName, 'drand round 42');
+    await form.getByText(`Created “${name}”.`).waitFor();
+
+    // A buyer sees the draw's countdown and Enter the draw, not Reserve.
+    const bCard = card(b.page, name);
+    await bCard.getByRole('button', { name: `Enter the draw: ${name}` }).waitFor({ timeout: LIVE_MS });
+    await bCard.getByTestId('status').filter({ hasText: /^Draw in / }).waitFor();
+    await bCard.getByTestId('draw-countdown').waitFor();
+    await bCard.getByTestId('seed-hash').waitFor({ timeout: LIVE_MS });
+    assert.equal(await bCard.getByRole('button', { name: /^Reserve/ }).count(), 0);
+    assert.deepEqual([...a.errors, ...b.errors], []);
+  });
 });

@@ -9,6 +9,8 @@ import { useBought } from './useBought';
 import { useHolds, type Hold } from './useHolds';
 import { useLiveDrops, type HoldEnd, type LineChange, type LiveDrop } from './useLiveDrops';
 import { useWaitlist } from './useWaitlist';
+import { useEntries } from './useEntries';
+import { isDraw, shortReceipt } from './draws';
 import { leaveNotice, lineLength, placeText, toPlace, type Places } from './waitlist';
 import { useSession } from './useSession';
 import { useServerNow } from './useNow';
@@ -85,6 +87,8 @@ export function App() {
 
   const holds = useHolds(buyerId, onHoldExpired);
   const lines = useWaitlist(buyerId);
+  const entries = useEntries(buyerId);
+  const entriesRef = useRef(entries.entries);
   const placesRef = useRef<Places>({});
   const { bought, refresh: refreshBought } = useBought(buyerId);
   const purchasesChanged = () => {
@@ -96,6 +100,7 @@ export function App() {
   useLayoutEffect(() => {
     holdsRef.current = holds;
     placesRef.current = lines.places;
+    entriesRef.current = entries.entries;
   });
   const checkSession = session.check;
 
@@ -127,6 +132,13 @@ export function App() {
     holdsRef.current?.put(reservation);
     lines.clearDrop(dropId);
     const drop = dropsRef.current.find((d) => d.id === dropId);
+    // A draw drop's first offers are its winners' holds (created at the
+    // draw, before the public drawCompleted frame): said as a win.
+    if (drop && isDraw(drop) && entriesRef.current[dropId] && !entriesRef.current[dropId]?.outcome) {
+      const until = formatTime(Date.parse(reservation.expiresAt) - serverOffset());
+      push('success', 'You won the draw', `${dropName(dropId)} is held for you until ${until}. Complete the purchase before then.`);
+      return;
+    }
     const size = drop && drop.variants.length > 1 ? drop.variants.find((v) => v.id === reservation.variantId) : undefined;
     const what = holdLabel(size?.name ?? null, reservation.quantity);
     const named = what ? `${dropName(dropId)} (${what})` : dropName(dropId);
@@ -156,6 +168,25 @@ export function App() {
     }
   };
 
+  // The draw of a drop happened: an entrant reads their outcome back (the
+  // frame is public and names nobody); one left waiting reads their place,
+  // which the line's later frames then move.
+  const onDrawCompleted = (frame: api.DrawCompletedFrame) => {
+    if (!entriesRef.current[frame.dropId]) return;
+    void entries.refresh(frame.dropId).then((entry) => {
+      if (!entry) return;
+      if (entry.outcome === 'waiting') {
+        void lines.refresh(frame.dropId);
+        push('info', 'Not drawn this time', `You wait in line for ${dropName(frame.dropId)}: a unit that frees up is held for you.`);
+      } else if (entry.outcome === 'lost') {
+        push('info', 'Not drawn this time', `Your entry to ${dropName(frame.dropId)} did not win.`);
+      } else if (entry.outcome === 'won' && !holdsRef.current?.byDrop[frame.dropId]) {
+        // The hold's own frame went by unseen (the socket was down): read it.
+        void readListing();
+      }
+    });
+  };
+
   const onPurchaseCancelled = (purchaseId: string, dropId: string) => {
     refreshBought();
     setPurchasesReset((r) => r + 1);
@@ -182,6 +213,7 @@ export function App() {
       onPurchaseCancelled,
       onHoldOffered,
       onLineChange,
+      onDrawCompleted,
     },
     sessionKey,
   );
@@ -191,6 +223,7 @@ export function App() {
   const { loadList } = live;
   const { mergeFromDrops, revalidate } = holds;
   const mergePlaces = lines.mergeFromDrops;
+  const mergeEntries = entries.mergeFromDrops;
 
   // The buyer's holds and places as the listing has them now.
   const readListing = useCallback(async () => {
@@ -199,10 +232,11 @@ export function App() {
       const { data } = await api.listDrops();
       holdsRef.current?.mergeFromDrops(data);
       mergePlaces(data, askedAt);
+      mergeEntries(data, askedAt);
     } catch {
       // Kept as they are; the next resync reads them again.
     }
-  }, [mergePlaces]);
+  }, [mergePlaces, mergeEntries]);
 
   // The listing carries this buyer's holds and places; the snapshot does not.
   useEffect(() => {
@@ -217,6 +251,7 @@ export function App() {
         loadList(data);
         mergeFromDrops(data);
         mergePlaces(data, askedAt);
+        mergeEntries(data, askedAt);
       })
       .catch((e) => {
         if (!cancelled) setLoadError(plainError(asApiError(e).code));
@@ -225,7 +260,7 @@ export function App() {
     return () => {
       cancelled = true;
     };
-  }, [sessionKey, loadList, mergeFromDrops, mergePlaces, revalidate]);
+  }, [sessionKey, loadList, mergeFromDrops, mergePlaces, mergeEntries, revalidate]);
 
   const onSignIn = async (username: string) => {
     await session.signIn(username);
@@ -327,6 +362,33 @@ export function App() {
         tell(asApiError(e), 'leave the line');
       } finally {
         leaving.current.delete(drop.id);
+      }
+    });
+
+  const onEnter = (drop: LiveDrop, variantId: string | undefined) =>
+    withBusy(drop.id, 'enter', async () => {
+      try {
+        const { status, data } = await api.enterDraw(drop.id, variantId);
+        entries.put(data);
+        const receipt = shortReceipt(String(data.receipt ?? ''));
+        if (status === 201)
+          push('success', `In the draw: ${drop.name}`, `Receipt ${receipt}: if you win, a unit is held for you at the draw.`);
+        else push('info', 'You are already in this draw', `One entry per buyer; yours has receipt ${receipt}`);
+      } catch (e) {
+        const err = asApiError(e);
+        if (err.code === 'ENTRIES_CLOSED') void entries.refresh(drop.id);
+        tell(err, 'enter the draw');
+      }
+    });
+
+  const onWithdraw = (drop: LiveDrop) =>
+    withBusy(drop.id, 'withdraw', async () => {
+      try {
+        await api.withdrawEntry(drop.id);
+        entries.clearDrop(drop.id);
+        push('info', 'You withdrew from the draw', `You are no longer in the draw for ${drop.name}.`);
+      } catch (e) {
+        tell(asApiError(e), 'withdraw');
       }
     });
 
@@ -435,6 +497,9 @@ export function App() {
                       onRelease={() => hold && void onRelease(d, hold)}
                       onJoin={(choice) => void onJoin(d, choice)}
                       onLeave={() => void onLeave(d)}
+                      entry={entries.entries[d.id]}
+                      onEnter={(variantId) => void onEnter(d, variantId)}
+                      onWithdraw={() => void onWithdraw(d)}
                     />
                   );
                 })}

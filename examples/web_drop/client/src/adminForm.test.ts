@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { Drop } from './api';
-import { adminState, cleanMessage, editFormFrom, hasStarted, isFormProblem, parseSizes, patchFrom } from './adminForm';
+import {
+  adminState,
+  cleanMessage,
+  editFormFrom,
+  hasStarted,
+  isFormProblem,
+  parseSizes,
+  patchFrom,
+  saleModeFields,
+  type SaleModeForm,
+} from './adminForm';
 
 function drop(over: Partial<Drop> = {}): Drop {
   return {
@@ -93,5 +103,51 @@ describe('admin list', () => {
     expect(cleanMessage('variants[1].totalStock: must be between 0 and 1000000', 'variants[1].totalStock')).toBe(
       'Must be between 0 and 1000000.',
     );
+  });
+});
+
+describe('sale mode', () => {
+  // datetime-local values are wall-clock times in the browser's zone.
+  const local = (text: string) => new Date(text).getTime();
+  const now = local('2030-01-01T10:00');
+  const form = (over: Partial<SaleModeForm> = {}): SaleModeForm => ({
+    mode: 'draw',
+    drawAt: '2030-01-01T12:00:30',
+    beaconName: '',
+    startsAt: '',
+    endsAt: '',
+    ...over,
+  });
+
+  it('sends nothing for a first-come drop, whatever the hidden draw fields hold', () => {
+    expect(saleModeFields(form({ mode: 'firstCome', beaconName: 'drand' }), now)).toEqual({});
+  });
+
+  it('sends the mode and the draw time as an instant, the beacon name trimmed when given', () => {
+    expect(saleModeFields(form(), now)).toEqual({ mode: 'draw', drawAt: new Date('2030-01-01T12:00:30').toISOString() });
+    expect(saleModeFields(form({ beaconName: '  drand round 7 ' }), now)).toMatchObject({ beaconName: 'drand round 7' });
+  });
+
+  it('needs a draw time in the future, after the start and before the end', () => {
+    expect(saleModeFields(form({ drawAt: '' }), now)).toEqual({ field: 'drawAt', message: 'Pick when the draw happens.' });
+    expect(saleModeFields(form({ drawAt: 'soon' }), now)).toMatchObject({ field: 'drawAt', message: expect.stringContaining('date and time') });
+    expect(saleModeFields(form({ drawAt: '2030-01-01T09:00' }), now)).toMatchObject({ field: 'drawAt', message: 'The draw must be in the future.' });
+    expect(saleModeFields(form({ startsAt: '2030-01-01T12:00:30' }), now)).toMatchObject({
+      field: 'drawAt',
+      message: expect.stringContaining('after the start'),
+    });
+    expect(saleModeFields(form({ endsAt: '2030-01-01T12:00:30' }), now)).toMatchObject({
+      field: 'drawAt',
+      message: 'The draw must come before the end.',
+    });
+    const fits = saleModeFields(form({ startsAt: '2030-01-01T11:00', endsAt: '2030-01-01T13:00' }), now);
+    expect(isFormProblem(fits)).toBe(false);
+  });
+
+  it('refuses a beacon name the server would: too long, or with control characters', () => {
+    expect(saleModeFields(form({ beaconName: 'x'.repeat(200) }), now)).toMatchObject({ beaconName: 'x'.repeat(200) });
+    expect(saleModeFields(form({ beaconName: 'x'.repeat(201) }), now)).toMatchObject({ field: 'beaconName' });
+    expect(saleModeFields(form({ beaconName: 'a\u0007b' }), now)).toMatchObject({ field: 'beaconName' });
+    expect(saleModeFields(form({ beaconName: 'a\u0085b' }), now)).toMatchObject({ field: 'beaconName' });
   });
 });

@@ -202,6 +202,56 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/drops/{id}/draw": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A draw drop's public record, to anyone: the seed's hash from the
+         *     drop's creation; once drawn, the seed, the entry list (receipts, no
+         *     buyers), each variant's stock and the winners, from which anyone can
+         *     redo the draw.
+         */
+        get: operations["getDraw"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/drops/{id}/entries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's entry to the drop's draw, with its outcome once drawn. */
+        get: operations["getEntry"];
+        put?: never;
+        /**
+         * Enters the caller in the drop's draw for one unit of a variant: 201
+         *     with the new entry, 200 with the entry they already have (whatever
+         *     variant was asked). At `drawAt` the draw gives the units out; winners
+         *     are told on their WebSocket (`holdOffered`), everyone by
+         *     `drawCompleted`.
+         */
+        post: operations["enterDraw"];
+        /**
+         * The caller withdraws their entry before `drawAt`. Idempotent: 204
+         *     also when they had none.
+         */
+        delete: operations["withdrawEntry"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/drops/{id}/waitlist": {
         parameters: {
             query?: never;
@@ -454,6 +504,13 @@ export interface components {
         };
         /** @description `POST /api/drops`. */
         CreateDropBody: {
+            /** @description The public randomness a draw drop mixes into its draw, by name (say, a drand round due after `drawAt`): 1–200 characters once trimmed, no control characters. A draw drop only (422 otherwise). */
+            beaconName?: string | null;
+            /**
+             * Format: date-time
+             * @description When a draw drop draws (RFC 3339): entries are taken from the start until then. The server answers 422 when it is given for a `firstCome` drop, missing for a `draw` drop, not after `startsAt`, not before `endsAt`, not in the future, or outside 1970-01-01T00:00:00Z – 9999-12-31T23:59:59Z: rules between fields and the clock, which a schema cannot state.
+             */
+            drawAt?: string | null;
             /**
              * Format: date-time
              * @description An instant (RFC 3339) from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z. The server answers 422 when it is outside that range, when `endsAt` is not after `startsAt`, or when `endsAt` has passed: rules between fields and the clock, which a schema cannot state.
@@ -463,6 +520,11 @@ export interface components {
             holdSeconds?: number | null;
             /** @description Units one buyer may hold plus have bought in the drop, 1–100. */
             maxPerBuyer?: number;
+            /**
+             * @description `firstCome` (default) or `draw`. A draw drop needs `drawAt`; `drawAt` given without `mode` makes a draw drop.
+             * @enum {string}
+             */
+            mode?: "firstCome" | "draw";
             /**
              * @description Display name, 1–100 characters once trimmed, no control characters.
              * @example Sneaker X
@@ -518,6 +580,66 @@ export interface components {
              */
             position: number;
         };
+        /** @description One entry of a published draw: its receipt and variant, no buyer. */
+        DrawEntry: {
+            /** @description The entry's receipt (hex): how its owner finds it in the published entry list. */
+            receipt: string;
+            /**
+             * Format: uuid
+             * @description The variant it is for.
+             */
+            variantId: string;
+        };
+        /**
+         * @description `GET /api/drops/{id}/draw`: a draw drop's public record. Before the
+         *     draw only the commitment (`seedHash`); after it, everything needed to
+         *     redo it (`published`).
+         */
+        DrawStatus: {
+            /** @description The public randomness the draw mixes in, by name, or `null`. */
+            beaconName?: string | null;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            drawAt: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC), or `null` for none.
+             */
+            drawnAt?: string | null;
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            published?: null | components["schemas"]["PublishedDraw"];
+            /** @description `sha256(seed)` (64 hex digits): the commitment published when the drop was made. */
+            seedHash: string;
+        };
+        /** @description How many units of a variant the draw gave away at most. */
+        DrawStock: {
+            /**
+             * Format: int32
+             * @description Its units drawn.
+             */
+            stock: number;
+            /**
+             * Format: uuid
+             * @description The variant.
+             */
+            variantId: string;
+        };
+        /** @description A variant's winners: receipts, best rank first. */
+        DrawWinners: {
+            /** @description Its winners' receipts, best rank first. */
+            receipts: string[];
+            /**
+             * Format: uuid
+             * @description The variant.
+             */
+            variantId: string;
+        };
         /** @description A drop as buyers see it. */
         DropView: {
             /**
@@ -525,6 +647,18 @@ export interface components {
              * @description Units free to reserve now.
              */
             availableStock: number;
+            /** @description The public randomness the draw mixes in, by name, or `null`. */
+            beaconName?: string | null;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC), or `null` for none.
+             */
+            drawAt?: string | null;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC), or `null` for none.
+             */
+            drawnAt?: string | null;
             /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC), or `null` for none.
@@ -546,6 +680,11 @@ export interface components {
              *     the variants.
              */
             maxPerBuyer: number;
+            /**
+             * @description How the drop first gives its units out: `firstCome` (reserve from the start) or `draw` (enter until `drawAt`; a verifiable draw then gives the units out, and what is left sells first come).
+             * @enum {string}
+             */
+            mode: "firstCome" | "draw";
             /** @description Display name. */
             name: string;
             /** @description Whether new holds are refused for now (`DROP_PAUSED`). */
@@ -577,6 +716,7 @@ export interface components {
              * @description Units for sale in all.
              */
             totalStock: number;
+            userEntry?: null | components["schemas"]["Entry"];
             userReservation?: null | components["schemas"]["UserHoldView"];
             userWaitlist?: null | components["schemas"]["WaitlistPlace"];
             /**
@@ -591,13 +731,64 @@ export interface components {
              */
             waitlist: boolean;
         };
+        /** @description `POST /api/drops/{id}/entries`. */
+        EnterDrawBody: {
+            /**
+             * Format: uuid
+             * @description The variant; required when the drop has more than one (400 `INVALID_INPUT` on              `variantId` otherwise).
+             */
+            variantId?: string | null;
+        };
+        /**
+         * @description A buyer's entry to a draw, shown only to that buyer. It names no
+         *     buyer: the `receipt` is how its owner finds it in the published draw.
+         */
+        Entry: {
+            /**
+             * Format: int32
+             * @description Its place in its variant's draw order (1 = drawn first, winners
+             *     first); `null` before the draw.
+             */
+            drawPosition?: number | null;
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            enteredAt: string;
+            /**
+             * @description What the draw gave the entry: `won` (an offered hold, `reservationId`), `waiting` (a place in the variant's line) or `lost`; `null` before the draw.
+             * @enum {string|null}
+             */
+            outcome?: "won" | "waiting" | "lost" | null;
+            /** @description The entry's receipt (hex): how its owner finds it in the published entry list. */
+            receipt: string;
+            /**
+             * Format: uuid
+             * @description The offered hold it won (`GET /api/reservations/{id}`), or `null`.
+             */
+            reservationId?: string | null;
+            /**
+             * Format: uuid
+             * @description The variant entered for (one unit).
+             */
+            variantId: string;
+        };
+        /** @description `GET /api/drops/{id}/entries`: the caller's entry to the drop's draw. */
+        EntryAnswer: {
+            entry?: null | components["schemas"]["Entry"];
+        };
         /** @description The body of every error answer: a stable machine code and a sentence. */
         ErrorBody: {
             /**
              * @description Stable machine code.
              * @enum {string}
              */
-            error: "OUT_OF_STOCK" | "DROP_NOT_FOUND" | "DROP_NOT_ACTIVE" | "RESERVATION_NOT_FOUND" | "RESERVATION_EXPIRED" | "NOT_OWNER" | "ALREADY_PURCHASED" | "ALREADY_RELEASED" | "HOLD_EXISTS" | "BUYER_LIMIT_REACHED" | "DROP_PAUSED" | "STOCK_BELOW_COMMITTED" | "PRICE_LOCKED" | "PURCHASE_NOT_FOUND" | "VARIANT_NOT_FOUND" | "WAITLIST_NOT_NEEDED" | "WAITLIST_CLOSED" | "ALREADY_IN_LINE" | "EVENTS_PRUNED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "INVALID_INPUT" | "UNAVAILABLE" | "INTERNAL" | "BAD_REQUEST" | "INVALID_JSON" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UNAUTHORIZED" | "UNAUTHENTICATED" | "FORBIDDEN";
+            error: "OUT_OF_STOCK" | "DROP_NOT_FOUND" | "DROP_NOT_ACTIVE" | "RESERVATION_NOT_FOUND" | "RESERVATION_EXPIRED" | "NOT_OWNER" | "ALREADY_PURCHASED" | "ALREADY_RELEASED" | "HOLD_EXISTS" | "BUYER_LIMIT_REACHED" | "DROP_PAUSED" | "STOCK_BELOW_COMMITTED" | "PRICE_LOCKED" | "PURCHASE_NOT_FOUND" | "VARIANT_NOT_FOUND" | "WAITLIST_NOT_NEEDED" | "WAITLIST_CLOSED" | "ALREADY_IN_LINE" | "DRAW_ONLY" | "ENTRIES_CLOSED" | "NOT_A_DRAW" | "EVENTS_PRUNED" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "INVALID_INPUT" | "UNAVAILABLE" | "INTERNAL" | "BAD_REQUEST" | "INVALID_JSON" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "TIMEOUT" | "UNSUPPORTED_MEDIA_TYPE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UNAUTHORIZED" | "UNAUTHENTICATED" | "FORBIDDEN";
             /** @description The offending request field (camelCase), for input errors. */
             field?: string | null;
             /** @description What went wrong, for people. */
@@ -657,11 +848,23 @@ export interface components {
          *     records changes, stock is derived from them).
          */
         LogDropView: {
+            /** @description The public randomness the draw mixes in, by name, or `null`. */
+            beaconName?: string | null;
             /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC).
              */
             createdAt: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC), or `null` for none.
+             */
+            drawAt?: string | null;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC), or `null` for none.
+             */
+            drawnAt?: string | null;
             /**
              * Format: date-time
              * @description An instant (RFC 3339, UTC), or `null` for none.
@@ -682,6 +885,11 @@ export interface components {
              * @description Units one buyer may hold plus have bought.
              */
             maxPerBuyer: number;
+            /**
+             * @description How the drop first gives its units out: `firstCome` (reserve from the start) or `draw` (enter until `drawAt`; a verifiable draw then gives the units out, and what is left sells first come).
+             * @enum {string}
+             */
+            mode: "firstCome" | "draw";
             /** @description Display name. */
             name: string;
             /** @description Whether new holds were refused. */
@@ -1042,6 +1250,44 @@ export interface components {
              * @description The variant.
              */
             variantId: string;
+        } | {
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            at: string;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            drawnAt: string;
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: int32
+             * @description Entries drawn from.
+             */
+            entries: number;
+            /**
+             * Format: int64
+             * @description The entry's number.
+             */
+            seq: number;
+            /** @enum {string} */
+            type: "drawCompleted";
+            /**
+             * Format: int32
+             * @description Entries put in a line.
+             */
+            waiting: number;
+            /**
+             * Format: int32
+             * @description Entries that won a unit.
+             */
+            winners: number;
         };
         /** @description A variant as an entry of the log records it. */
         LogVariantView: {
@@ -1090,6 +1336,26 @@ export interface components {
             totalStock?: number;
             /** @description New stock per variant (never below each one's held + sold units). */
             variants?: components["schemas"]["VariantPatchBody"][];
+        };
+        /**
+         * @description Everything a draw published: enough for anyone to redo it. Entries
+         *     come sorted by receipt.
+         */
+        PublishedDraw: {
+            /** @description The public randomness mixed into the draw's key (hex); left out when none. */
+            beacon?: string;
+            /** @description Every entry drawn from. */
+            entries: components["schemas"]["DrawEntry"][];
+            /** @description `sha256` of the canonical entry list (64 hex digits). */
+            entryListHash: string;
+            /** @description The draw's secret seed (64 hex digits), revealed by the draw. */
+            seed: string;
+            /** @description `sha256(seed)` (64 hex digits): the commitment published when the drop was made. */
+            seedHash: string;
+            /** @description Every variant's stock drawn (its free units at the draw). */
+            stock: components["schemas"]["DrawStock"][];
+            /** @description Every variant's winners, in rank order. */
+            winners: components["schemas"]["DrawWinners"][];
         };
         /** @description `POST /api/purchases`. */
         PurchaseBody: {
@@ -1800,6 +2066,46 @@ export interface components {
              * @description The line's variant.
              */
             variantId: string;
+        } | {
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            drawnAt: string;
+            /**
+             * Format: uuid
+             * @description The drop.
+             */
+            dropId: string;
+            /**
+             * Format: int32
+             * @description Entries drawn from.
+             */
+            entries: number;
+            /**
+             * Format: int64
+             * @description The number of the log entry this frame tells of: frames made
+             *     from one entry share it, and a later entry's frames have a
+             *     higher one. Resume from the highest seen with `?after=`.
+             */
+            seq: number;
+            /**
+             * Format: date-time
+             * @description An instant (RFC 3339, UTC).
+             */
+            serverTime: string;
+            /** @enum {string} */
+            type: "drawCompleted";
+            /**
+             * Format: int32
+             * @description Entries put in a line.
+             */
+            waiting: number;
+            /**
+             * Format: int32
+             * @description Entries that won a unit.
+             */
+            winners: number;
         };
     };
     responses: never;
@@ -2877,6 +3183,401 @@ export interface operations {
             };
         };
     };
+    getDraw: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Drop id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The draw's record: `published` is `null` until the draw */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DrawStatus"];
+                };
+            };
+            /** @description `INVALID_INPUT` on `id`: not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `DROP_NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `NOT_A_DRAW`: a first-come drop */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getEntry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Drop id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's entry, or `null` when they have none (a first-come drop has none) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EntryAnswer"];
+                };
+            };
+            /** @description `INVALID_INPUT` on `id`: not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `DROP_NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    enterDraw: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Accepted and ignored: entering is naturally idempotent (entering again answers the same entry, 200), so a retry needs no key. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Drop id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EnterDrawBody"];
+            };
+        };
+        responses: {
+            /** @description The caller had entered already: their entry, unchanged (whatever variant was asked) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Entry"];
+                };
+            };
+            /** @description Entered: the caller's new entry */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Entry"];
+                };
+            };
+            /** @description `INVALID_INPUT` (`id` not a UUID; a field breaks its schema; `variantId` missing on a drop of several variants) or `INVALID_JSON` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: a cookie-signed request from a page of another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `DROP_NOT_FOUND`, `VARIANT_NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `NOT_A_DRAW` (a first-come drop: reserve instead); `DROP_NOT_ACTIVE` (not started yet, or ended); `ENTRIES_CLOSED` (`drawAt` has come, or the drop was drawn); `DROP_PAUSED` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: a cookie-signed request whose body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `RATE_LIMITED` (per client address and per buyer) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    withdrawEntry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Drop id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Withdrawn (or had no entry) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `INVALID_INPUT` on `id`: not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `FORBIDDEN`: a cookie-signed request from a page of another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `DROP_NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `TIMEOUT`: the request took too long */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `NOT_A_DRAW` (a first-come drop); `ENTRIES_CLOSED` (`drawAt` has come: the entry stays in the draw) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INTERNAL`: a server fault (logged) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `UNAVAILABLE`: the store cannot answer now */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     getWaitlistPlace: {
         parameters: {
             query?: never;
@@ -3038,7 +3739,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `WAITLIST_CLOSED` (the drop has no waiting list); `DROP_NOT_ACTIVE` (not started yet, or ended); `DROP_PAUSED`; `ALREADY_IN_LINE` (the caller waits in this drop for another variant or quantity: the body's `place` is that place; leave it first); `HOLD_EXISTS` (the caller holds units of this drop: the body's `reservation` is that hold); `BUYER_LIMIT_REACHED` (what they bought plus `quantity` is over `maxPerBuyer`); `WAITLIST_NOT_NEEDED` (units are free now: reserve instead) */
+            /** @description `WAITLIST_CLOSED` (the drop has no waiting list); `DROP_NOT_ACTIVE` (not started yet, or ended); `DROP_PAUSED`; `DRAW_ONLY` (a draw drop not drawn yet: enter its draw instead); `ALREADY_IN_LINE` (the caller waits in this drop for another variant or quantity: the body's `place` is that place; leave it first); `HOLD_EXISTS` (the caller holds units of this drop: the body's `reservation` is that hold); `BUYER_LIMIT_REACHED` (what they bought plus `quantity` is over `maxPerBuyer`); `WAITLIST_NOT_NEEDED` (units are free now: reserve instead) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3722,7 +4423,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `OUT_OF_STOCK`; `DROP_NOT_ACTIVE` (not started yet, or ended); `DROP_PAUSED`; `HOLD_EXISTS` (the caller holds something else of this drop: the body's `reservation` is that hold); `BUYER_LIMIT_REACHED` (with what they bought, over `maxPerBuyer`); `IDEMPOTENCY_IN_PROGRESS` */
+            /** @description `OUT_OF_STOCK`; `DROP_NOT_ACTIVE` (not started yet, or ended); `DROP_PAUSED`; `DRAW_ONLY` (a draw drop not drawn yet: enter its draw instead); `HOLD_EXISTS` (the caller holds something else of this drop: the body's `reservation` is that hold); `BUYER_LIMIT_REACHED` (with what they bought, over `maxPerBuyer`); `IDEMPOTENCY_IN_PROGRESS` */
             409: {
                 headers: {
                     [name: string]: unknown;

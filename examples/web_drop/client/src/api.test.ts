@@ -260,3 +260,38 @@ describe('idempotency keys', () => {
     expect((err.body as { oldest: number }).oldest).toBe(42);
   });
 });
+
+describe('draw calls', () => {
+  it('enter with the variant and a key, read the entry back, withdraw, and read the draw', async () => {
+    const entry = { dropId: 'd1', variantId: 'v1', receipt: 'ab'.repeat(16), enteredAt: '2030-01-01T00:00:00Z', outcome: null };
+    const sent = answer(201, entry);
+    const { status, data } = await api.enterDraw('d1', 'v1');
+    expect([status, data]).toEqual([201, entry]);
+    await api.enterDraw('d 2', undefined);
+    expect(sent.map((s) => [s.method, s.url, s.body])).toEqual([
+      ['POST', '/api/drops/d1/entries', { variantId: 'v1' }],
+      ['POST', '/api/drops/d%202/entries', {}],
+    ]);
+    expect(sent[0]?.headers['Idempotency-Key']).toMatch(/^[0-9a-f]{32}$/);
+
+    answer(200, { entry });
+    expect(await api.getEntry('d1')).toEqual(entry);
+    answer(200, { entry: null });
+    expect(await api.getEntry('d1')).toBeNull();
+
+    const gone = answer(204);
+    await api.withdrawEntry('d1');
+    expect(gone.map((s) => [s.method, s.url, s.body])).toEqual([['DELETE', '/api/drops/d1/entries', undefined]]);
+
+    const draw = answer(200, { dropId: 'd1', drawAt: '2030-01-01T00:00:00Z', seedHash: 'cd'.repeat(32), published: null });
+    expect((await api.getDraw('d1')).data.seedHash).toBe('cd'.repeat(32));
+    expect(draw[0]?.url).toBe('/api/drops/d1/draw');
+  });
+
+  it('ENTRIES_CLOSED is a plain refusal, not retried', async () => {
+    const sent = answer(409, { error: 'ENTRIES_CLOSED', message: 'entries are closed' });
+    const err = await failure(api.enterDraw('d1', 'v1'));
+    expect(err).toMatchObject({ code: 'ENTRIES_CLOSED', status: 409 });
+    expect(sent).toHaveLength(1);
+  });
+});

@@ -44,6 +44,39 @@ export type UserReservation = Schemas['UserHoldView'];
  */
 export type Drop = Schemas['DropView'];
 
+/**
+ * How a drop sells: to whoever reserves first, or by a verifiable draw
+ * among the buyers who entered before `drawAt`.
+ */
+export type SaleMode = Schemas['DropView']['mode'];
+
+/** What the draw gave an entry: null before the draw. */
+export type EntryOutcome = NonNullable<Schemas['Entry']['outcome']>;
+
+/**
+ * The buyer's entry to a draw: one unit of one variant, with the receipt
+ * that finds it in the published entry list (hex), its `outcome` and
+ * `drawPosition` once drawn, and the hold a win gave (`reservationId`). No
+ * buyer id, no name.
+ */
+export type Entry = Schemas['Entry'];
+
+/**
+ * A drop's draw as anyone may read it: the committed seed hash from the
+ * start, and after the draw the published draw (seed, entry list, stock,
+ * winners) that `drawCheck.ts` parses and recomputes.
+ */
+export type DrawInfo = Schemas['DrawStatus'];
+
+/**
+ * The public frame sent once a drop's draw has happened: counts, no
+ * receipts (the fields the page reads of it).
+ */
+export type DrawCompletedFrame = Pick<
+  Extract<WsMessage, { type: 'drawCompleted' }>,
+  'type' | 'dropId' | 'drawnAt' | 'entries' | 'winners' | 'waiting'
+>;
+
 /** A hold on units of one variant. */
 export type Reservation = Schemas['ReservationView'];
 
@@ -170,6 +203,9 @@ const FORM_FIELDS = [
   'startsAt',
   'endsAt',
   'holdSeconds',
+  'mode',
+  'drawAt',
+  'beaconName',
   'quantity',
   'username',
 ];
@@ -350,7 +386,6 @@ export function listDrops(): Promise<Answer<Drop[]>> {
   return call('GET', '/api/drops');
 }
 
-
 /**
  * Holds units of one variant: 201 with a new hold, 200 with the caller's
  * existing one when it asked for the same; 409 `HOLD_EXISTS` (the error's
@@ -475,4 +510,31 @@ export function adminEvents(
   if (opts.dropId) q.set('dropId', opts.dropId);
   const query = q.toString();
   return call('GET', `/api/admin/events${query ? `?${query}` : ''}`, { token });
+}
+
+/**
+ * Enters the drop's draw for one unit of a variant: 201 with the new entry,
+ * 200 with the caller's existing one (entering twice changes nothing). 409
+ * `ENTRIES_CLOSED` after `drawAt`, `NOT_A_DRAW` on a first-come drop.
+ */
+export function enterDraw(dropId: string, variantId: string | undefined, idempotencyKey = newIdempotencyKey()): Promise<Answer<Entry>> {
+  const body: { variantId?: string } = {};
+  if (variantId !== undefined) body.variantId = variantId;
+  return call('POST', `/api/drops/${encodeURIComponent(dropId)}/entries`, { body, idempotencyKey });
+}
+
+/** The caller's entry to the drop's draw, or null when they have none. */
+export async function getEntry(dropId: string): Promise<Entry | null> {
+  const { data } = await call<{ entry?: Entry | null }>('GET', `/api/drops/${encodeURIComponent(dropId)}/entries`);
+  return data.entry ?? null;
+}
+
+/** Withdraws the caller's entry (204); 409 `ENTRIES_CLOSED` once `drawAt` has come. */
+export function withdrawEntry(dropId: string): Promise<Answer<void>> {
+  return call('DELETE', `/api/drops/${encodeURIComponent(dropId)}/entries`);
+}
+
+/** The drop's draw as anyone may read it: the seed hash, and after the draw what it published. */
+export function getDraw(dropId: string): Promise<Answer<DrawInfo>> {
+  return call('GET', `/api/drops/${encodeURIComponent(dropId)}/draw`);
 }

@@ -22,6 +22,8 @@ const PLAIN: Record<string, string> = {
   ALREADY_IN_LINE: 'You already wait in a line of this drop. Leave it first to wait for something else.',
   VARIANT_NOT_FOUND: 'That size no longer exists.',
   DRAW_ONLY: 'This drop is sold by a draw: enter the draw instead of reserving.',
+  ENTRIES_CLOSED: 'The draw’s entries have closed: the draw is happening now or has happened.',
+  NOT_A_DRAW: 'This drop is sold first come, not by a draw: reserve instead.',
   IDEMPOTENCY_IN_PROGRESS: 'That request is still being worked on. Wait a moment and look again before retrying.',
   IDEMPOTENCY_KEY_REUSED: 'The page sent two different requests as the same action. Reload the page and try again.',
   INVALID_JSON: 'The page sent a request the server could not read.',
@@ -61,6 +63,8 @@ const TITLES: Record<string, string> = {
   HOLD_EXISTS: 'Already holding',
   WAITLIST_NOT_NEEDED: 'A unit is free',
   ALREADY_IN_LINE: 'Already in line',
+  DRAW_ONLY: 'Draw only',
+  ENTRIES_CLOSED: 'Entries closed',
   NETWORK: 'Offline',
   UNAVAILABLE: 'Server busy',
 };

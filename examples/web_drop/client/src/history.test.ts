@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LogEntry } from './api';
-import { describeEntry, namesFrom, shortBuyerId, variantNames, type HistoryContext } from './history';
+import { describeEntry, drawText, namesFrom, shortBuyerId, variantNames, type HistoryContext } from './history';
 
 const DROP = '7d1f0a52-8a3e-4a83-9c1e-5b1f3c0e2a10';
 const V40 = '11111111-1111-4111-8111-111111111111';
@@ -57,6 +57,7 @@ describe('describeEntry', () => {
           holdSeconds: 60,
           createdAt: AT,
           waitlist: true,
+          mode: 'firstCome',
         },
       },
       ctx([]),
@@ -79,6 +80,7 @@ describe('describeEntry', () => {
       holdSeconds: 60,
       createdAt: AT,
       waitlist: true,
+      mode: 'firstCome' as const,
     };
     const texts = (['paused', 'resumed', 'edited', 'ended'] as const).map(
       (action) => describeEntry({ type: 'dropUpdated', seq: 3, at: AT, dropId: DROP, action, drop }, ctx([])).text,
@@ -179,5 +181,16 @@ describe('namesFrom', () => {
     const names = namesFrom([hold, renamed]);
     expect(names.get(ALICE)).toBe('alice_2');
     expect(names.size).toBe(1);
+  });
+});
+
+describe('a draw in the history', () => {
+  it('says how many won, from how many entries, and how many were put in line', () => {
+    const line = describeEntry(
+      { type: 'drawCompleted', seq: 9, at: AT, dropId: DROP, drawnAt: AT, entries: 3, winners: 1, waiting: 2 },
+      ctx([]),
+    );
+    expect(line).toMatchObject({ seq: 9, kind: 'drawCompleted', who: 'The shop', text: 'Drew 1 winner from 3 entries; 2 put in line' });
+    expect(drawText({ entries: 1, winners: 0, waiting: 0 })).toBe('Drew 0 winners from 1 entry');
   });
 });

@@ -118,5 +118,21 @@ export function describeEntry(e: LogEntry, ctx: HistoryContext): HistoryLine {
         buyer(e.buyerId, undefined, ctx),
         `Purchase of ${units(e.quantity, e.variantId, ctx)} cancelled by the shop (${formatPrice(e.amount)} to refund)`,
       );
+    case 'drawCompleted':
+      return line('The shop', drawText(e));
   }
+}
+
+function count(n: unknown): number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : 0;
+}
+
+/** A draw's log entry in words: "Drew 1 winner from 3 entries; 2 put in line". */
+export function drawText(d: { entries?: unknown; winners?: unknown; waiting?: unknown }): string {
+  const entries = count(d.entries);
+  const winners = count(d.winners);
+  const waiting = count(d.waiting);
+  const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+  const rest = waiting > 0 ? `; ${waiting} put in line` : '';
+  return `Drew ${plural(winners, 'winner', 'winners')} from ${plural(entries, 'entry', 'entries')}${rest}`;
 }

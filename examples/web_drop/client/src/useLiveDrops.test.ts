@@ -19,6 +19,7 @@ function drop(id: string, over: Partial<Drop> = {}): Drop {
     maxPerBuyer: 1,
     paused: false,
     waitlist: true,
+    mode: 'firstCome',
     ...over,
   };
 }
@@ -303,5 +304,25 @@ describe('resuming the live feed', () => {
 
   it('reads resumed as a resume, not as an unknown frame', () => {
     expect(interpretFrame(frame({ type: 'resumed', after: 1, seq: 2 }))).toEqual({ kind: 'resumed' });
+  });
+});
+
+describe('draws on the live feed', () => {
+  it('reads a drawCompleted frame, and ignores one it cannot read', () => {
+    const frame = { type: 'drawCompleted', dropId: 'a', drawnAt: T0, entries: 3, winners: 1, waiting: 2, seq: 9, serverTime: T0 };
+    expect(interpretFrame(frame as unknown as WsMessage)).toEqual({
+      kind: 'drawCompleted',
+      frame: { type: 'drawCompleted', dropId: 'a', drawnAt: T0, entries: 3, winners: 1, waiting: 2 },
+    });
+    expect(interpretFrame({ type: 'drawCompleted', dropId: 'a' } as unknown as WsMessage)).toBeNull();
+  });
+
+  it('marks the drop drawn, once', () => {
+    const s = reducer(empty, { type: 'snapshot', drops: [drop('a', { mode: 'draw', drawAt: T0, drawnAt: null }), drop('b')] });
+    const drawn = reducer(s, { type: 'drawn', dropId: 'a', drawnAt: T0 });
+    expect(drawn.drops[0]?.drawnAt).toBe(T0);
+    expect(drawn.drops[1]).toBe(s.drops[1]);
+    expect(reducer(drawn, { type: 'drawn', dropId: 'a', drawnAt: T0 })).toBe(drawn);
+    expect(reducer(drawn, { type: 'drawn', dropId: 'zz', drawnAt: T0 })).toBe(drawn);
   });
 });

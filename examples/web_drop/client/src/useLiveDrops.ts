@@ -1,7 +1,8 @@
 import { useCallback, useEffect, useLayoutEffect, useReducer, useRef } from 'react';
-import type { Drop, LeaveReason, Reservation, TopPurchaser, VariantStock, WsMessage } from './api';
+import type { Drop, DrawCompletedFrame, LeaveReason, Reservation, TopPurchaser, VariantStock, WsMessage } from './api';
 import { observeServerTime, resetServerClock } from './clock';
 import { buyerName } from './format';
+import { readDrawCompleted } from './draws';
 
 /** How the page is connected to the live feed. */
 export type Connection = 'connecting' | 'live' | 'reconnecting';
@@ -56,6 +57,8 @@ export type Action =
       variants?: VariantStock[];
     }
   | { type: 'purchase'; dropId: string; name: string; topPurchasers: TopPurchaser[]; at: string }
+  /** A draw drop's draw happened: it sells first come from now on. */
+  | { type: 'drawn'; dropId: string; drawnAt: string }
   | { type: 'connection'; value: Connection; key: string };
 
 const ACTIVITY_MAX = 12;
@@ -154,6 +157,13 @@ export function reducer(state: State, action: Action): State {
       };
       return { ...state, drops, activity: [item, ...state.activity].slice(0, ACTIVITY_MAX) };
     }
+    case 'drawn': {
+      const i = state.drops.findIndex((d) => d.id === action.dropId);
+      if (i === -1 || state.drops[i]!.drawnAt === action.drawnAt) return state;
+      const drops = state.drops.slice();
+      drops[i] = { ...drops[i]!, drawnAt: action.drawnAt };
+      return { ...state, drops };
+    }
     case 'connection':
       return { ...state, connection: action.value, socketKey: action.key };
   }
@@ -189,6 +199,8 @@ export type FrameEffect =
   | { kind: 'holdOffered'; dropId: string; reservation: Reservation }
   /** A waiting line changed. */
   | { kind: 'line'; change: LineChange }
+  /** A drop's draw happened (public): entrants read their outcome. */
+  | { kind: 'drawCompleted'; frame: DrawCompletedFrame }
   /**
    * The socket resumed where the last one left off: the frames it missed
    * came before this one, and the state was kept.
@@ -282,6 +294,10 @@ export function interpretFrame(msg: WsMessage): FrameEffect | null {
     case 'waitlistMoved':
       if (typeof msg.dropId !== 'string' || typeof msg.variantId !== 'string' || !isTicket(msg.ticket)) return null;
       return { kind: 'line', change: { type: 'moved', dropId: msg.dropId, variantId: msg.variantId, ticket: msg.ticket } };
+    case 'drawCompleted': {
+      const frame = readDrawCompleted(msg);
+      return frame ? { kind: 'drawCompleted', frame } : null;
+    }
     default:
       return null;
   }
@@ -303,6 +319,8 @@ export interface LiveCallbacks {
   onHoldOffered(dropId: string, reservation: Reservation): void;
   /** A waiting line changed (the buyer's own place, or someone else leaving one). */
   onLineChange(change: LineChange): void;
+  /** A drop's draw happened; the drop's `drawnAt` is already set. */
+  onDrawCompleted?(frame: DrawCompletedFrame): void;
 }
 
 /** Backoff before reconnect attempt `n` (0-based): 0.5 s doubling to 10 s, with jitter. */
@@ -435,6 +453,10 @@ export function useLiveDrops(callbacks: LiveCallbacks, sessionKey: string | null
           break;
         case 'line':
           cb.current.onLineChange(effect.change);
+          break;
+        case 'drawCompleted':
+          dispatch({ type: 'drawn', dropId: effect.frame.dropId, drawnAt: effect.frame.drawnAt });
+          cb.current.onDrawCompleted?.(effect.frame);
           break;
       }
     };

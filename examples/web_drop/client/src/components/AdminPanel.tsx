@@ -1,7 +1,8 @@
 import { useId, useState, type FormEvent } from 'react';
-import { ApiError, createDrop, type Drop, type NewDrop } from '../api';
+import { ApiError, createDrop, type Drop, type NewDrop, type SaleMode } from '../api';
 import { plainError } from '../errors';
-import { cleanMessage, parseSizes, toInstant } from '../adminForm';
+import { cleanMessage, isFormProblem, parseSizes, saleModeFields, toInstant } from '../adminForm';
+import { serverNow } from '../clock';
 import { AdminDrops } from './AdminDrops';
 import { CancelPurchase } from './CancelPurchase';
 
@@ -16,7 +17,10 @@ type FieldName =
   | 'maxPerBuyer'
   | 'holdSeconds'
   | 'startsAt'
-  | 'endsAt';
+  | 'endsAt'
+  | 'mode'
+  | 'drawAt'
+  | 'beaconName';
 
 interface FormState {
   name: string;
@@ -27,6 +31,9 @@ interface FormState {
   holdSeconds: string;
   startsAt: string;
   endsAt: string;
+  mode: SaleMode;
+  drawAt: string;
+  beaconName: string;
 }
 
 const EMPTY: FormState = {
@@ -38,6 +45,9 @@ const EMPTY: FormState = {
   holdSeconds: '',
   startsAt: '',
   endsAt: '',
+  mode: 'firstCome',
+  drawAt: '',
+  beaconName: '',
 };
 
 function readToken(): string {
@@ -73,7 +83,7 @@ export function AdminPanel({
   const [waitlist, setWaitlist] = useState(true);
   const uid = useId();
 
-  const set = (key: keyof FormState) => (e: { target: { value: string } }) => {
+  const set = (key: Exclude<keyof FormState, 'mode'>) => (e: { target: { value: string } }) => {
     setForm((f) => ({ ...f, [key]: e.target.value }));
     setErrors((er) => ({ ...er, [key]: undefined }));
   };
@@ -93,6 +103,12 @@ export function AdminPanel({
       setErrors({ variants: sizes.message });
       return;
     }
+    // Checked on the server's clock, as the server will check it.
+    const sale = saleModeFields(form, serverNow());
+    if (isFormProblem(sale)) {
+      setErrors({ [sale.field]: sale.message });
+      return;
+    }
     const body: NewDrop = { name: form.name, price: form.price.trim() };
     if (sizes.variants.length > 0) body.variants = sizes.variants;
     else body.totalStock = /^\d+$/.test(form.totalStock.trim()) ? Number(form.totalStock.trim()) : form.totalStock;
@@ -108,6 +124,7 @@ export function AdminPanel({
     if (endsAt) body.endsAt = endsAt;
     // Sent only to turn the line off: the server's default is on.
     if (!waitlist) body.waitlist = false;
+    Object.assign(body, sale);
 
     setBusy(true);
     try {
@@ -226,6 +243,62 @@ export function AdminPanel({
           <input {...field('endsAt')} type="datetime-local" value={form.endsAt} onChange={set('endsAt')} />
           {errorFor('endsAt', 'Optional; never if empty.')}
         </div>
+        <fieldset className="field field-wide field-mode" aria-describedby={`${uid}-mode-help`}>
+          <legend>Sale mode</legend>
+          <div className="mode-options" role="radiogroup" aria-label="Sale mode">
+            {(
+              [
+                ['firstCome', 'First come'],
+                ['draw', 'Draw'],
+              ] as const
+            ).map(([value, label]) => (
+              <label key={value} className="mode-option">
+                <input
+                  type="radio"
+                  name={`${uid}-mode`}
+                  value={value}
+                  checked={form.mode === value}
+                  onChange={() => {
+                    setForm((f) => ({ ...f, mode: value }));
+                    setErrors((er) => ({ ...er, mode: undefined, drawAt: undefined, beaconName: undefined }));
+                  }}
+                />
+                {label}
+              </label>
+            ))}
+          </div>
+          {errors.mode ? (
+            <p className="field-error" id={`${uid}-mode-help`} data-testid="error-mode">
+              {errors.mode}
+            </p>
+          ) : (
+            <p className="field-help" id={`${uid}-mode-help`}>
+              {form.mode === 'draw'
+                ? 'Buyers enter until the draw time; winners are drawn at random and verifiably, each held a unit.'
+                : 'Whoever reserves first gets the unit.'}
+            </p>
+          )}
+        </fieldset>
+        {form.mode === 'draw' && (
+          <>
+            <div className="field">
+              <label htmlFor={`${uid}-drawAt`}>Draw at</label>
+              <input {...field('drawAt')} type="datetime-local" value={form.drawAt} onChange={set('drawAt')} />
+              {errorFor('drawAt', 'Required: after the start, before the end.')}
+            </div>
+            <div className="field">
+              <label htmlFor={`${uid}-beaconName`}>Beacon (optional)</label>
+              <input
+                {...field('beaconName')}
+                type="text"
+                value={form.beaconName}
+                onChange={set('beaconName')}
+                placeholder="drand round 4242424"
+              />
+              {errorFor('beaconName', 'Public randomness to mix into the seed, named now.')}
+            </div>
+          </>
+        )}
         <div className="field field-wide field-check">
           <label htmlFor={`${uid}-waitlist`}>
             <input id={`${uid}-waitlist`} type="checkbox" checked={waitlist} onChange={(e) => setWaitlist(e.target.checked)} />

@@ -21,9 +21,13 @@ import { HoldPanel } from './HoldPanel';
 import { RecentBuyers } from './RecentBuyers';
 import { SizePicker } from './SizePicker';
 import { WaitlistPanel } from './WaitlistPanel';
+import { DrawCountdown, DrawResult, EntryPanel } from './DrawPanel';
+import { DrawCheckView, SeedHash, useDrawInfo } from './CheckDraw';
+import type { Entry } from '../api';
+import { drawPhase, drawView, isDraw, untilDraw } from '../draws';
 
 /** What a card is busy with while a request is in flight. */
-export type Busy = 'reserve' | 'purchase' | 'release' | 'join' | 'leave' | null;
+export type Busy = 'reserve' | 'purchase' | 'release' | 'join' | 'leave' | 'enter' | 'withdraw' | null;
 
 /** What the buyer asks to reserve, or to wait for: a size (when the drop has sizes) and a quantity. */
 export interface ReserveChoice {
@@ -35,6 +39,11 @@ export interface ReserveChoice {
  * One drop: price, live stock, the size picker and quantity, the user's hold,
  * their place in a waiting line, or a Reserve button (Join the waiting list
  * on a sold-out size of a drop with a line), and recent buyers.
+ *
+ * A draw drop, before its draw, offers Enter the draw (with the chosen size)
+ * and the draw's countdown instead, then the buyer's entry with Withdraw;
+ * after it, their result above the hold or place it gave them. It shows
+ * the committed seed hash, and Check this draw once the draw is out.
  */
 export function DropCard({
   drop,
@@ -49,6 +58,9 @@ export function DropCard({
   onRelease,
   onJoin,
   onLeave,
+  entry,
+  onEnter,
+  onWithdraw,
 }: {
   drop: LiveDrop;
   hold: Hold | undefined;
@@ -64,6 +76,10 @@ export function DropCard({
   onRelease: () => void;
   onJoin: (choice: ReserveChoice) => void;
   onLeave: () => void;
+  /** The buyer's entry to this drop's draw. */
+  entry?: Entry | undefined;
+  onEnter?: (variantId: string | undefined) => void;
+  onWithdraw?: () => void;
 }) {
   const now = useServerNow(1000);
   const uid = useId();
@@ -90,14 +106,31 @@ export function DropCard({
   const heldSize = hold ? drop.variants.find((v) => v.id === hold.variantId) : undefined;
   const placeSize = place ? drop.variants.find((v) => v.id === place.variantId) : undefined;
 
+  const draw = isDraw(drop);
+  const phase = drawPhase(drop, now);
+  const view = drawView(phase, entry, hold ? { id: hold.id, offered: hold.offered } : undefined, place);
+  const drawInfo = useDrawInfo(drop.id, drop.drawnAt, draw);
+  const [checking, setChecking] = useState(false);
+  const toDraw = untilDraw(drop, now);
+  const entrySize = entry ? drop.variants.find((v) => v.id === entry.variantId) : undefined;
+  // Before the draw, the action is entering it; the size picker still picks.
+  const entering = view.kind === 'enter';
+
   let status: { label: string; tone: string };
   if (upcoming) status = { label: `Opens in ${formatCountdown(startsAt - now)}`, tone: 'upcoming' };
+  else if (phase === 'open' && paused) status = { label: 'Paused', tone: 'paused' };
+  else if (phase === 'open') status = { label: `Draw in ${formatCountdown(toDraw ?? 0)}`, tone: 'draw' };
+  else if (phase === 'drawing') status = { label: 'Drawing…', tone: 'draw' };
   else if (paused) status = { label: 'Paused', tone: 'paused' };
   else if (soldOut && !hold) status = { label: 'Sold out', tone: 'soldout' };
   else status = { label: 'On sale', tone: 'onsale' };
 
   let reserveLabel = 'Reserve';
-  if (busy === 'reserve') reserveLabel = 'Reserving…';
+  if (busy === 'enter') reserveLabel = 'Entering…';
+  else if (entering && paused) reserveLabel = 'Paused';
+  else if (entering && limitReached) reserveLabel = 'Limit reached';
+  else if (entering) reserveLabel = 'Enter the draw';
+  else if (busy === 'reserve') reserveLabel = 'Reserving…';
   else if (busy === 'join') reserveLabel = 'Joining…';
   else if (upcoming) reserveLabel = 'Not started yet';
   else if (paused) reserveLabel = 'Paused';
@@ -108,7 +141,13 @@ export function DropCard({
   else if (picker && sizeFree <= 0) reserveLabel = 'Sold out';
 
   let hint = `Held for ${drop.holdSeconds} s once reserved.`;
-  if (upcoming && drop.startsAt) hint = `Opens ${formatWhen(drop.startsAt)}.`;
+  if (upcoming && drop.startsAt && draw) hint = `Sold by a draw: entries open ${formatWhen(drop.startsAt)}.`;
+  else if (upcoming && drop.startsAt) hint = `Opens ${formatWhen(drop.startsAt)}.`;
+  else if (entering && paused) hint = 'Paused by the shop: entering is off until it resumes.';
+  else if (entering && !canReserve) hint = 'Sign in above to enter the draw.';
+  else if (entering && limitReached) hint = limitText(maxPerBuyer, bought) ?? hint;
+  else if (entering)
+    hint = `One entry per buyer, for one unit. Winners are drawn at random when the countdown ends and get a ${drop.holdSeconds} s hold.`;
   else if (paused) hint = 'Paused by the shop: reserving is off until it resumes. Holds already made can still be bought.';
   else if (joining && limitReached) hint = limitText(maxPerBuyer, bought) ?? hint;
   else if (joining)
@@ -126,7 +165,9 @@ export function DropCard({
     hint = `${quantity} × ${formatPrice(drop.price)} = ${formatPrice(totalPrice(drop.price, quantity))}, held for ${drop.holdSeconds} s.`;
   else if (bought > 0) hint = ownedText(maxPerBuyer, bought) ?? hint;
 
-  const cannotReserve = joining
+  const cannotReserve = entering
+    ? busy !== null || !canReserve || paused || limitReached
+    : joining
     ? busy !== null || !canReserve || limitReached || maxQty <= 0
     : busy !== null || upcoming || paused || soldOut || !canReserve || limitReached || maxQty <= 0;
 
@@ -158,7 +199,12 @@ export function DropCard({
         waiting={drop.waitlist === true ? drop.variants.reduce((n, v) => n + lineLength(v), 0) : null}
       />
 
+      {draw && (phase === 'open' || phase === 'upcoming') && drop.drawAt && toDraw !== null && (
+        <DrawCountdown left={toDraw} drawAt={drop.drawAt} dropName={drop.name} />
+      )}
+
       <div className="card-action">
+        <DrawResult view={view} />
         {hold ? (
           <HoldPanel
             hold={hold}
@@ -169,6 +215,7 @@ export function DropCard({
             busy={busy}
             onPurchase={onPurchase}
             onRelease={onRelease}
+            wonDraw={view.kind === 'won' && view.held}
           />
         ) : place ? (
           <WaitlistPanel
@@ -179,9 +226,22 @@ export function DropCard({
             busy={busy !== null}
             onLeave={onLeave}
           />
+        ) : (view.kind === 'entered' || view.kind === 'closed') && view.entry ? (
+          <EntryPanel
+            entry={view.entry}
+            dropName={drop.name}
+            sizeName={picker ? (entrySize?.name ?? null) : null}
+            open={view.kind === 'entered'}
+            busy={busy !== null}
+            onWithdraw={() => onWithdraw?.()}
+          />
+        ) : view.kind === 'closed' ? (
+          <p className="draw-closed" data-testid="hint">
+            Entries are closed: the draw is happening now.
+          </p>
         ) : (
           <div className="reserve">
-            {(picker || showsQuantity(maxPerBuyer)) && (
+            {(picker || (showsQuantity(maxPerBuyer) && !entering)) && (
               <div className="choose">
                 {picker && (
                   <SizePicker
@@ -192,7 +252,7 @@ export function DropCard({
                     onChange={setSizeChoice}
                   />
                 )}
-                {showsQuantity(maxPerBuyer) && (
+                {showsQuantity(maxPerBuyer) && !entering && (
                   <div className="qty">
                     <label htmlFor={`${uid}-qty`} className="qty-label">
                       Quantity
@@ -218,7 +278,9 @@ export function DropCard({
             <button
               type="button"
               className="btn btn-primary btn-block"
-              onClick={() => (joining ? onJoin : onReserve)({ variantId: size?.id, quantity })}
+              onClick={() =>
+                entering ? onEnter?.(size?.id) : (joining ? onJoin : onReserve)({ variantId: size?.id, quantity })
+              }
               disabled={cannotReserve}
               aria-label={`${reserveLabel}: ${drop.name}`}
             >
@@ -230,6 +292,32 @@ export function DropCard({
           </div>
         )}
       </div>
+
+      {draw && (drawInfo.info || drawInfo.error) && (
+        <div className="draw-facts">
+          {drawInfo.info ? <SeedHash seedHash={drawInfo.info.seedHash} /> : <p className="draw-seed">{drawInfo.error}</p>}
+          {phase === 'drawn' && !checking && (
+            <button
+              type="button"
+              className="btn btn-ghost btn-small"
+              onClick={() => setChecking(true)}
+              aria-label={`Check this draw: ${drop.name}`}
+            >
+              Check this draw
+            </button>
+          )}
+        </div>
+      )}
+      {draw && checking && (
+        <DrawCheckView
+          dropId={drop.id}
+          dropName={drop.name}
+          variants={drop.variants}
+          shownSeedHash={drawInfo.shownBefore}
+          receipt={entry?.receipt ?? null}
+          onClose={() => setChecking(false)}
+        />
+      )}
 
       <RecentBuyers buyers={drop.topPurchasers ?? []} now={now} dropName={drop.name} />
     </article>

@@ -8,7 +8,7 @@ import { useServerNow } from '../useNow';
 /**
  * The countdown of a hold with what it holds (size × quantity), its total,
  * and its Complete Purchase and Release buttons. A hold offered from the
- * waiting line says so, and until when it is the buyer's.
+ * waiting line or won in a draw says so, and until when it is the buyer's.
  */
 export function HoldPanel({
   hold,
@@ -19,6 +19,7 @@ export function HoldPanel({
   busy,
   onPurchase,
   onRelease,
+  wonDraw = false,
 }: {
   hold: Hold;
   holdSeconds: number;
@@ -30,6 +31,8 @@ export function HoldPanel({
   busy: Busy;
   onPurchase: () => void;
   onRelease: () => void;
+  /** The hold is the buyer's win in the drop's draw (an offered hold too). */
+  wonDraw?: boolean;
 }) {
   const now = useServerNow(200);
   const span = Math.max(1, holdSeconds * 1000);
@@ -43,7 +46,7 @@ export function HoldPanel({
   return (
     <div className={`hold${urgent ? ' hold-urgent' : ''}`} data-testid="hold" data-offered={hold.offered}>
       <div className="hold-head">
-        <span className="hold-label">{hold.offered ? 'Offered from the line' : 'Held for you'}</span>
+        <span className="hold-label">{wonDraw ? 'Won in the draw' : hold.offered ? 'Offered from the line' : 'Held for you'}</span>
         <span
           className="hold-countdown"
           data-testid="countdown"
@@ -57,7 +60,7 @@ export function HoldPanel({
       {hold.offered && (
         <p className="hold-offered" data-testid="offered">
           {/* expiresAt is on the server's clock; the time is shown on the browser's. */}
-          A unit freed up: it is yours until {formatTime(hold.expiresAt - serverOffset())}.
+          {wonDraw ? 'You won the draw' : 'A unit freed up'}: it is yours until {formatTime(hold.expiresAt - serverOffset())}.
         </p>
       )}
       <p className="hold-what" data-testid="hold-what">

@@ -16,7 +16,9 @@
 //!
 //! The waiting list's functions (joining, leaving, a place, and serving a
 //! line, which every freeing path calls) run every round too, on a line
-//! of their own, beside a line as long as the other tables grown.
+//! of their own, beside a line as long as the other tables grown; so do a
+//! draw's entries (entering, entering again, reading, withdrawing), on a
+//! draw drop holding as many entries.
 //!
 //! Autovacuum is switched off for the tables, so the only statistics they
 //! get are those the store itself takes: an index built on an empty table
@@ -62,18 +64,18 @@ fn user(name: &str) -> Buyer {
     Buyer::claimed(Username::parse(name).unwrap())
 }
 
-/// Tuples read so far from dropkit's hold, purchase, idempotency, log and
-/// waiting-list tables, by where they were read (table scans and each
+/// Tuples read so far from dropkit's hold, purchase, idempotency, log,
+/// waiting-list and draw-entry tables, by where they were read (table scans and each
 /// index).
 async fn tuples_read(conn: &mut PgConnection) -> BTreeMap<String, i64> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT relname || ' (seq)', coalesce(seq_tup_read, 0) FROM pg_stat_user_tables \
           WHERE relname IN ('dropkit_reservations', 'dropkit_purchases', 'dropkit_idempotency', \
-                            'dropkit_events', 'dropkit_waitlist') \
+                            'dropkit_events', 'dropkit_waitlist', 'dropkit_entries') \
          UNION ALL \
          SELECT indexrelname, coalesce(idx_tup_read, 0) FROM pg_stat_user_indexes \
           WHERE relname IN ('dropkit_reservations', 'dropkit_purchases', 'dropkit_idempotency', \
-                            'dropkit_events', 'dropkit_waitlist')",
+                            'dropkit_events', 'dropkit_waitlist', 'dropkit_entries')",
     )
     .fetch_all(&mut *conn)
     .await
@@ -238,6 +240,30 @@ async fn line_round(store: &PgStore, round: usize, tag: &str) -> usize {
     9
 }
 
+/// One round of a draw's entries, on a draw drop far from its draw:
+/// three buyers enter, one enters again, one reads their entry, one
+/// withdraws.
+async fn entry_round(store: &PgStore, raffle: DropId, round: usize, tag: &str) -> usize {
+    let buyers = ["a", "b", "c"].map(|who| user(&format!("{tag}_entry_{round}_{who}")));
+    for b in &buyers {
+        let entered = store.enter_draw(raffle, b, None).await.expect("enter");
+        assert!(entered.changed);
+    }
+    let again = store
+        .enter_draw(raffle, &buyers[0], None)
+        .await
+        .expect("again");
+    assert!(!again.changed);
+    let entry = store.draw_entry(raffle, &buyers[1].id).await.unwrap();
+    assert!(entry.is_some());
+    let gone = store
+        .withdraw_entry(raffle, &buyers[2].id)
+        .await
+        .expect("withdraw");
+    assert!(gone.is_some());
+    6
+}
+
 #[sqlx::test(migrations = false)]
 async fn plans_made_on_empty_tables_stay_cheap_when_the_tables_grow(pool: PgPool) {
     cold_start(pool, None).await;
@@ -275,6 +301,8 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
             "dropkit_waitlist_leave(uuid, text, boolean)",
             "dropkit_waitlist_place(uuid, text)",
             "dropkit_log_steps(uuid[], dropkit_line_step[])",
+            "dropkit_enter_draw(uuid, text, text, uuid, bytea)",
+            "dropkit_withdraw_entry(uuid, text)",
         ] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "ALTER FUNCTION {function} SET plan_cache_mode = {mode}"
@@ -293,7 +321,8 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
          ALTER TABLE dropkit_idempotency SET (autovacuum_enabled = false); \
          ALTER TABLE dropkit_variants SET (autovacuum_enabled = false); \
          ALTER TABLE dropkit_drops SET (autovacuum_enabled = false); \
-         ALTER TABLE dropkit_events SET (autovacuum_enabled = false);",
+         ALTER TABLE dropkit_events SET (autovacuum_enabled = false); \
+         ALTER TABLE dropkit_entries SET (autovacuum_enabled = false);",
     )
     .execute(&pool)
     .await
@@ -308,10 +337,22 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
         .drop
         .id;
 
+    // A draw drop whose draw is a day away: its entries run every round.
+    let raffle = store
+        .create_drop(
+            NewDrop::new("Raffle", Money::from_minor(100).unwrap(), 10)
+                .draw_at(chrono::Utc::now() + chrono::Duration::days(1)),
+        )
+        .await
+        .unwrap()
+        .drop
+        .id;
+
     // Cold: more than five runs of every statement on empty tables, so
     // PostgreSQL has made (and would keep) its generic plans.
     for r in 0..8 {
         round(&store, drop_id, r, "cold").await;
+        entry_round(&store, raffle, r, "cold").await;
     }
 
     // The flash sale happens elsewhere: the tables fill up. (Through a
@@ -406,6 +447,19 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
     .execute(&mut observer)
     .await
     .unwrap();
+    // And the raffle's entries, as many as the two tables together.
+    sqlx::query(
+        "INSERT INTO dropkit_entries (drop_id, buyer_id, display_name, variant_id, receipt, \
+                                      entered_at) \
+         SELECT $1, 'entrant_' || g, 'entrant_' || g, v.id, decode(md5('entrant_' || g), 'hex'), \
+                now() \
+           FROM generate_series(1, $2 * 2) g, dropkit_variants v WHERE v.drop_id = $1",
+    )
+    .bind(raffle.as_uuid())
+    .bind(GROWN)
+    .execute(&mut observer)
+    .await
+    .unwrap();
     sqlx::query("SELECT pg_stat_force_next_flush()")
         .execute(&mut observer)
         .await
@@ -435,6 +489,7 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
     let mut calls = 0;
     for r in 0..ROUNDS {
         calls += round(&store, drop_id, r, "warm").await;
+        calls += entry_round(&store, raffle, r, "warm").await;
     }
     // A backend reports its statistics when it exits: close the store's
     // pool and wait until its one connection is gone.

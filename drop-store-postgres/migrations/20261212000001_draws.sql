@@ -27,8 +27,8 @@
 --
 -- No landed function is replaced: a reserve or a join of a draw drop not
 -- drawn yet is refused (DRAW_ONLY) by the store before it is sent. The new
--- functions have no SET clause (tests/cold_start.rs holds them to generic
--- plans made on empty tables).
+-- function has no SET clause (tests/cold_start.rs holds it to generic
+-- plans made on empty tables, and measures the store's entry statement).
 
 ALTER TABLE dropkit_drops
     ADD COLUMN mode text NOT NULL DEFAULT 'firstCome',
@@ -75,84 +75,10 @@ CREATE TABLE dropkit_entries (
 CREATE INDEX dropkit_drops_undrawn ON dropkit_drops (draw_at)
     WHERE mode = 'draw' AND drawn_at IS NULL;
 
--- Takes p_buyer's entry to p_drop's draw for p_variant (the drop's only
--- variant when NULL), with receipt p_receipt. Checked in the order of
--- drop_core::entry: the drop, the variant, then (at the database's time,
--- read under the key-share lock, so a draw that committed meanwhile is
--- seen) not a draw, not started, ended, entries closed, paused; then an
--- existing entry answers unchanged. Answers `entered` or `existing` with
--- the entry, or the refusal.
-CREATE FUNCTION dropkit_enter_draw(
-    p_drop uuid, p_buyer text, p_name text, p_variant uuid, p_receipt bytea)
-RETURNS TABLE (
-    o_outcome      text,
-    o_variant      uuid,
-    o_display_name text,
-    o_receipt      bytea,
-    o_entered_at   timestamptz,
-    o_result       text,
-    o_position     integer,
-    o_reservation  uuid
-)
-LANGUAGE plpgsql
-AS $$
-DECLARE
-    d     dropkit_drops%ROWTYPE;
-    v_var uuid;
-    v_now timestamptz;
-BEGIN
-    -- The key-share lock: never waits for reserves (FOR NO KEY UPDATE),
-    -- waits for a draw in flight (FOR UPDATE).
-    SELECT * INTO d FROM dropkit_drops WHERE id = p_drop FOR KEY SHARE;
-    IF NOT FOUND THEN
-        o_outcome := 'drop_not_found';
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    IF p_variant IS NULL THEN
-        SELECT x.id INTO v_var FROM dropkit_variants x WHERE x.drop_id = p_drop AND x.position = 0
-           AND NOT EXISTS (SELECT 1 FROM dropkit_variants y
-                            WHERE y.drop_id = p_drop AND y.position = 1);
-        IF NOT FOUND THEN
-            o_outcome := 'variant_required';
-            RETURN NEXT;
-            RETURN;
-        END IF;
-    ELSE
-        SELECT x.id INTO v_var FROM dropkit_variants x WHERE x.id = p_variant AND x.drop_id = p_drop;
-        IF NOT FOUND THEN
-            o_outcome := 'variant_not_found';
-            RETURN NEXT;
-            RETURN;
-        END IF;
-    END IF;
-    v_now := clock_timestamp();
-    o_outcome := CASE
-        WHEN d.mode <> 'draw' THEN 'not_a_draw'
-        WHEN d.starts_at IS NOT NULL AND v_now < d.starts_at THEN 'not_started'
-        WHEN d.ends_at IS NOT NULL AND v_now >= d.ends_at THEN 'ended'
-        WHEN d.drawn_at IS NOT NULL OR v_now >= d.draw_at THEN 'entries_closed'
-        WHEN d.paused THEN 'paused' END;
-    IF o_outcome IS NOT NULL THEN
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    INSERT INTO dropkit_entries (drop_id, buyer_id, display_name, variant_id, receipt, entered_at)
-    VALUES (p_drop, p_buyer, p_name, v_var, p_receipt, v_now)
-    ON CONFLICT (drop_id, buyer_id) DO NOTHING;
-    o_outcome := CASE WHEN FOUND THEN 'entered' ELSE 'existing' END;
-    SELECT e.variant_id, e.display_name, e.receipt, e.entered_at, e.outcome, e.draw_position,
-           e.reservation_id
-      INTO o_variant, o_display_name, o_receipt, o_entered_at, o_result, o_position,
-           o_reservation
-      FROM dropkit_entries e WHERE e.drop_id = p_drop AND e.buyer_id = p_buyer;
-    RETURN NEXT;
-END;
-$$;
-
 -- Withdraws p_buyer's entry to p_drop's draw before draw_at: `withdrawn`
 -- with the entry, `none`, or `drop_not_found`, `not_a_draw`,
--- `entries_closed`. Under the key-share lock, as entering.
+-- `entries_closed`. Under the key-share lock, as entering (which the
+-- store does in one statement per batch, src/draws.rs).
 CREATE FUNCTION dropkit_withdraw_entry(p_drop uuid, p_buyer text)
 RETURNS TABLE (
     o_outcome      text,

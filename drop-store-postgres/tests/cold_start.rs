@@ -301,7 +301,6 @@ async fn cold_start(pool: PgPool, plans: Option<&str>) {
             "dropkit_waitlist_leave(uuid, text, boolean)",
             "dropkit_waitlist_place(uuid, text)",
             "dropkit_log_steps(uuid[], dropkit_line_step[])",
-            "dropkit_enter_draw(uuid, text, text, uuid, bytea)",
             "dropkit_withdraw_entry(uuid, text)",
         ] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(

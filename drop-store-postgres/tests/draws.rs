@@ -445,3 +445,45 @@ async fn the_seed_comes_from_the_configured_source(pool: PgPool) {
     assert_eq!(published.seed, seed);
     store.close().await;
 }
+
+/// One buyer entering many times at once through two instances (a
+/// double-click, a retry racing its original): one entry is made, and
+/// every call answers it, with `changed` on exactly one. Calls of one
+/// batch whose entry another instance committed after the batch's
+/// snapshot read it afresh; several rounds make that interleaving likely.
+#[sqlx::test(migrations = false)]
+async fn one_buyer_entering_through_two_instances_gets_one_entry(pool: PgPool) {
+    let a = store_on(&pool, 4, PgStore::builder()).await;
+    let b = store_on(&pool, 4, PgStore::builder()).await;
+    let d = draw_drop(&a, 3, chrono::Duration::hours(1)).await;
+    let drop_id = d.drop.id;
+    for round in 0..10 {
+        let buyer = user(&format!("twice_{round}"));
+        let calls = (0..16).map(|i| {
+            let store = if i % 2 == 0 { &a } else { &b };
+            let buyer = buyer.clone();
+            async move { store.enter_draw(drop_id, &buyer, None).await }
+        });
+        let answers: Vec<_> = join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| r.expect("every call answers"))
+            .collect();
+        let receipts: HashSet<Receipt> = answers.iter().map(|a| a.value.receipt).collect();
+        assert_eq!(receipts.len(), 1, "one entry: {answers:?}");
+        assert_eq!(
+            answers.iter().filter(|a| a.changed).count(),
+            1,
+            "exactly one call made it: {answers:?}"
+        );
+    }
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM dropkit_entries WHERE drop_id = $1",
+            drop_id
+        )
+        .await,
+        10
+    );
+}

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::sleep_until;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::scheduler::{Timing, back_off, stall_floor};
 use crate::{
     Beacon, Clock, DropError, DropEvent, DropInfo, InventoryStore, SchedulerHandle, SystemClock,
 };
@@ -130,13 +131,18 @@ impl DrawRunner {
                     round
                 }
                 Err(err) => {
-                    failures = failures.saturating_add(1);
-                    let backoff = self.retry_backoff * failures.min(25);
-                    tracing::warn!(error = %err, ?backoff, "draw round failed; retrying");
-                    tokio::select! {
-                        () = cancel.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => continue,
+                    if back_off(
+                        &err,
+                        "draw round",
+                        &mut failures,
+                        self.retry_backoff,
+                        &cancel,
+                    )
+                    .await
+                    {
+                        continue;
                     }
+                    return;
                 }
             };
             // A draw still due after the round is being made by another
@@ -147,18 +153,13 @@ impl DrawRunner {
             } else {
                 0
             };
-            let floor = (self.min_sleep * 2u32.saturating_pow(stalls.min(10))).min(MAX_STALL_WAIT);
-            let wait = match round.next {
-                None => self.max_sleep,
-                Some(at) => {
-                    let offset = round.now - round.taken_at;
-                    (at - (self.clock.now() + offset))
-                        .to_std()
-                        .unwrap_or(Duration::ZERO)
-                        .min(self.max_sleep)
-                }
-            };
-            let deadline = Instant::now() + wait.max(floor);
+            let deadline = Timing {
+                clock: self.clock.as_ref(),
+                offset: round.now - round.taken_at,
+                floor: stall_floor(self.min_sleep, stalls, MAX_STALL_WAIT),
+                max_sleep: self.max_sleep,
+            }
+            .deadline_for(round.next);
             loop {
                 tokio::select! {
                     () = cancel.cancelled() => return,

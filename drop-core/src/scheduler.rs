@@ -131,13 +131,18 @@ impl ExpiryScheduler {
                     round
                 }
                 Err(err) => {
-                    failures = failures.saturating_add(1);
-                    let backoff = self.retry_backoff * failures.min(25);
-                    tracing::warn!(error = %err, ?backoff, "expiry sweep failed; retrying");
-                    tokio::select! {
-                        () = cancel.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => continue,
+                    if back_off(
+                        &err,
+                        "expiry sweep",
+                        &mut failures,
+                        self.retry_backoff,
+                        &cancel,
+                    )
+                    .await
+                    {
+                        continue;
                     }
+                    return;
                 }
             };
             // A round that expired nothing although a hold was due by the
@@ -148,11 +153,10 @@ impl ExpiryScheduler {
             } else {
                 0
             };
-            let floor = self.min_sleep * 2u32.saturating_pow(stalls.min(8));
             let timing = Timing {
                 clock: self.clock.as_ref(),
                 offset: round.now - round.taken_at,
-                floor: floor.min(MAX_STALL_WAIT),
+                floor: stall_floor(self.min_sleep, stalls, MAX_STALL_WAIT),
                 max_sleep: self.max_sleep,
             };
             let mut target = round.next;
@@ -226,20 +230,46 @@ struct Round {
     taken_at: DateTime<Utc>,
 }
 
+/// After a failed round: logs it and sleeps a backoff growing with the
+/// failures in a row (counted in `failures`). `false` when `cancel` came
+/// first (stop).
+pub(crate) async fn back_off(
+    err: &crate::DropError,
+    what: &str,
+    failures: &mut u32,
+    base: Duration,
+    cancel: &CancellationToken,
+) -> bool {
+    *failures = failures.saturating_add(1);
+    let backoff = base * (*failures).min(25);
+    tracing::warn!(error = %err, ?backoff, "{what} failed; retrying");
+    tokio::select! {
+        () = cancel.cancelled() => false,
+        () = tokio::time::sleep(backoff) => true,
+    }
+}
+
+/// The shortest sleep after `stalls` rounds in a row that found work due
+/// and could not do it (another instance is doing it): doubling from
+/// `min_sleep`, at most `cap`.
+pub(crate) fn stall_floor(min_sleep: Duration, stalls: u32, cap: Duration) -> Duration {
+    (min_sleep * 2u32.saturating_pow(stalls.min(10))).min(cap)
+}
+
 /// Turns instants on the store's clock into sleeps.
-struct Timing<'a> {
-    clock: &'a dyn Clock,
+pub(crate) struct Timing<'a> {
+    pub(crate) clock: &'a dyn Clock,
     /// How far the store's clock is ahead of the scheduler's (negative
     /// when behind). Sleeps are measured on the store's clock, so that a
     /// store whose clock runs behind is not woken before its holds are due.
-    offset: chrono::Duration,
+    pub(crate) offset: chrono::Duration,
     /// The shortest sleep.
-    floor: Duration,
-    max_sleep: Duration,
+    pub(crate) floor: Duration,
+    pub(crate) max_sleep: Duration,
 }
 
 impl Timing<'_> {
-    fn deadline_for(&self, target: Option<DateTime<Utc>>) -> Instant {
+    pub(crate) fn deadline_for(&self, target: Option<DateTime<Utc>>) -> Instant {
         let wait = match target {
             None => self.max_sleep,
             Some(at) => (at - (self.clock.now() + self.offset))
